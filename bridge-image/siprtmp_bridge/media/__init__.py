@@ -1,0 +1,1 @@
+"""Media side: call audio (PCM from pjsua's recorder) → AAC → FLV → RTMP, with a steady clock."""

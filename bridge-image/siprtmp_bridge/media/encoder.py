@@ -1,0 +1,63 @@
+"""PCM → AAC with PyAV: resampling and encoding stay in FFmpeg's C code, one call per burst."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+
+AAC_FRAME_SAMPLES = 1024
+
+
+class AacEncoder:
+    """Encodes mono 16-bit PCM at ``input_rate`` into AAC at ``output_rate``.
+
+    Timestamps come from the count of samples fed in, so the encoded timeline is exactly as long
+    as the audio (including inserted silence), whatever the RTMP connection does meanwhile.
+    """
+
+    def __init__(self, input_rate: int, output_rate: int, bitrate: int) -> None:
+        self.codec: Any = av.CodecContext.create("aac", "w")
+        self.codec.sample_rate = output_rate
+        self.codec.layout = "mono"
+        self.codec.format = "fltp"
+        self.codec.bit_rate = bitrate
+        self.codec.time_base = Fraction(1, output_rate)
+        self.codec.open()
+        self.input_rate = input_rate
+        self.resampler: Any = av.AudioResampler(format="fltp", layout="mono", rate=output_rate)
+        self.samples_in = 0
+        self.frames_encoded = 0
+
+    def encode(self, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> Iterator[Any]:
+        """Feed one burst of samples; yields the AAC packets that became ready."""
+        if pcm.size == 0:
+            return
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.input_rate
+        frame.pts = self.samples_in
+        frame.time_base = Fraction(1, self.input_rate)
+        self.samples_in += pcm.size
+        for resampled in self.resampler.resample(frame):
+            yield from self._encode_frame(resampled)
+
+    def flush(self) -> Iterator[Any]:
+        """Drain the resampler and the encoder at the end of the stream."""
+        for resampled in self.resampler.resample(None):
+            yield from self._encode_frame(resampled)
+        for packet in self.codec.encode(None):
+            self.frames_encoded += 1
+            yield packet
+
+    def _encode_frame(self, frame: Any) -> Iterator[Any]:
+        for packet in self.codec.encode(frame):
+            self.frames_encoded += 1
+            yield packet
+
+    @property
+    def extradata(self) -> bytes | None:
+        data: bytes | None = self.codec.extradata
+        return data

@@ -1,0 +1,140 @@
+"""Call audio from pjsua's WAV recorder, through a FIFO, to the encoder and the publisher.
+
+pjsua2's ``AudioMediaRecorder`` writes the conference bridge's mix for the call as WAV into a
+named pipe; this thread reads it in bursts of a few kilobytes. Per-sample work stays in C
+(pjmedia, numpy, FFmpeg): copying 20 ms frames out of an ``AudioMediaPort`` in Python costs
+several times more CPU. The stream clock is kept level with the wall clock by silence.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from siprtmp_bridge.media.clock import silence_needed
+from siprtmp_bridge.media.encoder import AacEncoder
+from siprtmp_bridge.media.publisher import RtmpPublisher
+from siprtmp_bridge.media.wav import WAV_HEADER_SIZE, WavHeaderError, parse_wav_header
+
+# The recorder flushes about every 40-120 ms; more lag than this means no audio is coming.
+MAX_LAG_SECONDS = 0.3
+POLL_SECONDS = 0.05
+
+
+class MediaPipeline:
+    """Runs from ``start()`` (the stream's time zero) until ``stop()``, which flushes it all."""
+
+    def __init__(
+        self, fifo_path: Path, clock_rate: int, encoder: AacEncoder, publisher: RtmpPublisher
+    ) -> None:
+        self.fifo_path = fifo_path
+        self.clock_rate = clock_rate
+        self.encoder = encoder
+        self.publisher = publisher
+        self.audio_samples = 0
+        self.silence_samples = 0
+        os.mkfifo(fifo_path, 0o600)
+        # Non-blocking, so that opening does not wait for pjsua and pjsua's open never blocks.
+        self._fd: int | None = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK)
+        self._header = b""
+        self._odd_byte = b""
+        self._writer_seen = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="media-pipeline", daemon=True)
+        self._started_at = 0.0
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self._started_at = time.monotonic()
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Drain what pjsua wrote, flush the encoder and close the RTMP stream."""
+        self._stop.set()
+        self._thread.join(timeout)
+        self.publisher.finish(timeout)
+        try:
+            self.fifo_path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._read_available(POLL_SECONDS)
+            self._fill_silence()
+        self._read_available(0)
+        for packet in self.encoder.flush():
+            self.publisher.submit(packet)
+        self._close_fifo()
+
+    def _read_available(self, wait: float) -> None:
+        if self._fd is None:
+            self._stop.wait(wait)
+            return
+        readable, _, _ = select.select([self._fd], [], [], wait)
+        if not readable:
+            return
+        try:
+            data = os.read(self._fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            if self._writer_seen:  # pjsua closed the recorder: the call's audio is over
+                self._close_fifo()
+            else:
+                self._stop.wait(wait)
+            return
+        self._writer_seen = True
+        self._consume(data)
+
+    def _consume(self, data: bytes) -> None:
+        if len(self._header) < WAV_HEADER_SIZE:
+            needed = WAV_HEADER_SIZE - len(self._header)
+            self._header += data[:needed]
+            data = data[needed:]
+            if len(self._header) == WAV_HEADER_SIZE:
+                self._check_header()
+        data = self._odd_byte + data
+        whole = len(data) - len(data) % 2
+        self._odd_byte = data[whole:]
+        if whole:
+            pcm = np.frombuffer(data[:whole], dtype="<i2")
+            self.audio_samples += pcm.size
+            self._encode(pcm)
+
+    def _check_header(self) -> None:
+        try:
+            pcm_format = parse_wav_header(self._header)
+        except WavHeaderError as error:
+            self.error = str(error)
+            return
+        if pcm_format.sample_rate != self.clock_rate or pcm_format.channels != 1:
+            self.error = (
+                f"recorder writes {pcm_format.sample_rate} Hz x{pcm_format.channels}, "
+                f"expected {self.clock_rate} Hz mono"
+            )
+
+    def _fill_silence(self) -> None:
+        missing = silence_needed(
+            self.encoder.samples_in,
+            time.monotonic() - self._started_at,
+            self.clock_rate,
+            MAX_LAG_SECONDS,
+        )
+        if missing:
+            self.silence_samples += missing
+            self._encode(np.zeros(missing, dtype=np.int16))
+
+    def _encode(self, pcm: np.ndarray) -> None:  # type: ignore[type-arg]
+        for packet in self.encoder.encode(pcm):
+            self.publisher.submit(packet)
+
+    def _close_fifo(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)

@@ -1,0 +1,174 @@
+"""RTMP(S) publishing of encoded AAC packets, with reconnects that keep timestamps continuous.
+
+Network writes can block for seconds when the server stalls, so they run on a thread of their
+own behind a bounded queue: the encoder and pjsua's media clock never wait for the network.
+While the server is unreachable, packets are dropped (the timeline keeps running on the encoder's
+sample count), and publishing resumes at the current timestamp on a fresh connection.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import av
+
+from siprtmp_bridge.media.backoff import backoff_delay
+from siprtmp_bridge.status import StreamState
+
+# Packets of about 21 ms each: this many covers ~10 s of a stalled connection.
+QUEUE_PACKETS = 480
+# Seconds before a blocked connect or write gives up (PyAV's interrupt callback).
+IO_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class StreamFormat:
+    sample_rate: int
+    bitrate: int
+
+
+StateListener = Callable[[StreamState, int], None]
+
+
+class RtmpPublisher:
+    """Owns the RTMP connection; reports state changes and bytes sent through ``on_state``."""
+
+    def __init__(
+        self,
+        url: str,
+        stream_format: StreamFormat,
+        on_state: StateListener,
+        reconnect_budget_seconds: float,
+    ) -> None:
+        self.url = url
+        self.format = stream_format
+        self.on_state = on_state
+        self.reconnect_budget = reconnect_budget_seconds
+        self.bytes_sent = 0
+        self.packets_dropped = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_PACKETS)
+        self._thread = threading.Thread(target=self._run, name="rtmp-publisher", daemon=True)
+        self._container: Any = None
+        self._stream: Any = None
+        self._state = StreamState.PENDING
+        self._stop = threading.Event()
+        self.failure: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, packet: Any) -> None:
+        """Queue one packet; when the network is slower than real time the oldest are dropped."""
+        while True:
+            try:
+                self._queue.put_nowait(packet)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.packets_dropped += 1
+                except queue.Empty:
+                    pass
+
+    def finish(self, timeout: float) -> None:
+        """Send what is queued, write the FLV trailer and close; bounded by ``timeout``."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        self._stop.set()
+        self._thread.join(0.5)
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Connect before the call is placed, so the first audio packet goes out at once."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if self._state is StreamState.PUBLISHING:
+                return True
+            if self._state is StreamState.FAILED:
+                return False
+            time.sleep(0.02)
+        return self._state is StreamState.PUBLISHING
+
+    @property
+    def state(self) -> StreamState:
+        return self._state
+
+    def _set_state(self, state: StreamState) -> None:
+        self._state = state
+        self.on_state(state, self.bytes_sent)
+
+    def _run(self) -> None:
+        if not self._connect_with_backoff(StreamState.PENDING):
+            return
+        while True:
+            packet = self._queue.get()
+            if packet is None:
+                self._close()
+                self._set_state(StreamState.UNPUBLISHED)
+                return
+            if self._write(packet):
+                continue
+            if not self._connect_with_backoff(StreamState.RECONNECTING):
+                return
+
+    def _write(self, packet: Any) -> bool:
+        try:
+            packet.stream = self._stream
+            self._container.mux(packet)
+        except (av.FFmpegError, OSError):
+            self._close()
+            return False
+        self.bytes_sent += packet.size
+        return True
+
+    def _connect_with_backoff(self, waiting_state: StreamState) -> bool:
+        if waiting_state is not self._state:
+            self._set_state(waiting_state)
+        deadline = time.monotonic() + self.reconnect_budget
+        attempt = 0
+        while not self._stop.is_set():
+            attempt += 1
+            error = self._open()
+            if error is None:
+                self._set_state(StreamState.PUBLISHING)
+                return True
+            if time.monotonic() >= deadline:
+                self.failure = error
+                self._set_state(StreamState.FAILED)
+                return False
+            self._stop.wait(backoff_delay(attempt))
+        return False
+
+    def _open(self) -> str | None:
+        """Open and handshake now (PyAV would otherwise connect on the first packet)."""
+        try:
+            container: Any = av.open(
+                self.url, mode="w", format="flv", timeout=IO_TIMEOUT_SECONDS
+            )
+            stream: Any = container.add_stream("aac", rate=self.format.sample_rate)
+            stream.codec_context.layout = "mono"
+            stream.codec_context.bit_rate = self.format.bitrate
+            container.start_encoding()
+        except (av.FFmpegError, OSError) as error:
+            return _describe(error)
+        self._container, self._stream = container, stream
+        return None
+
+    def _close(self) -> None:
+        """Write the FLV trailer and close; on a dead socket this fails fast and is ignored."""
+        container, self._container = self._container, None
+        if container is None:
+            return
+        try:
+            container.close()
+        except (av.FFmpegError, OSError):
+            pass
+
+
+def _describe(error: Exception) -> str:
+    strerror = getattr(error, "strerror", None) or str(error)
+    return f"RTMP connection failed: {strerror}"

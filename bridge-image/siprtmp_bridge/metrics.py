@@ -1,0 +1,68 @@
+"""Prometheus metrics of one bridge, read from live counters at scrape time (no copies kept)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from siprtmp_bridge.reporter import StatusReporter
+from siprtmp_bridge.status import CallState, StreamState
+
+
+@dataclass
+class MediaCounters:
+    """Written by the runner (RTP, from pjsua's stream stats) and the pipeline (encoder)."""
+
+    rtp_packets: int = 0
+    rtp_lost: int = 0
+    rtp_jitter_us: int = 0
+    frames_encoded: int = 0
+    silence_seconds: float = 0.0
+
+
+class BridgeCollector(Collector):
+    def __init__(self, reporter: StatusReporter, counters: MediaCounters) -> None:
+        self.reporter = reporter
+        self.counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.reporter.status
+        counters = self.counters
+        yield _counter("siprtmp_rtp_packets_received", "RTP packets received", counters.rtp_packets)
+        yield _counter("siprtmp_rtp_packets_lost", "RTP packets lost", counters.rtp_lost)
+        yield _gauge("siprtmp_rtp_jitter_seconds", "RTP interarrival jitter",
+                     counters.rtp_jitter_us / 1e6)
+        yield _counter("siprtmp_aac_frames_encoded", "AAC frames encoded", counters.frames_encoded)
+        yield _counter("siprtmp_silence_inserted_seconds", "Silence inserted to keep the clock",
+                       counters.silence_seconds)
+        yield _counter("siprtmp_rtmp_bytes_sent", "Media bytes sent over RTMP",
+                       status.stream.bytes_sent)
+        yield _counter("siprtmp_rtmp_reconnects", "RTMP reconnects", status.stream.reconnects)
+        yield _state_set("siprtmp_call_state", "Call state", status.call.state.value,
+                         [s.value for s in CallState])
+        yield _state_set("siprtmp_stream_state", "Stream state", status.stream.state.value,
+                         [s.value for s in StreamState])
+
+
+def _counter(name: str, doc: str, value: float) -> Metric:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+def _gauge(name: str, doc: str, value: float) -> Metric:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _state_set(name: str, doc: str, current: str, states: list[str]) -> Metric:
+    family = GaugeMetricFamily(name, doc, labels=["state"])
+    for state in states:
+        family.add_metric([state], 1.0 if state == current else 0.0)
+    return family
+
+
+def bridge_registry(reporter: StatusReporter, counters: MediaCounters) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BridgeCollector(reporter, counters))
+    return registry

@@ -1,0 +1,62 @@
+"""The one place the live status is kept: updated from the SIP loop and the publisher thread,
+printed as a JSON line on each change, served over HTTP, and written out at the end."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from siprtmp_bridge.status import BridgeStatus, to_document
+
+# Termination messages are cut by Kubernetes at 4096 bytes; the document is well under.
+TERMINATION_MESSAGE_LIMIT = 4096
+
+
+def significant(document: dict[str, Any]) -> dict[str, Any]:
+    """The document minus counters that change with every packet: a change here is worth a line."""
+    stream = {k: v for k, v in document["stream"].items() if k != "bytesSent"}
+    return {**document, "stream": stream}
+
+
+class StatusReporter:
+    def __init__(self, status: BridgeStatus, out: TextIO = sys.stdout) -> None:
+        self._status = status
+        self._lock = threading.Lock()
+        self._out = out
+        self._last_line: dict[str, Any] | None = None
+        self._emit(to_document(status))
+
+    def update(self, change: Callable[[BridgeStatus], BridgeStatus]) -> BridgeStatus:
+        with self._lock:
+            self._status = change(self._status)
+            document = to_document(self._status)
+            self._emit(document)
+            return self._status
+
+    @property
+    def status(self) -> BridgeStatus:
+        with self._lock:
+            return self._status
+
+    def document(self) -> dict[str, Any]:
+        return to_document(self.status)
+
+    def _emit(self, document: dict[str, Any]) -> None:
+        line = significant(document)
+        if line != self._last_line:
+            self._last_line = line
+            self._out.write(json.dumps(document, separators=(",", ":")) + "\n")
+            self._out.flush()
+
+    def write_termination_message(self, path: Path | None) -> None:
+        if path is None:
+            return
+        text = json.dumps(self.document(), separators=(",", ":"))[:TERMINATION_MESSAGE_LIMIT]
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            print(f"cannot write termination message to {path}: {error}", file=sys.stderr)

@@ -1,0 +1,366 @@
+"""One bridge run: connect RTMP, place the call, bridge its audio, end it for one clear reason.
+
+The runner is the only code that touches both sides; it turns SIP events and media state into
+status transitions (pure functions in ``status``) and decides when and why the call ends.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+
+from siprtmp_bridge.media.encoder import AacEncoder
+from siprtmp_bridge.media.silence import write_silence_wav
+from siprtmp_bridge.media.pipeline import MediaPipeline
+from siprtmp_bridge.media.publisher import IO_TIMEOUT_SECONDS, RtmpPublisher, StreamFormat
+from siprtmp_bridge.metrics import MediaCounters
+from siprtmp_bridge.outcome import (
+    ExitCode,
+    Outcome,
+    outcome_for_sip_failure,
+    registration_failure,
+)
+from siprtmp_bridge.reporter import StatusReporter
+from siprtmp_bridge.sip.call import BridgeAccount, BridgeCall, account_config
+from siprtmp_bridge.sip.endpoint import SipEndpoint
+from siprtmp_bridge.sip.events import (
+    CallEnded,
+    CallMediaChanged,
+    CallProgressed,
+    Registered,
+    SipEvent,
+)
+from siprtmp_bridge.sip.states import answered_state, call_state_for_progress, ended_state
+from siprtmp_bridge.spec import BridgeSpec
+from siprtmp_bridge.status import (
+    CallState,
+    StreamState,
+    finished,
+    terminating,
+    with_call,
+    with_stream,
+)
+
+POLL_MILLISECONDS = 20
+STATS_INTERVAL_SECONDS = 0.5
+HANGUP_WAIT_SECONDS = 2.0
+FLUSH_SECONDS = 1.5
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Process-level settings that are not part of a call's spec."""
+
+    sip_log_level: int = 1
+    # The conference bridge's rate: 16 kHz keeps G.722 and wideband speex at full quality and
+    # halves the resampling work against running it at the output rate.
+    clock_rate: int = 16000
+    workdir: Path | None = None
+
+
+class BridgeRunner:
+    def __init__(
+        self,
+        spec: BridgeSpec,
+        reporter: StatusReporter,
+        counters: MediaCounters,
+        stop_requested: threading.Event,
+        options: RunOptions,
+    ) -> None:
+        self.spec = spec
+        self.reporter = reporter
+        self.counters = counters
+        self.stop_requested = stop_requested
+        self.options = options
+        self.events: list[SipEvent] = []
+        self.pending_outcome: Outcome | None = None
+        self.outcome: Outcome | None = None
+        self.recorder: Any = None
+        self.silence_player: Any = None
+        self.call: BridgeCall | None = None
+        self.account: BridgeAccount | None = None
+        self.remote_sending = False
+        self.call_answered_at: float | None = None
+        self.last_rtp_packets = 0
+        self.last_rtp_at = 0.0
+        self.workdir = Path()
+        self.fifo_path = Path()
+
+    def run(self) -> Outcome:
+        self.workdir = Path(tempfile.mkdtemp(prefix="siprtmp-", dir=self.options.workdir))
+        self.fifo_path = self.workdir / "call-audio.wav"
+        try:
+            outcome = self._run_media_and_call()
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        self.reporter.update(lambda status: finished(status, outcome))
+        return outcome
+
+    def _run_media_and_call(self) -> Outcome:
+        audio = self.spec.audio
+        publisher = RtmpPublisher(
+            self.spec.publish_url,
+            StreamFormat(audio.sample_rate, audio.bitrate),
+            self._on_stream_state,
+            self.spec.timeouts.rtmp_reconnect_seconds,
+        )
+        encoder = AacEncoder(self.options.clock_rate, audio.sample_rate, audio.bitrate)
+        pipeline = MediaPipeline(self.fifo_path, self.options.clock_rate, encoder, publisher)
+        publisher.start()
+        if not self._wait_connected(publisher):
+            pipeline.stop(FLUSH_SECONDS)
+            if self.stop_requested.is_set():
+                return Outcome(ExitCode.OK, "Stopped", "stopped before the call was placed")
+            return Outcome(
+                ExitCode.RTMP_FAILED,
+                "RtmpFailed",
+                f"cannot publish to {self.spec.redacted_publish_url}: "
+                f"{publisher.failure or 'no connection'}",
+            )
+        pipeline.start()
+        endpoint = SipEndpoint(self.spec, self.options.clock_rate, self.options.sip_log_level)
+        try:
+            self._place_and_bridge(pipeline, publisher)
+        except pj.Error as error:
+            self.outcome = self.outcome or Outcome(
+                ExitCode.INTERNAL, "InternalError", f"pjsua: {error.info()}"
+            )
+        finally:
+            self._hang_up_and_wait(endpoint)
+            self._release_media()
+            pipeline.stop(FLUSH_SECONDS)
+            self.counters.frames_encoded = encoder.frames_encoded
+            self.call = None
+            self.account = None
+            endpoint.destroy()
+        assert self.outcome is not None
+        return self.outcome
+
+    def _wait_connected(self, publisher: RtmpPublisher) -> bool:
+        """Publish before dialling: a dead RTMP server should not cost the far end a call."""
+        deadline = time.monotonic() + self.spec.timeouts.rtmp_reconnect_seconds
+        deadline += IO_TIMEOUT_SECONDS + 1
+        while time.monotonic() < deadline and not self.stop_requested.is_set():
+            if publisher.wait_connected(0.1):
+                return True
+            if publisher.state is StreamState.FAILED:
+                return False
+        return False
+
+    # -- SIP ---------------------------------------------------------------------------------
+
+    def _place_and_bridge(self, pipeline: MediaPipeline, publisher: RtmpPublisher) -> None:
+        self.account = BridgeAccount(self.events.append)
+        self.account.create(account_config(self.spec))
+        if self.spec.connection.sip_register_required and not self._register():
+            return
+        self.call = BridgeCall(self.account, self.events.append, self._attach_audio)
+        self.call.makeCall(self.spec.callee, self._call_parameters())
+        self.reporter.update(lambda s: with_call(s, state=CallState.PENDING))
+        placed_at = time.monotonic()
+        next_stats = placed_at
+        while self.outcome is None:
+            self.endpoint_poll()
+            now = time.monotonic()
+            if now >= next_stats:
+                next_stats = now + STATS_INTERVAL_SECONDS
+                self._read_rtp_stats(now)
+                self.counters.frames_encoded = pipeline.encoder.frames_encoded
+                self.counters.silence_seconds = pipeline.silence_samples / pipeline.clock_rate
+                sent = publisher.bytes_sent
+                self.reporter.update(lambda s: with_stream(s, bytes_sent=sent))
+            if self.pending_outcome is None:
+                self._check_limits(now, placed_at, pipeline, publisher)
+
+    def endpoint_poll(self) -> None:
+        pj.Endpoint.instance().libHandleEvents(POLL_MILLISECONDS)
+        while self.events:
+            self._handle(self.events.pop(0))
+
+    def _register(self) -> bool:
+        deadline = time.monotonic() + self.spec.timeouts.call_setup_seconds
+        while time.monotonic() < deadline and not self.stop_requested.is_set():
+            pj.Endpoint.instance().libHandleEvents(POLL_MILLISECONDS)
+            for event in self.events:
+                if isinstance(event, Registered):
+                    self.events.clear()
+                    if event.ok:
+                        return True
+                    self.outcome = registration_failure(event.status_code, event.reason)
+                    return False
+        self.outcome = (
+            Outcome(ExitCode.OK, "Stopped", "stopped while registering")
+            if self.stop_requested.is_set()
+            else registration_failure(408, "no answer from the registrar")
+        )
+        return False
+
+    def _call_parameters(self) -> Any:
+        parameters = pj.CallOpParam(True)
+        setting = parameters.opt
+        setting.audioCount = 1
+        setting.videoCount = 0
+        # The seed's hasAudio: true → sendrecv (we send silence), false → recvonly.
+        direction = pj.PJMEDIA_DIR_ENCODING_DECODING if self.spec.has_audio else pj.PJMEDIA_DIR_DECODING
+        setting.mediaDir = pj.IntVector([direction])
+        setting.flag |= pj.PJSUA_CALL_SET_MEDIA_DIR
+        return parameters
+
+    def _handle(self, event: SipEvent) -> None:
+        if isinstance(event, CallProgressed):
+            state = call_state_for_progress(event.progress)
+            if state is CallState.ESTABLISHED and self.call_answered_at is None:
+                self.call_answered_at = time.monotonic()
+                self.last_rtp_at = self.call_answered_at
+            if state is not None and not (
+                state is CallState.ESTABLISHED
+                and self.reporter.status.call.state is CallState.HOLD
+            ):
+                self.reporter.update(
+                    lambda s: with_call(
+                        s,
+                        state=state,
+                        sip_status_code=event.progress.status_code or None,
+                        reason=event.reason or None,
+                        sip_call_id=event.sip_call_id,
+                    )
+                )
+        elif isinstance(event, CallMediaChanged):
+            self.remote_sending = event.remote_sending
+            assert self.call is not None
+            if self.call_answered_at is not None:
+                held_at_answer = bool(self.call.held_at_answer)
+                state = answered_state(event.remote_sending, event.remote_hold, held_at_answer)
+                self.reporter.update(lambda s: with_call(s, state=state, codec=event.codec))
+            else:
+                self.reporter.update(lambda s: with_call(s, codec=event.codec))
+        elif isinstance(event, CallEnded):
+            self._call_ended(event)
+
+    def _call_ended(self, event: CallEnded) -> None:
+        state = ended_state(event.status_code, event.was_answered)
+        self.reporter.update(
+            lambda s: with_call(
+                s, state=state, sip_status_code=event.status_code, reason=event.reason or None
+            )
+        )
+        if self.pending_outcome is not None:
+            self.outcome = self.pending_outcome
+        elif event.was_answered:
+            self.outcome = Outcome(ExitCode.OK, "RemoteHangup", "the far end hung up")
+        else:
+            self.outcome = outcome_for_sip_failure(
+                event.status_code, event.reason, got_response=event.got_response
+            )
+
+    # -- limits ------------------------------------------------------------------------------
+
+    def _check_limits(
+        self, now: float, placed_at: float, pipeline: MediaPipeline, publisher: RtmpPublisher
+    ) -> None:
+        timeouts = self.spec.timeouts
+        answered_at = self.call_answered_at
+        assert self.call is not None
+        if self.stop_requested.is_set():
+            self._end(Outcome(ExitCode.OK, "Stopped", "stopped by signal: hung up"))
+            self.reporter.update(terminating)
+        elif answered_at is None and now - placed_at > timeouts.call_setup_seconds:
+            if self.call.got_response:
+                self._end(Outcome(ExitCode.NO_ANSWER, "NoAnswer",
+                                  f"no answer within {timeouts.call_setup_seconds:g} s"))
+            else:
+                self._end(Outcome(ExitCode.UNREACHABLE, "Unreachable",
+                                  f"no response from {self.spec.callee} within "
+                                  f"{timeouts.call_setup_seconds:g} s"))
+        elif (
+            answered_at is not None
+            and self.remote_sending
+            and now - self.last_rtp_at > timeouts.rtp_inactivity_seconds
+        ):
+            self._end(Outcome(ExitCode.RTP_INACTIVITY, "RtpInactivity",
+                              f"no RTP received for {timeouts.rtp_inactivity_seconds:g} s"))
+        elif (
+            answered_at is not None
+            and timeouts.max_duration_seconds is not None
+            and now - answered_at > timeouts.max_duration_seconds
+        ):
+            self._end(Outcome(ExitCode.OK, "MaxDuration",
+                              f"maximum duration of {timeouts.max_duration_seconds:g} s reached"))
+        elif publisher.state is StreamState.FAILED:
+            self._end(Outcome(ExitCode.RTMP_FAILED, "RtmpFailed",
+                              f"lost {self.spec.redacted_publish_url}: {publisher.failure}"))
+        elif pipeline.error is not None:
+            self._end(Outcome(ExitCode.INTERNAL, "InternalError", pipeline.error))
+
+    def _end(self, outcome: Outcome) -> None:
+        """Decide the outcome now; it takes effect when pjsua reports the call disconnected."""
+        self.pending_outcome = outcome
+        assert self.call is not None
+        self._hang_up()
+
+    def _hang_up(self) -> None:
+        if self.call is None:
+            return
+        try:
+            if self.call.isActive():
+                self.call.hangup(pj.CallOpParam(True))
+        except pj.Error:
+            pass
+
+    def _hang_up_and_wait(self, endpoint: SipEndpoint) -> None:
+        """BYE (or CANCEL) and wait briefly for the far end, so SIGTERM really ends the call."""
+        if self.outcome is None:
+            self.pending_outcome = self.pending_outcome or Outcome(
+                ExitCode.INTERNAL, "InternalError", "the bridge stopped unexpectedly"
+            )
+        self._hang_up()
+        deadline = time.monotonic() + HANGUP_WAIT_SECONDS
+        while self.call is not None and self.call.isActive() and time.monotonic() < deadline:
+            endpoint.poll(POLL_MILLISECONDS)
+        self.events.clear()
+        if self.outcome is None:
+            self.outcome = self.pending_outcome
+
+    def _read_rtp_stats(self, now: float) -> None:
+        if self.call is None or self.call_answered_at is None:
+            return
+        packets, lost, jitter = self.call.rtp_packets_received()
+        if packets > self.last_rtp_packets:
+            self.last_rtp_packets = packets
+            self.last_rtp_at = now
+        self.counters.rtp_packets = packets
+        self.counters.rtp_lost = lost
+        self.counters.rtp_jitter_us = jitter
+
+    # -- media -------------------------------------------------------------------------------
+
+    def _attach_audio(self, call_audio: Any) -> None:
+        """Connect the call's audio to the recorder (and our silence to the call, if sending).
+
+        pjsua sends no RTP on a sendrecv stream that nothing feeds, and some far ends hang up on
+        a silent path (the seed's RTP inactivity timers), so hasAudio: true plays real silence.
+        """
+        if self.recorder is None:
+            self.recorder = pj.AudioMediaRecorder()
+            self.recorder.createRecorder(str(self.fifo_path))
+        call_audio.startTransmit(self.recorder)
+        if self.spec.has_audio:
+            if self.silence_player is None:
+                self.silence_player = pj.AudioMediaPlayer()
+                self.silence_player.createPlayer(str(write_silence_wav(self.workdir)), 0)
+            self.silence_player.startTransmit(call_audio)
+
+    def _release_media(self) -> None:
+        """Drop pjsua media objects before libDestroy(); closing the recorder ends the FIFO."""
+        self.recorder = None
+        self.silence_player = None
+
+    def _on_stream_state(self, state: StreamState, bytes_sent: int) -> None:
+        self.reporter.update(lambda s: with_stream(s, state=state, bytes_sent=bytes_sent))

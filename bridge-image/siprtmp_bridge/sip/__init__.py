@@ -1,0 +1,1 @@
+"""SIP side: pjsua2 endpoint, account and the one call of this process."""

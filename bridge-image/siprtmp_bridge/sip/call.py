@@ -1,0 +1,159 @@
+"""The account and the one call of a bridge process, reporting to the runner as plain events.
+
+pjsua2 objects are kept alive here for exactly as long as pjsua may call back into them, and
+released by ``close()`` before the endpoint is destroyed (pjmedia asserts otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pjsua2 as pj
+
+from siprtmp_bridge.sip.events import (
+    CallEnded,
+    CallMediaChanged,
+    CallProgressed,
+    Registered,
+    SipEvent,
+)
+from siprtmp_bridge.sip.states import INV_CONFIRMED, INV_DISCONNECTED, InviteProgress, remote_sends
+from siprtmp_bridge.spec import BridgeSpec
+
+EventSink = Callable[[SipEvent], None]
+AudioAttacher = Callable[[Any], None]
+
+_BRIDGED_MEDIA = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
+
+
+def account_config(spec: BridgeSpec) -> Any:
+    """The pjsua2 account for the spec's connection: identity, registrar, proxy, credentials."""
+    connection, nat = spec.connection, spec.nat
+    config = pj.AccountConfig()
+    domain = connection.sip_domain or spec.callee.split("@")[-1].split(";")[0]
+    user = connection.sip_login or "sip-rtmp-bridge"
+    config.idUri = f"sip:{user}@{domain}"
+    transport_param = (
+        f";transport={connection.sip_transport}" if connection.sip_transport != "udp" else ""
+    )
+    if connection.sip_register_required:
+        config.regConfig.registrarUri = (
+            f"sip:{connection.sip_domain}:{connection.port_or_default}{transport_param}"
+        )
+        config.regConfig.timeoutSec = 300
+        config.regConfig.retryIntervalSec = 0
+    if connection.sip_outbound_proxy:
+        config.sipConfig.proxies = pj.StringVector([connection.sip_outbound_proxy])
+    if connection.sip_password is not None and connection.auth_user:
+        config.sipConfig.authCreds.append(
+            pj.AuthCredInfo("digest", "*", connection.auth_user, 0, connection.sip_password)
+        )
+    media = config.mediaConfig
+    media.transportConfig.port = nat.rtp_port_min
+    media.transportConfig.portRange = nat.rtp_port_max - nat.rtp_port_min
+    if nat.bind_address != "0.0.0.0":
+        media.transportConfig.boundAddress = nat.bind_address
+    if nat.public_address:
+        media.transportConfig.publicAddress = nat.public_address
+    # A recvonly path sends no RTP, so NAT bindings for it would expire: keep them open.
+    media.streamKaEnabled = nat.keep_alive_seconds > 0
+    nat_config = config.natConfig
+    nat_config.udpKaIntervalSec = nat.keep_alive_seconds
+    nat_config.sipStunUse = (
+        pj.PJSUA_STUN_USE_DEFAULT if nat.stun_servers else pj.PJSUA_STUN_USE_DISABLED
+    )
+    nat_config.mediaStunUse = nat_config.sipStunUse
+    if nat.public_address or nat.bind_address != "0.0.0.0":
+        # The address is known: do not let pjsua rewrite Contact from Via "received".
+        nat_config.contactRewriteUse = 0
+        nat_config.viaRewriteUse = 0
+        nat_config.sdpNatRewriteUse = 0
+    return config
+
+
+class BridgeAccount(pj.Account):  # type: ignore[misc]
+    def __init__(self, emit: EventSink) -> None:
+        super().__init__()
+        self.emit = emit
+
+    def onRegState(self, prm: Any) -> None:  # noqa: N802 - pjsua2's callback name
+        info = self.getInfo()
+        if prm.code // 100 == 1:
+            return
+        self.emit(Registered(ok=prm.code // 100 == 2 and info.regIsActive, status_code=prm.code,
+                             reason=str(prm.reason)))
+
+
+class BridgeCall(pj.Call):  # type: ignore[misc]
+    """The call; its audio is handed to ``attach_audio`` whenever pjsua (re)creates it."""
+
+    def __init__(self, account: BridgeAccount, emit: EventSink, attach_audio: AudioAttacher) -> None:
+        super().__init__(account)
+        self.emit = emit
+        self.attach_audio = attach_audio
+        self.was_answered = False
+        self.got_response = False
+        self.held_at_answer: bool | None = None
+
+    def onCallState(self, prm: Any) -> None:  # noqa: N802
+        info = self.getInfo()
+        event = prm.e
+        if event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG:
+            self.got_response = True
+        if info.state == INV_CONFIRMED:
+            self.was_answered = True
+        if info.state == INV_DISCONNECTED:
+            self.emit(
+                CallEnded(
+                    status_code=info.lastStatusCode,
+                    reason=str(info.lastReason),
+                    got_response=self.got_response,
+                    was_answered=self.was_answered,
+                )
+            )
+            return
+        has_media = any(media.status in _BRIDGED_MEDIA for media in info.media)
+        self.emit(
+            CallProgressed(
+                InviteProgress(info.state, info.lastStatusCode, early_media=has_media),
+                reason=str(info.lastReason),
+                sip_call_id=str(info.callIdString),
+            )
+        )
+
+    def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+        info = self.getInfo()  # keep referenced while iterating info.media (pjsua2 trap)
+        for index, media in enumerate(info.media):
+            if media.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            bridged = media.status in _BRIDGED_MEDIA
+            remote_hold = media.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
+            if bridged:
+                self.attach_audio(self.getAudioMedia(index))
+            if self.held_at_answer is None and bridged:
+                self.held_at_answer = remote_hold
+            self.emit(
+                CallMediaChanged(
+                    remote_sending=bridged and remote_sends(media.dir),
+                    remote_hold=remote_hold,
+                    codec=self._codec(index) if bridged else None,
+                )
+            )
+            return
+
+    def _codec(self, index: int) -> str | None:
+        try:
+            stream = self.getStreamInfo(index)
+        except pj.Error:
+            return None
+        return f"{stream.codecName}/{stream.codecClockRate}"
+
+    def rtp_packets_received(self) -> tuple[int, int, int]:
+        """(packets, lost, jitter in µs) received on the audio stream, for inactivity and metrics."""
+        try:
+            stat = self.getStreamStat(0)
+        except pj.Error:
+            return (0, 0, 0)
+        rx = stat.rtcp.rxStat
+        return (int(rx.pkt), int(rx.loss), int(rx.jitterUsec.last))

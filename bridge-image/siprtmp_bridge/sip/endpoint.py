@@ -1,0 +1,111 @@
+"""The pjsua2 endpoint of a bridge process: one per process, configured from the spec.
+
+All pjsua callbacks run on the thread that polls (``mainThreadOnly``): Python never runs on
+pjsua's media clock thread, and no state needs locking between SIP callbacks and the runner.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pjsua2 as pj
+
+from siprtmp_bridge.spec import BridgeSpec
+
+TRANSPORT_TYPES = {
+    "udp": pj.PJSIP_TRANSPORT_UDP,
+    "tcp": pj.PJSIP_TRANSPORT_TCP,
+    "tls": pj.PJSIP_TRANSPORT_TLS,
+}
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def codec_priorities(available: list[str], wanted: tuple[str, ...]) -> dict[str, int]:
+    """Priority per pjsua codec id: the spec's order first, everything else disabled (0)."""
+    priorities = dict.fromkeys(available, 0)
+    for rank, name in enumerate(wanted):
+        for codec_id in available:
+            if codec_id.lower().startswith(name.lower() + "/"):
+                priorities[codec_id] = 255 - rank
+    return priorities
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at stderr for a while: stdout is reserved for status lines."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+class SipEndpoint:
+    """Owns pjsua's lifetime: create → one transport → null audio device → destroy."""
+
+    def __init__(self, spec: BridgeSpec, clock_rate: int, log_level: int) -> None:
+        self.spec = spec
+        self.endpoint: Any = pj.Endpoint()
+        with stdout_to_stderr():
+            # pjlib logs its start-up to stdout before any log config applies.
+            self.endpoint.libCreate()
+        config = pj.EpConfig()
+        config.uaConfig.threadCnt = 0
+        config.uaConfig.mainThreadOnly = True
+        config.uaConfig.maxCalls = 4
+        config.uaConfig.userAgent = "sip-rtmp-bridge"
+        if spec.nat.stun_servers:
+            config.uaConfig.stunServer = pj.StringVector(list(spec.nat.stun_servers))
+            config.uaConfig.stunIgnoreFailure = True
+        # pjsua's log goes to stderr: stdout carries only the status JSON lines.
+        config.logConfig.consoleLevel = 0
+        config.logConfig.level = log_level
+        config.logConfig.filename = "/dev/stderr" if log_level > 0 else ""
+        config.logConfig.decor = pj.PJ_LOG_HAS_TIME | pj.PJ_LOG_HAS_SENDER | pj.PJ_LOG_HAS_NEWLINE
+        media = config.medConfig
+        media.clockRate = clock_rate
+        media.sndClockRate = clock_rate
+        media.channelCount = 1
+        media.noVad = True  # sendrecv sends real silence frames, not comfort-noise gaps
+        media.ecTailLen = 0  # nothing is played back, so there is no echo to cancel
+        self.endpoint.libInit(config)
+        self._create_transport()
+        self.endpoint.libStart()
+        self.endpoint.audDevManager().setNullDev()
+        self._set_codecs()
+
+    def _create_transport(self) -> None:
+        nat = self.spec.nat
+        transport = pj.TransportConfig()
+        transport.port = 0
+        transport.boundAddress = "" if nat.bind_address == "0.0.0.0" else nat.bind_address
+        if nat.public_address:
+            transport.publicAddress = nat.public_address
+        kind = self.spec.connection.sip_transport
+        if kind == "tls":
+            tls = transport.tlsConfig
+            tls.method = pj.PJSIP_TLSV1_2_METHOD
+            verify = self.spec.connection.sip_tls_verify_server
+            tls.verifyServer = verify
+            if verify and os.path.exists(SYSTEM_CA_BUNDLE):
+                tls.CaListFile = SYSTEM_CA_BUNDLE
+        self.endpoint.transportCreate(TRANSPORT_TYPES[kind], transport)
+
+    def _set_codecs(self) -> None:
+        available = [info.codecId for info in self.endpoint.codecEnum2()]
+        for codec_id, priority in codec_priorities(available, self.spec.codecs).items():
+            self.endpoint.codecSetPriority(codec_id, priority)
+
+    def poll(self, milliseconds: int) -> None:
+        self.endpoint.libHandleEvents(milliseconds)
+
+    def destroy(self) -> None:
+        """Tear pjsua down; callers must have dropped every pjsua2 object they created first."""
+        self.endpoint.libDestroy()

@@ -1,0 +1,39 @@
+"""What the SIP side reports to the runner: plain values, copied out of pjsua's callbacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from siprtmp_bridge.sip.states import InviteProgress
+
+
+@dataclass(frozen=True)
+class Registered:
+    ok: bool
+    status_code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CallProgressed:
+    progress: InviteProgress
+    reason: str
+    sip_call_id: str
+
+
+@dataclass(frozen=True)
+class CallMediaChanged:
+    remote_sending: bool
+    remote_hold: bool
+    codec: str | None
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    status_code: int
+    reason: str
+    got_response: bool
+    was_answered: bool
+
+
+SipEvent = Registered | CallProgressed | CallMediaChanged | CallEnded

@@ -1,0 +1,452 @@
+"""The bridge spec: parsed, normalised and validated before any network traffic.
+
+It accepts the `SipRtmpBridge` resource's spec and the seed's REST body verbatim (string booleans
+and ports, ``connection.sipPassword`` in clear), so people following the seed can reuse their
+bodies. Every problem is reported as one line naming the field, and nothing secret is echoed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from siprtmp_bridge.redact import redact_url
+
+TRANSPORTS = ("udp", "tcp", "tls")
+DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "speex/16000")
+# Names pjsua's audio-only build knows, as they appear in its codec ids ("PCMU/8000/1").
+KNOWN_CODECS = ("PCMU", "PCMA", "G722", "speex/8000", "speex/16000", "speex/32000", "iLBC", "GSM")
+CODEC_ALIASES = {"ulaw": "PCMU", "alaw": "PCMA", "g711u": "PCMU", "g711a": "PCMA", "speex": "speex/16000"}
+OUTPUT_SAMPLE_RATES = (44100, 48000)
+_SIP_URI = re.compile(r"^sips?:[^\s@]+@[^\s@;:]+(:\d{1,5})?(;[^\s]*)?$|^sips?:[^\s@;:]+(:\d{1,5})?(;[^\s]*)?$")
+_USER_PART = re.compile(r"^[A-Za-z0-9\-_.!~*'()&=+$,;?/%#]+$")
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used; ``str()`` is the one line shown to the user."""
+
+    def __init__(self, field_path: str, problem: str) -> None:
+        super().__init__(f"spec.{field_path}: {problem}")
+        self.field_path = field_path
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach the SIP service (the seed's ``connection`` object)."""
+
+    sip_domain: str | None = None
+    sip_port: int | None = None
+    sip_login: str | None = None
+    sip_authentication_name: str | None = None
+    sip_password: str | None = field(default=None, repr=False)
+    sip_register_required: bool = False
+    sip_outbound_proxy: str | None = None
+    sip_transport: str = "udp"
+    sip_tls_verify_server: bool = True
+    app_key: str | None = None
+
+    @property
+    def auth_user(self) -> str | None:
+        """Digest user: the authentication name, falling back to the login as softphones do."""
+        return self.sip_authentication_name or self.sip_login
+
+    @property
+    def port_or_default(self) -> int:
+        return self.sip_port or (5061 if self.sip_transport == "tls" else 5060)
+
+
+@dataclass(frozen=True)
+class NatSettings:
+    """What a bridge behind NAT or in a pod needs so that media reaches it."""
+
+    bind_address: str = "0.0.0.0"
+    public_address: str | None = None
+    stun_servers: tuple[str, ...] = ()
+    rtp_port_min: int = 10000
+    rtp_port_max: int = 20000
+    keep_alive_seconds: int = 15
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """AAC encoding of the call's audio for the RTMP stream."""
+
+    bitrate: int = 64000
+    sample_rate: int = 48000
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Each limit ends the call with a reason of its own."""
+
+    call_setup_seconds: float = 60.0
+    rtp_inactivity_seconds: float = 30.0
+    max_duration_seconds: float | None = None
+    rtmp_reconnect_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class BridgeSpec:
+    """Everything one bridge run needs, normalised (``callee`` is always a full SIP URI)."""
+
+    call_id: str
+    callee: str
+    rtmp_url: str
+    rtmp_stream: str
+    has_audio: bool = True
+    has_video: bool = False
+    connection: Connection = field(default_factory=Connection)
+    codecs: tuple[str, ...] = DEFAULT_CODECS
+    nat: NatSettings = field(default_factory=NatSettings)
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @property
+    def publish_url(self) -> str:
+        """``rtmpUrl/rtmpStream``: the seed's server publishes there, with no prefix added."""
+        return f"{self.rtmp_url.rstrip('/')}/{self.rtmp_stream}"
+
+    @property
+    def redacted_publish_url(self) -> str:
+        return redact_url(self.publish_url, stream_key=self.rtmp_stream)
+
+
+def load_spec_file(path: Path, password_file: Path | None = None) -> BridgeSpec:
+    """Read a JSON or YAML spec (a resource's spec, a whole resource, or the seed's body)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SpecError("file", f"cannot read {path}: {error.strerror}") from error
+    try:
+        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise SpecError("file", f"{path} is neither valid JSON nor YAML ({error})") from error
+    if isinstance(document, Mapping) and isinstance(document.get("spec"), Mapping):
+        document = document["spec"]
+    password = None
+    if password_file is not None:
+        try:
+            password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as error:
+            raise SpecError(
+                "connection.sipPasswordSecretRef", f"cannot read password file {password_file}"
+            ) from error
+    return parse_spec(document, password=password)
+
+
+def parse_spec(document: Any, password: str | None = None) -> BridgeSpec:
+    """Validate and normalise a spec mapping; ``password`` (from a mounted Secret) wins."""
+    if not isinstance(document, Mapping):
+        raise SpecError("", "must be a mapping of fields")
+    reader = _Reader(document, "")
+    connection = _parse_connection(_connection_fields(document, reader), password)
+    call_id = reader.string("callId") or f"call-{uuid.uuid4().hex[:12]}"
+    spec = BridgeSpec(
+        call_id=call_id,
+        callee=_normalise_callee(reader.required_string("callee"), connection),
+        rtmp_url=_check_rtmp_url(reader.required_string("rtmpUrl")),
+        rtmp_stream=_check_stream(reader.required_string("rtmpStream")),
+        has_audio=reader.boolean("hasAudio", default=True),
+        has_video=reader.boolean("hasVideo", default=False),
+        connection=connection,
+        codecs=_parse_codecs(reader),
+        nat=_parse_nat(reader.mapping("nat")),
+        audio=_parse_audio(reader.mapping("audio")),
+        timeouts=Timeouts(
+            call_setup_seconds=reader.number("callSetupTimeoutSeconds", 60.0, minimum=1),
+            rtp_inactivity_seconds=reader.number("rtpInactivityTimeoutSeconds", 30.0, minimum=1),
+            max_duration_seconds=reader.optional_number("maxDurationSeconds", minimum=1),
+            rtmp_reconnect_seconds=reader.number("rtmpReconnectTimeoutSeconds", 60.0, minimum=0),
+        ),
+    )
+    reader.check_unknown(_TOP_LEVEL_FIELDS)
+    return spec
+
+
+_TOP_LEVEL_FIELDS = frozenset(
+    {
+        "callId", "callee", "rtmpUrl", "rtmpStream", "hasAudio", "hasVideo", "connection",
+        "codecs", "nat", "audio", "callSetupTimeoutSeconds", "rtpInactivityTimeoutSeconds",
+        "maxDurationSeconds", "rtmpReconnectTimeoutSeconds",
+        # Operator-side policies, meaningless to one bridge run but present in a resource's spec.
+        "maxRetries", "ttlSecondsAfterFinished", "networking", "video",
+        # The seed's later flat shape of /rest-api/call/startup puts connection fields on top.
+        "sipLogin", "sipPassword", "sipAuthenticationName", "sipDomain", "sipPort",
+        "sipRegisterRequired", "sipOutboundProxy", "sipTransport", "appKey",
+    }
+)
+
+
+class _Reader:
+    """Typed access to one mapping of the spec, naming the full field path in every error."""
+
+    def __init__(self, data: Mapping[str, Any], prefix: str) -> None:
+        self.data = data
+        self.prefix = prefix
+
+    def path(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def mapping(self, name: str) -> _Reader:
+        value = self.data.get(name)
+        if value is None:
+            return _Reader({}, f"{self.path(name)}.")
+        if not isinstance(value, Mapping):
+            raise SpecError(self.path(name), "must be an object")
+        return _Reader(value, f"{self.path(name)}.")
+
+    def string(self, name: str) -> str | None:
+        value = self.data.get(name)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise SpecError(self.path(name), "must be a string")
+        return str(value).strip()
+
+    def required_string(self, name: str) -> str:
+        value = self.string(name)
+        if not value:
+            raise SpecError(self.path(name), "is required")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.data.get(name)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise SpecError(self.path(name), f"must be true or false, got {value!r}")
+
+    def optional_number(self, name: str, minimum: float) -> float | None:
+        value = self.data.get(name)
+        if value is None or value == "":
+            return None
+        try:
+            number = float(value) if not isinstance(value, bool) else float("nan")
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not number >= minimum:  # also refuses NaN
+            raise SpecError(self.path(name), f"must be a number >= {minimum:g}, got {value!r}")
+        return number
+
+    def number(self, name: str, default: float, minimum: float) -> float:
+        value = self.optional_number(name, minimum)
+        return default if value is None else value
+
+    def integer(self, name: str, default: int | None, low: int, high: int) -> int | None:
+        value = self.data.get(name)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+        ):
+            raise SpecError(self.path(name), f"must be a whole number, got {value!r}")
+        number = int(value)
+        if not low <= number <= high:
+            raise SpecError(self.path(name), f"must be between {low} and {high}, got {number}")
+        return number
+
+    def string_list(self, name: str) -> tuple[str, ...] | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [part for part in re.split(r"[,\s]+", value) if part]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SpecError(self.path(name), "must be a list of strings")
+        return tuple(v.strip() for v in value)
+
+    def check_unknown(self, known: frozenset[str]) -> None:
+        for name in self.data:
+            if name not in known:
+                raise SpecError(self.path(str(name)), "is not a known field")
+
+
+def _connection_fields(document: Mapping[str, Any], reader: _Reader) -> _Reader:
+    """The nested ``connection`` object, completed by the seed's flat shape (nested values win)."""
+    nested = reader.mapping("connection")
+    flat = {k: v for k, v in document.items() if k in _CONNECTION_FIELDS}
+    return _Reader({**flat, **nested.data}, nested.prefix)
+
+
+def _parse_connection(outer: _Reader, password: str | None) -> Connection:
+    transport = (outer.string("sipTransport") or "udp").lower()
+    if transport not in TRANSPORTS:
+        raise SpecError(outer.path("sipTransport"), f"must be one of {', '.join(TRANSPORTS)}")
+    domain = outer.string("sipDomain")
+    if domain and not _is_host(domain):
+        raise SpecError(outer.path("sipDomain"), f"is not a host name or address: {domain!r}")
+    proxy = outer.string("sipOutboundProxy")
+    if proxy:
+        proxy = _check_proxy(outer.path("sipOutboundProxy"), proxy)
+    secret_ref = outer.data.get("sipPasswordSecretRef")
+    if secret_ref is not None and not (
+        isinstance(secret_ref, Mapping) and secret_ref.get("name") and secret_ref.get("key")
+    ):
+        raise SpecError(outer.path("sipPasswordSecretRef"), "must have a name and a key")
+    if secret_ref is not None and password is None:
+        raise SpecError(
+            outer.path("sipPasswordSecretRef"),
+            "is set but no password file was given (--sip-password-file)",
+        )
+    connection = Connection(
+        sip_domain=domain,
+        sip_port=outer.integer("sipPort", None, 1, 65535),
+        sip_login=outer.string("sipLogin"),
+        sip_authentication_name=outer.string("sipAuthenticationName"),
+        sip_password=password if password is not None else outer.string("sipPassword"),
+        sip_register_required=outer.boolean("sipRegisterRequired", default=False),
+        sip_outbound_proxy=proxy,
+        sip_transport=transport,
+        sip_tls_verify_server=outer.boolean("sipTlsVerifyServer", default=True),
+        app_key=outer.string("appKey"),
+    )
+    if connection.sip_register_required and not (connection.sip_domain and connection.sip_login):
+        raise SpecError(
+            outer.path("sipRegisterRequired"), "needs connection.sipDomain and connection.sipLogin"
+        )
+    if connection.sip_password and not connection.auth_user:
+        raise SpecError(
+            outer.path("sipLogin"), "is required when a password is given (digest user)"
+        )
+    outer.check_unknown(_CONNECTION_FIELDS)
+    return connection
+
+
+_CONNECTION_FIELDS = frozenset(
+    {
+        "sipLogin", "sipPassword", "sipAuthenticationName", "sipDomain", "sipPort",
+        "sipRegisterRequired", "sipOutboundProxy", "sipTransport", "appKey",
+        "sipPasswordSecretRef", "sipTlsVerifyServer",
+    }
+)
+
+def _is_host(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return bool(_HOST.match(value)) and not value.startswith(("-", "."))
+    return True
+
+
+def _check_proxy(path: str, value: str) -> str:
+    uri = value if value.startswith(("sip:", "sips:")) else f"sip:{value}"
+    host = uri.split(":", 1)[1].split(";", 1)[0]
+    host = host.rsplit("@", 1)[-1]
+    host_only = host[: host.rindex(":")] if host.count(":") == 1 else host
+    if not _is_host(host_only):
+        raise SpecError(path, f"is not a SIP URI or host[:port]: {value!r}")
+    return uri if ";lr" in uri else f"{uri};lr"
+
+
+def _normalise_callee(callee: str, connection: Connection) -> str:
+    """A SIP URI as given, or a user part completed with the connection's domain and port."""
+    if callee.startswith(("sip:", "sips:")):
+        if not _SIP_URI.match(callee):
+            raise SpecError("callee", f"is not a valid SIP URI: {callee!r}")
+        uri = callee
+    elif "@" in callee:
+        uri = f"sip:{callee}"
+        if not _SIP_URI.match(uri):
+            raise SpecError("callee", f"is not a valid SIP address: {callee!r}")
+    else:
+        if not _USER_PART.match(callee):
+            raise SpecError("callee", f"is not a SIP URI or a user part: {callee!r}")
+        if not connection.sip_domain:
+            raise SpecError(
+                "callee", "is a user part, so connection.sipDomain is required to complete it"
+            )
+        host = connection.sip_domain
+        port = f":{connection.sip_port}" if connection.sip_port else ""
+        uri = f"sip:{callee}@{host}{port}"
+    if connection.sip_transport != "udp" and ";transport=" not in uri:
+        uri = f"{uri};transport={connection.sip_transport}"
+    return uri
+
+
+def _check_rtmp_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("rtmp", "rtmps") or not parts.hostname:
+        raise SpecError(
+            "rtmpUrl", f"must be an rtmp:// or rtmps:// URL with a host, got {redact_url(url)!r}"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as error:
+        raise SpecError("rtmpUrl", f"has an invalid port: {redact_url(url)!r}") from error
+    if not parts.path.strip("/"):
+        raise SpecError("rtmpUrl", "must name an application, e.g. rtmp://host/live")
+    return url
+
+
+def _check_stream(stream: str) -> str:
+    if any(c.isspace() for c in stream) or stream.startswith("/"):
+        raise SpecError("rtmpStream", "must be a stream name without spaces or a leading '/'")
+    return stream
+
+
+def _parse_codecs(reader: _Reader) -> tuple[str, ...]:
+    names = reader.string_list("codecs")
+    if names is None:
+        return DEFAULT_CODECS
+    if not names:
+        raise SpecError("codecs", "must list at least one codec")
+    known = {name.lower(): name for name in KNOWN_CODECS}
+    result: list[str] = []
+    for name in names:
+        canonical = CODEC_ALIASES.get(name.lower(), name)
+        if canonical.lower() not in known:
+            raise SpecError(
+                "codecs", f"unknown codec {name!r}; known: {', '.join(KNOWN_CODECS)}"
+            )
+        result.append(known[canonical.lower()])
+    return tuple(dict.fromkeys(result))
+
+
+def _parse_nat(reader: _Reader) -> NatSettings:
+    bind = reader.string("bindAddress") or "0.0.0.0"
+    public = reader.string("publicAddress")
+    for name, value in (("bindAddress", bind), ("publicAddress", public)):
+        if value and not _is_host(value):
+            raise SpecError(reader.path(name), f"is not a host name or address: {value!r}")
+    stun = reader.string_list("stunServers") or ()
+    for server in stun:
+        host = server.rsplit(":", 1)[0] if server.count(":") == 1 else server
+        if not _is_host(host):
+            raise SpecError(reader.path("stunServers"), f"is not host[:port]: {server!r}")
+    low = reader.integer("rtpPortMin", 10000, 1024, 65534)
+    high = reader.integer("rtpPortMax", 20000, 1025, 65535)
+    assert low is not None and high is not None
+    if high - low < 1:
+        raise SpecError(reader.path("rtpPortMax"), "must be above nat.rtpPortMin (RTP + RTCP)")
+    keep_alive = reader.integer("keepAliveSeconds", 15, 0, 3600)
+    assert keep_alive is not None
+    reader.check_unknown(
+        frozenset(
+            {"bindAddress", "publicAddress", "stunServers", "rtpPortMin", "rtpPortMax",
+             "keepAliveSeconds"}
+        )
+    )
+    return NatSettings(bind, public, stun, low, high, keep_alive)
+
+
+def _parse_audio(reader: _Reader) -> AudioSettings:
+    bitrate = reader.integer("bitrate", 64000, 16000, 320000)
+    rate = reader.integer("sampleRate", 48000, 8000, 96000)
+    assert bitrate is not None and rate is not None
+    if rate not in OUTPUT_SAMPLE_RATES:
+        raise SpecError(reader.path("sampleRate"), "must be 44100 or 48000 (what CDNs accept)")
+    reader.check_unknown(frozenset({"bitrate", "sampleRate"}))
+    return AudioSettings(bitrate, rate)

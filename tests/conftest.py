@@ -1,0 +1,92 @@
+"""Fixtures that start real peers on loopback: nginx-rtmp, SIPp, the bridge CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.bridge_process import BridgeProcess
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.ports import free_port, free_udp_pair
+from tests.support.rtp_pcap import G722, PCMA, PCMU, RtpCodec, make_tone_pcap
+from tests.support.sipp import SippPeer
+
+TONES: dict[str, tuple[RtpCodec, float]] = {
+    "PCMU": (PCMU, 1000.0),
+    "PCMA": (PCMA, 800.0),
+    "G722": (G722, 1200.0),
+}
+
+
+@pytest.fixture(scope="session")
+def pcap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pcaps")
+
+
+@pytest.fixture(scope="session")
+def tone_pcap(pcap_dir: Path) -> Callable[[str, float], Path]:
+    """A pcap of ``seconds`` of the codec's test tone, made once per session."""
+
+    def make(codec_name: str, seconds: float) -> Path:
+        codec, frequency = TONES[codec_name]
+        path = pcap_dir / f"{codec_name}-{frequency:g}Hz-{seconds:g}s.pcap"
+        return path if path.exists() else make_tone_pcap(path, codec, frequency, seconds)
+
+    return make
+
+
+@pytest.fixture
+def rtmp_server(tmp_path: Path) -> Iterator[NginxRtmp]:
+    server = NginxRtmp(tmp_path / "nginx", free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sipp(tmp_path: Path) -> Iterator[Callable[..., SippPeer]]:
+    peers: list[SippPeer] = []
+
+    def start(scenario: str, transport: str = "u1", **values: Any) -> SippPeer:
+        port = free_port(2)  # SOCK_DGRAM
+        peer = SippPeer(scenario, port, free_udp_pair(), tmp_path,
+                        {k: str(v) for k, v in values.items()}, transport)
+        peers.append(peer.start())
+        return peer
+
+    yield start
+    for peer in peers:
+        peer.stop()
+
+
+@pytest.fixture
+def bridge(tmp_path: Path) -> Iterator[Callable[..., BridgeProcess]]:
+    processes: list[BridgeProcess] = []
+
+    def start(spec: dict[str, Any], **options: Any) -> BridgeProcess:
+        process = BridgeProcess(spec, tmp_path, **options).start()
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.process is not None and process.process.poll() is None:
+            process.process.kill()
+            process.process.wait()
+            pytest.fail("the bridge process was still running at the end of the test")
+
+
+def call_spec(callee: str, rtmp: NginxRtmp, stream: str, **extra: Any) -> dict[str, Any]:
+    """A spec for a call on loopback: everything binds and advertises 127.0.0.1."""
+    spec: dict[str, Any] = {
+        "callee": callee,
+        "rtmpUrl": rtmp.url,
+        "rtmpStream": stream,
+        "hasAudio": False,
+        "rtmpReconnectTimeoutSeconds": 10,
+        "nat": {"bindAddress": "127.0.0.1", "rtpPortMin": 30000, "rtpPortMax": 40000},
+    }
+    spec.update(extra)
+    return spec

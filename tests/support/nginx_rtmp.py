@@ -1,0 +1,70 @@
+"""A real RTMP server for the tests: nginx with libnginx-mod-rtmp, recording every stream."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+
+CONFIG = """load_module {module};
+daemon off;
+master_process off;
+error_log {root}/error.log info;
+pid {root}/nginx.pid;
+events {{ worker_connections 256; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{port};
+        application live {{
+            live on;
+            record all;
+            record_path {root}/recordings;
+            record_unique on;
+        }}
+    }}
+}}
+"""
+
+
+class NginxRtmp:
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.port = port
+        self.recordings = root / "recordings"
+        self.recordings.mkdir(parents=True, exist_ok=True)
+        (root / "nginx.conf").write_text(CONFIG.format(module=RTMP_MODULE, root=root, port=port))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtmp://127.0.0.1:{self.port}/live"
+
+    def start(self) -> NginxRtmp:
+        assert shutil.which("nginx"), "nginx is not installed (scripts/test.sh installs it)"
+        self.process = subprocess.Popen(
+            ["nginx", "-c", str(self.root / "nginx.conf"), "-p", str(self.root)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError(f"nginx-rtmp did not listen on {self.port}: "
+                           f"{(self.root / 'error.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        """Stop abruptly (SIGKILL), as a crashed or restarted server would drop publishers."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def recordings_of(self, stream: str) -> list[Path]:
+        """Recordings of one stream, oldest first (record_unique adds a timestamp suffix)."""
+        return sorted(self.recordings.glob(f"{stream}-*.flv"), key=lambda p: p.stat().st_mtime)

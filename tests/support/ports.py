@@ -1,0 +1,22 @@
+"""Free loopback ports for the peers of one test."""
+
+from __future__ import annotations
+
+import socket
+
+from siprtmp_bridge.demo.ports import free_port
+
+
+def free_udp_pair() -> int:
+    """An even port whose successor is free too (RTP + RTCP)."""
+    for _ in range(100):
+        port = free_port(socket.SOCK_DGRAM) & ~1
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+                 socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+                return port
+        except OSError:
+            continue
+    raise RuntimeError("no free UDP port pair")
