@@ -56,7 +56,10 @@ class MediaPipeline:
     def stop(self, timeout: float) -> None:
         """Drain what pjsua wrote, flush the encoder and close the RTMP stream."""
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        else:
+            self._close_fifo()
         self.publisher.finish(timeout)
         try:
             self.fifo_path.unlink()

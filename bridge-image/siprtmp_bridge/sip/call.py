@@ -18,7 +18,13 @@ from siprtmp_bridge.sip.events import (
     Registered,
     SipEvent,
 )
-from siprtmp_bridge.sip.states import INV_CONFIRMED, INV_DISCONNECTED, InviteProgress, remote_sends
+from siprtmp_bridge.sip.states import (
+    INV_CONFIRMED,
+    INV_DISCONNECTED,
+    INV_EARLY,
+    InviteProgress,
+    remote_sends,
+)
 from siprtmp_bridge.spec import BridgeSpec
 
 EventSink = Callable[[SipEvent], None]
@@ -72,6 +78,16 @@ def account_config(spec: BridgeSpec) -> Any:
     return config
 
 
+def _is_received_message(event: Any) -> bool:
+    """Whether a state change was caused by a message from the far end (not a timer or error)."""
+    if event.type == pj.PJSIP_EVENT_RX_MSG:
+        return True
+    return bool(
+        event.type == pj.PJSIP_EVENT_TSX_STATE
+        and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG
+    )
+
+
 class BridgeAccount(pj.Account):  # type: ignore[misc]
     def __init__(self, emit: EventSink) -> None:
         super().__init__()
@@ -98,8 +114,7 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802
         info = self.getInfo()
-        event = prm.e
-        if event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG:
+        if INV_EARLY <= info.state <= INV_CONFIRMED or _is_received_message(prm.e):
             self.got_response = True
         if info.state == INV_CONFIRMED:
             self.was_answered = True

@@ -1,0 +1,173 @@
+"""Each way a call can fail ends with its own exit code, status and reason, and no leftovers."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TONES, call_spec
+from tests.support.bridge_process import BridgeProcess
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.ports import free_port
+from tests.support.sipp import SippPeer
+
+EXIT_REJECTED, EXIT_NO_ANSWER, EXIT_RTP_INACTIVITY, EXIT_RTMP, EXIT_UNREACHABLE = 4, 5, 6, 7, 8
+
+
+@pytest.mark.parametrize(
+    ("code", "phrase", "reason", "call_state"),
+    [(486, "Busy Here", "Busy", "BUSY"), (404, "Not Found", "NotFound", "FAILED"),
+     (603, "Decline", "Declined", "FAILED")],
+)
+def test_refused_call_fails_with_the_sip_reason(
+    code: int, phrase: str, reason: str, call_state: str,
+    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    peer = sipp("uas_reject.xml", code=code, reason_phrase=phrase)
+    process = bridge(call_spec(peer.uri, rtmp_server, "refused"))
+    assert process.wait(20) == EXIT_REJECTED
+    final = process.final
+    assert final["phase"] == "Failed"
+    assert final["reason"] == reason
+    assert final["exitCode"] == EXIT_REJECTED
+    assert final["call"]["state"] == call_state
+    assert final["call"]["sipStatusCode"] == code
+    assert final["call"]["reason"] == phrase
+    assert f"{code} {phrase}" in process.stderr_text.splitlines()[-1]
+    assert peer.wait(10) == 0
+
+
+def test_unanswered_call_is_cancelled_after_the_set_up_timeout(
+    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    peer = sipp("uas_no_answer.xml", wait_ms=20000)
+    process = bridge(call_spec(peer.uri, rtmp_server, "unanswered", callSetupTimeoutSeconds=2))
+    assert process.wait(20) == EXIT_NO_ANSWER
+    assert process.final["reason"] == "NoAnswer"
+    assert process.final["phase"] == "Failed"
+    assert "RING" in process.call_states()
+    assert peer.wait(10) == 0  # SIPp's scenario ends only once it has received our CANCEL
+    assert "CANCEL sip:" in peer.messages()
+
+
+def test_peer_that_never_answers_over_udp_is_unreachable(
+    rtmp_server: NginxRtmp, bridge: Callable[..., BridgeProcess],
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        spec = call_spec(f"sip:nobody@127.0.0.1:{port}", rtmp_server, "void",
+                         callSetupTimeoutSeconds=2)
+        process = bridge(spec)
+        assert process.wait(20) == EXIT_UNREACHABLE
+    assert process.final["reason"] == "Unreachable"
+    assert process.final["call"]["state"] == "FAILED"
+
+
+def test_closed_tcp_port_is_unreachable_at_once(
+    rtmp_server: NginxRtmp, bridge: Callable[..., BridgeProcess],
+) -> None:
+    spec = call_spec(f"sip:nobody@127.0.0.1:{free_port()}", rtmp_server, "void",
+                     connection={"sipTransport": "tcp"}, callSetupTimeoutSeconds=20)
+    started = time.monotonic()
+    process = bridge(spec)
+    assert process.wait(20) == EXIT_UNREACHABLE
+    assert time.monotonic() - started < 10
+    assert process.final["reason"] == "Unreachable"
+
+
+def test_rtp_inactivity_hangs_up_with_its_own_reason(
+    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+) -> None:
+    codec, _ = TONES["PCMU"]
+    peer = sipp("uas_tone_wait_bye.xml", pcap=tone_pcap("PCMU", 1.0), payload_type=0,
+                codec="PCMU/8000", direction="sendonly", wait_ms=20000)
+    process = bridge(call_spec(peer.uri, rtmp_server, "inactive", rtpInactivityTimeoutSeconds=2))
+    assert process.wait(20) == EXIT_RTP_INACTIVITY
+    assert process.final["reason"] == "RtpInactivity"
+    assert process.final["phase"] == "Failed"
+    assert "Streaming" in process.phases()
+    assert peer.wait(10) == 0  # it received our BYE
+
+
+def test_maximum_duration_ends_the_call_normally(
+    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+) -> None:
+    peer = sipp("uas_tone_wait_bye.xml", pcap=tone_pcap("PCMU", 6.0), payload_type=0,
+                codec="PCMU/8000", direction="sendonly", wait_ms=20000)
+    process = bridge(call_spec(peer.uri, rtmp_server, "limited", maxDurationSeconds=2))
+    assert process.wait(20) == 0
+    assert process.final["reason"] == "MaxDuration"
+    assert process.final["phase"] == "Succeeded"
+    assert peer.wait(10) == 0
+
+
+@pytest.fixture
+def listening_callee() -> Iterator[socket.socket]:
+    """A UDP socket where the callee would be: it must receive nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        yield sock
+
+
+def _received_nothing(sock: socket.socket) -> bool:
+    try:
+        sock.recv(4096)
+    except BlockingIOError:
+        return True
+    return False
+
+
+def test_rtmp_server_down_at_start_fails_before_dialling(
+    listening_callee: socket.socket, bridge: Callable[..., BridgeProcess], tmp_path: Path,
+) -> None:
+    port = listening_callee.getsockname()[1]
+    down = NginxRtmp(tmp_path / "down", free_port())  # configured, never started
+    spec = call_spec(f"sip:x@127.0.0.1:{port}", down, "nowhere", rtmpReconnectTimeoutSeconds=1)
+    process = bridge(spec)
+    assert process.wait(20) == EXIT_RTMP
+    final = process.final
+    assert final["reason"] == "RtmpFailed"
+    assert final["phase"] == "Failed"
+    assert final["stream"]["state"] == "FAILED"
+    assert final["call"]["state"] in ("NEW", "FAILED")
+    assert "Connection refused" in final["message"]
+    assert _received_nothing(listening_callee)
+
+
+INVALID_SPECS = [
+    ({"rtmpUrl": "rtmp://h/live", "rtmpStream": "s"}, "spec.callee: is required"),
+    ({"callee": "sip:a@b", "rtmpUrl": "http://h/live", "rtmpStream": "s"}, "spec.rtmpUrl"),
+    ({"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s", "hasAudio": "maybe"},
+     "spec.hasAudio"),
+    ({"callee": "1000", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s"}, "spec.callee"),
+    ({"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s",
+      "connection": {"sipPort": "fifty"}}, "spec.connection.sipPort"),
+    ({"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s",
+      "connection": {"sipTransport": "sctp"}}, "spec.connection.sipTransport"),
+    ({"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s", "codecs": ["opus"]},
+     "spec.codecs"),
+    ({"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s", "colour": "red"},
+     "spec.colour"),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), INVALID_SPECS)
+def test_malformed_spec_is_refused_before_any_traffic(
+    spec: dict[str, object], message: str, bridge: Callable[..., BridgeProcess],
+) -> None:
+    process = bridge(spec)
+    assert process.wait(20) == 2
+    lines = process.stderr_text.strip().splitlines()
+    assert len(lines) == 1
+    assert message in lines[0]
+    assert process.lines == []

@@ -1,0 +1,171 @@
+"""A live call's life: stopping it by signal, the RTMP server restarting under it, its status
+served over HTTP, and secrets kept out of everything it prints."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import call_spec
+from tests.support.bridge_process import BridgeProcess
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.ports import free_port
+from tests.support.recording import ffprobe, measure_recording
+from tests.support.sipp import SippPeer
+
+
+def streaming(line: dict[str, object]) -> bool:
+    return line["phase"] == "Streaming"
+
+
+def long_tone_peer(sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path],
+                   seconds: float, scenario: str = "uas_tone_wait_bye.xml") -> SippPeer:
+    return sipp(scenario, pcap=tone_pcap("PCMU", seconds), payload_type=0, codec="PCMU/8000",
+                direction="sendonly", wait_ms=30000, call_ms=int(seconds * 1000) + 500)
+
+
+def test_sigterm_mid_call_sends_bye_and_closes_the_stream_cleanly(
+    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+) -> None:
+    peer = long_tone_peer(sipp, tone_pcap, 10.0)
+    process = bridge(call_spec(peer.uri, rtmp_server, "stopped"))
+    process.wait_for(streaming, 10)
+    time.sleep(2)
+    signalled = time.monotonic()
+    process.signal(signal.SIGTERM)
+    assert process.wait(10) == 0
+    assert time.monotonic() - signalled < 5
+    final = process.final
+    assert final["phase"] == "Succeeded"
+    assert final["reason"] == "Stopped"
+    assert "Terminating" in process.phases()
+    assert final["stream"]["state"] == "UNPUBLISHED"
+    assert peer.wait(10) == 0  # SIPp's scenario completes only when our BYE arrives
+    assert "BYE sip:" in peer.messages()
+    (recording,) = rtmp_server.recordings_of("stopped")
+    assert float(ffprobe(recording)["format"]["duration"]) > 1.5
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5
+    termination = json.loads(process.termination_log.read_text())
+    assert termination["reason"] == "Stopped"
+    assert termination["exitCode"] == 0
+
+
+def test_rtmp_server_restart_mid_call_resumes_the_stream_and_keeps_the_call(
+    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+) -> None:
+    peer = long_tone_peer(sipp, tone_pcap, 9.0, scenario="uas_tone_hangup.xml")
+    process = bridge(call_spec(peer.uri, rtmp_server, "restarted"))
+    process.wait_for(streaming, 10)
+    time.sleep(2)
+    rtmp_server.stop()
+    process.wait_for(lambda line: line["phase"] == "Reconnecting", 10)
+    time.sleep(1)
+    rtmp_server.start()
+    process.wait_for(lambda line: line["phase"] == "Streaming"
+                     and line["stream"]["reconnects"] == 1, 10)
+    assert process.wait(30) == 0
+    final = process.final
+    assert final["reason"] == "RemoteHangup"  # the call itself was never interrupted
+    assert final["stream"]["reconnects"] == 1
+    assert peer.wait(10) == 0
+    first, second = rtmp_server.recordings_of("restarted")
+    before, after = ffprobe(first), ffprobe(second)
+    first_end = float(before["streams"][0]["start_time"]) + float(before["format"]["duration"])
+    resumed_at = float(after["streams"][0]["start_time"])
+    # Continuous timestamps: the new connection carries on the stream's clock, not from zero.
+    assert resumed_at > 1.0
+    assert abs(resumed_at - first_end) < 0.3
+    tones = [measure_recording(first), measure_recording(second)]
+    assert all(abs(tone.frequency_hz - 1000) < 5 for tone in tones)
+    # What was encoded during the outage was queued and sent after it: no audio is lost.
+    assert sum(tone.tone_seconds for tone in tones) > 8.7
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except urllib.error.URLError:
+        return 0, ""  # not listening (yet)
+
+
+def test_status_metrics_and_probes_are_served_and_secrets_never_appear(
+    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+) -> None:
+    peer = long_tone_peer(sipp, tone_pcap, 4.0, scenario="uas_tone_hangup.xml")
+    stream_key = "live-key-5f2c9a71"
+    password = "Sup3r-Secret-Pa55"
+    port = free_port()
+    spec = call_spec(peer.uri, rtmp_server, stream_key,
+                     connection={"sipLogin": "bridge", "sipPassword": password})
+    process = bridge(spec, status_port=port)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _get(f"{base}/healthz")[0] != 200:
+        time.sleep(0.1)
+    assert _get(f"{base}/healthz")[0] == 200
+    process.wait_for(streaming, 10)
+    time.sleep(1.5)
+    code, body = _get(f"{base}/status")
+    assert code == 200
+    status = json.loads(body)
+    assert status["phase"] == "Streaming"
+    assert status["stream"]["url"] == f"{rtmp_server.url}/***"
+    assert _get(f"{base}/readyz")[0] == 200
+    code, metrics = _get(f"{base}/metrics")
+    assert code == 200
+    packets = next(line for line in metrics.splitlines()
+                   if line.startswith("siprtmp_rtp_packets_received_total"))
+    assert float(packets.split()[-1]) > 20
+    assert 'siprtmp_call_state{state="ESTABLISHED"} 1.0' in metrics
+    assert process.wait(20) == 0
+    everything = "\n".join([json.dumps(process.lines), process.stderr_text, body, metrics,
+                            process.termination_log.read_text()])
+    assert stream_key not in everything
+    assert password not in everything
+    assert peer.wait(10) == 0
+
+
+@pytest.mark.parametrize("spec_format", ["json", "yaml"])
+def test_the_seeds_rest_body_is_accepted_verbatim(
+    spec_format: str, sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+) -> None:
+    peer = long_tone_peer(sipp, tone_pcap, 2.0, scenario="uas_tone_hangup.xml")
+    body = {  # the seed article's REST body shape: strings everywhere
+        "callId": "R2fhkll5Sw3lK",
+        "callee": "bridge-test",
+        "rtmpUrl": rtmp_server.url,
+        "rtmpStream": "streamName",
+        "hasAudio": "false",
+        "hasVideo": "false",
+        "connection": {
+            "sipLogin": "myusername",
+            "sipPassword": "MyPasswordPassword1",
+            "sipAuthenticationName": "myusername",
+            "sipDomain": "127.0.0.1",
+            "sipPort": str(peer.port),
+            "sipRegisterRequired": "false",
+            "appKey": "callApp",
+        },
+        "nat": {"bindAddress": "127.0.0.1"},
+    }
+    process = bridge(body, spec_format=spec_format)
+    assert process.wait(20) == 0
+    assert process.final["callId"] == "R2fhkll5Sw3lK"
+    assert process.final["reason"] == "RemoteHangup"
+    assert f"INVITE sip:bridge-test@127.0.0.1:{peer.port} SIP/2.0" in peer.messages()
+    (recording,) = rtmp_server.recordings_of("streamName")
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5
