@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from siprtmp_bridge.demo.ports import free_port
 
 from tests.support.bridge_process import BridgeProcess
 from tests.support.nginx_rtmp import NginxRtmp
-from tests.support.ports import free_port, free_udp_pair
+from tests.support.ports import free_udp_pair
 from tests.support.rtp_pcap import G722, PCMA, PCMU, RtpCodec, make_tone_pcap
 from tests.support.sipp import SippPeer
 
@@ -51,8 +52,14 @@ def sipp(tmp_path: Path) -> Iterator[Callable[..., SippPeer]]:
 
     def start(scenario: str, transport: str = "u1", **values: Any) -> SippPeer:
         port = free_port(2)  # SOCK_DGRAM
-        peer = SippPeer(scenario, port, free_udp_pair(), tmp_path,
-                        {k: str(v) for k, v in values.items()}, transport)
+        peer = SippPeer(
+            scenario,
+            port,
+            free_udp_pair(),
+            tmp_path,
+            {k: str(v) for k, v in values.items()},
+            transport,
+        )
         peers.append(peer.start())
         return peer
 

@@ -38,7 +38,7 @@ class StatusServer:
 
 def _handler(reporter: StatusReporter, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's method name
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/status":
                 self._send(200, "application/json", json.dumps(reporter.document()).encode())
@@ -48,7 +48,9 @@ def _handler(reporter: StatusReporter, registry: CollectorRegistry) -> type[Base
                 self._send(200, "text/plain", b"ok\n")
             elif path == "/readyz":
                 ready = reporter.status.ready
-                self._send(200 if ready else 503, "text/plain", b"ready\n" if ready else b"not ready\n")
+                self._send(
+                    200 if ready else 503, "text/plain", b"ready\n" if ready else b"not ready\n"
+                )
             else:
                 self._send(404, "text/plain", b"not found\n")
 
@@ -59,7 +61,7 @@ def _handler(reporter: StatusReporter, registry: CollectorRegistry) -> type[Base
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             """Silence per-request logging: probes every few seconds would drown the log."""
 
     return Handler

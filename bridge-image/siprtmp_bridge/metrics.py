@@ -33,18 +33,31 @@ class BridgeCollector(Collector):
         counters = self.counters
         yield _counter("siprtmp_rtp_packets_received", "RTP packets received", counters.rtp_packets)
         yield _counter("siprtmp_rtp_packets_lost", "RTP packets lost", counters.rtp_lost)
-        yield _gauge("siprtmp_rtp_jitter_seconds", "RTP interarrival jitter",
-                     counters.rtp_jitter_us / 1e6)
+        yield _gauge(
+            "siprtmp_rtp_jitter_seconds", "RTP interarrival jitter", counters.rtp_jitter_us / 1e6
+        )
         yield _counter("siprtmp_aac_frames_encoded", "AAC frames encoded", counters.frames_encoded)
-        yield _counter("siprtmp_silence_inserted_seconds", "Silence inserted to keep the clock",
-                       counters.silence_seconds)
-        yield _counter("siprtmp_rtmp_bytes_sent", "Media bytes sent over RTMP",
-                       status.stream.bytes_sent)
+        yield _counter(
+            "siprtmp_silence_inserted_seconds",
+            "Silence inserted to keep the clock",
+            counters.silence_seconds,
+        )
+        yield _counter(
+            "siprtmp_rtmp_bytes_sent", "Media bytes sent over RTMP", status.stream.bytes_sent
+        )
         yield _counter("siprtmp_rtmp_reconnects", "RTMP reconnects", status.stream.reconnects)
-        yield _state_set("siprtmp_call_state", "Call state", status.call.state.value,
-                         [s.value for s in CallState])
-        yield _state_set("siprtmp_stream_state", "Stream state", status.stream.state.value,
-                         [s.value for s in StreamState])
+        yield _state_set(
+            "siprtmp_call_state",
+            "Call state",
+            status.call.state.value,
+            [s.value for s in CallState],
+        )
+        yield _state_set(
+            "siprtmp_stream_state",
+            "Stream state",
+            status.stream.state.value,
+            [s.value for s in StreamState],
+        )
 
 
 def _counter(name: str, doc: str, value: float) -> Metric:

@@ -76,7 +76,9 @@ def registration_failure(code: int, reason_phrase: str) -> Outcome:
         )
     if code in (408, 502, 503, 0):
         return Outcome(
-            ExitCode.UNREACHABLE, "Unreachable", f"registrar did not answer ({code} {reason_phrase})"
+            ExitCode.UNREACHABLE,
+            "Unreachable",
+            f"registrar did not answer ({code} {reason_phrase})",
         )
     return Outcome(
         ExitCode.REJECTED, "RegistrationFailed", f"registration refused: {code} {reason_phrase}"

@@ -11,15 +11,16 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
 
 from siprtmp_bridge.media.encoder import AacEncoder
-from siprtmp_bridge.media.silence import write_silence_wav
 from siprtmp_bridge.media.pipeline import MediaPipeline
 from siprtmp_bridge.media.publisher import IO_TIMEOUT_SECONDS, RtmpPublisher, StreamFormat
+from siprtmp_bridge.media.silence import write_silence_wav
 from siprtmp_bridge.metrics import MediaCounters
 from siprtmp_bridge.outcome import (
     ExitCode,
@@ -171,11 +172,7 @@ class BridgeRunner:
             now = time.monotonic()
             if now >= next_stats:
                 next_stats = now + STATS_INTERVAL_SECONDS
-                self._read_rtp_stats(now)
-                self.counters.frames_encoded = pipeline.encoder.frames_encoded
-                self.counters.silence_seconds = pipeline.silence_samples / pipeline.clock_rate
-                sent = publisher.bytes_sent
-                self.reporter.update(lambda s: with_stream(s, bytes_sent=sent))
+                self._refresh_counters(now, pipeline, publisher)
             if self.pending_outcome is None:
                 self._check_limits(now, placed_at, pipeline, publisher)
 
@@ -208,7 +205,9 @@ class BridgeRunner:
         setting.audioCount = 1
         setting.videoCount = 0
         # The seed's hasAudio: true → sendrecv (we send silence), false → recvonly.
-        direction = pj.PJMEDIA_DIR_ENCODING_DECODING if self.spec.has_audio else pj.PJMEDIA_DIR_DECODING
+        direction = (
+            pj.PJMEDIA_DIR_ENCODING_DECODING if self.spec.has_audio else pj.PJMEDIA_DIR_DECODING
+        )
         setting.mediaDir = pj.IntVector([direction])
         setting.flag |= pj.PJSUA_CALL_SET_MEDIA_DIR
         return parameters
@@ -220,8 +219,7 @@ class BridgeRunner:
                 self.call_answered_at = time.monotonic()
                 self.last_rtp_at = self.call_answered_at
             if state is not None and not (
-                state is CallState.ESTABLISHED
-                and self.reporter.status.call.state is CallState.HOLD
+                state is CallState.ESTABLISHED and self.reporter.status.call.state is CallState.HOLD
             ):
                 self.reporter.update(
                     lambda s: with_call(
@@ -273,29 +271,54 @@ class BridgeRunner:
             self.reporter.update(terminating)
         elif answered_at is None and now - placed_at > timeouts.call_setup_seconds:
             if self.call.got_response:
-                self._end(Outcome(ExitCode.NO_ANSWER, "NoAnswer",
-                                  f"no answer within {timeouts.call_setup_seconds:g} s"))
+                self._end(
+                    Outcome(
+                        ExitCode.NO_ANSWER,
+                        "NoAnswer",
+                        f"no answer within {timeouts.call_setup_seconds:g} s",
+                    )
+                )
             else:
-                self._end(Outcome(ExitCode.UNREACHABLE, "Unreachable",
-                                  f"no response from {self.spec.callee} within "
-                                  f"{timeouts.call_setup_seconds:g} s"))
+                self._end(
+                    Outcome(
+                        ExitCode.UNREACHABLE,
+                        "Unreachable",
+                        f"no response from {self.spec.callee} within "
+                        f"{timeouts.call_setup_seconds:g} s",
+                    )
+                )
         elif (
             answered_at is not None
             and self.remote_sending
             and now - self.last_rtp_at > timeouts.rtp_inactivity_seconds
         ):
-            self._end(Outcome(ExitCode.RTP_INACTIVITY, "RtpInactivity",
-                              f"no RTP received for {timeouts.rtp_inactivity_seconds:g} s"))
+            self._end(
+                Outcome(
+                    ExitCode.RTP_INACTIVITY,
+                    "RtpInactivity",
+                    f"no RTP received for {timeouts.rtp_inactivity_seconds:g} s",
+                )
+            )
         elif (
             answered_at is not None
             and timeouts.max_duration_seconds is not None
             and now - answered_at > timeouts.max_duration_seconds
         ):
-            self._end(Outcome(ExitCode.OK, "MaxDuration",
-                              f"maximum duration of {timeouts.max_duration_seconds:g} s reached"))
+            self._end(
+                Outcome(
+                    ExitCode.OK,
+                    "MaxDuration",
+                    f"maximum duration of {timeouts.max_duration_seconds:g} s reached",
+                )
+            )
         elif publisher.state is StreamState.FAILED:
-            self._end(Outcome(ExitCode.RTMP_FAILED, "RtmpFailed",
-                              f"lost {self.spec.redacted_publish_url}: {publisher.failure}"))
+            self._end(
+                Outcome(
+                    ExitCode.RTMP_FAILED,
+                    "RtmpFailed",
+                    f"lost {self.spec.redacted_publish_url}: {publisher.failure}",
+                )
+            )
         elif pipeline.error is not None:
             self._end(Outcome(ExitCode.INTERNAL, "InternalError", pipeline.error))
 
@@ -328,7 +351,13 @@ class BridgeRunner:
         if self.outcome is None:
             self.outcome = self.pending_outcome
 
-    def _read_rtp_stats(self, now: float) -> None:
+    def _refresh_counters(
+        self, now: float, pipeline: MediaPipeline, publisher: RtmpPublisher
+    ) -> None:
+        """Copy live counters into metrics and status, and note when RTP last arrived."""
+        self.counters.frames_encoded = pipeline.encoder.frames_encoded
+        self.counters.silence_seconds = pipeline.silence_samples / pipeline.clock_rate
+        self.reporter.update(partial(with_stream, bytes_sent=publisher.bytes_sent))
         if self.call is None or self.call_answered_at is None:
             return
         packets, lost, jitter = self.call.rtp_packets_received()

@@ -30,8 +30,10 @@ def serve_one_call(
         try:
             server = StatusServer(*status_address, reporter, bridge_registry(reporter, counters))
         except OSError as error:
-            print(f"sip-rtmp-bridge: cannot serve status on {status_address}: {error}",
-                  file=sys.stderr)
+            print(
+                f"sip-rtmp-bridge: cannot serve status on {status_address}: {error}",
+                file=sys.stderr,
+            )
             return int(ExitCode.INTERNAL)
         server.start()
     try:

@@ -25,9 +25,17 @@ TRANSPORTS = ("udp", "tcp", "tls")
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "speex/16000")
 # Names pjsua's audio-only build knows, as they appear in its codec ids ("PCMU/8000/1").
 KNOWN_CODECS = ("PCMU", "PCMA", "G722", "speex/8000", "speex/16000", "speex/32000", "iLBC", "GSM")
-CODEC_ALIASES = {"ulaw": "PCMU", "alaw": "PCMA", "g711u": "PCMU", "g711a": "PCMA", "speex": "speex/16000"}
+CODEC_ALIASES = {
+    "ulaw": "PCMU",
+    "alaw": "PCMA",
+    "g711u": "PCMU",
+    "g711a": "PCMA",
+    "speex": "speex/16000",
+}
 OUTPUT_SAMPLE_RATES = (44100, 48000)
-_SIP_URI = re.compile(r"^sips?:[^\s@]+@[^\s@;:]+(:\d{1,5})?(;[^\s]*)?$|^sips?:[^\s@;:]+(:\d{1,5})?(;[^\s]*)?$")
+_SIP_URI = re.compile(
+    r"^sips?:[^\s@]+@[^\s@;:]+(:\d{1,5})?(;[^\s]*)?$|^sips?:[^\s@;:]+(:\d{1,5})?(;[^\s]*)?$"
+)
 _USER_PART = re.compile(r"^[A-Za-z0-9\-_.!~*'()&=+$,;?/%#]+$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 
@@ -175,14 +183,35 @@ def parse_spec(document: Any, password: str | None = None) -> BridgeSpec:
 
 _TOP_LEVEL_FIELDS = frozenset(
     {
-        "callId", "callee", "rtmpUrl", "rtmpStream", "hasAudio", "hasVideo", "connection",
-        "codecs", "nat", "audio", "callSetupTimeoutSeconds", "rtpInactivityTimeoutSeconds",
-        "maxDurationSeconds", "rtmpReconnectTimeoutSeconds",
+        "callId",
+        "callee",
+        "rtmpUrl",
+        "rtmpStream",
+        "hasAudio",
+        "hasVideo",
+        "connection",
+        "codecs",
+        "nat",
+        "audio",
+        "callSetupTimeoutSeconds",
+        "rtpInactivityTimeoutSeconds",
+        "maxDurationSeconds",
+        "rtmpReconnectTimeoutSeconds",
         # Operator-side policies, meaningless to one bridge run but present in a resource's spec.
-        "maxRetries", "ttlSecondsAfterFinished", "networking", "video",
+        "maxRetries",
+        "ttlSecondsAfterFinished",
+        "networking",
+        "video",
         # The seed's later flat shape of /rest-api/call/startup puts connection fields on top.
-        "sipLogin", "sipPassword", "sipAuthenticationName", "sipDomain", "sipPort",
-        "sipRegisterRequired", "sipOutboundProxy", "sipTransport", "appKey",
+        "sipLogin",
+        "sipPassword",
+        "sipAuthenticationName",
+        "sipDomain",
+        "sipPort",
+        "sipRegisterRequired",
+        "sipOutboundProxy",
+        "sipTransport",
+        "appKey",
     }
 )
 
@@ -327,11 +356,20 @@ def _parse_connection(outer: _Reader, password: str | None) -> Connection:
 
 _CONNECTION_FIELDS = frozenset(
     {
-        "sipLogin", "sipPassword", "sipAuthenticationName", "sipDomain", "sipPort",
-        "sipRegisterRequired", "sipOutboundProxy", "sipTransport", "appKey",
-        "sipPasswordSecretRef", "sipTlsVerifyServer",
+        "sipLogin",
+        "sipPassword",
+        "sipAuthenticationName",
+        "sipDomain",
+        "sipPort",
+        "sipRegisterRequired",
+        "sipOutboundProxy",
+        "sipTransport",
+        "appKey",
+        "sipPasswordSecretRef",
+        "sipTlsVerifyServer",
     }
 )
+
 
 def _is_host(value: str) -> bool:
     try:
@@ -408,9 +446,7 @@ def _parse_codecs(reader: _Reader) -> tuple[str, ...]:
     for name in names:
         canonical = CODEC_ALIASES.get(name.lower(), name)
         if canonical.lower() not in known:
-            raise SpecError(
-                "codecs", f"unknown codec {name!r}; known: {', '.join(KNOWN_CODECS)}"
-            )
+            raise SpecError("codecs", f"unknown codec {name!r}; known: {', '.join(KNOWN_CODECS)}")
         result.append(known[canonical.lower()])
     return tuple(dict.fromkeys(result))
 
@@ -435,8 +471,14 @@ def _parse_nat(reader: _Reader) -> NatSettings:
     assert keep_alive is not None
     reader.check_unknown(
         frozenset(
-            {"bindAddress", "publicAddress", "stunServers", "rtpPortMin", "rtpPortMax",
-             "keepAliveSeconds"}
+            {
+                "bindAddress",
+                "publicAddress",
+                "stunServers",
+                "rtpPortMin",
+                "rtpPortMax",
+                "keepAliveSeconds",
+            }
         )
     )
     return NatSettings(bind, public, stun, low, high, keep_alive)

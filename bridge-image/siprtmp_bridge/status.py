@@ -161,9 +161,7 @@ def finished(status: BridgeStatus, outcome: Outcome) -> BridgeStatus:
     if call_state not in ENDED_CALL_STATES:
         call_state = CallState.FINISH if outcome.succeeded else CallState.FAILED
     ended = with_call(status, state=call_state)
-    return replace(
-        ended, outcome=outcome, stream=replace(ended.stream, state=stream_state)
-    )
+    return replace(ended, outcome=outcome, stream=replace(ended.stream, state=stream_state))
 
 
 def to_document(status: BridgeStatus) -> dict[str, Any]:

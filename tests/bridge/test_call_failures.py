@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from siprtmp_bridge.demo.ports import free_port
 
-from tests.conftest import TONES, call_spec
+from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.nginx_rtmp import NginxRtmp
-from tests.support.ports import free_port
 from tests.support.sipp import SippPeer
 
 EXIT_REJECTED, EXIT_NO_ANSWER, EXIT_RTP_INACTIVITY, EXIT_RTMP, EXIT_UNREACHABLE = 4, 5, 6, 7, 8
@@ -20,12 +20,19 @@ EXIT_REJECTED, EXIT_NO_ANSWER, EXIT_RTP_INACTIVITY, EXIT_RTMP, EXIT_UNREACHABLE 
 
 @pytest.mark.parametrize(
     ("code", "phrase", "reason", "call_state"),
-    [(486, "Busy Here", "Busy", "BUSY"), (404, "Not Found", "NotFound", "FAILED"),
-     (603, "Decline", "Declined", "FAILED")],
+    [
+        (486, "Busy Here", "Busy", "BUSY"),
+        (404, "Not Found", "NotFound", "FAILED"),
+        (603, "Decline", "Declined", "FAILED"),
+    ],
 )
 def test_refused_call_fails_with_the_sip_reason(
-    code: int, phrase: str, reason: str, call_state: str,
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    code: int,
+    phrase: str,
+    reason: str,
+    call_state: str,
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
 ) -> None:
     peer = sipp("uas_reject.xml", code=code, reason_phrase=phrase)
@@ -43,7 +50,8 @@ def test_refused_call_fails_with_the_sip_reason(
 
 
 def test_unanswered_call_is_cancelled_after_the_set_up_timeout(
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
 ) -> None:
     peer = sipp("uas_no_answer.xml", wait_ms=20000)
@@ -57,13 +65,15 @@ def test_unanswered_call_is_cancelled_after_the_set_up_timeout(
 
 
 def test_peer_that_never_answers_over_udp_is_unreachable(
-    rtmp_server: NginxRtmp, bridge: Callable[..., BridgeProcess],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
 ) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
         port = silent.getsockname()[1]
-        spec = call_spec(f"sip:nobody@127.0.0.1:{port}", rtmp_server, "void",
-                         callSetupTimeoutSeconds=2)
+        spec = call_spec(
+            f"sip:nobody@127.0.0.1:{port}", rtmp_server, "void", callSetupTimeoutSeconds=2
+        )
         process = bridge(spec)
         assert process.wait(20) == EXIT_UNREACHABLE
     assert process.final["reason"] == "Unreachable"
@@ -71,10 +81,16 @@ def test_peer_that_never_answers_over_udp_is_unreachable(
 
 
 def test_closed_tcp_port_is_unreachable_at_once(
-    rtmp_server: NginxRtmp, bridge: Callable[..., BridgeProcess],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
 ) -> None:
-    spec = call_spec(f"sip:nobody@127.0.0.1:{free_port()}", rtmp_server, "void",
-                     connection={"sipTransport": "tcp"}, callSetupTimeoutSeconds=20)
+    spec = call_spec(
+        f"sip:nobody@127.0.0.1:{free_port()}",
+        rtmp_server,
+        "void",
+        connection={"sipTransport": "tcp"},
+        callSetupTimeoutSeconds=20,
+    )
     started = time.monotonic()
     process = bridge(spec)
     assert process.wait(20) == EXIT_UNREACHABLE
@@ -83,12 +99,19 @@ def test_closed_tcp_port_is_unreachable_at_once(
 
 
 def test_rtp_inactivity_hangs_up_with_its_own_reason(
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    codec, _ = TONES["PCMU"]
-    peer = sipp("uas_tone_wait_bye.xml", pcap=tone_pcap("PCMU", 1.0), payload_type=0,
-                codec="PCMU/8000", direction="sendonly", wait_ms=20000)
+    peer = sipp(
+        "uas_tone_wait_bye.xml",
+        pcap=tone_pcap("PCMU", 1.0),
+        payload_type=0,
+        codec="PCMU/8000",
+        direction="sendonly",
+        wait_ms=20000,
+    )
     process = bridge(call_spec(peer.uri, rtmp_server, "inactive", rtpInactivityTimeoutSeconds=2))
     assert process.wait(20) == EXIT_RTP_INACTIVITY
     assert process.final["reason"] == "RtpInactivity"
@@ -98,11 +121,19 @@ def test_rtp_inactivity_hangs_up_with_its_own_reason(
 
 
 def test_maximum_duration_ends_the_call_normally(
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = sipp("uas_tone_wait_bye.xml", pcap=tone_pcap("PCMU", 6.0), payload_type=0,
-                codec="PCMU/8000", direction="sendonly", wait_ms=20000)
+    peer = sipp(
+        "uas_tone_wait_bye.xml",
+        pcap=tone_pcap("PCMU", 6.0),
+        payload_type=0,
+        codec="PCMU/8000",
+        direction="sendonly",
+        wait_ms=20000,
+    )
     process = bridge(call_spec(peer.uri, rtmp_server, "limited", maxDurationSeconds=2))
     assert process.wait(20) == 0
     assert process.final["reason"] == "MaxDuration"
@@ -128,7 +159,9 @@ def _received_nothing(sock: socket.socket) -> bool:
 
 
 def test_rtmp_server_down_at_start_fails_before_dialling(
-    listening_callee: socket.socket, bridge: Callable[..., BridgeProcess], tmp_path: Path,
+    listening_callee: socket.socket,
+    bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
 ) -> None:
     port = listening_callee.getsockname()[1]
     down = NginxRtmp(tmp_path / "down", free_port())  # configured, never started
@@ -147,23 +180,45 @@ def test_rtmp_server_down_at_start_fails_before_dialling(
 INVALID_SPECS = [
     ({"rtmpUrl": "rtmp://h/live", "rtmpStream": "s"}, "spec.callee: is required"),
     ({"callee": "sip:a@b", "rtmpUrl": "http://h/live", "rtmpStream": "s"}, "spec.rtmpUrl"),
-    ({"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s", "hasAudio": "maybe"},
-     "spec.hasAudio"),
+    (
+        {"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s", "hasAudio": "maybe"},
+        "spec.hasAudio",
+    ),
     ({"callee": "1000", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s"}, "spec.callee"),
-    ({"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s",
-      "connection": {"sipPort": "fifty"}}, "spec.connection.sipPort"),
-    ({"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s",
-      "connection": {"sipTransport": "sctp"}}, "spec.connection.sipTransport"),
-    ({"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s", "codecs": ["opus"]},
-     "spec.codecs"),
-    ({"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s", "colour": "red"},
-     "spec.colour"),
+    (
+        {
+            "callee": "sip:a@b",
+            "rtmpUrl": "rtmp://h/live",
+            "rtmpStream": "s",
+            "connection": {"sipPort": "fifty"},
+        },
+        "spec.connection.sipPort",
+    ),
+    (
+        {
+            "callee": "sip:a@b",
+            "rtmpUrl": "rtmp://h/live",
+            "rtmpStream": "s",
+            "connection": {"sipTransport": "sctp"},
+        },
+        "spec.connection.sipTransport",
+    ),
+    (
+        {"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s", "codecs": ["opus"]},
+        "spec.codecs",
+    ),
+    (
+        {"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s", "colour": "red"},
+        "spec.colour",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("spec", "message"), INVALID_SPECS)
 def test_malformed_spec_is_refused_before_any_traffic(
-    spec: dict[str, object], message: str, bridge: Callable[..., BridgeProcess],
+    spec: dict[str, object],
+    message: str,
+    bridge: Callable[..., BridgeProcess],
 ) -> None:
     process = bridge(spec)
     assert process.wait(20) == 2

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from siprtmp_bridge.demo.ports import free_port
 
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.nginx_rtmp import NginxRtmp
-from tests.support.ports import free_port
 from tests.support.recording import ffprobe, measure_recording
 from tests.support.sipp import SippPeer
 
@@ -25,15 +25,28 @@ def streaming(line: dict[str, object]) -> bool:
     return line["phase"] == "Streaming"
 
 
-def long_tone_peer(sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path],
-                   seconds: float, scenario: str = "uas_tone_wait_bye.xml") -> SippPeer:
-    return sipp(scenario, pcap=tone_pcap("PCMU", seconds), payload_type=0, codec="PCMU/8000",
-                direction="sendonly", wait_ms=30000, call_ms=int(seconds * 1000) + 500)
+def long_tone_peer(
+    sipp: Callable[..., SippPeer],
+    tone_pcap: Callable[[str, float], Path],
+    seconds: float,
+    scenario: str = "uas_tone_wait_bye.xml",
+) -> SippPeer:
+    return sipp(
+        scenario,
+        pcap=tone_pcap("PCMU", seconds),
+        payload_type=0,
+        codec="PCMU/8000",
+        direction="sendonly",
+        wait_ms=30000,
+        call_ms=int(seconds * 1000) + 500,
+    )
 
 
 def test_sigterm_mid_call_sends_bye_and_closes_the_stream_cleanly(
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
 ) -> None:
     peer = long_tone_peer(sipp, tone_pcap, 10.0)
     process = bridge(call_spec(peer.uri, rtmp_server, "stopped"))
@@ -59,8 +72,10 @@ def test_sigterm_mid_call_sends_bye_and_closes_the_stream_cleanly(
 
 
 def test_rtmp_server_restart_mid_call_resumes_the_stream_and_keeps_the_call(
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
 ) -> None:
     peer = long_tone_peer(sipp, tone_pcap, 9.0, scenario="uas_tone_hangup.xml")
     process = bridge(call_spec(peer.uri, rtmp_server, "restarted"))
@@ -70,8 +85,9 @@ def test_rtmp_server_restart_mid_call_resumes_the_stream_and_keeps_the_call(
     process.wait_for(lambda line: line["phase"] == "Reconnecting", 10)
     time.sleep(1)
     rtmp_server.start()
-    process.wait_for(lambda line: line["phase"] == "Streaming"
-                     and line["stream"]["reconnects"] == 1, 10)
+    process.wait_for(
+        lambda line: line["phase"] == "Streaming" and line["stream"]["reconnects"] == 1, 10
+    )
     assert process.wait(30) == 0
     final = process.final
     assert final["reason"] == "RemoteHangup"  # the call itself was never interrupted
@@ -101,15 +117,21 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def test_status_metrics_and_probes_are_served_and_secrets_never_appear(
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
 ) -> None:
     peer = long_tone_peer(sipp, tone_pcap, 4.0, scenario="uas_tone_hangup.xml")
     stream_key = "live-key-5f2c9a71"
     password = "Sup3r-Secret-Pa55"
     port = free_port()
-    spec = call_spec(peer.uri, rtmp_server, stream_key,
-                     connection={"sipLogin": "bridge", "sipPassword": password})
+    spec = call_spec(
+        peer.uri,
+        rtmp_server,
+        stream_key,
+        connection={"sipLogin": "bridge", "sipPassword": password},
+    )
     process = bridge(spec, status_port=port)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 5
@@ -126,13 +148,23 @@ def test_status_metrics_and_probes_are_served_and_secrets_never_appear(
     assert _get(f"{base}/readyz")[0] == 200
     code, metrics = _get(f"{base}/metrics")
     assert code == 200
-    packets = next(line for line in metrics.splitlines()
-                   if line.startswith("siprtmp_rtp_packets_received_total"))
+    packets = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith("siprtmp_rtp_packets_received_total")
+    )
     assert float(packets.split()[-1]) > 20
     assert 'siprtmp_call_state{state="ESTABLISHED"} 1.0' in metrics
     assert process.wait(20) == 0
-    everything = "\n".join([json.dumps(process.lines), process.stderr_text, body, metrics,
-                            process.termination_log.read_text()])
+    everything = "\n".join(
+        [
+            json.dumps(process.lines),
+            process.stderr_text,
+            body,
+            metrics,
+            process.termination_log.read_text(),
+        ]
+    )
     assert stream_key not in everything
     assert password not in everything
     assert peer.wait(10) == 0
@@ -140,8 +172,11 @@ def test_status_metrics_and_probes_are_served_and_secrets_never_appear(
 
 @pytest.mark.parametrize("spec_format", ["json", "yaml"])
 def test_the_seeds_rest_body_is_accepted_verbatim(
-    spec_format: str, sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+    spec_format: str,
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
 ) -> None:
     peer = long_tone_peer(sipp, tone_pcap, 2.0, scenario="uas_tone_hangup.xml")
     body = {  # the seed article's REST body shape: strings everywhere

@@ -37,12 +37,25 @@ class BridgeProcess:
         spec_path.write_text(text)
         executable = Path(sys.executable).parent / "sip-rtmp-bridge"
         command = [
-            str(executable), "run", "--spec", str(spec_path), "--status-host", "127.0.0.1",
-            "--status-port", str(self.status_port), "--termination-log",
-            str(self.termination_log), "--sip-log-level", "3", *self.extra_args,
+            str(executable),
+            "run",
+            "--spec",
+            str(spec_path),
+            "--status-host",
+            "127.0.0.1",
+            "--status-port",
+            str(self.status_port),
+            "--termination-log",
+            str(self.termination_log),
+            "--sip-log-level",
+            "3",
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
@@ -87,8 +100,9 @@ class BridgeProcess:
                         return line
                 break
             time.sleep(0.05)
-        raise AssertionError(f"no status line matched; last: {self.lines[-1:]}\n"
-                             f"stderr: {self.stderr_text[-3000:]}")
+        raise AssertionError(
+            f"no status line matched; last: {self.lines[-1:]}\nstderr: {self.stderr_text[-3000:]}"
+        )
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         assert self.process is not None

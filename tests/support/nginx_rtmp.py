@@ -47,7 +47,8 @@ class NginxRtmp:
         assert shutil.which("nginx"), "nginx is not installed (scripts/test.sh installs it)"
         self.process = subprocess.Popen(
             ["nginx", "-c", str(self.root / "nginx.conf"), "-p", str(self.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -55,8 +56,10 @@ class NginxRtmp:
                 if probe.connect_ex(("127.0.0.1", self.port)) == 0:
                     return self
             time.sleep(0.05)
-        raise RuntimeError(f"nginx-rtmp did not listen on {self.port}: "
-                           f"{(self.root / 'error.log').read_text()[-2000:]}")
+        raise RuntimeError(
+            f"nginx-rtmp did not listen on {self.port}: "
+            f"{(self.root / 'error.log').read_text()[-2000:]}"
+        )
 
     def stop(self) -> None:
         """Stop abruptly (SIGKILL), as a crashed or restarted server would drop publishers."""

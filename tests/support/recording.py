@@ -19,7 +19,9 @@ def ffprobe(path: Path) -> dict[str, Any]:
     """ffprobe's view of a recording: streams and format, as JSON (a second, separate decoder)."""
     output = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     result: dict[str, Any] = json.loads(output)
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -29,14 +30,15 @@ PCMA = RtpCodec("PCMA", 8, "pcm_alaw", 8000, 8000, 160)
 G722 = RtpCodec("G722", 9, "g722", 16000, 8000, 160)
 
 
-def tone_pcm(frequency: float, seconds: float, sample_rate: int, amplitude: float = 0.5
-             ) -> np.ndarray:  # type: ignore[type-arg]
+def tone_pcm(
+    frequency: float, seconds: float, sample_rate: int, amplitude: float = 0.5
+) -> np.ndarray[Any, Any]:
     t = np.arange(int(sample_rate * seconds)) / sample_rate
     return (amplitude * 32767 * np.sin(2 * np.pi * frequency * t)).astype("<i2")
 
 
-def encode_payload(codec: RtpCodec, pcm: np.ndarray) -> bytes:  # type: ignore[type-arg]
-    context = av.CodecContext.create(codec.ffmpeg_encoder, "w")
+def encode_payload(codec: RtpCodec, pcm: np.ndarray[Any, Any]) -> bytes:
+    context: Any = av.CodecContext.create(codec.ffmpeg_encoder, "w")
     context.sample_rate = codec.sample_rate
     context.layout = "mono"
     context.format = "s16"
@@ -54,25 +56,48 @@ def write_rtp_pcap(path: Path, codec: RtpCodec, payload: bytes, ssrc: int = 0x5E
         out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         step = codec.bytes_per_20ms
         for index, offset in enumerate(range(0, len(payload) - step + 1, step)):
-            rtp = struct.pack(
-                "!BBHII", 0x80, codec.payload_type, (index + 1) & 0xFFFF,
-                (index * codec.rtp_clock // 50) & 0xFFFFFFFF, ssrc,
-            ) + payload[offset : offset + step]
+            rtp = (
+                struct.pack(
+                    "!BBHII",
+                    0x80,
+                    codec.payload_type,
+                    (index + 1) & 0xFFFF,
+                    (index * codec.rtp_clock // 50) & 0xFFFFFFFF,
+                    ssrc,
+                )
+                + payload[offset : offset + step]
+            )
             udp = struct.pack("!HHHH", 6000, 6001, 8 + len(rtp), 0) + rtp
-            ip = struct.pack(
-                "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
-                bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]),
-            ) + udp
+            ip = (
+                struct.pack(
+                    "!BBHHHBBH4s4s",
+                    0x45,
+                    0,
+                    20 + len(udp),
+                    0,
+                    0,
+                    64,
+                    17,
+                    0,
+                    bytes([127, 0, 0, 1]),
+                    bytes([127, 0, 0, 1]),
+                )
+                + udp
+            )
             frame = b"\0" * 12 + b"\x08\x00" + ip
             micros = index * 20_000
-            out.write(struct.pack("<IIII", micros // 1_000_000, micros % 1_000_000,
-                                  len(frame), len(frame)))
+            out.write(
+                struct.pack(
+                    "<IIII", micros // 1_000_000, micros % 1_000_000, len(frame), len(frame)
+                )
+            )
             out.write(frame)
             packets += 1
     return packets
 
 
 def make_tone_pcap(path: Path, codec: RtpCodec, frequency: float, seconds: float) -> Path:
-    write_rtp_pcap(path, codec, encode_payload(codec, tone_pcm(frequency, seconds,
-                                                               codec.sample_rate)))
+    write_rtp_pcap(
+        path, codec, encode_payload(codec, tone_pcm(frequency, seconds, codec.sample_rate))
+    )
     return path

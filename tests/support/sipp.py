@@ -34,10 +34,30 @@ class SippPeer:
         scenario = self.workdir / f"sipp-{self.port}-{self.scenario}"
         scenario.write_text(template)
         command = [
-            "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-mi", "127.0.0.1",
-            "-p", str(self.port), "-mp", str(self.media_port), "-t", self.transport,
-            "-m", "1", "-timeout", "90s", "-nostdin", "-trace_msg", "-trace_err",
-            "-message_file", str(self.message_log), "-error_file", str(self.error_log),
+            "sipp",
+            "-sf",
+            str(scenario),
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-mp",
+            str(self.media_port),
+            "-t",
+            self.transport,
+            "-m",
+            "1",
+            "-timeout",
+            "90s",
+            "-nostdin",
+            "-trace_msg",
+            "-trace_err",
+            "-message_file",
+            str(self.message_log),
+            "-error_file",
+            str(self.error_log),
         ]
         self.process = subprocess.Popen(
             command, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

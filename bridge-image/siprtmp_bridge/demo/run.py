@@ -7,12 +7,11 @@ demo prints the tone it measured.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import threading
-
-import json
 from typing import Any
 
 from siprtmp_bridge.demo.ports import free_port
@@ -27,30 +26,50 @@ def run_demo(seconds: float, frequency: float) -> int:
     sip_port = free_port(socket.SOCK_DGRAM)
     rtmp_port = free_port()
     receiver = subprocess.Popen(
-        [sys.executable, "-m", "siprtmp_bridge.demo.receiver",
-         f"rtmp://127.0.0.1:{rtmp_port}/live/demo"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "siprtmp_bridge.demo.receiver",
+            f"rtmp://127.0.0.1:{rtmp_port}/live/demo",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     peer = subprocess.Popen(
-        [sys.executable, "-m", "siprtmp_bridge.demo.peer", "--port", str(sip_port),
-         "--frequency", str(int(frequency)), "--seconds", str(seconds)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "siprtmp_bridge.demo.peer",
+            "--port",
+            str(sip_port),
+            "--frequency",
+            str(int(frequency)),
+            "--seconds",
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert peer.stdout is not None
         if peer.stdout.readline().strip() != "READY":
             print("demo: the tone peer did not start", file=sys.stderr)
             return 1
-        spec = parse_spec({
-            "callee": f"sip:tone@127.0.0.1:{sip_port}",
-            "rtmpUrl": f"rtmp://127.0.0.1:{rtmp_port}/live",
-            "rtmpStream": "demo",
-            "hasAudio": "false",
-            "rtmpReconnectTimeoutSeconds": 5,
-            "nat": {"bindAddress": "127.0.0.1"},
-        })
-        print(f"demo: calling the tone peer at {spec.callee}, publishing to "
-              f"{spec.redacted_publish_url}", file=sys.stderr)
+        spec = parse_spec(
+            {
+                "callee": f"sip:tone@127.0.0.1:{sip_port}",
+                "rtmpUrl": f"rtmp://127.0.0.1:{rtmp_port}/live",
+                "rtmpStream": "demo",
+                "hasAudio": "false",
+                "rtmpReconnectTimeoutSeconds": 5,
+                "nat": {"bindAddress": "127.0.0.1"},
+            }
+        )
+        print(
+            f"demo: calling the tone peer at {spec.callee}, publishing to "
+            f"{spec.redacted_publish_url}",
+            file=sys.stderr,
+        )
         code = serve_one_call(spec, threading.Event(), None, None)
     finally:
         stop_child(peer)

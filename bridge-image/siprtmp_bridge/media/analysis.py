@@ -46,7 +46,7 @@ def audible_windows(samples: np.ndarray[Any, Any], sample_rate: int) -> np.ndarr
     window = max(1, sample_rate // 50)
     usable = samples[: samples.size - samples.size % window].reshape(-1, window)
     rms = np.sqrt(np.mean(usable**2, axis=1))
-    return usable[rms > AUDIBLE_RMS]
+    return np.asarray(usable[rms > AUDIBLE_RMS])
 
 
 def measure_tone(samples: np.ndarray[Any, Any], sample_rate: int, codec: str) -> ToneMeasurement:

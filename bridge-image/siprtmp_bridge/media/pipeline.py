@@ -8,11 +8,13 @@ several times more CPU. The stream clock is kept level with the wall clock by si
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,10 +63,8 @@ class MediaPipeline:
         else:
             self._close_fifo()
         self.publisher.finish(timeout)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fifo_path.unlink()
-        except FileNotFoundError:
-            pass
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -133,7 +133,7 @@ class MediaPipeline:
             self.silence_samples += missing
             self._encode(np.zeros(missing, dtype=np.int16))
 
-    def _encode(self, pcm: np.ndarray) -> None:  # type: ignore[type-arg]
+    def _encode(self, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> None:
         for packet in self.encoder.encode(pcm):
             self.publisher.submit(packet)
 

@@ -8,6 +8,7 @@ sample count), and publishing resumes at the current timestamp on a fresh connec
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -146,9 +147,7 @@ class RtmpPublisher:
     def _open(self) -> str | None:
         """Open and handshake now (PyAV would otherwise connect on the first packet)."""
         try:
-            container: Any = av.open(
-                self.url, mode="w", format="flv", timeout=IO_TIMEOUT_SECONDS
-            )
+            container: Any = av.open(self.url, mode="w", format="flv", timeout=IO_TIMEOUT_SECONDS)
             stream: Any = container.add_stream("aac", rate=self.format.sample_rate)
             stream.codec_context.layout = "mono"
             stream.codec_context.bit_rate = self.format.bitrate
@@ -163,10 +162,8 @@ class RtmpPublisher:
         container, self._container = self._container, None
         if container is None:
             return
-        try:
+        with contextlib.suppress(av.FFmpegError, OSError):
             container.close()
-        except (av.FFmpegError, OSError):
-            pass
 
 
 def _describe(error: Exception) -> str:

@@ -83,8 +83,7 @@ def _is_received_message(event: Any) -> bool:
     if event.type == pj.PJSIP_EVENT_RX_MSG:
         return True
     return bool(
-        event.type == pj.PJSIP_EVENT_TSX_STATE
-        and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG
+        event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG
     )
 
 
@@ -97,20 +96,28 @@ class BridgeAccount(pj.Account):  # type: ignore[misc]
         info = self.getInfo()
         if prm.code // 100 == 1:
             return
-        self.emit(Registered(ok=prm.code // 100 == 2 and info.regIsActive, status_code=prm.code,
-                             reason=str(prm.reason)))
+        self.emit(
+            Registered(
+                ok=prm.code // 100 == 2 and info.regIsActive,
+                status_code=prm.code,
+                reason=str(prm.reason),
+            )
+        )
 
 
 class BridgeCall(pj.Call):  # type: ignore[misc]
     """The call; its audio is handed to ``attach_audio`` whenever pjsua (re)creates it."""
 
-    def __init__(self, account: BridgeAccount, emit: EventSink, attach_audio: AudioAttacher) -> None:
+    def __init__(
+        self, account: BridgeAccount, emit: EventSink, attach_audio: AudioAttacher
+    ) -> None:
         super().__init__(account)
         self.emit = emit
         self.attach_audio = attach_audio
         self.was_answered = False
         self.got_response = False
         self.held_at_answer: bool | None = None
+        self.audio_index = 0
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802
         info = self.getInfo()
@@ -145,6 +152,7 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
             bridged = media.status in _BRIDGED_MEDIA
             remote_hold = media.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
             if bridged:
+                self.audio_index = index
                 self.attach_audio(self.getAudioMedia(index))
             if self.held_at_answer is None and bridged:
                 self.held_at_answer = remote_hold
@@ -165,9 +173,9 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
         return f"{stream.codecName}/{stream.codecClockRate}"
 
     def rtp_packets_received(self) -> tuple[int, int, int]:
-        """(packets, lost, jitter in µs) received on the audio stream, for inactivity and metrics."""
+        """(packets, lost, jitter µs) received on the audio stream: for inactivity and metrics."""
         try:
-            stat = self.getStreamStat(0)
+            stat = self.getStreamStat(self.audio_index)
         except pj.Error:
             return (0, 0, 0)
         rx = stat.rtcp.rxStat

@@ -1,0 +1,1 @@
+"""The operator: SipRtmpBridge resources → one bridge pod per call (built on branch operator)."""

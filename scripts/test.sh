@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs (Python deps, the real
+# peers: SIPp, Kamailio, nginx-rtmp, FFmpeg, tshark), lints, type-checks, runs every tier.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+source scripts/lib/apt.sh
+apt_install sip-tester kamailio nginx libnginx-mod-rtmp ffmpeg tshark openssl
+
+echo "== ruff" && .venv/bin/ruff check .
+echo "== mypy" && .venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest -p no:cacheprovider -ra "$@"
