@@ -1,0 +1,119 @@
+"""Registration and digest authentication through Kamailio, with right and wrong credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from siprtmp_bridge.demo.ports import free_port
+from tests.conftest import call_spec
+from tests.support.bridge_process import BridgeProcess
+from tests.support.kamailio import Kamailio
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.recording import measure_recording
+from tests.support.sipp import SippPeer
+
+USER, PASSWORD = "alice", "correct-horse-battery"
+EXIT_AUTH = 3
+
+
+@pytest.fixture
+def far_end(
+    sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path]
+) -> SippPeer:
+    return sipp("uas_tone_hangup.xml", pcap=tone_pcap("PCMU", 2.0), payload_type=0,
+                codec="PCMU/8000", direction="sendonly", call_ms=2500)
+
+
+@pytest.fixture
+def proxy(tmp_path: Path, far_end: SippPeer) -> Iterator[Kamailio]:
+    server = Kamailio(tmp_path / "kamailio", free_port(), USER, PASSWORD, far_end.port).start()
+    yield server
+    server.stop()
+
+
+def connection(proxy: Kamailio, password: str, **extra: object) -> dict[str, object]:
+    return {
+        "sipDomain": "127.0.0.1",
+        "sipPort": proxy.port,
+        "sipLogin": USER,
+        "sipPassword": password,
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_registered_call_with_digest_auth_is_bridged(
+    transport: str, proxy: Kamailio, far_end: SippPeer, rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    spec = call_spec("bridge-test", rtmp_server, f"auth-{transport}",
+                     connection=connection(proxy, PASSWORD, sipRegisterRequired=True,
+                                           sipTransport=transport))
+    process = bridge(spec)
+    assert process.wait(30) == 0, process.stderr_text[-2000:]
+    assert process.final["reason"] == "RemoteHangup"
+    log = proxy.text()
+    assert f"REGISTERED {USER}" in log
+    assert f"AUTHORIZED INVITE {USER} to sip:bridge-test@127.0.0.1" in log
+    assert far_end.wait(10) == 0
+    (recording,) = rtmp_server.recordings_of(f"auth-{transport}")
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5
+
+
+def test_authentication_name_is_the_digest_user(
+    proxy: Kamailio, far_end: SippPeer, rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    spec = call_spec("bridge-test", rtmp_server, "authname", connection={
+        **connection(proxy, PASSWORD), "sipLogin": "display-login",
+        "sipAuthenticationName": USER,
+    })
+    process = bridge(spec)
+    assert process.wait(30) == 0, process.stderr_text[-2000:]
+    assert f"AUTHORIZED INVITE {USER}" in proxy.text()
+
+
+def test_wrong_password_fails_registration(
+    proxy: Kamailio, rtmp_server: NginxRtmp, bridge: Callable[..., BridgeProcess],
+) -> None:
+    spec = call_spec("bridge-test", rtmp_server, "badreg",
+                     connection=connection(proxy, "wrong", sipRegisterRequired=True))
+    process = bridge(spec)
+    assert process.wait(30) == EXIT_AUTH
+    final = process.final
+    assert final["reason"] == "RegistrationFailed"
+    assert final["phase"] == "Failed"
+    assert "401" in final["message"]
+    assert "REGISTERED" not in proxy.text()
+
+
+def test_wrong_password_fails_the_invite_with_407(
+    proxy: Kamailio, rtmp_server: NginxRtmp, bridge: Callable[..., BridgeProcess],
+) -> None:
+    spec = call_spec("bridge-test", rtmp_server, "badinvite",
+                     connection=connection(proxy, "wrong"))
+    process = bridge(spec)
+    assert process.wait(30) == EXIT_AUTH
+    final = process.final
+    assert final["reason"] == "AuthenticationFailed"
+    assert final["call"]["sipStatusCode"] == 407
+    assert final["call"]["state"] == "FAILED"
+    assert "AUTHORIZED" not in proxy.text()
+    assert "wrong" not in process.stderr_text.splitlines()[-1]
+
+
+def test_outbound_proxy_carries_the_call_to_a_sip_uri(
+    proxy: Kamailio, far_end: SippPeer, rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    spec = call_spec(far_end.uri, rtmp_server, "proxied", connection={
+        "sipLogin": USER, "sipPassword": PASSWORD,
+        "sipOutboundProxy": f"127.0.0.1:{proxy.port}",
+    })
+    process = bridge(spec)
+    assert process.wait(30) == 0, process.stderr_text[-2000:]
+    assert f"AUTHORIZED INVITE {USER} to {far_end.uri}" in proxy.text()
+    assert far_end.wait(10) == 0

@@ -1,0 +1,124 @@
+"""Kamailio as a real registrar and digest-auth proxy in front of a SIPp far end."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
+
+CONFIG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+mpath="{modules}/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+modparam("usrloc", "db_mode", 0)
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (has_totag()) {{
+        if (loose_route() || is_method("ACK|BYE")) {{ t_relay(); }}
+        exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    if (is_method("REGISTER")) {{
+        if (!pv_www_authenticate("$td", "{password}", "0")) {{ www_challenge("$td", "0"); exit; }}
+        if ($au != "{user}") {{ sl_send_reply("403", "Forbidden"); exit; }}
+        xlog("L_NOTICE", "REGISTERED $au $ct\\n");
+        save("location");
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        if (!pv_proxy_authenticate("$fd", "{password}", "0")) {{
+            proxy_challenge("$fd", "0");
+            exit;
+        }}
+        if ($au != "{user}") {{ sl_send_reply("403", "Forbidden"); exit; }}
+        consume_credentials();
+        xlog("L_NOTICE", "AUTHORIZED INVITE $au to $ru\\n");
+        record_route();
+        if (uri == myself) {{ $du = "sip:127.0.0.1:{target_port}"; }}
+        t_relay();
+        exit;
+    }}
+    sl_send_reply("405", "Method Not Allowed");
+}}
+"""
+
+
+class Kamailio:
+    def __init__(self, root: Path, port: int, user: str, password: str, target_port: int) -> None:
+        self.root = root
+        self.port = port
+        root.mkdir(parents=True, exist_ok=True)
+        self.config = root / "kamailio.cfg"
+        self.config.write_text(CONFIG.format(port=port, modules=MODULES, user=user,
+                                             password=password, target_port=target_port))
+        self.log = root / "kamailio.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Kamailio:
+        assert shutil.which("kamailio"), "kamailio is not installed (scripts/test.sh installs it)"
+        check = subprocess.run(["kamailio", "-c", "-f", str(self.config)], capture_output=True,
+                               text=True)
+        assert check.returncode == 0, check.stderr[-3000:]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                ["kamailio", "-f", str(self.config), "-DD", "-E", "-n", "1",
+                 "-P", str(self.root / "kamailio.pid"), "-Y", str(self.root)],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        self._wait_until_answering()
+        return self
+
+    def _wait_until_answering(self) -> None:
+        """Ready once it answers an OPTIONS (with 405, by this config) over UDP."""
+        options = (
+            f"OPTIONS sip:127.0.0.1:{self.port} SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-ready\r\n"
+            "From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:probe@127.0.0.1>\r\n"
+            "Call-ID: ready@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 5\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+        deadline = time.monotonic() + 10
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            probe.settimeout(0.2)
+            options = options.replace(b"127.0.0.1:9", f"127.0.0.1:{probe.getsockname()[1]}".encode())
+            while time.monotonic() < deadline:
+                probe.sendto(options, ("127.0.0.1", self.port))
+                try:
+                    if probe.recv(4096).startswith(b"SIP/2.0"):
+                        return
+                except TimeoutError:
+                    continue
+        raise RuntimeError(f"kamailio did not answer: {self.text()[-2000:]}")
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
