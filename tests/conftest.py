@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from siprtmp_bridge.demo.ports import free_port
 
+from siprtmp_bridge.demo.ports import free_port
 from tests.support.bridge_process import BridgeProcess
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_pair

@@ -6,7 +6,9 @@ status transitions (pure functions in ``status``) and decides when and why the c
 
 from __future__ import annotations
 
+import random
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -18,6 +20,7 @@ from typing import Any
 import pjsua2 as pj
 
 from siprtmp_bridge.media.encoder import AacEncoder
+from siprtmp_bridge.media.keepalive import RtpKeepAlive
 from siprtmp_bridge.media.pipeline import MediaPipeline
 from siprtmp_bridge.media.publisher import IO_TIMEOUT_SECONDS, RtmpPublisher, StreamFormat
 from siprtmp_bridge.media.silence import write_silence_wav
@@ -93,6 +96,7 @@ class BridgeRunner:
         self.last_rtp_at = 0.0
         self.workdir = Path()
         self.fifo_path = Path()
+        self.keepalive: RtpKeepAlive | None = None
 
     def run(self) -> Outcome:
         self.workdir = Path(tempfile.mkdtemp(prefix="siprtmp-", dir=self.options.workdir))
@@ -170,6 +174,8 @@ class BridgeRunner:
         while self.outcome is None:
             self.endpoint_poll()
             now = time.monotonic()
+            if self.keepalive is not None:
+                self.keepalive.tick(now)
             if now >= next_stats:
                 next_stats = now + STATS_INTERVAL_SECONDS
                 self._refresh_counters(now, pipeline, publisher)
@@ -232,6 +238,7 @@ class BridgeRunner:
                 )
         elif isinstance(event, CallMediaChanged):
             self.remote_sending = event.remote_sending
+            self._keep_media_path_open(event)
             assert self.call is not None
             if self.call_answered_at is not None:
                 held_at_answer = bool(self.call.held_at_answer)
@@ -386,10 +393,29 @@ class BridgeRunner:
                 self.silence_player.createPlayer(str(write_silence_wav(self.workdir)), 0)
             self.silence_player.startTransmit(call_audio)
 
+    def _keep_media_path_open(self, event: CallMediaChanged) -> None:
+        """Send NAT keep-alives from our RTP port while we send no RTP of our own."""
+        if self.keepalive is not None:
+            self.keepalive.close()
+            self.keepalive = None
+        interval = self.spec.nat.keep_alive_seconds
+        if event.local_sending or event.rtp_path is None or interval <= 0:
+            return
+        port, remote = event.rtp_path
+        try:
+            self.keepalive = RtpKeepAlive(
+                self.spec.nat.bind_address, port, remote, interval, ssrc=random.getrandbits(32)
+            )
+        except OSError as error:
+            print(f"sip-rtmp-bridge: no RTP keep-alive: {error}", file=sys.stderr)
+
     def _release_media(self) -> None:
         """Drop pjsua media objects before libDestroy(); closing the recorder ends the FIFO."""
         self.recorder = None
         self.silence_player = None
+        if self.keepalive is not None:
+            self.keepalive.close()
+            self.keepalive = None
 
     def _on_stream_state(self, state: StreamState, bytes_sent: int) -> None:
         self.reporter.update(lambda s: with_stream(s, state=state, bytes_sent=bytes_sent))

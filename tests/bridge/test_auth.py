@@ -20,11 +20,15 @@ EXIT_AUTH = 3
 
 
 @pytest.fixture
-def far_end(
-    sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path]
-) -> SippPeer:
-    return sipp("uas_tone_hangup.xml", pcap=tone_pcap("PCMU", 2.0), payload_type=0,
-                codec="PCMU/8000", direction="sendonly", call_ms=2500)
+def far_end(sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path]) -> SippPeer:
+    return sipp(
+        "uas_tone_hangup.xml",
+        pcap=tone_pcap("PCMU", 2.0),
+        payload_type=0,
+        codec="PCMU/8000",
+        direction="sendonly",
+        call_ms=2500,
+    )
 
 
 @pytest.fixture
@@ -46,12 +50,18 @@ def connection(proxy: Kamailio, password: str, **extra: object) -> dict[str, obj
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_registered_call_with_digest_auth_is_bridged(
-    transport: str, proxy: Kamailio, far_end: SippPeer, rtmp_server: NginxRtmp,
+    transport: str,
+    proxy: Kamailio,
+    far_end: SippPeer,
+    rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
 ) -> None:
-    spec = call_spec("bridge-test", rtmp_server, f"auth-{transport}",
-                     connection=connection(proxy, PASSWORD, sipRegisterRequired=True,
-                                           sipTransport=transport))
+    spec = call_spec(
+        "bridge-test",
+        rtmp_server,
+        f"auth-{transport}",
+        connection=connection(proxy, PASSWORD, sipRegisterRequired=True, sipTransport=transport),
+    )
     process = bridge(spec)
     assert process.wait(30) == 0, process.stderr_text[-2000:]
     assert process.final["reason"] == "RemoteHangup"
@@ -64,23 +74,37 @@ def test_registered_call_with_digest_auth_is_bridged(
 
 
 def test_authentication_name_is_the_digest_user(
-    proxy: Kamailio, far_end: SippPeer, rtmp_server: NginxRtmp,
+    proxy: Kamailio,
+    far_end: SippPeer,
+    rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
 ) -> None:
-    spec = call_spec("bridge-test", rtmp_server, "authname", connection={
-        **connection(proxy, PASSWORD), "sipLogin": "display-login",
-        "sipAuthenticationName": USER,
-    })
+    spec = call_spec(
+        "bridge-test",
+        rtmp_server,
+        "authname",
+        connection={
+            **connection(proxy, PASSWORD),
+            "sipLogin": "display-login",
+            "sipAuthenticationName": USER,
+        },
+    )
     process = bridge(spec)
     assert process.wait(30) == 0, process.stderr_text[-2000:]
     assert f"AUTHORIZED INVITE {USER}" in proxy.text()
 
 
 def test_wrong_password_fails_registration(
-    proxy: Kamailio, rtmp_server: NginxRtmp, bridge: Callable[..., BridgeProcess],
+    proxy: Kamailio,
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
 ) -> None:
-    spec = call_spec("bridge-test", rtmp_server, "badreg",
-                     connection=connection(proxy, "wrong", sipRegisterRequired=True))
+    spec = call_spec(
+        "bridge-test",
+        rtmp_server,
+        "badreg",
+        connection=connection(proxy, "wrong", sipRegisterRequired=True),
+    )
     process = bridge(spec)
     assert process.wait(30) == EXIT_AUTH
     final = process.final
@@ -91,10 +115,11 @@ def test_wrong_password_fails_registration(
 
 
 def test_wrong_password_fails_the_invite_with_407(
-    proxy: Kamailio, rtmp_server: NginxRtmp, bridge: Callable[..., BridgeProcess],
+    proxy: Kamailio,
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
 ) -> None:
-    spec = call_spec("bridge-test", rtmp_server, "badinvite",
-                     connection=connection(proxy, "wrong"))
+    spec = call_spec("bridge-test", rtmp_server, "badinvite", connection=connection(proxy, "wrong"))
     process = bridge(spec)
     assert process.wait(30) == EXIT_AUTH
     final = process.final
@@ -106,13 +131,21 @@ def test_wrong_password_fails_the_invite_with_407(
 
 
 def test_outbound_proxy_carries_the_call_to_a_sip_uri(
-    proxy: Kamailio, far_end: SippPeer, rtmp_server: NginxRtmp,
+    proxy: Kamailio,
+    far_end: SippPeer,
+    rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
 ) -> None:
-    spec = call_spec(far_end.uri, rtmp_server, "proxied", connection={
-        "sipLogin": USER, "sipPassword": PASSWORD,
-        "sipOutboundProxy": f"127.0.0.1:{proxy.port}",
-    })
+    spec = call_spec(
+        far_end.uri,
+        rtmp_server,
+        "proxied",
+        connection={
+            "sipLogin": USER,
+            "sipPassword": PASSWORD,
+            "sipOutboundProxy": f"127.0.0.1:{proxy.port}",
+        },
+    )
     process = bridge(spec)
     assert process.wait(30) == 0, process.stderr_text[-2000:]
     assert f"AUTHORIZED INVITE {USER} to {far_end.uri}" in proxy.text()

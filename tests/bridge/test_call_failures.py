@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from siprtmp_bridge.demo.ports import free_port
 
+from siprtmp_bridge.demo.ports import free_port
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.nginx_rtmp import NginxRtmp

@@ -69,21 +69,37 @@ class Kamailio:
         self.port = port
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "kamailio.cfg"
-        self.config.write_text(CONFIG.format(port=port, modules=MODULES, user=user,
-                                             password=password, target_port=target_port))
+        self.config.write_text(
+            CONFIG.format(
+                port=port, modules=MODULES, user=user, password=password, target_port=target_port
+            )
+        )
         self.log = root / "kamailio.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Kamailio:
         assert shutil.which("kamailio"), "kamailio is not installed (scripts/test.sh installs it)"
-        check = subprocess.run(["kamailio", "-c", "-f", str(self.config)], capture_output=True,
-                               text=True)
+        check = subprocess.run(
+            ["kamailio", "-c", "-f", str(self.config)], check=False, capture_output=True, text=True
+        )
         assert check.returncode == 0, check.stderr[-3000:]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                ["kamailio", "-f", str(self.config), "-DD", "-E", "-n", "1",
-                 "-P", str(self.root / "kamailio.pid"), "-Y", str(self.root)],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    "kamailio",
+                    "-f",
+                    str(self.config),
+                    "-DD",
+                    "-E",
+                    "-n",
+                    "1",
+                    "-P",
+                    str(self.root / "kamailio.pid"),
+                    "-Y",
+                    str(self.root),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self._wait_until_answering()
         return self
@@ -101,7 +117,8 @@ class Kamailio:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))
             probe.settimeout(0.2)
-            options = options.replace(b"127.0.0.1:9", f"127.0.0.1:{probe.getsockname()[1]}".encode())
+            via = f"127.0.0.1:{probe.getsockname()[1]}".encode()
+            options = options.replace(b"127.0.0.1:9", via)
             while time.monotonic() < deadline:
                 probe.sendto(options, ("127.0.0.1", self.port))
                 try:

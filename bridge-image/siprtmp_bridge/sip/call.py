@@ -6,6 +6,7 @@ released by ``close()`` before the endpoint is destroyed (pjmedia asserts otherw
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from siprtmp_bridge.sip.states import (
     INV_DISCONNECTED,
     INV_EARLY,
     InviteProgress,
+    local_sends,
     remote_sends,
 )
 from siprtmp_bridge.spec import BridgeSpec
@@ -62,8 +64,17 @@ def account_config(spec: BridgeSpec) -> Any:
         media.transportConfig.boundAddress = nat.bind_address
     if nat.public_address:
         media.transportConfig.publicAddress = nat.public_address
-    # A recvonly path sends no RTP, so NAT bindings for it would expire: keep them open.
-    media.streamKaEnabled = nat.keep_alive_seconds > 0
+    # RTCP on the RTP port (when the far end agrees) refreshes the NAT binding of the RTP port.
+    media.rtcpMuxEnabled = True
+    if nat.keep_alive_seconds > 0:
+        # Lets the bridge's own keep-alive socket share the RTP port (media/keepalive.py).
+        reuse = pj.SockOpt()
+        reuse.level = socket.SOL_SOCKET
+        reuse.optName = socket.SO_REUSEADDR
+        reuse.setOptValInt(1)
+        options = pj.SockOptParams()
+        options.sockOpts = pj.SockOptVector([reuse])
+        media.transportConfig.sockOptParams = options
     nat_config = config.natConfig
     nat_config.udpKaIntervalSec = nat.keep_alive_seconds
     nat_config.sipStunUse = (
@@ -161,9 +172,20 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
                     remote_sending=bridged and remote_sends(media.dir),
                     remote_hold=remote_hold,
                     codec=self._codec(index) if bridged else None,
+                    local_sending=bridged and local_sends(media.dir),
+                    rtp_path=self._rtp_path(index) if bridged else None,
                 )
             )
             return
+
+    def _rtp_path(self, index: int) -> tuple[int, str] | None:
+        """(local RTP port, far end's RTP address) of the audio stream."""
+        try:
+            local = self.getMedTransportInfo(index).localRtpName
+            remote = self.getStreamInfo(index).remoteRtpAddress
+        except pj.Error:
+            return None
+        return int(str(local).rpartition(":")[2]), str(remote)
 
     def _codec(self, index: int) -> str | None:
         try:

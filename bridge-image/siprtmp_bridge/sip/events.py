@@ -26,6 +26,8 @@ class CallMediaChanged:
     remote_sending: bool
     remote_hold: bool
     codec: str | None
+    local_sending: bool = False
+    rtp_path: tuple[int, str] | None = None  # (local RTP port, far end's RTP address)
 
 
 @dataclass(frozen=True)

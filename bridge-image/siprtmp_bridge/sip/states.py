@@ -46,10 +46,17 @@ def ended_state(status_code: int, was_answered: bool) -> CallState:
     return CallState.FAILED
 
 
+PJMEDIA_DIR_ENCODING, PJMEDIA_DIR_DECODING = 1, 2
+
+
 def remote_sends(local_direction: int) -> bool:
     """Whether the far end sends audio: our local direction includes decoding (pjmedia_dir)."""
-    decoding = 2
-    return bool(local_direction & decoding)
+    return bool(local_direction & PJMEDIA_DIR_DECODING)
+
+
+def local_sends(local_direction: int) -> bool:
+    """Whether we send RTP on the stream (sendrecv or sendonly on our side)."""
+    return bool(local_direction & PJMEDIA_DIR_ENCODING)
 
 
 def answered_state(remote_is_sending: bool, remote_hold: bool, held_at_answer: bool) -> CallState:

@@ -1,0 +1,60 @@
+"""Packet capture on loopback with tshark: what the bridge really put on the wire."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RtpPacket:
+    source_port: int
+    destination_port: int
+    payload_type: int
+    payload: bytes
+
+
+class LoopbackCapture:
+    def __init__(self, path: Path, capture_filter: str) -> None:
+        assert shutil.which("tshark"), "tshark is not installed (scripts/test.sh installs it)"
+        self.path = path
+        self.filter = capture_filter
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> LoopbackCapture:
+        self.process = subprocess.Popen(
+            ["tshark", "-i", "lo", "-f", self.filter, "-w", str(self.path), "-q"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        assert self.process.stderr is not None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # tshark says "Capturing on 'Loopback: lo'"
+            line = self.process.stderr.readline()
+            if "Capturing on" in line or not line:
+                break
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        time.sleep(0.3)
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def rtp(self, rtp_port: int) -> list[RtpPacket]:
+        """Every packet to or from ``rtp_port``, decoded as RTP."""
+        output = subprocess.run(
+            ["tshark", "-r", str(self.path), "-d", f"udp.port=={rtp_port},rtp", "-T", "fields",
+             "-e", "udp.srcport", "-e", "udp.dstport", "-e", "rtp.p_type", "-e", "rtp.payload"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        packets = []
+        for line in output.splitlines():
+            fields = line.split("\t")
+            if len(fields) < 3 or not fields[2]:
+                continue
+            payload = bytes.fromhex(fields[3].replace(":", "")) if len(fields) > 3 else b""
+            packets.append(RtpPacket(int(fields[0]), int(fields[1]), int(fields[2]), payload))
+        return packets
