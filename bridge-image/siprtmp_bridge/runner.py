@@ -41,7 +41,12 @@ from siprtmp_bridge.sip.events import (
     Registered,
     SipEvent,
 )
-from siprtmp_bridge.sip.states import answered_state, call_state_for_progress, ended_state
+from siprtmp_bridge.sip.states import (
+    answered_state,
+    call_state_for_progress,
+    ended_state,
+    state_with_early_media,
+)
 from siprtmp_bridge.spec import BridgeSpec
 from siprtmp_bridge.status import (
     CallState,
@@ -238,6 +243,9 @@ class BridgeRunner:
                 )
         elif isinstance(event, CallMediaChanged):
             self.remote_sending = event.remote_sending
+            # A re-INVITE may recreate the stream, restarting its packet counters.
+            self.last_rtp_packets = 0
+            self.last_rtp_at = time.monotonic()
             self._keep_media_path_open(event)
             assert self.call is not None
             if self.call_answered_at is not None:
@@ -245,7 +253,11 @@ class BridgeRunner:
                 state = answered_state(event.remote_sending, event.remote_hold, held_at_answer)
                 self.reporter.update(lambda s: with_call(s, state=state, codec=event.codec))
             else:
-                self.reporter.update(lambda s: with_call(s, codec=event.codec))
+                self.reporter.update(
+                    lambda s: with_call(
+                        s, state=state_with_early_media(s.call.state), codec=event.codec
+                    )
+                )
         elif isinstance(event, CallEnded):
             self._call_ended(event)
 

@@ -37,6 +37,13 @@ def call_state_for_progress(progress: InviteProgress) -> CallState | None:
     return None
 
 
+def state_with_early_media(state: CallState) -> CallState:
+    """Media negotiated before the answer (a 18x with SDP): the call is ringing with media."""
+    if state in (CallState.PENDING, CallState.TRYING, CallState.RING, CallState.SESSION_PROGRESS):
+        return CallState.RING_MEDIA
+    return state
+
+
 def ended_state(status_code: int, was_answered: bool) -> CallState:
     """FINISH for a call that was answered and hung up, BUSY for 486/600, FAILED otherwise."""
     if was_answered:
