@@ -379,12 +379,24 @@ def _is_host(value: str) -> bool:
     return True
 
 
+def _is_host_port(value: str) -> bool:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``, with a port from 1 to 65535."""
+    host, separator, port = value.rpartition(":")
+    if (
+        separator
+        and not host.endswith(":")
+        and port.isdigit()
+        and (not host.startswith("[") or host.endswith("]"))
+    ):
+        return 0 < int(port) < 65536 and _is_host(host)
+    return _is_host(value)
+
+
 def _check_proxy(path: str, value: str) -> str:
+    """A proxy as a SIP URI or host[:port]; loose routing (``;lr``) is what proxies expect."""
     uri = value if value.startswith(("sip:", "sips:")) else f"sip:{value}"
-    host = uri.split(":", 1)[1].split(";", 1)[0]
-    host = host.rsplit("@", 1)[-1]
-    host_only = host[: host.rindex(":")] if host.count(":") == 1 else host
-    if not _is_host(host_only):
+    host_port = uri.split(":", 1)[1].split(";", 1)[0].rsplit("@", 1)[-1]
+    if not _is_host_port(host_port):
         raise SpecError(path, f"is not a SIP URI or host[:port]: {value!r}")
     return uri if ";lr" in uri else f"{uri};lr"
 
@@ -459,8 +471,7 @@ def _parse_nat(reader: _Reader) -> NatSettings:
             raise SpecError(reader.path(name), f"is not a host name or address: {value!r}")
     stun = reader.string_list("stunServers") or ()
     for server in stun:
-        host = server.rsplit(":", 1)[0] if server.count(":") == 1 else server
-        if not _is_host(host):
+        if not _is_host_port(server):
             raise SpecError(reader.path("stunServers"), f"is not host[:port]: {server!r}")
     low = reader.integer("rtpPortMin", 10000, 1024, 65534)
     high = reader.integer("rtpPortMax", 20000, 1025, 65535)

@@ -14,11 +14,20 @@ from tests.support.sipp import SippPeer
 
 
 def test_early_media_is_bridged_before_the_answer(
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = sipp("uas_early_media.xml", pcap=tone_pcap("PCMU", 3.0), payload_type=0,
-                codec="PCMU/8000", direction="sendonly", ring_ms=1500, call_ms=2000)
+    peer = sipp(
+        "uas_early_media.xml",
+        pcap=tone_pcap("PCMU", 3.0),
+        payload_type=0,
+        codec="PCMU/8000",
+        direction="sendonly",
+        ring_ms=1500,
+        call_ms=2000,
+    )
     process = bridge(call_spec(peer.uri, rtmp_server, "early"))
     assert process.wait(30) == 0, process.stderr_text[-2000:]
     states = process.call_states()
@@ -32,16 +41,25 @@ def test_early_media_is_bridged_before_the_answer(
 
 
 def test_hold_and_resume_by_reinvite_keep_the_call_and_the_clock(
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = sipp("uas_hold.xml", pcap=tone_pcap("PCMU", 5.0), payload_type=0,
-                codec="PCMU/8000", direction="sendonly", hold_at_ms=1000, hold_ms=1500,
-                call_ms=3000)
+    peer = sipp(
+        "uas_hold.xml",
+        pcap=tone_pcap("PCMU", 5.0),
+        payload_type=0,
+        codec="PCMU/8000",
+        direction="sendonly",
+        hold_at_ms=1000,
+        hold_ms=1500,
+        call_ms=3000,
+    )
     process = bridge(call_spec(peer.uri, rtmp_server, "held", rtpInactivityTimeoutSeconds=1))
     assert process.wait(30) == 0, process.stderr_text[-2000:]
     states = process.call_states()
-    assert states[states.index("ESTABLISHED"):][:3] == ["ESTABLISHED", "HOLD", "ESTABLISHED"]
+    assert states[states.index("ESTABLISHED") :][:3] == ["ESTABLISHED", "HOLD", "ESTABLISHED"]
     # No RTP inactivity while held: the far end said it would send nothing.
     assert process.final["reason"] == "RemoteHangup"
     assert peer.wait(10) == 0

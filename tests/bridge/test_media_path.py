@@ -18,17 +18,33 @@ KEEPALIVE_PAYLOAD_TYPE = 20
 
 
 def test_listen_only_call_keeps_its_nat_binding_open_and_still_receives_everything(
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
     tmp_path: Path,
 ) -> None:
-    peer = sipp("uas_tone_hangup.xml", pcap=tone_pcap("PCMU", 4.0), payload_type=0,
-                codec="PCMU/8000", direction="sendonly", call_ms=4500)
+    peer = sipp(
+        "uas_tone_hangup.xml",
+        pcap=tone_pcap("PCMU", 4.0),
+        payload_type=0,
+        codec="PCMU/8000",
+        direction="sendonly",
+        call_ms=4500,
+    )
     rtp_port = free_udp_pair()
-    spec = call_spec(peer.uri, rtmp_server, "keepalive", hasAudio=False, nat={
-        "bindAddress": "127.0.0.1", "rtpPortMin": rtp_port, "rtpPortMax": rtp_port + 1,
-        "keepAliveSeconds": 1,
-    })
+    spec = call_spec(
+        peer.uri,
+        rtmp_server,
+        "keepalive",
+        hasAudio=False,
+        nat={
+            "bindAddress": "127.0.0.1",
+            "rtpPortMin": rtp_port,
+            "rtpPortMax": rtp_port + 1,
+            "keepAliveSeconds": 1,
+        },
+    )
     with LoopbackCapture(tmp_path / "rtp.pcap", f"udp port {rtp_port}") as capture:
         process = bridge(spec)
         assert process.wait(30) == 0, process.stderr_text[-2000:]
@@ -46,16 +62,32 @@ def test_listen_only_call_keeps_its_nat_binding_open_and_still_receives_everythi
 
 
 def test_send_receive_call_sends_real_silence(
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
     tmp_path: Path,
 ) -> None:
-    peer = sipp("uas_tone_hangup.xml", pcap=tone_pcap("PCMU", 3.0), payload_type=0,
-                codec="PCMU/8000", direction="sendrecv", call_ms=3500)
+    peer = sipp(
+        "uas_tone_hangup.xml",
+        pcap=tone_pcap("PCMU", 3.0),
+        payload_type=0,
+        codec="PCMU/8000",
+        direction="sendrecv",
+        call_ms=3500,
+    )
     rtp_port = free_udp_pair()
-    spec = call_spec(peer.uri, rtmp_server, "sendrecv", hasAudio=True, nat={
-        "bindAddress": "127.0.0.1", "rtpPortMin": rtp_port, "rtpPortMax": rtp_port + 1,
-    })
+    spec = call_spec(
+        peer.uri,
+        rtmp_server,
+        "sendrecv",
+        hasAudio=True,
+        nat={
+            "bindAddress": "127.0.0.1",
+            "rtpPortMin": rtp_port,
+            "rtpPortMax": rtp_port + 1,
+        },
+    )
     with LoopbackCapture(tmp_path / "rtp.pcap", f"udp port {rtp_port}") as capture:
         process = bridge(spec)
         assert process.wait(30) == 0, process.stderr_text[-2000:]

@@ -27,7 +27,9 @@ class LoopbackCapture:
     def __enter__(self) -> LoopbackCapture:
         self.process = subprocess.Popen(
             ["tshark", "-i", "lo", "-f", self.filter, "-w", str(self.path), "-q"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert self.process.stderr is not None
         deadline = time.monotonic() + 15
@@ -46,9 +48,26 @@ class LoopbackCapture:
     def rtp(self, rtp_port: int) -> list[RtpPacket]:
         """Every packet to or from ``rtp_port``, decoded as RTP."""
         output = subprocess.run(
-            ["tshark", "-r", str(self.path), "-d", f"udp.port=={rtp_port},rtp", "-T", "fields",
-             "-e", "udp.srcport", "-e", "udp.dstport", "-e", "rtp.p_type", "-e", "rtp.payload"],
-            check=True, capture_output=True, text=True,
+            [
+                "tshark",
+                "-r",
+                str(self.path),
+                "-d",
+                f"udp.port=={rtp_port},rtp",
+                "-T",
+                "fields",
+                "-e",
+                "udp.srcport",
+                "-e",
+                "udp.dstport",
+                "-e",
+                "rtp.p_type",
+                "-e",
+                "rtp.payload",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         packets = []
         for line in output.splitlines():

@@ -1,0 +1,89 @@
+"""Pure media helpers: the stream clock, backoff, WAV header, keep-alive packet, redaction,
+and the tone analysis the tests and the demo rely on."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from siprtmp_bridge.media.analysis import dominant_frequency, measure_tone
+from siprtmp_bridge.media.backoff import backoff_delay
+from siprtmp_bridge.media.clock import silence_needed
+from siprtmp_bridge.media.keepalive import keepalive_packet, split_address
+from siprtmp_bridge.media.wav import WavHeaderError, parse_wav_header
+from siprtmp_bridge.redact import redact_url, scrub
+
+
+def test_no_silence_while_audio_keeps_up() -> None:
+    assert silence_needed(8000, 1.2, 8000, 0.3) == 0  # 200 ms behind: a burst is due
+
+
+def test_silence_catches_up_when_audio_stops() -> None:
+    assert silence_needed(8000, 1.5, 8000, 0.3) == 4000
+    assert silence_needed(0, 2.0, 16000, 0.3) == 32000  # before the call is answered
+
+
+def test_backoff_grows_and_is_bounded() -> None:
+    delays = [backoff_delay(n) for n in range(1, 10)]
+    assert delays[:5] == [0.25, 0.5, 1.0, 2.0, 4.0]
+    assert max(delays) == 4.0
+
+
+def wav_header(rate: int, channels: int = 1, bits: int = 16, tag: int = 1) -> bytes:
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + struct.pack("<HHIIHH", tag, channels, rate, rate * 2, 2, bits)
+        + b"data"
+        + struct.pack("<I", 0)
+    )
+
+
+def test_wav_header() -> None:
+    fmt = parse_wav_header(wav_header(16000))
+    assert (fmt.sample_rate, fmt.channels, fmt.bits_per_sample) == (16000, 1, 16)
+    with pytest.raises(WavHeaderError):
+        parse_wav_header(wav_header(16000, bits=8))
+    with pytest.raises(WavHeaderError):
+        parse_wav_header(b"JUNK" * 11)
+
+
+def test_keepalive_is_a_bare_rtp_header_with_an_unassigned_type() -> None:
+    packet = keepalive_packet(65537, 0xDEADBEEF)
+    assert len(packet) == 12
+    version, payload_type, sequence, _ts, ssrc = struct.unpack("!BBHII", packet)
+    assert (version >> 6, payload_type, sequence, ssrc) == (2, 20, 1, 0xDEADBEEF)
+    assert split_address("[::1]:4000") == ("::1", 4000)
+    assert split_address("10.0.0.1:5004") == ("10.0.0.1", 5004)
+
+
+@pytest.mark.parametrize(
+    ("url", "key", "redacted"),
+    [
+        ("rtmp://h/live/key", "key", "rtmp://h/live/***"),
+        ("rtmp://u:p@h:1935/live/key?token=1", "key", "rtmp://***@h:1935/live/***?***"),
+        ("rtmp://h/live/other", "key", "rtmp://h/live/other"),
+        ("rtmp://[::1]:1935/live/k", "k", "rtmp://[::1]:1935/live/***"),
+    ],
+)
+def test_redact_url(url: str, key: str, redacted: str) -> None:
+    assert redact_url(url, stream_key=key) == redacted
+
+
+def test_scrub_masks_secrets_in_text() -> None:
+    assert scrub("auth with hunter22 failed", ("hunter22", None, "")) == "auth with *** failed"
+
+
+def test_tone_analysis_finds_frequency_and_length() -> None:
+    rate = 48000
+    t = np.arange(rate * 2) / rate
+    signal = np.concatenate([0.5 * np.sin(2 * np.pi * 1234.5 * t), np.zeros(rate)])
+    tone = measure_tone(signal, rate, "pcm")
+    assert abs(tone.frequency_hz - 1234.5) < 0.5
+    assert tone.tone_seconds == pytest.approx(2.0, abs=0.02)
+    assert tone.total_seconds == pytest.approx(3.0)
+    assert dominant_frequency(np.zeros(4), rate) == 0.0

@@ -1,0 +1,151 @@
+"""Spec parsing: the resource's shape, the seed's REST body, and one clear line per mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from siprtmp_bridge.spec import DEFAULT_CODECS, SpecError, load_spec_file, parse_spec
+
+BASE = {"callee": "sip:conf@pbx.example.com", "rtmpUrl": "rtmp://cdn/live", "rtmpStream": "s"}
+
+
+def test_defaults_for_a_minimal_spec() -> None:
+    spec = parse_spec(BASE)
+    assert spec.callee == "sip:conf@pbx.example.com"
+    assert spec.publish_url == "rtmp://cdn/live/s"
+    assert spec.has_audio is True
+    assert spec.codecs == DEFAULT_CODECS
+    assert spec.audio.sample_rate == 48000
+    assert spec.call_id.startswith("call-")
+    assert spec.connection.sip_transport == "udp"
+
+
+def test_seed_rest_body_with_string_booleans_and_ports() -> None:
+    spec = parse_spec(
+        {
+            "callId": "R2fhkll5Sw3lK",
+            "callee": "1000",
+            "rtmpUrl": "rtmp://cdn/live/",
+            "rtmpStream": "streamName",
+            "hasAudio": "false",
+            "hasVideo": "true",
+            "connection": {
+                "sipLogin": "me",
+                "sipPassword": "pw",
+                "sipAuthenticationName": "auth",
+                "sipDomain": "example.sip.twilio.com",
+                "sipPort": "5060",
+                "sipRegisterRequired": "false",
+                "appKey": "callApp",
+            },
+        }
+    )
+    assert spec.call_id == "R2fhkll5Sw3lK"
+    assert spec.callee == "sip:1000@example.sip.twilio.com:5060"
+    assert spec.publish_url == "rtmp://cdn/live/streamName"
+    assert (spec.has_audio, spec.has_video) == (False, True)
+    assert spec.connection.auth_user == "auth"
+    assert spec.connection.sip_port == 5060
+    assert "pw" not in repr(spec)
+
+
+def test_flat_startup_shape_puts_connection_fields_on_top() -> None:
+    spec = parse_spec(
+        {**BASE, "callee": "1000", "sipDomain": "pbx", "sipLogin": "me", "sipTransport": "tls"}
+    )
+    assert spec.callee == "sip:1000@pbx;transport=tls"
+    assert spec.connection.sip_login == "me"
+    assert spec.connection.port_or_default == 5061
+
+
+def test_authentication_name_falls_back_to_login() -> None:
+    spec = parse_spec({**BASE, "connection": {"sipLogin": "me", "sipPassword": "x"}})
+    assert spec.connection.auth_user == "me"
+
+
+def test_password_file_wins_over_clear_password(tmp_path: Path) -> None:
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(
+        "apiVersion: siprtmp.io/v1alpha1\nkind: SipRtmpBridge\nspec:\n"
+        "  callee: sip:a@b\n  rtmpUrl: rtmp://h/live\n  rtmpStream: s\n"
+        "  connection:\n    sipLogin: me\n    sipPasswordSecretRef: {name: sec, key: password}\n"
+    )
+    secret = tmp_path / "password"
+    secret.write_text("from-secret\n")
+    spec = load_spec_file(spec_file, secret)
+    assert spec.connection.sip_password == "from-secret"
+
+
+def test_secret_ref_without_password_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="sipPasswordSecretRef: is set but no password file"):
+        parse_spec(
+            {
+                **BASE,
+                "connection": {"sipLogin": "me", "sipPasswordSecretRef": {"name": "a", "key": "b"}},
+            }
+        )
+
+
+def test_codec_aliases_and_order() -> None:
+    spec = parse_spec({**BASE, "codecs": "ulaw, alaw G722"})
+    assert spec.codecs == ("PCMU", "PCMA", "G722")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"callee": ""}, "spec.callee: is required"),
+        ({"callee": "sip:"}, "spec.callee: is not a valid SIP URI"),
+        ({"rtmpUrl": "rtmp:///live"}, "spec.rtmpUrl: must be an rtmp:// or rtmps:// URL"),
+        ({"rtmpUrl": "rtmp://h"}, "spec.rtmpUrl: must name an application"),
+        ({"rtmpUrl": "rtmp://h:99999/live"}, "spec.rtmpUrl: has an invalid port"),
+        ({"rtmpStream": "a b"}, "spec.rtmpStream"),
+        ({"hasVideo": "yes"}, "spec.hasVideo: must be true or false"),
+        ({"connection": {"sipPort": 70000}}, "spec.connection.sipPort: must be between"),
+        ({"connection": {"sipRegisterRequired": True}}, "needs connection.sipDomain"),
+        ({"connection": {"sipPassword": "x"}}, "spec.connection.sipLogin: is required"),
+        ({"connection": {"sipDomain": "bad host"}}, "spec.connection.sipDomain"),
+        ({"connection": {"sipOutboundProxy": "sip:bad host"}}, "spec.connection.sipOutboundProxy"),
+        ({"connection": "x"}, "spec.connection: must be an object"),
+        ({"codecs": []}, "spec.codecs: must list at least one codec"),
+        ({"audio": {"sampleRate": 32000}}, "spec.audio.sampleRate: must be 44100 or 48000"),
+        ({"audio": {"bitrate": 1}}, "spec.audio.bitrate: must be between"),
+        ({"nat": {"rtpPortMin": 5000, "rtpPortMax": 5000}}, "spec.nat.rtpPortMax"),
+        ({"nat": {"stunServers": ["bad host:3478"]}}, "spec.nat.stunServers"),
+        ({"nat": {"stunServers": ["stun.example.org:99999"]}}, "spec.nat.stunServers"),
+        ({"callSetupTimeoutSeconds": 0}, "spec.callSetupTimeoutSeconds: must be a number >= 1"),
+        ({"maxDurationSeconds": "nan"}, "spec.maxDurationSeconds"),
+        ({"unknownField": 1}, "spec.unknownField: is not a known field"),
+    ],
+)
+def test_each_mistake_names_its_field(change: dict[str, object], message: str) -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec({**BASE, **change})
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_stream_key_and_credentials_are_redacted() -> None:
+    spec = parse_spec({**BASE, "rtmpUrl": "rtmps://user:pw@cdn:443/app", "rtmpStream": "key"})
+    assert spec.redacted_publish_url == "rtmps://***@cdn:443/app/***"
+
+
+def test_malformed_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "spec.json"
+    path.write_text("{not json")
+    with pytest.raises(SpecError, match=r"^spec.file: .* is neither valid JSON nor YAML"):
+        load_spec_file(path)
+
+
+def test_nat_settings_and_proxy_forms() -> None:
+    spec = parse_spec({
+        **BASE,
+        "nat": {"stunServers": ["stun.example.org:3478", "[2001:db8::1]:3478", "10.0.0.1"],
+                "publicAddress": "203.0.113.7", "rtpPortMin": 40000, "rtpPortMax": 40009},
+        "connection": {"sipOutboundProxy": "proxy.example.org:5080"},
+    })
+    assert spec.nat.stun_servers == ("stun.example.org:3478", "[2001:db8::1]:3478", "10.0.0.1")
+    assert (spec.nat.rtp_port_min, spec.nat.rtp_port_max) == (40000, 40009)
+    assert spec.connection.sip_outbound_proxy == "sip:proxy.example.org:5080;lr"
