@@ -73,7 +73,9 @@ def bridge(tmp_path: Path) -> Iterator[Callable[..., BridgeProcess]]:
     processes: list[BridgeProcess] = []
 
     def start(spec: dict[str, Any], **options: Any) -> BridgeProcess:
-        process = BridgeProcess(spec, tmp_path, **options).start()
+        workdir = tmp_path / f"bridge-{len(processes)}"
+        workdir.mkdir()
+        process = BridgeProcess(spec, workdir, **options).start()
         processes.append(process)
         return process
 

@@ -20,7 +20,7 @@ from typing import Any
 import pjsua2 as pj
 
 from siprtmp_bridge.media.encoder import AacEncoder
-from siprtmp_bridge.media.keepalive import RtpKeepAlive
+from siprtmp_bridge.media.keepalive import RtpKeepAlive, RtpPortClaim
 from siprtmp_bridge.media.pipeline import MediaPipeline
 from siprtmp_bridge.media.publisher import IO_TIMEOUT_SECONDS, RtmpPublisher, StreamFormat
 from siprtmp_bridge.media.silence import write_silence_wav
@@ -142,6 +142,8 @@ class BridgeRunner:
             self.outcome = self.outcome or Outcome(
                 ExitCode.INTERNAL, "InternalError", f"pjsua: {error.info()}"
             )
+        except OSError as error:  # no RTP port pair free in the window
+            self.outcome = self.outcome or Outcome(ExitCode.INTERNAL, "InternalError", str(error))
         finally:
             self._hang_up_and_wait(endpoint)
             self._release_media()
@@ -167,12 +169,20 @@ class BridgeRunner:
     # -- SIP ---------------------------------------------------------------------------------
 
     def _place_and_bridge(self, pipeline: MediaPipeline, publisher: RtmpPublisher) -> None:
+        nat = self.spec.nat
+        claim = None
+        if nat.keep_alive_seconds > 0:
+            claim = RtpPortClaim(nat.bind_address, nat.rtp_port_min, nat.rtp_port_max)
         self.account = BridgeAccount(self.events.append)
-        self.account.create(account_config(self.spec))
+        self.account.create(account_config(self.spec, claim.port if claim else None))
         if self.spec.connection.sip_register_required and not self._register():
             return
         self.call = BridgeCall(self.account, self.events.append, self._attach_audio)
-        self.call.makeCall(self.spec.callee, self._call_parameters())
+        try:
+            self.call.makeCall(self.spec.callee, self._call_parameters())
+        finally:
+            if claim is not None:
+                claim.release()  # pjsua has bound the pair to make its offer
         self.reporter.update(lambda s: with_call(s, state=CallState.PENDING))
         placed_at = time.monotonic()
         next_stats = placed_at

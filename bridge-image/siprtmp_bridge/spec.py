@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from siprtmp_bridge.redact import redact_url
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -135,6 +133,8 @@ def load_spec_file(path: Path, password_file: Path | None = None) -> BridgeSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError("file", f"cannot read {path}: {error.strerror}") from error
+    import yaml  # only here: JSON specs (what the operator mounts) need no YAML parser
+
     try:
         document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:

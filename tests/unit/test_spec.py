@@ -140,12 +140,18 @@ def test_malformed_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_nat_settings_and_proxy_forms() -> None:
-    spec = parse_spec({
-        **BASE,
-        "nat": {"stunServers": ["stun.example.org:3478", "[2001:db8::1]:3478", "10.0.0.1"],
-                "publicAddress": "203.0.113.7", "rtpPortMin": 40000, "rtpPortMax": 40009},
-        "connection": {"sipOutboundProxy": "proxy.example.org:5080"},
-    })
+    spec = parse_spec(
+        {
+            **BASE,
+            "nat": {
+                "stunServers": ["stun.example.org:3478", "[2001:db8::1]:3478", "10.0.0.1"],
+                "publicAddress": "203.0.113.7",
+                "rtpPortMin": 40000,
+                "rtpPortMax": 40009,
+            },
+            "connection": {"sipOutboundProxy": "proxy.example.org:5080"},
+        }
+    )
     assert spec.nat.stun_servers == ("stun.example.org:3478", "[2001:db8::1]:3478", "10.0.0.1")
     assert (spec.nat.rtp_port_min, spec.nat.rtp_port_max) == (40000, 40009)
     assert spec.connection.sip_outbound_proxy == "sip:proxy.example.org:5080;lr"

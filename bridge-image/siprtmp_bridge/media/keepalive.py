@@ -6,9 +6,12 @@ compiled out of the pjsua2 wheel, so the bridge sends the keep-alive itself: a b
 with an unassigned payload type (receivers drop it), from the RTP port pjsua uses.
 
 pjsua's RTP socket is opened with SO_REUSEADDR (see ``account_config``), so a second socket can
-bind the same address. That socket is ``connect()``-ed to the far end's host on the discard port:
-a connected UDP socket only receives from its peer, so every incoming RTP packet still goes to
-pjsua, and the kernel picks the same source address as for the far end's RTP port.
+bind the same address. That socket is ``connect()``-ed to the far end's host on the discard
+port: a connected UDP socket only receives from its peer, so every incoming RTP packet still goes
+to pjsua, and the kernel picks the same source address as for the far end's RTP port.
+
+SO_REUSEADDR would also let another bridge's pjsua share the port, so the pair is first claimed
+exclusively (``RtpPortClaim``) and only then handed to pjsua.
 """
 
 from __future__ import annotations
@@ -30,6 +33,47 @@ def split_address(address: str) -> tuple[str, int]:
     """pjsua's "host:port" (IPv6 as "[addr]:port") → a socket address."""
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+class RtpPortClaim:
+    """An RTP/RTCP port pair that no other socket holds, held until pjsua has bound it.
+
+    A bind without SO_REUSEADDR fails while any socket holds the port, so two bridges (or any
+    other program) never end up sharing a pair. Once bound, the claim turns SO_REUSEADDR on,
+    which lets pjsua's own sockets (which set it too) bind the same pair; then it is released.
+    """
+
+    def __init__(self, bind_host: str, low: int, high: int) -> None:
+        self.sockets: list[socket.socket] = []
+        for port in range(low + low % 2, high, 2):
+            try:
+                self.sockets = [
+                    _bind_exclusive(bind_host, port),
+                    _bind_exclusive(bind_host, port + 1),
+                ]
+            except OSError:
+                self.release()
+                continue
+            for claimed in self.sockets:
+                claimed.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.port = port
+            return
+        raise OSError(f"no free RTP port pair between {low} and {high} on {bind_host}")
+
+    def release(self) -> None:
+        for claimed in self.sockets:
+            claimed.close()
+        self.sockets = []
+
+
+def _bind_exclusive(host: str, port: int) -> socket.socket:
+    claimed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        claimed.bind((host, port))
+    except OSError:
+        claimed.close()
+        raise
+    return claimed
 
 
 class RtpKeepAlive:

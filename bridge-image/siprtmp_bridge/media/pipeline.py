@@ -2,7 +2,7 @@
 
 pjsua2's ``AudioMediaRecorder`` writes the conference bridge's mix for the call as WAV into a
 named pipe; this thread reads it in bursts of a few kilobytes. Per-sample work stays in C
-(pjmedia, numpy, FFmpeg): copying 20 ms frames out of an ``AudioMediaPort`` in Python costs
+(pjmedia, FFmpeg): copying 20 ms frames out of an ``AudioMediaPort`` in Python costs
 several times more CPU. The stream clock is kept level with the wall clock by silence.
 """
 
@@ -14,9 +14,6 @@ import select
 import threading
 import time
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from siprtmp_bridge.media.clock import silence_needed
 from siprtmp_bridge.media.encoder import AacEncoder
@@ -106,9 +103,8 @@ class MediaPipeline:
         whole = len(data) - len(data) % 2
         self._odd_byte = data[whole:]
         if whole:
-            pcm = np.frombuffer(data[:whole], dtype="<i2")
-            self.audio_samples += pcm.size
-            self._encode(pcm)
+            self.audio_samples += whole // 2
+            self._encode(data[:whole])
 
     def _check_header(self) -> None:
         try:
@@ -131,9 +127,9 @@ class MediaPipeline:
         )
         if missing:
             self.silence_samples += missing
-            self._encode(np.zeros(missing, dtype=np.int16))
+            self._encode(bytes(2 * missing))
 
-    def _encode(self, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> None:
+    def _encode(self, pcm: bytes) -> None:
         for packet in self.encoder.encode(pcm):
             self.publisher.submit(packet)
 

@@ -35,8 +35,12 @@ AudioAttacher = Callable[[Any], None]
 _BRIDGED_MEDIA = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 
 
-def account_config(spec: BridgeSpec) -> Any:
-    """The pjsua2 account for the spec's connection: identity, registrar, proxy, credentials."""
+def account_config(spec: BridgeSpec, rtp_port: int | None = None) -> Any:
+    """The pjsua2 account for the spec's connection: identity, registrar, proxy, credentials.
+
+    ``rtp_port`` is a pair claimed for this bridge (``RtpPortClaim``); without one, pjsua picks
+    from the spec's window itself.
+    """
     connection, nat = spec.connection, spec.nat
     config = pj.AccountConfig()
     domain = connection.sip_domain or spec.callee.split("@")[-1].split(";")[0]
@@ -58,8 +62,9 @@ def account_config(spec: BridgeSpec) -> Any:
             pj.AuthCredInfo("digest", "*", connection.auth_user, 0, connection.sip_password)
         )
     media = config.mediaConfig
-    media.transportConfig.port = nat.rtp_port_min
-    media.transportConfig.portRange = nat.rtp_port_max - nat.rtp_port_min
+    first_port = rtp_port or nat.rtp_port_min
+    media.transportConfig.port = first_port
+    media.transportConfig.portRange = nat.rtp_port_max - first_port
     if nat.bind_address != "0.0.0.0":
         media.transportConfig.boundAddress = nat.bind_address
     if nat.public_address:

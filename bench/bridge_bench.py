@@ -1,0 +1,274 @@
+"""Benchmark: the bridge against FFmpeg's own CLI doing the same media work, in one run.
+
+Both receive the same G.711 RTP (a tone, 50 packets a second) and publish AAC over RTMP to the
+same nginx-rtmp: the bridge through a real SIP call with SIPp, FFmpeg from an SDP file. Reported:
+CPU-seconds and peak RSS of each process and their ratio, how soon after the answer the call's
+audio is in the stream, and how many concurrent bridges this machine holds with clean audio.
+
+    .venv/bin/python -m bench.bridge_bench --seconds 60 --concurrency 4 8 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from siprtmp_bridge.demo.ports import free_port
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.ports import free_udp_pair
+from tests.support.recording import measure_recording
+from tests.support.rtp_pcap import PCMU, encode_payload, make_tone_pcap, tone_pcm
+from tests.support.sipp import SippPeer
+
+FREQUENCY = 1000.0
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_seconds: float
+    peak_rss_mib: float
+    exit_code: int
+
+
+def wait_usage(process: subprocess.Popen[bytes]) -> Usage:
+    """CPU and peak RSS of one child, from wait4 (children of the child are not counted)."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return Usage(usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode)
+
+
+def send_rtp(payload: bytes, destination: tuple[str, int], seconds: float) -> None:
+    """Pace 20 ms PCMU packets to ``destination`` like a phone would (not measured)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        start = time.monotonic()
+        for index in range(int(seconds * 50)):
+            chunk = payload[index * 160 : (index + 1) * 160]
+            header = bytes([0x80, 0]) + (index & 0xFFFF).to_bytes(2, "big")
+            header += (index * 160).to_bytes(4, "big") + (0x1234).to_bytes(4, "big")
+            sender.sendto(header + chunk, destination)
+            delay = start + (index + 1) * 0.02 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+
+def ffmpeg_run(workdir: Path, rtmp: NginxRtmp, seconds: float, bitrate: int) -> Usage:
+    port = free_udp_pair()
+    sdp = workdir / "call.sdp"
+    sdp.write_text(
+        "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=bench\nc=IN IP4 127.0.0.1\nt=0 0\n"
+        f"m=audio {port} RTP/AVP 0\na=rtpmap:0 PCMU/8000\n"
+    )
+    process = subprocess.Popen(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file,udp,rtp",
+            "-i",
+            str(sdp),
+            "-c:a",
+            "aac",
+            "-b:a",
+            str(bitrate),
+            "-ar",
+            "48000",
+            "-ac",
+            "1",
+            "-f",
+            "flv",
+            f"{rtmp.url}/ffmpeg",
+        ],
+    )
+    time.sleep(1.0)  # let it bind its RTP port
+    payload = encode_payload(PCMU, tone_pcm(FREQUENCY, seconds, 8000))
+    send_rtp(payload, ("127.0.0.1", port), seconds)
+    time.sleep(0.5)
+    process.terminate()  # ffmpeg ends an RTP input only on a signal; it flushes and exits
+    return wait_usage(process)
+
+
+def bridge_spec(peer: SippPeer, rtmp: NginxRtmp, stream: str, bitrate: int) -> dict[str, Any]:
+    return {
+        "callee": peer.uri,
+        "rtmpUrl": rtmp.url,
+        "rtmpStream": stream,
+        "hasAudio": False,
+        "codecs": ["PCMU"],
+        "audio": {"bitrate": bitrate},
+        "nat": {"bindAddress": "127.0.0.1", "rtpPortMin": 20000, "rtpPortMax": 30000},
+    }
+
+
+def start_bridge(workdir: Path, spec: dict[str, Any], name: str) -> subprocess.Popen[bytes]:
+    spec_path = workdir / f"{name}.json"
+    spec_path.write_text(json.dumps(spec))
+    executable = Path(sys.executable).parent / "sip-rtmp-bridge"
+    return subprocess.Popen(
+        [
+            str(executable),
+            "run",
+            "--spec",
+            str(spec_path),
+            "--status-port",
+            "0",
+            "--sip-log-level",
+            "0",
+        ],
+        stdout=(workdir / f"{name}.status").open("wb"),
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def tone_peer(workdir: Path, pcap: Path, seconds: float) -> SippPeer:
+    return SippPeer(
+        "uas_tone_hangup.xml",
+        free_port(socket.SOCK_DGRAM),
+        free_udp_pair(),
+        workdir,
+        {
+            "pcap": str(pcap),
+            "payload_type": "0",
+            "codec": "PCMU/8000",
+            "direction": "sendonly",
+            "call_ms": str(int(seconds * 1000) + 800),
+        },
+    ).start()
+
+
+def answer_to_audio_ms(workdir: Path, name: str, recording: Path) -> float:
+    """How long after the answer the call's first audio sits in the stream's timeline."""
+    lines = [json.loads(line) for line in (workdir / f"{name}.status").read_text().splitlines()]
+    final = lines[-1]
+    answered = _parse_time(final["call"]["establishedAt"])
+    stream_started = _parse_time(final["stream"]["startedAt"])
+    from siprtmp_bridge.media.analysis import AUDIBLE_RMS, decode_audio
+
+    samples, rate, _ = decode_audio(str(recording))
+    window = rate // 100
+    for index in range(0, samples.size - window, window):
+        chunk = samples[index : index + window]
+        if float((chunk**2).mean()) ** 0.5 > AUDIBLE_RMS:
+            onset = index / rate
+            return (onset - (answered - stream_started)) * 1000
+    return float("nan")
+
+
+def _parse_time(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+def bridge_run(
+    workdir: Path, rtmp: NginxRtmp, pcap: Path, seconds: float, bitrate: int
+) -> tuple[Usage, float]:
+    peer = tone_peer(workdir, pcap, seconds)
+    process = start_bridge(workdir, bridge_spec(peer, rtmp, "bridge", bitrate), "bridge")
+    usage = wait_usage(process)
+    peer.wait(10)
+    (recording,) = rtmp.recordings_of("bridge")
+    return usage, answer_to_audio_ms(workdir, "bridge", recording)
+
+
+def concurrent_run(
+    workdir: Path, rtmp: NginxRtmp, pcap: Path, seconds: float, count: int, bitrate: int
+) -> tuple[int, float]:
+    """Start ``count`` bridges at once; returns how many streams had clean audio, and the CPU."""
+    peers = [tone_peer(workdir, pcap, seconds) for _ in range(count)]
+    names = [f"c{count}-{index}" for index in range(count)]
+    processes = [
+        start_bridge(workdir, bridge_spec(peer, rtmp, name, bitrate), name)
+        for peer, name in zip(peers, names, strict=True)
+    ]
+    usages: list[Usage] = []
+    waiter = threading.Thread(target=lambda: usages.extend(wait_usage(p) for p in processes))
+    waiter.start()
+    waiter.join(seconds + 60)
+    for peer in peers:
+        peer.wait(10)
+    clean = 0
+    for name in names:
+        recordings = rtmp.recordings_of(name)
+        if len(recordings) != 1:
+            continue
+        tone = measure_recording(recordings[0])
+        # Clean: the right tone, and (almost) all of it: no dropouts or stalls.
+        if abs(tone.frequency_hz - FREQUENCY) < 5 and tone.tone_seconds >= 0.98 * seconds:
+            clean += 1
+    return clean, sum(u.cpu_seconds for u in usages)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--bitrate", type=int, default=64000)
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[4, 8, 16])
+    parser.add_argument("--concurrency-seconds", type=float, default=20.0)
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="siprtmp-bench-") as directory:
+        workdir = Path(directory)
+        rtmp = NginxRtmp(workdir / "nginx", free_port()).start()
+        try:
+            pcap = make_tone_pcap(workdir / "tone.pcap", PCMU, FREQUENCY, arguments.seconds)
+            bridge, latency_ms = bridge_run(
+                workdir, rtmp, pcap, arguments.seconds, arguments.bitrate
+            )
+            ffmpeg = ffmpeg_run(workdir, rtmp, arguments.seconds, arguments.bitrate)
+            for name in ("bridge", "ffmpeg"):
+                (recording,) = rtmp.recordings_of(name)
+                tone = measure_recording(recording)
+                print(f"  {name} stream: {tone.tone_seconds:.2f} s of {tone.frequency_hz:.1f} Hz")
+            print(
+                f"one {arguments.seconds:g} s G.711 call → AAC {arguments.bitrate // 1000} kb/s "
+                "→ RTMP (nginx-rtmp)"
+            )
+            print(
+                f"  bridge : {bridge.cpu_seconds:.2f} CPU-s, peak RSS {bridge.peak_rss_mib:.1f}"
+                f" MiB, exit {bridge.exit_code}"
+            )
+            print(
+                f"  ffmpeg : {ffmpeg.cpu_seconds:.2f} CPU-s, peak RSS {ffmpeg.peak_rss_mib:.1f} MiB"
+            )
+            print(
+                f"  ratio  : CPU {bridge.cpu_seconds / ffmpeg.cpu_seconds:.2f}x, "
+                f"RSS {bridge.peak_rss_mib / ffmpeg.peak_rss_mib:.2f}x"
+            )
+            print(f"  call audio in the stream {latency_ms:.0f} ms after the answer")
+            short_pcap = make_tone_pcap(
+                workdir / "short.pcap", PCMU, FREQUENCY, arguments.concurrency_seconds
+            )
+            for count in arguments.concurrency:
+                clean, cpu = concurrent_run(
+                    workdir,
+                    rtmp,
+                    short_pcap,
+                    arguments.concurrency_seconds,
+                    count,
+                    arguments.bitrate,
+                )
+                load = cpu / arguments.concurrency_seconds / (os.cpu_count() or 1)
+                print(
+                    f"  {count:3d} concurrent bridges: {clean}/{count} clean streams, "
+                    f"{cpu:.1f} CPU-s in {arguments.concurrency_seconds:g} s "
+                    f"({load:.0%} of {os.cpu_count()} cores)"
+                )
+        finally:
+            rtmp.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    sys.exit(main())
