@@ -57,7 +57,7 @@ from siprtmp_bridge.status import (
     with_stream,
 )
 
-POLL_MILLISECONDS = 20
+POLL_MILLISECONDS = 50
 STATS_INTERVAL_SECONDS = 0.5
 HANGUP_WAIT_SECONDS = 2.0
 FLUSH_SECONDS = 1.5
