@@ -102,16 +102,29 @@ def test_send_receive_call_sends_real_silence(
 
 
 def test_bridges_sharing_an_rtp_port_window_each_get_their_own_call(
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    bridge: Callable[..., BridgeProcess], tone_pcap: Callable[[str, float], Path],
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
 ) -> None:
     """The keep-alive shares pjsua's RTP port, yet no two bridges may ever share one."""
     window = free_udp_pair()
-    peers = [sipp("uas_tone_hangup.xml", pcap=tone_pcap("PCMU", 3.0), payload_type=0,
-                  codec="PCMU/8000", direction="sendonly", call_ms=3500) for _ in range(3)]
+    peers = [
+        sipp(
+            "uas_tone_hangup.xml",
+            pcap=tone_pcap("PCMU", 3.0),
+            payload_type=0,
+            codec="PCMU/8000",
+            direction="sendonly",
+            call_ms=3500,
+        )
+        for _ in range(3)
+    ]
     nat = {"bindAddress": "127.0.0.1", "rtpPortMin": window, "rtpPortMax": window + 40}
-    processes = [bridge(call_spec(peer.uri, rtmp_server, f"shared-{index}", nat=nat))
-                 for index, peer in enumerate(peers)]
+    processes = [
+        bridge(call_spec(peer.uri, rtmp_server, f"shared-{index}", nat=nat))
+        for index, peer in enumerate(peers)
+    ]
     for process in processes:
         assert process.wait(30) == 0, process.stderr_text[-2000:]
     for index in range(len(peers)):

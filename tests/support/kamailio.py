@@ -17,6 +17,7 @@ children=2
 tcp_children=2
 listen=udp:127.0.0.1:{port}
 listen=tcp:127.0.0.1:{port}
+{tls_listen}
 mpath="{modules}/"
 loadmodule "tm.so"
 loadmodule "sl.so"
@@ -29,6 +30,7 @@ loadmodule "xlog.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "auth.so"
+{tls_module}
 modparam("usrloc", "db_mode", 0)
 
 request_route {{
@@ -63,19 +65,71 @@ request_route {{
 """
 
 
+TLS_CONFIG = """[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+private_key = {root}/key.pem
+certificate = {root}/cert.pem
+"""
+
+
 class Kamailio:
-    def __init__(self, root: Path, port: int, user: str, password: str, target_port: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int,
+        user: str,
+        password: str,
+        target_port: int,
+        tls_port: int | None = None,
+    ) -> None:
         self.root = root
         self.port = port
+        self.tls_port = tls_port
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "kamailio.cfg"
+        tls_listen = tls_module = ""
+        if tls_port is not None:
+            self._make_certificate()
+            (root / "tls.cfg").write_text(TLS_CONFIG.format(root=root))
+            tls_listen = f"enable_tls=yes\nlisten=tls:127.0.0.1:{tls_port}"
+            tls_module = f'loadmodule "tls.so"\nmodparam("tls", "config", "{root}/tls.cfg")'
         self.config.write_text(
             CONFIG.format(
-                port=port, modules=MODULES, user=user, password=password, target_port=target_port
+                port=port,
+                modules=MODULES,
+                user=user,
+                password=password,
+                target_port=target_port,
+                tls_listen=tls_listen,
+                tls_module=tls_module,
             )
         )
         self.log = root / "kamailio.log"
         self.process: subprocess.Popen[bytes] | None = None
+
+    def _make_certificate(self) -> None:
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                str(self.root / "key.pem"),
+                "-out",
+                str(self.root / "cert.pem"),
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     def start(self) -> Kamailio:
         assert shutil.which("kamailio"), "kamailio is not installed (scripts/test.sh installs it)"

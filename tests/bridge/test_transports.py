@@ -1,0 +1,111 @@
+"""SIP over TCP to SIPp, and over TLS to Kamailio (Debian's SIPp has no TLS), each call's tone
+checked at the RTMP server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from siprtmp_bridge.demo.ports import free_port
+from tests.conftest import call_spec
+from tests.support.bridge_process import BridgeProcess
+from tests.support.kamailio import Kamailio
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.recording import measure_recording
+from tests.support.sipp import SippPeer
+
+USER, PASSWORD = "tls-user", "tls-secret-42"
+
+
+def tone_peer(
+    sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path], transport: str = "u1"
+) -> SippPeer:
+    return sipp(
+        "uas_tone_hangup.xml",
+        transport=transport,
+        pcap=tone_pcap("PCMU", 2.0),
+        payload_type=0,
+        codec="PCMU/8000",
+        direction="sendonly",
+        call_ms=2500,
+    )
+
+
+def test_call_over_tcp(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
+) -> None:
+    peer = tone_peer(sipp, tone_pcap, transport="t1")
+    process = bridge(
+        call_spec(peer.uri, rtmp_server, "over-tcp", connection={"sipTransport": "tcp"})
+    )
+    assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    assert f"INVITE {peer.uri};transport=tcp SIP/2.0" in peer.messages()
+    assert "TCP message received" in peer.messages()
+    (recording,) = rtmp_server.recordings_of("over-tcp")
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5
+
+
+@pytest.fixture
+def tls_proxy(
+    tmp_path: Path, sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path]
+) -> Iterator[tuple[Kamailio, SippPeer]]:
+    far_end = tone_peer(sipp, tone_pcap)
+    proxy = Kamailio(
+        tmp_path / "kamailio", free_port(), USER, PASSWORD, far_end.port, tls_port=free_port()
+    ).start()
+    yield proxy, far_end
+    proxy.stop()
+
+
+def tls_spec(
+    proxy: Kamailio, rtmp: NginxRtmp, stream: str, **connection: object
+) -> dict[str, object]:
+    return call_spec(
+        "bridge-test",
+        rtmp,
+        stream,
+        callSetupTimeoutSeconds=5,
+        connection={
+            "sipDomain": "127.0.0.1",
+            "sipPort": proxy.tls_port,
+            "sipTransport": "tls",
+            "sipLogin": USER,
+            "sipPassword": PASSWORD,
+            **connection,
+        },
+    )
+
+
+def test_call_over_tls_with_digest_auth(
+    tls_proxy: tuple[Kamailio, SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    proxy, far_end = tls_proxy
+    process = bridge(tls_spec(proxy, rtmp_server, "over-tls", sipTlsVerifyServer=False))
+    assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert (
+        f"AUTHORIZED INVITE {USER} to sip:bridge-test@127.0.0.1:{proxy.tls_port};transport=tls"
+        in proxy.text()
+    )
+    assert far_end.wait(10) == 0
+    (recording,) = rtmp_server.recordings_of("over-tls")
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5
+
+
+def test_tls_verification_refuses_an_untrusted_certificate(
+    tls_proxy: tuple[Kamailio, SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    proxy, _ = tls_proxy
+    process = bridge(tls_spec(proxy, rtmp_server, "untrusted"))  # verification on by default
+    assert process.wait(30) == 8
+    assert process.final["reason"] == "Unreachable"
+    assert "AUTHORIZED" not in proxy.text()
