@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
 source scripts/lib/apt.sh
-apt_install sip-tester kamailio kamailio-tls-modules nginx libnginx-mod-rtmp ffmpeg tshark openssl
+apt_install sip-tester kamailio kamailio-tls-modules nginx libnginx-mod-rtmp ffmpeg tshark coturn openssl
 
 echo "== ruff" && .venv/bin/ruff check .
 echo "== mypy" && .venv/bin/mypy

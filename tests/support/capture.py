@@ -45,6 +45,14 @@ class LoopbackCapture:
             self.process.terminate()
             self.process.wait(10)
 
+    def fields(self, display_filter: str, *names: str) -> list[list[str]]:
+        """The named fields of every packet that matches a Wireshark display filter."""
+        command = ["tshark", "-r", str(self.path), "-Y", display_filter, "-T", "fields"]
+        for name in names:
+            command += ["-e", name]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        return [line.split("\t") for line in output.splitlines()]
+
     def rtp(self, rtp_port: int) -> list[RtpPacket]:
         """Every packet to or from ``rtp_port``, decoded as RTP."""
         output = subprocess.run(
