@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
+from typing import TextIO
 
 from siprtmp_bridge.http_api import StatusServer
 from siprtmp_bridge.metrics import MediaCounters, bridge_registry
@@ -22,8 +23,9 @@ def serve_one_call(
     status_address: tuple[str, int] | None,
     termination_log: Path | None,
     sip_log_level: int = 1,
+    status_lines: TextIO = sys.stdout,
 ) -> int:
-    reporter = StatusReporter(initial_status(spec.call_id, spec.redacted_publish_url))
+    reporter = StatusReporter(initial_status(spec.call_id, spec.redacted_publish_url), status_lines)
     counters = MediaCounters()
     server = None
     if status_address is not None and status_address[1] > 0:

@@ -70,7 +70,8 @@ def run_demo(seconds: float, frequency: float) -> int:
             f"{spec.redacted_publish_url}",
             file=sys.stderr,
         )
-        code = serve_one_call(spec, threading.Event(), None, None)
+        # Status lines go to stderr: stdout carries only the demo's verdict.
+        code = serve_one_call(spec, threading.Event(), None, None, status_lines=sys.stderr)
     finally:
         stop_child(peer)
     output, _ = receiver.communicate(timeout=35)
