@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/apt.sh
 apt_install sip-tester kamailio kamailio-tls-modules nginx libnginx-mod-rtmp ffmpeg tshark coturn openssl
 
+echo "== images" && ./scripts/build-images.sh
 echo "== ruff" && .venv/bin/ruff check .
 echo "== mypy" && .venv/bin/mypy
 echo "== pytest"

@@ -1,0 +1,59 @@
+"""The bridge image as a pod runs it: non-root, read-only root filesystem, no capabilities,
+runtime dependencies only; the demo call inside it proves pjsua2, PyAV and the bridge work."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+IMAGE = "siprtmp/bridge:dev"  # built by scripts/build-images.sh (run by scripts/test.sh)
+
+
+def docker(*arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *arguments], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_image_config_is_non_root_with_the_bridge_as_entrypoint() -> None:
+    inspected = docker("image", "inspect", IMAGE)
+    assert inspected.returncode == 0, inspected.stderr
+    config = json.loads(inspected.stdout)[0]["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["sip-rtmp-bridge"]
+    assert "8080/tcp" in config["ExposedPorts"]
+
+
+def test_only_runtime_dependencies_are_installed() -> None:
+    listed = docker("run", "--rm", "--entrypoint", "pip", IMAGE, "list", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    installed = {package["name"].lower().replace("_", "-") for package in json.loads(listed.stdout)}
+    assert {"pjsua2-python", "av", "prometheus-client"} <= installed
+    assert not {"kopf", "kubernetes", "pytest", "mypy", "ruff"} & installed
+
+
+def test_demo_call_runs_inside_a_locked_down_container() -> None:
+    result = docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        IMAGE,
+        "demo",
+        "--seconds",
+        "3",
+        "--frequency",
+        "880",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    match = re.search(r"demo: OK: .* ([\d.]+) s of it is a ([\d.]+) Hz tone", result.stdout)
+    assert match, result.stdout
+    assert abs(float(match.group(2)) - 880) < 5
