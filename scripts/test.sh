@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
 source scripts/lib/apt.sh
-apt_install sip-tester kamailio kamailio-tls-modules nginx libnginx-mod-rtmp ffmpeg tshark coturn openssl
+apt_install sip-tester kamailio kamailio-tls-modules nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg tshark coturn openssl
 
 echo "== images" && ./scripts/build-images.sh
 echo "== ruff" && .venv/bin/ruff check .

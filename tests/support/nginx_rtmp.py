@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 
 CONFIG = """load_module {module};
+{tls_module}
 daemon off;
 master_process off;
 error_log {root}/error.log info;
@@ -27,21 +29,69 @@ rtmp {{
         }}
     }}
 }}
+{tls_server}
 """
+
+# RTMPS: TLS terminated by nginx's stream module in front of the RTMP server, as CDNs do.
+TLS_SERVER = """stream {{
+    server {{
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {root}/cert.pem;
+        ssl_certificate_key {root}/key.pem;
+        proxy_pass 127.0.0.1:{port};
+    }}
+}}"""
 
 
 class NginxRtmp:
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, tls_port: int | None = None) -> None:
         self.root = root
         self.port = port
+        self.tls_port = tls_port
         self.recordings = root / "recordings"
         self.recordings.mkdir(parents=True, exist_ok=True)
-        (root / "nginx.conf").write_text(CONFIG.format(module=RTMP_MODULE, root=root, port=port))
+        tls_module = tls_server = ""
+        if tls_port is not None:
+            subprocess.run(
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-keyout",
+                    str(root / "key.pem"),
+                    "-out",
+                    str(root / "cert.pem"),
+                ],
+                check=True,
+                capture_output=True,
+            )
+            tls_module = f"load_module {STREAM_MODULE};"
+            tls_server = TLS_SERVER.format(tls_port=tls_port, root=root, port=port)
+        (root / "nginx.conf").write_text(
+            CONFIG.format(
+                module=RTMP_MODULE,
+                root=root,
+                port=port,
+                tls_module=tls_module,
+                tls_server=tls_server,
+            )
+        )
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"rtmp://127.0.0.1:{self.port}/live"
+
+    @property
+    def tls_url(self) -> str:
+        return f"rtmps://127.0.0.1:{self.tls_port}/live"
 
     def start(self) -> NginxRtmp:
         assert shutil.which("nginx"), "nginx is not installed (scripts/test.sh installs it)"
