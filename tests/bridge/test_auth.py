@@ -150,3 +150,31 @@ def test_outbound_proxy_carries_the_call_to_a_sip_uri(
     assert process.wait(30) == 0, process.stderr_text[-2000:]
     assert f"AUTHORIZED INVITE {USER} to {far_end.uri}" in proxy.text()
     assert far_end.wait(10) == 0
+
+
+def test_password_from_a_mounted_secret_file(
+    proxy: Kamailio,
+    far_end: SippPeer,
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    """In a pod the password is a mounted Secret key, never part of the spec."""
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD + "\n")
+    spec = call_spec(
+        "bridge-test",
+        rtmp_server,
+        "secret-file",
+        connection={
+            "sipDomain": "127.0.0.1",
+            "sipPort": proxy.port,
+            "sipLogin": USER,
+            "sipRegisterRequired": True,
+            "sipPasswordSecretRef": {"name": "sip-credentials", "key": "password"},
+        },
+    )
+    process = bridge(spec, extra_args=["--sip-password-file", str(secret)])
+    assert process.wait(30) == 0, process.stderr_text[-2000:]
+    assert f"REGISTERED {USER}" in proxy.text()
+    assert PASSWORD not in process.stderr_text + str(process.lines)
