@@ -22,7 +22,7 @@ import pjsua2 as pj
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.keepalive import RtpKeepAlive, RtpPortClaim
 from siprtmp_bridge.media.pipeline import MediaPipeline
-from siprtmp_bridge.media.publisher import IO_TIMEOUT_SECONDS, RtmpPublisher, StreamFormat
+from siprtmp_bridge.media.publisher import RtmpPublisher, StreamFormat
 from siprtmp_bridge.media.silence import write_silence_wav
 from siprtmp_bridge.metrics import MediaCounters
 from siprtmp_bridge.outcome import (
@@ -157,8 +157,8 @@ class BridgeRunner:
 
     def _wait_connected(self, publisher: RtmpPublisher) -> bool:
         """Publish before dialling: a dead RTMP server should not cost the far end a call."""
-        deadline = time.monotonic() + self.spec.timeouts.rtmp_reconnect_seconds
-        deadline += IO_TIMEOUT_SECONDS + 1
+        # The publisher gives up after the budget; a connect blocked in the kernel does not.
+        deadline = time.monotonic() + self.spec.timeouts.rtmp_reconnect_seconds + 1
         while time.monotonic() < deadline and not self.stop_requested.is_set():
             if publisher.wait_connected(0.1):
                 return True
@@ -169,20 +169,8 @@ class BridgeRunner:
     # -- SIP ---------------------------------------------------------------------------------
 
     def _place_and_bridge(self, pipeline: MediaPipeline, publisher: RtmpPublisher) -> None:
-        nat = self.spec.nat
-        claim = None
-        if nat.keep_alive_seconds > 0:
-            claim = RtpPortClaim(nat.bind_address, nat.rtp_port_min, nat.rtp_port_max)
-        self.account = BridgeAccount(self.events.append)
-        self.account.create(account_config(self.spec, claim.port if claim else None))
-        if self.spec.connection.sip_register_required and not self._register():
+        if not self._dial():
             return
-        self.call = BridgeCall(self.account, self.events.append, self._attach_audio)
-        try:
-            self.call.makeCall(self.spec.callee, self._call_parameters())
-        finally:
-            if claim is not None:
-                claim.release()  # pjsua has bound the pair to make its offer
         self.reporter.update(lambda s: with_call(s, state=CallState.PENDING))
         placed_at = time.monotonic()
         next_stats = placed_at
@@ -196,6 +184,24 @@ class BridgeRunner:
                 self._refresh_counters(now, pipeline, publisher)
             if self.pending_outcome is None:
                 self._check_limits(now, placed_at, pipeline, publisher)
+
+    def _dial(self) -> bool:
+        """Register if asked, then send the INVITE; False when registration ended the run."""
+        nat = self.spec.nat
+        claim = None
+        if nat.keep_alive_seconds > 0:
+            claim = RtpPortClaim(nat.bind_address, nat.rtp_port_min, nat.rtp_port_max)
+        try:
+            self.account = BridgeAccount(self.events.append)
+            self.account.create(account_config(self.spec, claim.port if claim else None))
+            if self.spec.connection.sip_register_required and not self._register():
+                return False
+            self.call = BridgeCall(self.account, self.events.append, self._attach_audio)
+            self.call.makeCall(self.spec.callee, self._call_parameters())
+            return True
+        finally:
+            if claim is not None:
+                claim.release()  # pjsua has bound the pair to make its offer
 
     def endpoint_poll(self) -> None:
         pj.Endpoint.instance().libHandleEvents(POLL_MILLISECONDS)

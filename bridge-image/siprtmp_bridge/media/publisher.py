@@ -23,8 +23,6 @@ from siprtmp_bridge.status import StreamState
 
 # Packets of about 21 ms each: this many covers ~10 s of a stalled connection.
 QUEUE_PACKETS = 480
-# Seconds before a blocked connect or write gives up (PyAV's interrupt callback).
-IO_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -147,7 +145,9 @@ class RtmpPublisher:
     def _open(self) -> str | None:
         """Open and handshake now (PyAV would otherwise connect on the first packet)."""
         try:
-            container: Any = av.open(self.url, mode="w", format="flv", timeout=IO_TIMEOUT_SECONDS)
+            # PyAV opens output I/O without options or an interrupt callback: a connect to a
+            # black-holed host blocks in the kernel, which is why this runs on its own thread.
+            container: Any = av.open(self.url, mode="w", format="flv")
             stream: Any = container.add_stream("aac", rate=self.format.sample_rate)
             stream.codec_context.layout = "mono"
             stream.codec_context.bit_rate = self.format.bitrate
