@@ -52,6 +52,7 @@ from siprtmp_bridge.status import (
     CallState,
     StreamState,
     finished,
+    now_iso,
     terminating,
     with_call,
     with_stream,
@@ -122,7 +123,9 @@ class BridgeRunner:
             self.spec.timeouts.rtmp_reconnect_seconds,
         )
         encoder = AacEncoder(self.options.clock_rate, audio.sample_rate, audio.bitrate)
-        pipeline = MediaPipeline(self.fifo_path, self.options.clock_rate, encoder, publisher)
+        pipeline = MediaPipeline(
+            self.fifo_path, self.options.clock_rate, encoder, publisher, self._on_first_audio
+        )
         publisher.start()
         if not self._wait_connected(publisher):
             pipeline.stop(FLUSH_SECONDS)
@@ -444,6 +447,10 @@ class BridgeRunner:
         if self.keepalive is not None:
             self.keepalive.close()
             self.keepalive = None
+
+    def _on_first_audio(self) -> None:
+        stamp = now_iso()
+        self.reporter.update(partial(with_stream, audio_started_at=stamp))
 
     def _on_stream_state(self, state: StreamState, bytes_sent: int) -> None:
         self.reporter.update(lambda s: with_stream(s, state=state, bytes_sent=bytes_sent))

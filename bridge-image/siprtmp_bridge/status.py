@@ -77,6 +77,7 @@ class StreamStatus:
     bytes_sent: int = 0
     reconnects: int = 0
     started_at: str | None = None
+    audio_started_at: str | None = None  # when the call's own audio first reached the encoder
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ def to_document(status: BridgeStatus) -> dict[str, Any]:
             "bytesSent": stream.bytes_sent,
             "reconnects": stream.reconnects,
             "startedAt": stream.started_at,
+            "audioStartedAt": stream.audio_started_at,
         },
     }
 

@@ -13,6 +13,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from siprtmp_bridge.media.clock import silence_needed
@@ -29,12 +30,18 @@ class MediaPipeline:
     """Runs from ``start()`` (the stream's time zero) until ``stop()``, which flushes it all."""
 
     def __init__(
-        self, fifo_path: Path, clock_rate: int, encoder: AacEncoder, publisher: RtmpPublisher
+        self,
+        fifo_path: Path,
+        clock_rate: int,
+        encoder: AacEncoder,
+        publisher: RtmpPublisher,
+        on_first_audio: Callable[[], None],
     ) -> None:
         self.fifo_path = fifo_path
         self.clock_rate = clock_rate
         self.encoder = encoder
         self.publisher = publisher
+        self.on_first_audio = on_first_audio
         self.audio_samples = 0
         self.silence_samples = 0
         os.mkfifo(fifo_path, 0o600)
@@ -89,7 +96,9 @@ class MediaPipeline:
             else:
                 self._stop.wait(wait)
             return
-        self._writer_seen = True
+        if not self._writer_seen:
+            self._writer_seen = True
+            self.on_first_audio()
         self._consume(data)
 
     def _consume(self, data: bytes) -> None:
