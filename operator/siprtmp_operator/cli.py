@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("kubernetes.client.rest", "urllib3", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.verbose:
+        # kopf logs every handler success at INFO: one line per bridge per poll interval.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except ValueError as exc:

@@ -133,11 +133,11 @@ def build_registry(
         if runner is not None:
             await runner.cleanup()
 
-    @kopf.index("pods", labels={LABEL_MANAGED_BY: MANAGED_BY}, registry=reg)
+    @kopf.index("pods", labels={LABEL_MANAGED_BY: MANAGED_BY}, id="bridge_pods", registry=reg)
     def bridge_pods(*, body: kopf.Body, name: str, namespace: str | None, **_: Any) -> Any:
         return {(namespace, name): copy.deepcopy(dict(body))}
 
-    @kopf.index(*bridges, registry=reg)
+    @kopf.index(*bridges, id="bridges_by_stream", registry=reg)
     def bridges_by_stream(
         *, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, uid: str, name: str,
         namespace: str | None, **_: Any
@@ -149,7 +149,7 @@ def build_registry(
         )
         return {stream_key(spec): ref}
 
-    @kopf.index(*bridges, registry=reg)
+    @kopf.index(*bridges, id="port_slots", registry=reg)
     def port_slots(*, status: kopf.Status, uid: str, **_: Any) -> Any:
         slot = (status.get("networking") or {}).get("portSlot")
         if slot is None or status.get("phase") in TERMINAL_PHASES:
@@ -186,7 +186,7 @@ def build_registry(
         return NetworkPlan(mode=mode, public_address_source=source, window=window,
                            node_name=node, public_address=ip)
 
-    @kopf.timer(*bridges, interval=settings.poll_interval_seconds, registry=reg)
+    @kopf.timer(*bridges, id="reconcile", interval=settings.poll_interval_seconds, registry=reg)
     def reconcile(
         *, body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, name: str,
         namespace: str | None, uid: str, patch: kopf.Patch, logger: Logger, **kwargs: Any,
@@ -297,7 +297,7 @@ def build_registry(
         for type_, reason, message in events:
             kopf.event(body, type=type_, reason=reason, message=message[:1024])
 
-    @kopf.on.delete(*bridges, registry=reg)
+    @kopf.on.delete(*bridges, id="stop", registry=reg)
     def stop(
         *, name: str, namespace: str | None, uid: str, status: kopf.Status, patch: kopf.Patch,
         runtime: timedelta, logger: Logger, **_: Any,
