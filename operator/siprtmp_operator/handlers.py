@@ -83,6 +83,10 @@ def kopf_settings(settings: kopf.OperatorSettings | None = None) -> kopf.Operato
     ks.execution.max_workers = 32
     ks.watching.server_timeout = 300
     ks.peering.standalone = True
+    # No dynamic discovery of CRDs and namespaces: that would need cluster-wide list/watch on
+    # both. The CRD is installed before the operator (helm's crds/), and the watched
+    # namespaces are named explicitly, so startup discovery is all we need.
+    ks.scanning.disabled = True
     return ks
 
 

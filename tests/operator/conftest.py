@@ -6,6 +6,7 @@ them first with scripts/build-k8s.sh.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -188,20 +189,18 @@ def _require_binaries() -> None:
             "Run scripts/build-k8s.sh first (the test command does).", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def chart_docs() -> list[dict[str, Any]]:
-    """The chart as installed in the tests: defaults plus node access for NodeExternalIP."""
-    _require_binaries()
-    out = helm("template", RELEASE, str(REPO / "helm"), "--namespace", OPERATOR_NAMESPACE,
-               "--set", "networking.allowNodeExternalIP=true")
+def render_chart(*sets: str) -> list[dict[str, Any]]:
+    """``helm template`` of the chart into the operator namespace, as a list of objects."""
+    args = [a for kv in sets for a in ("--set", kv)]
+    out = helm("template", RELEASE, str(REPO / "helm"), "--namespace", OPERATOR_NAMESPACE, *args)
     return [d for d in yaml.safe_load_all(out) if d]
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory,
-            chart_docs: list[dict[str, Any]]) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def running_cluster(work: Path, chart_docs: list[dict[str, Any]],
+                    extra_env: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """Control plane + CRD + chart objects + operator under the chart's ServiceAccount."""
     _require_binaries()
-    work = Path(tmp_path_factory.mktemp("k8s"))
     cp = ControlPlane(work)
     operator: OperatorProcess | None = None
     try:
@@ -209,15 +208,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory,
         assert cp.api is not None
         install_crd(cp.api)
         core = kubernetes.client.CoreV1Api(cp.api)
-        core.create_namespace(kubernetes.client.V1Namespace(
-            metadata=kubernetes.client.V1ObjectMeta(name=OPERATOR_NAMESPACE)))
+        namespaces = {OPERATOR_NAMESPACE} | {
+            d["metadata"]["namespace"] for d in chart_docs if d["metadata"].get("namespace")}
+        for name in sorted(namespaces):
+            core.create_namespace(kubernetes.client.V1Namespace(
+                metadata=kubernetes.client.V1ObjectMeta(name=name)))
         apply_objects(cp.api, chart_docs)
         sa = next(d["metadata"]["name"] for d in chart_docs if d["kind"] == "ServiceAccount")
         sa_kubeconfig = service_account_kubeconfig(
             cp, OPERATOR_NAMESPACE, sa, work / "operator.kubeconfig")
         status_port = free_port()
         env = {**deployment_env(chart_docs), **TEST_ENV,
-               "SIPRTMP_BRIDGE_STATUS_PORT": str(status_port)}
+               "SIPRTMP_BRIDGE_STATUS_PORT": str(status_port), **(extra_env or {})}
         operator = OperatorProcess(work, sa_kubeconfig, env)
         operator.start()
         yield Cluster(cp, operator, status_port, chart_docs)
@@ -225,6 +227,21 @@ def cluster(tmp_path_factory: pytest.TempPathFactory,
         if operator is not None:
             operator.stop()
         cp.stop()
+
+
+@pytest.fixture(scope="session")
+def chart_docs() -> list[dict[str, Any]]:
+    """The chart as installed in the tests: defaults plus node access for NodeExternalIP."""
+    _require_binaries()
+    return render_chart("networking.allowNodeExternalIP=true")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory,
+            chart_docs: list[dict[str, Any]]) -> Iterator[Cluster]:
+    """The cluster-wide installation shared by most tests."""
+    with running_cluster(Path(tmp_path_factory.mktemp("k8s")), chart_docs) as c:
+        yield c
 
 
 _ns_counter = itertools.count(1)
