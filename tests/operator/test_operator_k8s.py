@@ -10,10 +10,12 @@ import itertools
 import json
 import time
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import kubernetes
 import pytest
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 from tests.operator.k8s_harness import status_server, wait_for
@@ -428,3 +430,24 @@ def test_operator_probes(cluster: Cluster) -> None:
     for name in ("siprtmp_operator_bridges", "siprtmp_operator_reconcile_errors_total",
                  "siprtmp_operator_creation_to_pod_running_seconds"):
         assert name in metrics
+
+
+@pytest.mark.parametrize("path", sorted(
+    p.name for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")))
+def test_examples_are_admitted(cluster: Cluster, ns: str, path: str) -> None:
+    """Every example resource passes the CRD's validation (server-side dry run)."""
+    example = Path(__file__).resolve().parents[2] / "examples" / path
+    for obj in yaml.safe_load_all(example.read_text()):
+        if not obj or obj.get("kind") != "SipRtmpBridge":
+            continue
+        created = cluster.custom.create_namespaced_custom_object(
+            "siprtmp.io", "v1alpha1", ns, "siprtmpbridges", obj, dry_run="All")
+        assert cast(dict[str, Any], created)["metadata"]["name"] == obj["metadata"]["name"]
+
+
+def test_kind_example_is_admitted(cluster: Cluster) -> None:
+    kind_dir = Path(__file__).resolve().parents[2] / "examples" / "kind"
+    obj = yaml.safe_load((kind_dir / "bridge.yaml").read_text())
+    cluster.namespace("demo")
+    cluster.custom.create_namespaced_custom_object(
+        "siprtmp.io", "v1alpha1", "demo", "siprtmpbridges", obj, dry_run="All")
