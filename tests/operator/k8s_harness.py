@@ -272,6 +272,10 @@ def install_crd(api: kubernetes.client.ApiClient) -> None:
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
     wait_for("CRD Established", established, timeout=30)
+    # The resource's storage initialises a moment after Established (429 until then).
+    custom = kubernetes.client.CustomObjectsApi(api)
+    wait_for("custom resource storage ready", lambda: custom.list_cluster_custom_object(
+        "siprtmp.io", "v1alpha1", "siprtmpbridges") is not None, timeout=30)
 
 
 def service_account_kubeconfig(cp: ControlPlane, namespace: str, name: str, path: Path) -> Path:

@@ -420,6 +420,8 @@ def test_operator_identity_is_the_charts_service_account(cluster: Cluster) -> No
     assert not allowed("update", "pods") and not allowed("create", "deployments", "apps")
     text = cluster.operator.kubeconfig.read_text()
     assert "client-certificate" not in text and "token" in text
+    # Nothing the operator has done so far was refused by RBAC.
+    assert "forbidden" not in cluster.operator.log_text().lower()
 
 
 def test_operator_probes(cluster: Cluster) -> None:
