@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.run(
         kopf.operator(
             registry=registry,
-            settings=kopf_settings(),
+            settings=kopf_settings(settings.workers),
             clusterwide=not namespaces,
             namespaces=namespaces,
             standalone=True,

@@ -71,16 +71,21 @@ class PlacementError(Exception):
     """The bridge cannot be placed yet (e.g. no node has an ExternalIP)."""
 
 
-def kopf_settings(settings: kopf.OperatorSettings | None = None) -> kopf.OperatorSettings:
-    """kopf's own settings: our finalizer and annotation prefix, standalone, a wide pool."""
-    ks = settings or kopf.OperatorSettings()
+def kopf_settings(workers: int = 16) -> kopf.OperatorSettings:
+    """kopf's own settings: our finalizer and annotation prefix, standalone, a bounded pool.
+
+    The pool bounds how many reconcile steps run at once, and so how many API connections kopf
+    opens to write their patches (its connection pool is unbounded; each TLS connection costs
+    memory).
+    """
+    ks = kopf.OperatorSettings()
     ks.persistence.finalizer = FINALIZER
     ks.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     ks.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
     ks.posting.level = logging.WARNING
-    ks.execution.max_workers = 32
+    ks.execution.max_workers = workers
     ks.watching.server_timeout = 300
     ks.peering.standalone = True
     # No dynamic discovery of CRDs and namespaces: that would need cluster-wide list/watch on
@@ -111,7 +116,7 @@ def build_registry(
                 if "kube" not in state:
                     if kube_factory is None:
                         load_config()
-                        state["kube"] = Kube()
+                        state["kube"] = Kube(pool_size=settings.workers + 4)
                     else:
                         state["kube"] = kube_factory()
         k: Kube = state["kube"]

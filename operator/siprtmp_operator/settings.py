@@ -91,6 +91,7 @@ class Settings:
     status_timeout_seconds: float = 1.0
     status_scheme: str = "http"
     watch_namespaces: tuple[str, ...] = ()
+    workers: int = 16
 
     # The operator's own endpoints.
     http_host: str = "0.0.0.0"
@@ -151,6 +152,7 @@ class Settings:
             status_timeout_seconds=_float(e, "STATUS_TIMEOUT_SECONDS", d.status_timeout_seconds),
             status_scheme=_choice(e, "STATUS_SCHEME", d.status_scheme, {"http", "https"}),
             watch_namespaces=_list(e, "WATCH_NAMESPACES"),
+            workers=_int(e, "WORKERS", d.workers),
             http_host=_get(e, "HTTP_HOST", d.http_host),
             http_port=_int(e, "HTTP_PORT", d.http_port),
             extra_labels=labels,
@@ -168,6 +170,8 @@ class Settings:
             raise ValueError("host port range must lie in 1024..65535")
         if self.host_port_max - self.host_port_min + 1 < self.host_port_window:
             raise ValueError("host port range is smaller than one window")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
         if self.poll_interval_seconds <= 0:
             raise ValueError("poll interval must be positive")
         if self.retry_backoff_seconds < 0 or self.retry_backoff_max_seconds < 0:
