@@ -133,7 +133,13 @@ class Cluster:
         return plain(self.api, pod)
 
     def wait_pod(self, ns: str, name: str, timeout: float = 30) -> dict[str, Any]:
-        return wait_for(f"pod {ns}/{name}", lambda: self.pod(ns, name), timeout=timeout)
+        try:
+            return wait_for(f"pod {ns}/{name}", lambda: self.pod(ns, name), timeout=timeout)
+        except AssertionError as exc:
+            bridge = name.rsplit("-bridge-", 1)[0]
+            raise AssertionError(
+                f"{exc}\nbridge status: {(self.bridge(ns, bridge) or {}).get('status')}\n"
+                f"operator log tail:\n{self.operator.log_text()[-3000:]}") from None
 
     def pods(self, ns: str, selector: str = "") -> list[dict[str, Any]]:
         items = self.core.list_namespaced_pod(ns, label_selector=selector).items

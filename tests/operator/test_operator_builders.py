@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from siprtmp_operator.handlers import merge_patch
 from siprtmp_operator.names import ANNOTATION_SPEC, pod_name
 from siprtmp_operator.networking import (
     NetworkPlan,
@@ -411,6 +412,15 @@ def test_finished_bridge_is_deleted_after_ttl_only() -> None:
     gone = plan_step(resource(st, ttlSecondsAfterFinished=30), None, None,
                      NOW + timedelta(seconds=30), FAST)
     assert gone.delete_resource
+
+
+def test_merge_patch_removes_vanished_keys_at_any_depth() -> None:
+    old = {"phase": "Pending", "nextRetryAt": "t", "call": {"state": "RING", "reason": "x"}}
+    new = {"phase": "Streaming", "call": {"state": "ESTABLISHED"}, "conditions": []}
+    assert merge_patch(old, new) == {
+        "phase": "Streaming", "nextRetryAt": None,
+        "call": {"state": "ESTABLISHED", "reason": None}, "conditions": []}
+    assert merge_patch(new, new) == {}
 
 
 # --- settings ----------------------------------------------------------------------------

@@ -160,6 +160,15 @@ def test_status_flows_to_streaming_then_succeeded(cluster: Cluster, ns: str) -> 
                                   "bytesSent updated")
         assert cond(obj, "Ready")["lastTransitionTime"] == ready_since
 
+        # The RTMP server drops the stream: the call stays up while the bridge reconnects.
+        bridge.doc = doc("Reconnecting", "ESTABLISHED", "RECONNECTING", bytes_sent=99999)
+        obj = cluster.wait_phase(ns, "call-b", "Reconnecting")
+        assert cond(obj, "CallEstablished")["status"] == "True"
+        assert cond(obj, "Streaming")["status"] == "False"
+        assert cond(obj, "Streaming")["reason"] == "Reconnecting"
+        bridge.doc = doc("Streaming", "ESTABLISHED", "PUBLISHING", bytes_sent=100000)
+        cluster.wait_phase(ns, "call-b", "Streaming")
+
         final = doc("Succeeded", "FINISH", "UNPUBLISHED", reason="RemoteHangup",
                     bytes_sent=123456, exit_code=0)
         cluster.set_pod_terminated(ns, "call-b-bridge-0", 0, json.dumps(final))
