@@ -9,6 +9,7 @@ forgets fails the tests instead of hiding behind an admin identity.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -397,3 +398,118 @@ def status_server(host: str, port: int) -> Iterator[StatusServer]:
         yield server
     finally:
         server.close()
+
+
+class LocalKubelet:
+    """Plays the kubelet for one bridge pod: runs its container locally, reports back.
+
+    Reads the pod the operator created, materialises its mounted files (the spec from the pod's
+    annotation, the password from the Secret) into a temporary directory, runs the container's
+    command with those paths and with the status server bound to the pod IP it chose (a
+    127.0.0.N address), writes the pod Running, then Succeeded/Failed with the exit code and
+    the termination log as the termination message. A pod marked for deletion gets SIGTERM, and
+    once the process has exited the pod is removed, as a kubelet does.
+
+    ``command`` replaces the container's command (the tests use the stub; the real bridge is
+    ``[".venv/bin/sip-rtmp-bridge"]``).
+    """
+
+    def __init__(self, core: kubernetes.client.CoreV1Api, ns: str, pod_name: str, *, ip: str,
+                 workdir: Path, command: list[str]) -> None:
+        self.core, self.ns, self.name, self.ip = core, ns, pod_name, ip
+        self.dir = workdir
+        self.command = command
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.thread: threading.Thread | None = None
+        self.exit_code: int | None = None
+        self.error: BaseException | None = None
+
+    def _argv(self, pod: dict[str, Any]) -> list[str]:
+        container = pod["spec"]["containers"][0]
+        files = {
+            "/etc/siprtmp/spec/spec.json": self.dir / "spec.json",
+            "/etc/siprtmp/secret/password": self.dir / "password",
+            "/dev/termination-log": self.dir / "termination-log",
+        }
+        files["/etc/siprtmp/spec/spec.json"].write_text(
+            pod["metadata"]["annotations"]["siprtmp.io/spec"])
+        for vol in pod["spec"]["volumes"]:
+            if "secret" in vol:
+                secret = self.core.read_namespaced_secret(vol["secret"]["secretName"], self.ns)
+                key = vol["secret"]["items"][0]["key"]
+                data = (secret.data or {})[key]
+                files["/etc/siprtmp/secret/password"].write_bytes(base64.b64decode(data))
+        args = [str(files.get(a, a)) for a in container["args"]]
+        args[args.index("--status-host") + 1] = self.ip
+        return [*self.command, *args]
+
+    def start(self, pod: dict[str, Any], node: str = "local-kubelet") -> None:
+        """Bind the pod to ``node`` (the scheduler's part: deletion becomes graceful), run it."""
+        if not pod["spec"].get("nodeName"):
+            binding = kubernetes.client.V1Binding(
+                metadata=kubernetes.client.V1ObjectMeta(name=self.name),
+                target=kubernetes.client.V1ObjectReference(api_version="v1", kind="Node",
+                                                           name=node))
+            self.core.create_namespaced_pod_binding(self.name, self.ns, binding,
+                                                    _preload_content=False)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        log = (self.dir / "bridge.log").open("ab")
+        self.proc = subprocess.Popen(self._argv(pod), stdout=log, stderr=subprocess.STDOUT)
+        self._patch_status({"phase": "Running", "podIP": self.ip, "podIPs": [{"ip": self.ip}],
+                            "containerStatuses": [self._container({"running": {
+                                "startedAt": _now()}}, ready=True)]})
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _container(self, state: dict[str, Any], ready: bool) -> dict[str, Any]:
+        return {"name": "bridge", "ready": ready, "restartCount": 0, "started": ready,
+                "image": "sip-rtmp-bridge:local", "imageID": "", "state": state}
+
+    def _patch_status(self, status: dict[str, Any]) -> None:
+        self.core.patch_namespaced_pod_status(self.name, self.ns, {"status": status})
+
+    def _watch(self) -> None:
+        assert self.proc is not None
+        try:
+            signalled = False
+            while self.proc.poll() is None:
+                time.sleep(0.2)
+                try:
+                    pod = self.core.read_namespaced_pod(self.name, self.ns)
+                except ApiException as exc:
+                    if exc.status == 404:  # removed without grace: stop the process anyway
+                        self.proc.send_signal(signal.SIGTERM)
+                        break
+                    raise
+                if pod.metadata and pod.metadata.deletion_timestamp and not signalled:
+                    self.proc.send_signal(signal.SIGTERM)
+                    signalled = True
+            code = self.proc.wait(30)
+            self.exit_code = code
+            term = self.dir / "termination-log"
+            message = term.read_text()[-4096:] if term.exists() else ""
+            with contextlib.suppress(ApiException):
+                self._patch_status({
+                    "phase": "Succeeded" if code == 0 else "Failed",
+                    "containerStatuses": [self._container({"terminated": {
+                        "exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                        "message": message, "startedAt": _now(), "finishedAt": _now()}},
+                        ready=False)]})
+            if signalled:
+                with contextlib.suppress(ApiException):
+                    self.core.delete_namespaced_pod(self.name, self.ns, grace_period_seconds=0)
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        if self.thread is not None:
+            self.thread.join(10)
+        if self.error is not None:
+            raise AssertionError(f"local kubelet for {self.name} failed: {self.error!r}")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
