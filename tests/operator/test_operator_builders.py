@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from siprtmp_operator.handlers import merge_patch
+from siprtmp_operator.livestatus import status_url
 from siprtmp_operator.names import ANNOTATION_SPEC, pod_name
 from siprtmp_operator.networking import (
     NetworkPlan,
@@ -421,6 +422,13 @@ def test_merge_patch_removes_vanished_keys_at_any_depth() -> None:
         "phase": "Streaming", "nextRetryAt": None,
         "call": {"state": "ESTABLISHED", "reason": None}, "conditions": []}
     assert merge_patch(new, new) == {}
+
+
+def test_status_url_uses_pod_ip_and_declared_port() -> None:
+    assert status_url(running("10.1.1.1"), "http", 8080) == "http://10.1.1.1:8080/status"
+    v6 = PodObservation(phase="Running", pod_ip="fd00::5", status_port=30000)
+    assert status_url(v6, "http", 8080) == "http://[fd00::5]:30000/status"
+    assert status_url(PodObservation(phase="Running"), "http", 8080) is None
 
 
 # --- settings ----------------------------------------------------------------------------
