@@ -316,6 +316,8 @@ def build_registry(
         PHASE_TRACKER.forget(uid)
         with slot_guard:
             reserved_slots.pop(uid, None)
+        with locks_guard:
+            locks.pop(uid, None)
         try:
             pods = kube().list_pods(ns, f"{LABEL_BRIDGE_UID}={uid}")
             for pod in pods:
