@@ -35,7 +35,7 @@ gov="$(go env GOVERSION | sed 's/^go//')"
 if [[ "$(printf '%s\n' 1.24 "$gov" | sort -V | head -1)" != 1.24 ]]; then
     # Go 1.21+ can fetch a newer toolchain itself, from the same module proxy.
     if [[ "$(printf '%s\n' 1.21 "$gov" | sort -V | head -1)" == 1.21 ]]; then
-        export GOTOOLCHAIN=go1.24.13
+        export GOTOOLCHAIN=go1.24.0
     else
         echo "Go $gov is too old: Kubernetes ${K8S_VERSION} needs Go 1.24+" >&2
         exit 1
