@@ -210,14 +210,24 @@ class ControlPlane:
             "--v=0",
         ], self.dir / "kube-controller-manager.log"))
 
+    def _admin_tls(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        return ctx
+
+    def get(self, path: str, accept: str = "application/json") -> Any:
+        """GET ``path`` as the admin with a chosen Accept header (e.g. server-side tables)."""
+        req = urllib.request.Request(f"{self.server}{path}", headers={"Accept": accept})
+        with urllib.request.urlopen(req, timeout=10, context=self._admin_tls()) as resp:
+            return json.loads(resp.read())
+
     def _ready(self) -> bool:
         for proc in self.procs:
             if not proc.alive():
                 raise AssertionError(f"{proc.name} exited:\n{proc.tail()}")
-        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
-        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
         try:
-            with urllib.request.urlopen(f"{self.server}/readyz", timeout=5, context=ctx) as r:
+            with urllib.request.urlopen(f"{self.server}/readyz", timeout=5,
+                                        context=self._admin_tls()) as r:
                 return bool(r.status == 200)
         except OSError:
             return False

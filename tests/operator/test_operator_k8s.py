@@ -153,6 +153,14 @@ def test_status_flows_to_streaming_then_succeeded(cluster: Cluster, ns: str) -> 
             assert c["observedGeneration"] == obj["metadata"]["generation"]
             assert c["lastTransitionTime"]
         ready_since = cond(obj, "Ready")["lastTransitionTime"]
+        # What `kubectl get srb` shows: the server-side table with the printer columns.
+        table = cluster.cp.get(
+            f"/apis/siprtmp.io/v1alpha1/namespaces/{ns}/siprtmpbridges",
+            accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+        names = [c["name"] for c in table["columnDefinitions"]]
+        row = dict(zip(names, table["rows"][0]["cells"], strict=True))
+        assert (row["Phase"], row["Call"], row["Stream"]) == (
+            "Streaming", "ESTABLISHED", "PUBLISHING")
 
         bridge.doc = doc("Streaming", "ESTABLISHED", "PUBLISHING", bytes_sent=99999)
         obj = cluster.wait_bridge(ns, "call-b",
