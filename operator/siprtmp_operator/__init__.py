@@ -1,1 +1,14 @@
-"""The operator: SipRtmpBridge resources → one bridge pod per call (built on branch operator)."""
+"""Kubernetes operator for SipRtmpBridge resources: one bridge pod per SIP call.
+
+The package keeps pure builders (``pod``, ``status``, ``policy``, ``networking``) apart from the
+kopf wiring (``handlers``) so that everything that decides *what* to write can be unit-tested
+without a cluster.
+"""
+
+GROUP = "siprtmp.io"
+VERSION = "v1alpha1"
+PLURAL = "siprtmpbridges"
+KIND = "SipRtmpBridge"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+__all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "VERSION"]

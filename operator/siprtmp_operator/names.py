@@ -1,0 +1,44 @@
+"""Names, labels and annotations shared by the builders, the handlers and the chart.
+
+Deterministic names are what keep an operator restart from creating a second pod for the same
+call: attempt N of bridge B is always the pod ``B-bridge-N``.
+"""
+
+from __future__ import annotations
+
+from . import GROUP
+
+MANAGED_BY = "sip-rtmp-operator"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_BRIDGE = f"{GROUP}/bridge"
+LABEL_BRIDGE_UID = f"{GROUP}/bridge-uid"
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+ANNOTATION_SPEC = f"{GROUP}/spec"
+ANNOTATION_PORT_SLOT = f"{GROUP}/port-slot"
+FINALIZER = f"{GROUP}/bridge-pod"
+CONTAINER_NAME = "bridge"
+STATUS_PORT_NAME = "status"
+SPEC_DIR = "/etc/siprtmp/spec"
+SPEC_FILE = f"{SPEC_DIR}/spec.json"
+SECRET_DIR = "/etc/siprtmp/secret"
+PASSWORD_FILE = f"{SECRET_DIR}/password"
+TERMINATION_LOG = "/dev/termination-log"
+
+
+def pod_name(bridge_name: str, attempt: int) -> str:
+    """Name of the pod running ``attempt`` (0 = first dial) of a bridge."""
+    return f"{bridge_name}-bridge-{attempt}"
+
+
+def pod_labels(bridge_name: str, bridge_uid: str, attempt: int) -> dict[str, str]:
+    """Labels that select a bridge's pods (the operator watches only these)."""
+    return {
+        LABEL_NAME: "sip-rtmp-bridge",
+        LABEL_COMPONENT: "bridge",
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_BRIDGE: bridge_name,
+        LABEL_BRIDGE_UID: bridge_uid,
+        LABEL_ATTEMPT: str(attempt),
+    }

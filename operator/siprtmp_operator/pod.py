@@ -1,0 +1,252 @@
+"""Pure builder: a SipRtmpBridge (its spec, name, uid) → the bridge Pod manifest.
+
+The pod holds no Kubernetes credentials and nothing it does not need: the spec arrives as a file
+projected from the pod's own annotation (downward API, so no ConfigMap to create, own and clean
+up), the SIP password as a file from the user's Secret, and the process runs non-root on a
+read-only root filesystem with every capability dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from . import API_VERSION, KIND
+from .names import (
+    ANNOTATION_PORT_SLOT,
+    ANNOTATION_SPEC,
+    CONTAINER_NAME,
+    PASSWORD_FILE,
+    SECRET_DIR,
+    SPEC_DIR,
+    SPEC_FILE,
+    STATUS_PORT_NAME,
+    TERMINATION_LOG,
+    pod_labels,
+    pod_name,
+)
+from .networking import NetworkPlan
+from .settings import Settings
+
+JSON = dict[str, Any]
+
+
+def bridge_spec(
+    spec: Mapping[str, Any], uid: str, plan: NetworkPlan, settings: Settings
+) -> JSON:
+    """The spec document handed to the bridge process: the resource's spec, completed.
+
+    Adds the default ``callId`` (the resource UID), the operator's STUN servers when the
+    resource names none, and the networking the operator decided (host port window, public
+    address). Never contains a password: the resource cannot hold one.
+    """
+    doc: JSON = copy.deepcopy(dict(spec))
+    doc.setdefault("callId", uid)
+    nat: JSON = dict(doc.get("nat") or {})
+    if settings.stun_servers and not nat.get("stunServers"):
+        nat["stunServers"] = list(settings.stun_servers)
+    if plan.window is not None:
+        nat["rtpPortMin"] = plan.window.rtp_min
+        nat["rtpPortMax"] = plan.window.rtp_max
+    if plan.public_address and not nat.get("publicAddress"):
+        nat["publicAddress"] = plan.public_address
+    if nat:
+        doc["nat"] = nat
+    networking: JSON = {"mode": plan.mode, "publicAddressSource": plan.public_address_source}
+    if plan.window is not None:
+        networking["sipLocalPort"] = plan.window.sip_port
+        networking["statusPort"] = plan.window.status_port
+    doc["networking"] = networking
+    return doc
+
+
+def status_port(plan: NetworkPlan, settings: Settings) -> int:
+    """Port the bridge serves its live status on (a window port under host networking)."""
+    return plan.window.status_port if plan.window is not None else settings.bridge_status_port
+
+
+def _ports(plan: NetworkPlan, settings: Settings, transport: str) -> list[JSON]:
+    ports: list[JSON] = [
+        {"name": STATUS_PORT_NAME, "containerPort": status_port(plan, settings), "protocol": "TCP"}
+    ]
+    if plan.window is None:
+        return ports
+    # Under hostNetwork every declared port is a host port: the scheduler's NodePorts check then
+    # keeps two pods with overlapping windows off the same node.
+    w = plan.window
+    ports.append({"name": "sip-udp", "containerPort": w.sip_port, "protocol": "UDP"})
+    if transport in {"tcp", "tls"}:
+        ports.append({"name": "sip-tcp", "containerPort": w.sip_port, "protocol": "TCP"})
+    for i, port in enumerate(range(w.rtp_min, w.rtp_max + 1)):
+        ports.append({"name": f"rtp-{i}", "containerPort": port, "protocol": "UDP"})
+    return ports
+
+
+def build_pod(
+    *,
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: Mapping[str, Any],
+    attempt: int,
+    plan: NetworkPlan,
+    settings: Settings,
+) -> JSON:
+    """The Pod manifest for ``attempt`` of bridge ``namespace/name``."""
+    connection = spec.get("connection") or {}
+    secret_ref = connection.get("sipPasswordSecretRef")
+    port = status_port(plan, settings)
+    args = [
+        "run",
+        "--spec", SPEC_FILE,
+        "--status-host", "0.0.0.0",
+        "--status-port", str(port),
+        "--termination-log", TERMINATION_LOG,
+    ]
+    if secret_ref:
+        args += ["--sip-password-file", PASSWORD_FILE]
+    args += list(settings.bridge_extra_args)
+
+    mounts: list[JSON] = [
+        {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    volumes: list[JSON] = [
+        {
+            "name": "spec",
+            "downwardAPI": {
+                "defaultMode": 0o444,
+                "items": [
+                    {
+                        "path": "spec.json",
+                        "fieldRef": {"fieldPath": f"metadata.annotations['{ANNOTATION_SPEC}']"},
+                    }
+                ],
+            },
+        },
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+    ]
+    if secret_ref:
+        mounts.append({"name": "sip-password", "mountPath": SECRET_DIR, "readOnly": True})
+        volumes.append(
+            {
+                "name": "sip-password",
+                "secret": {
+                    "secretName": secret_ref["name"],
+                    "defaultMode": 0o440,
+                    "items": [{"key": secret_ref["key"], "path": "password"}],
+                },
+            }
+        )
+
+    annotations = {
+        ANNOTATION_SPEC: json.dumps(
+            bridge_spec(spec, uid, plan, settings), sort_keys=True, separators=(",", ":")
+        )
+    }
+    if plan.window is not None:
+        annotations[ANNOTATION_PORT_SLOT] = str(plan.window.slot)
+
+    container: JSON = {
+        "name": CONTAINER_NAME,
+        "image": settings.bridge_image,
+        "imagePullPolicy": settings.bridge_image_pull_policy,
+        "command": ["sip-rtmp-bridge"],
+        "args": args,
+        "ports": _ports(plan, settings, str(connection.get("sipTransport", "udp"))),
+        "env": [
+            {"name": "PYTHONUNBUFFERED", "value": "1"},
+            {"name": "SIPRTMP_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "SIPRTMP_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+        ],
+        "resources": {
+            "requests": {
+                "cpu": settings.bridge_cpu_request,
+                "memory": settings.bridge_memory_request,
+            },
+            "limits": {"cpu": settings.bridge_cpu_limit, "memory": settings.bridge_memory_limit},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.bridge_run_as_user,
+            "runAsGroup": settings.bridge_run_as_user,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": mounts,
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": STATUS_PORT_NAME},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+    pod_spec: JSON = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": settings.bridge_termination_grace_seconds,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.bridge_run_as_user,
+            "runAsGroup": settings.bridge_run_as_user,
+            "fsGroup": settings.bridge_run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if settings.bridge_service_account:
+        pod_spec["serviceAccountName"] = settings.bridge_service_account
+    if settings.bridge_priority_class:
+        pod_spec["priorityClassName"] = settings.bridge_priority_class
+    if plan.mode == "HostNetwork":
+        pod_spec["hostNetwork"] = True
+        pod_spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+    if plan.node_name:
+        # matchFields on metadata.name, as DaemonSets do: still scheduled (resources and host
+        # ports are checked), only restricted to the node whose address is advertised.
+        pod_spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchFields": [
+                                {"key": "metadata.name", "operator": "In",
+                                 "values": [plan.node_name]}
+                            ]
+                        }
+                    ]
+                }
+            }
+        }
+
+    labels = {**settings.extra_labels, **pod_labels(name, uid, attempt)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(name, attempt),
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
+                    "name": name,
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": pod_spec,
+    }

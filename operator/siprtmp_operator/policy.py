@@ -1,0 +1,125 @@
+"""Pure policies users expect.
+
+Redial with bounded backoff, TTL after finish, one live publisher per stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from .settings import Settings
+from .timeutil import parse
+
+#: Failures worth dialling again (transient or far-end state); the rest will fail the same way.
+RETRYABLE_REASONS = frozenset(
+    {
+        "Busy",
+        "NoAnswer",
+        "RtpInactivity",
+        "RtmpFailed",
+        "Unreachable",
+        "InternalError",
+        "PodFailed",
+        "PodDeleted",
+        "OOMKilled",
+        "Evicted",
+        "Error",
+    }
+)
+
+
+def max_retries(spec: Mapping[str, Any], settings: Settings) -> int:
+    """The resource's maxRetries, else the operator's default."""
+    value = spec.get("maxRetries")
+    return int(value) if isinstance(value, int) else settings.default_max_retries
+
+
+def backoff_seconds(retries_done: int, settings: Settings) -> float:
+    """Exponential backoff before redial number ``retries_done + 1``, capped."""
+    return float(
+        min(settings.retry_backoff_seconds * (2**retries_done), settings.retry_backoff_max_seconds)
+    )
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    """Whether to redial after a failure, and when."""
+
+    retry: bool
+    delay_seconds: float = 0.0
+    why: str = ""
+
+
+def decide_retry(
+    spec: Mapping[str, Any], reason: str, retries_done: int, settings: Settings
+) -> RetryDecision:
+    """Redial a retryable failure while fewer than maxRetries redials were made."""
+    limit = max_retries(spec, settings)
+    if reason not in RETRYABLE_REASONS:
+        return RetryDecision(False, why=f"{reason} is not retryable")
+    if retries_done >= limit:
+        return RetryDecision(False, why=f"maxRetries ({limit}) reached")
+    return RetryDecision(True, backoff_seconds(retries_done, settings))
+
+
+def ttl_seconds(spec: Mapping[str, Any], settings: Settings) -> int | None:
+    """Seconds to keep a finished bridge, None for forever."""
+    value = spec.get("ttlSecondsAfterFinished")
+    if isinstance(value, int):
+        return value
+    d = settings.default_ttl_seconds_after_finished
+    return d if d >= 0 else None
+
+
+def ttl_remaining(
+    spec: Mapping[str, Any], status: Mapping[str, Any], settings: Settings, now: datetime
+) -> float | None:
+    """Seconds until a finished bridge is deleted (<= 0: now), None when it is kept."""
+    ttl = ttl_seconds(spec, settings)
+    finished = parse(status.get("finishedAt"))
+    if ttl is None or finished is None:
+        return None
+    return (finished + timedelta(seconds=ttl) - now).total_seconds()
+
+
+def stream_key(spec: Mapping[str, Any]) -> str:
+    """Canonical ``scheme://host:port/app/stream`` so spelling variants collide as they should."""
+    url = str(spec.get("rtmpUrl") or "")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "rtmps" else 1935)
+    host = (parts.hostname or "").lower()
+    path = parts.path.strip("/")
+    stream = str(spec.get("rtmpStream") or "").strip("/")
+    return f"{scheme}://{host}:{port}/{path}/{stream}" if path else f"{scheme}://{host}:{port}/{stream}"
+
+
+@dataclass(frozen=True)
+class BridgeRef:
+    """What the duplicate check needs to know about one bridge."""
+
+    namespace: str
+    name: str
+    uid: str
+    created: str
+    phase: str | None
+    placed: bool
+
+    @property
+    def live(self) -> bool:
+        return self.phase not in {"Succeeded", "Failed"}
+
+    @property
+    def order(self) -> tuple[bool, str, str, str]:
+        # Bridges already placed win; then the older one; then by name for a stable answer.
+        return (not self.placed, self.created, self.namespace, self.name)
+
+
+def duplicate_owner(me: BridgeRef, same_stream: Iterable[BridgeRef]) -> BridgeRef | None:
+    """The live bridge that owns the stream before ``me``, if any (the seed answered 409)."""
+    rivals = [b for b in same_stream if b.uid != me.uid and b.live and b.order < me.order]
+    return min(rivals, key=lambda b: b.order) if rivals else None

@@ -1,0 +1,316 @@
+"""Pure builders: what the pod and the bridge say → the resource's status and conditions.
+
+Inputs are the pod object (phase, IP, container state, termination message) and the bridge's
+live ``/status`` document; the output follows DESIGN.md's status contract. Nothing here talks
+to the cluster, so every mapping is unit-tested.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .timeutil import fmt
+
+JSON = dict[str, Any]
+
+PHASES = (
+    "Pending", "Connecting", "Streaming", "Reconnecting", "Terminating", "Succeeded", "Failed",
+)
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+LIVE_PHASES = frozenset({"Connecting", "Streaming", "Reconnecting", "Terminating"})
+CALL_STATES = frozenset(
+    {"NEW", "PENDING", "TRYING", "RING", "RING_MEDIA", "SESSION_PROGRESS", "ESTABLISHED", "HOLD",
+     "BUSY", "FAILED", "FINISH"}
+)
+STREAM_STATES = frozenset({"PENDING", "PUBLISHING", "RECONNECTING", "UNPUBLISHED", "FAILED"})
+ESTABLISHED_CALL_STATES = frozenset({"ESTABLISHED", "HOLD"})
+
+#: Bridge exit code → status.reason when its termination message says nothing (bridge-process.md).
+EXIT_REASONS = {
+    0: "Completed",
+    1: "InternalError",
+    2: "InvalidSpec",
+    3: "AuthenticationFailed",
+    4: "Rejected",
+    5: "NoAnswer",
+    6: "RtpInactivity",
+    7: "RtmpFailed",
+    8: "Unreachable",
+}
+
+
+@dataclass(frozen=True)
+class PodObservation:
+    """The few facts about a bridge pod that status depends on."""
+
+    phase: str
+    pod_ip: str | None = None
+    status_port: int | None = None
+    deleting: bool = False
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
+    exit_code: int | None = None
+    terminated_reason: str | None = None
+    termination_message: str | None = None
+    pod_reason: str | None = None
+    pod_message: str | None = None
+
+
+def observe_pod(pod: Mapping[str, Any], container: str = "bridge") -> PodObservation:
+    """Reduce a Pod object (dict as the API returns it) to a PodObservation."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    st = pod.get("status") or {}
+    port: int | None = None
+    for c in spec.get("containers") or []:
+        if c.get("name") == container:
+            for p in c.get("ports") or []:
+                if p.get("name") == "status":
+                    port = int(p["containerPort"])
+    waiting_reason = waiting_message = terminated_reason = termination_message = None
+    exit_code: int | None = None
+    for cs in st.get("containerStatuses") or []:
+        if cs.get("name") != container:
+            continue
+        state = cs.get("state") or {}
+        if state.get("waiting"):
+            waiting_reason = state["waiting"].get("reason")
+            waiting_message = state["waiting"].get("message")
+        if state.get("terminated"):
+            term = state["terminated"]
+            exit_code = term.get("exitCode")
+            terminated_reason = term.get("reason")
+            termination_message = term.get("message")
+    return PodObservation(
+        phase=str(st.get("phase") or "Pending"),
+        pod_ip=st.get("podIP"),
+        status_port=port,
+        deleting=bool(meta.get("deletionTimestamp")),
+        waiting_reason=waiting_reason,
+        waiting_message=waiting_message,
+        exit_code=exit_code,
+        terminated_reason=terminated_reason,
+        termination_message=termination_message,
+        pod_reason=st.get("reason"),
+        pod_message=st.get("message"),
+    )
+
+
+def parse_status_document(text: str | None) -> JSON | None:
+    """The bridge's status document from a termination message or a log tail.
+
+    The bridge writes its final document to the termination log; with
+    FallbackToLogsOnError the message may instead be the log tail, whose JSON status lines are
+    one per change, so the last parseable one wins.
+    """
+    if not text:
+        return None
+    for raw in reversed(text.strip().splitlines()):
+        line = raw.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and "phase" in doc:
+            return doc
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) and "phase" in doc else None
+
+
+def redact_stream_url(rtmp_url: str) -> str:
+    """``rtmpUrl/***``: host and application kept, credentials and stream key hidden."""
+    parts = urlsplit(rtmp_url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    if parts.username or parts.password:
+        netloc = f"***@{netloc}"
+    base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return f"{base}/***"
+
+
+def _clean_call(doc: Mapping[str, Any] | None) -> JSON | None:
+    if not isinstance(doc, Mapping):
+        return None
+    call = {k: v for k, v in doc.items() if v is not None}
+    if call.get("state") not in CALL_STATES:
+        call.pop("state", None)
+    return call
+
+
+def _clean_stream(doc: Mapping[str, Any] | None, rtmp_url: str) -> JSON | None:
+    if not isinstance(doc, Mapping):
+        return None
+    stream = {k: v for k, v in doc.items() if v is not None}
+    if stream.get("state") not in STREAM_STATES:
+        stream.pop("state", None)
+    stream["url"] = redact_stream_url(rtmp_url)  # never trust a key to be redacted upstream
+    return stream
+
+
+def _apply_document(status: JSON, doc: Mapping[str, Any], rtmp_url: str) -> None:
+    call = _clean_call(doc.get("call"))
+    stream = _clean_stream(doc.get("stream"), rtmp_url)
+    if call is not None:
+        status["call"] = call
+    if stream is not None:
+        status["stream"] = stream
+    if doc.get("reason"):
+        status["reason"] = str(doc["reason"])
+    if doc.get("message"):
+        status["message"] = str(doc["message"])[:1024]
+
+
+def derive_status(
+    prev: Mapping[str, Any],
+    obs: PodObservation,
+    live: Mapping[str, Any] | None,
+    rtmp_url: str,
+    now: datetime,
+) -> JSON:
+    """The status an observed pod (and its live document, if reachable) stands for.
+
+    Keeps the operator's bookkeeping fields of ``prev`` (attempt, retries, podName, networking,
+    timestamps). A terminal pod yields Succeeded/Failed here; whether a failure is final is the
+    retry policy's decision (``policy``).
+    """
+    status: JSON = copy.deepcopy(dict(prev))
+    for key in ("exitCode", "nextRetryAt"):
+        status.pop(key, None)
+
+    if obs.phase in {"Succeeded", "Failed"}:
+        doc = parse_status_document(obs.termination_message)
+        if doc is not None:
+            _apply_document(status, doc, rtmp_url)
+        code = obs.exit_code
+        if code is None and doc is not None and isinstance(doc.get("exitCode"), int):
+            code = doc["exitCode"]
+        if code is not None:
+            status["exitCode"] = code
+        if obs.phase == "Succeeded":
+            status["phase"] = "Succeeded"
+            if doc is None or not doc.get("reason"):
+                status["reason"] = "Completed"
+                status["message"] = "bridge exited 0"
+        else:
+            status["phase"] = "Failed"
+            if doc is None or not doc.get("reason") or doc.get("phase") != "Failed":
+                status["reason"] = (
+                    obs.terminated_reason if obs.terminated_reason == "OOMKilled"
+                    else EXIT_REASONS.get(code if code is not None else -1)
+                    or obs.pod_reason or "PodFailed"
+                )
+                status["message"] = (
+                    obs.pod_message or obs.termination_message or f"bridge exited {code}"
+                )[:1024]
+        status.setdefault("finishedAt", fmt(now))
+        return status
+
+    if obs.deleting:
+        status["phase"] = "Terminating"
+        status["reason"] = "Stopping"
+        status["message"] = "bridge pod is stopping: hanging up and flushing the stream"
+        if live is not None:
+            _apply_document(status, live, rtmp_url)
+            status["phase"] = "Terminating"
+        return status
+
+    if obs.phase == "Running":
+        if live is not None and live.get("phase") in PHASES:
+            _apply_document(status, live, rtmp_url)
+            phase = str(live["phase"])
+            # The pod is still up: a final phase becomes final only when the process exits.
+            status["phase"] = "Terminating" if phase in TERMINAL_PHASES else phase
+        else:
+            prev_phase = prev.get("phase")
+            status["phase"] = prev_phase if prev_phase in LIVE_PHASES else "Connecting"
+            if prev_phase not in LIVE_PHASES:
+                status["reason"] = "BridgeStarting"
+                status["message"] = "bridge running, live status not reachable yet"
+        return status
+
+    status["phase"] = "Pending"
+    status["reason"] = obs.waiting_reason or obs.pod_reason or "PodPending"
+    status["message"] = (
+        obs.waiting_message or obs.pod_message or "waiting for the bridge pod to start"
+    )[:1024]
+    return status
+
+
+def _condition(
+    prev: Mapping[str, Mapping[str, Any]],
+    *,
+    type_: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    now: datetime,
+) -> JSON:
+    value = "True" if ok else "False"
+    old = prev.get(type_)
+    since = old.get("lastTransitionTime") if old and old.get("status") == value else None
+    return {
+        "type": type_,
+        "status": value,
+        "reason": reason,
+        "message": message[:1024],
+        "lastTransitionTime": since or fmt(now),
+        "observedGeneration": generation,
+    }
+
+
+def _camel(word: str) -> str:
+    return "".join(p.capitalize() for p in word.lower().split("_")) or "Unknown"
+
+
+def with_conditions(status: Mapping[str, Any], generation: int, now: datetime) -> JSON:
+    """``status`` plus observedGeneration and the CallEstablished/Streaming/Ready conditions.
+
+    A condition's lastTransitionTime changes only when its status flips.
+    """
+    out: JSON = copy.deepcopy(dict(status))
+    prev = {c["type"]: c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
+    phase = str(out.get("phase") or "Pending")
+    reason = str(out.get("reason") or phase)
+    message = str(out.get("message") or "")
+    live = phase not in TERMINAL_PHASES
+    call_state = str((out.get("call") or {}).get("state") or "")
+    stream_state = str((out.get("stream") or {}).get("state") or "")
+    call_ok = live and call_state in ESTABLISHED_CALL_STATES
+    stream_ok = live and stream_state == "PUBLISHING"
+    ready = call_ok and stream_ok and phase == "Streaming"
+    out["conditions"] = [
+        _condition(
+            prev, type_="CallEstablished", ok=call_ok,
+            reason="Established" if call_ok else (
+                _camel(call_state) if live and call_state else reason),
+            message=f"call {call_state}" if call_state else message,
+            generation=generation, now=now,
+        ),
+        _condition(
+            prev, type_="Streaming", ok=stream_ok,
+            reason="Publishing" if stream_ok else (
+                _camel(stream_state) if live and stream_state else reason),
+            message=f"stream {stream_state}" if stream_state else message,
+            generation=generation, now=now,
+        ),
+        _condition(
+            prev, type_="Ready", ok=ready, reason="Streaming" if ready else reason,
+            message="call established and stream publishing" if ready else message,
+            generation=generation, now=now,
+        ),
+    ]
+    out["observedGeneration"] = generation
+    return out

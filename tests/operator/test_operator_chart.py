@@ -1,0 +1,99 @@
+"""The Helm chart: lint, render variants, schema, and a namespaced install that works.
+
+Needs the helm binary built by scripts/build-k8s.sh, hence the `k8s` marker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import kubernetes
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from tests.operator.conftest import render_chart, running_cluster
+from tests.operator.k8s_harness import REPO, helm, wait_for
+
+if TYPE_CHECKING:
+    from tests.operator.conftest import Cluster
+
+pytestmark = pytest.mark.k8s
+
+
+def kinds(docs: list[dict[str, Any]]) -> list[str]:
+    return sorted(f"{d['kind']}/{d['metadata'].get('namespace', '-')}" for d in docs)
+
+
+def test_helm_lint_strict() -> None:
+    out = helm("lint", "--strict", str(REPO / "helm"))
+    assert "0 chart(s) failed" in out
+    out = helm("lint", "--strict", str(REPO / "helm"), "--set", "watchNamespaces={a,b}",
+               "--set", "networking.mode=HostNetwork", "--set", "metrics.podMonitor.enabled=true")
+    assert "0 chart(s) failed" in out
+
+
+def test_default_render_is_cluster_wide_and_minimal() -> None:
+    docs = render_chart()
+    assert kinds(docs) == sorted([
+        "ServiceAccount/siprtmp-system", "ClusterRole/-", "ClusterRoleBinding/-",
+        "Deployment/siprtmp-system"])
+    rules = [d for d in docs if d["kind"] == "ClusterRole"]
+    resources = {r for role in rules for rule in role["rules"] for r in rule["resources"]}
+    assert "secrets" not in resources and "nodes" not in resources
+    assert all("*" not in rule["verbs"] for role in rules for rule in role["rules"])
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert dep["spec"]["replicas"] == 1
+
+
+def test_namespaced_render_uses_roles_only_in_watched_namespaces() -> None:
+    docs = render_chart("watchNamespaces={team-a,team-b}")
+    roles = [d for d in docs if d["kind"] in {"Role", "RoleBinding"}]
+    assert sorted(d["metadata"]["namespace"] for d in roles) == [
+        "team-a", "team-a", "team-b", "team-b"]
+    assert not [d for d in docs if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
+
+
+def test_monitors_and_schema() -> None:
+    docs = render_chart("metrics.serviceMonitor.enabled=true", "metrics.podMonitor.enabled=true")
+    assert {"Service", "ServiceMonitor", "PodMonitor"} <= {d["kind"] for d in docs}
+    with pytest.raises(AssertionError, match="networking"):
+        render_chart("networking.mode=Bridge")
+    with pytest.raises(AssertionError, match="windowSize"):
+        render_chart("networking.hostPorts.windowSize=2")
+
+
+def test_namespaced_install_reconciles_only_its_namespace(tmp_path: Path) -> None:
+    """A second cluster with watchNamespaces=[team-a]: Roles suffice for the whole job."""
+    docs = render_chart("watchNamespaces={team-a}")
+    spec = {"callee": "sip:a@sip.example.test", "rtmpUrl": "rtmp://r.example.test/live",
+            "rtmpStream": "ns-test"}
+    with running_cluster(tmp_path, docs) as c:
+        c.namespace("team-b")
+        wait_for("default SA in team-a",
+                 lambda: c.core.read_namespaced_service_account("default", "team-a"))
+        c.create_bridge("team-a", "watched", spec)
+        c.create_bridge("team-b", "ignored", {**spec, "rtmpStream": "other"})
+        c.wait_pod("team-a", "watched-bridge-0")
+        c.set_pod_terminated("team-a", "watched-bridge-0", 0, "")
+        c.wait_phase("team-a", "watched", "Succeeded")
+        ignored = c.bridge("team-b", "ignored")
+        assert ignored is not None and not ignored.get("status")
+        assert c.pods("team-b") == []
+        # And the operator's identity really is namespace-bound.
+        op = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+            str(c.operator.kubeconfig))
+        with pytest.raises(ApiException) as info:
+            kubernetes.client.CoreV1Api(op).list_namespaced_pod("team-b")
+        assert info.value.status == 403
+        # Nothing the operator tried was refused by RBAC.
+        assert "forbidden" not in c.operator.log_text().lower()
+
+
+def test_cluster_fixture_sanity(cluster: Cluster) -> None:
+    cluster.cp.assert_alive()
