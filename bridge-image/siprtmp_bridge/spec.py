@@ -23,13 +23,7 @@ TRANSPORTS = ("udp", "tcp", "tls")
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "speex/16000")
 # Names pjsua's audio-only build knows, as they appear in its codec ids ("PCMU/8000/1").
 KNOWN_CODECS = ("PCMU", "PCMA", "G722", "speex/8000", "speex/16000", "speex/32000", "iLBC", "GSM")
-CODEC_ALIASES = {
-    "ulaw": "PCMU",
-    "alaw": "PCMA",
-    "g711u": "PCMU",
-    "g711a": "PCMA",
-    "speex": "speex/16000",
-}
+CODEC_ALIASES = {"ulaw": "PCMU", "alaw": "PCMA", "g711u": "PCMU", "g711a": "PCMA"}
 OUTPUT_SAMPLE_RATES = (44100, 48000)
 _SIP_URI = re.compile(
     r"^sips?:[^\s@]+@[^\s@;:]+(:\d{1,5})?(;[^\s]*)?$|^sips?:[^\s@;:]+(:\d{1,5})?(;[^\s]*)?$"
@@ -81,6 +75,7 @@ class NatSettings:
     rtp_port_min: int = 10000
     rtp_port_max: int = 20000
     keep_alive_seconds: int = 15
+    sip_port: int | None = None  # local SIP port; any free one when None
 
 
 @dataclass(frozen=True)
@@ -168,7 +163,7 @@ def parse_spec(document: Any, password: str | None = None) -> BridgeSpec:
         has_video=reader.boolean("hasVideo", default=False),
         connection=connection,
         codecs=_parse_codecs(reader),
-        nat=_parse_nat(reader.mapping("nat")),
+        nat=_parse_nat(reader.mapping("nat"), reader.mapping("networking")),
         audio=_parse_audio(reader.mapping("audio")),
         timeouts=Timeouts(
             call_setup_seconds=reader.number("callSetupTimeoutSeconds", 60.0, minimum=1),
@@ -453,17 +448,40 @@ def _parse_codecs(reader: _Reader) -> tuple[str, ...]:
         return DEFAULT_CODECS
     if not names:
         raise SpecError("codecs", "must list at least one codec")
-    known = {name.lower(): name for name in KNOWN_CODECS}
     result: list[str] = []
     for name in names:
-        canonical = CODEC_ALIASES.get(name.lower(), name)
-        if canonical.lower() not in known:
+        canonical = canonical_codec(name)
+        if canonical is None:
             raise SpecError("codecs", f"unknown codec {name!r}; known: {', '.join(KNOWN_CODECS)}")
-        result.append(known[canonical.lower()])
+        result.append(canonical)
     return tuple(dict.fromkeys(result))
 
 
-def _parse_nat(reader: _Reader) -> NatSettings:
+# Codec names as people write them: "PCMU", "PCMU/8000", "PCMU/8000/1", "ulaw", "G722/8000"
+# (its SDP clock) or "G722/16000" (its sample rate), "speex/16000".
+_CODEC_FORMS = re.compile(
+    r"^(?:(?P<fixed>pcmu|pcma|ulaw|alaw|g711u|g711a|ilbc|gsm)(?:/8000(?:/1)?)?"
+    r"|(?P<g722>g722)(?:/(?:8000|16000)(?:/1)?)?"
+    r"|speex(?:/(?P<speex>8000|16000|32000)(?:/1)?)?)$",
+    re.IGNORECASE,
+)
+
+
+def canonical_codec(name: str) -> str | None:
+    """The bridge's name for a codec written in any usual form; None when unknown."""
+    match = _CODEC_FORMS.match(name.strip())
+    if match is None:
+        return None
+    if match["fixed"]:
+        base = CODEC_ALIASES.get(match["fixed"].lower(), match["fixed"])
+        return next(k for k in KNOWN_CODECS if k.lower() == base.lower())
+    if match["g722"]:
+        return "G722"
+    return f"speex/{match['speex'] or 16000}"
+
+
+def _parse_nat(reader: _Reader, networking: _Reader) -> NatSettings:
+    """NAT settings; the operator's ``networking`` adds the local SIP port of a host-port window."""
     bind = reader.string("bindAddress") or "0.0.0.0"
     public = reader.string("publicAddress")
     for name, value in (("bindAddress", bind), ("publicAddress", public)):
@@ -492,7 +510,11 @@ def _parse_nat(reader: _Reader) -> NatSettings:
             }
         )
     )
-    return NatSettings(bind, public, stun, low, high, keep_alive)
+    sip_port = networking.integer("sipLocalPort", None, 1, 65535)
+    networking.check_unknown(
+        frozenset({"mode", "publicAddressSource", "sipLocalPort", "statusPort"})
+    )
+    return NatSettings(bind, public, stun, low, high, keep_alive, sip_port)
 
 
 def _parse_audio(reader: _Reader) -> AudioSettings:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from siprtmp_operator.handlers import merge_patch
 from siprtmp_operator.livestatus import status_url
 from siprtmp_operator.names import ANNOTATION_SPEC, pod_name

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from siprtmp_bridge.spec import DEFAULT_CODECS, SpecError, load_spec_file, parse_spec
+from siprtmp_bridge.spec import (
+    DEFAULT_CODECS,
+    SpecError,
+    canonical_codec,
+    load_spec_file,
+    parse_spec,
+)
 
 BASE = {"callee": "sip:conf@pbx.example.com", "rtmpUrl": "rtmp://cdn/live", "rtmpStream": "s"}
 
@@ -155,3 +161,23 @@ def test_nat_settings_and_proxy_forms() -> None:
     assert spec.nat.stun_servers == ("stun.example.org:3478", "[2001:db8::1]:3478", "10.0.0.1")
     assert (spec.nat.rtp_port_min, spec.nat.rtp_port_max) == (40000, 40009)
     assert spec.connection.sip_outbound_proxy == "sip:proxy.example.org:5080;lr"
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ("PCMU/8000", "PCMU"),
+        ("pcma/8000/1", "PCMA"),
+        ("ulaw", "PCMU"),
+        ("G722/8000", "G722"),
+        ("G722/16000/1", "G722"),
+        ("speex", "speex/16000"),
+        ("speex/32000", "speex/32000"),
+        ("gsm", "GSM"),
+        ("opus/48000/2", None),
+        ("PCMU/16000", None),
+        ("speex/11025", None),
+    ],
+)
+def test_codec_forms(written: str, canonical: str | None) -> None:
+    assert canonical_codec(written) == canonical

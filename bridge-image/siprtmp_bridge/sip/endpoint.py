@@ -84,7 +84,7 @@ class SipEndpoint:
     def _create_transport(self) -> None:
         nat = self.spec.nat
         transport = pj.TransportConfig()
-        transport.port = 0
+        transport.port = nat.sip_port or 0
         transport.boundAddress = "" if nat.bind_address == "0.0.0.0" else nat.bind_address
         if nat.public_address:
             transport.publicAddress = nat.public_address
