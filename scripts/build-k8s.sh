@@ -30,6 +30,7 @@ if [[ ${#missing[@]} -eq 0 ]]; then
     echo "$BIN"
     exit 0
 fi
+export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
 command -v go >/dev/null || { echo "go is required (Go 1.24+)" >&2; exit 1; }
 gov="$(go env GOVERSION | sed 's/^go//')"
 if [[ "$(printf '%s\n' 1.24 "$gov" | sort -V | head -1)" != 1.24 ]]; then

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/apt.sh
 apt_install sip-tester kamailio kamailio-tls-modules nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg tshark coturn openssl
 
+echo "== control plane" && ./scripts/build-k8s.sh >/dev/null   # cached after the first build
 echo "== images" && ./scripts/build-images.sh
 echo "== ruff" && .venv/bin/ruff check .
 echo "== mypy" && .venv/bin/mypy

@@ -50,7 +50,7 @@ def rtmp_server(tmp_path: Path) -> Iterator[NginxRtmp]:
 def sipp(tmp_path: Path) -> Iterator[Callable[..., SippPeer]]:
     peers: list[SippPeer] = []
 
-    def start(scenario: str, transport: str = "u1", **values: Any) -> SippPeer:
+    def start(scenario: str, transport: str = "u1", calls: int = 1, **values: Any) -> SippPeer:
         port = free_port(2)  # SOCK_DGRAM
         peer = SippPeer(
             scenario,
@@ -59,6 +59,7 @@ def sipp(tmp_path: Path) -> Iterator[Callable[..., SippPeer]]:
             tmp_path,
             {k: str(v) for k, v in values.items()},
             transport,
+            calls,
         )
         peers.append(peer.start())
         return peer

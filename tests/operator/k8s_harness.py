@@ -420,7 +420,7 @@ class LocalKubelet:
     the termination log as the termination message. A pod marked for deletion gets SIGTERM, and
     once the process has exited the pod is removed, as a kubelet does.
 
-    ``command`` replaces the container's command (the tests use the stub; the real bridge is
+    ``command`` replaces the container's command: the tests run the real bridge,
     ``[".venv/bin/sip-rtmp-bridge"]``).
     """
 

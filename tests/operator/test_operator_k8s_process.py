@@ -1,96 +1,138 @@
-"""The operator with a bridge *process* behind the pod: files, HTTP status, SIGTERM, exit codes.
+"""The operator with the real bridge behind its pods, against SIPp and nginx-rtmp.
 
-LocalKubelet runs the pod's own container command and arguments locally (the spec and password
-files materialised from the pod's annotation and the Secret). Here the command is the stub of
-tests/operator/stub_bridge.py; pass the real ``sip-rtmp-bridge`` (with SIPp and nginx-rtmp
-peers) to run the same scenarios end to end.
+LocalKubelet plays the kubelet: it runs the pod's own container arguments with the real
+``sip-rtmp-bridge`` (the spec file from the pod's annotation, the password from the Secret, the
+status server on the pod IP it reports), then reports the exit code and termination message.
+The resource's status is asserted as the operator writes it from the bridge's live status, and
+the audio at the RTMP server is decoded.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.operator.k8s_harness import LocalKubelet, wait_for
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.recording import measure_recording
+from tests.support.sipp import SippPeer
 
 if TYPE_CHECKING:
     from tests.operator.conftest import Cluster
 
 pytestmark = pytest.mark.k8s
 
-STUB = [sys.executable, str(Path(__file__).with_name("stub_bridge.py"))]
+BRIDGE = [str(Path(sys.executable).parent / "sip-rtmp-bridge")]
+PASSWORD = "s3cret-from-the-Secret"
 
 
 @pytest.fixture
-def kubelets(tmp_path: Path) -> Iterator[list[LocalKubelet]]:
+def kubelets() -> Iterator[list[LocalKubelet]]:
     started: list[LocalKubelet] = []
     yield started
-    for k in started:
-        k.stop()
+    for kubelet in started:
+        kubelet.stop()
 
 
 def run_pod(cluster: Cluster, kubelets: list[LocalKubelet], tmp_path: Path, ns: str,
             pod_name: str) -> LocalKubelet:
     pod = cluster.wait_pod(ns, pod_name)
     kubelet = LocalKubelet(cluster.core, ns, pod_name, ip=cluster.loopback_ip(),
-                           workdir=tmp_path / pod_name, command=STUB)
+                           workdir=tmp_path / pod_name, command=BRIDGE)
     kubelets.append(kubelet)
     kubelet.start(pod)
     return kubelet
 
 
-def bridge_spec(stream: str, **extra: Any) -> dict[str, Any]:
-    return {"callee": "sip:room@sip.example.test", "rtmpUrl": "rtmp://rtmp.example.test/live",
-            "rtmpStream": stream,
-            "connection": {"sipPasswordSecretRef": {"name": "acct", "key": "password"}},
-            **extra}
+def bridge_spec(peer: SippPeer, rtmp: NginxRtmp, stream: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "callee": peer.uri,
+        "rtmpUrl": rtmp.url,
+        "rtmpStream": stream,
+        "hasAudio": False,
+        "connection": {"sipLogin": "bridge",
+                       "sipPasswordSecretRef": {"name": "acct", "key": "password"}},
+        "nat": {"bindAddress": "127.0.0.1", "rtpPortMin": 30000, "rtpPortMax": 40000},
+        **extra,
+    }
 
 
-def test_process_streams_then_stops_on_delete(
-    cluster: Cluster, ns: str, kubelets: list[LocalKubelet], tmp_path: Path
+def tone_peer(sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path],
+              scenario: str, seconds: float) -> SippPeer:
+    return sipp(scenario, pcap=tone_pcap("PCMU", seconds), payload_type=0, codec="PCMU/8000",
+                direction="sendonly", call_ms=int(seconds * 1000) + 500, wait_ms=30000)
+
+
+def test_real_bridge_streams_then_stops_on_delete(
+    cluster: Cluster, ns: str, kubelets: list[LocalKubelet], tmp_path: Path,
+    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    cluster.secret(ns, "acct", "password", "s3cret!")
-    cluster.create_bridge(ns, "proc-a", bridge_spec("proc-a"))
-    kubelet = run_pod(cluster, kubelets, tmp_path, ns, "proc-a-bridge-0")
-    obj = cluster.wait_phase(ns, "proc-a", "Streaming")
-    # The process read the mounted password file (its length only ever appears).
-    assert "password file 7 bytes" in obj["status"]["message"]
-    assert obj["status"]["call"]["sipCallId"] == obj["metadata"]["uid"]
-    wait_for("bytes flowing", lambda: (b := cluster.bridge(ns, "proc-a")) is not None
-             and b["status"]["stream"]["bytesSent"] > 3200)
-    cluster.delete_bridge(ns, "proc-a")
-    # SIGTERM → the process hangs up, exits 0; the pod goes; the resource follows.
-    wait_for("bridge gone", lambda: cluster.bridge(ns, "proc-a") is None, timeout=30)
+    peer = tone_peer(sipp, tone_pcap, "uas_tone_wait_bye.xml", 10.0)
+    cluster.secret(ns, "acct", "password", PASSWORD)
+    cluster.create_bridge(ns, "live", bridge_spec(peer, rtmp_server, "live"))
+    kubelet = run_pod(cluster, kubelets, tmp_path, ns, "live-bridge-0")
+    obj = cluster.wait_phase(ns, "live", "Streaming")
+    status = obj["status"]
+    assert status["call"]["state"] == "ESTABLISHED"
+    assert status["call"]["codec"] == "PCMU/8000"
+    assert status["stream"]["state"] == "PUBLISHING"
+    assert status["stream"]["url"] == f"{rtmp_server.url}/***"
+    ready = {c["type"]: c["status"] for c in status["conditions"]}
+    assert ready == {"CallEstablished": "True", "Streaming": "True", "Ready": "True"}
+    wait_for("bytes flowing", lambda: (b := cluster.bridge(ns, "live")) is not None
+             and b["status"]["stream"]["bytesSent"] > 8000, timeout=15)
+    cluster.delete_bridge(ns, "live")
+    # Delete → graceful pod stop → SIGTERM → the bridge sends BYE and closes the stream.
+    wait_for("bridge gone", lambda: cluster.bridge(ns, "live") is None, timeout=30)
     assert kubelet.exit_code == 0
+    assert peer.wait(10) == 0  # SIPp's scenario ends only when our BYE arrives
     final = (kubelet.dir / "termination-log").read_text()
-    assert '"reason": "Stopped"' in final and "s3cret" not in final
+    assert '"reason":"Stopped"' in final
+    assert PASSWORD not in final + (kubelet.dir / "bridge.log").read_text()
+    (recording,) = rtmp_server.recordings_of("live")
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5
 
 
-def test_process_max_duration_succeeds(
-    cluster: Cluster, ns: str, kubelets: list[LocalKubelet], tmp_path: Path
+def test_real_bridge_call_ends_and_the_resource_succeeds(
+    cluster: Cluster, ns: str, kubelets: list[LocalKubelet], tmp_path: Path,
+    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    cluster.secret(ns, "acct", "password", "pw")
-    cluster.create_bridge(ns, "proc-b", bridge_spec("proc-b", maxDurationSeconds=2))
-    run_pod(cluster, kubelets, tmp_path, ns, "proc-b-bridge-0")
-    cluster.wait_phase(ns, "proc-b", "Streaming")
-    obj = cluster.wait_phase(ns, "proc-b", "Succeeded")
-    assert obj["status"]["reason"] == "MaxDuration" and obj["status"]["exitCode"] == 0
-    assert obj["status"]["call"]["state"] == "FINISH"
+    peer = tone_peer(sipp, tone_pcap, "uas_tone_hangup.xml", 4.0)
+    cluster.secret(ns, "acct", "password", PASSWORD)
+    cluster.create_bridge(ns, "ends", bridge_spec(peer, rtmp_server, "ends"))
+    run_pod(cluster, kubelets, tmp_path, ns, "ends-bridge-0")
+    cluster.wait_phase(ns, "ends", "Streaming")
+    obj = cluster.wait_phase(ns, "ends", "Succeeded")
+    status = obj["status"]
+    assert (status["reason"], status["exitCode"]) == ("RemoteHangup", 0)
+    assert status["call"]["state"] == "FINISH"
+    assert status["stream"]["state"] == "UNPUBLISHED"
+    assert peer.wait(10) == 0
+    (recording,) = rtmp_server.recordings_of("ends")
+    tone = measure_recording(recording)
+    assert abs(tone.frequency_hz - 1000) < 5
+    assert tone.tone_seconds > 3.7
 
 
-def test_process_busy_is_redialled(
-    cluster: Cluster, ns: str, kubelets: list[LocalKubelet], tmp_path: Path
+def test_real_bridge_busy_is_redialled_then_fails(
+    cluster: Cluster, ns: str, kubelets: list[LocalKubelet], tmp_path: Path,
+    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
 ) -> None:
-    cluster.secret(ns, "acct", "password", "pw")
-    cluster.create_bridge(ns, "proc-c", bridge_spec(
-        "proc-c", callee="sip:busy@sip.example.test", maxRetries=1))
-    run_pod(cluster, kubelets, tmp_path, ns, "proc-c-bridge-0")
-    run_pod(cluster, kubelets, tmp_path, ns, "proc-c-bridge-1")
-    obj = cluster.wait_phase(ns, "proc-c", "Failed")
-    st = obj["status"]
-    assert (st["reason"], st["exitCode"], st["retries"]) == ("Busy", 4, 1)
-    assert st["call"]["state"] == "BUSY"
+    peer = sipp("uas_reject.xml", calls=2, code=486, reason_phrase="Busy Here")
+    cluster.secret(ns, "acct", "password", PASSWORD)
+    cluster.create_bridge(ns, "busy", bridge_spec(peer, rtmp_server, "busy", maxRetries=1))
+    run_pod(cluster, kubelets, tmp_path, ns, "busy-bridge-0")
+    run_pod(cluster, kubelets, tmp_path, ns, "busy-bridge-1")
+    obj = cluster.wait_phase(ns, "busy", "Failed")
+    status = obj["status"]
+    assert (status["reason"], status["exitCode"], status["retries"]) == ("Busy", 4, 1)
+    assert status["call"]["state"] == "BUSY"
+    assert status["call"]["sipStatusCode"] == 486
+    assert peer.wait(10) == 0  # both INVITEs reached the far end
+    assert peer.messages().count("INVITE sip:") == 2

@@ -12,7 +12,7 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 @dataclass
 class SippPeer:
-    """One SIPp UAS process handling exactly one call (``-m 1``)."""
+    """One SIPp UAS process handling ``calls`` calls (``-m``), then exiting."""
 
     scenario: str
     port: int
@@ -20,6 +20,7 @@ class SippPeer:
     workdir: Path
     values: dict[str, str] = field(default_factory=dict)
     transport: str = "u1"
+    calls: int = 1
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,7 +49,7 @@ class SippPeer:
             "-t",
             self.transport,
             "-m",
-            "1",
+            str(self.calls),
             "-timeout",
             "90s",
             "-nostdin",
