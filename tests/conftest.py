@@ -70,6 +70,32 @@ def sipp(tmp_path: Path) -> Iterator[Callable[..., SippPeer]]:
 
 
 @pytest.fixture
+def tone_peer(
+    sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path]
+) -> Callable[..., SippPeer]:
+    """A SIPp far end that answers with PCMU and streams the PCMU test tone for ``seconds``.
+
+    By default it answers ``a=sendonly`` (as an IVR or a conference's listen line does) and
+    hangs up 0.5 s after the tone; scenario placeholders can be overridden.
+    """
+
+    def start(
+        seconds: float, scenario: str = "uas_tone_hangup.xml", transport: str = "u1", **values: Any
+    ) -> SippPeer:
+        defaults = {"direction": "sendonly", "call_ms": int(seconds * 1000) + 500, "wait_ms": 30000}
+        return sipp(
+            scenario,
+            transport=transport,
+            pcap=tone_pcap("PCMU", seconds),
+            payload_type=0,
+            codec="PCMU/8000",
+            **{**defaults, **values},
+        )
+
+    return start
+
+
+@pytest.fixture
 def bridge(tmp_path: Path) -> Iterator[Callable[..., BridgeProcess]]:
     processes: list[BridgeProcess] = []
 

@@ -20,15 +20,8 @@ EXIT_AUTH = 3
 
 
 @pytest.fixture
-def far_end(sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path]) -> SippPeer:
-    return sipp(
-        "uas_tone_hangup.xml",
-        pcap=tone_pcap("PCMU", 2.0),
-        payload_type=0,
-        codec="PCMU/8000",
-        direction="sendonly",
-        call_ms=2500,
-    )
+def far_end(tone_peer: Callable[..., SippPeer]) -> SippPeer:
+    return tone_peer(2.0)
 
 
 @pytest.fixture

@@ -99,19 +99,11 @@ def test_closed_tcp_port_is_unreachable_at_once(
 
 
 def test_rtp_inactivity_hangs_up_with_its_own_reason(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = sipp(
-        "uas_tone_wait_bye.xml",
-        pcap=tone_pcap("PCMU", 1.0),
-        payload_type=0,
-        codec="PCMU/8000",
-        direction="sendonly",
-        wait_ms=20000,
-    )
+    peer = tone_peer(1.0, "uas_tone_wait_bye.xml")
     process = bridge(call_spec(peer.uri, rtmp_server, "inactive", rtpInactivityTimeoutSeconds=2))
     assert process.wait(20) == EXIT_RTP_INACTIVITY
     assert process.final["reason"] == "RtpInactivity"
@@ -121,19 +113,11 @@ def test_rtp_inactivity_hangs_up_with_its_own_reason(
 
 
 def test_maximum_duration_ends_the_call_normally(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = sipp(
-        "uas_tone_wait_bye.xml",
-        pcap=tone_pcap("PCMU", 6.0),
-        payload_type=0,
-        codec="PCMU/8000",
-        direction="sendonly",
-        wait_ms=20000,
-    )
+    peer = tone_peer(6.0, "uas_tone_wait_bye.xml")
     process = bridge(call_spec(peer.uri, rtmp_server, "limited", maxDurationSeconds=2))
     assert process.wait(20) == 0
     assert process.final["reason"] == "MaxDuration"

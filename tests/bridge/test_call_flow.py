@@ -4,7 +4,6 @@ re-INVITE. The published stream's clock never stalls through any of them."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
@@ -14,20 +13,11 @@ from tests.support.sipp import SippPeer
 
 
 def test_early_media_is_bridged_before_the_answer(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = sipp(
-        "uas_early_media.xml",
-        pcap=tone_pcap("PCMU", 3.0),
-        payload_type=0,
-        codec="PCMU/8000",
-        direction="sendonly",
-        ring_ms=1500,
-        call_ms=2000,
-    )
+    peer = tone_peer(3.0, "uas_early_media.xml", ring_ms=1500, call_ms=2000)
     process = bridge(call_spec(peer.uri, rtmp_server, "early"))
     assert process.wait(30) == 0, process.stderr_text[-2000:]
     states = process.call_states()
@@ -41,21 +31,11 @@ def test_early_media_is_bridged_before_the_answer(
 
 
 def test_hold_and_resume_by_reinvite_keep_the_call_and_the_clock(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = sipp(
-        "uas_hold.xml",
-        pcap=tone_pcap("PCMU", 5.0),
-        payload_type=0,
-        codec="PCMU/8000",
-        direction="sendonly",
-        hold_at_ms=1000,
-        hold_ms=1500,
-        call_ms=3000,
-    )
+    peer = tone_peer(5.0, "uas_hold.xml", hold_at_ms=1000, hold_ms=1500, call_ms=3000)
     process = bridge(call_spec(peer.uri, rtmp_server, "held", rtpInactivityTimeoutSeconds=1))
     assert process.wait(30) == 0, process.stderr_text[-2000:]
     states = process.call_states()

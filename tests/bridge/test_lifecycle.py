@@ -9,7 +9,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -25,30 +24,12 @@ def streaming(line: dict[str, object]) -> bool:
     return line["phase"] == "Streaming"
 
 
-def long_tone_peer(
-    sipp: Callable[..., SippPeer],
-    tone_pcap: Callable[[str, float], Path],
-    seconds: float,
-    scenario: str = "uas_tone_wait_bye.xml",
-) -> SippPeer:
-    return sipp(
-        scenario,
-        pcap=tone_pcap("PCMU", seconds),
-        payload_type=0,
-        codec="PCMU/8000",
-        direction="sendonly",
-        wait_ms=30000,
-        call_ms=int(seconds * 1000) + 500,
-    )
-
-
 def test_sigterm_mid_call_sends_bye_and_closes_the_stream_cleanly(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = long_tone_peer(sipp, tone_pcap, 10.0)
+    peer = tone_peer(10.0, "uas_tone_wait_bye.xml")
     process = bridge(call_spec(peer.uri, rtmp_server, "stopped"))
     process.wait_for(streaming, 10)
     time.sleep(2)
@@ -72,12 +53,11 @@ def test_sigterm_mid_call_sends_bye_and_closes_the_stream_cleanly(
 
 
 def test_rtmp_server_restart_mid_call_resumes_the_stream_and_keeps_the_call(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = long_tone_peer(sipp, tone_pcap, 9.0, scenario="uas_tone_hangup.xml")
+    peer = tone_peer(9.0)
     process = bridge(call_spec(peer.uri, rtmp_server, "restarted"))
     process.wait_for(streaming, 10)
     time.sleep(2)
@@ -117,12 +97,11 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def test_status_metrics_and_probes_are_served_and_secrets_never_appear(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = long_tone_peer(sipp, tone_pcap, 4.0, scenario="uas_tone_hangup.xml")
+    peer = tone_peer(4.0)
     stream_key = "live-key-5f2c9a71"
     password = "Sup3r-Secret-Pa55"
     port = free_port()
@@ -173,12 +152,11 @@ def test_status_metrics_and_probes_are_served_and_secrets_never_appear(
 @pytest.mark.parametrize("spec_format", ["json", "yaml"])
 def test_the_seeds_rest_body_is_accepted_verbatim(
     spec_format: str,
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = long_tone_peer(sipp, tone_pcap, 2.0, scenario="uas_tone_hangup.xml")
+    peer = tone_peer(2.0)
     body = {  # the seed article's REST body shape: strings everywhere
         "callId": "R2fhkll5Sw3lK",
         "callee": "bridge-test",

@@ -64,23 +64,15 @@ def test_tone_from_far_end_is_published_over_rtmp(
 
 
 def test_rtmps_and_a_cdn_friendly_encoding(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
     tmp_path: Path,
 ) -> None:
     """Publishing over TLS (nginx's stream module terminating it, as CDN ingest does), at
     44.1 kHz and a lower bitrate."""
     server = NginxRtmp(tmp_path / "tls-nginx", free_port(), tls_port=free_port()).start()
     try:
-        peer = sipp(
-            "uas_tone_hangup.xml",
-            pcap=tone_pcap("PCMU", 3.0),
-            payload_type=0,
-            codec="PCMU/8000",
-            direction="sendonly",
-            call_ms=3500,
-        )
+        peer = tone_peer(3.0)
         spec = call_spec(peer.uri, server, "secure", audio={"sampleRate": 44100, "bitrate": 32000})
         spec["rtmpUrl"] = server.tls_url
         process = bridge(spec)

@@ -18,20 +18,12 @@ KEEPALIVE_PAYLOAD_TYPE = 20
 
 
 def test_listen_only_call_keeps_its_nat_binding_open_and_still_receives_everything(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
     tmp_path: Path,
 ) -> None:
-    peer = sipp(
-        "uas_tone_hangup.xml",
-        pcap=tone_pcap("PCMU", 4.0),
-        payload_type=0,
-        codec="PCMU/8000",
-        direction="sendonly",
-        call_ms=4500,
-    )
+    peer = tone_peer(4.0)
     rtp_port = free_udp_pair()
     spec = call_spec(
         peer.uri,
@@ -62,20 +54,12 @@ def test_listen_only_call_keeps_its_nat_binding_open_and_still_receives_everythi
 
 
 def test_send_receive_call_sends_real_silence(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
     tmp_path: Path,
 ) -> None:
-    peer = sipp(
-        "uas_tone_hangup.xml",
-        pcap=tone_pcap("PCMU", 3.0),
-        payload_type=0,
-        codec="PCMU/8000",
-        direction="sendrecv",
-        call_ms=3500,
-    )
+    peer = tone_peer(3.0, direction="sendrecv")
     rtp_port = free_udp_pair()
     spec = call_spec(
         peer.uri,
@@ -102,24 +86,13 @@ def test_send_receive_call_sends_real_silence(
 
 
 def test_bridges_sharing_an_rtp_port_window_each_get_their_own_call(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
 ) -> None:
     """The keep-alive shares pjsua's RTP port, yet no two bridges may ever share one."""
     window = free_udp_pair()
-    peers = [
-        sipp(
-            "uas_tone_hangup.xml",
-            pcap=tone_pcap("PCMU", 3.0),
-            payload_type=0,
-            codec="PCMU/8000",
-            direction="sendonly",
-            call_ms=3500,
-        )
-        for _ in range(3)
-    ]
+    peers = [tone_peer(3.0) for _ in range(3)]
     nat = {"bindAddress": "127.0.0.1", "rtpPortMin": window, "rtpPortMax": window + 40}
     processes = [
         bridge(call_spec(peer.uri, rtmp_server, f"shared-{index}", nat=nat))

@@ -21,24 +21,12 @@ from tests.support.sipp import SippPeer
 PUBLIC = "127.0.0.2"  # another loopback address: traffic to it stays on this machine
 
 
-def tone_peer(sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path]) -> SippPeer:
-    return sipp(
-        "uas_tone_hangup.xml",
-        pcap=tone_pcap("PCMU", 2.0),
-        payload_type=0,
-        codec="PCMU/8000",
-        direction="sendonly",
-        call_ms=2500,
-    )
-
-
 def test_public_address_is_advertised_in_sdp_and_contact_and_media_still_arrives(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = tone_peer(sipp, tone_pcap)
+    peer = tone_peer(2.0)
     spec = call_spec(
         peer.uri,
         rtmp_server,
@@ -92,13 +80,12 @@ def stun_server(tmp_path: Path) -> Iterator[int]:
 
 def test_stun_server_is_asked_for_the_public_address(
     stun_server: int,
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
     tmp_path: Path,
 ) -> None:
-    peer = tone_peer(sipp, tone_pcap)
+    peer = tone_peer(2.0)
     spec = call_spec(
         peer.uri,
         rtmp_server,

@@ -19,27 +19,12 @@ from tests.support.sipp import SippPeer
 USER, PASSWORD = "tls-user", "tls-secret-42"
 
 
-def tone_peer(
-    sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path], transport: str = "u1"
-) -> SippPeer:
-    return sipp(
-        "uas_tone_hangup.xml",
-        transport=transport,
-        pcap=tone_pcap("PCMU", 2.0),
-        payload_type=0,
-        codec="PCMU/8000",
-        direction="sendonly",
-        call_ms=2500,
-    )
-
-
 def test_call_over_tcp(
-    sipp: Callable[..., SippPeer],
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
-    tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = tone_peer(sipp, tone_pcap, transport="t1")
+    peer = tone_peer(2.0, transport="t1")
     process = bridge(
         call_spec(peer.uri, rtmp_server, "over-tcp", connection={"sipTransport": "tcp"})
     )
@@ -53,9 +38,9 @@ def test_call_over_tcp(
 
 @pytest.fixture
 def tls_proxy(
-    tmp_path: Path, sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path]
+    tmp_path: Path, tone_peer: Callable[..., SippPeer]
 ) -> Iterator[tuple[Kamailio, SippPeer]]:
-    far_end = tone_peer(sipp, tone_pcap)
+    far_end = tone_peer(2.0)
     proxy = Kamailio(
         tmp_path / "kamailio", free_port(), USER, PASSWORD, far_end.port, tls_port=free_port()
     ).start()

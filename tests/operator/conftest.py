@@ -52,8 +52,13 @@ TEST_ENV = {
 class Cluster:
     """What a test needs: admin API access, the running operator, and pod-status driving."""
 
-    def __init__(self, cp: ControlPlane, operator: OperatorProcess, status_port: int,
-                 chart_docs: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        cp: ControlPlane,
+        operator: OperatorProcess,
+        status_port: int,
+        chart_docs: list[dict[str, Any]],
+    ) -> None:
         assert cp.api is not None
         self.cp = cp
         self.api = cp.api
@@ -70,27 +75,43 @@ class Cluster:
         return f"127.0.{n // 250}.{n % 250 + 2}"
 
     def namespace(self, name: str) -> str:
-        self.core.create_namespace(kubernetes.client.V1Namespace(
-            metadata=kubernetes.client.V1ObjectMeta(name=name)))
+        self.core.create_namespace(
+            kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name))
+        )
         # Pods are admitted only once the namespace's default ServiceAccount exists.
-        wait_for(f"default ServiceAccount in {name}",
-                 lambda: self.core.read_namespaced_service_account("default", name), timeout=30)
+        wait_for(
+            f"default ServiceAccount in {name}",
+            lambda: self.core.read_namespaced_service_account("default", name),
+            timeout=30,
+        )
         return name
 
     def secret(self, ns: str, name: str, key: str, value: str) -> None:
-        self.core.create_namespaced_secret(ns, kubernetes.client.V1Secret(
-            metadata=kubernetes.client.V1ObjectMeta(name=name), string_data={key: value}))
+        self.core.create_namespaced_secret(
+            ns,
+            kubernetes.client.V1Secret(
+                metadata=kubernetes.client.V1ObjectMeta(name=name), string_data={key: value}
+            ),
+        )
 
     def create_bridge(self, ns: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SipRtmpBridge",
-                "metadata": {"name": name}, "spec": spec}
-        return cast(dict[str, Any], self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, ns, PLURAL, body))
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "SipRtmpBridge",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        return cast(
+            dict[str, Any],
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body),
+        )
 
     def bridge(self, ns: str, name: str) -> dict[str, Any] | None:
         try:
-            obj = cast(dict[str, Any], self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, ns, PLURAL, name))
+            obj = cast(
+                dict[str, Any],
+                self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name),
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -100,23 +121,35 @@ class Cluster:
     def delete_bridge(self, ns: str, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
 
-    def wait_bridge(self, ns: str, name: str, pred: Callable[[dict[str, Any]], bool],
-                    what: str, timeout: float = 30) -> dict[str, Any]:
+    def wait_bridge(
+        self,
+        ns: str,
+        name: str,
+        pred: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout: float = 30,
+    ) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             self.operator_alive()
             obj = self.bridge(ns, name)
             return obj if obj is not None and pred(obj) else None
+
         try:
             return wait_for(f"{ns}/{name}: {what}", check, timeout=timeout)
         except AssertionError as exc:
             raise AssertionError(
                 f"{exc}\nlast status: {(self.bridge(ns, name) or {}).get('status')}\n"
-                f"operator log tail:\n{self.operator.log_text()[-3000:]}") from None
+                f"operator log tail:\n{self.operator.log_text()[-3000:]}"
+            ) from None
 
     def wait_phase(self, ns: str, name: str, phase: str, timeout: float = 30) -> dict[str, Any]:
         return self.wait_bridge(
-            ns, name, lambda o: (o.get("status") or {}).get("phase") == phase,
-            f"phase {phase}", timeout)
+            ns,
+            name,
+            lambda o: (o.get("status") or {}).get("phase") == phase,
+            f"phase {phase}",
+            timeout,
+        )
 
     def operator_alive(self) -> None:
         proc = self.operator.proc
@@ -139,7 +172,8 @@ class Cluster:
             bridge = name.rsplit("-bridge-", 1)[0]
             raise AssertionError(
                 f"{exc}\nbridge status: {(self.bridge(ns, bridge) or {}).get('status')}\n"
-                f"operator log tail:\n{self.operator.log_text()[-3000:]}") from None
+                f"operator log tail:\n{self.operator.log_text()[-3000:]}"
+            ) from None
 
     def pods(self, ns: str, selector: str = "") -> list[dict[str, Any]]:
         items = self.core.list_namespaced_pod(ns, label_selector=selector).items
@@ -148,30 +182,62 @@ class Cluster:
     def set_pod_running(self, ns: str, name: str, ip: str) -> None:
         """What a kubelet would write once the bridge container started."""
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.core.patch_namespaced_pod_status(name, ns, {"status": {
-            "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "127.0.0.1",
-            "startTime": now,
-            "containerStatuses": [{
-                "name": "bridge", "ready": True, "restartCount": 0, "started": True,
-                "image": "sip-rtmp-bridge:test", "imageID": "",
-                "state": {"running": {"startedAt": now}},
-            }],
-        }})
+        self.core.patch_namespaced_pod_status(
+            name,
+            ns,
+            {
+                "status": {
+                    "phase": "Running",
+                    "podIP": ip,
+                    "podIPs": [{"ip": ip}],
+                    "hostIP": "127.0.0.1",
+                    "startTime": now,
+                    "containerStatuses": [
+                        {
+                            "name": "bridge",
+                            "ready": True,
+                            "restartCount": 0,
+                            "started": True,
+                            "image": "sip-rtmp-bridge:test",
+                            "imageID": "",
+                            "state": {"running": {"startedAt": now}},
+                        }
+                    ],
+                }
+            },
+        )
 
     def set_pod_terminated(self, ns: str, name: str, exit_code: int, message: str) -> None:
         """What a kubelet writes when the bridge exits: phase, exit code, termination message."""
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.core.patch_namespaced_pod_status(name, ns, {"status": {
-            "phase": "Succeeded" if exit_code == 0 else "Failed",
-            "containerStatuses": [{
-                "name": "bridge", "ready": False, "restartCount": 0, "started": False,
-                "image": "sip-rtmp-bridge:test", "imageID": "",
-                "state": {"terminated": {
-                    "exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                    "message": message, "startedAt": now, "finishedAt": now,
-                }},
-            }],
-        }})
+        self.core.patch_namespaced_pod_status(
+            name,
+            ns,
+            {
+                "status": {
+                    "phase": "Succeeded" if exit_code == 0 else "Failed",
+                    "containerStatuses": [
+                        {
+                            "name": "bridge",
+                            "ready": False,
+                            "restartCount": 0,
+                            "started": False,
+                            "image": "sip-rtmp-bridge:test",
+                            "imageID": "",
+                            "state": {
+                                "terminated": {
+                                    "exitCode": exit_code,
+                                    "reason": "Completed" if exit_code == 0 else "Error",
+                                    "message": message,
+                                    "startedAt": now,
+                                    "finishedAt": now,
+                                }
+                            },
+                        }
+                    ],
+                }
+            },
+        )
 
     def bind_pod(self, ns: str, name: str, node: str) -> None:
         """What the scheduler does: bind the pod to a node (makes deletion graceful)."""
@@ -183,7 +249,8 @@ class Cluster:
 
     def events(self, ns: str, name: str) -> list[dict[str, Any]]:
         items = self.core.list_namespaced_event(
-            ns, field_selector=f"involvedObject.name={name}").items
+            ns, field_selector=f"involvedObject.name={name}"
+        ).items
         return [plain(self.api, e) for e in items]
 
 
@@ -192,7 +259,9 @@ def _require_binaries() -> None:
     if missing:
         pytest.fail(
             f"Kubernetes binaries not built: {', '.join(missing)}. "
-            "Run scripts/build-k8s.sh first (the test command does).", pytrace=False)
+            "Run scripts/build-k8s.sh first (the test command does).",
+            pytrace=False,
+        )
 
 
 def render_chart(*sets: str) -> list[dict[str, Any]]:
@@ -203,8 +272,9 @@ def render_chart(*sets: str) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def running_cluster(work: Path, chart_docs: list[dict[str, Any]],
-                    extra_env: dict[str, str] | None = None) -> Iterator[Cluster]:
+def running_cluster(
+    work: Path, chart_docs: list[dict[str, Any]], extra_env: dict[str, str] | None = None
+) -> Iterator[Cluster]:
     """Control plane + CRD + chart objects + operator under the chart's ServiceAccount."""
     _require_binaries()
     cp = ControlPlane(work)
@@ -215,17 +285,24 @@ def running_cluster(work: Path, chart_docs: list[dict[str, Any]],
         install_crd(cp.api)
         core = kubernetes.client.CoreV1Api(cp.api)
         namespaces = {OPERATOR_NAMESPACE} | {
-            d["metadata"]["namespace"] for d in chart_docs if d["metadata"].get("namespace")}
+            d["metadata"]["namespace"] for d in chart_docs if d["metadata"].get("namespace")
+        }
         for name in sorted(namespaces):
-            core.create_namespace(kubernetes.client.V1Namespace(
-                metadata=kubernetes.client.V1ObjectMeta(name=name)))
+            core.create_namespace(
+                kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name))
+            )
         apply_objects(cp.api, chart_docs)
         sa = next(d["metadata"]["name"] for d in chart_docs if d["kind"] == "ServiceAccount")
         sa_kubeconfig = service_account_kubeconfig(
-            cp, OPERATOR_NAMESPACE, sa, work / "operator.kubeconfig")
+            cp, OPERATOR_NAMESPACE, sa, work / "operator.kubeconfig"
+        )
         status_port = free_port()
-        env = {**deployment_env(chart_docs), **TEST_ENV,
-               "SIPRTMP_BRIDGE_STATUS_PORT": str(status_port), **(extra_env or {})}
+        env = {
+            **deployment_env(chart_docs),
+            **TEST_ENV,
+            "SIPRTMP_BRIDGE_STATUS_PORT": str(status_port),
+            **(extra_env or {}),
+        }
         operator = OperatorProcess(work, sa_kubeconfig, env)
         operator.start()
         yield Cluster(cp, operator, status_port, chart_docs)
@@ -243,8 +320,9 @@ def chart_docs() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory,
-            chart_docs: list[dict[str, Any]]) -> Iterator[Cluster]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, chart_docs: list[dict[str, Any]]
+) -> Iterator[Cluster]:
     """The cluster-wide installation shared by most tests."""
     with running_cluster(Path(tmp_path_factory.mktemp("k8s")), chart_docs) as c:
         yield c

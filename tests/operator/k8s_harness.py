@@ -59,8 +59,9 @@ def free_port(host: str = LOOPBACK) -> int:
         return port
 
 
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 30.0,
-              interval: float = 0.1) -> T:
+def wait_for(
+    what: str, fn: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1
+) -> T:
     """Poll ``fn`` until it returns something truthy; fail naming ``what`` on timeout."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
@@ -83,8 +84,22 @@ def _openssl(*args: str, cwd: Path) -> None:
 def make_pki(d: Path) -> None:
     """CA, API server serving cert, admin client cert, service-account signing keys."""
     d.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-             "ca.crt", "-days", "2", "-subj", "/CN=siprtmp-test-ca", cwd=d)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=siprtmp-test-ca",
+        cwd=d,
+    )
     (d / "server.ext").write_text(
         "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
         "extendedKeyUsage=serverAuth\n"
@@ -94,16 +109,49 @@ def make_pki(d: Path) -> None:
         ("server", "/CN=kube-apiserver", "server.ext"),
         ("admin", "/O=system:masters/CN=test-admin", "client.ext"),
     ):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
-                 f"{name}.csr", "-subj", subj, cwd=d)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", ext, cwd=d)
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            subj,
+            cwd=d,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.crt",
+            "-days",
+            "2",
+            "-extfile",
+            ext,
+            cwd=d,
+        )
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=d)
     _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d)
 
 
-def kubeconfig(server: str, ca: Path, *, cert: Path | None = None, key: Path | None = None,
-               token: str | None = None) -> dict[str, Any]:
+def kubeconfig(
+    server: str,
+    ca: Path,
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
     """A kubeconfig document for one user."""
     user: dict[str, Any] = {}
     if cert and key:
@@ -113,8 +161,9 @@ def kubeconfig(server: str, ca: Path, *, cert: Path | None = None, key: Path | N
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "test", "cluster": {"server": server,
-                                                   "certificate-authority": str(ca)}}],
+        "clusters": [
+            {"name": "test", "cluster": {"server": server, "certificate-authority": str(ca)}}
+        ],
         "users": [{"name": "u", "user": user}],
         "contexts": [{"name": "test", "context": {"cluster": "test", "user": "u"}}],
         "current-context": "test",
@@ -124,13 +173,17 @@ def kubeconfig(server: str, ca: Path, *, cert: Path | None = None, key: Path | N
 class Proc:
     """A child process with its output in a log file, stopped politely then firmly."""
 
-    def __init__(self, name: str, argv: list[str], log: Path,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.name = name
         self.log = log
         self._fh = log.open("ab")
         self.popen = subprocess.Popen(
-            argv, stdout=self._fh, stderr=subprocess.STDOUT, env=dict(env or os.environ),
+            argv,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            env=dict(env or os.environ),
             start_new_session=True,
         )
 
@@ -169,46 +222,83 @@ class ControlPlane:
         make_pki(self.pki)
         etcd_port, peer_port = free_port(), free_port()
         etcd_url = f"http://{LOOPBACK}:{etcd_port}"
-        self.procs.append(Proc("etcd", [
-            str(b / "etcd"), "--name", "test", "--data-dir", str(self.dir / "etcd"),
-            "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-            "--listen-peer-urls", f"http://{LOOPBACK}:{peer_port}",
-            "--initial-advertise-peer-urls", f"http://{LOOPBACK}:{peer_port}",
-            "--initial-cluster", f"test=http://{LOOPBACK}:{peer_port}",
-            "--unsafe-no-fsync", "--log-level", "warn",
-        ], self.dir / "etcd.log"))
+        self.procs.append(
+            Proc(
+                "etcd",
+                [
+                    str(b / "etcd"),
+                    "--name",
+                    "test",
+                    "--data-dir",
+                    str(self.dir / "etcd"),
+                    "--listen-client-urls",
+                    etcd_url,
+                    "--advertise-client-urls",
+                    etcd_url,
+                    "--listen-peer-urls",
+                    f"http://{LOOPBACK}:{peer_port}",
+                    "--initial-advertise-peer-urls",
+                    f"http://{LOOPBACK}:{peer_port}",
+                    "--initial-cluster",
+                    f"test=http://{LOOPBACK}:{peer_port}",
+                    "--unsafe-no-fsync",
+                    "--log-level",
+                    "warn",
+                ],
+                self.dir / "etcd.log",
+            )
+        )
         wait_for("etcd", lambda: _http_ok(f"{etcd_url}/health"), timeout=30)
         p = self.pki
-        self.procs.append(Proc("kube-apiserver", [
-            str(b / "kube-apiserver"),
-            f"--etcd-servers={etcd_url}",
-            f"--bind-address={LOOPBACK}", f"--advertise-address={LOOPBACK}",
-            f"--secure-port={self.api_port}",
-            f"--tls-cert-file={p / 'server.crt'}", f"--tls-private-key-file={p / 'server.key'}",
-            f"--client-ca-file={p / 'ca.crt'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={p / 'sa.pub'}",
-            f"--service-account-signing-key-file={p / 'sa.key'}",
-            "--service-cluster-ip-range=10.96.0.0/24",
-            "--authorization-mode=RBAC",
-            "--endpoint-reconciler-type=none",
-            "--profiling=false",
-            f"--cert-dir={self.dir / 'certs'}",
-            "--v=0",
-        ], self.dir / "kube-apiserver.log"))
-        self.admin_kubeconfig.write_text(yaml.safe_dump(kubeconfig(
-            self.server, p / "ca.crt", cert=p / "admin.crt", key=p / "admin.key")))
+        self.procs.append(
+            Proc(
+                "kube-apiserver",
+                [
+                    str(b / "kube-apiserver"),
+                    f"--etcd-servers={etcd_url}",
+                    f"--bind-address={LOOPBACK}",
+                    f"--advertise-address={LOOPBACK}",
+                    f"--secure-port={self.api_port}",
+                    f"--tls-cert-file={p / 'server.crt'}",
+                    f"--tls-private-key-file={p / 'server.key'}",
+                    f"--client-ca-file={p / 'ca.crt'}",
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    f"--service-account-key-file={p / 'sa.pub'}",
+                    f"--service-account-signing-key-file={p / 'sa.key'}",
+                    "--service-cluster-ip-range=10.96.0.0/24",
+                    "--authorization-mode=RBAC",
+                    "--endpoint-reconciler-type=none",
+                    "--profiling=false",
+                    f"--cert-dir={self.dir / 'certs'}",
+                    "--v=0",
+                ],
+                self.dir / "kube-apiserver.log",
+            )
+        )
+        self.admin_kubeconfig.write_text(
+            yaml.safe_dump(
+                kubeconfig(self.server, p / "ca.crt", cert=p / "admin.crt", key=p / "admin.key")
+            )
+        )
         self.api = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
-            str(self.admin_kubeconfig))
+            str(self.admin_kubeconfig)
+        )
         wait_for("kube-apiserver /readyz", self._ready, timeout=120, interval=0.5)
-        self.procs.append(Proc("kube-controller-manager", [
-            str(b / "kube-controller-manager"),
-            f"--kubeconfig={self.admin_kubeconfig}",
-            "--controllers=garbagecollector,serviceaccount,namespace",
-            "--leader-elect=false", "--secure-port=0",
-            "--concurrent-gc-syncs=5",
-            "--v=0",
-        ], self.dir / "kube-controller-manager.log"))
+        self.procs.append(
+            Proc(
+                "kube-controller-manager",
+                [
+                    str(b / "kube-controller-manager"),
+                    f"--kubeconfig={self.admin_kubeconfig}",
+                    "--controllers=garbagecollector,serviceaccount,namespace",
+                    "--leader-elect=false",
+                    "--secure-port=0",
+                    "--concurrent-gc-syncs=5",
+                    "--v=0",
+                ],
+                self.dir / "kube-controller-manager.log",
+            )
+        )
 
     def _admin_tls(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
@@ -226,8 +316,9 @@ class ControlPlane:
             if not proc.alive():
                 raise AssertionError(f"{proc.name} exited:\n{proc.tail()}")
         try:
-            with urllib.request.urlopen(f"{self.server}/readyz", timeout=5,
-                                        context=self._admin_tls()) as r:
+            with urllib.request.urlopen(
+                f"{self.server}/readyz", timeout=5, context=self._admin_tls()
+            ) as r:
                 return bool(r.status == 200)
         except OSError:
             return False
@@ -252,8 +343,9 @@ def _http_ok(url: str) -> bool:
 
 def helm(*args: str) -> str:
     """Run the built helm; return stdout (fails the caller with helm's stderr)."""
-    proc = subprocess.run([str(bin_dir() / "helm"), *args], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [str(bin_dir() / "helm"), *args], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}")
     return proc.stdout
@@ -285,8 +377,14 @@ def install_crd(api: kubernetes.client.ApiClient) -> None:
     wait_for("CRD Established", established, timeout=30)
     # The resource's storage initialises a moment after Established (429 until then).
     custom = kubernetes.client.CustomObjectsApi(api)
-    wait_for("custom resource storage ready", lambda: custom.list_cluster_custom_object(
-        "siprtmp.io", "v1alpha1", "siprtmpbridges") is not None, timeout=30)
+    wait_for(
+        "custom resource storage ready",
+        lambda: (
+            custom.list_cluster_custom_object("siprtmp.io", "v1alpha1", "siprtmpbridges")
+            is not None
+        ),
+        timeout=30,
+    )
 
 
 def service_account_kubeconfig(cp: ControlPlane, namespace: str, name: str, path: Path) -> Path:
@@ -308,8 +406,9 @@ def deployment_env(docs: list[dict[str, Any]]) -> dict[str, str]:
     for doc in docs:
         if doc.get("kind") == "Deployment":
             container = doc["spec"]["template"]["spec"]["containers"][0]
-            return {e["name"]: str(e.get("value", "")) for e in container.get("env", [])
-                    if "value" in e}
+            return {
+                e["name"]: str(e.get("value", "")) for e in container.get("env", []) if "value" in e
+            }
     raise AssertionError("the chart renders no Deployment")
 
 
@@ -338,8 +437,9 @@ class OperatorProcess:
         self.starts += 1
         exe = shutil.which("sip-rtmp-operator", path=str(Path(sys.executable).parent))
         argv = [exe] if exe else [sys.executable, "-m", "siprtmp_operator.cli"]
-        self.proc = Proc("operator", [*argv, "--verbose"],
-                         self.workdir / f"operator-{self.starts}.log", self.env)
+        self.proc = Proc(
+            "operator", [*argv, "--verbose"], self.workdir / f"operator-{self.starts}.log", self.env
+        )
         wait_for("operator /readyz", self._ready, timeout=60, interval=0.2)
 
     def _ready(self) -> bool:
@@ -424,8 +524,16 @@ class LocalKubelet:
     ``[".venv/bin/sip-rtmp-bridge"]``).
     """
 
-    def __init__(self, core: kubernetes.client.CoreV1Api, ns: str, pod_name: str, *, ip: str,
-                 workdir: Path, command: list[str]) -> None:
+    def __init__(
+        self,
+        core: kubernetes.client.CoreV1Api,
+        ns: str,
+        pod_name: str,
+        *,
+        ip: str,
+        workdir: Path,
+        command: list[str],
+    ) -> None:
         self.core, self.ns, self.name, self.ip = core, ns, pod_name, ip
         self.dir = workdir
         self.command = command
@@ -442,7 +550,8 @@ class LocalKubelet:
             "/dev/termination-log": self.dir / "termination-log",
         }
         files["/etc/siprtmp/spec/spec.json"].write_text(
-            pod["metadata"]["annotations"]["siprtmp.io/spec"])
+            pod["metadata"]["annotations"]["siprtmp.io/spec"]
+        )
         for vol in pod["spec"]["volumes"]:
             if "secret" in vol:
                 secret = self.core.read_namespaced_secret(vol["secret"]["secretName"], self.ns)
@@ -458,22 +567,39 @@ class LocalKubelet:
         if not pod["spec"].get("nodeName"):
             binding = kubernetes.client.V1Binding(
                 metadata=kubernetes.client.V1ObjectMeta(name=self.name),
-                target=kubernetes.client.V1ObjectReference(api_version="v1", kind="Node",
-                                                           name=node))
-            self.core.create_namespaced_pod_binding(self.name, self.ns, binding,
-                                                    _preload_content=False)
+                target=kubernetes.client.V1ObjectReference(
+                    api_version="v1", kind="Node", name=node
+                ),
+            )
+            self.core.create_namespaced_pod_binding(
+                self.name, self.ns, binding, _preload_content=False
+            )
         self.dir.mkdir(parents=True, exist_ok=True)
         log = (self.dir / "bridge.log").open("ab")
         self.proc = subprocess.Popen(self._argv(pod), stdout=log, stderr=subprocess.STDOUT)
-        self._patch_status({"phase": "Running", "podIP": self.ip, "podIPs": [{"ip": self.ip}],
-                            "containerStatuses": [self._container({"running": {
-                                "startedAt": _now()}}, ready=True)]})
+        self._patch_status(
+            {
+                "phase": "Running",
+                "podIP": self.ip,
+                "podIPs": [{"ip": self.ip}],
+                "containerStatuses": [
+                    self._container({"running": {"startedAt": _now()}}, ready=True)
+                ],
+            }
+        )
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
 
     def _container(self, state: dict[str, Any], ready: bool) -> dict[str, Any]:
-        return {"name": "bridge", "ready": ready, "restartCount": 0, "started": ready,
-                "image": "sip-rtmp-bridge:local", "imageID": "", "state": state}
+        return {
+            "name": "bridge",
+            "ready": ready,
+            "restartCount": 0,
+            "started": ready,
+            "image": "sip-rtmp-bridge:local",
+            "imageID": "",
+            "state": state,
+        }
 
     def _patch_status(self, status: dict[str, Any]) -> None:
         self.core.patch_namespaced_pod_status(self.name, self.ns, {"status": status})
@@ -499,12 +625,25 @@ class LocalKubelet:
             term = self.dir / "termination-log"
             message = term.read_text()[-4096:] if term.exists() else ""
             with contextlib.suppress(ApiException):
-                self._patch_status({
-                    "phase": "Succeeded" if code == 0 else "Failed",
-                    "containerStatuses": [self._container({"terminated": {
-                        "exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                        "message": message, "startedAt": _now(), "finishedAt": _now()}},
-                        ready=False)]})
+                self._patch_status(
+                    {
+                        "phase": "Succeeded" if code == 0 else "Failed",
+                        "containerStatuses": [
+                            self._container(
+                                {
+                                    "terminated": {
+                                        "exitCode": code,
+                                        "reason": "Completed" if code == 0 else "Error",
+                                        "message": message,
+                                        "startedAt": _now(),
+                                        "finishedAt": _now(),
+                                    }
+                                },
+                                ready=False,
+                            )
+                        ],
+                    }
+                )
             if signalled:
                 with contextlib.suppress(ApiException):
                     self.core.delete_namespaced_pod(self.name, self.ns, grace_period_seconds=0)

@@ -49,27 +49,47 @@ SPEC: dict[str, Any] = {
     "rtmpStream": "secret-key",
     "hasAudio": True,
     "hasVideo": False,
-    "connection": {"sipDomain": "sip.example.test", "sipTransport": "tcp",
-                   "sipPasswordSecretRef": {"name": "acct", "key": "pw"}},
+    "connection": {
+        "sipDomain": "sip.example.test",
+        "sipTransport": "tcp",
+        "sipPasswordSecretRef": {"name": "acct", "key": "pw"},
+    },
 }
 POD_NET = NetworkPlan(mode="PodNetwork", public_address_source="None")
 
 
-def make_pod(settings: Settings | None = None, plan: NetworkPlan = POD_NET,
-             spec: dict[str, Any] | None = None, attempt: int = 0) -> dict[str, Any]:
-    return build_pod(name="b", namespace="ns", uid="uid-1", spec=spec or SPEC, attempt=attempt,
-                     plan=plan, settings=settings or Settings())
+def make_pod(
+    settings: Settings | None = None,
+    plan: NetworkPlan = POD_NET,
+    spec: dict[str, Any] | None = None,
+    attempt: int = 0,
+) -> dict[str, Any]:
+    return build_pod(
+        name="b",
+        namespace="ns",
+        uid="uid-1",
+        spec=spec or SPEC,
+        attempt=attempt,
+        plan=plan,
+        settings=settings or Settings(),
+    )
 
 
 # --- pod builder -------------------------------------------------------------------------
+
 
 def test_pod_is_named_owned_and_labelled() -> None:
     pod = make_pod(attempt=2)
     meta = pod["metadata"]
     assert meta["name"] == pod_name("b", 2) == "b-bridge-2"
     assert meta["ownerReferences"][0] == {
-        "apiVersion": "siprtmp.io/v1alpha1", "kind": "SipRtmpBridge", "name": "b",
-        "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}
+        "apiVersion": "siprtmp.io/v1alpha1",
+        "kind": "SipRtmpBridge",
+        "name": "b",
+        "uid": "uid-1",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
     assert meta["labels"]["siprtmp.io/attempt"] == "2"
     assert meta["labels"]["siprtmp.io/bridge-uid"] == "uid-1"
 
@@ -89,8 +109,13 @@ def test_pod_security_settings() -> None:
 
 
 def test_pod_takes_resources_grace_image_and_port_from_settings() -> None:
-    s = Settings(bridge_image="reg/bridge:1", bridge_cpu_limit="2", bridge_memory_limit="1Gi",
-                 bridge_termination_grace_seconds=33, bridge_status_port=9000)
+    s = Settings(
+        bridge_image="reg/bridge:1",
+        bridge_cpu_limit="2",
+        bridge_memory_limit="1Gi",
+        bridge_termination_grace_seconds=33,
+        bridge_status_port=9000,
+    )
     pod = make_pod(s)
     c = pod["spec"]["containers"][0]
     assert c["image"] == "reg/bridge:1"
@@ -108,7 +133,10 @@ def test_spec_and_password_are_mounted_files() -> None:
     assert c["args"][c["args"].index("--sip-password-file") + 1] == "/etc/siprtmp/secret/password"
     vols = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert vols["sip-password"]["secret"] == {
-        "secretName": "acct", "defaultMode": 0o440, "items": [{"key": "pw", "path": "password"}]}
+        "secretName": "acct",
+        "defaultMode": 0o440,
+        "items": [{"key": "pw", "path": "password"}],
+    }
     field = vols["spec"]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"]
     assert field == f"metadata.annotations['{ANNOTATION_SPEC}']"
     handed = json.loads(pod["metadata"]["annotations"][ANNOTATION_SPEC])
@@ -134,8 +162,13 @@ def test_bridge_spec_keeps_user_call_id_and_adds_operator_stun() -> None:
 def test_host_network_pod_declares_its_window_as_host_ports() -> None:
     s = Settings(host_port_min=30000, host_port_max=30099, host_port_window=8)
     w = window_for_slot(3, s)
-    plan = NetworkPlan(mode="HostNetwork", public_address_source="NodeExternalIP", window=w,
-                       node_name="n1", public_address="203.0.113.5")
+    plan = NetworkPlan(
+        mode="HostNetwork",
+        public_address_source="NodeExternalIP",
+        window=w,
+        node_name="n1",
+        public_address="203.0.113.5",
+    )
     pod = make_pod(s, plan)
     assert pod["spec"]["hostNetwork"] is True
     assert pod["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
@@ -143,24 +176,31 @@ def test_host_network_pod_declares_its_window_as_host_ports() -> None:
     assert ports[0] == {"name": "status", "containerPort": 30024, "protocol": "TCP"}
     assert {"name": "sip-tcp", "containerPort": 30025, "protocol": "TCP"} in ports
     assert sorted(p["containerPort"] for p in ports if p["protocol"] == "UDP") == list(
-        range(30025, 30032))
+        range(30025, 30032)
+    )
     handed = json.loads(pod["metadata"]["annotations"][ANNOTATION_SPEC])
-    assert handed["nat"] | {} == {"rtpPortMin": 30026, "rtpPortMax": 30031,
-                                  "publicAddress": "203.0.113.5"}
+    assert handed["nat"] | {} == {
+        "rtpPortMin": 30026,
+        "rtpPortMax": 30031,
+        "publicAddress": "203.0.113.5",
+    }
     assert handed["networking"]["sipLocalPort"] == 30025
     term = pod["spec"]["affinity"]["nodeAffinity"][
-        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"][0]
     assert term["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]
 
 
 # --- networking --------------------------------------------------------------------------
 
+
 def test_windows_do_not_overlap_and_stay_in_range() -> None:
     s = Settings(host_port_min=30000, host_port_max=30039, host_port_window=8)
     assert s.host_port_slots == 5
-    spans = [set(range(w.first, w.first + w.size)) for w in
-             (window_for_slot(i, s) for i in range(5))]
-    assert all(not (a & b) for i, a in enumerate(spans) for b in spans[i + 1:])
+    spans = [
+        set(range(w.first, w.first + w.size)) for w in (window_for_slot(i, s) for i in range(5))
+    ]
+    assert all(not (a & b) for i, a in enumerate(spans) for b in spans[i + 1 :])
     assert max(max(x) for x in spans) <= 30039
     with pytest.raises(ValueError, match="outside"):
         window_for_slot(5, s)
@@ -182,39 +222,68 @@ def node(name: str, ip: str | None, ready: bool = True) -> dict[str, Any]:
     addresses = [{"type": "InternalIP", "address": "10.0.0.1"}]
     if ip:
         addresses.append({"type": "ExternalIP", "address": ip})
-    return {"metadata": {"name": name}, "status": {
-        "addresses": addresses,
-        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+    return {
+        "metadata": {"name": name},
+        "status": {
+            "addresses": addresses,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
 
 
 def test_choose_node_needs_ready_external_ip_and_balances() -> None:
-    nodes = [node("a", "198.51.100.1"), node("b", "198.51.100.2"), node("c", None),
-             node("d", "198.51.100.4", ready=False)]
+    nodes = [
+        node("a", "198.51.100.1"),
+        node("b", "198.51.100.2"),
+        node("c", None),
+        node("d", "198.51.100.4", ready=False),
+    ]
     assert choose_node(nodes, {"a": 3, "b": 1}) == ("b", "198.51.100.2")
     assert choose_node([node("c", None)], {}) is None
 
 
 # --- status ------------------------------------------------------------------------------
 
+
 def running(ip: str = "10.1.1.1") -> PodObservation:
     return PodObservation(phase="Running", pod_ip=ip, status_port=8080)
 
 
-LIVE = {"phase": "Streaming", "reason": "Streaming", "message": "ok",
-        "call": {"state": "ESTABLISHED", "sipStatusCode": 200, "codec": "PCMU/8000"},
-        "stream": {"state": "PUBLISHING", "url": "rtmp://leak/live/secret-key", "bytesSent": 5}}
+LIVE = {
+    "phase": "Streaming",
+    "reason": "Streaming",
+    "message": "ok",
+    "call": {"state": "ESTABLISHED", "sipStatusCode": 200, "codec": "PCMU/8000"},
+    "stream": {"state": "PUBLISHING", "url": "rtmp://leak/live/secret-key", "bytesSent": 5},
+}
 
 
 def test_observe_pod_reads_phase_ip_port_and_termination() -> None:
-    pod = {"metadata": {"deletionTimestamp": "x"},
-           "spec": {"containers": [{"name": "bridge", "ports": [
-               {"name": "status", "containerPort": 31000}]}]},
-           "status": {"phase": "Failed", "podIP": "10.0.0.9", "containerStatuses": [
-               {"name": "bridge", "state": {"terminated": {
-                   "exitCode": 4, "reason": "Error", "message": "{}"}}}]}}
+    pod = {
+        "metadata": {"deletionTimestamp": "x"},
+        "spec": {
+            "containers": [
+                {"name": "bridge", "ports": [{"name": "status", "containerPort": 31000}]}
+            ]
+        },
+        "status": {
+            "phase": "Failed",
+            "podIP": "10.0.0.9",
+            "containerStatuses": [
+                {
+                    "name": "bridge",
+                    "state": {"terminated": {"exitCode": 4, "reason": "Error", "message": "{}"}},
+                }
+            ],
+        },
+    }
     obs = observe_pod(pod)
     assert (obs.phase, obs.pod_ip, obs.status_port, obs.deleting) == (
-        "Failed", "10.0.0.9", 31000, True)
+        "Failed",
+        "10.0.0.9",
+        31000,
+        True,
+    )
     assert (obs.exit_code, obs.terminated_reason, obs.termination_message) == (4, "Error", "{}")
 
 
@@ -239,15 +308,21 @@ def test_live_terminal_phase_waits_for_the_process_to_exit() -> None:
 
 
 def test_pending_pod_reports_waiting_reason() -> None:
-    obs = PodObservation(phase="Pending", waiting_reason="ImagePullBackOff",
-                         waiting_message="no such image")
+    obs = PodObservation(
+        phase="Pending", waiting_reason="ImagePullBackOff", waiting_message="no such image"
+    )
     st = derive_status({}, obs, None, "rtmp://h/a", NOW)
     assert (st["phase"], st["reason"], st["message"]) == (
-        "Pending", "ImagePullBackOff", "no such image")
+        "Pending",
+        "ImagePullBackOff",
+        "no such image",
+    )
 
 
-@pytest.mark.parametrize(("code", "reason"), [(2, "InvalidSpec"), (5, "NoAnswer"),
-                                              (8, "Unreachable"), (137, "PodFailed")])
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [(2, "InvalidSpec"), (5, "NoAnswer"), (8, "Unreachable"), (137, "PodFailed")],
+)
 def test_exit_code_without_message_gives_reason(code: int, reason: str) -> None:
     obs = PodObservation(phase="Failed", exit_code=code)
     st = derive_status({}, obs, None, "rtmp://h/a", NOW)
@@ -260,8 +335,13 @@ def test_oom_killed_is_named() -> None:
 
 
 def test_termination_message_document_wins() -> None:
-    final = {**LIVE, "phase": "Failed", "reason": "Busy", "message": "486 Busy Here",
-             "call": {"state": "BUSY", "sipStatusCode": 486}}
+    final = {
+        **LIVE,
+        "phase": "Failed",
+        "reason": "Busy",
+        "message": "486 Busy Here",
+        "call": {"state": "BUSY", "sipStatusCode": 486},
+    }
     obs = PodObservation(phase="Failed", exit_code=4, termination_message=json.dumps(final))
     st = derive_status({}, obs, None, "rtmp://h/a", NOW)
     assert (st["reason"], st["call"]["sipStatusCode"]) == ("Busy", 486)
@@ -296,6 +376,7 @@ def test_conditions_follow_status_and_keep_transition_times() -> None:
 
 
 # --- policies ----------------------------------------------------------------------------
+
 
 def test_backoff_grows_and_is_capped() -> None:
     s = Settings(retry_backoff_seconds=10, retry_backoff_max_seconds=35)
@@ -346,10 +427,19 @@ def test_duplicate_owner_prefers_placed_then_older() -> None:
 
 # --- the reconcile plan ------------------------------------------------------------------
 
+
 def resource(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": "b", "namespace": "ns", "uid": "u", "generation": 1,
-                         "creationTimestamp": fmt(NOW)},
-            "spec": {**SPEC, **spec}, "status": status or {}}
+    return {
+        "metadata": {
+            "name": "b",
+            "namespace": "ns",
+            "uid": "u",
+            "generation": 1,
+            "creationTimestamp": fmt(NOW),
+        },
+        "spec": {**SPEC, **spec},
+        "status": status or {},
+    }
 
 
 FAST = Settings(retry_backoff_seconds=5, default_max_retries=1)
@@ -375,7 +465,11 @@ def test_failed_attempt_schedules_redial_then_creates_next_pod() -> None:
     plan = plan_step(resource(placed), failed_pod, None, NOW, FAST)
     st = plan.status
     assert (st["phase"], st["reason"], st["attempt"], st["retries"]) == (
-        "Pending", "RetryBackoff", 1, 1)
+        "Pending",
+        "RetryBackoff",
+        1,
+        1,
+    )
     assert st["nextRetryAt"] == fmt(NOW + timedelta(seconds=5))
     assert plan.create_pod is None
     early = plan_step(resource(st), None, None, NOW + timedelta(seconds=2), FAST)
@@ -400,19 +494,26 @@ def test_streaming_records_first_times_and_success_finishes() -> None:
     live = plan_step(resource(placed), running(), LIVE, NOW, FAST).status
     assert live["phase"] == "Streaming"
     assert live["podRunningAt"] == live["streamingAt"] == fmt(NOW)
-    done = plan_step(resource(live), PodObservation(phase="Succeeded", exit_code=0), None,
-                     NOW + timedelta(seconds=60), FAST).status
+    done = plan_step(
+        resource(live),
+        PodObservation(phase="Succeeded", exit_code=0),
+        None,
+        NOW + timedelta(seconds=60),
+        FAST,
+    ).status
     assert done["phase"] == "Succeeded" and done["finishedAt"] == fmt(NOW + timedelta(seconds=60))
     assert done["streamingAt"] == fmt(NOW)
 
 
 def test_finished_bridge_is_deleted_after_ttl_only() -> None:
     st = {"phase": "Succeeded", "finishedAt": fmt(NOW), "podName": "b-bridge-0"}
-    keep = plan_step(resource(st, ttlSecondsAfterFinished=30), None, None,
-                     NOW + timedelta(seconds=10), FAST)
+    keep = plan_step(
+        resource(st, ttlSecondsAfterFinished=30), None, None, NOW + timedelta(seconds=10), FAST
+    )
     assert not keep.delete_resource and keep.create_pod is None
-    gone = plan_step(resource(st, ttlSecondsAfterFinished=30), None, None,
-                     NOW + timedelta(seconds=30), FAST)
+    gone = plan_step(
+        resource(st, ttlSecondsAfterFinished=30), None, None, NOW + timedelta(seconds=30), FAST
+    )
     assert gone.delete_resource
 
 
@@ -420,8 +521,11 @@ def test_merge_patch_removes_vanished_keys_at_any_depth() -> None:
     old = {"phase": "Pending", "nextRetryAt": "t", "call": {"state": "RING", "reason": "x"}}
     new = {"phase": "Streaming", "call": {"state": "ESTABLISHED"}, "conditions": []}
     assert merge_patch(old, new) == {
-        "phase": "Streaming", "nextRetryAt": None,
-        "call": {"state": "ESTABLISHED", "reason": None}, "conditions": []}
+        "phase": "Streaming",
+        "nextRetryAt": None,
+        "call": {"state": "ESTABLISHED", "reason": None},
+        "conditions": [],
+    }
     assert merge_patch(new, new) == {}
 
 
@@ -434,12 +538,23 @@ def test_status_url_uses_pod_ip_and_declared_port() -> None:
 
 # --- settings ----------------------------------------------------------------------------
 
+
 def test_settings_from_env_and_errors() -> None:
-    s = Settings.from_env({"SIPRTMP_BRIDGE_IMAGE": "x:1", "SIPRTMP_STUN_SERVERS": "a:1, b:2",
-                           "SIPRTMP_EXTRA_POD_LABELS": "team=voice", "SIPRTMP_NETWORK_MODE":
-                           "HostNetwork", "SIPRTMP_POLL_INTERVAL_SECONDS": "0.5"})
+    s = Settings.from_env(
+        {
+            "SIPRTMP_BRIDGE_IMAGE": "x:1",
+            "SIPRTMP_STUN_SERVERS": "a:1, b:2",
+            "SIPRTMP_EXTRA_POD_LABELS": "team=voice",
+            "SIPRTMP_NETWORK_MODE": "HostNetwork",
+            "SIPRTMP_POLL_INTERVAL_SECONDS": "0.5",
+        }
+    )
     assert (s.bridge_image, s.stun_servers, s.extra_labels, s.network_mode) == (
-        "x:1", ("a:1", "b:2"), {"team": "voice"}, "HostNetwork")
+        "x:1",
+        ("a:1", "b:2"),
+        {"team": "voice"},
+        "HostNetwork",
+    )
     assert s.poll_interval_seconds == 0.5
     with pytest.raises(ValueError, match="SIPRTMP_BRIDGE_STATUS_PORT"):
         Settings.from_env({"SIPRTMP_BRIDGE_STATUS_PORT": "http"})
@@ -451,6 +566,7 @@ def test_settings_from_env_and_errors() -> None:
 
 # --- CRD and chart files -----------------------------------------------------------------
 
+
 def test_chart_ships_the_identical_crd() -> None:
     single = (REPO / "crds" / "siprtmpbridges.siprtmp.io.yaml").read_bytes()
     shipped = (REPO / "helm" / "crds" / "siprtmpbridges.siprtmp.io.yaml").read_bytes()
@@ -461,19 +577,44 @@ def test_crd_contract_names() -> None:
     crd = yaml.safe_load((REPO / "crds" / "siprtmpbridges.siprtmp.io.yaml").read_text())
     names = crd["spec"]["names"]
     assert (crd["spec"]["group"], names["kind"], names["plural"]) == (
-        "siprtmp.io", "SipRtmpBridge", "siprtmpbridges")
+        "siprtmp.io",
+        "SipRtmpBridge",
+        "siprtmpbridges",
+    )
     assert names["shortNames"] == ["srb"] and names["categories"]
     (version,) = crd["spec"]["versions"]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     props = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
-    for field in ("callId", "callee", "rtmpUrl", "rtmpStream", "hasAudio", "hasVideo",
-                  "connection", "codecs", "callSetupTimeoutSeconds",
-                  "rtpInactivityTimeoutSeconds", "maxDurationSeconds", "audio", "nat",
-                  "maxRetries", "ttlSecondsAfterFinished", "networking"):
+    for field in (
+        "callId",
+        "callee",
+        "rtmpUrl",
+        "rtmpStream",
+        "hasAudio",
+        "hasVideo",
+        "connection",
+        "codecs",
+        "callSetupTimeoutSeconds",
+        "rtpInactivityTimeoutSeconds",
+        "maxDurationSeconds",
+        "audio",
+        "nat",
+        "maxRetries",
+        "ttlSecondsAfterFinished",
+        "networking",
+    ):
         assert field in props, field
     conn = props["connection"]["properties"]
-    for field in ("sipLogin", "sipAuthenticationName", "sipDomain", "sipPort",
-                  "sipRegisterRequired", "sipOutboundProxy", "sipTransport", "appKey",
-                  "sipPasswordSecretRef"):
+    for field in (
+        "sipLogin",
+        "sipAuthenticationName",
+        "sipDomain",
+        "sipPort",
+        "sipRegisterRequired",
+        "sipOutboundProxy",
+        "sipTransport",
+        "appKey",
+        "sipPasswordSecretRef",
+    ):
         assert field in conn, field
     assert "sipPassword" not in conn

@@ -28,16 +28,30 @@ def kinds(docs: list[dict[str, Any]]) -> list[str]:
 def test_helm_lint_strict() -> None:
     out = helm("lint", "--strict", str(REPO / "helm"))
     assert "0 chart(s) failed" in out
-    out = helm("lint", "--strict", str(REPO / "helm"), "--set", "watchNamespaces={a,b}",
-               "--set", "networking.mode=HostNetwork", "--set", "metrics.podMonitor.enabled=true")
+    out = helm(
+        "lint",
+        "--strict",
+        str(REPO / "helm"),
+        "--set",
+        "watchNamespaces={a,b}",
+        "--set",
+        "networking.mode=HostNetwork",
+        "--set",
+        "metrics.podMonitor.enabled=true",
+    )
     assert "0 chart(s) failed" in out
 
 
 def test_default_render_is_cluster_wide_and_minimal() -> None:
     docs = render_chart()
-    assert kinds(docs) == sorted([
-        "ServiceAccount/siprtmp-system", "ClusterRole/-", "ClusterRoleBinding/-",
-        "Deployment/siprtmp-system"])
+    assert kinds(docs) == sorted(
+        [
+            "ServiceAccount/siprtmp-system",
+            "ClusterRole/-",
+            "ClusterRoleBinding/-",
+            "Deployment/siprtmp-system",
+        ]
+    )
     rules = [d for d in docs if d["kind"] == "ClusterRole"]
     resources = {r for role in rules for rule in role["rules"] for r in rule["resources"]}
     assert "secrets" not in resources and "nodes" not in resources
@@ -55,7 +69,11 @@ def test_namespaced_render_uses_roles_only_in_watched_namespaces() -> None:
     docs = render_chart("watchNamespaces={team-a,team-b}")
     roles = [d for d in docs if d["kind"] in {"Role", "RoleBinding"}]
     assert sorted(d["metadata"]["namespace"] for d in roles) == [
-        "team-a", "team-a", "team-b", "team-b"]
+        "team-a",
+        "team-a",
+        "team-b",
+        "team-b",
+    ]
     assert not [d for d in docs if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
 
 
@@ -71,12 +89,17 @@ def test_monitors_and_schema() -> None:
 def test_namespaced_install_reconciles_only_its_namespace(tmp_path: Path) -> None:
     """A second cluster with watchNamespaces=[team-a]: Roles suffice for the whole job."""
     docs = render_chart("watchNamespaces={team-a}")
-    spec = {"callee": "sip:a@sip.example.test", "rtmpUrl": "rtmp://r.example.test/live",
-            "rtmpStream": "ns-test"}
+    spec = {
+        "callee": "sip:a@sip.example.test",
+        "rtmpUrl": "rtmp://r.example.test/live",
+        "rtmpStream": "ns-test",
+    }
     with running_cluster(tmp_path, docs) as c:
         c.namespace("team-b")
-        wait_for("default SA in team-a",
-                 lambda: c.core.read_namespaced_service_account("default", "team-a"))
+        wait_for(
+            "default SA in team-a",
+            lambda: c.core.read_namespaced_service_account("default", "team-a"),
+        )
         c.create_bridge("team-a", "watched", spec)
         c.create_bridge("team-b", "ignored", {**spec, "rtmpStream": "other"})
         c.wait_pod("team-a", "watched-bridge-0")
@@ -87,7 +110,8 @@ def test_namespaced_install_reconciles_only_its_namespace(tmp_path: Path) -> Non
         assert c.pods("team-b") == []
         # And the operator's identity really is namespace-bound.
         op = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
-            str(c.operator.kubeconfig))
+            str(c.operator.kubeconfig)
+        )
         with pytest.raises(ApiException) as info:
             kubernetes.client.CoreV1Api(op).list_namespaced_pod("team-b")
         assert info.value.status == 403

@@ -55,21 +55,39 @@ def spec(**changes: Any) -> dict[str, Any]:
     return out
 
 
-def doc(phase: str, call: str | None, stream: str | None, *, reason: str = "",
-        bytes_sent: int = 0, exit_code: int | None = None) -> dict[str, Any]:
+def doc(
+    phase: str,
+    call: str | None,
+    stream: str | None,
+    *,
+    reason: str = "",
+    bytes_sent: int = 0,
+    exit_code: int | None = None,
+) -> dict[str, Any]:
     """A bridge status document as docs/bridge-process.md defines it."""
     return {
         "phase": phase,
         "reason": reason or phase,
         "message": f"{phase.lower()} (test)",
         "exitCode": exit_code,
-        "call": None if call is None else {
-            "state": call, "sipStatusCode": 200 if call == "ESTABLISHED" else None,
-            "reason": "OK" if call == "ESTABLISHED" else None, "sipCallId": "abc@test",
-            "codec": "PCMU/8000", "startedAt": "2026-01-01T00:00:00Z"},
-        "stream": None if stream is None else {
-            "state": stream, "url": "rtmp://rtmp.example.test:1935/live/***",
-            "bytesSent": bytes_sent, "reconnects": 0},
+        "call": None
+        if call is None
+        else {
+            "state": call,
+            "sipStatusCode": 200 if call == "ESTABLISHED" else None,
+            "reason": "OK" if call == "ESTABLISHED" else None,
+            "sipCallId": "abc@test",
+            "codec": "PCMU/8000",
+            "startedAt": "2026-01-01T00:00:00Z",
+        },
+        "stream": None
+        if stream is None
+        else {
+            "state": stream,
+            "url": "rtmp://rtmp.example.test:1935/live/***",
+            "bytesSent": bytes_sent,
+            "reconnects": 0,
+        },
     }
 
 
@@ -89,7 +107,11 @@ def test_create_makes_a_locked_down_pod(cluster: Cluster, ns: str) -> None:
 
     owner = meta["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
-        "SipRtmpBridge", "call-a", created["metadata"]["uid"], True)
+        "SipRtmpBridge",
+        "call-a",
+        created["metadata"]["uid"],
+        True,
+    )
     assert meta["labels"]["siprtmp.io/bridge"] == "call-a"
     assert meta["labels"]["app.kubernetes.io/managed-by"] == "sip-rtmp-operator"
 
@@ -156,16 +178,20 @@ def test_status_flows_to_streaming_then_succeeded(cluster: Cluster, ns: str) -> 
         # What `kubectl get srb` shows: the server-side table with the printer columns.
         table = cluster.cp.get(
             f"/apis/siprtmp.io/v1alpha1/namespaces/{ns}/siprtmpbridges",
-            accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+            accept="application/json;as=Table;v=v1;g=meta.k8s.io",
+        )
         names = [c["name"] for c in table["columnDefinitions"]]
         row = dict(zip(names, table["rows"][0]["cells"], strict=True))
         assert (row["Phase"], row["Call"], row["Stream"]) == (
-            "Streaming", "ESTABLISHED", "PUBLISHING")
+            "Streaming",
+            "ESTABLISHED",
+            "PUBLISHING",
+        )
 
         bridge.doc = doc("Streaming", "ESTABLISHED", "PUBLISHING", bytes_sent=99999)
-        obj = cluster.wait_bridge(ns, "call-b",
-                                  lambda o: o["status"]["stream"]["bytesSent"] == 99999,
-                                  "bytesSent updated")
+        obj = cluster.wait_bridge(
+            ns, "call-b", lambda o: o["status"]["stream"]["bytesSent"] == 99999, "bytesSent updated"
+        )
         assert cond(obj, "Ready")["lastTransitionTime"] == ready_since
 
         # The RTMP server drops the stream: the call stays up while the bridge reconnects.
@@ -177,8 +203,14 @@ def test_status_flows_to_streaming_then_succeeded(cluster: Cluster, ns: str) -> 
         bridge.doc = doc("Streaming", "ESTABLISHED", "PUBLISHING", bytes_sent=100000)
         cluster.wait_phase(ns, "call-b", "Streaming")
 
-        final = doc("Succeeded", "FINISH", "UNPUBLISHED", reason="RemoteHangup",
-                    bytes_sent=123456, exit_code=0)
+        final = doc(
+            "Succeeded",
+            "FINISH",
+            "UNPUBLISHED",
+            reason="RemoteHangup",
+            bytes_sent=123456,
+            exit_code=0,
+        )
         cluster.set_pod_terminated(ns, "call-b-bridge-0", 0, json.dumps(final))
     obj = cluster.wait_phase(ns, "call-b", "Succeeded")
     st = obj["status"]
@@ -188,8 +220,14 @@ def test_status_flows_to_streaming_then_succeeded(cluster: Cluster, ns: str) -> 
     assert cond(obj, "Ready")["status"] == "False"
 
     # Kubernetes Events on the transitions, and the metrics saw them.
-    reasons = wait_for("events", lambda: {e["reason"] for e in cluster.events(ns, "call-b")}
-                       if len(cluster.events(ns, "call-b")) >= 3 else None)
+    reasons = wait_for(
+        "events",
+        lambda: (
+            {e["reason"] for e in cluster.events(ns, "call-b")}
+            if len(cluster.events(ns, "call-b")) >= 3
+            else None
+        ),
+    )
     assert {"Streaming", "RemoteHangup"} <= reasons, reasons
     metrics = cluster.operator.metrics()
     assert "siprtmp_operator_creation_to_streaming_seconds_count" in metrics
@@ -210,9 +248,12 @@ def test_failed_call_redials_then_gives_up(
     if retryable:
         # Redial: a new pod after the backoff, counted in status.
         cluster.wait_pod(ns, "call-c-bridge-1")
-        obj = cluster.wait_bridge(ns, "call-c",
-                                  lambda o: o["status"].get("podName") == "call-c-bridge-1",
-                                  "second attempt placed")
+        obj = cluster.wait_bridge(
+            ns,
+            "call-c",
+            lambda o: o["status"].get("podName") == "call-c-bridge-1",
+            "second attempt placed",
+        )
         assert obj["status"]["retries"] == 1 and obj["status"]["attempt"] == 1
         assert obj["status"]["lastFailure"]["reason"] == reason
         cluster.set_pod_terminated(ns, "call-c-bridge-1", exit_code, failure)
@@ -222,7 +263,8 @@ def test_failed_call_redials_then_gives_up(
     assert ("maxRetries (1) reached" if retryable else "not retryable") in obj["status"]["message"]
     time.sleep(1.5)  # several reconcile ticks: nothing more happens to a Failed bridge
     assert sorted(p["metadata"]["name"] for p in cluster.pods(ns)) == (
-        ["call-c-bridge-0", "call-c-bridge-1"] if retryable else ["call-c-bridge-0"])
+        ["call-c-bridge-0", "call-c-bridge-1"] if retryable else ["call-c-bridge-0"]
+    )
     assert any(e["type"] == "Warning" for e in cluster.events(ns, "call-c"))
 
 
@@ -244,9 +286,14 @@ def test_delete_mid_call_stops_pod_gracefully(cluster: Cluster, ns: str) -> None
         cluster.set_pod_running(ns, "call-e-bridge-0", ip)
         cluster.wait_phase(ns, "call-e", "Streaming")
         cluster.delete_bridge(ns, "call-e")
-        pod = wait_for("pod terminating",
-                       lambda: (p := cluster.pod(ns, "call-e-bridge-0"))
-                       and p["metadata"].get("deletionTimestamp") and p)
+        pod = wait_for(
+            "pod terminating",
+            lambda: (
+                (p := cluster.pod(ns, "call-e-bridge-0"))
+                and p["metadata"].get("deletionTimestamp")
+                and p
+            ),
+        )
         # SIGTERM with the configured grace period: the bridge sends BYE and flushes.
         assert pod["metadata"]["deletionGracePeriodSeconds"] == 7
         obj = cluster.wait_phase(ns, "call-e", "Terminating")
@@ -271,9 +318,12 @@ def test_operator_restart_mid_call(cluster: Cluster, ns: str) -> None:
         time.sleep(1)
         assert cluster.bridge(ns, "call-f")["status"]["stream"]["bytesSent"] == 1000  # type: ignore[index]
         cluster.operator.start()
-        after = cluster.wait_bridge(ns, "call-f",
-                                    lambda o: o["status"]["stream"]["bytesSent"] == 2000,
-                                    "status resumed after restart")
+        after = cluster.wait_bridge(
+            ns,
+            "call-f",
+            lambda o: o["status"]["stream"]["bytesSent"] == 2000,
+            "status resumed after restart",
+        )
     assert [p["metadata"]["name"] for p in cluster.pods(ns)] == ["call-f-bridge-0"]
     for key in ("podName", "attempt", "startedAt", "streamingAt"):
         assert after["status"][key] == before["status"][key], key
@@ -285,8 +335,9 @@ def test_duplicate_stream_is_refused(cluster: Cluster, ns: str) -> None:
     cluster.wait_pod(ns, "first-bridge-0")
     cluster.wait_bridge(ns, "first", lambda o: bool(o["status"].get("podName")), "placed")
     # Same stream, spelled differently (host case, default port, trailing slash).
-    cluster.create_bridge(ns, "second", spec(rtmpUrl="rtmp://RTMP.example.test/live/",
-                                             rtmpStream="shared"))
+    cluster.create_bridge(
+        ns, "second", spec(rtmpUrl="rtmp://RTMP.example.test/live/", rtmpStream="shared")
+    )
     obj = cluster.wait_phase(ns, "second", "Failed")
     assert obj["status"]["reason"] == "DuplicateStream"
     assert f"{ns}/first" in obj["status"]["message"]
@@ -310,28 +361,50 @@ def test_ttl_after_finished_deletes_bridge_and_pod(cluster: Cluster, ns: str) ->
         cluster.wait_phase(ns, name, "Succeeded")
     wait_for("bridge deleted after TTL", lambda: cluster.bridge(ns, "call-g") is None, timeout=20)
     # kube-controller-manager's garbage collector removes the owned pod.
-    wait_for("pod garbage-collected", lambda: cluster.pod(ns, "call-g-bridge-0") is None,
-             timeout=60)
+    wait_for(
+        "pod garbage-collected", lambda: cluster.pod(ns, "call-g-bridge-0") is None, timeout=60
+    )
     time.sleep(1)
     assert cluster.bridge(ns, "call-h") is not None  # no TTL: kept
 
 
 def test_host_network_windows_and_node_external_ip(cluster: Cluster, ns: str) -> None:
     node_name = f"edge-{ns}"
-    cluster.core.create_node(kubernetes.client.V1Node(
-        metadata=kubernetes.client.V1ObjectMeta(name=node_name)))
-    cluster.core.patch_node_status(node_name, {"status": {
-        "addresses": [{"type": "InternalIP", "address": "10.1.2.3"},
-                      {"type": "ExternalIP", "address": "203.0.113.7"}],
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                        "message": "test", "lastHeartbeatTime": None}],
-    }})
+    cluster.core.create_node(
+        kubernetes.client.V1Node(metadata=kubernetes.client.V1ObjectMeta(name=node_name))
+    )
+    cluster.core.patch_node_status(
+        node_name,
+        {
+            "status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": "10.1.2.3"},
+                    {"type": "ExternalIP", "address": "203.0.113.7"},
+                ],
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "KubeletReady",
+                        "message": "test",
+                        "lastHeartbeatTime": None,
+                    }
+                ],
+            }
+        },
+    )
     try:
         host = {"mode": "HostNetwork"}
         cluster.create_bridge(ns, "hn-a", spec(rtmpStream="a", networking=host))
         cluster.create_bridge(ns, "hn-b", spec(rtmpStream="b", networking=host))
-        cluster.create_bridge(ns, "hn-c", spec(rtmpStream="c", networking={
-            "mode": "HostNetwork", "publicAddressSource": "NodeExternalIP"}))
+        cluster.create_bridge(
+            ns,
+            "hn-c",
+            spec(
+                rtmpStream="c",
+                networking={"mode": "HostNetwork", "publicAddressSource": "NodeExternalIP"},
+            ),
+        )
         windows = []
         for name in ("hn-a", "hn-b", "hn-c"):
             pod = cluster.wait_pod(ns, f"{name}-bridge-0")
@@ -341,8 +414,9 @@ def test_host_network_windows_and_node_external_ip(cluster: Cluster, ns: str) ->
             assert handed["nat"]["rtpPortMin"] in ports and handed["nat"]["rtpPortMax"] in ports
             assert all(40000 <= p <= 40031 for p in ports)
             windows.append(ports)
-            status = cluster.wait_bridge(ns, name, lambda o: "networking" in o["status"],
-                                         "networking in status")["status"]["networking"]
+            status = cluster.wait_bridge(
+                ns, name, lambda o: "networking" in o["status"], "networking in status"
+            )["status"]["networking"]
             assert status["rtpPortMin"] == handed["nat"]["rtpPortMin"]
         assert not (windows[0] & windows[1]) and not (windows[1] & windows[2])
         assert not (windows[0] & windows[2])
@@ -351,7 +425,8 @@ def test_host_network_windows_and_node_external_ip(cluster: Cluster, ns: str) ->
         handed = json.loads(pod_c["metadata"]["annotations"]["siprtmp.io/spec"])
         assert handed["nat"]["publicAddress"] == "203.0.113.7"
         terms = pod_c["spec"]["affinity"]["nodeAffinity"][
-            "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]["nodeSelectorTerms"]
         assert terms[0]["matchFields"][0]["values"] == [node_name]
     finally:
         cluster.core.delete_node(node_name)
@@ -362,18 +437,30 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("http-url", spec(rtmpUrl="http://rtmp.example.test/live"), "spec.rtmpUrl"),
     ("bad-callee", spec(callee="sip:bad callee@x"), "spec.callee"),
     ("user-no-domain", spec(callee="alice", connection={}), "needs connection.sipDomain"),
-    ("transport", spec(connection={**SPEC["connection"], "sipTransport": "sctp"}),
-     "spec.connection.sipTransport: Unsupported value"),
-    ("port", spec(connection={**SPEC["connection"], "sipPort": 70000}),
-     "spec.connection.sipPort: Invalid value"),
+    (
+        "transport",
+        spec(connection={**SPEC["connection"], "sipTransport": "sctp"}),
+        "spec.connection.sipTransport: Unsupported value",
+    ),
+    (
+        "port",
+        spec(connection={**SPEC["connection"], "sipPort": 70000}),
+        "spec.connection.sipPort: Invalid value",
+    ),
     ("register", spec(connection={"sipRegisterRequired": True}), "sipRegisterRequired needs"),
     ("rtp-range", spec(nat={"rtpPortMin": 20000, "rtpPortMax": 10000}), "rtpPortMin must be below"),
     ("rate", spec(audio={"sampleRate": 22050}), "spec.audio.sampleRate: Unsupported value"),
     ("stream-space", spec(rtmpStream="a b"), "spec.rtmpStream"),
-    ("external-ip", spec(networking={"publicAddressSource": "NodeExternalIP"}),
-     "NodeExternalIP needs mode HostNetwork"),
-    ("secret-ref", spec(connection={"sipPasswordSecretRef": {"name": "x"}}),
-     "spec.connection.sipPasswordSecretRef.key: Required"),
+    (
+        "external-ip",
+        spec(networking={"publicAddressSource": "NodeExternalIP"}),
+        "NodeExternalIP needs mode HostNetwork",
+    ),
+    (
+        "secret-ref",
+        spec(connection={"sipPasswordSecretRef": {"name": "x"}}),
+        "spec.connection.sipPasswordSecretRef.key: Required",
+    ),
     ("retries", spec(maxRetries=-1), "spec.maxRetries"),
 ]
 
@@ -403,12 +490,18 @@ def test_admission_rejects_long_names_and_changes_to_a_placed_call(
     ):
         with pytest.raises(ApiException) as info:
             cluster.custom.patch_namespaced_custom_object(
-                "siprtmp.io", "v1alpha1", ns, "siprtmpbridges", "placed", {"spec": change})
+                "siprtmp.io", "v1alpha1", ns, "siprtmpbridges", "placed", {"spec": change}
+            )
         assert info.value.status == 422 and message in str(info.value.body), info.value.body
     # Policy fields may change: they act on what happens after the call.
     cluster.custom.patch_namespaced_custom_object(
-        "siprtmp.io", "v1alpha1", ns, "siprtmpbridges", "placed",
-        {"spec": {"ttlSecondsAfterFinished": 60}})
+        "siprtmp.io",
+        "v1alpha1",
+        ns,
+        "siprtmpbridges",
+        "placed",
+        {"spec": {"ttlSecondsAfterFinished": 60}},
+    )
 
 
 def test_printer_columns_and_short_name(cluster: Cluster) -> None:
@@ -426,9 +519,11 @@ def test_operator_identity_is_the_charts_service_account(cluster: Cluster) -> No
 
     def allowed(verb: str, resource: str, group: str = "", sub: str = "") -> bool:
         attrs = kubernetes.client.V1ResourceAttributes(
-            verb=verb, resource=resource, group=group, subresource=sub, namespace="any")
+            verb=verb, resource=resource, group=group, subresource=sub, namespace="any"
+        )
         body = kubernetes.client.V1SubjectAccessReview(
-            spec=kubernetes.client.V1SubjectAccessReviewSpec(user=sa, resource_attributes=attrs))
+            spec=kubernetes.client.V1SubjectAccessReviewSpec(user=sa, resource_attributes=attrs)
+        )
         status = review.create_subject_access_review(body).status
         return bool(status and status.allowed)
 
@@ -446,13 +541,18 @@ def test_operator_probes(cluster: Cluster) -> None:
         with urllib.request.urlopen(cluster.operator.url + path, timeout=5) as resp:
             assert resp.status == 200
     metrics = cluster.operator.metrics()
-    for name in ("siprtmp_operator_bridges", "siprtmp_operator_reconcile_errors_total",
-                 "siprtmp_operator_creation_to_pod_running_seconds"):
+    for name in (
+        "siprtmp_operator_bridges",
+        "siprtmp_operator_reconcile_errors_total",
+        "siprtmp_operator_creation_to_pod_running_seconds",
+    ):
         assert name in metrics
 
 
-@pytest.mark.parametrize("path", sorted(
-    p.name for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")))
+@pytest.mark.parametrize(
+    "path",
+    sorted(p.name for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")),
+)
 def test_examples_are_admitted(cluster: Cluster, ns: str, path: str) -> None:
     """Every example resource passes the CRD's validation (server-side dry run)."""
     example = Path(__file__).resolve().parents[2] / "examples" / path
@@ -460,7 +560,8 @@ def test_examples_are_admitted(cluster: Cluster, ns: str, path: str) -> None:
         if not obj or obj.get("kind") != "SipRtmpBridge":
             continue
         created = cluster.custom.create_namespaced_custom_object(
-            "siprtmp.io", "v1alpha1", ns, "siprtmpbridges", obj, dry_run="All")
+            "siprtmp.io", "v1alpha1", ns, "siprtmpbridges", obj, dry_run="All"
+        )
         assert cast(dict[str, Any], created)["metadata"]["name"] == obj["metadata"]["name"]
 
 
@@ -469,4 +570,5 @@ def test_kind_example_is_admitted(cluster: Cluster) -> None:
     obj = yaml.safe_load((kind_dir / "bridge.yaml").read_text())
     cluster.namespace("demo")
     cluster.custom.create_namespaced_custom_object(
-        "siprtmp.io", "v1alpha1", "demo", "siprtmpbridges", obj, dry_run="All")
+        "siprtmp.io", "v1alpha1", "demo", "siprtmpbridges", obj, dry_run="All"
+    )

@@ -38,11 +38,18 @@ def kubelets() -> Iterator[list[LocalKubelet]]:
         kubelet.stop()
 
 
-def run_pod(cluster: Cluster, kubelets: list[LocalKubelet], tmp_path: Path, ns: str,
-            pod_name: str) -> LocalKubelet:
+def run_pod(
+    cluster: Cluster, kubelets: list[LocalKubelet], tmp_path: Path, ns: str, pod_name: str
+) -> LocalKubelet:
     pod = cluster.wait_pod(ns, pod_name)
-    kubelet = LocalKubelet(cluster.core, ns, pod_name, ip=cluster.loopback_ip(),
-                           workdir=tmp_path / pod_name, command=BRIDGE)
+    kubelet = LocalKubelet(
+        cluster.core,
+        ns,
+        pod_name,
+        ip=cluster.loopback_ip(),
+        workdir=tmp_path / pod_name,
+        command=BRIDGE,
+    )
     kubelets.append(kubelet)
     kubelet.start(pod)
     return kubelet
@@ -54,25 +61,24 @@ def bridge_spec(peer: SippPeer, rtmp: NginxRtmp, stream: str, **extra: Any) -> d
         "rtmpUrl": rtmp.url,
         "rtmpStream": stream,
         "hasAudio": False,
-        "connection": {"sipLogin": "bridge",
-                       "sipPasswordSecretRef": {"name": "acct", "key": "password"}},
+        "connection": {
+            "sipLogin": "bridge",
+            "sipPasswordSecretRef": {"name": "acct", "key": "password"},
+        },
         "nat": {"bindAddress": "127.0.0.1", "rtpPortMin": 30000, "rtpPortMax": 40000},
         **extra,
     }
 
 
-def tone_peer(sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path],
-              scenario: str, seconds: float) -> SippPeer:
-    return sipp(scenario, pcap=tone_pcap("PCMU", seconds), payload_type=0, codec="PCMU/8000",
-                direction="sendonly", call_ms=int(seconds * 1000) + 500, wait_ms=30000)
-
-
 def test_real_bridge_streams_then_stops_on_delete(
-    cluster: Cluster, ns: str, kubelets: list[LocalKubelet], tmp_path: Path,
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    tone_pcap: Callable[[str, float], Path],
+    cluster: Cluster,
+    ns: str,
+    kubelets: list[LocalKubelet],
+    tmp_path: Path,
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
 ) -> None:
-    peer = tone_peer(sipp, tone_pcap, "uas_tone_wait_bye.xml", 10.0)
+    peer = tone_peer(10.0, "uas_tone_wait_bye.xml")
     cluster.secret(ns, "acct", "password", PASSWORD)
     cluster.create_bridge(ns, "live", bridge_spec(peer, rtmp_server, "live"))
     kubelet = run_pod(cluster, kubelets, tmp_path, ns, "live-bridge-0")
@@ -84,8 +90,14 @@ def test_real_bridge_streams_then_stops_on_delete(
     assert status["stream"]["url"] == f"{rtmp_server.url}/***"
     ready = {c["type"]: c["status"] for c in status["conditions"]}
     assert ready == {"CallEstablished": "True", "Streaming": "True", "Ready": "True"}
-    wait_for("bytes flowing", lambda: (b := cluster.bridge(ns, "live")) is not None
-             and b["status"]["stream"]["bytesSent"] > 8000, timeout=15)
+    wait_for(
+        "bytes flowing",
+        lambda: (
+            (b := cluster.bridge(ns, "live")) is not None
+            and b["status"]["stream"]["bytesSent"] > 8000
+        ),
+        timeout=15,
+    )
     cluster.delete_bridge(ns, "live")
     # Delete → graceful pod stop → SIGTERM → the bridge sends BYE and closes the stream.
     wait_for("bridge gone", lambda: cluster.bridge(ns, "live") is None, timeout=30)
@@ -99,11 +111,14 @@ def test_real_bridge_streams_then_stops_on_delete(
 
 
 def test_real_bridge_call_ends_and_the_resource_succeeds(
-    cluster: Cluster, ns: str, kubelets: list[LocalKubelet], tmp_path: Path,
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
-    tone_pcap: Callable[[str, float], Path],
+    cluster: Cluster,
+    ns: str,
+    kubelets: list[LocalKubelet],
+    tmp_path: Path,
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
 ) -> None:
-    peer = tone_peer(sipp, tone_pcap, "uas_tone_hangup.xml", 4.0)
+    peer = tone_peer(4.0)
     cluster.secret(ns, "acct", "password", PASSWORD)
     cluster.create_bridge(ns, "ends", bridge_spec(peer, rtmp_server, "ends"))
     run_pod(cluster, kubelets, tmp_path, ns, "ends-bridge-0")
@@ -121,8 +136,12 @@ def test_real_bridge_call_ends_and_the_resource_succeeds(
 
 
 def test_real_bridge_busy_is_redialled_then_fails(
-    cluster: Cluster, ns: str, kubelets: list[LocalKubelet], tmp_path: Path,
-    sipp: Callable[..., SippPeer], rtmp_server: NginxRtmp,
+    cluster: Cluster,
+    ns: str,
+    kubelets: list[LocalKubelet],
+    tmp_path: Path,
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
 ) -> None:
     peer = sipp("uas_reject.xml", calls=2, code=486, reason_phrase="Busy Here")
     cluster.secret(ns, "acct", "password", PASSWORD)
