@@ -37,6 +37,20 @@ class Outcome:
         return self.exit_code is ExitCode.OK
 
 
+# The reason a status shows for an exit code when nothing more specific is known (the operator
+# uses it when a pod ends without a termination message).
+REASON_BY_EXIT_CODE: dict[ExitCode, str] = {
+    ExitCode.OK: "Completed",
+    ExitCode.INTERNAL: "InternalError",
+    ExitCode.INVALID_SPEC: "InvalidSpec",
+    ExitCode.AUTH_FAILED: "AuthenticationFailed",
+    ExitCode.REJECTED: "Rejected",
+    ExitCode.NO_ANSWER: "NoAnswer",
+    ExitCode.RTP_INACTIVITY: "RtpInactivity",
+    ExitCode.RTMP_FAILED: "RtmpFailed",
+    ExitCode.UNREACHABLE: "Unreachable",
+}
+
 REASONS_BY_SIP_CODE: dict[int, str] = {
     401: "AuthenticationFailed",
     403: "AuthenticationFailed",

@@ -31,6 +31,11 @@ def redact_url(url: str, stream_key: str | None = None) -> str:
     return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
+def redacted_publish_url(rtmp_url: str, rtmp_stream: str) -> str:
+    """``rtmpUrl/rtmpStream`` as status and logs show it: the stream key masked."""
+    return redact_url(f"{rtmp_url.rstrip('/')}/{rtmp_stream}", stream_key=rtmp_stream)
+
+
 def scrub(text: str, secrets: tuple[str | None, ...]) -> str:
     """Replace every occurrence of each non-empty secret in free text (log lines, reasons)."""
     for secret in secrets:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from siprtmp_bridge.redact import redact_url
+from siprtmp_bridge.redact import redact_url, redacted_publish_url
 
 TRANSPORTS = ("udp", "tcp", "tls")
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "speex/16000")
@@ -119,7 +119,7 @@ class BridgeSpec:
 
     @property
     def redacted_publish_url(self) -> str:
-        return redact_url(self.publish_url, stream_key=self.rtmp_stream)
+        return redacted_publish_url(self.rtmp_url, self.rtmp_stream)
 
 
 def load_spec_file(path: Path, password_file: Path | None = None) -> BridgeSpec:
@@ -172,7 +172,8 @@ def parse_spec(document: Any, password: str | None = None) -> BridgeSpec:
             rtmp_reconnect_seconds=reader.number("rtmpReconnectTimeoutSeconds", 60.0, minimum=0),
         ),
     )
-    reader.check_unknown(_TOP_LEVEL_FIELDS)
+    # The seed's later flat shape of /rest-api/call/startup puts connection fields on top.
+    reader.check_unknown(_TOP_LEVEL_FIELDS | _CONNECTION_FIELDS)
     return spec
 
 
@@ -197,16 +198,6 @@ _TOP_LEVEL_FIELDS = frozenset(
         "ttlSecondsAfterFinished",
         "networking",
         "video",
-        # The seed's later flat shape of /rest-api/call/startup puts connection fields on top.
-        "sipLogin",
-        "sipPassword",
-        "sipAuthenticationName",
-        "sipDomain",
-        "sipPort",
-        "sipRegisterRequired",
-        "sipOutboundProxy",
-        "sipTransport",
-        "appKey",
     }
 )
 

@@ -20,7 +20,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "variables (see docs/operator.md).",
     )
     parser.add_argument(
-        "-n", "--namespace", action="append", default=[],
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
         help="namespace to watch (repeatable; default: SIPRTMP_WATCH_NAMESPACES, else all)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -148,13 +148,22 @@ def build_registry(
 
     @kopf.index(*bridges, id="bridges_by_stream", registry=reg)
     def bridges_by_stream(
-        *, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, uid: str, name: str,
-        namespace: str | None, **_: Any
+        *,
+        spec: kopf.Spec,
+        status: kopf.Status,
+        meta: kopf.Meta,
+        uid: str,
+        name: str,
+        namespace: str | None,
+        **_: Any,
     ) -> Any:
         ref = BridgeRef(
-            namespace=namespace or "", name=name, uid=uid,
+            namespace=namespace or "",
+            name=name,
+            uid=uid,
             created=str(meta.get("creationTimestamp") or ""),
-            phase=status.get("phase"), placed=bool(status.get("podName")),
+            phase=status.get("phase"),
+            placed=bool(status.get("podName")),
         )
         return {stream_key(spec): ref}
 
@@ -167,8 +176,11 @@ def build_registry(
 
     def network_plan(
         *,
-        spec: Mapping[str, Any], uid: str, status: Mapping[str, Any],
-        slots_index: Mapping[Any, Iterable[int]], pods_index: Mapping[Any, Iterable[JSON]],
+        spec: Mapping[str, Any],
+        uid: str,
+        status: Mapping[str, Any],
+        slots_index: Mapping[Any, Iterable[int]],
+        pods_index: Mapping[Any, Iterable[JSON]],
     ) -> NetworkPlan:
         mode, source = effective_mode(spec, settings)
         window = None
@@ -192,13 +204,27 @@ def build_registry(
             if choice is None:
                 raise PlacementError("no Ready node has an ExternalIP address")
             node, ip = choice
-        return NetworkPlan(mode=mode, public_address_source=source, window=window,
-                           node_name=node, public_address=ip)
+        return NetworkPlan(
+            mode=mode,
+            public_address_source=source,
+            window=window,
+            node_name=node,
+            public_address=ip,
+        )
 
     @kopf.timer(*bridges, id="reconcile", interval=settings.poll_interval_seconds, registry=reg)
     def reconcile(
-        *, body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, name: str,
-        namespace: str | None, uid: str, patch: kopf.Patch, logger: Logger, **kwargs: Any,
+        *,
+        body: kopf.Body,
+        meta: kopf.Meta,
+        spec: kopf.Spec,
+        status: kopf.Status,
+        name: str,
+        namespace: str | None,
+        uid: str,
+        patch: kopf.Patch,
+        logger: Logger,
+        **kwargs: Any,
     ) -> None:
         # kopf passes each index under its indexing function's name.
         pods_index: kopf.Index[Any, JSON] = kwargs["bridge_pods"]
@@ -208,23 +234,43 @@ def build_registry(
             return
         try:
             with lock_for(uid):
-                _reconcile(body=body, spec=spec, status=status, name=name,
-                           namespace=namespace or "", uid=uid, patch=patch, logger=logger,
-                           pods_index=pods_index, streams_index=streams_index,
-                           slots_index=slots_index)
+                _reconcile(
+                    body=body,
+                    spec=spec,
+                    status=status,
+                    name=name,
+                    namespace=namespace or "",
+                    uid=uid,
+                    patch=patch,
+                    logger=logger,
+                    pods_index=pods_index,
+                    streams_index=streams_index,
+                    slots_index=slots_index,
+                )
         except Exception:
             RECONCILE_ERRORS.labels("reconcile").inc()
             logger.exception("reconcile step failed; retrying on the next tick")
 
     def _reconcile(
-        *, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str, namespace: str,
-        uid: str, patch: kopf.Patch, logger: Logger,
-        pods_index: kopf.Index[Any, JSON], streams_index: kopf.Index[str, BridgeRef],
+        *,
+        body: kopf.Body,
+        spec: kopf.Spec,
+        status: kopf.Status,
+        name: str,
+        namespace: str,
+        uid: str,
+        patch: kopf.Patch,
+        logger: Logger,
+        pods_index: kopf.Index[Any, JSON],
+        streams_index: kopf.Index[str, BridgeRef],
         slots_index: kopf.Index[str, int],
     ) -> None:
         now = now_utc()
-        resource: JSON = {"metadata": dict(body.metadata), "spec": dict(spec),
-                          "status": copy.deepcopy(dict(status))}
+        resource: JSON = {
+            "metadata": dict(body.metadata),
+            "spec": dict(spec),
+            "status": copy.deepcopy(dict(status)),
+        }
         prev = resource["status"]
         attempt = int(prev.get("attempt", 0))
         current = pod_name(name, attempt)
@@ -243,8 +289,14 @@ def build_registry(
             live = fetch(url, settings.status_timeout_seconds) if url else None
         duplicate = None
         if attempt == 0 and not prev.get("podName"):
-            me = BridgeRef(namespace, name, uid, str(body.metadata.get("creationTimestamp") or ""),
-                           prev.get("phase"), False)
+            me = BridgeRef(
+                namespace,
+                name,
+                uid,
+                str(body.metadata.get("creationTimestamp") or ""),
+                prev.get("phase"),
+                False,
+            )
             owner = duplicate_owner(me, streams_index.get(stream_key(spec), []))
             duplicate = f"{owner.namespace}/{owner.name}" if owner else None
 
@@ -256,23 +308,36 @@ def build_registry(
             return
         if plan.create_pod is not None:
             try:
-                net = network_plan(spec=spec, uid=uid, status=prev, slots_index=slots_index,
-                                   pods_index=pods_index)
+                net = network_plan(
+                    spec=spec, uid=uid, status=prev, slots_index=slots_index, pods_index=pods_index
+                )
             except PlacementError as exc:
-                new_status = merge_status(prev, {
-                    "phase": "Pending", "reason": "NoPlacement", "message": str(exc)})
+                new_status = merge_status(
+                    prev, {"phase": "Pending", "reason": "NoPlacement", "message": str(exc)}
+                )
                 _write(body=body, patch=patch, prev=prev, new=new_status, events=[], uid=uid)
                 return
-            manifest = build_pod(name=name, namespace=namespace, uid=uid, spec=spec,
-                                 attempt=plan.create_pod, plan=net, settings=settings)
+            manifest = build_pod(
+                name=name,
+                namespace=namespace,
+                uid=uid,
+                spec=spec,
+                attempt=plan.create_pod,
+                plan=net,
+                settings=settings,
+            )
             if kube().create_pod(manifest):
                 PODS_CREATED.inc()
                 logger.info("created bridge pod %s", manifest["metadata"]["name"])
             networking: JSON = {"mode": net.mode}
             if net.window is not None:
-                networking.update(portSlot=net.window.slot, statusPort=net.window.status_port,
-                                  sipPort=net.window.sip_port, rtpPortMin=net.window.rtp_min,
-                                  rtpPortMax=net.window.rtp_max)
+                networking.update(
+                    portSlot=net.window.slot,
+                    statusPort=net.window.status_port,
+                    sipPort=net.window.sip_port,
+                    rtpPortMin=net.window.rtp_min,
+                    rtpPortMax=net.window.rtp_max,
+                )
             if net.node_name:
                 networking.update(nodeName=net.node_name, publicAddress=net.public_address)
             new_status = {**new_status, "networking": networking}
@@ -296,8 +361,13 @@ def build_registry(
         return {**copy.deepcopy(dict(prev)), **changes}
 
     def _write(
-        *, body: kopf.Body, patch: kopf.Patch, prev: Mapping[str, Any], new: Mapping[str, Any],
-        events: list[tuple[str, str, str]], uid: str,
+        *,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        prev: Mapping[str, Any],
+        new: Mapping[str, Any],
+        events: list[tuple[str, str, str]],
+        uid: str,
     ) -> None:
         diff = merge_patch(prev, new)
         if diff:
@@ -308,8 +378,15 @@ def build_registry(
 
     @kopf.on.delete(*bridges, id="stop", registry=reg)
     def stop(
-        *, name: str, namespace: str | None, uid: str, status: kopf.Status, patch: kopf.Patch,
-        runtime: timedelta, logger: Logger, **_: Any,
+        *,
+        name: str,
+        namespace: str | None,
+        uid: str,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        runtime: timedelta,
+        logger: Logger,
+        **_: Any,
     ) -> None:
         """Stop the bridge pods gracefully (SIGTERM → the bridge sends BYE) before letting go."""
         ns = namespace or ""
@@ -322,23 +399,30 @@ def build_registry(
             pods = kube().list_pods(ns, f"{LABEL_BRIDGE_UID}={uid}")
             for pod in pods:
                 if not pod["metadata"].get("deletionTimestamp"):
-                    kube().delete_pod(ns, pod["metadata"]["name"],
-                                      settings.bridge_termination_grace_seconds)
+                    kube().delete_pod(
+                        ns, pod["metadata"]["name"], settings.bridge_termination_grace_seconds
+                    )
         except Exception:
             RECONCILE_ERRORS.labels("delete").inc()
             raise
-        running = [p for p in pods if (p.get("status") or {}).get("phase") not in
-                   {"Succeeded", "Failed"}]
+        running = [
+            p for p in pods if (p.get("status") or {}).get("phase") not in {"Succeeded", "Failed"}
+        ]
         if not running:
             return
         waited = runtime.total_seconds()
         if waited >= settings.terminating_timeout_seconds:
-            logger.warning("bridge pods of %s/%s still stopping after %.0fs; releasing",
-                           namespace, name, waited)
+            logger.warning(
+                "bridge pods of %s/%s still stopping after %.0fs; releasing",
+                namespace,
+                name,
+                waited,
+            )
             return
         if status.get("phase") not in TERMINAL_PHASES and status.get("phase") != "Terminating":
             patch.setdefault("status", {}).update(
-                phase="Terminating", reason="Deleting",
+                phase="Terminating",
+                reason="Deleting",
                 message="bridge deleted: hanging up the call and flushing the stream",
             )
         live = [p["metadata"]["name"] for p in running]

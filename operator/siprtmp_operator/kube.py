@@ -41,7 +41,8 @@ class Kube:
         """Create; False when it already exists (an earlier run created it: adopt it)."""
         try:
             self.core.create_namespaced_pod(
-                manifest["metadata"]["namespace"], manifest  # type: ignore[arg-type]
+                manifest["metadata"]["namespace"],
+                manifest,  # type: ignore[arg-type]
             )
         except ApiException as exc:
             if exc.status == 409:
@@ -65,7 +66,9 @@ class Kube:
     def delete_pod(self, namespace: str, name: str, grace_seconds: int) -> None:
         try:
             self.core.delete_namespaced_pod(
-                name, namespace, grace_period_seconds=grace_seconds,
+                name,
+                namespace,
+                grace_period_seconds=grace_seconds,
                 propagation_policy="Background",
             )
         except ApiException as exc:

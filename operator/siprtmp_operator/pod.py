@@ -33,9 +33,7 @@ from .settings import Settings
 JSON = dict[str, Any]
 
 
-def bridge_spec(
-    spec: Mapping[str, Any], uid: str, plan: NetworkPlan, settings: Settings
-) -> JSON:
+def bridge_spec(spec: Mapping[str, Any], uid: str, plan: NetworkPlan, settings: Settings) -> JSON:
     """The spec document handed to the bridge process: the resource's spec, completed.
 
     Adds the default ``callId`` (the resource UID), the operator's STUN servers when the
@@ -100,10 +98,14 @@ def build_pod(
     port = status_port(plan, settings)
     args = [
         "run",
-        "--spec", SPEC_FILE,
-        "--status-host", "0.0.0.0",
-        "--status-port", str(port),
-        "--termination-log", TERMINATION_LOG,
+        "--spec",
+        SPEC_FILE,
+        "--status-host",
+        "0.0.0.0",
+        "--status-port",
+        str(port),
+        "--termination-log",
+        TERMINATION_LOG,
     ]
     if secret_ref:
         args += ["--sip-password-file", PASSWORD_FILE]
@@ -219,8 +221,11 @@ def build_pod(
                     "nodeSelectorTerms": [
                         {
                             "matchFields": [
-                                {"key": "metadata.name", "operator": "In",
-                                 "values": [plan.node_name]}
+                                {
+                                    "key": "metadata.name",
+                                    "operator": "In",
+                                    "values": [plan.node_name],
+                                }
                             ]
                         }
                     ]

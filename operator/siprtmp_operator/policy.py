@@ -95,7 +95,11 @@ def stream_key(spec: Mapping[str, Any]) -> str:
     host = (parts.hostname or "").lower()
     path = parts.path.strip("/")
     stream = str(spec.get("rtmpStream") or "").strip("/")
-    return f"{scheme}://{host}:{port}/{path}/{stream}" if path else f"{scheme}://{host}:{port}/{stream}"
+    return (
+        f"{scheme}://{host}:{port}/{path}/{stream}"
+        if path
+        else f"{scheme}://{host}:{port}/{stream}"
+    )
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,11 @@ def plan_step(
         if full.get("phase") != prev.get("phase"):
             kind = "Warning" if full.get("phase") == "Failed" else "Normal"
             events.append(
-                (kind, str(full.get("reason") or full.get("phase")),
-                 f"{prev.get('phase') or 'New'} → {full.get('phase')}: {full.get('message', '')}")
+                (
+                    kind,
+                    str(full.get("reason") or full.get("phase")),
+                    f"{prev.get('phase') or 'New'} → {full.get('phase')}: {full.get('message', '')}",
+                )
             )
         return Plan(status=full, events=events, **kw)
 
@@ -111,8 +114,9 @@ def plan_step(
     if pod is None:
         # Our pod vanished (deleted by someone, evicted and garbage-collected): a failure.
         failed = copy.deepcopy(status)
-        failed.update(phase="Failed", reason="PodDeleted",
-                      message=f"bridge pod {current_pod} disappeared")
+        failed.update(
+            phase="Failed", reason="PodDeleted", message=f"bridge pod {current_pod} disappeared"
+        )
     else:
         failed = derive_status(status, pod, live, str(spec.get("rtmpUrl", "")), now)
         if failed.get("phase") != "Failed":

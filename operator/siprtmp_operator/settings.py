@@ -114,7 +114,9 @@ class Settings:
         settings = cls(
             bridge_image=_get(e, "BRIDGE_IMAGE", d.bridge_image),
             bridge_image_pull_policy=_choice(
-                e, "BRIDGE_IMAGE_PULL_POLICY", d.bridge_image_pull_policy,
+                e,
+                "BRIDGE_IMAGE_PULL_POLICY",
+                d.bridge_image_pull_policy,
                 {"Always", "IfNotPresent", "Never"},
             ),
             bridge_service_account=_get(e, "BRIDGE_SERVICE_ACCOUNT", d.bridge_service_account),

@@ -13,36 +13,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from siprtmp_bridge.outcome import REASON_BY_EXIT_CODE
+from siprtmp_bridge.redact import redacted_publish_url
+from siprtmp_bridge.status import ANSWERED_CALL_STATES, CallState, Phase, StreamState
 
 from .timeutil import fmt
 
 JSON = dict[str, Any]
 
-PHASES = (
-    "Pending", "Connecting", "Streaming", "Reconnecting", "Terminating", "Succeeded", "Failed",
+# The bridge's own status model is the single source of these names (its module is pure).
+PHASES = tuple(phase.value for phase in Phase)
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED.value, Phase.FAILED.value})
+LIVE_PHASES = frozenset(
+    {
+        Phase.CONNECTING.value,
+        Phase.STREAMING.value,
+        Phase.RECONNECTING.value,
+        Phase.TERMINATING.value,
+    }
 )
-TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
-LIVE_PHASES = frozenset({"Connecting", "Streaming", "Reconnecting", "Terminating"})
-CALL_STATES = frozenset(
-    {"NEW", "PENDING", "TRYING", "RING", "RING_MEDIA", "SESSION_PROGRESS", "ESTABLISHED", "HOLD",
-     "BUSY", "FAILED", "FINISH"}
-)
-STREAM_STATES = frozenset({"PENDING", "PUBLISHING", "RECONNECTING", "UNPUBLISHED", "FAILED"})
-ESTABLISHED_CALL_STATES = frozenset({"ESTABLISHED", "HOLD"})
+CALL_STATES = frozenset(state.value for state in CallState)
+STREAM_STATES = frozenset(state.value for state in StreamState)
+ESTABLISHED_CALL_STATES = frozenset(state.value for state in ANSWERED_CALL_STATES)
 
 #: Bridge exit code → status.reason when its termination message says nothing (bridge-process.md).
-EXIT_REASONS = {
-    0: "Completed",
-    1: "InternalError",
-    2: "InvalidSpec",
-    3: "AuthenticationFailed",
-    4: "Rejected",
-    5: "NoAnswer",
-    6: "RtpInactivity",
-    7: "RtmpFailed",
-    8: "Unreachable",
-}
+EXIT_REASONS = {int(code): reason for code, reason in REASON_BY_EXIT_CODE.items()}
 
 
 @dataclass(frozen=True)
@@ -130,14 +126,7 @@ def parse_status_document(text: str | None) -> JSON | None:
 
 def redact_stream_url(rtmp_url: str) -> str:
     """``rtmpUrl/***``: host and application kept, credentials and stream key hidden."""
-    parts = urlsplit(rtmp_url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    if parts.username or parts.password:
-        netloc = f"***@{netloc}"
-    base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-    return f"{base}/***"
+    return redacted_publish_url(rtmp_url, "stream-key")
 
 
 def _clean_call(doc: Mapping[str, Any] | None) -> JSON | None:
@@ -207,9 +196,11 @@ def derive_status(
             status["phase"] = "Failed"
             if doc is None or not doc.get("reason") or doc.get("phase") != "Failed":
                 status["reason"] = (
-                    obs.terminated_reason if obs.terminated_reason == "OOMKilled"
+                    obs.terminated_reason
+                    if obs.terminated_reason == "OOMKilled"
                     else EXIT_REASONS.get(code if code is not None else -1)
-                    or obs.pod_reason or "PodFailed"
+                    or obs.pod_reason
+                    or "PodFailed"
                 )
                 status["message"] = (
                     obs.pod_message or obs.termination_message or f"bridge exited {code}"
@@ -293,23 +284,35 @@ def with_conditions(status: Mapping[str, Any], generation: int, now: datetime) -
     ready = call_ok and stream_ok and phase == "Streaming"
     out["conditions"] = [
         _condition(
-            prev, type_="CallEstablished", ok=call_ok,
-            reason="Established" if call_ok else (
-                _camel(call_state) if live and call_state else reason),
+            prev,
+            type_="CallEstablished",
+            ok=call_ok,
+            reason="Established"
+            if call_ok
+            else (_camel(call_state) if live and call_state else reason),
             message=f"call {call_state}" if call_state else message,
-            generation=generation, now=now,
+            generation=generation,
+            now=now,
         ),
         _condition(
-            prev, type_="Streaming", ok=stream_ok,
-            reason="Publishing" if stream_ok else (
-                _camel(stream_state) if live and stream_state else reason),
+            prev,
+            type_="Streaming",
+            ok=stream_ok,
+            reason="Publishing"
+            if stream_ok
+            else (_camel(stream_state) if live and stream_state else reason),
             message=f"stream {stream_state}" if stream_state else message,
-            generation=generation, now=now,
+            generation=generation,
+            now=now,
         ),
         _condition(
-            prev, type_="Ready", ok=ready, reason="Streaming" if ready else reason,
+            prev,
+            type_="Ready",
+            ok=ready,
+            reason="Streaming" if ready else reason,
             message="call established and stream publishing" if ready else message,
-            generation=generation, now=now,
+            generation=generation,
+            now=now,
         ),
     ]
     out["observedGeneration"] = generation
