@@ -72,13 +72,9 @@ def plan_step(
         full = with_conditions(status, generation, now)
         if full.get("phase") != prev.get("phase"):
             kind = "Warning" if full.get("phase") == "Failed" else "Normal"
-            events.append(
-                (
-                    kind,
-                    str(full.get("reason") or full.get("phase")),
-                    f"{prev.get('phase') or 'New'} → {full.get('phase')}: {full.get('message', '')}",
-                )
-            )
+            transition = f"{prev.get('phase') or 'New'} → {full.get('phase')}"
+            reason = str(full.get("reason") or full.get("phase"))
+            events.append((kind, reason, f"{transition}: {full.get('message', '')}"))
         return Plan(status=full, events=events, **kw)
 
     if prev.get("phase") in TERMINAL_PHASES:

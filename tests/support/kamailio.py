@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support.certificates import self_signed
+
 MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 
 CONFIG = """#!KAMAILIO
@@ -91,7 +93,7 @@ class Kamailio:
         self.config = root / "kamailio.cfg"
         tls_listen = tls_module = ""
         if tls_port is not None:
-            self._make_certificate()
+            self_signed(root)
             (root / "tls.cfg").write_text(TLS_CONFIG.format(root=root))
             tls_listen = f"enable_tls=yes\nlisten=tls:127.0.0.1:{tls_port}"
             tls_module = f'loadmodule "tls.so"\nmodparam("tls", "config", "{root}/tls.cfg")'
@@ -108,28 +110,6 @@ class Kamailio:
         )
         self.log = root / "kamailio.log"
         self.process: subprocess.Popen[bytes] | None = None
-
-    def _make_certificate(self) -> None:
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-                str(self.root / "key.pem"),
-                "-out",
-                str(self.root / "cert.pem"),
-            ],
-            check=True,
-            capture_output=True,
-        )
 
     def start(self) -> Kamailio:
         assert shutil.which("kamailio"), "kamailio is not installed (scripts/test.sh installs it)"

@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support.certificates import self_signed
+
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 
@@ -52,26 +54,7 @@ class NginxRtmp:
         self.recordings.mkdir(parents=True, exist_ok=True)
         tls_module = tls_server = ""
         if tls_port is not None:
-            subprocess.run(
-                [
-                    "openssl",
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "1",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-keyout",
-                    str(root / "key.pem"),
-                    "-out",
-                    str(root / "cert.pem"),
-                ],
-                check=True,
-                capture_output=True,
-            )
+            self_signed(root)
             tls_module = f"load_module {STREAM_MODULE};"
             tls_server = TLS_SERVER.format(tls_port=tls_port, root=root, port=port)
         (root / "nginx.conf").write_text(
