@@ -43,16 +43,21 @@ def proc_stats(pid: int) -> dict[str, float]:
 
 
 def count_status(c: Cluster, pred: Any) -> int:
-    listing = cast(dict[str, Any], c.custom.list_namespaced_custom_object(
-        "siprtmp.io", "v1alpha1", NS, "siprtmpbridges"))
+    listing = cast(
+        dict[str, Any],
+        c.custom.list_namespaced_custom_object("siprtmp.io", "v1alpha1", NS, "siprtmpbridges"),
+    )
     items: list[dict[str, Any]] = listing["items"]
     return sum(1 for o in items if pred(o.get("status") or {}))
 
 
 def run(n: int, poll: float, env: dict[str, str]) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, running_cluster(
-        Path(tmp), render_chart(), {"SIPRTMP_POLL_INTERVAL_SECONDS": str(poll), **env}
-    ) as c:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_cluster(
+            Path(tmp), render_chart(), {"SIPRTMP_POLL_INTERVAL_SECONDS": str(poll), **env}
+        ) as c,
+    ):
         assert c.operator.proc is not None
         pid = c.operator.proc.popen.pid
         c.namespace(NS)
@@ -64,15 +69,25 @@ def run(n: int, poll: float, env: dict[str, str]) -> dict[str, Any]:
         t_applied = time.monotonic() - t0
         wait_for("all pods", lambda: len(c.pods(NS)) >= n or None, timeout=600, interval=0.2)
         t_pods = time.monotonic() - t0
-        wait_for("all statuses", lambda: count_status(
-            c, lambda s: s.get("podName") and s.get("phase") == "Pending") >= n or None,
-            timeout=600, interval=0.2)
+        wait_for(
+            "all statuses",
+            lambda: (
+                count_status(c, lambda s: s.get("podName") and s.get("phase") == "Pending") >= n
+                or None
+            ),
+            timeout=600,
+            interval=0.2,
+        )
         t_status = time.monotonic() - t0
 
         servers = []
-        doc = {"phase": "Streaming", "reason": "Streaming", "message": "bench",
-               "call": {"state": "ESTABLISHED", "sipStatusCode": 200},
-               "stream": {"state": "PUBLISHING", "bytesSent": 1, "reconnects": 0}}
+        doc = {
+            "phase": "Streaming",
+            "reason": "Streaming",
+            "message": "bench",
+            "call": {"state": "ESTABLISHED", "sipStatusCode": 200},
+            "stream": {"state": "PUBLISHING", "bytesSent": 1, "reconnects": 0},
+        }
         try:
             t1 = time.monotonic()
             for i in range(n):
@@ -82,9 +97,12 @@ def run(n: int, poll: float, env: dict[str, str]) -> dict[str, Any]:
                 servers.append(server)
                 c.set_pod_running(NS, f"b{i}-bridge-0", ip)
             t_running = time.monotonic() - t1
-            wait_for("all Streaming", lambda: count_status(
-                c, lambda s: s.get("phase") == "Streaming") >= n or None,
-                timeout=600, interval=0.2)
+            wait_for(
+                "all Streaming",
+                lambda: count_status(c, lambda s: s.get("phase") == "Streaming") >= n or None,
+                timeout=600,
+                interval=0.2,
+            )
             t_streaming = time.monotonic() - t1
             steady_t = time.monotonic()
             steady_cpu = proc_stats(pid)["cpu_s"]
@@ -113,10 +131,16 @@ def run(n: int, poll: float, env: dict[str, str]) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("-n", type=int, default=100, help="number of bridges (default 100)")
-    parser.add_argument("--poll", type=float, default=2.0,
-                        help="operator poll interval, seconds (chart default 2)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment for the operator process")
+    parser.add_argument(
+        "--poll", type=float, default=2.0, help="operator poll interval, seconds (chart default 2)"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the operator process",
+    )
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
     result = run(args.n, args.poll, env)

@@ -10,7 +10,7 @@ apt_install sip-tester kamailio kamailio-tls-modules nginx libnginx-mod-rtmp lib
 
 echo "== control plane" && ./scripts/build-k8s.sh >/dev/null   # cached after the first build
 echo "== images" && ./scripts/build-images.sh
-echo "== ruff" && .venv/bin/ruff check .
+echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy" && .venv/bin/mypy
 echo "== pytest"
 .venv/bin/python -m pytest -p no:cacheprovider -ra "$@"

@@ -155,3 +155,33 @@ def test_real_bridge_busy_is_redialled_then_fails(
     assert status["call"]["sipStatusCode"] == 486
     assert peer.wait(10) == 0  # both INVITEs reached the far end
     assert peer.messages().count("INVITE sip:") == 2
+
+
+def test_real_bridge_rtmp_restart_shows_reconnecting_then_streaming(
+    cluster: Cluster,
+    ns: str,
+    kubelets: list[LocalKubelet],
+    tmp_path: Path,
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+) -> None:
+    peer = tone_peer(12.0)
+    cluster.secret(ns, "acct", "password", PASSWORD)
+    cluster.create_bridge(ns, "drop", bridge_spec(peer, rtmp_server, "drop"))
+    run_pod(cluster, kubelets, tmp_path, ns, "drop-bridge-0")
+    cluster.wait_phase(ns, "drop", "Streaming")
+    rtmp_server.stop()
+    obj = cluster.wait_phase(ns, "drop", "Reconnecting")
+    assert obj["status"]["call"]["state"] == "ESTABLISHED"  # the call stays up
+    assert obj["status"]["stream"]["state"] == "RECONNECTING"
+    rtmp_server.start()
+    obj = cluster.wait_bridge(
+        ns,
+        "drop",
+        lambda o: o["status"]["phase"] == "Streaming" and o["status"]["stream"]["reconnects"] == 1,
+        "streaming again after one reconnect",
+    )
+    obj = cluster.wait_phase(ns, "drop", "Succeeded", timeout=30)
+    assert obj["status"]["reason"] == "RemoteHangup"
+    assert obj["status"]["stream"]["reconnects"] == 1
+    assert len(rtmp_server.recordings_of("drop")) == 2
