@@ -28,8 +28,11 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     docker import "$CACHE/debian-python.tar" "$BASE_IMAGE" >/dev/null
 fi
 
-.venv/bin/pip wheel -q -w bridge-image/wheels . setuptools wheel
-docker build -q --network host -f bridge-image/Dockerfile \
-    --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg PIP_NO_INDEX=1 \
-    -t siprtmp/bridge:dev . >/dev/null
-echo "images: siprtmp/bridge:dev (on $BASE_IMAGE)"
+.venv/bin/pip wheel -q -w bridge-image/wheels '.[operator]' setuptools wheel 2>/dev/null
+for image in bridge:bridge-image operator:operator; do
+    name=${image%%:*} dir=${image#*:}
+    docker build -q --network host -f "$dir/Dockerfile" \
+        --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg PIP_NO_INDEX=1 \
+        -t "siprtmp/$name:dev" . >/dev/null
+done
+echo "images: siprtmp/bridge:dev siprtmp/operator:dev (on $BASE_IMAGE)"

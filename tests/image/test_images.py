@@ -1,0 +1,91 @@
+"""The images as pods run them: non-root, runtime dependencies only. The demo call inside the
+bridge image (read-only root filesystem, no capabilities, no network) proves pjsua2, PyAV and
+the bridge work there; the operator image imports and runs the operator without the bridge's
+media stack."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+IMAGE = "siprtmp/bridge:dev"  # built by scripts/build-images.sh (run by scripts/test.sh)
+OPERATOR_IMAGE = "siprtmp/operator:dev"
+
+
+def docker(*arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *arguments], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_image_config_is_non_root_with_the_bridge_as_entrypoint() -> None:
+    inspected = docker("image", "inspect", IMAGE)
+    assert inspected.returncode == 0, inspected.stderr
+    config = json.loads(inspected.stdout)[0]["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["sip-rtmp-bridge"]
+    assert "8080/tcp" in config["ExposedPorts"]
+
+
+def installed_packages(image: str) -> set[str]:
+    listed = docker("run", "--rm", "--entrypoint", "pip", image, "list", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    return {package["name"].lower().replace("_", "-") for package in json.loads(listed.stdout)}
+
+
+def test_only_runtime_dependencies_are_installed() -> None:
+    installed = installed_packages(IMAGE)
+    assert {"pjsua2-python", "av", "prometheus-client"} <= installed
+    assert not {"kopf", "kubernetes", "pytest", "mypy", "ruff"} & installed
+
+
+def test_operator_image_runs_the_operator_without_the_media_stack() -> None:
+    inspected = docker("image", "inspect", OPERATOR_IMAGE)
+    assert inspected.returncode == 0, inspected.stderr
+    config = json.loads(inspected.stdout)[0]["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["sip-rtmp-operator"]
+    installed = installed_packages(OPERATOR_IMAGE)
+    assert {"kopf", "kubernetes", "prometheus-client"} <= installed
+    assert not {"pjsua2-python", "av", "numpy", "pytest"} & installed
+    imported = docker(
+        "run",
+        "--rm",
+        "--read-only",
+        "--entrypoint",
+        "python3",
+        OPERATOR_IMAGE,
+        "-c",
+        "import siprtmp_operator.handlers, siprtmp_operator.cli",
+    )
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    helped = docker("run", "--rm", OPERATOR_IMAGE, "--help")
+    assert helped.returncode == 0
+    assert "SipRtmpBridge operator" in helped.stdout
+
+
+def test_demo_call_runs_inside_a_locked_down_container() -> None:
+    result = docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        IMAGE,
+        "demo",
+        "--seconds",
+        "3",
+        "--frequency",
+        "880",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    match = re.search(r"demo: OK: .* ([\d.]+) s of it is a ([\d.]+) Hz tone", result.stdout)
+    assert match, result.stdout
+    assert abs(float(match.group(2)) - 880) < 5
