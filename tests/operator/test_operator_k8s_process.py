@@ -70,6 +70,20 @@ def bridge_spec(peer: SippPeer, rtmp: NginxRtmp, stream: str, **extra: Any) -> d
     }
 
 
+def place_call(
+    cluster: Cluster,
+    kubelets: list[LocalKubelet],
+    tmp_path: Path,
+    ns: str,
+    name: str,
+    spec: dict[str, Any],
+) -> LocalKubelet:
+    """The Secret and the resource, then its first pod run by the local kubelet."""
+    cluster.secret(ns, "acct", "password", PASSWORD)
+    cluster.create_bridge(ns, name, spec)
+    return run_pod(cluster, kubelets, tmp_path, ns, f"{name}-bridge-0")
+
+
 def test_real_bridge_streams_then_stops_on_delete(
     cluster: Cluster,
     ns: str,
@@ -79,9 +93,9 @@ def test_real_bridge_streams_then_stops_on_delete(
     rtmp_server: NginxRtmp,
 ) -> None:
     peer = tone_peer(10.0, "uas_tone_wait_bye.xml")
-    cluster.secret(ns, "acct", "password", PASSWORD)
-    cluster.create_bridge(ns, "live", bridge_spec(peer, rtmp_server, "live"))
-    kubelet = run_pod(cluster, kubelets, tmp_path, ns, "live-bridge-0")
+    kubelet = place_call(
+        cluster, kubelets, tmp_path, ns, "live", bridge_spec(peer, rtmp_server, "live")
+    )
     obj = cluster.wait_phase(ns, "live", "Streaming")
     status = obj["status"]
     assert status["call"]["state"] == "ESTABLISHED"
@@ -119,9 +133,7 @@ def test_real_bridge_call_ends_and_the_resource_succeeds(
     rtmp_server: NginxRtmp,
 ) -> None:
     peer = tone_peer(4.0)
-    cluster.secret(ns, "acct", "password", PASSWORD)
-    cluster.create_bridge(ns, "ends", bridge_spec(peer, rtmp_server, "ends"))
-    run_pod(cluster, kubelets, tmp_path, ns, "ends-bridge-0")
+    place_call(cluster, kubelets, tmp_path, ns, "ends", bridge_spec(peer, rtmp_server, "ends"))
     cluster.wait_phase(ns, "ends", "Streaming")
     obj = cluster.wait_phase(ns, "ends", "Succeeded")
     status = obj["status"]
@@ -144,9 +156,14 @@ def test_real_bridge_busy_is_redialled_then_fails(
     rtmp_server: NginxRtmp,
 ) -> None:
     peer = sipp("uas_reject.xml", calls=2, code=486, reason_phrase="Busy Here")
-    cluster.secret(ns, "acct", "password", PASSWORD)
-    cluster.create_bridge(ns, "busy", bridge_spec(peer, rtmp_server, "busy", maxRetries=1))
-    run_pod(cluster, kubelets, tmp_path, ns, "busy-bridge-0")
+    place_call(
+        cluster,
+        kubelets,
+        tmp_path,
+        ns,
+        "busy",
+        bridge_spec(peer, rtmp_server, "busy", maxRetries=1),
+    )
     run_pod(cluster, kubelets, tmp_path, ns, "busy-bridge-1")
     obj = cluster.wait_phase(ns, "busy", "Failed")
     status = obj["status"]
@@ -166,9 +183,7 @@ def test_real_bridge_rtmp_restart_shows_reconnecting_then_streaming(
     rtmp_server: NginxRtmp,
 ) -> None:
     peer = tone_peer(12.0)
-    cluster.secret(ns, "acct", "password", PASSWORD)
-    cluster.create_bridge(ns, "drop", bridge_spec(peer, rtmp_server, "drop"))
-    run_pod(cluster, kubelets, tmp_path, ns, "drop-bridge-0")
+    place_call(cluster, kubelets, tmp_path, ns, "drop", bridge_spec(peer, rtmp_server, "drop"))
     cluster.wait_phase(ns, "drop", "Streaming")
     rtmp_server.stop()
     obj = cluster.wait_phase(ns, "drop", "Reconnecting")
