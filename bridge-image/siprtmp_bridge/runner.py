@@ -19,6 +19,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from siprtmp_bridge.limits import CallClock, limit_reached
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.keepalive import RtpKeepAlive, RtpPortClaim
 from siprtmp_bridge.media.pipeline import MediaPipeline
@@ -301,64 +302,28 @@ class BridgeRunner:
     def _check_limits(
         self, now: float, placed_at: float, pipeline: MediaPipeline, publisher: RtmpPublisher
     ) -> None:
-        timeouts = self.spec.timeouts
-        answered_at = self.call_answered_at
         assert self.call is not None
-        if self.stop_requested.is_set():
-            self._end(Outcome(ExitCode.OK, "Stopped", "stopped by signal: hung up"))
+        clock = CallClock(
+            now=now,
+            placed_at=placed_at,
+            answered_at=self.call_answered_at,
+            last_rtp_at=self.last_rtp_at,
+            remote_sending=self.remote_sending,
+            got_response=self.call.got_response,
+            stop_requested=self.stop_requested.is_set(),
+            rtmp_failure=(
+                publisher.failure or "gave up" if publisher.state is StreamState.FAILED else None
+            ),
+            pipeline_error=pipeline.error,
+        )
+        outcome = limit_reached(
+            clock, self.spec.timeouts, self.spec.callee, self.spec.redacted_publish_url
+        )
+        if outcome is None:
+            return
+        if clock.stop_requested:
             self.reporter.update(terminating)
-        elif answered_at is None and now - placed_at > timeouts.call_setup_seconds:
-            if self.call.got_response:
-                self._end(
-                    Outcome(
-                        ExitCode.NO_ANSWER,
-                        "NoAnswer",
-                        f"no answer within {timeouts.call_setup_seconds:g} s",
-                    )
-                )
-            else:
-                self._end(
-                    Outcome(
-                        ExitCode.UNREACHABLE,
-                        "Unreachable",
-                        f"no response from {self.spec.callee} within "
-                        f"{timeouts.call_setup_seconds:g} s",
-                    )
-                )
-        elif (
-            answered_at is not None
-            and self.remote_sending
-            and now - self.last_rtp_at > timeouts.rtp_inactivity_seconds
-        ):
-            self._end(
-                Outcome(
-                    ExitCode.RTP_INACTIVITY,
-                    "RtpInactivity",
-                    f"no RTP received for {timeouts.rtp_inactivity_seconds:g} s",
-                )
-            )
-        elif (
-            answered_at is not None
-            and timeouts.max_duration_seconds is not None
-            and now - answered_at > timeouts.max_duration_seconds
-        ):
-            self._end(
-                Outcome(
-                    ExitCode.OK,
-                    "MaxDuration",
-                    f"maximum duration of {timeouts.max_duration_seconds:g} s reached",
-                )
-            )
-        elif publisher.state is StreamState.FAILED:
-            self._end(
-                Outcome(
-                    ExitCode.RTMP_FAILED,
-                    "RtmpFailed",
-                    f"lost {self.spec.redacted_publish_url}: {publisher.failure}",
-                )
-            )
-        elif pipeline.error is not None:
-            self._end(Outcome(ExitCode.INTERNAL, "InternalError", pipeline.error))
+        self._end(outcome)
 
     def _end(self, outcome: Outcome) -> None:
         """Decide the outcome now; it takes effect when pjsua reports the call disconnected."""

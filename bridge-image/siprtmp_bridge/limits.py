@@ -1,0 +1,58 @@
+"""When a live call must end, and why: every limit as one pure decision.
+
+The runner gathers the facts each tick (``CallClock``) and ends the call with the first outcome
+this returns; keeping the rules here makes their order and wording testable without pjsua.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from siprtmp_bridge.outcome import ExitCode, Outcome
+from siprtmp_bridge.spec import Timeouts
+
+
+@dataclass(frozen=True)
+class CallClock:
+    """Monotonic times (seconds) and flags the limits depend on."""
+
+    now: float
+    placed_at: float
+    answered_at: float | None
+    last_rtp_at: float
+    remote_sending: bool
+    got_response: bool
+    stop_requested: bool
+    rtmp_failure: str | None  # set once the publisher gave up
+    pipeline_error: str | None
+
+
+def limit_reached(clock: CallClock, timeouts: Timeouts, callee: str, stream: str) -> Outcome | None:
+    """The outcome that ends the call now, or None; earlier rules win."""
+    if clock.stop_requested:
+        return Outcome(ExitCode.OK, "Stopped", "stopped by signal: hung up")
+    setup = timeouts.call_setup_seconds
+    if clock.answered_at is None and clock.now - clock.placed_at > setup:
+        if clock.got_response:
+            return Outcome(ExitCode.NO_ANSWER, "NoAnswer", f"no answer within {setup:g} s")
+        return Outcome(
+            ExitCode.UNREACHABLE, "Unreachable", f"no response from {callee} within {setup:g} s"
+        )
+    inactivity = timeouts.rtp_inactivity_seconds
+    if (
+        clock.answered_at is not None
+        and clock.remote_sending
+        and clock.now - clock.last_rtp_at > inactivity
+    ):
+        return Outcome(
+            ExitCode.RTP_INACTIVITY, "RtpInactivity", f"no RTP received for {inactivity:g} s"
+        )
+    longest = timeouts.max_duration_seconds
+    answered_for = None if clock.answered_at is None else clock.now - clock.answered_at
+    if longest is not None and answered_for is not None and answered_for > longest:
+        return Outcome(ExitCode.OK, "MaxDuration", f"maximum duration of {longest:g} s reached")
+    if clock.rtmp_failure is not None:
+        return Outcome(ExitCode.RTMP_FAILED, "RtmpFailed", f"lost {stream}: {clock.rtmp_failure}")
+    if clock.pipeline_error is not None:
+        return Outcome(ExitCode.INTERNAL, "InternalError", clock.pipeline_error)
+    return None
