@@ -24,7 +24,9 @@ def streaming(line: dict[str, object]) -> bool:
     return line["phase"] == "Streaming"
 
 
-def test_sigterm_mid_call_sends_bye_and_closes_the_stream_cleanly(
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_mid_call_sends_bye_and_closes_the_stream_cleanly(
+    signum: int,
     tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
@@ -34,7 +36,7 @@ def test_sigterm_mid_call_sends_bye_and_closes_the_stream_cleanly(
     process.wait_for(streaming, 10)
     time.sleep(2)
     signalled = time.monotonic()
-    process.signal(signal.SIGTERM)
+    process.signal(signum)
     assert process.wait(10) == 0
     assert time.monotonic() - signalled < 5
     final = process.final
