@@ -47,6 +47,11 @@ PAUSE_IMAGE = "docker.io/siprtmp/pause:dev"
 NODE_NAME = "localhost"
 POD_SUBNET = "10.244.0.0/24"
 BRIDGE = "srbe2e0"
+GATEWAY = "10.244.0.1"
+#: The API server's `kubernetes` Service (--service-cluster-ip-range of the harness). There is
+#: no kube-proxy: one DNAT rule sends pods' 10.96.0.1:443 to the API server on loopback.
+API_SERVICE_IP = "10.96.0.1"
+SERVICE_CIDR = "10.96.0.0/24"
 CNI_BIN = Path("/usr/lib/cni")
 #: Paths kubelet and containerd's CNI code use whatever their flags say (device plugins, the
 #: serving certificate's default dir, container log symlinks, CNI result cache); removed after
@@ -125,6 +130,8 @@ class Node:
         self.kubelet: Proc | None = None
         self.kubelet_port = free_port()
         self.timings: dict[str, float] = {}
+        self.extra: list[Proc] = []
+        self.dnat_rule: list[str] = []
         self.created = time.time()
         self.preexisting = {p for p in HOST_PATHS if p.exists()}
         self.chains_before = _kube_chains()
@@ -151,7 +158,9 @@ class Node:
                             "hairpinMode": True,
                             "ipam": {
                                 "type": "host-local",
-                                "ranges": [[{"subnet": POD_SUBNET}]],
+                                "ranges": [[{"subnet": POD_SUBNET, "gateway": GATEWAY}]],
+                                # The only route besides the pod subnet: Services.
+                                "routes": [{"dst": SERVICE_CIDR}],
                                 "dataDir": str(cni / "ipam"),
                             },
                         }
@@ -233,6 +242,60 @@ state = "{d / "state"}"
                 saver.wait(60)
             if saver.returncode != 0:
                 raise AssertionError(f"docker save {ref} failed")
+
+    def expose_api_to_pods(self) -> None:
+        """Pods reach the API server at 10.96.0.1:443: the bridge is made here (the CNI plugin
+        adopts it) with route_localnet, so a DNAT to 127.0.0.1 is routable from it."""
+        ip = ["ip", "link", "add", BRIDGE, "type", "bridge"]
+        subprocess.run(ip, capture_output=True, check=False)
+        subprocess.run(
+            ["ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE], capture_output=True, check=False
+        )
+        _run(["ip", "link", "set", BRIDGE, "up"])
+        Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet").write_text("1\n")
+        port = self.cp.server.rsplit(":", 1)[1]
+        self.dnat_rule = [
+            *("PREROUTING", "-i", BRIDGE, "-s", POD_SUBNET, "-d", API_SERVICE_IP),
+            *("-p", "tcp", "--dport", "443", "-j", "DNAT"),
+            *("--to-destination", f"{LOOPBACK}:{port}"),
+        ]
+        _run(["iptables", "-t", "nat", "-A", *self.dnat_rule])
+
+    def start_workload_controllers(self) -> None:
+        """kube-scheduler, the Deployment/ReplicaSet controllers (for the chart) and the node
+        lifecycle controller (it lifts the not-ready taint kubelet registers the node with)."""
+        b, kc = bin_dir(), str(self.cp.admin_kubeconfig)
+        self.extra.append(
+            Proc(
+                "kube-scheduler",
+                [
+                    str(b / "kube-scheduler"),
+                    f"--kubeconfig={kc}",
+                    f"--authentication-kubeconfig={kc}",
+                    f"--authorization-kubeconfig={kc}",
+                    "--leader-elect=false",
+                    f"--bind-address={LOOPBACK}",
+                    f"--secure-port={free_port()}",
+                ],
+                self.dir / "kube-scheduler.log",
+            )
+        )
+        self.extra.append(
+            Proc(
+                "kube-controller-manager-workloads",
+                [
+                    str(b / "kube-controller-manager"),
+                    f"--kubeconfig={kc}",
+                    # root-ca-cert-publisher: kube-root-ca.crt, which every pod's projected
+                    # service-account volume needs before it can start.
+                    "--controllers=deployment,replicaset,nodelifecycle,root-ca-cert-publisher",
+                    f"--root-ca-file={self.cp.pki / 'ca.crt'}",
+                    "--leader-elect=false",
+                    "--secure-port=0",
+                ],
+                self.dir / "kube-controller-manager-workloads.log",
+            )
+        )
 
     # kubelet ----------------------------------------------------------------------------
     def _kubelet_files(self) -> tuple[Path, Path]:
@@ -344,6 +407,7 @@ state = "{d / "state"}"
     def start(self, images: tuple[str, ...] = ()) -> None:
         t0 = time.monotonic()
         build_pause_image()
+        self.expose_api_to_pods()
         self.start_containerd()
         self.timings["containerd_start_s"] = time.monotonic() - t0
         t1 = time.monotonic()
@@ -374,6 +438,8 @@ state = "{d / "state"}"
 
     def stop(self) -> None:
         """Pods, kubelet, leftover tasks, containerd, shims, mounts, bridge, cgroups."""
+        for proc in self.extra:  # first, or ReplicaSets bring deleted pods back
+            proc.stop()
         if self.kubelet is not None and self.kubelet.alive() and self.containerd is not None:
             with contextlib.suppress(Exception):
                 self.delete_all_pods()
@@ -391,6 +457,10 @@ state = "{d / "state"}"
         self._kill_shims()
         self._unmount_all()
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+        if self.dnat_rule:
+            subprocess.run(
+                ["iptables", "-t", "nat", "-D", *self.dnat_rule], capture_output=True, check=False
+            )
         _remove_cgroups("kubepods")
         self._restore_host()
 
