@@ -101,7 +101,8 @@ def make_pki(d: Path) -> None:
         cwd=d,
     )
     (d / "server.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
+        # 10.96.0.1: the `kubernetes` Service's address, as pods on a real node reach it.
+        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
         "extendedKeyUsage=serverAuth\n"
     )
     (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
