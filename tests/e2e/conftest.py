@@ -1,6 +1,6 @@
 """Fixtures of the end-to-end tier on a real node (docs/e2e-node.md).
 
-Opt-in for now (SIPRTMP_E2E_NODE=1): it needs root, Docker's images of the project, and the
+Enabled by SIPRTMP_E2E_NODE=1 (scripts/test.sh sets it): it needs root, the project's images, the
 binaries of scripts/build-k8s.sh and scripts/build-node.sh; with the variable set it fails,
 never skips, when something is missing.
 """

@@ -62,14 +62,6 @@ def test_chart_installs_and_the_operator_pod_becomes_ready(node: Node) -> None:
         *("--set", "image.pullPolicy=Never"),
     )
     core = kubernetes.client.CoreV1Api(node.cp.api)
-    # WORKAROUND (operator bug found here, remove once fixed in the image or the operator):
-    # the image runs as uid 10001 with no passwd entry, and kopf names its peering identity
-    # with getpass.getuser(), which raises KeyError unless $USER/$LOGNAME is set; the pod
-    # crash-loops. Setting USER on the Deployment shows everything else works.
-    apps = kubernetes.client.AppsV1Api(node.cp.api)
-    env = [{"name": "USER", "value": "siprtmp-operator"}]
-    patch = {"spec": {"template": {"spec": {"containers": [{"name": "operator", "env": env}]}}}}
-    apps.patch_namespaced_deployment("srb-sip-rtmp-operator", "siprtmp-system", patch)
 
     def ready_pod() -> str | None:
         for pod in core.list_namespaced_pod("siprtmp-system").items:

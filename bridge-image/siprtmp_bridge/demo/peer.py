@@ -100,10 +100,11 @@ def serve(port: int, frequency: int, seconds: float, wait_seconds: float) -> int
                 call.hangup(pj.CallOpParam(True))
                 deadline = time.monotonic() + 2
     finally:
+        # Every pjsua2 object must be gone before libDestroy() (pjsua asserts otherwise).
         if account.call is not None:
             account.call.tone = None
-        account.call = None
-        del account
+        account.call = call = None
+        del account, call
         endpoint.libDestroy()
     return 0
 
