@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,33 @@ TONES: dict[str, tuple[RtpCodec, float]] = {
     "PCMA": (PCMA, 800.0),
     "G722": (G722, 1200.0),
 }
+
+
+def processes_using(directory: Path) -> list[str]:
+    """Command lines of running processes that name a path under ``directory``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(directory) in command:
+            found.append(f"{entry.name}: {command[:200]}")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leaked_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every peer and bridge a test starts (they all run from the session's temporary
+    directory) must be gone when the session ends: a leak fails the run."""
+    base = tmp_path_factory.getbasetemp()
+    yield
+    deadline = time.monotonic() + 5
+    while (leaked := processes_using(base)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not leaked, "processes left running:\n" + "\n".join(leaked)
 
 
 @pytest.fixture(scope="session")
