@@ -14,12 +14,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/lib/k8s-build.sh"
 
 want=(kubelet kube-scheduler)
+k8s_exit_if_built "${want[@]}"
 mapfile -t missing < <(k8s_missing "${want[@]}")
-if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "node binaries already built in $BIN" >&2
-    echo "$BIN"
-    exit 0
-fi
 k8s_build_env
 work="$CACHE/k8s-$K8S_VERSION/mod-node"
 k8s_prepare_module "$work" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler

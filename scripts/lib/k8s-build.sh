@@ -28,6 +28,15 @@ k8s_missing() {
     for b in "$@"; do [[ -x "$BIN/$b" ]] || echo "$b"; done
 }
 
+# k8s_exit_if_built BINARY...: print $BIN and exit the calling script when all are built.
+k8s_exit_if_built() {
+    if [[ -z "$(k8s_missing "$@")" ]]; then
+        echo "already built in $BIN: $*" >&2
+        echo "$BIN"
+        exit 0
+    fi
+}
+
 # k8s_build_env: a Go toolchain new enough, static builds, into $BIN.
 k8s_build_env() {
     export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
