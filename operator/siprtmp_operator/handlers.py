@@ -128,7 +128,11 @@ def build_registry(
 
     @kopf.on.login(registry=reg)
     def login(**kwargs: Any) -> Any:
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        # The client library's loader, as kube.load_config uses: in a pod it finds the API
+        # server from KUBERNETES_SERVICE_HOST/PORT, as client-go does. kopf's own service-account
+        # login dials kubernetes.default.svc, which fails wherever cluster DNS is missing or
+        # slow to start (found on the real-node tier: the operator never reached the API).
+        return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=reg)
     async def startup(memo: kopf.Memo, **_: Any) -> None:
