@@ -10,16 +10,24 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import kubernetes
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from siprtmp_operator import GROUP
 from tests.e2e.node_harness import Node
-from tests.operator.k8s_harness import REPO, bin_dir, helm, plain, wait_for
+from tests.operator.k8s_harness import (
+    REPO,
+    bin_dir,
+    helm,
+    plain,
+    read_bridge,
+    wait_explained,
+    wait_for,
+)
 
-GROUP, VERSION, PLURAL = "siprtmp.io", "v1alpha1", "siprtmpbridges"
 OPERATOR_NAMESPACE = "siprtmp-system"
 RELEASE = "srb"
 BRIDGE_LABEL = f"{GROUP}/bridge"
@@ -99,13 +107,7 @@ class Release:
 
     # reading ----------------------------------------------------------------------------
     def bridge(self, ns: str, name: str) -> dict[str, Any] | None:
-        try:
-            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return cast(dict[str, Any], obj)
+        return read_bridge(self.custom, ns, name)
 
     def status(self, ns: str, name: str) -> dict[str, Any]:
         return dict((self.bridge(ns, name) or {}).get("status") or {})
@@ -124,14 +126,17 @@ class Release:
             status = self.status(ns, name)
             return status if status and pred(status) else None
 
-        try:
-            return wait_for(f"{ns}/{name}: {what}", matching, timeout=timeout, interval=0.3)
-        except AssertionError as exc:
-            raise AssertionError(
-                f"{exc}\nlast status: {json.dumps(self.status(ns, name), indent=1)}\n"
+        return wait_explained(
+            f"{ns}/{name}: {what}",
+            matching,
+            lambda: (
+                f"last status: {json.dumps(self.status(ns, name), indent=1)}\n"
                 f"pods: {[self._pod_summary(p) for p in self.bridge_pods(ns, name)]}\n"
                 f"operator log tail:\n{self.operator_log()[-3000:]}"
-            ) from None
+            ),
+            timeout=timeout,
+            interval=0.3,
+        )
 
     def wait_phase(self, ns: str, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
         return self.wait_bridge(ns, name, lambda s: s.get("phase") == phase, phase, timeout)

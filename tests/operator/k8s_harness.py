@@ -25,11 +25,13 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import kubernetes
 import yaml
 from kubernetes.client.exceptions import ApiException
+
+from siprtmp_operator import GROUP, PLURAL, VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.34.4")
@@ -75,6 +77,33 @@ def wait_for(
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
+
+
+def wait_explained(
+    what: str,
+    fn: Callable[[], T | None],
+    explain: Callable[[], str],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+) -> T:
+    """``wait_for``, failing with ``explain()`` (what was seen last) added to the message."""
+    try:
+        return wait_for(what, fn, timeout=timeout, interval=interval)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{explain()}") from None
+
+
+def read_bridge(
+    custom: kubernetes.client.CustomObjectsApi, ns: str, name: str
+) -> dict[str, Any] | None:
+    """The SipRtmpBridge ``ns/name`` as a plain dict, or None when there is none."""
+    try:
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return cast(dict[str, Any], obj)
 
 
 def _openssl(*args: str, cwd: Path) -> None:
