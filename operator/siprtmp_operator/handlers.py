@@ -6,6 +6,7 @@ handlers bound to their own Settings.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import threading
@@ -34,7 +35,7 @@ from .reconcile import plan_step
 from .settings import Settings
 from .status import TERMINAL_PHASES, observe_pod
 from .timeutil import fmt, now_utc, parse
-from .web import Probes, start
+from .web import Probes, keep_checking_api, start
 
 JSON = dict[str, Any]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -137,11 +138,16 @@ def build_registry(
     @kopf.on.startup(registry=reg)
     async def startup(memo: kopf.Memo, **_: Any) -> None:
         memo["web"] = await start(probes, settings.http_host, settings.http_port)
-        probes.ready = True
+        memo["api_check"] = asyncio.create_task(
+            keep_checking_api(probes, lambda: kube().api_answers())
+        )
+        probes.started = True
 
     @kopf.on.cleanup(registry=reg)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        probes.ready = False
+        probes.started = False
+        if "api_check" in memo:
+            memo["api_check"].cancel()
         runner = memo.get("web")
         if runner is not None:
             await runner.cleanup()

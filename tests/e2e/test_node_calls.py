@@ -180,7 +180,8 @@ def test_kubectl_delete_mid_call_sends_bye_and_closes_the_stream(
     assert peer.wait(GRACE_SECONDS) == 0  # SIPp's scenario ends only when our BYE arrives
     bye_s = time.monotonic() - t0
     assert bye_s < GRACE_SECONDS
-    assert release.bridge_pods(ns, "cut") == []
+    # The pod object goes once kubelet has confirmed the container's end.
+    wait_for("the bridge pod gone", lambda: release.bridge_pods(ns, "cut") == [], timeout=30)
     # The stream was closed, not cut: nginx finalised one recording holding the tone.
     (recording,) = rtmp_server.recordings_of("cut")
     tone = measure_recording(recording)

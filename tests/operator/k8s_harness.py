@@ -463,14 +463,15 @@ class OperatorProcess:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.http_port}"
 
-    def start(self) -> None:
+    def start(self, wait_ready: bool = True) -> None:
         self.starts += 1
         exe = shutil.which("sip-rtmp-operator", path=str(Path(sys.executable).parent))
         argv = [exe] if exe else [sys.executable, "-m", "siprtmp_operator.cli"]
         self.proc = Proc(
             "operator", [*argv, "--verbose"], self.workdir / f"operator-{self.starts}.log", self.env
         )
-        wait_for("operator /readyz", self._ready, timeout=60, interval=0.2)
+        if wait_ready:
+            wait_for("operator /readyz", self._ready, timeout=60, interval=0.2)
 
     def _ready(self) -> bool:
         assert self.proc is not None
