@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -158,6 +161,64 @@ def test_rtmp_server_down_at_start_fails_before_dialling(
     assert final["stream"]["state"] == "FAILED"
     assert final["call"]["state"] in ("NEW", "FAILED")
     assert "Connection refused" in final["message"]
+    assert _received_nothing(listening_callee)
+
+
+#: A local, non-loopback address made for the test (loopback is never probed: it cannot be
+#: black-holed by a network); packets to it never leave this machine.
+HOLE_ADDRESS = "10.255.254.1"
+
+
+@contextlib.contextmanager
+def black_holed(port: int) -> Iterator[str]:
+    """An address whose TCP SYNs to ``port`` are dropped, as a firewalled or vanished RTMP host
+    does: an empty bridge interface holding HOLE_ADDRESS, and an iptables DROP rule."""
+    rule = ["INPUT", "-p", "tcp", "-d", HOLE_ADDRESS, "--dport", str(port), "--syn", "-j", "DROP"]
+    link = "srbhole0"
+    for argv in (
+        ["ip", "link", "add", link, "type", "bridge"],
+        ["ip", "addr", "add", f"{HOLE_ADDRESS}/32", "dev", link],
+        ["ip", "link", "set", link, "up"],
+        ["iptables", "-I", *rule],
+    ):
+        subprocess.run(argv, check=True, capture_output=True)
+    try:
+        yield HOLE_ADDRESS
+    finally:
+        subprocess.run(["iptables", "-D", *rule], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", link], check=False, capture_output=True)
+
+
+def _status_answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def test_black_holed_rtmp_server_fails_in_bounded_time_and_never_freezes_the_bridge(
+    listening_callee: socket.socket,
+    bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    """FFmpeg's connect holds the GIL: unguarded, it froze the process for ~2 minutes."""
+    port = listening_callee.getsockname()[1]
+    status_port, rtmp_port = free_port(), free_port()
+    with black_holed(rtmp_port) as host:
+        spec = call_spec(f"sip:x@127.0.0.1:{port}", NginxRtmp(tmp_path, rtmp_port), "hole")
+        spec.update(rtmpUrl=f"rtmp://{host}:{rtmp_port}/live", rtmpReconnectTimeoutSeconds=6)
+        t0 = time.monotonic()
+        process = bridge(spec, status_port=status_port)
+        time.sleep(2)  # inside the first connect attempt
+        answered = [_status_answers(status_port) for _ in range(3)]
+        assert process.wait(30) == EXIT_RTMP
+        elapsed = time.monotonic() - t0
+    assert all(answered), answered  # the status server kept answering during the attempts
+    assert elapsed < 20
+    final = process.final
+    assert (final["reason"], final["stream"]["state"]) == ("RtmpFailed", "FAILED")
+    assert "timed out" in final["message"]
     assert _received_nothing(listening_callee)
 
 

@@ -9,18 +9,23 @@ sample count), and publishing resumes at the current timestamp on a fresh connec
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import av
 
 from siprtmp_bridge.media.backoff import backoff_delay
 from siprtmp_bridge.status import StreamState
 
+#: How long one attempt may wait for the RTMP server to accept a TCP connection.
+CONNECT_TIMEOUT_SECONDS = 5.0
 # Packets of about 21 ms each: this many covers ~10 s of a stalled connection.
 QUEUE_PACKETS = 480
 
@@ -131,7 +136,8 @@ class RtmpPublisher:
         attempt = 0
         while not self._stop.is_set():
             attempt += 1
-            error = self._open()
+            # An attempt never runs past the budget by more than a moment.
+            error = self._open(min(CONNECT_TIMEOUT_SECONDS, max(0.5, deadline - time.monotonic())))
             if error is None:
                 self._set_state(StreamState.PUBLISHING)
                 return True
@@ -142,11 +148,15 @@ class RtmpPublisher:
             self._stop.wait(backoff_delay(attempt))
         return False
 
-    def _open(self) -> str | None:
+    def _open(self, connect_timeout: float) -> str | None:
         """Open and handshake now (PyAV would otherwise connect on the first packet)."""
         try:
-            # PyAV opens output I/O without options or an interrupt callback: a connect to a
-            # black-holed host blocks in the kernel, which is why this runs on its own thread.
+            # PyAV opens output I/O holding the GIL, without options or an interrupt callback:
+            # a connect to a black-holed host would freeze the whole process (the pjsua poll
+            # loop, SIGTERM handling, /status) for the kernel's SYN timeout, about two minutes.
+            # A bounded TCP connect first, made from Python (which releases the GIL), turns
+            # that into a failed attempt within ``connect_timeout``.
+            reachable(self.url, connect_timeout)
             container: Any = av.open(self.url, mode="w", format="flv")
             stream: Any = container.add_stream("aac", rate=self.format.sample_rate)
             stream.codec_context.layout = "mono"
@@ -164,6 +174,28 @@ class RtmpPublisher:
             return
         with contextlib.suppress(av.FFmpegError, OSError):
             container.close()
+
+
+def reachable(url: str, timeout: float) -> None:
+    """Raise OSError unless a TCP connection to the URL's server opens within ``timeout``.
+
+    Loopback is not probed: it answers or refuses at once, and the probe would use up the one
+    connection a single-client receiver (``ffmpeg -listen 1``, the demo's) accepts.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host == "localhost" or _is_loopback(host):
+        return
+    port = parts.port or (443 if parts.scheme == "rtmps" else 1935)
+    with socket.create_connection((host, port), timeout=timeout):
+        pass
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name
+        return False
 
 
 def _describe(error: Exception) -> str:
