@@ -24,6 +24,7 @@ class DtmfError(ValueError):
     def __init__(self, problem: str) -> None:
         super().__init__(f"dtmf: {problem}")
         self.field_path = "dtmf"
+        self.problem = problem
 
 
 class DtmfRefusedError(RuntimeError):

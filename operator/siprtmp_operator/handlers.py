@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from . import GROUP, PLURAL, VERSION
+from .api import app as api_app
 from .kube import Kube, load_config
 from .livestatus import fetch, status_url
 from .metrics import (
@@ -133,14 +134,17 @@ def build_registry(
     @kopf.on.startup(registry=reg)
     async def startup(memo: kopf.Memo, **_: Any) -> None:
         memo["web"] = await start(probes, settings.http_host, settings.http_port)
+        if settings.api_enabled:
+            memo["api"] = await api_app.start(settings, kube())
         probes.ready = True
 
     @kopf.on.cleanup(registry=reg)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         probes.ready = False
-        runner = memo.get("web")
-        if runner is not None:
-            await runner.cleanup()
+        for server in ("api", "web"):
+            runner = memo.get(server)
+            if runner is not None:
+                await runner.cleanup()
 
     @kopf.index("pods", labels={LABEL_MANAGED_BY: MANAGED_BY}, id="bridge_pods", registry=reg)
     def bridge_pods(*, body: kopf.Body, name: str, namespace: str | None, **_: Any) -> Any:

@@ -36,6 +36,9 @@ from tests.operator.k8s_harness import (
 GROUP, VERSION, PLURAL = "siprtmp.io", "v1alpha1", "siprtmpbridges"
 OPERATOR_NAMESPACE = "siprtmp-system"
 RELEASE = "srb"
+#: The REST API of the shared installation: its namespace for calls and its bearer token.
+API_NAMESPACE = "siprtmp-calls"
+API_TOKEN = "test-token-0123456789abcdef"
 #: Timings shortened for tests; everything else comes from the chart's Deployment.
 TEST_ENV = {
     "SIPRTMP_POLL_INTERVAL_SECONDS": "0.3",
@@ -46,6 +49,8 @@ TEST_ENV = {
     "SIPRTMP_STATUS_TIMEOUT_SECONDS": "0.5",
     "SIPRTMP_HOST_PORT_MIN": "40000",
     "SIPRTMP_HOST_PORT_MAX": "40031",
+    # The chart takes it from a Secret (secretKeyRef), which a subprocess cannot read.
+    "SIPRTMP_API_TOKEN": API_TOKEN,
 }
 
 
@@ -314,9 +319,15 @@ def running_cluster(
 
 @pytest.fixture(scope="session")
 def chart_docs() -> list[dict[str, Any]]:
-    """The chart as installed in the tests: defaults plus node access for NodeExternalIP."""
+    """The chart as installed in the tests: defaults plus node access for NodeExternalIP, and
+    the REST API creating calls in API_NAMESPACE."""
     _require_binaries()
-    return render_chart("networking.allowNodeExternalIP=true")
+    return render_chart(
+        "networking.allowNodeExternalIP=true",
+        "api.enabled=true",
+        f"api.namespace={API_NAMESPACE}",
+        "api.token.existingSecret=srb-api-token",
+    )
 
 
 @pytest.fixture(scope="session")
