@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.operator.k8s_harness import (
     REPO,
     ControlPlane,
+    LocalKubelet,
     OperatorProcess,
     apply_objects,
     deployment_env,
@@ -39,6 +41,8 @@ RELEASE = "srb"
 #: The REST API of the shared installation: its namespace for calls and its bearer token.
 API_NAMESPACE = "siprtmp-calls"
 API_TOKEN = "test-token-0123456789abcdef"
+#: The real bridge, as LocalKubelet runs it behind a pod.
+BRIDGE = [str(Path(sys.executable).parent / "sip-rtmp-bridge")]
 #: Timings shortened for tests; everything else comes from the chart's Deployment.
 TEST_ENV = {
     "SIPRTMP_POLL_INTERVAL_SECONDS": "0.3",
@@ -347,3 +351,30 @@ def ns(cluster: Cluster, request: pytest.FixtureRequest) -> str:
     """A fresh namespace per test."""
     base = request.node.name.split("[")[0].replace("_", "-").lower()[:40].strip("-")
     return cluster.namespace(f"{base}-{next(_ns_counter)}")
+
+
+@pytest.fixture
+def kubelets() -> Iterator[list[LocalKubelet]]:
+    """The local kubelets a test started; stopped (their bridges killed) at its end."""
+    started: list[LocalKubelet] = []
+    yield started
+    for kubelet in started:
+        kubelet.stop()
+
+
+def run_pod(
+    cluster: Cluster, kubelets: list[LocalKubelet], tmp_path: Path, ns: str, pod_name: str
+) -> LocalKubelet:
+    """Wait for the operator's pod and run the real bridge behind it on a fresh 127.0.0.N."""
+    pod = cluster.wait_pod(ns, pod_name)
+    kubelet = LocalKubelet(
+        cluster.core,
+        ns,
+        pod_name,
+        ip=cluster.loopback_ip(),
+        workdir=tmp_path / pod_name,
+        command=BRIDGE,
+    )
+    kubelets.append(kubelet)
+    kubelet.start(pod)
+    return kubelet

@@ -37,9 +37,21 @@ async function call(name, body) {
   return answer;
 }
 
-// The form as the seed's nested body; empty fields are left out.
+// The form as the seed's nested body; empty fields are left out. The "extra" JSON is merged
+// in (a SyntaxError is reported against that field).
 function startupBody(form) {
-  const body = { connection: {} };
+  const extraText = form.elements.extra.value.trim();
+  let extra = {};
+  if (extraText) {
+    try {
+      extra = JSON.parse(extraText);
+    } catch (error) {
+      const refused = new Error("extra: not valid JSON (" + error.message + ")");
+      refused.field = "extra";
+      throw refused;
+    }
+  }
+  const body = { ...extra, connection: { ...(extra.connection || {}) } };
   for (const input of form.querySelectorAll("input[name]")) {
     const value = input.type === "checkbox" ? input.checked : input.value.trim();
     if (value === "") continue;
@@ -53,7 +65,7 @@ function startupBody(form) {
 }
 
 function markInvalid(form, field) {
-  for (const input of form.querySelectorAll("input[name]")) {
+  for (const input of form.querySelectorAll("input[name], textarea[name]")) {
     input.setAttribute("aria-invalid", String(Boolean(field) && input.name === field));
   }
 }
