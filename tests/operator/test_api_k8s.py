@@ -12,6 +12,7 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import kubernetes
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -361,3 +362,24 @@ def test_fuzzed_startup_bodies_get_an_answer_naming_the_field(
         obj = cluster.bridge(API_NAMESPACE, resource_name(call_id))
         assert obj is not None and "sipPassword" not in str(obj["spec"])
         assert api.call("terminate", {"callId": call_id}).status == 200
+
+
+def test_the_api_identity_may_create_secrets_but_never_read_them(cluster: Cluster) -> None:
+    review = kubernetes.client.AuthorizationV1Api(cluster.api)
+    sa = "system:serviceaccount:siprtmp-system:srb-sip-rtmp-operator"
+
+    def allowed(verb: str, resource: str, namespace: str) -> bool:
+        attrs = kubernetes.client.V1ResourceAttributes(
+            verb=verb, resource=resource, namespace=namespace
+        )
+        body = kubernetes.client.V1SubjectAccessReview(
+            spec=kubernetes.client.V1SubjectAccessReviewSpec(user=sa, resource_attributes=attrs)
+        )
+        status = review.create_subject_access_review(body).status
+        return bool(status and status.allowed)
+
+    assert allowed("create", "secrets", API_NAMESPACE)
+    assert not allowed("get", "secrets", API_NAMESPACE)
+    assert not allowed("list", "secrets", API_NAMESPACE)
+    assert not allowed("create", "secrets", "default")  # only where the API places calls
+    assert "forbidden" not in cluster.operator.log_text().lower()
