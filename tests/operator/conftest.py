@@ -41,6 +41,7 @@ RELEASE = "srb"
 #: The REST API of the shared installation: its namespace for calls and its bearer token.
 API_NAMESPACE = "siprtmp-calls"
 API_TOKEN = "test-token-0123456789abcdef"
+API_CORS_ORIGIN = "http://tools.example.test"
 #: The real bridge, as LocalKubelet runs it behind a pod.
 BRIDGE = [str(Path(sys.executable).parent / "sip-rtmp-bridge")]
 #: Timings shortened for tests; everything else comes from the chart's Deployment.
@@ -324,13 +325,14 @@ def running_cluster(
 @pytest.fixture(scope="session")
 def chart_docs() -> list[dict[str, Any]]:
     """The chart as installed in the tests: defaults plus node access for NodeExternalIP, and
-    the REST API creating calls in API_NAMESPACE."""
+    the REST API creating calls in API_NAMESPACE, callable from pages of API_CORS_ORIGIN."""
     _require_binaries()
     return render_chart(
         "networking.allowNodeExternalIP=true",
         "api.enabled=true",
         f"api.namespace={API_NAMESPACE}",
         "api.token.existingSecret=srb-api-token",
+        f"api.corsAllowedOrigins={{{API_CORS_ORIGIN}}}",
     )
 
 

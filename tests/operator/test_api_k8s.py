@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from siprtmp_operator.api.manifests import resource_name, secret_name
 from siprtmp_operator.api.openapi import openapi_document
 from tests.operator.api_client import ApiClient
-from tests.operator.conftest import API_NAMESPACE
+from tests.operator.conftest import API_CORS_ORIGIN, API_NAMESPACE
 from tests.operator.k8s_harness import wait_for
 
 if TYPE_CHECKING:
@@ -269,13 +269,33 @@ def test_openapi_and_console_are_served_without_a_token(api: ApiClient) -> None:
     assert root.status == 200 and "startup-form" in root.body  # redirected to /console/
 
 
-def test_no_cors_unless_configured(api: ApiClient) -> None:
-    """The shared installation allows no other origin: same-origin pages only."""
-    origin = {"Origin": "http://evil.example.test", "Access-Control-Request-Method": "POST"}
-    preflight = api.request("/rest-api/call/startup", method="OPTIONS", headers=origin, token="")
+def test_cors_only_for_the_configured_origin(api: ApiClient) -> None:
+    """Pages of API_CORS_ORIGIN may call the API (the token still applies); others may not."""
+    ask = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    preflight = api.request(
+        "/rest-api/call/startup",
+        method="OPTIONS",
+        token="",
+        headers={"Origin": API_CORS_ORIGIN, **ask},
+    )
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == API_CORS_ORIGIN
+    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    listed = api.call("find_all", headers={"Origin": API_CORS_ORIGIN})
+    assert listed.status == 200
+    assert listed.headers["Access-Control-Allow-Origin"] == API_CORS_ORIGIN
+    refused = api.call("find_all", token="", headers={"Origin": API_CORS_ORIGIN})
+    assert refused.status == 401  # CORS lets the page ask; the token decides
+    assert refused.headers["Access-Control-Allow-Origin"] == API_CORS_ORIGIN
+
+    other = {"Origin": "http://evil.example.test"}
+    preflight = api.request("/rest-api/call/startup", method="OPTIONS", headers={**other, **ask})
     assert preflight.status == 403
     assert "Access-Control-Allow-Origin" not in preflight.headers
-    listed = api.call("find_all", headers={"Origin": "http://evil.example.test"})
+    listed = api.call("find_all", headers=other)
     assert listed.status == 200 and "Access-Control-Allow-Origin" not in listed.headers
 
 

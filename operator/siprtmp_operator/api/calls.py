@@ -8,6 +8,7 @@ guards against bridges created around the API).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from .manifests import (
 from .store import CallStore
 
 JSON = dict[str, Any]
+log = logging.getLogger(__name__)
 #: The bridge waits up to 5 s for its poll loop to take the digits; leave room for that.
 DTMF_TIMEOUT_SECONDS = 8.0
 
@@ -70,6 +72,7 @@ class Calls:
                 # A call whose password is missing would only fail later, less clearly.
                 await asyncio.to_thread(self.store.delete_call, created["metadata"]["name"])
                 raise
+        log.info("REST API: call %s placed as %s", request.call_id, created["metadata"]["name"])
         return call_view(created)
 
     async def _find_one(self, call_id: str) -> JSON:
@@ -83,6 +86,7 @@ class Calls:
         """Delete the resource: the operator hangs up (BYE), flushes the stream, removes it."""
         call = await self._find_one(parse_call_ref(body))
         await asyncio.to_thread(self.store.delete_call, call["metadata"]["name"])
+        log.info("REST API: call %s terminated", call_id_of(call))
         return {**call_view(call), "terminating": True}
 
     async def find(self, body: Any) -> list[JSON]:
