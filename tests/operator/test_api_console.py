@@ -125,6 +125,7 @@ def test_console_starts_a_call_shows_it_live_sends_dtmf_and_hangs_up(
         kubelet = run_pod(cluster, kubelets, tmp_path, API_NAMESPACE, f"{name}-bridge-0")
         row = row_showing(browser, call_id, "ESTABLISHED", "PUBLISHING")
         assert "Streaming" in row.find_element(By.CSS_SELECTOR, "td.phase").text
+        browser.save_screenshot(str(tmp_path / "console-streaming.png"))  # for a human look
 
         row.find_element(By.CSS_SELECTOR, "input.dtmf-digits").send_keys("7*3")
         row.find_element(By.CSS_SELECTOR, "button.dtmf-send").click()

@@ -176,6 +176,7 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       const view = await call("startup", startupBody(form));
       markInvalid(form, null);
+      form.elements["connection.sipPassword"].value = ""; // kept in a Secret now, not in the page
       say("Call " + view.callId + " started: " + view.status + " / " + view.streamStatus);
     } catch (error) {
       markInvalid(form, error.field);
