@@ -159,6 +159,16 @@ def test_real_bridge_rtmp_restart_shows_reconnecting_then_streaming(
     peer = tone_peer(12.0)
     place_call(cluster, kubelets, tmp_path, ns, "drop", bridge_spec(peer, rtmp_server, "drop"))
     cluster.wait_phase(ns, "drop", "Streaming")
+    # Let audio flow first: nginx names recordings by the second (record_unique), so a restart
+    # within the first publish's second would overwrite the first recording.
+    wait_for(
+        "bytes flowing",
+        lambda: (
+            (b := cluster.bridge(ns, "drop")) is not None
+            and b["status"]["stream"]["bytesSent"] > 8000
+        ),
+        timeout=15,
+    )
     rtmp_server.stop()
     obj = cluster.wait_phase(ns, "drop", "Reconnecting")
     assert obj["status"]["call"]["state"] == "ESTABLISHED"  # the call stays up
