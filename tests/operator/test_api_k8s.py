@@ -263,7 +263,7 @@ def test_openapi_and_console_are_served_without_a_token(api: ApiClient) -> None:
     assert page.status == 200 and '<form id="startup-form"' in page.body
     assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
     script = api.request("/console/console.js", method="GET", token="")
-    assert script.status == 200 and "/rest-api/call/" in script.body
+    assert script.status == 200 and "../rest-api/call/" in script.body
     assert api.request("/console/../bodies.py", method="GET", token="").status == 404
     root = api.request("/", method="GET", token="")
     assert root.status == 200 and "startup-form" in root.body  # redirected to /console/

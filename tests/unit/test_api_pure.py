@@ -34,6 +34,7 @@ from siprtmp_operator.api.manifests import (
     resource_name,
 )
 from siprtmp_operator.api.openapi import openapi_document
+from siprtmp_operator.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_BODY: dict[str, Any] = {
@@ -272,3 +273,20 @@ def test_openapi_lists_exactly_the_fields_the_parser_accepts() -> None:
     assert set(schemas["Connection"]["properties"]) == CONNECTION_FIELDS - {"sipPasswordSecretRef"}
     assert schemas["Call"]["properties"]["status"]["enum"] == [s.value for s in CallState]
     assert set(schemas["Call"]["properties"]) == set(call_view({}))
+
+
+def test_the_api_needs_a_real_token_and_its_own_port() -> None:
+    on = {"SIPRTMP_API_ENABLED": "true"}
+    with pytest.raises(ValueError, match="SIPRTMP_API_TOKEN"):
+        Settings.from_env(on)
+    with pytest.raises(ValueError, match="SIPRTMP_API_TOKEN"):
+        Settings.from_env({**on, "SIPRTMP_API_TOKEN": "short"})
+    token = "0123456789abcdef"
+    with pytest.raises(ValueError, match="port"):
+        Settings.from_env({**on, "SIPRTMP_API_TOKEN": token, "SIPRTMP_API_PORT": "8081"})
+    settings = Settings.from_env(
+        {**on, "SIPRTMP_API_TOKEN": token, "SIPRTMP_API_CORS_ORIGINS": "https://a.example, *"}
+    )
+    assert settings.api_enabled and settings.api_cors_origins == ("https://a.example", "*")
+    assert token not in repr(settings)
+    assert not Settings.from_env({}).api_enabled  # off by default, and then no token is needed

@@ -2,7 +2,9 @@
 // (no CORS, no browser extension). The token stays in this tab's sessionStorage.
 "use strict";
 
-const API = "/rest-api/call/";
+// Relative to the page (/console/), so a proxy serving the API under a prefix that it strips
+// (an Ingress with a rewrite) still works.
+const API = "../rest-api/call/";
 const POLL_MS = 1000;
 const $ = (selector, root = document) => root.querySelector(selector);
 
