@@ -24,11 +24,24 @@ TONES: dict[str, tuple[RtpCodec, float]] = {
 }
 
 
+def _ancestors() -> set[int]:
+    """This process and its parents (a wrapper such as `timeout` naming --basetemp is no leak)."""
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return pids
+
+
 def processes_using(directory: Path) -> list[str]:
     """Command lines of running processes that name a path under ``directory``."""
     found = []
+    ours = _ancestors()
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in ours:
             continue
         try:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -69,14 +82,21 @@ def tone_pcap(pcap_dir: Path) -> Callable[[str, float], Path]:
 
 
 @pytest.fixture
-def rtmp_server(tmp_path: Path) -> Iterator[NginxRtmp]:
-    server = NginxRtmp(tmp_path / "nginx", free_port()).start()
+def peer_host() -> str:
+    """The address SIPp and nginx-rtmp listen on and advertise. Loopback, except in the
+    real-node tier (tests/e2e), which overrides it with the host end of its pod network."""
+    return "127.0.0.1"
+
+
+@pytest.fixture
+def rtmp_server(tmp_path: Path, peer_host: str) -> Iterator[NginxRtmp]:
+    server = NginxRtmp(tmp_path / "nginx", free_port(), host=peer_host).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def sipp(tmp_path: Path) -> Iterator[Callable[..., SippPeer]]:
+def sipp(tmp_path: Path, peer_host: str) -> Iterator[Callable[..., SippPeer]]:
     peers: list[SippPeer] = []
 
     def start(scenario: str, transport: str = "u1", calls: int = 1, **values: Any) -> SippPeer:
@@ -89,6 +109,7 @@ def sipp(tmp_path: Path) -> Iterator[Callable[..., SippPeer]]:
             {k: str(v) for k, v in values.items()},
             transport,
             calls,
+            peer_host,
         )
         peers.append(peer.start())
         return peer

@@ -6,6 +6,7 @@ handlers bound to their own Settings.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import threading
@@ -35,7 +36,7 @@ from .reconcile import plan_step
 from .settings import Settings
 from .status import TERMINAL_PHASES, observe_pod
 from .timeutil import fmt, now_utc, parse
-from .web import Probes, start
+from .web import Probes, keep_checking_api, start
 
 JSON = dict[str, Any]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -129,18 +130,27 @@ def build_registry(
 
     @kopf.on.login(registry=reg)
     def login(**kwargs: Any) -> Any:
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        # The client library's loader, as kube.load_config uses: in a pod it finds the API
+        # server from KUBERNETES_SERVICE_HOST/PORT, as client-go does. kopf's own service-account
+        # login dials kubernetes.default.svc, which fails wherever cluster DNS is missing or
+        # slow to start (found on the real-node tier: the operator never reached the API).
+        return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=reg)
     async def startup(memo: kopf.Memo, **_: Any) -> None:
         memo["web"] = await start(probes, settings.http_host, settings.http_port)
         if settings.api_enabled:
             memo["api"] = await api_app.start(settings, kube())
-        probes.ready = True
+        memo["api_check"] = asyncio.create_task(
+            keep_checking_api(probes, lambda: kube().api_answers())
+        )
+        probes.started = True
 
     @kopf.on.cleanup(registry=reg)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        probes.ready = False
+        probes.started = False
+        if "api_check" in memo:
+            memo["api_check"].cancel()
         for server in ("api", "web"):
             runner = memo.get(server)
             if runner is not None:

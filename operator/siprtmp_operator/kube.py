@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from . import GROUP, PLURAL, VERSION
@@ -31,6 +32,14 @@ class Kube:
         self.api = kubernetes.client.ApiClient(cfg)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
+
+    def api_answers(self) -> bool:
+        """Whether the API server answers us, credentials included (its /version, 5 s)."""
+        try:
+            kubernetes.client.VersionApi(self.api).get_code(_request_timeout=5)
+        except (ApiException, OSError, urllib3.exceptions.HTTPError):
+            return False
+        return True
 
     def _plain(self, obj: object) -> dict[str, Any]:
         """A client model as the plain dict the API sent (camelCase keys)."""

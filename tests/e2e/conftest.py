@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.node_harness import Node, missing_node_parts
+from tests.e2e.node_harness import GATEWAY, Node, missing_node_parts
+from tests.e2e.release import Release
 from tests.operator.k8s_harness import ControlPlane, missing_binaries
 
 IMAGES = ("siprtmp/bridge:dev", "siprtmp/operator:dev")
@@ -54,3 +55,19 @@ def node() -> Iterator[Node]:
         cp.stop()
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def peer_host(node: Node) -> str:
+    """SIPp, Kamailio and nginx-rtmp listen on the host end of the pod network: the bridge pods
+    reach them there, and nothing leaves the namespaces this run made."""
+    return GATEWAY
+
+
+@pytest.fixture(scope="session")
+def release(node: Node) -> Release:
+    """The chart, installed once with `helm install`; its operator pod Ready."""
+    node.start_workload_controllers()
+    installed = Release(node)
+    installed.install()
+    return installed

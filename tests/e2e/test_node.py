@@ -8,7 +8,8 @@ from typing import Any
 import kubernetes
 
 from tests.e2e.node_harness import Node
-from tests.operator.k8s_harness import REPO, apply_objects, helm, plain, wait_for
+from tests.e2e.release import Release
+from tests.operator.k8s_harness import apply_objects, wait_for
 
 
 def test_bridge_demo_pod_succeeds_on_the_real_node(node: Node) -> None:
@@ -49,33 +50,11 @@ def test_bridge_demo_pod_succeeds_on_the_real_node(node: Node) -> None:
     assert "demo: OK" in log
 
 
-def test_chart_installs_and_the_operator_pod_becomes_ready(node: Node) -> None:
+def test_chart_installs_and_the_operator_pod_becomes_ready(release: Release) -> None:
     """`helm install` of the real chart with the real image; the operator pod reaches the
     API server through the `kubernetes` Service address and turns Ready."""
-    assert node.cp.api is not None
-    node.start_workload_controllers()
-    t0 = time.monotonic()
-    helm(
-        *("install", "srb", str(REPO / "helm"), "--namespace", "siprtmp-system"),
-        *("--create-namespace", "--kubeconfig", str(node.cp.admin_kubeconfig)),
-        *("--set", "image.repository=siprtmp/operator", "--set", "image.tag=dev"),
-        *("--set", "image.pullPolicy=Never"),
-    )
-    core = kubernetes.client.CoreV1Api(node.cp.api)
-
-    def ready_pod() -> str | None:
-        for pod in core.list_namespaced_pod("siprtmp-system").items:
-            conditions = (pod.status.conditions if pod.status else None) or []
-            if any(c.type == "Ready" and c.status == "True" for c in conditions):
-                return str(pod.metadata.name if pod.metadata else "")
-        return None
-
-    try:
-        name = wait_for("operator pod Ready", ready_pod, timeout=150, interval=1)
-    except AssertionError:
-        for ev in core.list_namespaced_event("siprtmp-system").items:
-            print(f"event {ev.reason}: {ev.message}")
-        for pod in core.list_namespaced_pod("siprtmp-system").items:
-            print(f"pod {plain(node.cp.api, pod.status)}")
-        raise
-    print(f"\noperator pod {name} Ready {time.monotonic() - t0:.1f}s after helm install")
+    (pod,) = [p for p in release.operator_pods() if not p["metadata"].get("deletionTimestamp")]
+    assert pod["spec"]["containers"][0]["image"] == "siprtmp/operator:dev"
+    # Ready: kubelet's readiness probe reached the operator's /readyz over the pod network.
+    assert release.ready_operator_pod() == pod["metadata"]["name"]
+    print(f"\noperator Ready {release.install_seconds:.1f}s after helm install")

@@ -31,7 +31,9 @@ from tests.operator.k8s_harness import (
     install_crd,
     missing_binaries,
     plain,
+    read_bridge,
     service_account_kubeconfig,
+    wait_explained,
     wait_for,
 )
 
@@ -117,16 +119,7 @@ class Cluster:
         )
 
     def bridge(self, ns: str, name: str) -> dict[str, Any] | None:
-        try:
-            obj = cast(
-                dict[str, Any],
-                self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name),
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return obj
+        return read_bridge(self.custom, ns, name)
 
     def delete_bridge(self, ns: str, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
@@ -144,13 +137,15 @@ class Cluster:
             obj = self.bridge(ns, name)
             return obj if obj is not None and pred(obj) else None
 
-        try:
-            return wait_for(f"{ns}/{name}: {what}", check, timeout=timeout)
-        except AssertionError as exc:
-            raise AssertionError(
-                f"{exc}\nlast status: {(self.bridge(ns, name) or {}).get('status')}\n"
+        return wait_explained(
+            f"{ns}/{name}: {what}",
+            check,
+            lambda: (
+                f"last status: {(self.bridge(ns, name) or {}).get('status')}\n"
                 f"operator log tail:\n{self.operator.log_text()[-3000:]}"
-            ) from None
+            ),
+            timeout=timeout,
+        )
 
     def wait_phase(self, ns: str, name: str, phase: str, timeout: float = 30) -> dict[str, Any]:
         return self.wait_bridge(

@@ -25,11 +25,13 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import kubernetes
 import yaml
 from kubernetes.client.exceptions import ApiException
+
+from siprtmp_operator import GROUP, PLURAL, VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.34.4")
@@ -75,6 +77,33 @@ def wait_for(
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
+
+
+def wait_explained(
+    what: str,
+    fn: Callable[[], T | None],
+    explain: Callable[[], str],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+) -> T:
+    """``wait_for``, failing with ``explain()`` (what was seen last) added to the message."""
+    try:
+        return wait_for(what, fn, timeout=timeout, interval=interval)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{explain()}") from None
+
+
+def read_bridge(
+    custom: kubernetes.client.CustomObjectsApi, ns: str, name: str
+) -> dict[str, Any] | None:
+    """The SipRtmpBridge ``ns/name`` as a plain dict, or None when there is none."""
+    try:
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return cast(dict[str, Any], obj)
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -442,14 +471,15 @@ class OperatorProcess:
     def api_url(self) -> str:
         return f"http://{LOOPBACK}:{self.api_port}"
 
-    def start(self) -> None:
+    def start(self, wait_ready: bool = True) -> None:
         self.starts += 1
         exe = shutil.which("sip-rtmp-operator", path=str(Path(sys.executable).parent))
         argv = [exe] if exe else [sys.executable, "-m", "siprtmp_operator.cli"]
         self.proc = Proc(
             "operator", [*argv, "--verbose"], self.workdir / f"operator-{self.starts}.log", self.env
         )
-        wait_for("operator /readyz", self._ready, timeout=60, interval=0.2)
+        if wait_ready:
+            wait_for("operator /readyz", self._ready, timeout=60, interval=0.2)
 
     def _ready(self) -> bool:
         assert self.proc is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -18,7 +19,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from tests.operator.k8s_harness import status_server, wait_for
+from tests.operator.k8s_harness import OperatorProcess, free_port, status_server, wait_for
 
 if TYPE_CHECKING:
     from tests.operator.conftest import Cluster
@@ -534,6 +535,38 @@ def test_operator_identity_is_the_charts_service_account(cluster: Cluster) -> No
     assert "client-certificate" not in text and "token" in text
     # Nothing the operator has done so far was refused by RBAC.
     assert "forbidden" not in cluster.operator.log_text().lower()
+
+
+def probe(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_operator_is_not_ready_while_the_api_server_does_not_answer(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Started is not ready: an operator that cannot reach the API server must not count as
+    rolled out (kubelet's readiness probe gates the Deployment on it)."""
+    config = yaml.safe_load(cluster.cp.admin_kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
+    dead = tmp_path / "dead.kubeconfig"
+    dead.write_text(yaml.safe_dump(config))
+    operator = OperatorProcess(tmp_path, dead, {})
+    operator.start(wait_ready=False)
+    try:
+        wait_for("operator /healthz", lambda: probe(f"{operator.url}/healthz")[0] == 200)
+        # Past start-up, it says why it is not ready, and stays so.
+        wait_for(
+            "readyz naming the API server",
+            lambda: probe(f"{operator.url}/readyz") == (503, "no answer from the API server\n"),
+        )
+        time.sleep(3)
+        assert probe(f"{operator.url}/readyz")[0] == 503
+    finally:
+        operator.stop()
 
 
 def test_operator_probes(cluster: Cluster) -> None:

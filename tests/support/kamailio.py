@@ -20,8 +20,8 @@ debug=2
 log_stderror=yes
 children=2
 tcp_children=2
-listen=udp:127.0.0.1:{port}
-listen=tcp:127.0.0.1:{port}
+listen=udp:{host}:{port}
+listen=tcp:{host}:{port}
 {tls_listen}
 mpath="{modules}/"
 loadmodule "tm.so"
@@ -61,7 +61,7 @@ request_route {{
         consume_credentials();
         xlog("L_NOTICE", "AUTHORIZED INVITE $au to $ru\\n");
         record_route();
-        if (uri == myself) {{ $du = "sip:127.0.0.1:{target_port}"; }}
+        if (uri == myself) {{ $du = "sip:{host}:{target_port}"; }}
         t_relay();
         exit;
     }}
@@ -88,8 +88,10 @@ class Kamailio:
         password: str,
         target_port: int,
         tls_port: int | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.root = root
+        self.host = host
         self.port = port
         self.tls_port = tls_port
         root.mkdir(parents=True, exist_ok=True)
@@ -98,10 +100,11 @@ class Kamailio:
         if tls_port is not None:
             self_signed(root)
             (root / "tls.cfg").write_text(TLS_CONFIG.format(root=root))
-            tls_listen = f"enable_tls=yes\nlisten=tls:127.0.0.1:{tls_port}"
+            tls_listen = f"enable_tls=yes\nlisten=tls:{host}:{tls_port}"
             tls_module = f'loadmodule "tls.so"\nmodparam("tls", "config", "{root}/tls.cfg")'
         self.config.write_text(
             CONFIG.format(
+                host=host,
                 port=port,
                 modules=MODULES,
                 user=user,
@@ -144,21 +147,20 @@ class Kamailio:
 
     def _wait_until_answering(self) -> None:
         """Ready once it answers an OPTIONS (with 405, by this config) over UDP."""
-        options = (
-            f"OPTIONS sip:127.0.0.1:{self.port} SIP/2.0\r\n"
-            "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-ready\r\n"
-            "From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:probe@127.0.0.1>\r\n"
-            "Call-ID: ready@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 5\r\n"
-            "Content-Length: 0\r\n\r\n"
-        ).encode()
         deadline = time.monotonic() + 10
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
+            probe.bind((self.host, 0))
             probe.settimeout(0.2)
-            via = f"127.0.0.1:{probe.getsockname()[1]}".encode()
-            options = options.replace(b"127.0.0.1:9", via)
+            via = f"{self.host}:{probe.getsockname()[1]}"
+            options = (
+                f"OPTIONS sip:{self.host}:{self.port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {via};branch=z9hG4bK-ready\r\n"
+                f"From: <sip:probe@{self.host}>;tag=1\r\nTo: <sip:probe@{self.host}>\r\n"
+                f"Call-ID: ready@{self.host}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 5\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode()
             while time.monotonic() < deadline:
-                probe.sendto(options, ("127.0.0.1", self.port))
+                probe.sendto(options, (self.host, self.port))
                 try:
                     if probe.recv(4096).startswith(b"SIP/2.0"):
                         return

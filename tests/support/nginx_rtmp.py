@@ -22,7 +22,7 @@ pid {root}/nginx.pid;
 events {{ worker_connections 256; }}
 rtmp {{
     server {{
-        listen 127.0.0.1:{port};
+        listen {host}:{port};
         application live {{
             live on;
             record all;
@@ -37,17 +37,20 @@ rtmp {{
 # RTMPS: TLS terminated by nginx's stream module in front of the RTMP server, as CDNs do.
 TLS_SERVER = """stream {{
     server {{
-        listen 127.0.0.1:{tls_port} ssl;
+        listen {host}:{tls_port} ssl;
         ssl_certificate {root}/cert.pem;
         ssl_certificate_key {root}/key.pem;
-        proxy_pass 127.0.0.1:{port};
+        proxy_pass {host}:{port};
     }}
 }}"""
 
 
 class NginxRtmp:
-    def __init__(self, root: Path, port: int, tls_port: int | None = None) -> None:
+    def __init__(
+        self, root: Path, port: int, tls_port: int | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.root = root
+        self.host = host
         self.port = port
         self.tls_port = tls_port
         self.recordings = root / "recordings"
@@ -56,11 +59,12 @@ class NginxRtmp:
         if tls_port is not None:
             self_signed(root)
             tls_module = f"load_module {STREAM_MODULE};"
-            tls_server = TLS_SERVER.format(tls_port=tls_port, root=root, port=port)
+            tls_server = TLS_SERVER.format(tls_port=tls_port, root=root, port=port, host=host)
         (root / "nginx.conf").write_text(
             CONFIG.format(
                 module=RTMP_MODULE,
                 root=root,
+                host=host,
                 port=port,
                 tls_module=tls_module,
                 tls_server=tls_server,
@@ -70,11 +74,11 @@ class NginxRtmp:
 
     @property
     def url(self) -> str:
-        return f"rtmp://127.0.0.1:{self.port}/live"
+        return f"rtmp://{self.host}:{self.port}/live"
 
     @property
     def tls_url(self) -> str:
-        return f"rtmps://127.0.0.1:{self.tls_port}/live"
+        return f"rtmps://{self.host}:{self.tls_port}/live"
 
     def start(self) -> NginxRtmp:
         assert shutil.which("nginx"), "nginx is not installed (scripts/test.sh installs it)"
@@ -86,7 +90,7 @@ class NginxRtmp:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                if probe.connect_ex((self.host, self.port)) == 0:
                     return self
             time.sleep(0.05)
         raise RuntimeError(

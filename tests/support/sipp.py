@@ -21,11 +21,14 @@ class SippPeer:
     values: dict[str, str] = field(default_factory=dict)
     transport: str = "u1"
     calls: int = 1
+    #: Where SIPp listens and what it puts in SDP: loopback, or the host end of the real-node
+    #: tier's pod bridge.
+    host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def uri(self) -> str:
-        return f"sip:bridge-test@127.0.0.1:{self.port}"
+        return f"sip:bridge-test@{self.host}:{self.port}"
 
     def start(self) -> SippPeer:
         template = (SCENARIOS / self.scenario).read_text()
@@ -39,9 +42,9 @@ class SippPeer:
             "-sf",
             str(scenario),
             "-i",
-            "127.0.0.1",
+            self.host,
             "-mi",
-            "127.0.0.1",
+            self.host,
             "-p",
             str(self.port),
             "-mp",

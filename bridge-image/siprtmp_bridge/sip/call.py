@@ -6,6 +6,7 @@ released by ``close()`` before the endpoint is destroyed (pjmedia asserts otherw
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -73,12 +74,8 @@ def account_config(spec: BridgeSpec, rtp_port: int | None = None) -> Any:
     media.rtcpMuxEnabled = True
     if nat.keep_alive_seconds > 0:
         # Lets the bridge's own keep-alive socket share the RTP port (media/keepalive.py).
-        reuse = pj.SockOpt()
-        reuse.level = socket.SOL_SOCKET
-        reuse.optName = socket.SO_REUSEADDR
-        reuse.setOptValInt(1)
         options = pj.SockOptParams()
-        options.sockOpts = pj.SockOptVector([reuse])
+        options.sockOpts = pj.SockOptVector([_reuse_address()])
         media.transportConfig.sockOptParams = options
     nat_config = config.natConfig
     nat_config.udpKaIntervalSec = nat.keep_alive_seconds
@@ -92,6 +89,22 @@ def account_config(spec: BridgeSpec, rtp_port: int | None = None) -> Any:
         nat_config.viaRewriteUse = 0
         nat_config.sdpNatRewriteUse = 0
     return config
+
+
+@functools.cache
+def _reuse_address() -> Any:
+    """SO_REUSEADDR=1 as a pjsua2 socket option that lives as long as the process.
+
+    A SockOpt's copies keep pointing at the original's value (``setOptValInt`` stores a pointer
+    to its own member), and pjsua reads it only when it binds the call's RTP socket. Built in
+    a function that returns, the value was freed by then: in a pod the RTP socket came up
+    without SO_REUSEADDR and the keep-alive could not share its port (the real-node tier).
+    """
+    option = pj.SockOpt()
+    option.level = socket.SOL_SOCKET
+    option.optName = socket.SO_REUSEADDR
+    option.setOptValInt(1)
+    return option
 
 
 def _is_received_message(event: Any) -> bool:

@@ -1,0 +1,177 @@
+"""The chart installed on the real node, driven the way users drive it: helm and kubectl.
+
+Resources are applied and deleted with the built kubectl (the user's path); the tests poll
+statuses through the Python client only because spawning kubectl in a polling loop is slow.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from siprtmp_operator import GROUP
+from tests.e2e.node_harness import Node
+from tests.operator.k8s_harness import (
+    REPO,
+    bin_dir,
+    helm,
+    plain,
+    read_bridge,
+    wait_explained,
+    wait_for,
+)
+
+OPERATOR_NAMESPACE = "siprtmp-system"
+RELEASE = "srb"
+BRIDGE_LABEL = f"{GROUP}/bridge"
+#: The images of scripts/build-images.sh, never pulled; policies shortened for the tests.
+CHART_VALUES = (
+    "image.repository=siprtmp/operator",
+    "image.tag=dev",
+    "image.pullPolicy=Never",
+    "bridge.image.repository=siprtmp/bridge",
+    "bridge.image.tag=dev",
+    "bridge.image.pullPolicy=Never",
+    "policies.retryBackoffSeconds=1",
+    "policies.pollIntervalSeconds=1",
+)
+
+
+class Release:
+    """One `helm install` of the chart on ``node``, and what the tests do with it."""
+
+    def __init__(self, node: Node) -> None:
+        assert node.cp.api is not None
+        self.node = node
+        self.api = node.cp.api
+        self.core = kubernetes.client.CoreV1Api(node.cp.api)
+        self.custom = kubernetes.client.CustomObjectsApi(node.cp.api)
+        self.install_seconds = 0.0
+
+    def install(self) -> None:
+        t0 = time.monotonic()
+        sets = [a for kv in CHART_VALUES for a in ("--set", kv)]
+        helm(
+            *("install", RELEASE, str(REPO / "helm"), "--namespace", OPERATOR_NAMESPACE),
+            *("--create-namespace", "--kubeconfig", str(self.node.cp.admin_kubeconfig), *sets),
+        )
+        try:
+            self.wait_operator_ready()
+        except AssertionError:
+            for ev in self.core.list_namespaced_event(OPERATOR_NAMESPACE).items:
+                print(f"event {ev.reason}: {ev.message}")
+            raise
+        self.install_seconds = time.monotonic() - t0
+
+    # kubectl ----------------------------------------------------------------------------
+    def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
+        argv = [str(bin_dir() / "kubectl"), "--kubeconfig", str(self.node.cp.admin_kubeconfig)]
+        proc = subprocess.run(
+            [*argv, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stderr}")
+        return proc.stdout
+
+    def apply(self, *docs: dict[str, Any]) -> None:
+        self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+
+    def namespace(self, name: str) -> str:
+        self.kubectl("create", "namespace", name)
+        # Pods are admitted only once the namespace's default ServiceAccount exists.
+        wait_for(
+            f"default ServiceAccount in {name}",
+            lambda: self.core.read_namespaced_service_account("default", name),
+            timeout=30,
+        )
+        return name
+
+    def password_secret(self, ns: str, name: str, password: str) -> dict[str, str]:
+        """A Secret holding the SIP password; returns the resource's reference to it."""
+        self.kubectl(
+            "create", "secret", "generic", name, "-n", ns, f"--from-literal=password={password}"
+        )
+        return {"name": name, "key": "password"}
+
+    # reading ----------------------------------------------------------------------------
+    def bridge(self, ns: str, name: str) -> dict[str, Any] | None:
+        return read_bridge(self.custom, ns, name)
+
+    def status(self, ns: str, name: str) -> dict[str, Any]:
+        return dict((self.bridge(ns, name) or {}).get("status") or {})
+
+    def wait_bridge(
+        self,
+        ns: str,
+        name: str,
+        pred: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout: float = 60,
+    ) -> dict[str, Any]:
+        """Wait until the resource's status satisfies ``pred``; fail with what was seen."""
+
+        def matching() -> dict[str, Any] | None:
+            status = self.status(ns, name)
+            return status if status and pred(status) else None
+
+        return wait_explained(
+            f"{ns}/{name}: {what}",
+            matching,
+            lambda: (
+                f"last status: {json.dumps(self.status(ns, name), indent=1)}\n"
+                f"pods: {[self._pod_summary(p) for p in self.bridge_pods(ns, name)]}\n"
+                f"operator log tail:\n{self.operator_log()[-3000:]}"
+            ),
+            timeout=timeout,
+            interval=0.3,
+        )
+
+    def wait_phase(self, ns: str, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+        return self.wait_bridge(ns, name, lambda s: s.get("phase") == phase, phase, timeout)
+
+    def bridge_pods(self, ns: str, name: str) -> list[dict[str, Any]]:
+        items = self.core.list_namespaced_pod(ns, label_selector=f"{BRIDGE_LABEL}={name}").items
+        return [plain(self.api, p) for p in items]
+
+    def pod_log(self, ns: str, pod: str) -> str:
+        try:
+            return str(self.core.read_namespaced_pod_log(pod, ns))
+        except ApiException as exc:
+            return f"(no log: {exc.reason})"
+
+    def operator_pods(self) -> list[dict[str, Any]]:
+        items = self.core.list_namespaced_pod(OPERATOR_NAMESPACE).items
+        return [plain(self.api, p) for p in items]
+
+    def ready_operator_pod(self) -> str | None:
+        for pod in self.operator_pods():
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            conditions = pod.get("status", {}).get("conditions") or []
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return str(pod["metadata"]["name"])
+        return None
+
+    def wait_operator_ready(self, timeout: float = 150) -> str:
+        return wait_for("operator pod Ready", self.ready_operator_pod, timeout=timeout, interval=1)
+
+    def operator_log(self) -> str:
+        name = self.ready_operator_pod()
+        return self.pod_log(OPERATOR_NAMESPACE, name) if name else "(no ready operator pod)"
+
+    @staticmethod
+    def _pod_summary(pod: dict[str, Any]) -> str:
+        statuses = pod.get("status", {}).get("containerStatuses") or [{}]
+        return f"{pod['metadata']['name']} {pod.get('status', {}).get('phase')} {statuses[0]}"
