@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,7 +154,7 @@ def _typed(spec: JSON) -> JSON:
     return spec
 
 
-def _convert(doc: JSON, path: tuple[str, ...], convert: Any) -> None:
+def _convert(doc: JSON, path: tuple[str, ...], convert: Callable[[Any], Any]) -> None:
     *parents, name = path
     for parent in parents:
         child = doc.get(parent)
