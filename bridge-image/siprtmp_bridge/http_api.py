@@ -1,25 +1,38 @@
-"""The bridge's HTTP side: /status for the operator, /metrics, /healthz and /readyz for kubelet."""
+"""The bridge's HTTP side: /status for the operator, /metrics, /healthz and /readyz for kubelet,
+and POST /dtmf, through which the operator's REST API sends DTMF into the call.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import TimeoutError as FutureTimeout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from siprtmp_bridge.dtmf import DtmfError, DtmfQueue, DtmfRefusedError, parse_digits
 from siprtmp_bridge.reporter import StatusReporter
+
+#: How long a DTMF request waits for the runner's poll loop (it polls every 50 ms).
+DTMF_WAIT_SECONDS = 5.0
+MAX_BODY_BYTES = 4096
 
 
 class StatusServer:
     """A daemon HTTP server; it never touches pjsua, only the reporter and the counters."""
 
     def __init__(
-        self, host: str, port: int, reporter: StatusReporter, registry: CollectorRegistry
+        self,
+        host: str,
+        port: int,
+        reporter: StatusReporter,
+        registry: CollectorRegistry,
+        dtmf: DtmfQueue | None = None,
     ) -> None:
-        handler = _handler(reporter, registry)
+        handler = _handler(reporter, registry, dtmf)
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
@@ -36,7 +49,9 @@ class StatusServer:
         self.server.server_close()
 
 
-def _handler(reporter: StatusReporter, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    reporter: StatusReporter, registry: CollectorRegistry, dtmf: DtmfQueue | None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
@@ -53,6 +68,38 @@ def _handler(reporter: StatusReporter, registry: CollectorRegistry) -> type[Base
                 )
             else:
                 self._send(404, "text/plain", b"not found\n")
+
+        def do_POST(self) -> None:
+            if self.path.split("?", 1)[0] != "/dtmf" or dtmf is None:
+                self._send(404, "text/plain", b"not found\n")
+                return
+            code, answer = self._dtmf(dtmf)
+            self._send(code, "application/json", json.dumps(answer).encode())
+
+        def _dtmf(self, queue: DtmfQueue) -> tuple[int, dict[str, Any]]:
+            """``{"dtmf": "123#"}`` → 200 once pjsua queued the digits, 400, 409 or 503."""
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= MAX_BODY_BYTES:
+                return 400, {"error": f"body: a JSON object of at most {MAX_BODY_BYTES} bytes"}
+            try:
+                body = json.loads(self.rfile.read(length))
+            except ValueError:
+                return 400, {"error": "body: not valid JSON"}
+            if not isinstance(body, dict):
+                return 400, {"error": "body: must be a JSON object"}
+            try:
+                digits = parse_digits(body.get("dtmf"))
+            except DtmfError as error:
+                return 400, {"error": str(error)}
+            future = queue.submit(digits)
+            try:
+                future.result(DTMF_WAIT_SECONDS)
+            except DtmfRefusedError as error:
+                return 409, {"error": str(error)}
+            except FutureTimeout:
+                future.cancel()  # never sent late, after the caller was told it failed
+                return 503, {"error": "the call did not take the digits in time"}
+            return 200, {"dtmf": digits, "sent": True}
 
         def _send(self, code: int, content_type: str, body: bytes) -> None:
             self.send_response(code)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from siprtmp_bridge.dtmf import DtmfQueue, DtmfRefusedError, refusal
 from siprtmp_bridge.limits import CallClock, limit_reached
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.keepalive import RtpKeepAlive, RtpPortClaim
@@ -84,8 +85,10 @@ class BridgeRunner:
         counters: MediaCounters,
         stop_requested: threading.Event,
         options: RunOptions,
+        dtmf: DtmfQueue | None = None,
     ) -> None:
         self.spec = spec
+        self.dtmf = dtmf
         self.reporter = reporter
         self.counters = counters
         self.stop_requested = stop_requested
@@ -112,6 +115,8 @@ class BridgeRunner:
             outcome = self._run_media_and_call()
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
+            if self.dtmf is not None:
+                self.dtmf.refuse_all("the call has ended")
         self.reporter.update(lambda status: finished(status, outcome))
         return outcome
 
@@ -188,6 +193,7 @@ class BridgeRunner:
                 self._refresh_counters(now, pipeline, publisher)
             if self.pending_outcome is None:
                 self._check_limits(now, placed_at, pipeline, publisher)
+            self._send_dtmf()
 
     def _dial(self) -> bool:
         """Register if asked, then send the INVITE; False when registration ended the run."""
@@ -206,6 +212,27 @@ class BridgeRunner:
         finally:
             if claim is not None:
                 claim.release()  # pjsua has bound the pair to make its offer
+
+    def _send_dtmf(self) -> None:
+        """Send queued DTMF as RFC 2833 events (pjsua's default) and settle each request."""
+        if self.dtmf is None:
+            return
+        for digits, future in self.dtmf.take():
+            if not future.set_running_or_notify_cancel():
+                continue  # the HTTP request gave up waiting: do not send stale digits
+            why = refusal(self.spec.has_audio, self.reporter.status.call.state)
+            if why is None and (self.call is None or self.pending_outcome is not None):
+                why = "the call is ending"
+            if why is not None:
+                future.set_exception(DtmfRefusedError(why))
+                continue
+            assert self.call is not None
+            try:
+                self.call.dialDtmf(digits)
+            except pj.Error as error:  # e.g. the far end did not offer telephone-event
+                future.set_exception(DtmfRefusedError(f"pjsua: {error.info()}"))
+            else:
+                future.set_result(None)
 
     def endpoint_poll(self) -> None:
         pj.Endpoint.instance().libHandleEvents(POLL_MILLISECONDS)

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from siprtmp_bridge.dtmf import DtmfQueue
 from siprtmp_bridge.http_api import StatusServer
 from siprtmp_bridge.metrics import MediaCounters, bridge_registry
 from siprtmp_bridge.outcome import ExitCode
@@ -27,10 +28,13 @@ def serve_one_call(
 ) -> int:
     reporter = StatusReporter(initial_status(spec.call_id, spec.redacted_publish_url), status_lines)
     counters = MediaCounters()
+    dtmf = DtmfQueue()
     server = None
     if status_address is not None and status_address[1] > 0:
         try:
-            server = StatusServer(*status_address, reporter, bridge_registry(reporter, counters))
+            server = StatusServer(
+                *status_address, reporter, bridge_registry(reporter, counters), dtmf
+            )
         except OSError as error:
             print(
                 f"sip-rtmp-bridge: cannot serve status on {status_address}: {error}",
@@ -39,7 +43,9 @@ def serve_one_call(
             return int(ExitCode.INTERNAL)
         server.start()
     try:
-        outcome = BridgeRunner(spec, reporter, counters, stop, RunOptions(sip_log_level)).run()
+        outcome = BridgeRunner(
+            spec, reporter, counters, stop, RunOptions(sip_log_level), dtmf
+        ).run()
     finally:
         reporter.write_termination_message(termination_log)
         if server is not None:

@@ -38,6 +38,7 @@ class SpecError(ValueError):
     def __init__(self, field_path: str, problem: str) -> None:
         super().__init__(f"spec.{field_path}: {problem}")
         self.field_path = field_path
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -173,11 +174,11 @@ def parse_spec(document: Any, password: str | None = None) -> BridgeSpec:
         ),
     )
     # The seed's later flat shape of /rest-api/call/startup puts connection fields on top.
-    reader.check_unknown(_TOP_LEVEL_FIELDS | _CONNECTION_FIELDS)
+    reader.check_unknown(SPEC_FIELDS | CONNECTION_FIELDS)
     return spec
 
 
-_TOP_LEVEL_FIELDS = frozenset(
+SPEC_FIELDS = frozenset(
     {
         "callId",
         "callee",
@@ -292,7 +293,7 @@ class _Reader:
 def _connection_fields(document: Mapping[str, Any], reader: _Reader) -> _Reader:
     """The nested ``connection`` object, completed by the seed's flat shape (nested values win)."""
     nested = reader.mapping("connection")
-    flat = {k: v for k, v in document.items() if k in _CONNECTION_FIELDS}
+    flat = {k: v for k, v in document.items() if k in CONNECTION_FIELDS}
     return _Reader({**flat, **nested.data}, nested.prefix)
 
 
@@ -336,11 +337,11 @@ def _parse_connection(outer: _Reader, password: str | None) -> Connection:
         raise SpecError(
             outer.path("sipLogin"), "is required when a password is given (digest user)"
         )
-    outer.check_unknown(_CONNECTION_FIELDS)
+    outer.check_unknown(CONNECTION_FIELDS)
     return connection
 
 
-_CONNECTION_FIELDS = frozenset(
+CONNECTION_FIELDS = frozenset(
     {
         "sipLogin",
         "sipPassword",

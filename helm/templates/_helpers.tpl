@@ -62,3 +62,8 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- join "," $out -}}
 {{- end -}}
+
+{{/* The namespace the REST API creates calls in. */}}
+{{- define "srb.apiNamespace" -}}
+{{- default .Release.Namespace .Values.api.namespace -}}
+{{- end -}}

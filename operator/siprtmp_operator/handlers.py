@@ -17,6 +17,7 @@ from typing import Any
 import kopf
 
 from . import GROUP, PLURAL, VERSION
+from .api import app as api_app
 from .kube import Kube, load_config
 from .livestatus import fetch, status_url
 from .metrics import (
@@ -138,6 +139,8 @@ def build_registry(
     @kopf.on.startup(registry=reg)
     async def startup(memo: kopf.Memo, **_: Any) -> None:
         memo["web"] = await start(probes, settings.http_host, settings.http_port)
+        if settings.api_enabled:
+            memo["api"] = await api_app.start(settings, kube())
         memo["api_check"] = asyncio.create_task(
             keep_checking_api(probes, lambda: kube().api_answers())
         )
@@ -148,9 +151,10 @@ def build_registry(
         probes.started = False
         if "api_check" in memo:
             memo["api_check"].cancel()
-        runner = memo.get("web")
-        if runner is not None:
-            await runner.cleanup()
+        for server in ("api", "web"):
+            runner = memo.get(server)
+            if runner is not None:
+                await runner.cleanup()
 
     @kopf.index("pods", labels={LABEL_MANAGED_BY: MANAGED_BY}, id="bridge_pods", registry=reg)
     def bridge_pods(*, body: kopf.Body, name: str, namespace: str | None, **_: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Reading a bridge's live ``/status`` document over HTTP from its pod address."""
+"""Talking to a bridge over HTTP at its pod address: its live ``/status``, and DTMF to send."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from typing import Any
 from .status import PodObservation
 
 
-def status_url(obs: PodObservation, scheme: str, default_port: int) -> str | None:
-    """``http://POD_IP:PORT/status`` using the pod's declared status port; None without an IP."""
+def bridge_url(obs: PodObservation, scheme: str, default_port: int, path: str) -> str | None:
+    """``http://POD_IP:PORT/path`` using the pod's declared status port; None without an IP."""
     if not obs.pod_ip:
         return None
     host = f"[{obs.pod_ip}]" if ":" in obs.pod_ip else obs.pod_ip
-    return f"{scheme}://{host}:{obs.status_port or default_port}/status"
+    return f"{scheme}://{host}:{obs.status_port or default_port}{path}"
+
+
+def status_url(obs: PodObservation, scheme: str, default_port: int) -> str | None:
+    return bridge_url(obs, scheme, default_port, "/status")
 
 
 def fetch(url: str, timeout: float) -> dict[str, Any] | None:
@@ -26,3 +30,28 @@ def fetch(url: str, timeout: float) -> dict[str, Any] | None:
     except (OSError, urllib.error.URLError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def post(url: str, body: dict[str, Any], timeout: float) -> tuple[int, dict[str, Any]] | None:
+    """POST a JSON body; the bridge's status code and JSON answer, None when it cannot be reached.
+
+    A 4xx answer is an answer (the bridge refused, and says why), not a failure to reach it.
+    """
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            code, raw = resp.status, resp.read(65536)
+    except urllib.error.HTTPError as error:
+        code, raw = error.code, error.read(65536)
+    except OSError:  # URLError, refused, timed out
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        doc = {}
+    return int(code), doc if isinstance(doc, dict) else {}

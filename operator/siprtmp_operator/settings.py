@@ -98,6 +98,15 @@ class Settings:
     http_port: int = 8081
     extra_labels: dict[str, str] = field(default_factory=dict)
 
+    # The seed's REST API and the web console (api/), on a port of their own: the metrics port
+    # is not meant to be exposed through an Ingress.
+    api_enabled: bool = False
+    api_host: str = "0.0.0.0"
+    api_port: int = 8082
+    api_namespace: str = "default"
+    api_token: str = field(default="", repr=False)
+    api_cors_origins: tuple[str, ...] = ()
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``SIPRTMP_*`` variables; raise ValueError naming a bad one."""
@@ -158,6 +167,12 @@ class Settings:
             http_host=_get(e, "HTTP_HOST", d.http_host),
             http_port=_int(e, "HTTP_PORT", d.http_port),
             extra_labels=labels,
+            api_enabled=_bool(e, "API_ENABLED", d.api_enabled),
+            api_host=_get(e, "API_HOST", d.api_host),
+            api_port=_int(e, "API_PORT", d.api_port),
+            api_namespace=_get(e, "API_NAMESPACE", d.api_namespace).strip() or d.api_namespace,
+            api_token=_get(e, "API_TOKEN", "").strip(),
+            api_cors_origins=_list(e, "API_CORS_ORIGINS"),
         )
         settings.validate()
         return settings
@@ -178,6 +193,13 @@ class Settings:
             raise ValueError("poll interval must be positive")
         if self.retry_backoff_seconds < 0 or self.retry_backoff_max_seconds < 0:
             raise ValueError("retry backoff must not be negative")
+        if self.api_enabled and len(self.api_token) < 16:
+            # An API that starts calls must not run open, nor behind a guessable token.
+            raise ValueError(
+                f"{ENV_PREFIX}API_TOKEN must hold at least 16 characters when the REST API is on"
+            )
+        if self.api_enabled and self.api_port == self.http_port:
+            raise ValueError("the REST API port must differ from the metrics port")
 
     @property
     def host_port_slots(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.operator.k8s_harness import (
     REPO,
     ControlPlane,
+    LocalKubelet,
     OperatorProcess,
     apply_objects,
     deployment_env,
@@ -38,6 +40,12 @@ from tests.operator.k8s_harness import (
 GROUP, VERSION, PLURAL = "siprtmp.io", "v1alpha1", "siprtmpbridges"
 OPERATOR_NAMESPACE = "siprtmp-system"
 RELEASE = "srb"
+#: The REST API of the shared installation: its namespace for calls and its bearer token.
+API_NAMESPACE = "siprtmp-calls"
+API_TOKEN = "test-token-0123456789abcdef"
+API_CORS_ORIGIN = "http://tools.example.test"
+#: The real bridge, as LocalKubelet runs it behind a pod.
+BRIDGE = [str(Path(sys.executable).parent / "sip-rtmp-bridge")]
 #: Timings shortened for tests; everything else comes from the chart's Deployment.
 TEST_ENV = {
     "SIPRTMP_POLL_INTERVAL_SECONDS": "0.3",
@@ -48,6 +56,8 @@ TEST_ENV = {
     "SIPRTMP_STATUS_TIMEOUT_SECONDS": "0.5",
     "SIPRTMP_HOST_PORT_MIN": "40000",
     "SIPRTMP_HOST_PORT_MAX": "40031",
+    # The chart takes it from a Secret (secretKeyRef), which a subprocess cannot read.
+    "SIPRTMP_API_TOKEN": API_TOKEN,
 }
 
 
@@ -309,9 +319,16 @@ def running_cluster(
 
 @pytest.fixture(scope="session")
 def chart_docs() -> list[dict[str, Any]]:
-    """The chart as installed in the tests: defaults plus node access for NodeExternalIP."""
+    """The chart as installed in the tests: defaults plus node access for NodeExternalIP, and
+    the REST API creating calls in API_NAMESPACE, callable from pages of API_CORS_ORIGIN."""
     _require_binaries()
-    return render_chart("networking.allowNodeExternalIP=true")
+    return render_chart(
+        "networking.allowNodeExternalIP=true",
+        "api.enabled=true",
+        f"api.namespace={API_NAMESPACE}",
+        "api.token.existingSecret=srb-api-token",
+        f"api.corsAllowedOrigins={{{API_CORS_ORIGIN}}}",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -331,3 +348,30 @@ def ns(cluster: Cluster, request: pytest.FixtureRequest) -> str:
     """A fresh namespace per test."""
     base = request.node.name.split("[")[0].replace("_", "-").lower()[:40].strip("-")
     return cluster.namespace(f"{base}-{next(_ns_counter)}")
+
+
+@pytest.fixture
+def kubelets() -> Iterator[list[LocalKubelet]]:
+    """The local kubelets a test started; stopped (their bridges killed) at its end."""
+    started: list[LocalKubelet] = []
+    yield started
+    for kubelet in started:
+        kubelet.stop()
+
+
+def run_pod(
+    cluster: Cluster, kubelets: list[LocalKubelet], tmp_path: Path, ns: str, pod_name: str
+) -> LocalKubelet:
+    """Wait for the operator's pod and run the real bridge behind it on a fresh 127.0.0.N."""
+    pod = cluster.wait_pod(ns, pod_name)
+    kubelet = LocalKubelet(
+        cluster.core,
+        ns,
+        pod_name,
+        ip=cluster.loopback_ip(),
+        workdir=tmp_path / pod_name,
+        command=BRIDGE,
+    )
+    kubelets.append(kubelet)
+    kubelet.start(pod)
+    return kubelet

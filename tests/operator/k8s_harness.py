@@ -449,12 +449,16 @@ class OperatorProcess:
         self.workdir = workdir
         self.kubeconfig = kubeconfig_path
         self.http_port = free_port()
+        self.api_port = free_port()
         self.env = {
             **os.environ,
             **env,
             "KUBECONFIG": str(kubeconfig_path),
             "SIPRTMP_HTTP_HOST": LOOPBACK,
             "SIPRTMP_HTTP_PORT": str(self.http_port),
+            # The REST API, when the chart enables it: on loopback too.
+            "SIPRTMP_API_HOST": LOOPBACK,
+            "SIPRTMP_API_PORT": str(self.api_port),
         }
         self.proc: Proc | None = None
         self.starts = 0
@@ -462,6 +466,10 @@ class OperatorProcess:
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.http_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.api_port}"
 
     def start(self, wait_ready: bool = True) -> None:
         self.starts += 1

@@ -121,3 +121,66 @@ def test_namespaced_install_reconciles_only_its_namespace(tmp_path: Path) -> Non
 
 def test_cluster_fixture_sanity(cluster: Cluster) -> None:
     cluster.cp.assert_alive()
+
+
+def test_api_render_service_ingress_token_and_least_rbac() -> None:
+    docs = render_chart(
+        "api.enabled=true",
+        "api.token.existingSecret=srb-api-token",
+        "api.namespace=calls",
+        "api.corsAllowedOrigins={https://tools.example.com}",
+        "api.ingress.enabled=true",
+        "api.ingress.className=nginx",
+        "api.ingress.host=calls.example.com",
+    )
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    service = by_kind[("Service", "srb-sip-rtmp-operator-api")]
+    assert service["spec"]["ports"] == [
+        {"name": "api", "port": 80, "targetPort": "api", "protocol": "TCP"}
+    ]
+    ingress = by_kind[("Ingress", "srb-sip-rtmp-operator-api")]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "calls.example.com" and ingress["spec"]["ingressClassName"] == "nginx"
+    assert rule["http"]["paths"][0]["backend"]["service"]["name"] == service["metadata"]["name"]
+    role = by_kind[("Role", "srb-sip-rtmp-operator-api")]
+    assert role["metadata"]["namespace"] == "calls"
+    secrets = [r for r in role["rules"] if "secrets" in r["resources"]]
+    assert [r["verbs"] for r in secrets] == [["create"]]  # never read back
+    dep = by_kind[("Deployment", "srb-sip-rtmp-operator")]
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SIPRTMP_API_ENABLED"]["value"] == "true"
+    assert env["SIPRTMP_API_NAMESPACE"]["value"] == "calls"
+    assert env["SIPRTMP_API_CORS_ORIGINS"]["value"] == "https://tools.example.com"
+    assert env["SIPRTMP_API_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "srb-api-token",
+        "key": "token",
+    }
+    assert {"name": "api", "containerPort": 8082, "protocol": "TCP"} in container["ports"]
+    out = helm(
+        "lint",
+        "--strict",
+        str(REPO / "helm"),
+        "--set",
+        "api.enabled=true",
+        "--set",
+        "api.token.existingSecret=t",
+        "--set",
+        "api.ingress.enabled=true",
+    )
+    assert "0 chart(s) failed" in out
+
+
+def test_api_render_refuses_what_cannot_work() -> None:
+    with pytest.raises(AssertionError, match=r"api\.token\.existingSecret"):
+        render_chart("api.enabled=true")
+    with pytest.raises(AssertionError, match="must be one of watchNamespaces"):
+        render_chart(
+            "api.enabled=true",
+            "api.token.existingSecret=t",
+            "watchNamespaces={a}",
+            "api.namespace=b",
+        )
+    with pytest.raises(AssertionError, match="corsAllowedOrigins"):
+        render_chart("api.corsAllowedOrigins={not-an-origin}")
+    assert not [d for d in render_chart() if d["metadata"]["name"].endswith("-api")]

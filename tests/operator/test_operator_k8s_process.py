@@ -9,13 +9,13 @@ the audio at the RTMP server is decoded.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.operator.conftest import run_pod
 from tests.operator.k8s_harness import LocalKubelet, wait_for
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.recording import measure_recording
@@ -26,33 +26,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.k8s
 
-BRIDGE = [str(Path(sys.executable).parent / "sip-rtmp-bridge")]
 PASSWORD = "s3cret-from-the-Secret"
-
-
-@pytest.fixture
-def kubelets() -> Iterator[list[LocalKubelet]]:
-    started: list[LocalKubelet] = []
-    yield started
-    for kubelet in started:
-        kubelet.stop()
-
-
-def run_pod(
-    cluster: Cluster, kubelets: list[LocalKubelet], tmp_path: Path, ns: str, pod_name: str
-) -> LocalKubelet:
-    pod = cluster.wait_pod(ns, pod_name)
-    kubelet = LocalKubelet(
-        cluster.core,
-        ns,
-        pod_name,
-        ip=cluster.loopback_ip(),
-        workdir=tmp_path / pod_name,
-        command=BRIDGE,
-    )
-    kubelets.append(kubelet)
-    kubelet.start(pod)
-    return kubelet
 
 
 def bridge_spec(peer: SippPeer, rtmp: NginxRtmp, stream: str, **extra: Any) -> dict[str, Any]:
@@ -185,6 +159,16 @@ def test_real_bridge_rtmp_restart_shows_reconnecting_then_streaming(
     peer = tone_peer(12.0)
     place_call(cluster, kubelets, tmp_path, ns, "drop", bridge_spec(peer, rtmp_server, "drop"))
     cluster.wait_phase(ns, "drop", "Streaming")
+    # Let audio flow first: nginx names recordings by the second (record_unique), so a restart
+    # within the first publish's second would overwrite the first recording.
+    wait_for(
+        "bytes flowing",
+        lambda: (
+            (b := cluster.bridge(ns, "drop")) is not None
+            and b["status"]["stream"]["bytesSent"] > 8000
+        ),
+        timeout=15,
+    )
     rtmp_server.stop()
     obj = cluster.wait_phase(ns, "drop", "Reconnecting")
     assert obj["status"]["call"]["state"] == "ESTABLISHED"  # the call stays up

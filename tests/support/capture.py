@@ -85,3 +85,18 @@ class LoopbackCapture:
             payload = bytes.fromhex(fields[3].replace(":", "")) if len(fields) > 3 else b""
             packets.append(RtpPacket(int(fields[0]), int(fields[1]), int(fields[2]), payload))
         return packets
+
+
+def rfc2833_events(capture: LoopbackCapture, rtp_port: int) -> list[tuple[str, int, bool]]:
+    """RFC 2833/4733 events tshark decodes in the RTP to ``rtp_port``: (key, duration, end).
+
+    The SDP in the captured SIP tells tshark which dynamic payload type is telephone-event.
+    """
+    keys = "0123456789*#ABCD"
+    rows = capture.fields(
+        f"rtpevent && udp.dstport == {rtp_port}",
+        "rtpevent.event_id",
+        "rtpevent.duration",
+        "rtpevent.end_of_event",
+    )
+    return [(keys[int(r[0])], int(r[1]), r[2] in {"1", "True"}) for r in rows]

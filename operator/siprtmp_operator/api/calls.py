@@ -1,0 +1,134 @@
+"""The API's use cases: startup, terminate, find, find_all, send_dtmf over SipRtmpBridges.
+
+Kubernetes calls block, so each runs in a thread; one lock makes "is this callId or stream
+taken? then create" atomic within the API (the operator's own duplicate-stream check still
+guards against bridges created around the API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from siprtmp_bridge.status import CallState, Phase
+
+from .. import livestatus
+from ..status import LIVE_PHASES, observe_pod
+from .bodies import parse_call_ref, parse_find, parse_send_dtmf, parse_startup
+from .errors import ApiError
+from .manifests import (
+    bridge_manifest,
+    call_id_of,
+    call_view,
+    is_live,
+    matches,
+    password_secret,
+    publishes_to,
+)
+from .store import CallStore
+
+JSON = dict[str, Any]
+log = logging.getLogger(__name__)
+#: The bridge waits up to 5 s for its poll loop to take the digits; leave room for that.
+DTMF_TIMEOUT_SECONDS = 8.0
+
+
+class Calls:
+    def __init__(
+        self,
+        store: CallStore,
+        status_scheme: str,
+        default_status_port: int,
+        post: Callable[[str, JSON, float], tuple[int, JSON] | None] = livestatus.post,
+    ) -> None:
+        self.store = store
+        self.status_scheme = status_scheme
+        self.default_status_port = default_status_port
+        self.post = post
+        self.lock = asyncio.Lock()
+
+    async def startup(self, body: Any) -> JSON:
+        request = parse_startup(body)
+        manifest = bridge_manifest(self.store.namespace, request)
+        async with self.lock:
+            calls = await asyncio.to_thread(self.store.list_calls)
+            if any(call_id_of(c) == request.call_id for c in calls):
+                raise ApiError(409, f"callId: call {request.call_id!r} exists", "callId")
+            owner = next((c for c in calls if is_live(c) and publishes_to(c, request.spec)), None)
+            if owner is not None:
+                raise ApiError(
+                    409,
+                    f"rtmpStream: rtmpUrl/rtmpStream is already live in call {call_id_of(owner)!r}",
+                    "rtmpStream",
+                )
+            created = await asyncio.to_thread(self.store.create_call, manifest)
+        if request.password is not None:
+            try:
+                secret = password_secret(created, request.password)
+                await asyncio.to_thread(self.store.create_secret, secret)
+            except ApiError:
+                # A call whose password is missing would only fail later, less clearly.
+                await asyncio.to_thread(self.store.delete_call, created["metadata"]["name"])
+                raise
+        log.info("REST API: call %s placed as %s", request.call_id, created["metadata"]["name"])
+        return call_view(created)
+
+    async def _find_one(self, call_id: str) -> JSON:
+        calls = await asyncio.to_thread(self.store.list_calls)
+        for call in calls:
+            if call_id_of(call) == call_id:
+                return call
+        raise ApiError(404, f"callId: no call {call_id!r}", "callId")
+
+    async def terminate(self, body: Any) -> JSON:
+        """Delete the resource: the operator hangs up (BYE), flushes the stream, removes it."""
+        call = await self._find_one(parse_call_ref(body))
+        await asyncio.to_thread(self.store.delete_call, call["metadata"]["name"])
+        log.info("REST API: call %s terminated", call_id_of(call))
+        return {**call_view(call), "terminating": True}
+
+    async def find(self, body: Any) -> list[JSON]:
+        filters = parse_find(body)
+        views = [call_view(c) for c in await asyncio.to_thread(self.store.list_calls)]
+        found = [v for v in views if matches(v, filters)]
+        if not found:
+            raise ApiError(404, "no call matches", None)
+        return found
+
+    async def find_all(self) -> list[JSON]:
+        calls = await asyncio.to_thread(self.store.list_calls)
+        return sorted((call_view(c) for c in calls), key=lambda v: str(v["createdAt"]))
+
+    async def send_dtmf(self, body: Any) -> JSON:
+        """Forward to the bridge process of the call's current pod, which sends RFC 2833 events."""
+        request = parse_send_dtmf(body)
+        call = await self._find_one(request.call_id)
+        status = call.get("status") or {}
+        view = call_view(call)
+        pod_name = status.get("podName")
+        if status.get("phase") not in LIVE_PHASES or not pod_name or view["terminating"]:
+            raise ApiError(
+                409,
+                f"callId: call {request.call_id!r} is {view['status']} "
+                f"({status.get('phase') or Phase.PENDING.value}), not {CallState.ESTABLISHED}",
+                "callId",
+            )
+        pod = await asyncio.to_thread(self.store.get_pod, pod_name)
+        obs = observe_pod(pod) if pod is not None else None
+        url = None
+        if obs is not None and obs.phase == "Running":
+            url = livestatus.bridge_url(obs, self.status_scheme, self.default_status_port, "/dtmf")
+        if url is None:
+            raise ApiError(409, f"callId: the bridge pod of {request.call_id!r} is not running")
+        answer = await asyncio.to_thread(
+            self.post, url, {"dtmf": request.digits}, DTMF_TIMEOUT_SECONDS
+        )
+        if answer is None:
+            raise ApiError(502, "the bridge pod did not answer")
+        code, doc = answer
+        if code != 200:
+            reason = str(doc.get("error") or f"the bridge answered {code}")
+            raise ApiError(409 if code in (400, 409) else 502, reason, "dtmf")
+        return {"callId": request.call_id, "dtmf": request.digits, "type": "RFC2833"}

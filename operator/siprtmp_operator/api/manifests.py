@@ -1,0 +1,146 @@
+"""Pure builders: a startup request → the SipRtmpBridge and its password Secret; a resource → the
+seed's call object.
+
+Names are derived from the callId, so a second startup with the same callId collides in the API
+server itself (409 AlreadyExists), even between two API replicas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from siprtmp_bridge.redact import redact_url
+from siprtmp_bridge.status import CallState, Phase, StreamState
+
+from .. import API_VERSION, KIND
+from ..names import LABEL_MANAGED_BY, MANAGED_BY
+from ..policy import stream_key
+from ..status import TERMINAL_PHASES
+from .bodies import StartupRequest
+
+JSON = dict[str, Any]
+PASSWORD_KEY = "password"
+LABEL_CREATED_BY = "app.kubernetes.io/created-by"
+CREATED_BY = "sip-rtmp-rest-api"
+ANNOTATION_CALL_ID = "siprtmp.io/call-id"
+#: The CRD limits names to 50 characters (the bridge pod is named ``NAME-bridge-N``).
+MAX_NAME = 50
+
+
+def resource_name(call_id: str) -> str:
+    """``call-<readable part>-<hash>``: a DNS label, unique per callId (callIds are case-sensitive,
+    names are not, hence the hash)."""
+    readable = re.sub(r"[^a-z0-9]+", "-", call_id.lower()).strip("-")[:30].strip("-")
+    digest = hashlib.sha256(call_id.encode()).hexdigest()[:10]
+    name = f"call-{readable}-{digest}" if readable else f"call-{digest}"
+    assert len(name) <= MAX_NAME
+    return name
+
+
+def secret_name(bridge_name: str) -> str:
+    return f"{bridge_name}-sip"
+
+
+def bridge_manifest(namespace: str, request: StartupRequest) -> JSON:
+    """The SipRtmpBridge for a startup; the password is referenced, never embedded."""
+    name = resource_name(request.call_id)
+    spec: JSON = {**request.spec}
+    if request.password is not None:
+        connection = dict(spec.get("connection") or {})
+        connection["sipPasswordSecretRef"] = {"name": secret_name(name), "key": PASSWORD_KEY}
+        spec["connection"] = connection
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {LABEL_CREATED_BY: CREATED_BY},
+            "annotations": {ANNOTATION_CALL_ID: request.call_id},
+        },
+        "spec": spec,
+    }
+
+
+def password_secret(bridge: Mapping[str, Any], password: str) -> JSON:
+    """The Secret holding the SIP password, owned by the bridge: deleting the call deletes it."""
+    meta = bridge["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": secret_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": {LABEL_CREATED_BY: CREATED_BY, LABEL_MANAGED_BY: MANAGED_BY},
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "stringData": {PASSWORD_KEY: password},
+    }
+
+
+def call_id_of(resource: Mapping[str, Any]) -> str:
+    """The callId the call is known by: spec.callId, else the UID (the operator's default)."""
+    spec = resource.get("spec") or {}
+    meta = resource.get("metadata") or {}
+    return str(spec.get("callId") or meta.get("uid") or "")
+
+
+def is_live(resource: Mapping[str, Any]) -> bool:
+    return (resource.get("status") or {}).get("phase") not in TERMINAL_PHASES
+
+
+def publishes_to(resource: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
+    """Whether the resource publishes to the same rtmpUrl/rtmpStream (spelling-insensitive)."""
+    return stream_key(resource.get("spec") or {}) == stream_key(spec)
+
+
+def call_view(resource: Mapping[str, Any]) -> JSON:
+    """The seed's call object: its field names, its call and stream status names.
+
+    A resource the operator has not reconciled yet is NEW / PENDING, as the seed's server reported
+    a call it had just accepted. The RTMP URL loses any credentials; the stream name stays (it is
+    what players need), as in the seed's answers.
+    """
+    spec = resource.get("spec") or {}
+    status = resource.get("status") or {}
+    meta = resource.get("metadata") or {}
+    call = status.get("call") or {}
+    stream = status.get("stream") or {}
+    connection = spec.get("connection") or {}
+    return {
+        "callId": call_id_of(resource),
+        "callee": spec.get("callee"),
+        "rtmpUrl": redact_url(str(spec.get("rtmpUrl") or "")),
+        "rtmpStream": spec.get("rtmpStream"),
+        "hasAudio": spec.get("hasAudio", True),
+        "hasVideo": spec.get("hasVideo", False),
+        "status": call.get("state") or CallState.NEW.value,
+        "streamStatus": stream.get("state") or StreamState.PENDING.value,
+        "phase": status.get("phase") or Phase.PENDING.value,
+        "reason": status.get("reason"),
+        "message": status.get("message"),
+        "sipStatusCode": call.get("sipStatusCode"),
+        "sipLogin": connection.get("sipLogin"),
+        "sipDomain": connection.get("sipDomain"),
+        "bytesSent": stream.get("bytesSent", 0),
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace"),
+        "createdAt": meta.get("creationTimestamp"),
+        "terminating": bool(meta.get("deletionTimestamp")),
+    }
+
+
+def matches(view: Mapping[str, Any], filters: Mapping[str, str]) -> bool:
+    return all(str(view.get(name)) == value for name, value in filters.items())

@@ -1,0 +1,198 @@
+"""The OpenAPI 3.1 document of the REST API, served at ``/rest-api/openapi.json``.
+
+Field names come from the bridge's spec parser (``SPEC_FIELDS``, ``CONNECTION_FIELDS``) and
+status names from its status model, so the document cannot list a field the API refuses or miss
+one it accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from siprtmp_bridge.dtmf import DTMF_KEYS, MAX_DIGITS
+from siprtmp_bridge.spec import CONNECTION_FIELDS, SPEC_FIELDS
+from siprtmp_bridge.status import CallState, Phase, StreamState
+
+from .bodies import BOOLEAN_FIELDS, CALL_ID, FIND_FIELDS, INTEGER_FIELDS
+
+JSON = dict[str, Any]
+REF = "#/components/schemas/"
+SEED_FIELDS = ("callId", "callee", "rtmpUrl", "rtmpStream", "hasAudio", "hasVideo")
+DESCRIPTIONS = {
+    "callId": "Identifier of the call; generated when absent. Unique among the API's calls.",
+    "callee": "SIP URI, or a user part completed with connection.sipDomain and sipPort.",
+    "rtmpUrl": "RTMP(S) application URL; the call is published to rtmpUrl/rtmpStream.",
+    "rtmpStream": "Stream name under rtmpUrl. One live call per rtmpUrl/rtmpStream.",
+    "hasAudio": "true: the bridge sends audio (a=sendrecv; needed for DTMF); false: recvonly.",
+    "hasVideo": "true: a=sendrecv video; false: recvonly.",
+    "sipPassword": "Stored in a Secret owned by the call's SipRtmpBridge; never echoed.",
+    "appKey": "Accepted for compatibility with the seed; unused.",
+}
+
+
+def _field(path: tuple[str, ...]) -> JSON:
+    """Schema of one body field: the seed sends booleans and ports as strings too."""
+    schema: JSON
+    if path in BOOLEAN_FIELDS:
+        schema = {"type": ["boolean", "string"], "enum": [True, False, "true", "false"]}
+    elif path in INTEGER_FIELDS:
+        schema = {"type": ["integer", "string"]}
+    elif path[-1] in ("connection", "nat", "audio", "networking", "video"):
+        schema = {"type": "object"}
+    elif path[-1] == "codecs":
+        schema = {"type": ["array", "string"], "items": {"type": "string"}}
+    else:
+        schema = {"type": "string"}
+    if path == ("callId",):
+        schema["pattern"] = CALL_ID.pattern
+    if path[-1] in DESCRIPTIONS:
+        schema["description"] = DESCRIPTIONS[path[-1]]
+    return schema
+
+
+def _connection() -> JSON:
+    names = sorted(CONNECTION_FIELDS - {"sipPasswordSecretRef"})
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {name: _field(("connection", name)) for name in names},
+    }
+
+
+def _startup() -> JSON:
+    """The nested body, and the flat one (connection fields on top) of the later seed server."""
+    properties: JSON = {name: _field((name,)) for name in SEED_FIELDS}
+    properties["connection"] = {"$ref": f"{REF}Connection"}
+    for name in sorted(SPEC_FIELDS - set(SEED_FIELDS) - {"connection"}):
+        properties[name] = {**_field((name,)), "description": "As in the SipRtmpBridge spec."}
+    for name in sorted(CONNECTION_FIELDS - {"sipPasswordSecretRef"}):
+        properties[name] = {**_field(("connection", name)), "description": "Flat shape."}
+    return {
+        "type": "object",
+        "required": ["callee", "rtmpUrl", "rtmpStream"],
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def _call() -> JSON:
+    string_or_null = {"type": ["string", "null"]}
+    return {
+        "type": "object",
+        "properties": {
+            "callId": {"type": "string"},
+            "callee": {"type": "string"},
+            "rtmpUrl": {"type": "string", "description": "Credentials removed."},
+            "rtmpStream": {"type": "string"},
+            "hasAudio": {"type": "boolean"},
+            "hasVideo": {"type": "boolean"},
+            "status": {"enum": [s.value for s in CallState], "description": "Call status."},
+            "streamStatus": {"enum": [s.value for s in StreamState]},
+            "phase": {"enum": [p.value for p in Phase]},
+            "reason": string_or_null,
+            "message": string_or_null,
+            "sipStatusCode": {"type": ["integer", "null"]},
+            "sipLogin": string_or_null,
+            "sipDomain": string_or_null,
+            "bytesSent": {"type": "integer"},
+            "name": {"type": "string", "description": "The SipRtmpBridge resource."},
+            "namespace": {"type": "string"},
+            "createdAt": {"type": "string"},
+            "terminating": {"type": "boolean"},
+        },
+    }
+
+
+def _operation(summary: str, body: str | None, answer: JSON, errors: tuple[int, ...]) -> JSON:
+    responses: JSON = {"200": {"description": "OK", "content": {"application/json": answer}}}
+    texts = {
+        400: "Malformed body; `field` names the offending field",
+        401: "Missing or wrong bearer token",
+        404: "No such call",
+        409: "Conflict (callId exists, stream live, call not established)",
+        502: "The bridge pod or the Kubernetes API did not answer",
+    }
+    for code in (400, 401, *errors):
+        responses[str(code)] = {
+            "description": texts[code],
+            "content": {"application/json": {"schema": {"$ref": f"{REF}Error"}}},
+        }
+    operation: JSON = {"summary": summary, "responses": responses}
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"{REF}{body}"}}},
+        }
+    return {"post": operation}
+
+
+def openapi_document() -> JSON:
+    call = {"schema": {"$ref": f"{REF}Call"}}
+    calls = {"schema": {"type": "array", "items": {"$ref": f"{REF}Call"}}}
+    call_ref = {
+        "type": "object",
+        "required": ["callId"],
+        "additionalProperties": False,
+        "properties": {"callId": {"type": "string"}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sip-rtmp-bridge REST API",
+            "version": "v1",
+            "description": "The seed's call REST API over SipRtmpBridge resources: each call "
+            "is a resource in the API's namespace; statuses use the seed's names.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Connection": _connection(),
+                "Startup": _startup(),
+                "CallRef": call_ref,
+                "Find": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {name: {"type": "string"} for name in FIND_FIELDS},
+                },
+                "SendDtmf": {
+                    "type": "object",
+                    "required": ["callId", "dtmf"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "callId": {"type": "string"},
+                        "dtmf": {
+                            "type": "string",
+                            "pattern": f"^[{DTMF_KEYS}a-d]{{1,{MAX_DIGITS}}}$",
+                        },
+                        "type": {"enum": ["RFC2833"]},
+                    },
+                },
+                "Call": _call(),
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "integer"},
+                        "field": {"type": ["string", "null"]},
+                        "error": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/rest-api/call/startup": _operation(
+                "Place a call (creates its SipRtmpBridge)", "Startup", call, (409, 502)
+            ),
+            "/rest-api/call/terminate": _operation(
+                "Hang up (deletes the SipRtmpBridge)", "CallRef", call, (404, 502)
+            ),
+            "/rest-api/call/find": _operation("Calls matching every field", "Find", calls, (404,)),
+            "/rest-api/call/find_all": _operation("Every call", None, calls, ()),
+            "/rest-api/call/send_dtmf": _operation(
+                "Send DTMF (RFC 2833) into an established call",
+                "SendDtmf",
+                {"schema": {"type": "object"}},
+                (404, 409, 502),
+            ),
+        },
+    }

@@ -1,0 +1,292 @@
+"""The REST API's pure parts: body parsing, manifests, call views, token and CORS, OpenAPI."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from siprtmp_bridge.spec import CONNECTION_FIELDS, SPEC_FIELDS
+from siprtmp_bridge.status import CallState, StreamState
+from siprtmp_operator.api.auth import authorized, cors_headers
+from siprtmp_operator.api.bodies import (
+    BOOLEAN_FIELDS,
+    CALL_ID,
+    INTEGER_FIELDS,
+    StartupRequest,
+    parse_find,
+    parse_json,
+    parse_send_dtmf,
+    parse_startup,
+)
+from siprtmp_operator.api.errors import ApiError
+from siprtmp_operator.api.manifests import (
+    MAX_NAME,
+    bridge_manifest,
+    call_view,
+    password_secret,
+    resource_name,
+)
+from siprtmp_operator.api.openapi import openapi_document
+from siprtmp_operator.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+SEED_BODY: dict[str, Any] = {
+    "callId": "R2fhkll5Sw3lK",
+    "callee": "1000",
+    "rtmpUrl": "rtmp://cdn.example.com/live",
+    "rtmpStream": "streamName",
+    "hasAudio": "true",
+    "hasVideo": "true",
+    "connection": {
+        "sipLogin": "myusername",
+        "sipPassword": " MyPasswordPassword1 ",
+        "sipAuthenticationName": "myusername",
+        "sipDomain": "pbx.example.com",
+        "sipOutboundProxy": "",
+        "sipPort": "5060",
+        "sipRegisterRequired": "false",
+        "appKey": "callApp",
+    },
+}
+
+
+def crd_leaf_types() -> dict[tuple[str, ...], str]:
+    """Every typed leaf of the CRD's spec schema: path → type."""
+    crd = yaml.safe_load((REPO / "crds" / "siprtmpbridges.siprtmp.io.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    leaves: dict[tuple[str, ...], str] = {}
+
+    def walk(schema: dict[str, Any], path: tuple[str, ...]) -> None:
+        for name, sub in (schema.get("properties") or {}).items():
+            if sub.get("type") == "object":
+                walk(sub, (*path, name))
+            else:
+                leaves[(*path, name)] = sub.get("type", "")
+
+    walk(spec, ())
+    return leaves
+
+
+def test_type_tables_match_the_crd() -> None:
+    leaves = crd_leaf_types()
+    booleans = {p for p, t in leaves.items() if t == "boolean"}
+    integers = {p for p, t in leaves.items() if t == "integer"}
+    assert set(BOOLEAN_FIELDS) == booleans
+    # sipPasswordSecretRef has no integers; everything else typed integer is converted.
+    assert set(INTEGER_FIELDS) == integers
+
+
+def test_the_seed_body_becomes_a_typed_spec_and_a_password() -> None:
+    request = parse_startup(SEED_BODY)
+    assert request.call_id == "R2fhkll5Sw3lK"
+    assert request.password == " MyPasswordPassword1 "  # as sent: spaces are the password's
+    assert request.spec == {
+        "callId": "R2fhkll5Sw3lK",
+        "callee": "1000",
+        "rtmpUrl": "rtmp://cdn.example.com/live",
+        "rtmpStream": "streamName",
+        "hasAudio": True,
+        "hasVideo": True,
+        "connection": {
+            "sipLogin": "myusername",
+            "sipAuthenticationName": "myusername",
+            "sipDomain": "pbx.example.com",
+            "sipPort": 5060,
+            "sipRegisterRequired": False,
+            "appKey": "callApp",
+        },
+    }
+    assert "MyPassword" not in repr(request)
+
+
+def test_the_flat_shape_is_nested_and_nested_values_win() -> None:
+    body = {
+        "callee": "sip:a@pbx.example.com",
+        "rtmpUrl": "rtmp://cdn.example.com/live",
+        "rtmpStream": "s",
+        "sipLogin": "flat",
+        "sipPassword": "pw",
+        "sipPort": "5080",
+        "connection": {"sipLogin": "nested"},
+    }
+    request = parse_startup(body)
+    assert request.spec["connection"] == {"sipLogin": "nested", "sipPort": 5080}
+    assert request.password == "pw"
+    assert CALL_ID.match(request.call_id)  # generated
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ([], "body"),
+        ({**SEED_BODY, "connection": []}, "connection"),
+        ({**SEED_BODY, "rtmpStream": " "}, "rtmpStream"),
+        ({**SEED_BODY, "hasVideo": "1"}, "hasVideo"),
+        ({**SEED_BODY, "callId": "-starts-badly"}, "callId"),
+        ({**SEED_BODY, "callId": "x" * 65}, "callId"),
+        ({**SEED_BODY, "sipPasswordSecretRef": {}}, "connection.sipPasswordSecretRef"),
+        ({**SEED_BODY, "nat": {"rtpPortMin": "x"}}, "nat.rtpPortMin"),
+    ],
+)
+def test_refusals_name_the_field(body: Any, field: str) -> None:
+    with pytest.raises(ApiError) as info:
+        parse_startup(body)
+    assert (info.value.status, info.value.field) == (400, field)
+    assert info.value.message.startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize("raw", [b"", b"  ", b"{", b'{"a": NaN}', b'{"a": -Infinity}', b"\xff"])
+def test_unusable_json_is_a_400_about_the_body(raw: bytes) -> None:
+    with pytest.raises(ApiError) as info:
+        parse_json(raw)
+    assert (info.value.status, info.value.field) == (400, "body")
+
+
+def test_deeply_nested_json_is_refused_not_crashed() -> None:
+    with pytest.raises(ApiError):
+        parse_startup(parse_json(b'{"connection": ' * 5000 + b"1" + b"}" * 5000))
+
+
+def test_find_and_dtmf_bodies() -> None:
+    assert parse_find({}) == {}
+    assert parse_find({"status": "ESTABLISHED"}) == {"status": "ESTABLISHED"}
+    request = parse_send_dtmf({"callId": "c", "dtmf": "12#a", "type": "rfc2833"})
+    assert (request.call_id, request.digits) == ("c", "12#A")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+known_names = [*sorted(SPEC_FIELDS | CONNECTION_FIELDS), "sipPassword"]
+bodies = st.dictionaries(
+    st.sampled_from(known_names) | st.text(max_size=10), json_values, max_size=8
+) | st.builds(
+    lambda extra: {**SEED_BODY, **extra},
+    st.dictionaries(st.sampled_from(known_names), json_values, max_size=3),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=bodies)
+def test_any_body_is_a_startup_request_or_a_400_naming_a_field(body: dict[str, Any]) -> None:
+    """Never another exception; what is accepted is a spec the CRD's types fit and no password."""
+    try:
+        request = parse_startup(body)
+    except ApiError as error:
+        assert error.status == 400 and error.field
+        assert error.message.startswith(f"{error.field}: ")
+        return
+    assert isinstance(request, StartupRequest)
+    assert CALL_ID.match(request.call_id) and request.spec["callId"] == request.call_id
+    text = json.dumps(request.spec)
+    assert "sipPassword" not in text
+    for path in BOOLEAN_FIELDS:
+        value = _at(request.spec, path)
+        assert value is None or isinstance(value, bool), (path, value)
+    manifest = bridge_manifest("calls", request)
+    assert len(manifest["metadata"]["name"]) <= MAX_NAME
+    if request.password is not None:
+        ref = manifest["spec"]["connection"]["sipPasswordSecretRef"]
+        assert ref["name"].startswith(manifest["metadata"]["name"])
+
+
+def _at(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for name in path:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(name)  # type: ignore[assignment]
+    return doc
+
+
+@given(st.from_regex(CALL_ID, fullmatch=True))
+def test_resource_names_are_dns_labels_unique_per_call_id(call_id: str) -> None:
+    name = resource_name(call_id)
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= MAX_NAME
+    assert resource_name(call_id.swapcase()) != name or call_id.swapcase() == call_id
+
+
+def test_secret_is_owned_by_the_bridge() -> None:
+    request = parse_startup(SEED_BODY)
+    bridge = bridge_manifest("calls", request)
+    bridge["metadata"]["uid"] = "u-1"
+    secret = password_secret(bridge, "pw")
+    (owner,) = secret["metadata"]["ownerReferences"]
+    assert owner == {
+        "apiVersion": "siprtmp.io/v1alpha1",
+        "kind": "SipRtmpBridge",
+        "name": bridge["metadata"]["name"],
+        "uid": "u-1",
+        "controller": True,
+    }
+    assert secret["stringData"] == {"password": "pw"}
+    assert secret["metadata"]["namespace"] == "calls"
+
+
+def test_call_view_uses_the_seed_status_names() -> None:
+    fresh = {"metadata": {"name": "n", "uid": "u"}, "spec": {"rtmpUrl": "rtmp://u:p@h/live"}}
+    view = call_view(fresh)
+    assert (view["callId"], view["status"], view["streamStatus"]) == ("u", "NEW", "PENDING")
+    assert view["rtmpUrl"] == "rtmp://***@h/live"
+    status = {"call": {"state": "ESTABLISHED"}, "stream": {"state": "PUBLISHING"}}
+    live = {**fresh, "status": {"phase": "Streaming", **status}}
+    assert (call_view(live)["status"], call_view(live)["streamStatus"]) == (
+        CallState.ESTABLISHED.value,
+        StreamState.PUBLISHING.value,
+    )
+
+
+def test_token_check() -> None:
+    token = "a-long-enough-token"
+    assert authorized(f"Bearer {token}", token)
+    assert authorized(f"bearer {token}", token)
+    assert not authorized(None, token)
+    assert not authorized(f"Basic {token}", token)
+    assert not authorized("Bearer nope", token)
+    assert not authorized("Bearer ", "")  # no token configured: nobody gets in
+
+
+def test_cors_only_for_allowed_origins() -> None:
+    assert cors_headers(None, ["*"]) == {}
+    assert cors_headers("https://a.example", []) == {}
+    assert cors_headers("https://b.example", ["https://a.example"]) == {}
+    allowed = cors_headers("https://a.example", ["https://a.example"])
+    assert allowed["Access-Control-Allow-Origin"] == "https://a.example"
+    assert "Authorization" in allowed["Access-Control-Allow-Headers"]
+    assert cors_headers("https://z.example", ["*"])["Access-Control-Allow-Origin"] == (
+        "https://z.example"
+    )
+
+
+def test_openapi_lists_exactly_the_fields_the_parser_accepts() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    top = set(schemas["Startup"]["properties"])
+    assert top == (SPEC_FIELDS | CONNECTION_FIELDS) - {"sipPasswordSecretRef"}
+    assert set(schemas["Connection"]["properties"]) == CONNECTION_FIELDS - {"sipPasswordSecretRef"}
+    assert schemas["Call"]["properties"]["status"]["enum"] == [s.value for s in CallState]
+    assert set(schemas["Call"]["properties"]) == set(call_view({}))
+
+
+def test_the_api_needs_a_real_token_and_its_own_port() -> None:
+    on = {"SIPRTMP_API_ENABLED": "true"}
+    with pytest.raises(ValueError, match="SIPRTMP_API_TOKEN"):
+        Settings.from_env(on)
+    with pytest.raises(ValueError, match="SIPRTMP_API_TOKEN"):
+        Settings.from_env({**on, "SIPRTMP_API_TOKEN": "short"})
+    token = "0123456789abcdef"
+    with pytest.raises(ValueError, match="port"):
+        Settings.from_env({**on, "SIPRTMP_API_TOKEN": token, "SIPRTMP_API_PORT": "8081"})
+    settings = Settings.from_env(
+        {**on, "SIPRTMP_API_TOKEN": token, "SIPRTMP_API_CORS_ORIGINS": "https://a.example, *"}
+    )
+    assert settings.api_enabled and settings.api_cors_origins == ("https://a.example", "*")
+    assert token not in repr(settings)
+    assert not Settings.from_env({}).api_enabled  # off by default, and then no token is needed
