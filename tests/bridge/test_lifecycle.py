@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from siprtmp_bridge.demo.ports import free_port
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
+from tests.support.http import http_get
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.recording import ffprobe, measure_recording
 from tests.support.sipp import SippPeer
@@ -88,16 +87,6 @@ def test_rtmp_server_restart_mid_call_resumes_the_stream_and_keeps_the_call(
     assert sum(tone.tone_seconds for tone in tones) > 8.7
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except urllib.error.URLError:
-        return 0, ""  # not listening (yet)
-
-
 def test_status_metrics_and_probes_are_served_and_secrets_never_appear(
     tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
@@ -116,18 +105,18 @@ def test_status_metrics_and_probes_are_served_and_secrets_never_appear(
     process = bridge(spec, status_port=port)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _get(f"{base}/healthz")[0] != 200:
+    while time.monotonic() < deadline and http_get(f"{base}/healthz")[0] != 200:
         time.sleep(0.1)
-    assert _get(f"{base}/healthz")[0] == 200
+    assert http_get(f"{base}/healthz")[0] == 200
     process.wait_for(streaming, 10)
     time.sleep(1.5)
-    code, body = _get(f"{base}/status")
+    code, body = http_get(f"{base}/status")
     assert code == 200
     status = json.loads(body)
     assert status["phase"] == "Streaming"
     assert status["stream"]["url"] == f"{rtmp_server.url}/***"
-    assert _get(f"{base}/readyz")[0] == 200
-    code, metrics = _get(f"{base}/metrics")
+    assert http_get(f"{base}/readyz")[0] == 200
+    code, metrics = http_get(f"{base}/metrics")
     assert code == 200
     packets = next(
         line

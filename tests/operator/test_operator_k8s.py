@@ -20,6 +20,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from tests.operator.k8s_harness import OperatorProcess, free_port, status_server, wait_for
+from tests.support.http import http_get
 
 if TYPE_CHECKING:
     from tests.operator.conftest import Cluster
@@ -537,14 +538,6 @@ def test_operator_identity_is_the_charts_service_account(cluster: Cluster) -> No
     assert "forbidden" not in cluster.operator.log_text().lower()
 
 
-def probe(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 def test_operator_is_not_ready_while_the_api_server_does_not_answer(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -557,14 +550,14 @@ def test_operator_is_not_ready_while_the_api_server_does_not_answer(
     operator = OperatorProcess(tmp_path, dead, {})
     operator.start(wait_ready=False)
     try:
-        wait_for("operator /healthz", lambda: probe(f"{operator.url}/healthz")[0] == 200)
+        wait_for("operator /healthz", lambda: http_get(f"{operator.url}/healthz")[0] == 200)
         # Past start-up, it says why it is not ready, and stays so.
         wait_for(
             "readyz naming the API server",
-            lambda: probe(f"{operator.url}/readyz") == (503, "no answer from the API server\n"),
+            lambda: http_get(f"{operator.url}/readyz") == (503, "no answer from the API server\n"),
         )
         time.sleep(3)
-        assert probe(f"{operator.url}/readyz")[0] == 503
+        assert http_get(f"{operator.url}/readyz")[0] == 503
     finally:
         operator.stop()
 
