@@ -57,7 +57,10 @@ from siprtmp_bridge.status import (
     terminating,
     with_call,
     with_stream,
+    with_video,
 )
+from siprtmp_bridge.video.keyframes import PICTURE_FAST_UPDATE, PICTURE_FAST_UPDATE_TYPE
+from siprtmp_bridge.video.session import VideoSession
 
 POLL_MILLISECONDS = 50
 STATS_INTERVAL_SECONDS = 0.5
@@ -104,6 +107,7 @@ class BridgeRunner:
         self.workdir = Path()
         self.fifo_path = Path()
         self.keepalive: RtpKeepAlive | None = None
+        self.video: VideoSession | None = None
 
     def run(self) -> Outcome:
         self.workdir = Path(tempfile.mkdtemp(prefix="siprtmp-", dir=self.options.workdir))
@@ -139,6 +143,15 @@ class BridgeRunner:
                 f"{publisher.failure or 'no connection'}",
             )
         pipeline.start()
+        if self.spec.video.enabled:
+            self.video = VideoSession(
+                self.spec,
+                self.workdir,
+                publisher.submit,
+                publisher.add_video,
+                pipeline.stream_seconds_at,
+            )
+            self.reporter.update(partial(with_video, video=self.video.status))
         endpoint = SipEndpoint(self.spec, self.options.clock_rate, self.options.sip_log_level)
         try:
             self._place_and_bridge(pipeline, publisher)
@@ -151,7 +164,12 @@ class BridgeRunner:
         finally:
             self._hang_up_and_wait(endpoint)
             self._release_media()
+            if self.video is not None:
+                self.video.stop()  # no more video packets: the publisher flushes next
             pipeline.stop(FLUSH_SECONDS)
+            if self.video is not None:
+                self.reporter.update(partial(with_video, video=self.video.snapshot()))
+                self.video.close()
             self.counters.frames_encoded = encoder.frames_encoded
             self.call = None
             self.account = None
@@ -183,6 +201,8 @@ class BridgeRunner:
             now = time.monotonic()
             if self.keepalive is not None:
                 self.keepalive.tick(now)
+            if self.video is not None:
+                self.video.tick(now, self.call_answered_at is not None)
             if now >= next_stats:
                 next_stats = now + STATS_INTERVAL_SECONDS
                 self._refresh_counters(now, pipeline, publisher)
@@ -200,7 +220,18 @@ class BridgeRunner:
             self.account.create(account_config(self.spec, claim.port if claim else None))
             if self.spec.connection.sip_register_required and not self._register():
                 return False
-            self.call = BridgeCall(self.account, self.events.append, self._attach_audio)
+            video = self.video
+            self.call = BridgeCall(
+                self.account,
+                self.events.append,
+                self._attach_audio,
+                video.rewrite_sdp if video is not None else None,
+            )
+            if video is not None:
+                call = self.call
+                video.send_info = partial(
+                    call.send_info, PICTURE_FAST_UPDATE_TYPE, PICTURE_FAST_UPDATE
+                )
             self.call.makeCall(self.spec.callee, self._call_parameters())
             return True
         finally:
@@ -241,6 +272,9 @@ class BridgeRunner:
         )
         setting.mediaDir = pj.IntVector([direction])
         setting.flag |= pj.PJSUA_CALL_SET_MEDIA_DIR
+        if self.video is not None:
+            # A delayed offer: the far end offers audio and video in its answer (video/).
+            setting.flag |= pj.PJSUA_CALL_NO_SDP_OFFER
         return parameters
 
     def _handle(self, event: SipEvent) -> None:
@@ -361,6 +395,10 @@ class BridgeRunner:
         self.counters.frames_encoded = pipeline.encoder.frames_encoded
         self.counters.silence_seconds = pipeline.silence_samples / pipeline.clock_rate
         self.reporter.update(partial(with_stream, bytes_sent=publisher.bytes_sent))
+        if self.video is not None:
+            if self.call_answered_at is not None:
+                self.video.call_media_without_video()
+            self.reporter.update(partial(with_video, video=self.video.snapshot()))
         if self.call is None or self.call_answered_at is None:
             return
         packets, lost, jitter = self.call.rtp_packets_received()

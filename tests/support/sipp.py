@@ -21,6 +21,7 @@ class SippPeer:
     values: dict[str, str] = field(default_factory=dict)
     transport: str = "u1"
     calls: int = 1
+    extra_args: tuple[str, ...] = ()  # e.g. "-aa": answer INFO/NOTIFY/OPTIONS/UPDATE with 200
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,6 +60,7 @@ class SippPeer:
             str(self.message_log),
             "-error_file",
             str(self.error_log),
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(
             command, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

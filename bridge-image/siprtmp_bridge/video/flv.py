@@ -1,0 +1,59 @@
+"""The H.264 track of the FLV stream: parameter sets on every connection, keyframe first.
+
+FLV carries H.264 parameter sets as a sequence header tag, which FFmpeg's FLV muxer writes when
+a packet brings ``new_extradata`` side data. Each RTMP connection (the first, and every
+reconnect) starts a fresh stream for the server, so it must open with the parameter sets and a
+keyframe: a decoder joining at a P-frame shows garbage until the next IDR.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+from av.packet import PacketSideData, packet_sidedata_type_from_literal
+
+NEW_EXTRADATA: Final[Literal["new_extradata"]] = "new_extradata"
+# PyAV's stub omits the constructor's (type, size) arguments.
+_SideData: Any = PacketSideData
+
+
+def with_extradata(packet: Any, extradata: bytes) -> Any:
+    """Attach parameter sets (Annex B) to a packet, for the muxer to write a sequence header."""
+    side = _SideData(packet_sidedata_type_from_literal(NEW_EXTRADATA), len(extradata))
+    side.update(extradata)
+    packet.set_sidedata(side)
+    return packet
+
+
+def extradata_of(packet: Any) -> bytes | None:
+    if not packet.has_sidedata(NEW_EXTRADATA):
+        return None
+    return bytes(packet.get_sidedata(NEW_EXTRADATA))
+
+
+class VideoTrackGate:
+    """Per connection: drop video until a keyframe, and give that keyframe the parameter sets."""
+
+    def __init__(self) -> None:
+        self.extradata: bytes | None = None
+        self._sent_extradata: bytes | None = None
+        self.dropped = 0
+
+    def connected(self) -> None:
+        self._sent_extradata = None
+
+    def admit(self, packet: Any) -> Any | None:
+        """The packet to mux now (parameter sets attached when needed), or None to drop it."""
+        carried = extradata_of(packet)
+        if carried is not None:
+            self.extradata = carried
+        if self._sent_extradata is None:
+            if not packet.is_keyframe or self.extradata is None:
+                self.dropped += 1
+                return None
+            if carried is None:
+                with_extradata(packet, self.extradata)
+            self._sent_extradata = self.extradata
+        elif carried is not None:
+            self._sent_extradata = carried
+        return packet

@@ -1,0 +1,130 @@
+"""Video passthrough against real peers: SIPp answers the bridge's delayed offer with audio and
+H.264 video, nginx-rtmp records the stream, and the recording is decoded (PyAV, ffprobe) to
+check the picture, the tone and how well they line up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import call_spec
+from tests.support.bridge_process import BridgeProcess
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.ports import free_udp_window
+from tests.support.recording import ffprobe
+from tests.support.sipp import SippPeer
+from tests.support.video_pcap import (
+    HEIGHT,
+    VIDEO_PAYLOAD_TYPE,
+    WIDTH,
+    H264Rtp,
+    encode_h264_rtp,
+    write_call_pcap,
+)
+from tests.support.video_recording import av_offset_seconds, measure_video, tone_in
+
+CALL_SECONDS = 6.0
+
+
+@pytest.fixture(scope="session")
+def h264_rtp(pcap_dir: Path) -> Callable[[int], H264Rtp]:
+    made: dict[int, H264Rtp] = {}
+
+    def make(mode: int) -> H264Rtp:
+        if mode not in made:
+            made[mode] = encode_h264_rtp(pcap_dir, CALL_SECONDS, packetization_mode=mode)
+        return made[mode]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def call_pcap(pcap_dir: Path, h264_rtp: Callable[[int], H264Rtp]) -> Callable[[int], Path]:
+    def make(mode: int) -> Path:
+        path = pcap_dir / f"call-tone-h264-mode{mode}.pcap"
+        return path if path.exists() else write_call_pcap(path, h264_rtp(mode), CALL_SECONDS)
+
+    return make
+
+
+def video_mline(rtp: H264Rtp, codec: str = "H264/90000", fmtp: str | None = None) -> str:
+    pt = VIDEO_PAYLOAD_TYPE
+    lines = [
+        f"m=video [media_port+2] RTP/AVP {pt}",
+        f"a=rtpmap:{pt} {codec}",
+        f"a=fmtp:{pt} {rtp.fmtp if fmtp is None else fmtp}",
+        f"a=rtcp-fb:{pt} nack pli",
+        f"a=rtcp-fb:{pt} ccm fir",
+        "a=sendonly",
+    ]
+    return "\n".join(lines)
+
+
+def video_spec(peer: SippPeer, server: NginxRtmp, stream: str, **video: Any) -> dict[str, Any]:
+    """Loopback only; a window of two RTP pairs, so the video pair is the audio's + 2."""
+    low = free_udp_window(4)
+    spec = call_spec(peer.uri, server, stream, video={"mode": "passthrough", **video})
+    spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 3}
+    return spec
+
+
+@pytest.mark.parametrize("mode", [1, 0], ids=["packetization-mode-1", "packetization-mode-0"])
+def test_far_end_h264_is_published_with_the_tone(
+    mode: int,
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    call_pcap: Callable[[int], Path],
+) -> None:
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=call_pcap(mode),
+        video_codec="H264/90000",
+        video_mline=video_mline(h264_rtp(mode)),
+        call_ms=int(CALL_SECONDS * 1000 + 500),
+        extra_args=("-aa",),  # answers the bridge's picture_fast_update INFO
+    )
+    stream = f"video-mode{mode}"
+    process = bridge(video_spec(peer, rtmp_server, stream))
+
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    final = process.final
+    assert final["reason"] == "RemoteHangup"
+    video = final["video"]
+    assert video["state"] == "RECEIVING", video
+    assert video["codec"] == "H264/90000"
+    assert video["packetizationMode"] == mode
+    assert video["resolution"] == f"{WIDTH}x{HEIGHT}"
+    assert video["frameRate"] == pytest.approx(25, abs=1)
+    assert video["keyframeIntervalSeconds"] == pytest.approx(1.0, abs=0.05)
+    assert video["bytesReceived"] > 5_000
+    # The INVITE went out without SDP; the ACK carried the bridge's live video answer.
+    messages = peer.messages()
+    assert "m=video 0" not in messages
+    assert f"a=fmtp:{VIDEO_PAYLOAD_TYPE} profile-level-id=42C00D;packetization-mode={mode}" in (
+        messages
+    )
+
+    recording = rtmp_server.recordings_of(stream)[-1]
+    probe = ffprobe(recording)
+    codecs = sorted(s["codec_name"] for s in probe["streams"])
+    assert codecs == ["aac", "h264"], probe
+    (h264,) = [s for s in probe["streams"] if s["codec_name"] == "h264"]
+    assert (h264["width"], h264["height"]) == (WIDTH, HEIGHT)
+
+    picture = measure_video(recording)
+    assert picture.width == WIDTH and picture.height == HEIGHT
+    assert picture.left_is_red and picture.right_is_blue, picture
+    assert picture.seconds >= CALL_SECONDS - 1.5, picture
+    # Video starts with the call: the first keyframe is at most a second after the answer.
+    assert picture.first_frame_seconds - tone_in(recording).start_seconds < 1.2
+
+    tone = tone_in(recording)
+    assert abs(tone.frequency_hz - 1000) < 10, tone
+    offset = av_offset_seconds(recording)
+    assert abs(offset) <= 0.1, f"A/V offset {offset * 1000:.0f} ms"
