@@ -220,23 +220,26 @@ class BridgeRunner:
             self.account.create(account_config(self.spec, claim.port if claim else None))
             if self.spec.connection.sip_register_required and not self._register():
                 return False
-            video = self.video
-            self.call = BridgeCall(
-                self.account,
-                self.events.append,
-                self._attach_audio,
-                video.rewrite_sdp if video is not None else None,
-            )
-            if video is not None:
-                call = self.call
-                video.send_info = partial(
-                    call.send_info, PICTURE_FAST_UPDATE_TYPE, PICTURE_FAST_UPDATE
-                )
-            self.call.makeCall(self.spec.callee, self._call_parameters())
+            self._place_call(delayed_offer=self.video is not None)
             return True
         finally:
             if claim is not None:
                 claim.release()  # pjsua has bound the pair to make its offer
+
+    def _place_call(self, delayed_offer: bool) -> None:
+        video = self.video
+        assert self.account is not None
+        self.call = BridgeCall(
+            self.account,
+            self.events.append,
+            self._attach_audio,
+            video.rewrite_sdp if video is not None else None,
+        )
+        if video is not None:
+            video.send_info = partial(
+                self.call.send_info, PICTURE_FAST_UPDATE_TYPE, PICTURE_FAST_UPDATE
+            )
+        self.call.makeCall(self.spec.callee, self._call_parameters(delayed_offer))
 
     def endpoint_poll(self) -> None:
         pj.Endpoint.instance().libHandleEvents(POLL_MILLISECONDS)
@@ -261,7 +264,7 @@ class BridgeRunner:
         )
         return False
 
-    def _call_parameters(self) -> Any:
+    def _call_parameters(self, delayed_offer: bool = False) -> Any:
         parameters = pj.CallOpParam(True)
         setting = parameters.opt
         setting.audioCount = 1
@@ -272,8 +275,8 @@ class BridgeRunner:
         )
         setting.mediaDir = pj.IntVector([direction])
         setting.flag |= pj.PJSUA_CALL_SET_MEDIA_DIR
-        if self.video is not None:
-            # A delayed offer: the far end offers audio and video in its answer (video/).
+        if delayed_offer:
+            # No SDP: the far end offers audio and video in its answer (video/).
             setting.flag |= pj.PJSUA_CALL_NO_SDP_OFFER
         return parameters
 
@@ -283,6 +286,8 @@ class BridgeRunner:
             if state is CallState.ESTABLISHED and self.call_answered_at is None:
                 self.call_answered_at = time.monotonic()
                 self.last_rtp_at = self.call_answered_at
+                if self.video is not None and self.video.fell_back:
+                    self._reinvite_for_video()
             if state is not None and not (
                 state is CallState.ESTABLISHED and self.reporter.status.call.state is CallState.HOLD
             ):
@@ -316,6 +321,20 @@ class BridgeRunner:
             self._call_ended(event)
 
     def _call_ended(self, event: CallEnded) -> None:
+        if (
+            self.video is not None
+            and not event.was_answered
+            and self.video.fall_back(event.status_code, event.reason)
+        ):
+            # The far end refused an INVITE without SDP: call again with an audio offer, then
+            # let it offer video in a re-INVITE without SDP once the call is up.
+            print(
+                f"sip-rtmp-bridge: delayed offer refused ({event.status_code} {event.reason}); "
+                "calling again with an audio offer",
+                file=sys.stderr,
+            )
+            self._place_call(delayed_offer=False)
+            return
         state = ended_state(event.status_code, event.was_answered)
         self.reporter.update(
             lambda s: with_call(
@@ -330,6 +349,13 @@ class BridgeRunner:
             self.outcome = outcome_for_sip_failure(
                 event.status_code, event.reason, got_response=event.got_response
             )
+
+    def _reinvite_for_video(self) -> None:
+        assert self.call is not None
+        try:
+            self.call.reinvite(self._call_parameters(delayed_offer=True))
+        except pj.Error as error:
+            print(f"sip-rtmp-bridge: re-INVITE for video: {error.info()}", file=sys.stderr)
 
     # -- limits ------------------------------------------------------------------------------
 

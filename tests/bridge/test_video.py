@@ -98,6 +98,7 @@ def test_far_end_h264_is_published_with_the_tone(
     video = final["video"]
     assert video["state"] == "RECEIVING", video
     assert video["codec"] == "H264/90000"
+    assert video["negotiation"] == "delayed offer"
     assert video["packetizationMode"] == mode
     assert video["resolution"] == f"{WIDTH}x{HEIGHT}"
     assert video["frameRate"] == pytest.approx(25, abs=1)
@@ -128,3 +129,118 @@ def test_far_end_h264_is_published_with_the_tone(
     assert abs(tone.frequency_hz - 1000) < 10, tone
     offset = av_offset_seconds(recording)
     assert abs(offset) <= 0.1, f"A/V offset {offset * 1000:.0f} ms"
+
+
+def invites(messages: str) -> list[str]:
+    """The INVITEs SIPp received (its -trace_msg log), each with its headers and body."""
+    return [
+        block
+        for block in messages.split("\n-----")
+        if "message received" in block and "\nINVITE sip:" in block
+    ]
+
+
+def test_far_end_without_video_gives_an_audio_only_stream(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
+) -> None:
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=tone_pcap("PCMU", 3.0),
+        video_codec="none",
+        video_mline="a=ptime:20",  # an audio-only answer to the delayed offer
+        call_ms=3500,
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "no-video"))
+
+    assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    video = process.final["video"]
+    assert video["state"] == "ABSENT"
+    assert "offered no video" in video["reason"]
+    assert video["frames"] == 0
+    # The INVITE still went out without SDP (a delayed offer).
+    (invite,) = invites(peer.messages())
+    assert "m=audio" not in invite
+
+    (recording,) = rtmp_server.recordings_of("no-video")  # never re-published for video
+    assert [s["codec_name"] for s in ffprobe(recording)["streams"]] == ["aac"]
+    tone = tone_in(recording)
+    assert abs(tone.frequency_hz - 1000) < 10, tone
+    assert tone.audible_seconds > 2.5
+
+
+def test_video_codec_other_than_h264_is_refused_with_a_clear_status(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
+    h264_rtp: Callable[[int], H264Rtp],
+) -> None:
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=tone_pcap("PCMU", 3.0),
+        video_codec="VP8/90000",
+        video_mline=video_mline(h264_rtp(1), codec="VP8/90000", fmtp="max-fr=30"),
+        call_ms=3500,
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "vp8"))
+
+    assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    final = process.final
+    assert final["reason"] == "RemoteHangup"
+    video = final["video"]
+    assert video["state"] == "REFUSED"
+    assert "VP8/90000" in video["reason"] and "only H.264" in video["reason"]
+    # pjsua's disabled slot went out unchanged: the far end knows video was declined.
+    assert "m=video 0 " in peer.messages()
+    (recording,) = rtmp_server.recordings_of("vp8")
+    assert [s["codec_name"] for s in ffprobe(recording)["streams"]] == ["aac"]
+    assert abs(tone_in(recording).frequency_hz - 1000) < 10
+
+
+def test_far_end_refusing_the_delayed_offer_gets_audio_first_then_video_by_reinvite(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    call_pcap: Callable[[int], Path],
+) -> None:
+    peer = sipp(
+        "uas_video_refuses_delayed_offer.xml",
+        calls=2,  # SIPp sees the refused INVITE and the second one as two calls
+        pcap=call_pcap(1),
+        video_mline=video_mline(h264_rtp(1)),
+        call_ms=int(CALL_SECONDS * 1000 + 500),
+        extra_args=("-aa",),
+    )
+    # Three RTP pairs: the second call's audio may take the second pair.
+    low = free_udp_window(6)
+    spec = video_spec(peer, rtmp_server, "fallback")
+    spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 5}
+    process = bridge(spec)
+
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    assert "delayed offer refused (488" in process.stderr_text
+    final = process.final
+    assert final["reason"] == "RemoteHangup"
+    video = final["video"]
+    assert video["state"] == "RECEIVING", video
+    assert video["reason"] is None
+    assert "refused an INVITE without SDP: 488" in video["negotiation"]
+    assert video["resolution"] == f"{WIDTH}x{HEIGHT}"
+    sent = invites(peer.messages())
+    assert len(sent) == 3  # delayed offer (refused), audio offer, re-INVITE without SDP
+    assert "m=audio" not in sent[0] and "m=audio" in sent[1] and "m=audio" not in sent[2]
+
+    recording = rtmp_server.recordings_of("fallback")[-1]
+    assert sorted(s["codec_name"] for s in ffprobe(recording)["streams"]) == ["aac", "h264"]
+    picture = measure_video(recording)
+    assert picture.left_is_red and picture.right_is_blue, picture
+    assert abs(tone_in(recording).frequency_hz - 1000) < 10

@@ -19,6 +19,7 @@ from typing import Any
 from siprtmp_bridge.media.keepalive import RtpPortClaim
 from siprtmp_bridge.spec import BridgeSpec
 from siprtmp_bridge.video.keyframes import KeyframePolicy, RtcpFeedbackSender
+from siprtmp_bridge.video.negotiation import refuses_delayed_offer
 from siprtmp_bridge.video.receiver import VideoReceiver
 from siprtmp_bridge.video.sdp import (
     VideoAccepted,
@@ -64,6 +65,7 @@ class VideoSession:
         self.send_info: KeyframeInfoSender | None = None  # set by the runner: SIP INFO
         self.info_requests = 0
         self._retired: list[VideoReceiver] = []  # replaced by a re-INVITE, closed at the end
+        self.fell_back = False  # the delayed offer was refused: audio first, video by re-INVITE
 
     # -- negotiation (pjsua's thread) ---------------------------------------------------------
 
@@ -190,6 +192,18 @@ class VideoSession:
             av_offset_ms=stats.av_offset_ms,
         )
         return self.status
+
+    def fall_back(self, status_code: int, reason: str) -> bool:
+        """Whether a failed delayed-offer INVITE is worth one more try with an audio offer."""
+        if self.fell_back or not refuses_delayed_offer(status_code):
+            return False
+        self.fell_back = True
+        self.status = replace(
+            self.status,
+            negotiation=f"audio first, then a re-INVITE without SDP (the far end refused "
+            f"an INVITE without SDP: {status_code} {reason})",
+        )
+        return True
 
     def call_media_without_video(self) -> None:
         """The call is up and no video was negotiated (an audio-only answer)."""

@@ -21,6 +21,7 @@ class VideoStatus:
     mode: str
     state: VideoState = VideoState.NEGOTIATING
     reason: str | None = None
+    negotiation: str = "delayed offer"  # or how the fallback got there
     codec: str | None = None  # "H264/90000"
     packetization_mode: int | None = None
     profile: str | None = None
@@ -55,6 +56,7 @@ def video_document(video: VideoStatus) -> dict[str, Any]:
         "mode": video.mode,
         "state": video.state.value,
         "reason": video.reason,
+        "negotiation": video.negotiation,
         "codec": video.codec,
         "packetizationMode": video.packetization_mode,
         "profile": video.profile,

@@ -31,12 +31,14 @@ class VideoTimeline:
         if self.anchor_pts is None:
             self._anchor(pts, arrival_seconds)
         elapsed = (pts - self._anchor_pts) / RTP_VIDEO_CLOCK
-        self.anchor_seconds = min(self.anchor_seconds, arrival_seconds - elapsed)
-        predicted = self.anchor_seconds + elapsed
-        if abs(predicted - arrival_seconds) > self.max_drift:
+        implied_anchor = arrival_seconds - elapsed
+        if abs(implied_anchor - self.anchor_seconds) > self.max_drift:
             self.reanchors += 1
             self._anchor(pts, arrival_seconds)
-            predicted = arrival_seconds
+            elapsed = 0.0
+        elif implied_anchor < self.anchor_seconds:
+            self.anchor_seconds = implied_anchor
+        predicted = self.anchor_seconds + elapsed
         self.offset_seconds = predicted - arrival_seconds
         milliseconds = max(round(predicted * 1000), self.last_ms + 1)
         self.last_ms = milliseconds
