@@ -4,14 +4,18 @@ check the picture, the tone and how well they line up."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from siprtmp_bridge.demo.ports import free_port
+from tests.bridge.test_lifecycle import _get as get
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
+from tests.support.capture import LoopbackCapture
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_window
 from tests.support.recording import ffprobe
@@ -244,3 +248,54 @@ def test_far_end_refusing_the_delayed_offer_gets_audio_first_then_video_by_reinv
     picture = measure_video(recording)
     assert picture.left_is_red and picture.right_is_blue, picture
     assert abs(tone_in(recording).frequency_hz - 1000) < 10
+
+
+def test_keyframes_are_requested_at_the_start_and_after_loss(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    pcap_dir: Path,
+    tmp_path: Path,
+) -> None:
+    # Frames 60-63 (2.4-2.56 s, between the keyframes at 2 s and 3 s) never arrive.
+    pcap = write_call_pcap(
+        pcap_dir / "call-h264-lossy.pcap", h264_rtp(1), CALL_SECONDS, frozenset(range(60, 64))
+    )
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=pcap,
+        video_codec="H264/90000",
+        video_mline=video_mline(h264_rtp(1)),
+        call_ms=int(CALL_SECONDS * 1000 + 500),
+        extra_args=("-aa",),
+    )
+    rtcp_port = peer.media_port + 3  # the far end's video RTCP: its video port + 1
+    status_port = free_port()
+    with LoopbackCapture(tmp_path / "rtcp.pcap", f"udp dst port {rtcp_port}") as capture:
+        process = bridge(video_spec(peer, rtmp_server, "lossy"), status_port=status_port)
+        process.wait_for(lambda line: line.get("video", {}).get("state") == "RECEIVING", 15)
+        time.sleep(1.0)
+        code, metrics = get(f"http://127.0.0.1:{status_port}/metrics")
+        assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+
+    assert code == 200
+    assert "siprtmp_video_width_pixels 320.0" in metrics
+    assert 'siprtmp_video_state{state="RECEIVING"} 1.0' in metrics
+    frames = [line for line in metrics.splitlines() if line.startswith("siprtmp_video_frames")]
+    assert frames and float(frames[0].split()[-1]) > 10, frames
+
+    video = process.final["video"]
+    assert video["keyframeRequests"] == 2, video  # one at the start, one after the loss
+    # On the wire: RTCP PLI (fmt 1) and FIR (fmt 4), each time after an empty RR.
+    feedback = capture.fields(
+        "rtcp.pt == 206", "rtcp.psfb.fmt", decode_as=f"udp.port=={rtcp_port},rtcp"
+    )
+    formats = [value for row in feedback for value in row[0].split(",")]
+    assert formats.count("1") == 2 and formats.count("4") == 2, feedback
+    # And in SIP: INFO picture_fast_update (RFC 5168), answered 200 by SIPp (-aa).
+    assert peer.messages().count("<picture_fast_update/>") == 2
+    # The stream decodes across the loss: the picture is intact after the next keyframe.
+    picture = measure_video(rtmp_server.recordings_of("lossy")[-1])
+    assert picture.left_is_red and picture.right_is_blue

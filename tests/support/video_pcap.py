@@ -108,18 +108,24 @@ def blinking_tone_pcm(seconds: float, sample_rate: int) -> np.ndarray[Any, Any]:
     return np.asarray(pcm * gate)
 
 
-def write_call_pcap(path: Path, video: H264Rtp, seconds: float) -> Path:
-    """The blinking tone (PCMU) and the video in one pcap, each at its RTP timestamp's time."""
+def write_call_pcap(
+    path: Path, video: H264Rtp, seconds: float, drop_frames: frozenset[int] = frozenset()
+) -> Path:
+    """The blinking tone (PCMU) and the video in one pcap, each at its RTP timestamp's time;
+    the video frames numbered in ``drop_frames`` are left out (lost on the way)."""
     audio = rtp_audio_packets(
         PCMU, encode_payload(PCMU, blinking_tone_pcm(seconds, PCMU.sample_rate)), port=AUDIO_PORT
     )
     first = struct.unpack("!I", video.packets[0][4:8])[0]
     video_packets = []
-    previous, within = None, 0
+    previous, within, frame = None, 0, -1
     for packet in video.packets:
         timestamp = struct.unpack("!I", packet[4:8])[0]
         within = within + 1 if timestamp == previous else 0
+        frame += 1 if timestamp != previous else 0
         previous = timestamp
+        if frame in drop_frames:
+            continue
         micros = ((timestamp - first) & 0xFFFFFFFF) * 1_000_000 // 90_000
         # Packets of one frame share its timestamp: 0.1 ms apart, in sending order.
         video_packets.append((micros + 100 * within, VIDEO_PORT, packet))
