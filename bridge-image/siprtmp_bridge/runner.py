@@ -61,6 +61,7 @@ from siprtmp_bridge.status import (
 )
 from siprtmp_bridge.video.keyframes import PICTURE_FAST_UPDATE, PICTURE_FAST_UPDATE_TYPE
 from siprtmp_bridge.video.session import VideoSession
+from siprtmp_bridge.video.slate import Slate
 
 POLL_MILLISECONDS = 50
 STATS_INTERVAL_SECONDS = 0.5
@@ -121,11 +122,16 @@ class BridgeRunner:
 
     def _run_media_and_call(self) -> Outcome:
         audio = self.spec.audio
+        # With a slate, the stream has its video track from the first packet on.
+        slate = (
+            Slate() if self.spec.video.enabled and self.spec.video.when_absent == "slate" else None
+        )
         publisher = RtmpPublisher(
             self.spec.publish_url,
             StreamFormat(audio.sample_rate, audio.bitrate),
             self._on_stream_state,
             self.spec.timeouts.rtmp_reconnect_seconds,
+            video_template=slate.stream if slate is not None else None,
         )
         encoder = AacEncoder(self.options.clock_rate, audio.sample_rate, audio.bitrate)
         pipeline = MediaPipeline(
@@ -150,6 +156,7 @@ class BridgeRunner:
                 publisher.submit,
                 publisher.add_video,
                 pipeline.stream_seconds_at,
+                slate,
             )
             self.reporter.update(partial(with_video, video=self.video.status))
         endpoint = SipEndpoint(self.spec, self.options.clock_rate, self.options.sip_log_level)

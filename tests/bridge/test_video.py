@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
+from siprtmp_bridge.video.slate import HEIGHT as SLATE_HEIGHT
+from siprtmp_bridge.video.slate import WIDTH as SLATE_WIDTH
 from tests.bridge.test_lifecycle import _get as get
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
@@ -28,7 +30,13 @@ from tests.support.video_pcap import (
     encode_h264_rtp,
     write_call_pcap,
 )
-from tests.support.video_recording import av_offset_seconds, measure_video, tone_in
+from tests.support.video_recording import (
+    av_offset_seconds,
+    frame_sources,
+    measure_video,
+    runs,
+    tone_in,
+)
 
 CALL_SECONDS = 6.0
 
@@ -299,3 +307,70 @@ def test_keyframes_are_requested_at_the_start_and_after_loss(
     # The stream decodes across the loss: the picture is intact after the next keyframe.
     picture = measure_video(rtmp_server.recordings_of("lossy")[-1])
     assert picture.left_is_red and picture.right_is_blue
+
+
+def test_slate_stands_in_for_a_far_end_without_video(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
+) -> None:
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=tone_pcap("PCMU", 3.0),
+        video_codec="none",
+        video_mline="a=ptime:20",
+        call_ms=3500,
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "slate", whenAbsent="slate"))
+
+    assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    video = process.final["video"]
+    assert (video["state"], video["source"]) == ("ABSENT", "slate")
+    assert video["slateFrames"] > 25
+
+    # One recording (the track exists from the first packet on), H.264 beside the AAC.
+    (recording,) = rtmp_server.recordings_of("slate")
+    probe = ffprobe(recording)
+    (h264,) = [s for s in probe["streams"] if s["codec_name"] == "h264"]
+    assert (h264["width"], h264["height"]) == (SLATE_WIDTH, SLATE_HEIGHT)
+    assert sorted(s["codec_name"] for s in probe["streams"]) == ["aac", "h264"]
+    sources = frame_sources(recording, SLATE_WIDTH)
+    assert runs(sources) == [("slate", len(sources))]
+    assert sources[-1][0] - sources[0][0] > 3.0  # the whole call, at the slate's 10 frames/s
+    tone = tone_in(recording)
+    assert abs(tone.frequency_hz - 1000) < 10 and tone.audible_seconds > 2.5
+
+
+def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    pcap_dir: Path,
+) -> None:
+    # The far end's camera stops after 3 s (frames 75 on never arrive); its audio goes on.
+    pcap = write_call_pcap(
+        pcap_dir / "call-h264-stops.pcap", h264_rtp(1), CALL_SECONDS, frozenset(range(75, 200))
+    )
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=pcap,
+        video_codec="H264/90000",
+        video_mline=video_mline(h264_rtp(1)),
+        call_ms=int(CALL_SECONDS * 1000 + 500),
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "slate-live", whenAbsent="slate"))
+
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    final = process.final["video"]
+    assert final["state"] == "RECEIVING" and final["source"] == "slate", final
+    (recording,) = rtmp_server.recordings_of("slate-live")
+    kinds = [kind for kind, _ in runs(frame_sources(recording, SLATE_WIDTH))]
+    assert kinds == ["slate", "live", "slate"], runs(frame_sources(recording, SLATE_WIDTH))
+    live = [t for t, kind in frame_sources(recording, SLATE_WIDTH) if kind == "live"]
+    assert 2.5 < live[-1] - live[0] < 3.5  # all of the far end's 3 s of video

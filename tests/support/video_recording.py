@@ -12,6 +12,7 @@ import av
 import numpy as np
 
 from siprtmp_bridge.media.analysis import dominant_frequency
+from siprtmp_bridge.video.slate import BACKGROUND as SLATE_BACKGROUND
 from tests.support.video_pcap import BLUE, MARKER_BOX, RED
 
 COLOUR_TOLERANCE = 40  # per channel, after YUV 4:2:0 and back
@@ -129,3 +130,33 @@ def av_offset_seconds(path: Path) -> float:
             differences.append(onset - nearest)
     assert len(differences) >= 3, (marker_onsets(video), tone.onsets)
     return float(np.median(differences))
+
+
+def frame_sources(path: Path, slate_width: int) -> list[tuple[float, str]]:
+    """Each decoded frame's time and what it shows: "slate" (the slate's size and colours),
+    "live" (the test picture: red left, blue right) or "other"."""
+    sources = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            image = frame.to_ndarray(format="rgb24")
+            width = image.shape[1]
+            left = _mean_rgb(image[20:160, 20 : width // 2 - 20])
+            if width == slate_width and _close(_mean_rgb(image[5:40, 5:100]), SLATE_BACKGROUND):
+                kind = "slate"
+            elif _close(left, RED):
+                kind = "live"
+            else:
+                kind = "other"
+            sources.append((float(frame.time or 0.0), kind))
+    return sources
+
+
+def runs(sources: list[tuple[float, str]]) -> list[tuple[str, int]]:
+    """Consecutive frames of the same kind, collapsed: [("slate", 12), ("live", 100), ...]."""
+    collapsed: list[tuple[str, int]] = []
+    for _, kind in sources:
+        if collapsed and collapsed[-1][0] == kind:
+            collapsed[-1] = (kind, collapsed[-1][1] + 1)
+        else:
+            collapsed.append((kind, 1))
+    return collapsed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ VIDEO_QUEUE_PACKETS = 300
 # How far the muxer may hold one track back waiting for the other (FFmpeg's default, 10 s,
 # would stall the live audio while a video track has nothing yet).
 MAX_INTERLEAVE_MICROSECONDS = 200_000
+# Video that comes before the stream's first audio packet waits for it (about 0.3 s of it).
+HELD_VIDEO_PACKETS = 30
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class RtmpPublisher:
         stream_format: StreamFormat,
         on_state: StateListener,
         reconnect_budget_seconds: float,
+        video_template: Any = None,
     ) -> None:
         self.url = url
         self.format = stream_format
@@ -61,9 +65,13 @@ class RtmpPublisher:
         self._container: Any = None
         self._stream: Any = None
         self._video_stream: Any = None
-        self._video_template: Any = None  # the receiver's input stream: codec parameters
+        # An input stream (the far end's, or the slate's) whose codec parameters the H.264
+        # track copies; its owner keeps it open until ``finish``.
+        self._video_template: Any = video_template
         self._video = VideoTrackGate()
         self._reopen = threading.Event()
+        self._audio_started = False
+        self._held_video: list[Any] = []
         self._state = StreamState.PENDING
         self._stop = threading.Event()
         self.failure: str | None = None
@@ -142,16 +150,27 @@ class RtmpPublisher:
         if video:
             if self._video_stream is None:
                 return True  # video before the stream was re-opened with its track
+            if not self._audio_started:
+                # The AAC encoder's first packet is stamped before zero (its priming) and the
+                # muxer shifts the stream by the first packet's timestamp: audio goes first.
+                if len(self._held_video) < HELD_VIDEO_PACKETS:
+                    self._held_video.append(packet)
+                return True
             packet = self._video.admit(packet)
             if packet is None:
                 return True
         try:
             packet.stream = self._video_stream if video else self._stream
             self._container.mux(packet)
-        except (av.FFmpegError, OSError):
+        except (av.FFmpegError, OSError) as error:
+            print(f"sip-rtmp-bridge: RTMP write failed: {error}", file=sys.stderr)
             self._close()
             return False
         self.bytes_sent += packet.size
+        if not video and not self._audio_started:
+            self._audio_started = True
+            held, self._held_video = self._held_video, []
+            return all(self._write(early, video=True) for early in held)
         return True
 
     def _connect_with_backoff(self, waiting_state: StreamState) -> bool:

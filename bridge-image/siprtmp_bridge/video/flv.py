@@ -37,6 +37,7 @@ class VideoTrackGate:
     def __init__(self) -> None:
         self.extradata: bytes | None = None
         self._sent_extradata: bytes | None = None
+        self._last_dts: int | None = None
         self.dropped = 0
 
     def connected(self) -> None:
@@ -56,4 +57,8 @@ class VideoTrackGate:
             self._sent_extradata = self.extradata
         elif carried is not None:
             self._sent_extradata = carried
+        # Two sources (far end, slate) meet here; FLV needs strictly increasing timestamps.
+        if self._last_dts is not None and packet.dts is not None and packet.dts <= self._last_dts:
+            packet.pts = packet.dts = self._last_dts + 1
+        self._last_dts = packet.dts
         return packet

@@ -30,7 +30,9 @@ from siprtmp_bridge.video.sdp import (
     rewrite_answer,
     video_answer_section,
 )
+from siprtmp_bridge.video.slate import Slate
 from siprtmp_bridge.video.status import VideoState, VideoStatus
+from siprtmp_bridge.video.track import SlatedTrack
 
 # Audio reaches the stream later than video arriving at the same moment: pjsua's jitter buffer
 # holds it (60-80 ms on a clean path) and the AAC encoder adds its priming (21 ms at 48 kHz).
@@ -50,6 +52,7 @@ class VideoSession:
         publisher_submit: Callable[[Any, bool], None],
         publisher_add_track: Callable[[Any], None],
         stream_seconds_at: Callable[[float], float],
+        slate: Slate | None = None,
     ) -> None:
         self.spec = spec
         self.workdir = workdir
@@ -64,6 +67,13 @@ class VideoSession:
         self.feedback: RtcpFeedbackSender | None = None
         self.send_info: KeyframeInfoSender | None = None  # set by the runner: SIP INFO
         self.info_requests = 0
+        self.slate = slate
+        self.track: SlatedTrack | None = None
+        if slate is not None:
+            self.track = SlatedTrack(
+                slate, lambda packet: publisher_submit(packet, True), stream_seconds_at
+            )
+            self.track.start()
         self._retired: list[VideoReceiver] = []  # replaced by a re-INVITE, closed at the end
         self.fell_back = False  # the delayed offer was refused: audio first, video by re-INVITE
 
@@ -144,13 +154,21 @@ class VideoSession:
         self.receiver = VideoReceiver(
             sdp_path,
             self.spec.nat.bind_address,
-            lambda packet: self.publisher_submit(packet, True),
+            self._live_sink(),
             self.publisher_add_track,
             self.stream_seconds_at,
             self.policy,
             AUDIO_PATH_DELAY_SECONDS,
         )
         self.receiver.start()
+
+    def _live_sink(self) -> Callable[[Any], None]:
+        """Where the far end's frames go: straight to the publisher, or through the slated
+        track, which switches between them and the slate at keyframes."""
+        if self.track is not None:
+            return self.track.live_packet
+        publisher_submit = self.publisher_submit
+        return lambda packet: publisher_submit(packet, True)
 
     # -- the runner's loop (pjsua's thread) -----------------------------------------------------
 
@@ -165,7 +183,10 @@ class VideoSession:
                 self.info_requests += 1
 
     def snapshot(self) -> VideoStatus:
-        """The status with the receiver's live figures."""
+        """The status with the receiver's (and the slate's) live figures."""
+        self.status = replace(self.status, source=self._source())
+        if self.track is not None:
+            self.status = replace(self.status, slate_frames=self.track.slate_frames)
         receiver = self.receiver
         if receiver is None:
             return self.status
@@ -193,6 +214,12 @@ class VideoSession:
         )
         return self.status
 
+    def _source(self) -> str | None:
+        if self.track is not None:
+            return "far end" if self.track.live else "slate"
+        receiver = self.receiver
+        return "far end" if receiver is not None and receiver.stats.frames else None
+
     def fall_back(self, status_code: int, reason: str) -> bool:
         """Whether a failed delayed-offer INVITE is worth one more try with an audio offer."""
         if self.fell_back or not refuses_delayed_offer(status_code):
@@ -217,6 +244,8 @@ class VideoSession:
     def stop(self) -> None:
         """Stop receiving (before the publisher's final flush) and let go of the call."""
         self.send_info = None  # holds the pjsua2 call, which must go before libDestroy
+        if self.track is not None:
+            self.track.stop()
         for receiver in (*self._retired, self.receiver):
             if receiver is not None:
                 receiver.stop(2.0)
@@ -231,6 +260,8 @@ class VideoSession:
                 receiver.close()
         self._retired = []
         self.receiver = None
+        if self.slate is not None:
+            self.slate.close()
 
     def _stop_receiver(self) -> None:
         assert self.receiver is not None

@@ -22,6 +22,8 @@ class VideoStatus:
     state: VideoState = VideoState.NEGOTIATING
     reason: str | None = None
     negotiation: str = "delayed offer"  # or how the fallback got there
+    source: str | None = None  # what the H.264 track carries now: "far end" or "slate"
+    slate_frames: int = 0
     codec: str | None = None  # "H264/90000"
     packetization_mode: int | None = None
     profile: str | None = None
@@ -57,6 +59,8 @@ def video_document(video: VideoStatus) -> dict[str, Any]:
         "state": video.state.value,
         "reason": video.reason,
         "negotiation": video.negotiation,
+        "source": video.source,
+        "slateFrames": video.slate_frames,
         "codec": video.codec,
         "packetizationMode": video.packetization_mode,
         "profile": video.profile,
