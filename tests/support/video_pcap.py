@@ -60,8 +60,19 @@ def picture_filter() -> str:
     )
 
 
-def encode_h264_rtp(workdir: Path, seconds: float, packetization_mode: int = 1) -> H264Rtp:
-    """Run FFmpeg's CLI (libx264, baseline, a keyframe a second) sending RTP to a socket here."""
+def encode_h264_rtp(
+    workdir: Path,
+    seconds: float,
+    packetization_mode: int = 1,
+    picture: str | None = None,
+    bitrate: str | None = None,
+) -> H264Rtp:
+    """Run FFmpeg's CLI (libx264, baseline, a keyframe a second) sending RTP to a socket here.
+
+    ``picture`` is a lavfi source (the test picture by default); ``bitrate`` e.g. ``"800k"``
+    (a busy picture at a phone's bitrate, for the benchmark) is sent at 4x real time so that
+    no packet is lost on the way.
+    """
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     receiver.bind(("127.0.0.1", 0))
@@ -74,7 +85,9 @@ def encode_h264_rtp(workdir: Path, seconds: float, packetization_mode: int = 1) 
         rtp_flags = ["-rtpflags", "h264_mode0"]
     command = [
         "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-        "-f", "lavfi", "-i", picture_filter(), "-t", str(seconds),
+        *(["-readrate", "4"] if bitrate else []),
+        "-f", "lavfi", "-i", picture or picture_filter(), "-t", str(seconds),
+        *(["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate] if bitrate else []),
         "-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast",
         "-tune", "zerolatency", "-g", str(FPS), "-flags", "+global_header",
         "-x264-params", x264, "-bsf:v", "dump_extra",

@@ -146,8 +146,8 @@ class VideoReceiver:
         keyframe = bool(packet.is_keyframe)
         self._watch_for_loss(pts, bool(packet.is_corrupt))
         self._last_pts = pts
-        data = bytes(packet)
-        extradata = parameter_sets(data) if keyframe else None
+        # Only keyframes are looked into (for parameter sets): no copy of the others.
+        extradata = parameter_sets(bytes(packet)) if keyframe else None
         if extradata is not None and extradata != self._extradata:
             self._extradata = extradata
             self._note_parameter_sets(extradata)
@@ -167,7 +167,7 @@ class VideoReceiver:
         packet.pts = packet.dts = milliseconds
         packet.time_base = MILLISECONDS
         self.submit(packet)
-        self._count(len(data), arrived)
+        self._count(packet.size, arrived)
 
     def _guess_pts(self) -> int:
         """FFmpeg leaves the very first packet's pts unset: place it one frame early."""
