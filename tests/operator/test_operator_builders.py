@@ -295,6 +295,13 @@ def test_live_document_maps_to_status_and_redacts_the_key() -> None:
     assert "secret-key" not in json.dumps(st) and "pw" not in st["stream"]["url"]
 
 
+def test_video_status_is_copied_only_when_the_bridge_reports_it() -> None:
+    assert "video" not in derive_status({}, running(), LIVE, SPEC["rtmpUrl"], NOW)
+    video = {"mode": "passthrough", "state": "RECEIVING", "resolution": "640x360", "reason": None}
+    st = derive_status({}, running(), {**LIVE, "video": video}, SPEC["rtmpUrl"], NOW)
+    assert st["video"] == {"mode": "passthrough", "state": "RECEIVING", "resolution": "640x360"}
+
+
 def test_running_pod_without_live_status_is_connecting_and_keeps_last_known() -> None:
     assert derive_status({}, running(), None, "rtmp://h/a", NOW)["phase"] == "Connecting"
     prev = derive_status({}, running(), LIVE, "rtmp://h/a", NOW)

@@ -63,6 +63,7 @@ class VideoSession:
         self.policy = KeyframePolicy()
         self.accepted: VideoAccepted | None = None
         self.port: int | None = None
+        self.section: list[str] | None = None  # our live video m-line, kept for re-offers
         self.receiver: VideoReceiver | None = None
         self.feedback: RtcpFeedbackSender | None = None
         self.send_info: KeyframeInfoSender | None = None  # set by the runner: SIP INFO
@@ -82,7 +83,9 @@ class VideoSession:
     def rewrite_sdp(self, local_sdp: str, remote_sdp: str) -> str | None:
         """pjsua's answer with the video slot made live, or None to leave it as pjsua made it."""
         if not remote_sdp.strip():
-            return None  # our own offer (the fallback's first INVITE): nothing to answer yet
+            # Our own offer: the fallback's audio INVITE (no video yet), or a session refresh,
+            # where pjsua would offer its disabled slot and so end the video: keep it live.
+            return rewrite_answer(local_sdp, self.section) if self.section else None
         decision = decide_video(remote_sdp)
         if isinstance(decision, VideoDeclined):
             state = VideoState.REFUSED if decision.refused else VideoState.ABSENT
@@ -96,6 +99,7 @@ class VideoSession:
         address = local_media_address(local_sdp) or self.spec.nat.bind_address
         section = video_answer_section(decision, port, address, sendrecv=self.spec.has_video)
         rewritten = rewrite_answer(local_sdp, section)
+        self.section = section if rewritten is not None else None
         if rewritten is None:
             self.status = replace(
                 self.status,
