@@ -78,6 +78,13 @@ def _packet(data: bytes, keyframe: bool) -> Any:
 def test_flv_gate_starts_each_connection_with_a_keyframe_and_its_parameter_sets() -> None:
     gate = VideoTrackGate()
     gate.connected()
+    # Held back until the stream's first audio packet has gone out, then admitted in order.
+    early = with_extradata(_packet(b"idr-0", keyframe=True), b"\x00\x00\x00\x01sps")
+    assert gate.admit(early) is None
+    assert gate.audio_written() == [early]
+    assert gate.audio_written() == []
+    assert gate.admit(early) is early
+    gate.connected()
     assert gate.admit(_packet(b"p-frame", keyframe=False)) is None
     first = with_extradata(_packet(b"idr", keyframe=True), b"\x00\x00\x00\x01sps")
     assert gate.admit(first) is first

@@ -30,8 +30,6 @@ VIDEO_QUEUE_PACKETS = 300
 # How far the muxer may hold one track back waiting for the other (FFmpeg's default, 10 s,
 # would stall the live audio while a video track has nothing yet).
 MAX_INTERLEAVE_MICROSECONDS = 200_000
-# Video that comes before the stream's first audio packet waits for it (about 0.3 s of it).
-HELD_VIDEO_PACKETS = 30
 
 
 @dataclass(frozen=True)
@@ -70,8 +68,6 @@ class RtmpPublisher:
         self._video_template: Any = video_template
         self._video = VideoTrackGate()
         self._reopen = threading.Event()
-        self._audio_started = False
-        self._held_video: list[Any] = []
         self._state = StreamState.PENDING
         self._stop = threading.Event()
         self.failure: str | None = None
@@ -150,12 +146,6 @@ class RtmpPublisher:
         if video:
             if self._video_stream is None:
                 return True  # video before the stream was re-opened with its track
-            if not self._audio_started:
-                # The AAC encoder's first packet is stamped before zero (its priming) and the
-                # muxer shifts the stream by the first packet's timestamp: audio goes first.
-                if len(self._held_video) < HELD_VIDEO_PACKETS:
-                    self._held_video.append(packet)
-                return True
             packet = self._video.admit(packet)
             if packet is None:
                 return True
@@ -167,10 +157,8 @@ class RtmpPublisher:
             self._close()
             return False
         self.bytes_sent += packet.size
-        if not video and not self._audio_started:
-            self._audio_started = True
-            held, self._held_video = self._held_video, []
-            return all(self._write(early, video=True) for early in held)
+        if not video and self._video_stream is not None:
+            return all(self._write(held, video=True) for held in self._video.audio_written())
         return True
 
     def _connect_with_backoff(self, waiting_state: StreamState) -> bool:

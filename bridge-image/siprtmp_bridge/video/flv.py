@@ -31,20 +31,44 @@ def extradata_of(packet: Any) -> bytes | None:
     return bytes(packet.get_sidedata(NEW_EXTRADATA))
 
 
+# Video that comes before the stream's first audio packet waits for it (about 0.3 s of it).
+HELD_PACKETS = 30
+
+
 class VideoTrackGate:
-    """Per connection: drop video until a keyframe, and give that keyframe the parameter sets."""
+    """Per connection: drop video until a keyframe, and give that keyframe the parameter sets.
+
+    Before the stream's very first audio packet, video is held back: the AAC encoder stamps its
+    first packet before zero (its priming) and the muxer shifts the whole stream by the first
+    packet's timestamp, so a video packet first would leave that audio packet negative (EINVAL).
+    """
 
     def __init__(self) -> None:
         self.extradata: bytes | None = None
         self._sent_extradata: bytes | None = None
         self._last_dts: int | None = None
+        self._audio_written = False
+        self._held: list[Any] = []
         self.dropped = 0
 
     def connected(self) -> None:
         self._sent_extradata = None
 
+    def audio_written(self) -> list[Any]:
+        """Audio has gone out: the video held until then, to be admitted again in order."""
+        if self._audio_written:
+            return []
+        self._audio_written = True
+        held, self._held = self._held, []
+        return held
+
     def admit(self, packet: Any) -> Any | None:
-        """The packet to mux now (parameter sets attached when needed), or None to drop it."""
+        """The packet to mux now (parameter sets attached when needed), or None: dropped, or
+        held until ``audio_written``."""
+        if not self._audio_written:
+            if len(self._held) < HELD_PACKETS:
+                self._held.append(packet)
+            return None
         carried = extradata_of(packet)
         if carried is not None:
             self.extradata = carried
