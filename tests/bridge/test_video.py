@@ -62,7 +62,9 @@ def call_pcap(pcap_dir: Path, h264_rtp: Callable[[int], H264Rtp]) -> Callable[[i
     return make
 
 
-def video_mline(rtp: H264Rtp, codec: str = "H264/90000", fmtp: str | None = None) -> str:
+def video_mline(
+    rtp: H264Rtp, codec: str = "H264/90000", fmtp: str | None = None, direction: str = "sendonly"
+) -> str:
     pt = VIDEO_PAYLOAD_TYPE
     lines = [
         f"m=video [media_port+2] RTP/AVP {pt}",
@@ -70,7 +72,7 @@ def video_mline(rtp: H264Rtp, codec: str = "H264/90000", fmtp: str | None = None
         f"a=fmtp:{pt} {rtp.fmtp if fmtp is None else fmtp}",
         f"a=rtcp-fb:{pt} nack pli",
         f"a=rtcp-fb:{pt} ccm fir",
-        "a=sendonly",
+        f"a={direction}",
     ]
     return "\n".join(lines)
 
@@ -96,12 +98,16 @@ def test_far_end_h264_is_published_with_the_tone(
         "uas_video_offer.xml",
         pcap=call_pcap(mode),
         video_codec="H264/90000",
-        video_mline=video_mline(h264_rtp(mode)),
+        # Mode 0's far end offers sendrecv video, mode 1's sendonly: with the seed's hasVideo
+        # (below) the bridge answers sendrecv only where the offer allows it (RFC 3264).
+        video_mline=video_mline(h264_rtp(mode), direction="sendrecv" if mode == 0 else "sendonly"),
         call_ms=int(CALL_SECONDS * 1000 + 500),
         extra_args=("-aa",),  # answers the bridge's picture_fast_update INFO
     )
     stream = f"video-mode{mode}"
-    process = bridge(video_spec(peer, rtmp_server, stream))
+    spec = video_spec(peer, rtmp_server, stream)
+    spec["hasVideo"] = mode == 0  # the seed's field: the direction the bridge answers with
+    process = bridge(spec)
 
     assert process.wait(40) == 0, process.stderr_text[-3000:]
     assert peer.wait(10) == 0
@@ -122,6 +128,9 @@ def test_far_end_h264_is_published_with_the_tone(
     assert f"a=fmtp:{VIDEO_PAYLOAD_TYPE} profile-level-id=42C00D;packetization-mode={mode}" in (
         messages
     )
+    (ack,) = received(messages, "ACK")
+    answered_video = ack.split("m=video ", 1)[1]
+    assert ("a=sendrecv" if mode == 0 else "a=recvonly") in answered_video, answered_video
 
     recording = rtmp_server.recordings_of(stream)[-1]
     probe = ffprobe(recording)
@@ -143,13 +152,17 @@ def test_far_end_h264_is_published_with_the_tone(
     assert abs(offset) <= 0.1, f"A/V offset {offset * 1000:.0f} ms"
 
 
-def invites(messages: str) -> list[str]:
-    """The INVITEs SIPp received (its -trace_msg log), each with its headers and body."""
+def received(messages: str, method: str) -> list[str]:
+    """The requests of ``method`` SIPp received (its -trace_msg log), headers and body."""
     return [
         block
         for block in messages.split("\n-----")
-        if "message received" in block and "\nINVITE sip:" in block
+        if "message received" in block and f"\n{method} sip:" in block
     ]
+
+
+def invites(messages: str) -> list[str]:
+    return received(messages, "INVITE")
 
 
 def test_far_end_without_video_gives_an_audio_only_stream(

@@ -89,6 +89,9 @@ def test_answer_replaces_the_disabled_slot_in_place() -> None:
         PJSUA_ANSWER, video_answer_section(decision, 30002, address, sendrecv=True)
     )
     assert sendrecv is not None and "a=sendrecv" in sendrecv.split("m=video")[1]
+    sendonly = decide_video(offer(H264_BOTH_MODES.replace("a=sendrecv", "a=sendonly")))
+    assert isinstance(sendonly, VideoAccepted)
+    assert video_answer_section(sendonly, 30002, address, sendrecv=True)[-1] == "a=recvonly"
 
 
 def test_no_slot_to_rewrite() -> None:

@@ -26,7 +26,9 @@ def with_extradata(packet: Any, extradata: bytes) -> Any:
 
 
 def extradata_of(packet: Any) -> bytes | None:
-    if not packet.has_sidedata(NEW_EXTRADATA):
+    """The parameter sets a keyframe carries (only keyframes do: PyAV's side-data lookup costs
+    more than the rest of a packet's handling, so other packets are not asked)."""
+    if not packet.is_keyframe or not packet.has_sidedata(NEW_EXTRADATA):
         return None
     return bytes(packet.get_sidedata(NEW_EXTRADATA))
 

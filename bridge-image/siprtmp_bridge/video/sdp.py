@@ -216,7 +216,9 @@ def video_answer_section(
     for value in accepted.offer.feedback_for(pt):
         if value.lower() in ("nack pli", "ccm fir", "nack"):
             lines.append(f"a=rtcp-fb:{pt} {value}")
-    lines.append("a=sendrecv" if sendrecv else "a=recvonly")
+    # A sendonly offer can only be answered recvonly (RFC 3264, 6.1), whatever hasVideo says.
+    sends_too = sendrecv and accepted.offer.direction == "sendrecv"
+    lines.append("a=sendrecv" if sends_too else "a=recvonly")
     return lines
 
 
