@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
@@ -27,6 +28,7 @@ from tests.support.video_pcap import (
     VIDEO_PAYLOAD_TYPE,
     WIDTH,
     H264Rtp,
+    continued,
     encode_h264_rtp,
     write_call_pcap,
 )
@@ -387,3 +389,43 @@ def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
     assert kinds == ["slate", "live", "slate"], runs(frame_sources(recording, SLATE_WIDTH))
     live = [t for t, kind in frame_sources(recording, SLATE_WIDTH) if kind == "live"]
     assert 2.5 < live[-1] - live[0] < 3.5  # all of the far end's 3 s of video
+
+
+def test_a_resolution_change_mid_call_is_passed_on(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    pcap_dir: Path,
+) -> None:
+    """The far end switches from 320x240 to 640x360 after 3 s: new SPS/PPS in-band only."""
+    wide = encode_h264_rtp(pcap_dir, 3.0, picture="color=c=0x20C020:s=640x360:r=25")
+    both = continued(encode_h264_rtp(pcap_dir, 3.0), wide)
+    pcap = write_call_pcap(pcap_dir / "call-h264-resize.pcap", both, 6.0)
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=pcap,
+        video_codec="H264/90000",
+        video_mline=video_mline(both),
+        call_ms=6500,
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "resize"))
+
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    video = process.final["video"]
+    assert video["resolution"] == "640x360", video
+    assert video["keyframeRequests"] == 1  # the switch is not a loss
+
+    recording = rtmp_server.recordings_of("resize")[-1]
+    sizes: list[tuple[tuple[int, int], tuple[int, ...]]] = []
+    with av.open(str(recording)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            image = frame.to_ndarray(format="rgb24")
+            colour = tuple(int(c) for c in image[20:60, 20:60].reshape(-1, 3).mean(axis=0))
+            size = (frame.width, frame.height)
+            if not sizes or sizes[-1][0] != size:
+                sizes.append((size, colour))
+    assert [size for size, _ in sizes] == [(320, 240), (640, 360)], sizes
+    assert sizes[0][1][0] > 180 and sizes[1][1][1] > 160, sizes  # red, then green

@@ -144,3 +144,22 @@ def write_call_pcap(
         video_packets.append((micros + 100 * within, VIDEO_PORT, packet))
     write_udp_pcap(path, audio + video_packets)
     return path
+
+
+def continued(first: H264Rtp, second: H264Rtp) -> H264Rtp:
+    """``second`` sent on as part of ``first``'s stream (same SSRC, sequence numbers and
+    timestamps running on), as a phone does when it changes resolution mid-call: the new
+    parameter sets arrive in-band only, the offer's sprop-parameter-sets are ``first``'s."""
+    last = first.packets[-1]
+    sequence = struct.unpack("!H", last[2:4])[0]
+    timestamp = struct.unpack("!I", last[4:8])[0] + 90_000 // FPS
+    ssrc = last[8:12]
+    base = struct.unpack("!I", second.packets[0][4:8])[0]
+    packets = list(first.packets)
+    for index, packet in enumerate(second.packets, start=1):
+        offset = (struct.unpack("!I", packet[4:8])[0] - base) & 0xFFFFFFFF
+        header = packet[:2] + struct.pack(
+            "!HI", (sequence + index) & 0xFFFF, (timestamp + offset) & 0xFFFFFFFF
+        )
+        packets.append(header + ssrc + packet[12:])
+    return H264Rtp(packets, first.fmtp)
