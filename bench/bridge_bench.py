@@ -206,6 +206,7 @@ def main() -> int:
     parser.add_argument("--bitrate", type=int, default=64000)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[4, 8, 16])
     parser.add_argument("--concurrency-seconds", type=float, default=20.0)
+    parser.add_argument("--no-video", action="store_true", help="skip the video run")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="siprtmp-bench-") as directory:
         workdir = Path(directory)
@@ -236,6 +237,10 @@ def main() -> int:
                 f"RSS {bridge.peak_rss_mib / ffmpeg.peak_rss_mib:.2f}x"
             )
             print(f"  call audio published {latency_ms:.0f} ms after the answer")
+            if not arguments.no_video:
+                from bench.video_bench import report  # it imports this module
+
+                report(bridge, arguments.seconds, workdir, rtmp)
             short_pcap = make_tone_pcap(
                 workdir / "short.pcap", PCMU, FREQUENCY, arguments.concurrency_seconds
             )

@@ -99,7 +99,13 @@ def rtmp_server(tmp_path: Path, peer_host: str) -> Iterator[NginxRtmp]:
 def sipp(tmp_path: Path, peer_host: str) -> Iterator[Callable[..., SippPeer]]:
     peers: list[SippPeer] = []
 
-    def start(scenario: str, transport: str = "u1", calls: int = 1, **values: Any) -> SippPeer:
+    def start(
+        scenario: str,
+        transport: str = "u1",
+        calls: int = 1,
+        extra_args: tuple[str, ...] = (),
+        **values: Any,
+    ) -> SippPeer:
         port = free_port(2)  # SOCK_DGRAM
         peer = SippPeer(
             scenario,
@@ -109,7 +115,8 @@ def sipp(tmp_path: Path, peer_host: str) -> Iterator[Callable[..., SippPeer]]:
             {k: str(v) for k, v in values.items()},
             transport,
             calls,
-            peer_host,
+            host=peer_host,
+            extra_args=extra_args,
         )
         peers.append(peer.start())
         return peer

@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.status import CallState, StreamState
+from siprtmp_bridge.video.metrics import video_metrics
 
 
 @dataclass
@@ -58,6 +59,7 @@ class BridgeCollector(Collector):
             status.stream.state.value,
             [s.value for s in StreamState],
         )
+        yield from video_metrics(status.video)
 
 
 def _counter(name: str, doc: str, value: float) -> Metric:

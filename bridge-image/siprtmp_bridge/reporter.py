@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from siprtmp_bridge.status import BridgeStatus, to_document
+from siprtmp_bridge.video.status import VIDEO_COUNTERS
 
 # Termination messages are cut by Kubernetes at 4096 bytes; the document is well under.
 TERMINATION_MESSAGE_LIMIT = 4096
@@ -19,6 +20,9 @@ TERMINATION_MESSAGE_LIMIT = 4096
 def significant(document: dict[str, Any]) -> dict[str, Any]:
     """The document minus counters that change with every packet: a change here is worth a line."""
     stream = {k: v for k, v in document["stream"].items() if k != "bytesSent"}
+    if "video" in document:
+        video = {k: v for k, v in document["video"].items() if k not in VIDEO_COUNTERS}
+        return {**document, "stream": stream, "video": video}
     return {**document, "stream": stream}
 
 

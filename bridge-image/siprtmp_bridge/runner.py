@@ -58,7 +58,11 @@ from siprtmp_bridge.status import (
     terminating,
     with_call,
     with_stream,
+    with_video,
 )
+from siprtmp_bridge.video.keyframes import PICTURE_FAST_UPDATE, PICTURE_FAST_UPDATE_TYPE
+from siprtmp_bridge.video.session import VideoSession
+from siprtmp_bridge.video.slate import Slate
 
 POLL_MILLISECONDS = 50
 STATS_INTERVAL_SECONDS = 0.5
@@ -107,6 +111,7 @@ class BridgeRunner:
         self.workdir = Path()
         self.fifo_path = Path()
         self.keepalive: RtpKeepAlive | None = None
+        self.video: VideoSession | None = None
 
     def run(self) -> Outcome:
         self.workdir = Path(tempfile.mkdtemp(prefix="siprtmp-", dir=self.options.workdir))
@@ -122,11 +127,16 @@ class BridgeRunner:
 
     def _run_media_and_call(self) -> Outcome:
         audio = self.spec.audio
+        # With a slate, the stream has its video track from the first packet on.
+        slate = (
+            Slate() if self.spec.video.enabled and self.spec.video.when_absent == "slate" else None
+        )
         publisher = RtmpPublisher(
             self.spec.publish_url,
             StreamFormat(audio.sample_rate, audio.bitrate),
             self._on_stream_state,
             self.spec.timeouts.rtmp_reconnect_seconds,
+            video_template=slate.stream if slate is not None else None,
         )
         encoder = AacEncoder(self.options.clock_rate, audio.sample_rate, audio.bitrate)
         pipeline = MediaPipeline(
@@ -144,6 +154,16 @@ class BridgeRunner:
                 f"{publisher.failure or 'no connection'}",
             )
         pipeline.start()
+        if self.spec.video.enabled:
+            self.video = VideoSession(
+                self.spec,
+                self.workdir,
+                publisher.submit,
+                publisher.add_video,
+                pipeline.stream_seconds_at,
+                slate,
+            )
+            self.reporter.update(partial(with_video, video=self.video.status))
         endpoint = SipEndpoint(self.spec, self.options.clock_rate, self.options.sip_log_level)
         try:
             self._place_and_bridge(pipeline, publisher)
@@ -156,7 +176,12 @@ class BridgeRunner:
         finally:
             self._hang_up_and_wait(endpoint)
             self._release_media()
+            if self.video is not None:
+                self.video.stop()  # no more video packets: the publisher flushes next
             pipeline.stop(FLUSH_SECONDS)
+            if self.video is not None:
+                self.reporter.update(partial(with_video, video=self.video.snapshot()))
+                self.video.close()
             self.counters.frames_encoded = encoder.frames_encoded
             self.call = None
             self.account = None
@@ -188,6 +213,8 @@ class BridgeRunner:
             now = time.monotonic()
             if self.keepalive is not None:
                 self.keepalive.tick(now)
+            if self.video is not None:
+                self.video.tick(now, self.call_answered_at is not None)
             if now >= next_stats:
                 next_stats = now + STATS_INTERVAL_SECONDS
                 self._refresh_counters(now, pipeline, publisher)
@@ -206,8 +233,7 @@ class BridgeRunner:
             self.account.create(account_config(self.spec, claim.port if claim else None))
             if self.spec.connection.sip_register_required and not self._register():
                 return False
-            self.call = BridgeCall(self.account, self.events.append, self._attach_audio)
-            self.call.makeCall(self.spec.callee, self._call_parameters())
+            self._place_call(delayed_offer=self.video is not None)
             return True
         finally:
             if claim is not None:
@@ -234,6 +260,21 @@ class BridgeRunner:
             else:
                 future.set_result(None)
 
+    def _place_call(self, delayed_offer: bool) -> None:
+        video = self.video
+        assert self.account is not None
+        self.call = BridgeCall(
+            self.account,
+            self.events.append,
+            self._attach_audio,
+            video.rewrite_sdp if video is not None else None,
+        )
+        if video is not None:
+            video.send_info = partial(
+                self.call.send_info, PICTURE_FAST_UPDATE_TYPE, PICTURE_FAST_UPDATE
+            )
+        self.call.makeCall(self.spec.callee, self._call_parameters(delayed_offer))
+
     def endpoint_poll(self) -> None:
         pj.Endpoint.instance().libHandleEvents(POLL_MILLISECONDS)
         while self.events:
@@ -257,7 +298,7 @@ class BridgeRunner:
         )
         return False
 
-    def _call_parameters(self) -> Any:
+    def _call_parameters(self, delayed_offer: bool = False) -> Any:
         parameters = pj.CallOpParam(True)
         setting = parameters.opt
         setting.audioCount = 1
@@ -268,6 +309,9 @@ class BridgeRunner:
         )
         setting.mediaDir = pj.IntVector([direction])
         setting.flag |= pj.PJSUA_CALL_SET_MEDIA_DIR
+        if delayed_offer:
+            # No SDP: the far end offers audio and video in its answer (video/).
+            setting.flag |= pj.PJSUA_CALL_NO_SDP_OFFER
         return parameters
 
     def _handle(self, event: SipEvent) -> None:
@@ -276,6 +320,8 @@ class BridgeRunner:
             if state is CallState.ESTABLISHED and self.call_answered_at is None:
                 self.call_answered_at = time.monotonic()
                 self.last_rtp_at = self.call_answered_at
+                if self.video is not None and self.video.fell_back:
+                    self._reinvite_for_video()
             if state is not None and not (
                 state is CallState.ESTABLISHED and self.reporter.status.call.state is CallState.HOLD
             ):
@@ -309,6 +355,20 @@ class BridgeRunner:
             self._call_ended(event)
 
     def _call_ended(self, event: CallEnded) -> None:
+        if (
+            self.video is not None
+            and not event.was_answered
+            and self.video.fall_back(event.status_code, event.reason)
+        ):
+            # The far end refused an INVITE without SDP: call again with an audio offer, then
+            # let it offer video in a re-INVITE without SDP once the call is up.
+            print(
+                f"sip-rtmp-bridge: delayed offer refused ({event.status_code} {event.reason}); "
+                "calling again with an audio offer",
+                file=sys.stderr,
+            )
+            self._place_call(delayed_offer=False)
+            return
         state = ended_state(event.status_code, event.was_answered)
         self.reporter.update(
             lambda s: with_call(
@@ -323,6 +383,13 @@ class BridgeRunner:
             self.outcome = outcome_for_sip_failure(
                 event.status_code, event.reason, got_response=event.got_response
             )
+
+    def _reinvite_for_video(self) -> None:
+        assert self.call is not None
+        try:
+            self.call.reinvite(self._call_parameters(delayed_offer=True))
+        except pj.Error as error:
+            print(f"sip-rtmp-bridge: re-INVITE for video: {error.info()}", file=sys.stderr)
 
     # -- limits ------------------------------------------------------------------------------
 
@@ -388,6 +455,10 @@ class BridgeRunner:
         self.counters.frames_encoded = pipeline.encoder.frames_encoded
         self.counters.silence_seconds = pipeline.silence_samples / pipeline.clock_rate
         self.reporter.update(partial(with_stream, bytes_sent=publisher.bytes_sent))
+        if self.video is not None:
+            if self.call_answered_at is not None:
+                self.video.call_media_without_video()
+            self.reporter.update(partial(with_video, video=self.video.snapshot()))
         if self.call is None or self.call_answered_at is None:
             return
         packets, lost, jitter = self.call.rtp_packets_received()

@@ -87,6 +87,26 @@ class AudioSettings:
     sample_rate: int = 48000
 
 
+VIDEO_MODES = ("disabled", "passthrough")
+VIDEO_WHEN_ABSENT = ("audioOnly", "slate")
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """Whether the far end's video is bridged, and what stands in when it sends none.
+
+    ``disabled`` is the audio-only bridge exactly as before (no delayed offer). ``passthrough``
+    remuxes the far end's H.264 into the FLV stream without re-encoding it.
+    """
+
+    mode: str = "disabled"
+    when_absent: str = "audioOnly"
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "disabled"
+
+
 @dataclass(frozen=True)
 class Timeouts:
     """Each limit ends the call with a reason of its own."""
@@ -111,6 +131,7 @@ class BridgeSpec:
     codecs: tuple[str, ...] = DEFAULT_CODECS
     nat: NatSettings = field(default_factory=NatSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
+    video: VideoSettings = field(default_factory=VideoSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
 
     @property
@@ -166,6 +187,7 @@ def parse_spec(document: Any, password: str | None = None) -> BridgeSpec:
         codecs=_parse_codecs(reader),
         nat=_parse_nat(reader.mapping("nat"), reader.mapping("networking")),
         audio=_parse_audio(reader.mapping("audio")),
+        video=_parse_video(reader.mapping("video")),
         timeouts=Timeouts(
             call_setup_seconds=reader.number("callSetupTimeoutSeconds", 60.0, minimum=1),
             rtp_inactivity_seconds=reader.number("rtpInactivityTimeoutSeconds", 30.0, minimum=1),
@@ -190,6 +212,7 @@ SPEC_FIELDS = frozenset(
         "codecs",
         "nat",
         "audio",
+        "video",
         "callSetupTimeoutSeconds",
         "rtpInactivityTimeoutSeconds",
         "maxDurationSeconds",
@@ -198,7 +221,6 @@ SPEC_FIELDS = frozenset(
         "maxRetries",
         "ttlSecondsAfterFinished",
         "networking",
-        "video",
     }
 )
 
@@ -517,3 +539,25 @@ def _parse_audio(reader: _Reader) -> AudioSettings:
         raise SpecError(reader.path("sampleRate"), "must be 44100 or 48000 (what CDNs accept)")
     reader.check_unknown(frozenset({"bitrate", "sampleRate"}))
     return AudioSettings(bitrate, rate)
+
+
+def _parse_video(reader: _Reader) -> VideoSettings:
+    mode_value = reader.data.get("mode")
+    # YAML 1.1 reads an unquoted ``off`` as false: take it for what the user meant.
+    if mode_value is False or (isinstance(mode_value, str) and mode_value.lower() == "off"):
+        mode_value = "disabled"
+    if mode_value is not None and not isinstance(mode_value, str):
+        raise SpecError(reader.path("mode"), f"must be one of {', '.join(VIDEO_MODES)}")
+    mode = (mode_value or "disabled").strip().lower()
+    if mode not in VIDEO_MODES:
+        raise SpecError(
+            reader.path("mode"), f"must be one of {', '.join(VIDEO_MODES)}, got {mode_value!r}"
+        )
+    when_absent = reader.string("whenAbsent") or "audioOnly"
+    if when_absent not in VIDEO_WHEN_ABSENT:
+        raise SpecError(
+            reader.path("whenAbsent"),
+            f"must be one of {', '.join(VIDEO_WHEN_ABSENT)}, got {when_absent!r}",
+        )
+    reader.check_unknown(frozenset({"mode", "whenAbsent"}))
+    return VideoSettings(mode, when_absent)

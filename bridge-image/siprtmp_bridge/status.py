@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from siprtmp_bridge.outcome import Outcome
+from siprtmp_bridge.video.status import VideoStatus, video_document
 
 
 class Phase(StrEnum):
@@ -87,6 +88,7 @@ class BridgeStatus:
     stream: StreamStatus
     terminating: bool = False
     outcome: Outcome | None = None
+    video: VideoStatus | None = None  # only when the spec asks for video
 
     @property
     def phase(self) -> Phase:
@@ -145,6 +147,10 @@ def with_stream(status: BridgeStatus, **changes: Any) -> BridgeStatus:
     return replace(status, stream=stream)
 
 
+def with_video(status: BridgeStatus, video: VideoStatus) -> BridgeStatus:
+    return replace(status, video=video)
+
+
 def terminating(status: BridgeStatus) -> BridgeStatus:
     return replace(status, terminating=True)
 
@@ -169,7 +175,7 @@ def to_document(status: BridgeStatus) -> dict[str, Any]:
     """The JSON document of docs/bridge-process.md (camelCase, as in the resource's status)."""
     call, stream, outcome = status.call, status.stream, status.outcome
     phase = status.phase
-    return {
+    document = {
         "callId": status.call_id,
         "phase": phase.value,
         "reason": outcome.reason if outcome else phase.value,
@@ -194,6 +200,9 @@ def to_document(status: BridgeStatus) -> dict[str, Any]:
             "audioStartedAt": stream.audio_started_at,
         },
     }
+    if status.video is not None:
+        document["video"] = video_document(status.video)
+    return document
 
 
 def _message(status: BridgeStatus) -> str:

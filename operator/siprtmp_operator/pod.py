@@ -52,6 +52,11 @@ def bridge_spec(spec: Mapping[str, Any], uid: str, plan: NetworkPlan, settings: 
         nat["publicAddress"] = plan.public_address
     if nat:
         doc["nat"] = nat
+    if "video" not in doc and settings.default_video_mode != "disabled":
+        doc["video"] = {
+            "mode": settings.default_video_mode,
+            "whenAbsent": settings.default_video_when_absent,
+        }
     networking: JSON = {"mode": plan.mode, "publicAddressSource": plan.public_address_source}
     if plan.window is not None:
         networking["sipLocalPort"] = plan.window.sip_port

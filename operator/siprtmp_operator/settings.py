@@ -70,6 +70,9 @@ class Settings:
     bridge_status_port: int = 8080
     bridge_run_as_user: int = 10001
     bridge_extra_args: tuple[str, ...] = ()
+    # spec.video for resources that do not set it (docs/spec.md, "video").
+    default_video_mode: str = "disabled"
+    default_video_when_absent: str = "audioOnly"
 
     # Media networking defaults (per resource: spec.networking / spec.nat).
     network_mode: str = "PodNetwork"
@@ -145,6 +148,15 @@ class Settings:
                 e, "PUBLIC_ADDRESS_SOURCE", d.public_address_source, {"None", "NodeExternalIP"}
             ),
             stun_servers=_list(e, "STUN_SERVERS"),
+            default_video_mode=_choice(
+                e, "DEFAULT_VIDEO_MODE", d.default_video_mode, {"disabled", "passthrough"}
+            ),
+            default_video_when_absent=_choice(
+                e,
+                "DEFAULT_VIDEO_WHEN_ABSENT",
+                d.default_video_when_absent,
+                {"audioOnly", "slate"},
+            ),
             host_port_min=_int(e, "HOST_PORT_MIN", d.host_port_min),
             host_port_max=_int(e, "HOST_PORT_MAX", d.host_port_max),
             host_port_window=_int(e, "HOST_PORT_WINDOW", d.host_port_window),

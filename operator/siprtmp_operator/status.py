@@ -155,6 +155,9 @@ def _apply_document(status: JSON, doc: Mapping[str, Any], rtmp_url: str) -> None
         status["call"] = call
     if stream is not None:
         status["stream"] = stream
+    video = doc.get("video")
+    if isinstance(video, Mapping):  # only with spec.video: what video was negotiated, flowing
+        status["video"] = {k: v for k, v in video.items() if v is not None}
     if doc.get("reason"):
         status["reason"] = str(doc["reason"])
     if doc.get("message"):

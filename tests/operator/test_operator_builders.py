@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from siprtmp_bridge.spec import parse_spec
 from siprtmp_operator.handlers import merge_patch
 from siprtmp_operator.livestatus import status_url
 from siprtmp_operator.names import ANNOTATION_SPEC, pod_name
@@ -148,6 +149,21 @@ def test_no_secret_ref_means_no_password_flag_or_volume() -> None:
     pod = make_pod(spec=spec)
     assert "--sip-password-file" not in pod["spec"]["containers"][0]["args"]
     assert {v["name"] for v in pod["spec"]["volumes"]} == {"spec", "tmp"}
+
+
+def test_bridge_spec_applies_the_charts_video_default_unless_the_resource_sets_video() -> None:
+    assert "video" not in bridge_spec(SPEC, "uid", POD_NET, Settings())
+    chart = Settings.from_env(
+        {"SIPRTMP_DEFAULT_VIDEO_MODE": "passthrough", "SIPRTMP_DEFAULT_VIDEO_WHEN_ABSENT": "slate"}
+    )
+    handed = bridge_spec(SPEC, "uid", POD_NET, chart)
+    assert handed["video"] == {"mode": "passthrough", "whenAbsent": "slate"}
+    without_account = {k: v for k, v in handed.items() if k != "connection"}
+    assert parse_spec(without_account).video.when_absent == "slate"  # the bridge takes it
+    own = bridge_spec({**SPEC, "video": {"mode": "disabled"}}, "uid", POD_NET, chart)
+    assert own["video"] == {"mode": "disabled"}
+    with pytest.raises(ValueError, match="SIPRTMP_DEFAULT_VIDEO_MODE"):
+        Settings.from_env({"SIPRTMP_DEFAULT_VIDEO_MODE": "transcode"})
 
 
 def test_bridge_spec_keeps_user_call_id_and_adds_operator_stun() -> None:
@@ -293,6 +309,13 @@ def test_live_document_maps_to_status_and_redacts_the_key() -> None:
     assert st["call"]["state"] == "ESTABLISHED"
     assert st["stream"]["url"] == "rtmp://***@rtmp.example.test:1935/live/***"
     assert "secret-key" not in json.dumps(st) and "pw" not in st["stream"]["url"]
+
+
+def test_video_status_is_copied_only_when_the_bridge_reports_it() -> None:
+    assert "video" not in derive_status({}, running(), LIVE, SPEC["rtmpUrl"], NOW)
+    video = {"mode": "passthrough", "state": "RECEIVING", "resolution": "640x360", "reason": None}
+    st = derive_status({}, running(), {**LIVE, "video": video}, SPEC["rtmpUrl"], NOW)
+    assert st["video"] == {"mode": "passthrough", "state": "RECEIVING", "resolution": "640x360"}
 
 
 def test_running_pod_without_live_status_is_connecting_and_keeps_last_known() -> None:

@@ -464,6 +464,8 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
         "spec.connection.sipPasswordSecretRef.key: Required",
     ),
     ("retries", spec(maxRetries=-1), "spec.maxRetries"),
+    ("video-mode", spec(video={"mode": "transcode"}), "spec.video.mode: Unsupported value"),
+    ("video-absent", spec(video={"whenAbsent": "black"}), "spec.video.whenAbsent: Unsupported"),
 ]
 
 
@@ -489,6 +491,7 @@ def test_admission_rejects_long_names_and_changes_to_a_placed_call(
         ({"callee": "sip:other@sip.example.test"}, "callee is immutable"),
         ({"rtmpStream": "other"}, "rtmpStream is immutable"),
         ({"connection": {"sipDomain": "other.test"}}, "connection is immutable"),
+        ({"video": {"mode": "passthrough"}}, "video is immutable"),
     ):
         with pytest.raises(ApiException) as info:
             cluster.custom.patch_namespaced_custom_object(

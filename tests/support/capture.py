@@ -45,9 +45,14 @@ class LoopbackCapture:
             self.process.terminate()
             self.process.wait(10)
 
-    def fields(self, display_filter: str, *names: str) -> list[list[str]]:
-        """The named fields of every packet that matches a Wireshark display filter."""
+    def fields(
+        self, display_filter: str, *names: str, decode_as: str | None = None
+    ) -> list[list[str]]:
+        """The named fields of every packet that matches a Wireshark display filter
+        (``decode_as`` e.g. ``udp.port==5003,rtcp`` for a port tshark cannot guess)."""
         command = ["tshark", "-r", str(self.path), "-Y", display_filter, "-T", "fields"]
+        if decode_as is not None:
+            command += ["-d", decode_as]
         for name in names:
             command += ["-e", name]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout

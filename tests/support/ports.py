@@ -22,3 +22,20 @@ def free_udp_pair() -> int:
         except OSError:
             continue
     raise RuntimeError("no free UDP port pair")
+
+
+def free_udp_window(size: int) -> int:
+    """An even port starting ``size`` consecutive free UDP ports (a bridge's own RTP window)."""
+    for _ in range(100):
+        base = free_port(socket.SOCK_DGRAM) & ~1
+        sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(size)]
+        try:
+            for offset, claimed in enumerate(sockets):
+                claimed.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for claimed in sockets:
+                claimed.close()
+    raise RuntimeError(f"no {size} free UDP ports in a row")

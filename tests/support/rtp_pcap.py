@@ -51,23 +51,38 @@ def encode_payload(codec: RtpCodec, pcm: np.ndarray[Any, Any]) -> bytes:
 
 def write_rtp_pcap(path: Path, codec: RtpCodec, payload: bytes, ssrc: int = 0x5EED) -> int:
     """Write 20 ms RTP packets (Ethernet/IPv4/UDP framing, 20 ms apart); returns the count."""
-    packets = 0
+    return write_udp_pcap(path, rtp_audio_packets(codec, payload, ssrc))
+
+
+def rtp_audio_packets(
+    codec: RtpCodec, payload: bytes, ssrc: int = 0x5EED, port: int = 6000
+) -> list[tuple[int, int, bytes]]:
+    """(microseconds, destination port, RTP packet) of 20 ms packets carrying ``payload``."""
+    packets = []
+    step = codec.bytes_per_20ms
+    for index, offset in enumerate(range(0, len(payload) - step + 1, step)):
+        rtp = (
+            struct.pack(
+                "!BBHII",
+                0x80,
+                codec.payload_type,
+                (index + 1) & 0xFFFF,
+                (index * codec.rtp_clock // 50) & 0xFFFFFFFF,
+                ssrc,
+            )
+            + payload[offset : offset + step]
+        )
+        packets.append((index * 20_000, port, rtp))
+    return packets
+
+
+def write_udp_pcap(path: Path, packets: list[tuple[int, int, bytes]]) -> int:
+    """A pcap of UDP datagrams on loopback, each (microseconds, destination port, payload), in
+    time order. SIPp plays them keeping each one's offset from the lowest destination port."""
     with path.open("wb") as out:
         out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        step = codec.bytes_per_20ms
-        for index, offset in enumerate(range(0, len(payload) - step + 1, step)):
-            rtp = (
-                struct.pack(
-                    "!BBHII",
-                    0x80,
-                    codec.payload_type,
-                    (index + 1) & 0xFFFF,
-                    (index * codec.rtp_clock // 50) & 0xFFFFFFFF,
-                    ssrc,
-                )
-                + payload[offset : offset + step]
-            )
-            udp = struct.pack("!HHHH", 6000, 6001, 8 + len(rtp), 0) + rtp
+        for micros, port, payload in sorted(packets, key=lambda p: p[0]):
+            udp = struct.pack("!HHHH", port, port + 1, 8 + len(payload), 0) + payload
             ip = (
                 struct.pack(
                     "!BBHHHBBH4s4s",
@@ -85,15 +100,13 @@ def write_rtp_pcap(path: Path, codec: RtpCodec, payload: bytes, ssrc: int = 0x5E
                 + udp
             )
             frame = b"\0" * 12 + b"\x08\x00" + ip
-            micros = index * 20_000
             out.write(
                 struct.pack(
                     "<IIII", micros // 1_000_000, micros % 1_000_000, len(frame), len(frame)
                 )
             )
             out.write(frame)
-            packets += 1
-    return packets
+    return len(packets)
 
 
 def make_tone_pcap(path: Path, codec: RtpCodec, frequency: float, seconds: float) -> Path:

@@ -24,6 +24,7 @@ class SippPeer:
     #: Where SIPp listens and what it puts in SDP: loopback, or the host end of the real-node
     #: tier's pod bridge.
     host: str = "127.0.0.1"
+    extra_args: tuple[str, ...] = ()  # e.g. "-aa": answer INFO/NOTIFY/OPTIONS/UPDATE with 200
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,6 +63,7 @@ class SippPeer:
             str(self.message_log),
             "-error_file",
             str(self.error_log),
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(
             command, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -54,6 +54,9 @@ class MediaPipeline:
         self._thread = threading.Thread(target=self._run, name="media-pipeline", daemon=True)
         self._started_at = 0.0
         self.error: str | None = None
+        # (monotonic time, samples encoded) after the latest burst: where "now" is on the
+        # stream's timeline, for tracks that follow the audio clock (video/).
+        self.clock_mark = (0.0, 0)
 
     def start(self) -> None:
         self._started_at = time.monotonic()
@@ -141,6 +144,14 @@ class MediaPipeline:
     def _encode(self, pcm: bytes) -> None:
         for packet in self.encoder.encode(pcm):
             self.publisher.submit(packet)
+        self.clock_mark = (time.monotonic(), self.encoder.samples_in)
+
+    def stream_seconds_at(self, moment: float) -> float:
+        """The stream time of audio that reaches the encoder at monotonic time ``moment``."""
+        marked_at, samples = self.clock_mark
+        if marked_at == 0.0:
+            return max(0.0, moment - self._started_at)
+        return samples / self.clock_rate + (moment - marked_at)
 
     def _close_fifo(self) -> None:
         fd, self._fd = self._fd, None

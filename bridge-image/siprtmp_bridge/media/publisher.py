@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import queue
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,11 +24,17 @@ import av
 
 from siprtmp_bridge.media.backoff import backoff_delay
 from siprtmp_bridge.status import StreamState
+from siprtmp_bridge.video.flv import VideoTrackGate
 
 #: How long one attempt may wait for the RTMP server to accept a TCP connection.
 CONNECT_TIMEOUT_SECONDS = 5.0
 # Packets of about 21 ms each: this many covers ~10 s of a stalled connection.
 QUEUE_PACKETS = 480
+# With video: 25-30 frames/s more (the same ~10 s).
+VIDEO_QUEUE_PACKETS = 300
+# How far the muxer may hold one track back waiting for the other (FFmpeg's default, 10 s,
+# would stall the live audio while a video track has nothing yet).
+MAX_INTERLEAVE_MICROSECONDS = 200_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class RtmpPublisher:
         stream_format: StreamFormat,
         on_state: StateListener,
         reconnect_budget_seconds: float,
+        video_template: Any = None,
     ) -> None:
         self.url = url
         self.format = stream_format
@@ -55,10 +63,16 @@ class RtmpPublisher:
         self.reconnect_budget = reconnect_budget_seconds
         self.bytes_sent = 0
         self.packets_dropped = 0
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_PACKETS)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_PACKETS + VIDEO_QUEUE_PACKETS)
         self._thread = threading.Thread(target=self._run, name="rtmp-publisher", daemon=True)
         self._container: Any = None
         self._stream: Any = None
+        self._video_stream: Any = None
+        # An input stream (the far end's, or the slate's) whose codec parameters the H.264
+        # track copies; its owner keeps it open until ``finish``.
+        self._video_template: Any = video_template
+        self._video = VideoTrackGate()
+        self._reopen = threading.Event()
         self._state = StreamState.PENDING
         self._stop = threading.Event()
         self.failure: str | None = None
@@ -66,11 +80,19 @@ class RtmpPublisher:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, packet: Any) -> None:
+    def add_video(self, template: Any) -> None:
+        """Publish an H.264 track like ``template`` (an input stream, kept open by its owner
+        until ``finish``) from now on. FLV declares its tracks in its header, so the stream is
+        re-opened (timestamps continue) before the next packet goes out."""
+        if self._video_template is None:
+            self._video_template = template
+            self._reopen.set()
+
+    def submit(self, packet: Any, video: bool = False) -> None:
         """Queue one packet; when the network is slower than real time the oldest are dropped."""
         while True:
             try:
-                self._queue.put_nowait(packet)
+                self._queue.put_nowait((packet, video))
                 return
             except queue.Full:
                 try:
@@ -109,24 +131,39 @@ class RtmpPublisher:
         if not self._connect_with_backoff(StreamState.PENDING):
             return
         while True:
-            packet = self._queue.get()
-            if packet is None:
+            item = self._queue.get()
+            if item is None:
                 self._close()
                 self._set_state(StreamState.UNPUBLISHED)
                 return
-            if self._write(packet):
+            if self._reopen.is_set():
+                self._reopen.clear()
+                self._close()
+                self._open(CONNECT_TIMEOUT_SECONDS)  # on failure the write fails and reconnects
+            if self._write(*item):
                 continue
             if not self._connect_with_backoff(StreamState.RECONNECTING):
                 return
 
-    def _write(self, packet: Any) -> bool:
+    def _write(self, packet: Any, video: bool = False) -> bool:
+        if self._container is None:
+            return False
+        if video:
+            if self._video_stream is None:
+                return True  # video before the stream was re-opened with its track
+            packet = self._video.admit(packet)
+            if packet is None:
+                return True
         try:
-            packet.stream = self._stream
+            packet.stream = self._video_stream if video else self._stream
             self._container.mux(packet)
-        except (av.FFmpegError, OSError):
+        except (av.FFmpegError, OSError) as error:
+            print(f"sip-rtmp-bridge: RTMP write failed: {error}", file=sys.stderr)
             self._close()
             return False
         self.bytes_sent += packet.size
+        if not video and self._video_stream is not None:
+            return all(self._write(held, video=True) for held in self._video.audio_written())
         return True
 
     def _connect_with_backoff(self, waiting_state: StreamState) -> bool:
@@ -157,14 +194,24 @@ class RtmpPublisher:
             # A bounded TCP connect first, made from Python (which releases the GIL), turns
             # that into a failed attempt within ``connect_timeout``.
             reachable(self.url, connect_timeout)
-            container: Any = av.open(self.url, mode="w", format="flv")
+            container: Any = av.open(
+                self.url,
+                mode="w",
+                format="flv",
+                container_options={"max_interleave_delta": str(MAX_INTERLEAVE_MICROSECONDS)},
+            )
             stream: Any = container.add_stream("aac", rate=self.format.sample_rate)
             stream.codec_context.layout = "mono"
             stream.codec_context.bit_rate = self.format.bitrate
+            video_stream: Any = None
+            if self._video_template is not None:
+                # From a template: the stream is muxed only, no encoder is opened for it.
+                video_stream = container.add_stream_from_template(self._video_template)
             container.start_encoding()
         except (av.FFmpegError, OSError) as error:
             return _describe(error)
-        self._container, self._stream = container, stream
+        self._container, self._stream, self._video_stream = container, stream, video_stream
+        self._video.connected()
         return None
 
     def _close(self) -> None:

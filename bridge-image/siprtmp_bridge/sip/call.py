@@ -32,6 +32,8 @@ from siprtmp_bridge.spec import BridgeSpec
 
 EventSink = Callable[[SipEvent], None]
 AudioAttacher = Callable[[Any], None]
+# (our SDP as pjsua made it, the far end's SDP) → our SDP to send instead, or None to keep it.
+SdpRewriter = Callable[[str, str], "str | None"]
 
 _BRIDGED_MEDIA = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 
@@ -138,11 +140,16 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
     """The call; its audio is handed to ``attach_audio`` whenever pjsua (re)creates it."""
 
     def __init__(
-        self, account: BridgeAccount, emit: EventSink, attach_audio: AudioAttacher
+        self,
+        account: BridgeAccount,
+        emit: EventSink,
+        attach_audio: AudioAttacher,
+        rewrite_sdp: SdpRewriter | None = None,
     ) -> None:
         super().__init__(account)
         self.emit = emit
         self.attach_audio = attach_audio
+        self.rewrite_sdp = rewrite_sdp
         self.was_answered = False
         self.got_response = False
         self.held_at_answer: bool | None = None
@@ -172,6 +179,14 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
                 sip_call_id=str(info.callIdString),
             )
         )
+
+    def onCallSdpCreated(self, prm: Any) -> None:  # noqa: N802
+        """Let the video side turn pjsua's disabled video slot into a live answer (video/)."""
+        if self.rewrite_sdp is None:
+            return
+        rewritten = self.rewrite_sdp(str(prm.sdp.wholeSdp), str(prm.remSdp.wholeSdp))
+        if rewritten is not None:
+            prm.sdp.wholeSdp = rewritten
 
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
         info = self.getInfo()  # keep referenced while iterating info.media (pjsua2 trap)
@@ -211,6 +226,19 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
         except pj.Error:
             return None
         return f"{stream.codecName}/{stream.codecClockRate}"
+
+    def send_info(self, content_type: str, body: str) -> bool:
+        """A SIP INFO within the call (e.g. a keyframe request); False when pjsua refuses
+        (another INFO still pending, the call ending)."""
+        parameters = pj.CallSendRequestParam()
+        parameters.method = "INFO"
+        parameters.txOption.contentType = content_type
+        parameters.txOption.msgBody = body
+        try:
+            self.sendRequest(parameters)
+        except pj.Error:
+            return False
+        return True
 
     def rtp_packets_received(self) -> tuple[int, int, int]:
         """(packets, lost, jitter µs) received on the audio stream: for inactivity and metrics."""

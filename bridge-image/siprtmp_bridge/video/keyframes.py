@@ -1,0 +1,106 @@
+"""Asking the far end for a keyframe: at the start, until one comes, and after loss.
+
+A decoder can only start at an IDR picture, and phones send one every few seconds at best (some
+only on request), so without a request the stream's video would start late and stay broken
+after a lost packet until the next IDR. Two ways are used, since far ends understand one or the
+other: RTCP feedback (PLI, RFC 4585, and FIR, RFC 5104) to the far end's RTCP address, and a
+SIP INFO with ``picture_fast_update`` (RFC 5168), sent by the SIP side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+from dataclasses import dataclass
+
+RTCP_PSFB = 206
+FMT_PLI = 1
+FMT_FIR = 4
+
+PICTURE_FAST_UPDATE_TYPE = "application/media_control+xml"
+PICTURE_FAST_UPDATE = (
+    '<?xml version="1.0" encoding="utf-8" ?>\r\n'
+    "<media_control><vc_primitive><to_encoder><picture_fast_update/>"
+    "</to_encoder></vc_primitive></media_control>\r\n"
+)
+
+
+def empty_receiver_report(sender_ssrc: int) -> bytes:
+    """An RR with no report blocks: RTCP compound packets must start with SR or RR."""
+    return struct.pack("!BBHI", 0x80, 201, 1, sender_ssrc)
+
+
+def pli_packet(sender_ssrc: int, media_ssrc: int) -> bytes:
+    """RTCP Picture Loss Indication: a 12-byte payload-specific feedback message."""
+    return struct.pack("!BBHII", 0x80 | FMT_PLI, RTCP_PSFB, 2, sender_ssrc, media_ssrc)
+
+
+def fir_packet(sender_ssrc: int, media_ssrc: int, sequence: int) -> bytes:
+    """RTCP Full Intra Request; the media source field is zero, the target is in the FCI."""
+    return struct.pack(
+        "!BBHIIIB3x", 0x80 | FMT_FIR, RTCP_PSFB, 4, sender_ssrc, 0, media_ssrc, sequence & 0xFF
+    )
+
+
+@dataclass
+class KeyframePolicy:
+    """When to ask: decided from what the receiver saw, so it is tested without a network.
+
+    ``retry_seconds`` spaces requests while no keyframe has come (at the start or after loss);
+    ``give_up_after`` bounds how many go unanswered in a row (a far end that never answers
+    is not flooded).
+    """
+
+    retry_seconds: float = 1.0
+    give_up_after: int = 10
+    waiting: bool = True  # no keyframe since the start or the latest loss
+    last_request_at: float | None = None
+    unanswered: int = 0
+    requests: int = 0
+
+    def keyframe_received(self) -> None:
+        self.waiting = False
+        self.unanswered = 0
+
+    def loss_detected(self) -> None:
+        self.waiting = True
+
+    def due(self, now: float) -> bool:
+        """Whether to send a request now (counted as sent)."""
+        if not self.waiting or self.unanswered >= self.give_up_after:
+            return False
+        if self.last_request_at is not None and now - self.last_request_at < self.retry_seconds:
+            return False
+        self.last_request_at = now
+        self.unanswered += 1
+        self.requests += 1
+        return True
+
+
+class RtcpFeedbackSender:
+    """Sends PLI and FIR to the far end's RTCP address, from the bridge's bind address."""
+
+    def __init__(self, bind_host: str, remote: tuple[str, int], sender_ssrc: int) -> None:
+        self.remote = remote
+        self.sender_ssrc = sender_ssrc
+        self.media_ssrc = 0  # the far end's video SSRC when its offer names one (a=ssrc)
+        self._sequence = 0
+        self._socket = socket.socket(
+            socket.AF_INET6 if ":" in remote[0] else socket.AF_INET, socket.SOCK_DGRAM
+        )
+        if bind_host not in ("0.0.0.0", "::"):
+            self._socket.bind((bind_host, 0))
+
+    def request_keyframe(self) -> None:
+        self._sequence += 1
+        compound = (
+            empty_receiver_report(self.sender_ssrc)
+            + pli_packet(self.sender_ssrc, self.media_ssrc)
+            + fir_packet(self.sender_ssrc, self.media_ssrc, self._sequence)
+        )
+        with contextlib.suppress(OSError):  # the next request tries again
+            self._socket.sendto(compound, self.remote)
+
+    def close(self) -> None:
+        self._socket.close()

@@ -1,0 +1,275 @@
+"""Video for one call: negotiated in pjsua's SDP callback, received beside pjsua, published
+with the audio. The runner drives it with a few calls; everything video stays in this package.
+
+Flow: the call goes out as a delayed offer (no SDP), so the far end offers audio and video in
+its answer; pjsua answers the video with a disabled slot, which ``rewrite_sdp`` turns into a live
+H.264 answer on a port claimed here; FFmpeg receives there (``VideoReceiver``), and the first
+keyframe adds an H.264 track to the RTMP stream.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from siprtmp_bridge.media.keepalive import RtpPortClaim
+from siprtmp_bridge.spec import BridgeSpec
+from siprtmp_bridge.video.keyframes import KeyframePolicy, RtcpFeedbackSender
+from siprtmp_bridge.video.negotiation import refuses_delayed_offer
+from siprtmp_bridge.video.receiver import VideoReceiver
+from siprtmp_bridge.video.sdp import (
+    VideoAccepted,
+    VideoDeclined,
+    decide_video,
+    local_media_address,
+    receiver_sdp,
+    rewrite_answer,
+    video_answer_section,
+)
+from siprtmp_bridge.video.slate import Slate
+from siprtmp_bridge.video.status import VideoState, VideoStatus
+from siprtmp_bridge.video.track import SlatedTrack
+
+# Audio reaches the stream later than video arriving at the same moment: pjsua's jitter buffer
+# holds it (60-80 ms on a clean path) and the AAC encoder adds its priming (21 ms at 48 kHz).
+# Video, which FFmpeg hands on as soon as a frame is complete, is placed that much later to
+# match; measured end to end by tests/bridge/test_video.py (the blinking marker and tone).
+AUDIO_PATH_DELAY_SECONDS = 0.1
+_AUDIO_PORT = re.compile(r"^m=audio (\d+)", re.MULTILINE)
+
+KeyframeInfoSender = Callable[[], bool]  # False when pjsua could not send it
+
+
+class VideoSession:
+    def __init__(
+        self,
+        spec: BridgeSpec,
+        workdir: Path,
+        publisher_submit: Callable[[Any, bool], None],
+        publisher_add_track: Callable[[Any], None],
+        stream_seconds_at: Callable[[float], float],
+        slate: Slate | None = None,
+    ) -> None:
+        self.spec = spec
+        self.workdir = workdir
+        self.publisher_submit = publisher_submit
+        self.publisher_add_track = publisher_add_track
+        self.stream_seconds_at = stream_seconds_at
+        self.status = VideoStatus(mode=spec.video.mode)
+        self.policy = KeyframePolicy()
+        self.accepted: VideoAccepted | None = None
+        self.port: int | None = None
+        self.section: list[str] | None = None  # our live video m-line, kept for re-offers
+        self.receiver: VideoReceiver | None = None
+        self.feedback: RtcpFeedbackSender | None = None
+        self.send_info: KeyframeInfoSender | None = None  # set by the runner: SIP INFO
+        self.info_requests = 0
+        self.slate = slate
+        self.track: SlatedTrack | None = None
+        if slate is not None:
+            self.track = SlatedTrack(
+                slate, lambda packet: publisher_submit(packet, True), stream_seconds_at
+            )
+            self.track.start()
+        self._retired: list[VideoReceiver] = []  # replaced by a re-INVITE, closed at the end
+        self.fell_back = False  # the delayed offer was refused: audio first, video by re-INVITE
+
+    # -- negotiation (pjsua's thread) ---------------------------------------------------------
+
+    def rewrite_sdp(self, local_sdp: str, remote_sdp: str) -> str | None:
+        """pjsua's answer with the video slot made live, or None to leave it as pjsua made it."""
+        if not remote_sdp.strip():
+            # Our own offer: the fallback's audio INVITE (no video yet), or a session refresh,
+            # where pjsua would offer its disabled slot and so end the video: keep it live.
+            return rewrite_answer(local_sdp, self.section) if self.section else None
+        decision = decide_video(remote_sdp)
+        if isinstance(decision, VideoDeclined):
+            state = VideoState.REFUSED if decision.refused else VideoState.ABSENT
+            self.status = replace(self.status, state=state, reason=decision.reason)
+            return None
+        try:
+            port = self._port_for(local_sdp)
+        except OSError as error:
+            self.status = replace(self.status, state=VideoState.FAILED, reason=str(error))
+            return None
+        address = local_media_address(local_sdp) or self.spec.nat.bind_address
+        section = video_answer_section(decision, port, address, sendrecv=self.spec.has_video)
+        rewritten = rewrite_answer(local_sdp, section)
+        self.section = section if rewritten is not None else None
+        if rewritten is None:
+            self.status = replace(
+                self.status,
+                state=VideoState.FAILED,
+                reason="pjsua's answer has no video slot to fill",
+            )
+            return None
+        chosen = decision.format
+        self.status = replace(
+            self.status,
+            state=VideoState.NEGOTIATED,
+            reason=None,
+            codec="H264/90000",
+            packetization_mode=chosen.packetization_mode,
+            profile=chosen.profile_name,
+            local_port=port,
+        )
+        self._receive(decision, port)
+        return rewritten
+
+    def _port_for(self, local_sdp: str) -> int:
+        """The RTP port pair next to the audio's if free (as phones lay them out), else any
+        free pair in the spec's window. A re-INVITE keeps the port already in use."""
+        if self.port is not None:
+            return self.port
+        nat = self.spec.nat
+        match = _AUDIO_PORT.search(local_sdp)
+        audio = int(match[1]) if match else nat.rtp_port_min - 2
+        claim = None
+        if nat.rtp_port_min <= audio + 2 < nat.rtp_port_max:
+            try:
+                claim = RtpPortClaim(nat.bind_address, audio + 2, nat.rtp_port_max)
+            except OSError:
+                claim = None
+        if claim is None:
+            claim = RtpPortClaim(nat.bind_address, nat.rtp_port_min, nat.rtp_port_max)
+        claim.release()  # FFmpeg binds it next, within milliseconds
+        self.port = claim.port
+        return claim.port
+
+    def _receive(self, accepted: VideoAccepted, port: int) -> None:
+        if self.receiver is not None:
+            if self.accepted is not None and self.accepted.format == accepted.format:
+                return  # a re-INVITE that changes nothing for video
+            self._stop_receiver()
+        self.accepted = accepted
+        sdp_path = self.workdir / f"video-{port}.sdp"
+        sdp_path.write_text(receiver_sdp(accepted, port))
+        self.policy = KeyframePolicy()
+        host, rtcp_port = accepted.remote_rtcp
+        if host is not None:
+            self.feedback = RtcpFeedbackSender(
+                self.spec.nat.bind_address, (host, rtcp_port), random.getrandbits(32)
+            )
+            self.feedback.media_ssrc = accepted.offer.ssrc or 0
+        self.receiver = VideoReceiver(
+            sdp_path,
+            self.spec.nat.bind_address,
+            self._live_sink(),
+            self.publisher_add_track,
+            self.stream_seconds_at,
+            self.policy,
+            AUDIO_PATH_DELAY_SECONDS,
+        )
+        self.receiver.start()
+
+    def _live_sink(self) -> Callable[[Any], None]:
+        """Where the far end's frames go: straight to the publisher, or through the slated
+        track, which switches between them and the slate at keyframes."""
+        if self.track is not None:
+            return self.track.live_packet
+        publisher_submit = self.publisher_submit
+        return lambda packet: publisher_submit(packet, True)
+
+    # -- the runner's loop (pjsua's thread) -----------------------------------------------------
+
+    def tick(self, now: float, call_confirmed: bool) -> None:
+        """Keyframe requests while one is awaited; the SIP INFO only once the call is up."""
+        if self.receiver is None or not call_confirmed:
+            return
+        if self.policy.due(now):
+            if self.feedback is not None:
+                self.feedback.request_keyframe()
+            if self.send_info is not None and self.send_info():
+                self.info_requests += 1
+
+    def snapshot(self) -> VideoStatus:
+        """The status with the receiver's (and the slate's) live figures."""
+        self.status = replace(self.status, source=self._source())
+        if self.track is not None:
+            self.status = replace(self.status, slate_frames=self.track.slate_frames)
+        receiver = self.receiver
+        if receiver is None:
+            return self.status
+        stats = receiver.stats
+        state = self.status.state
+        reason = self.status.reason
+        if receiver.error is not None:
+            state, reason = VideoState.FAILED, receiver.error
+        elif stats.frames and state is VideoState.NEGOTIATED:
+            state = VideoState.RECEIVING
+        self.status = replace(
+            self.status,
+            state=state,
+            reason=reason,
+            width=stats.width,
+            height=stats.height,
+            profile=stats.profile or self.status.profile,
+            frame_rate=stats.frame_rate,
+            keyframe_interval_seconds=stats.keyframe_interval,
+            frames=stats.frames,
+            keyframes=stats.keyframes,
+            bytes_received=stats.bytes,
+            keyframe_requests=self.policy.requests,
+            av_offset_ms=stats.av_offset_ms,
+        )
+        return self.status
+
+    def _source(self) -> str | None:
+        if self.track is not None:
+            return "far end" if self.track.live else "slate"
+        receiver = self.receiver
+        return "far end" if receiver is not None and receiver.stats.frames else None
+
+    def fall_back(self, status_code: int, reason: str) -> bool:
+        """Whether a failed delayed-offer INVITE is worth one more try with an audio offer."""
+        if self.fell_back or not refuses_delayed_offer(status_code):
+            return False
+        self.fell_back = True
+        self.status = replace(
+            self.status,
+            negotiation=f"audio first, then a re-INVITE without SDP (the far end refused "
+            f"an INVITE without SDP: {status_code} {reason})",
+        )
+        return True
+
+    def call_media_without_video(self) -> None:
+        """The call is up and no video was negotiated (an audio-only answer)."""
+        if self.status.state is VideoState.NEGOTIATING:
+            self.status = replace(
+                self.status, state=VideoState.ABSENT, reason="the far end offered no video"
+            )
+
+    # -- the end ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop receiving (before the publisher's final flush) and let go of the call."""
+        self.send_info = None  # holds the pjsua2 call, which must go before libDestroy
+        if self.track is not None:
+            self.track.stop()
+        for receiver in (*self._retired, self.receiver):
+            if receiver is not None:
+                receiver.stop(2.0)
+        if self.feedback is not None:
+            self.feedback.close()
+            self.feedback = None
+
+    def close(self) -> None:
+        """Free FFmpeg's input, once the publisher no longer needs its stream as a template."""
+        for receiver in (*self._retired, self.receiver):
+            if receiver is not None:
+                receiver.close()
+        self._retired = []
+        self.receiver = None
+        if self.slate is not None:
+            self.slate.close()
+
+    def _stop_receiver(self) -> None:
+        assert self.receiver is not None
+        self.receiver.stop(2.0)
+        # Its input stream may be the publisher's template: keep it open until the end.
+        self._retired.append(self.receiver)
+        self.receiver = None

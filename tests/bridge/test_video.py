@@ -1,0 +1,431 @@
+"""Video passthrough against real peers: SIPp answers the bridge's delayed offer with audio and
+H.264 video, nginx-rtmp records the stream, and the recording is decoded (PyAV, ffprobe) to
+check the picture, the tone and how well they line up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from siprtmp_bridge.demo.ports import free_port
+from siprtmp_bridge.video.slate import HEIGHT as SLATE_HEIGHT
+from siprtmp_bridge.video.slate import WIDTH as SLATE_WIDTH
+from tests.conftest import call_spec
+from tests.support.bridge_process import BridgeProcess
+from tests.support.capture import LoopbackCapture
+from tests.support.http import http_get as get
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.ports import free_udp_window
+from tests.support.recording import ffprobe
+from tests.support.sipp import SippPeer
+from tests.support.video_pcap import (
+    HEIGHT,
+    VIDEO_PAYLOAD_TYPE,
+    WIDTH,
+    H264Rtp,
+    continued,
+    encode_h264_rtp,
+    write_call_pcap,
+)
+from tests.support.video_recording import (
+    av_offset_seconds,
+    frame_sources,
+    measure_video,
+    runs,
+    tone_in,
+)
+
+CALL_SECONDS = 6.0
+
+
+@pytest.fixture(scope="session")
+def h264_rtp(pcap_dir: Path) -> Callable[[int], H264Rtp]:
+    made: dict[int, H264Rtp] = {}
+
+    def make(mode: int) -> H264Rtp:
+        if mode not in made:
+            made[mode] = encode_h264_rtp(pcap_dir, CALL_SECONDS, packetization_mode=mode)
+        return made[mode]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def call_pcap(pcap_dir: Path, h264_rtp: Callable[[int], H264Rtp]) -> Callable[[int], Path]:
+    def make(mode: int) -> Path:
+        path = pcap_dir / f"call-tone-h264-mode{mode}.pcap"
+        return path if path.exists() else write_call_pcap(path, h264_rtp(mode), CALL_SECONDS)
+
+    return make
+
+
+def video_mline(
+    rtp: H264Rtp, codec: str = "H264/90000", fmtp: str | None = None, direction: str = "sendonly"
+) -> str:
+    pt = VIDEO_PAYLOAD_TYPE
+    lines = [
+        f"m=video [media_port+2] RTP/AVP {pt}",
+        f"a=rtpmap:{pt} {codec}",
+        f"a=fmtp:{pt} {rtp.fmtp if fmtp is None else fmtp}",
+        f"a=rtcp-fb:{pt} nack pli",
+        f"a=rtcp-fb:{pt} ccm fir",
+        f"a={direction}",
+    ]
+    return "\n".join(lines)
+
+
+def video_spec(peer: SippPeer, server: NginxRtmp, stream: str, **video: Any) -> dict[str, Any]:
+    """Loopback only; a window of two RTP pairs, so the video pair is the audio's + 2."""
+    low = free_udp_window(4)
+    spec = call_spec(peer.uri, server, stream, video={"mode": "passthrough", **video})
+    spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 3}
+    return spec
+
+
+@pytest.mark.parametrize("mode", [1, 0], ids=["packetization-mode-1", "packetization-mode-0"])
+def test_far_end_h264_is_published_with_the_tone(
+    mode: int,
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    call_pcap: Callable[[int], Path],
+) -> None:
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=call_pcap(mode),
+        video_codec="H264/90000",
+        # Mode 0's far end offers sendrecv video, mode 1's sendonly: with the seed's hasVideo
+        # (below) the bridge answers sendrecv only where the offer allows it (RFC 3264).
+        video_mline=video_mline(h264_rtp(mode), direction="sendrecv" if mode == 0 else "sendonly"),
+        call_ms=int(CALL_SECONDS * 1000 + 500),
+        extra_args=("-aa",),  # answers the bridge's picture_fast_update INFO
+    )
+    stream = f"video-mode{mode}"
+    spec = video_spec(peer, rtmp_server, stream)
+    spec["hasVideo"] = mode == 0  # the seed's field: the direction the bridge answers with
+    process = bridge(spec)
+
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    final = process.final
+    assert final["reason"] == "RemoteHangup"
+    video = final["video"]
+    assert video["state"] == "RECEIVING", video
+    assert video["codec"] == "H264/90000"
+    assert video["negotiation"] == "delayed offer"
+    assert video["packetizationMode"] == mode
+    assert video["resolution"] == f"{WIDTH}x{HEIGHT}"
+    assert video["frameRate"] == pytest.approx(25, abs=1)
+    assert video["keyframeIntervalSeconds"] == pytest.approx(1.0, abs=0.05)
+    assert video["bytesReceived"] > 5_000
+    # The INVITE went out without SDP; the ACK carried the bridge's live video answer.
+    messages = peer.messages()
+    assert "m=video 0" not in messages
+    assert f"a=fmtp:{VIDEO_PAYLOAD_TYPE} profile-level-id=42C00D;packetization-mode={mode}" in (
+        messages
+    )
+    (ack,) = received(messages, "ACK")
+    answered_video = ack.split("m=video ", 1)[1]
+    assert ("a=sendrecv" if mode == 0 else "a=recvonly") in answered_video, answered_video
+
+    recording = rtmp_server.recordings_of(stream)[-1]
+    probe = ffprobe(recording)
+    codecs = sorted(s["codec_name"] for s in probe["streams"])
+    assert codecs == ["aac", "h264"], probe
+    (h264,) = [s for s in probe["streams"] if s["codec_name"] == "h264"]
+    assert (h264["width"], h264["height"]) == (WIDTH, HEIGHT)
+
+    picture = measure_video(recording)
+    assert picture.width == WIDTH and picture.height == HEIGHT
+    assert picture.left_is_red and picture.right_is_blue, picture
+    assert picture.seconds >= CALL_SECONDS - 1.5, picture
+    # Video starts with the call: the first keyframe is at most a second after the answer.
+    assert picture.first_frame_seconds - tone_in(recording).start_seconds < 1.2
+
+    tone = tone_in(recording)
+    assert abs(tone.frequency_hz - 1000) < 10, tone
+    offset = av_offset_seconds(recording)
+    assert abs(offset) <= 0.1, f"A/V offset {offset * 1000:.0f} ms"
+
+
+def received(messages: str, method: str) -> list[str]:
+    """The requests of ``method`` SIPp received (its -trace_msg log), headers and body."""
+    return [
+        block
+        for block in messages.split("\n-----")
+        if "message received" in block and f"\n{method} sip:" in block
+    ]
+
+
+def invites(messages: str) -> list[str]:
+    return received(messages, "INVITE")
+
+
+def test_far_end_without_video_gives_an_audio_only_stream(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
+) -> None:
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=tone_pcap("PCMU", 3.0),
+        video_codec="none",
+        video_mline="a=ptime:20",  # an audio-only answer to the delayed offer
+        call_ms=3500,
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "no-video"))
+
+    assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    video = process.final["video"]
+    assert video["state"] == "ABSENT"
+    assert "offered no video" in video["reason"]
+    assert video["frames"] == 0
+    # The INVITE still went out without SDP (a delayed offer).
+    (invite,) = invites(peer.messages())
+    assert "m=audio" not in invite
+
+    (recording,) = rtmp_server.recordings_of("no-video")  # never re-published for video
+    assert [s["codec_name"] for s in ffprobe(recording)["streams"]] == ["aac"]
+    tone = tone_in(recording)
+    assert abs(tone.frequency_hz - 1000) < 10, tone
+    assert tone.audible_seconds > 2.5
+
+
+def test_video_codec_other_than_h264_is_refused_with_a_clear_status(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
+    h264_rtp: Callable[[int], H264Rtp],
+) -> None:
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=tone_pcap("PCMU", 3.0),
+        video_codec="VP8/90000",
+        video_mline=video_mline(h264_rtp(1), codec="VP8/90000", fmtp="max-fr=30"),
+        call_ms=3500,
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "vp8"))
+
+    assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    final = process.final
+    assert final["reason"] == "RemoteHangup"
+    video = final["video"]
+    assert video["state"] == "REFUSED"
+    assert "VP8/90000" in video["reason"] and "only H.264" in video["reason"]
+    # pjsua's disabled slot went out unchanged: the far end knows video was declined.
+    assert "m=video 0 " in peer.messages()
+    (recording,) = rtmp_server.recordings_of("vp8")
+    assert [s["codec_name"] for s in ffprobe(recording)["streams"]] == ["aac"]
+    assert abs(tone_in(recording).frequency_hz - 1000) < 10
+
+
+def test_far_end_refusing_the_delayed_offer_gets_audio_first_then_video_by_reinvite(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    call_pcap: Callable[[int], Path],
+) -> None:
+    peer = sipp(
+        "uas_video_refuses_delayed_offer.xml",
+        calls=2,  # SIPp sees the refused INVITE and the second one as two calls
+        pcap=call_pcap(1),
+        video_mline=video_mline(h264_rtp(1)),
+        call_ms=int(CALL_SECONDS * 1000 + 500),
+        extra_args=("-aa",),
+    )
+    # Three RTP pairs: the second call's audio may take the second pair.
+    low = free_udp_window(6)
+    spec = video_spec(peer, rtmp_server, "fallback")
+    spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 5}
+    process = bridge(spec)
+
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    assert "delayed offer refused (488" in process.stderr_text
+    final = process.final
+    assert final["reason"] == "RemoteHangup"
+    video = final["video"]
+    assert video["state"] == "RECEIVING", video
+    assert video["reason"] is None
+    assert "refused an INVITE without SDP: 488" in video["negotiation"]
+    assert video["resolution"] == f"{WIDTH}x{HEIGHT}"
+    sent = invites(peer.messages())
+    assert len(sent) == 3  # delayed offer (refused), audio offer, re-INVITE without SDP
+    assert "m=audio" not in sent[0] and "m=audio" in sent[1] and "m=audio" not in sent[2]
+
+    recording = rtmp_server.recordings_of("fallback")[-1]
+    assert sorted(s["codec_name"] for s in ffprobe(recording)["streams"]) == ["aac", "h264"]
+    picture = measure_video(recording)
+    assert picture.left_is_red and picture.right_is_blue, picture
+    assert abs(tone_in(recording).frequency_hz - 1000) < 10
+
+
+def test_keyframes_are_requested_at_the_start_and_after_loss(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    pcap_dir: Path,
+    tmp_path: Path,
+) -> None:
+    # Frames 60-63 (2.4-2.56 s, between the keyframes at 2 s and 3 s) never arrive.
+    pcap = write_call_pcap(
+        pcap_dir / "call-h264-lossy.pcap", h264_rtp(1), CALL_SECONDS, frozenset(range(60, 64))
+    )
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=pcap,
+        video_codec="H264/90000",
+        video_mline=video_mline(h264_rtp(1)),
+        call_ms=int(CALL_SECONDS * 1000 + 500),
+        extra_args=("-aa",),
+    )
+    rtcp_port = peer.media_port + 3  # the far end's video RTCP: its video port + 1
+    status_port = free_port()
+    with LoopbackCapture(tmp_path / "rtcp.pcap", f"udp dst port {rtcp_port}") as capture:
+        process = bridge(video_spec(peer, rtmp_server, "lossy"), status_port=status_port)
+        process.wait_for(lambda line: line.get("video", {}).get("state") == "RECEIVING", 15)
+        time.sleep(1.0)
+        code, metrics = get(f"http://127.0.0.1:{status_port}/metrics")
+        assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+
+    assert code == 200
+    assert "siprtmp_video_width_pixels 320.0" in metrics
+    assert 'siprtmp_video_state{state="RECEIVING"} 1.0' in metrics
+    frames = [line for line in metrics.splitlines() if line.startswith("siprtmp_video_frames")]
+    assert frames and float(frames[0].split()[-1]) > 10, frames
+
+    video = process.final["video"]
+    assert video["keyframeRequests"] == 2, video  # one at the start, one after the loss
+    # On the wire: RTCP PLI (fmt 1) and FIR (fmt 4), each time after an empty RR.
+    feedback = capture.fields(
+        "rtcp.pt == 206", "rtcp.psfb.fmt", decode_as=f"udp.port=={rtcp_port},rtcp"
+    )
+    formats = [value for row in feedback for value in row[0].split(",")]
+    assert formats.count("1") == 2 and formats.count("4") == 2, feedback
+    # And in SIP: INFO picture_fast_update (RFC 5168), answered 200 by SIPp (-aa).
+    assert peer.messages().count("<picture_fast_update/>") == 2
+    # The stream decodes across the loss: the picture is intact after the next keyframe.
+    picture = measure_video(rtmp_server.recordings_of("lossy")[-1])
+    assert picture.left_is_red and picture.right_is_blue
+
+
+def test_slate_stands_in_for_a_far_end_without_video(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tone_pcap: Callable[[str, float], Path],
+) -> None:
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=tone_pcap("PCMU", 3.0),
+        video_codec="none",
+        video_mline="a=ptime:20",
+        call_ms=3500,
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "slate", whenAbsent="slate"))
+
+    assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    video = process.final["video"]
+    assert (video["state"], video["source"]) == ("ABSENT", "slate")
+    assert video["slateFrames"] > 25
+
+    # One recording (the track exists from the first packet on), H.264 beside the AAC.
+    (recording,) = rtmp_server.recordings_of("slate")
+    probe = ffprobe(recording)
+    (h264,) = [s for s in probe["streams"] if s["codec_name"] == "h264"]
+    assert (h264["width"], h264["height"]) == (SLATE_WIDTH, SLATE_HEIGHT)
+    assert sorted(s["codec_name"] for s in probe["streams"]) == ["aac", "h264"]
+    sources = frame_sources(recording, SLATE_WIDTH)
+    assert runs(sources) == [("slate", len(sources))]
+    assert sources[-1][0] - sources[0][0] > 3.0  # the whole call, at the slate's 10 frames/s
+    tone = tone_in(recording)
+    assert abs(tone.frequency_hz - 1000) < 10 and tone.audible_seconds > 2.5
+
+
+def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    pcap_dir: Path,
+) -> None:
+    # The far end's camera stops after 3 s (frames 75 on never arrive); its audio goes on.
+    pcap = write_call_pcap(
+        pcap_dir / "call-h264-stops.pcap", h264_rtp(1), CALL_SECONDS, frozenset(range(75, 200))
+    )
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=pcap,
+        video_codec="H264/90000",
+        video_mline=video_mline(h264_rtp(1)),
+        call_ms=int(CALL_SECONDS * 1000 + 500),
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "slate-live", whenAbsent="slate"))
+
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    final = process.final["video"]
+    assert final["state"] == "RECEIVING" and final["source"] == "slate", final
+    (recording,) = rtmp_server.recordings_of("slate-live")
+    kinds = [kind for kind, _ in runs(frame_sources(recording, SLATE_WIDTH))]
+    assert kinds == ["slate", "live", "slate"], runs(frame_sources(recording, SLATE_WIDTH))
+    live = [t for t, kind in frame_sources(recording, SLATE_WIDTH) if kind == "live"]
+    assert 2.5 < live[-1] - live[0] < 3.5  # all of the far end's 3 s of video
+
+
+def test_a_resolution_change_mid_call_is_passed_on(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    pcap_dir: Path,
+) -> None:
+    """The far end switches from 320x240 to 640x360 after 3 s: new SPS/PPS in-band only."""
+    wide = encode_h264_rtp(pcap_dir, 3.0, picture="color=c=0x20C020:s=640x360:r=25")
+    both = continued(encode_h264_rtp(pcap_dir, 3.0), wide)
+    pcap = write_call_pcap(pcap_dir / "call-h264-resize.pcap", both, 6.0)
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=pcap,
+        video_codec="H264/90000",
+        video_mline=video_mline(both),
+        call_ms=6500,
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "resize"))
+
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    video = process.final["video"]
+    assert video["resolution"] == "640x360", video
+    assert video["keyframeRequests"] == 1  # the switch is not a loss
+
+    recording = rtmp_server.recordings_of("resize")[-1]
+    sizes: list[tuple[tuple[int, int], tuple[int, ...]]] = []
+    with av.open(str(recording)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            image = frame.to_ndarray(format="rgb24")
+            colour = tuple(int(c) for c in image[20:60, 20:60].reshape(-1, 3).mean(axis=0))
+            size = (frame.width, frame.height)
+            if not sizes or sizes[-1][0] != size:
+                sizes.append((size, colour))
+    assert [size for size, _ in sizes] == [(320, 240), (640, 360)], sizes
+    assert sizes[0][1][0] > 180 and sizes[1][1][1] > 160, sizes  # red, then green

@@ -1,0 +1,162 @@
+"""Decode a recording's video and audio with their timestamps, and line them up: the picture's
+colours, the tone, and the offset between the blinking marker and the blinking tone."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from siprtmp_bridge.media.analysis import dominant_frequency
+from siprtmp_bridge.video.slate import BACKGROUND as SLATE_BACKGROUND
+from tests.support.video_pcap import BLUE, MARKER_BOX, RED
+
+COLOUR_TOLERANCE = 40  # per channel, after YUV 4:2:0 and back
+
+
+@dataclass(frozen=True)
+class VideoMeasurement:
+    width: int
+    height: int
+    frames: int
+    first_frame_seconds: float
+    seconds: float
+    left_rgb: tuple[int, int, int]
+    right_rgb: tuple[int, int, int]
+    marker_on: list[tuple[float, bool]]  # (frame time, marker white)
+
+    @property
+    def left_is_red(self) -> bool:
+        return _close(self.left_rgb, RED)
+
+    @property
+    def right_is_blue(self) -> bool:
+        return _close(self.right_rgb, BLUE)
+
+
+def _close(measured: tuple[int, int, int], expected: tuple[int, int, int]) -> bool:
+    return all(abs(a - b) <= COLOUR_TOLERANCE for a, b in zip(measured, expected, strict=True))
+
+
+def _mean_rgb(image: np.ndarray[Any, Any]) -> tuple[int, int, int]:
+    red, green, blue = (round(float(image[..., c].mean())) for c in range(3))
+    return red, green, blue
+
+
+def measure_video(path: Path) -> VideoMeasurement:
+    marker: list[tuple[float, bool]] = []
+    middle: Any = None
+    x, y, w, h = MARKER_BOX
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [frame for frame in container.decode(stream)]
+    assert frames, f"no video frames in {path}"
+    for frame in frames:
+        image = frame.to_ndarray(format="rgb24")
+        box = image[y + 10 : y + h - 10, x + 10 : x + w - 10]
+        marker.append((float(frame.time or 0.0), float(box.mean()) > 128))
+    middle = frames[len(frames) // 2].to_ndarray(format="rgb24")
+    height, width = middle.shape[:2]
+    return VideoMeasurement(
+        width=width,
+        height=height,
+        frames=len(frames),
+        first_frame_seconds=float(frames[0].time or 0.0),
+        seconds=float(frames[-1].time or 0.0) - float(frames[0].time or 0.0),
+        left_rgb=_mean_rgb(middle[20:160, 20 : width // 2 - 20]),
+        right_rgb=_mean_rgb(middle[20:160, width // 2 + 20 : width - 20]),
+        marker_on=marker,
+    )
+
+
+@dataclass(frozen=True)
+class ToneTrack:
+    frequency_hz: float
+    start_seconds: float  # when the first audible window starts
+    audible_seconds: float
+    onsets: list[float]  # stream times where the tone starts
+
+
+def _audio(path: Path) -> tuple[np.ndarray[Any, Any], int, float]:
+    chunks = []
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        rate = int(stream.codec_context.sample_rate)
+        start: float | None = None
+        for frame in container.decode(stream):
+            if start is None:
+                start = float(frame.time or 0.0)
+            chunks.append(frame.to_ndarray().astype(np.float64).mean(axis=0))
+    return np.concatenate(chunks), rate, start or 0.0
+
+
+def tone_in(path: Path) -> ToneTrack:
+    samples, rate, start = _audio(path)
+    window = rate // 100  # 10 ms
+    usable = samples[: samples.size - samples.size % window].reshape(-1, window)
+    loud = np.sqrt(np.mean(usable**2, axis=1)) > 0.02
+    audible = usable[loud].reshape(-1)
+    onsets = [
+        start + index * window / rate
+        for index in range(1, loud.size)
+        if loud[index] and not loud[index - 1]
+    ]
+    first = int(np.argmax(loud)) if loud.any() else 0
+    return ToneTrack(
+        frequency_hz=dominant_frequency(audible, rate),
+        start_seconds=start + first * window / rate,
+        audible_seconds=audible.size / rate,
+        onsets=onsets,
+    )
+
+
+def marker_onsets(video: VideoMeasurement) -> list[float]:
+    on = video.marker_on
+    return [t for (_, was), (t, now) in itertools.pairwise(on) if now and not was]
+
+
+def av_offset_seconds(path: Path) -> float:
+    """Median of (marker turns white minus nearest tone onset): positive when video is late."""
+    tone = tone_in(path)
+    video = measure_video(path)
+    differences = []
+    for onset in marker_onsets(video):
+        nearest = min(tone.onsets, key=lambda t: abs(t - onset), default=None)
+        if nearest is not None and abs(onset - nearest) < 0.45:
+            differences.append(onset - nearest)
+    assert len(differences) >= 3, (marker_onsets(video), tone.onsets)
+    return float(np.median(differences))
+
+
+def frame_sources(path: Path, slate_width: int) -> list[tuple[float, str]]:
+    """Each decoded frame's time and what it shows: "slate" (the slate's size and colours),
+    "live" (the test picture: red left, blue right) or "other"."""
+    sources = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            image = frame.to_ndarray(format="rgb24")
+            width = image.shape[1]
+            left = _mean_rgb(image[20:160, 20 : width // 2 - 20])
+            if width == slate_width and _close(_mean_rgb(image[5:40, 5:100]), SLATE_BACKGROUND):
+                kind = "slate"
+            elif _close(left, RED):
+                kind = "live"
+            else:
+                kind = "other"
+            sources.append((float(frame.time or 0.0), kind))
+    return sources
+
+
+def runs(sources: list[tuple[float, str]]) -> list[tuple[str, int]]:
+    """Consecutive frames of the same kind, collapsed: [("slate", 12), ("live", 100), ...]."""
+    collapsed: list[tuple[str, int]] = []
+    for _, kind in sources:
+        if collapsed and collapsed[-1][0] == kind:
+            collapsed[-1] = (kind, collapsed[-1][1] + 1)
+        else:
+            collapsed.append((kind, 1))
+    return collapsed
