@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +43,11 @@ CHART_VALUES = (
     "bridge.image.pullPolicy=Never",
     "policies.retryBackoffSeconds=1",
     "policies.pollIntervalSeconds=1",
+    "api.enabled=true",
+    "api.token.existingSecret=srb-api-token",
 )
+#: The REST API's bearer token, from the Secret the chart's api.token value names.
+API_TOKEN = "e2e-token-" + "0123456789abcdef"
 
 
 class Release:
@@ -57,6 +63,11 @@ class Release:
 
     def install(self) -> None:
         t0 = time.monotonic()
+        self.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+        self.kubectl(
+            *("create", "secret", "generic", "srb-api-token", "-n", OPERATOR_NAMESPACE),
+            f"--from-literal=token={API_TOKEN}",
+        )
         sets = [a for kv in CHART_VALUES for a in ("--set", kv)]
         helm(
             *("install", RELEASE, str(REPO / "helm"), "--namespace", OPERATOR_NAMESPACE),
@@ -152,7 +163,9 @@ class Release:
             return f"(no log: {exc.reason})"
 
     def operator_pods(self) -> list[dict[str, Any]]:
-        items = self.core.list_namespaced_pod(OPERATOR_NAMESPACE).items
+        # Calls made through the REST API run their bridge pods in this namespace too.
+        selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
+        items = self.core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector=selector).items
         return [plain(self.api, p) for p in items]
 
     def ready_operator_pod(self) -> str | None:
@@ -166,6 +179,22 @@ class Release:
 
     def wait_operator_ready(self, timeout: float = 150) -> str:
         return wait_for("operator pod Ready", self.ready_operator_pod, timeout=timeout, interval=1)
+
+    def rest(self, path: str, body: object) -> tuple[int, Any]:
+        """POST to the REST API of the ready operator pod, at its pod IP (there is no kube-proxy
+        here for the chart's Service), with the token from the Secret."""
+        name = self.wait_operator_ready()
+        (pod,) = [p for p in self.operator_pods() if p["metadata"]["name"] == name]
+        request = urllib.request.Request(
+            f"http://{pod['status']['podIP']}:8082{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
 
     def operator_log(self) -> str:
         name = self.ready_operator_pod()

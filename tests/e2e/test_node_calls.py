@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 
 from siprtmp_bridge.demo.ports import free_port
 from tests.e2e.release import OPERATOR_NAMESPACE, Release
-from tests.operator.k8s_harness import wait_for
+from tests.operator.k8s_harness import plain, wait_for
 from tests.support.kamailio import Kamailio
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.recording import measure_recording
@@ -255,3 +256,51 @@ def test_busy_far_end_fails_the_bridge_after_the_redials_its_policy_allows(
     assert peer.messages().count("INVITE sip:") == 2
     pods = {p["metadata"]["name"]: p["status"]["phase"] for p in release.bridge_pods(ns, "busy")}
     assert pods == {"busy-bridge-0": "Failed", "busy-bridge-1": "Failed"}
+
+
+def test_rest_api_of_the_chart_starts_finds_and_terminates_a_call(
+    release: Release, tone_peer: Callable[..., SippPeer], rtmp_server: NginxRtmp
+) -> None:
+    """The seed's REST POST on the real installation (chart value api.enabled, token from a
+    Secret): the call is a SipRtmpBridge, its password a Secret it owns, hung up on terminate."""
+    peer = tone_peer(60.0, "uas_tone_wait_bye.xml", wait_ms=90000)
+    call_id = f"e2e-{uuid.uuid4().hex[:8]}"
+    body = {  # the seed's nested shape, strings everywhere
+        "callId": call_id,
+        "callee": "bridge-test",
+        "rtmpUrl": rtmp_server.url,
+        "rtmpStream": "via-rest",
+        "hasAudio": "false",
+        "hasVideo": "false",
+        "connection": {
+            "sipLogin": USER,
+            "sipPassword": PASSWORD,
+            "sipDomain": peer.host,
+            "sipPort": str(peer.port),
+            "sipRegisterRequired": "false",
+            "appKey": "callApp",
+        },
+    }
+    code, created = release.rest("/rest-api/call/startup", body)
+    assert code == 200, created
+    ns, name = created["namespace"], created["name"]
+
+    def live() -> dict[str, Any] | None:
+        code, found = release.rest("/rest-api/call/find", {"callId": call_id})
+        call = found[0] if code == 200 else {}
+        states = (call.get("status"), call.get("streamStatus"))
+        return (
+            call if states == ("ESTABLISHED", "PUBLISHING") and call["bytesSent"] > 20000 else None
+        )
+
+    wait_for("the call ESTABLISHED and PUBLISHING for a while", live, timeout=60, interval=1)
+    assert release.rest("/rest-api/call/startup", body)[0] == 409  # that callId exists
+    secret = plain(release.api, release.core.read_namespaced_secret(f"{name}-sip", ns))
+    (owner,) = secret["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"]) == ("SipRtmpBridge", name)
+    assert PASSWORD not in str(release.bridge(ns, name))
+    code, ending = release.rest("/rest-api/call/terminate", {"callId": call_id})
+    assert code == 200 and ending["terminating"], ending
+    assert peer.wait(GRACE_SECONDS) == 0  # SIPp's scenario ends only when our BYE arrives
+    wait_for("the call gone", lambda: release.bridge(ns, name) is None, timeout=30)
+    assert_tone(rtmp_server, "via-rest", 1000, 1.5)
