@@ -78,7 +78,10 @@ def _handler(
 
         def _dtmf(self, queue: DtmfQueue) -> tuple[int, dict[str, Any]]:
             """``{"dtmf": "123#"}`` → 200 once pjsua queued the digits, 400, 409 or 503."""
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = 0
             if not 0 < length <= MAX_BODY_BYTES:
                 return 400, {"error": f"body: a JSON object of at most {MAX_BODY_BYTES} bytes"}
             try:

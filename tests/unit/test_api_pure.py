@@ -11,6 +11,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openapi_spec_validator import validate
 
 from siprtmp_bridge.spec import CONNECTION_FIELDS, SPEC_FIELDS
 from siprtmp_bridge.status import CallState, StreamState
@@ -290,3 +291,10 @@ def test_the_api_needs_a_real_token_and_its_own_port() -> None:
     assert settings.api_enabled and settings.api_cors_origins == ("https://a.example", "*")
     assert token not in repr(settings)
     assert not Settings.from_env({}).api_enabled  # off by default, and then no token is needed
+
+
+def test_openapi_document_is_valid_openapi_3_1() -> None:
+    """Checked against the OpenAPI 3.1 meta-schema, so generators and UIs can load it."""
+    document = openapi_document()
+    assert str(document["openapi"]).startswith("3.1")
+    validate(document)  # raises on any violation

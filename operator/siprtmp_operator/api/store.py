@@ -70,6 +70,12 @@ class CallStore:
                 manifest,  # type: ignore[arg-type]
             )
         except ApiException as exc:
+            if exc.status == 409:  # the garbage collector has not removed the last one yet
+                raise ApiError(
+                    409,
+                    "callId: the previous call with this callId is still being removed; retry",
+                    "callId",
+                ) from exc
             raise refusal(exc, "storing the SIP password") from exc
 
     def delete_call(self, name: str) -> None:
