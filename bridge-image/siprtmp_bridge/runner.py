@@ -59,7 +59,9 @@ from siprtmp_bridge.status import (
     with_stream,
 )
 
-POLL_MILLISECONDS = 50
+# pjsua returns from a poll as soon as a SIP message or timer is due, so this bounds only how
+# late the runner notices a stop request or a limit: each wake-up costs CPU, so poll rarely.
+POLL_MILLISECONDS = 250
 STATS_INTERVAL_SECONDS = 0.5
 HANGUP_WAIT_SECONDS = 2.0
 FLUSH_SECONDS = 1.5
