@@ -75,8 +75,7 @@ class MediaPipeline:
             self._read_available(POLL_SECONDS)
             self._fill_silence()
         self._read_available(0)
-        for packet in self.encoder.flush():
-            self.publisher.submit(packet)
+        self.publisher.submit(self.encoder.flush())
         self._close_fifo()
 
     def _read_available(self, wait: float) -> None:
@@ -139,8 +138,7 @@ class MediaPipeline:
             self._encode(bytes(2 * missing))
 
     def _encode(self, pcm: bytes) -> None:
-        for packet in self.encoder.encode(pcm):
-            self.publisher.submit(packet)
+        self.publisher.submit(self.encoder.encode(pcm))
 
     def _close_fifo(self) -> None:
         fd, self._fd = self._fd, None

@@ -21,8 +21,10 @@ import av
 from siprtmp_bridge.media.backoff import backoff_delay
 from siprtmp_bridge.status import StreamState
 
-# Packets of about 21 ms each: this many covers ~10 s of a stalled connection.
-QUEUE_PACKETS = 480
+# The queue holds one burst of packets per item (what the encoder made of one read, ~125 ms;
+# one item rather than one per packet wakes this thread a few times a second, not 47): this
+# many covers ~10 s of a stalled connection.
+QUEUE_BURSTS = 80
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class RtmpPublisher:
         self.reconnect_budget = reconnect_budget_seconds
         self.bytes_sent = 0
         self.packets_dropped = 0
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_PACKETS)
+        self._queue: queue.Queue[list[Any] | None] = queue.Queue(maxsize=QUEUE_BURSTS)
         self._thread = threading.Thread(target=self._run, name="rtmp-publisher", daemon=True)
         self._container: Any = None
         self._stream: Any = None
@@ -61,16 +63,18 @@ class RtmpPublisher:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, packet: Any) -> None:
-        """Queue one packet; when the network is slower than real time the oldest are dropped."""
+    def submit(self, packets: list[Any]) -> None:
+        """Queue a burst; when the network is slower than real time the oldest are dropped."""
+        if not packets:
+            return
         while True:
             try:
-                self._queue.put_nowait(packet)
+                self._queue.put_nowait(packets)
                 return
             except queue.Full:
                 try:
-                    self._queue.get_nowait()
-                    self.packets_dropped += 1
+                    dropped = self._queue.get_nowait()
+                    self.packets_dropped += len(dropped or ())
                 except queue.Empty:
                     pass
 
@@ -104,15 +108,16 @@ class RtmpPublisher:
         if not self._connect_with_backoff(StreamState.PENDING):
             return
         while True:
-            packet = self._queue.get()
-            if packet is None:
+            packets = self._queue.get()
+            if packets is None:
                 self._close()
                 self._set_state(StreamState.UNPUBLISHED)
                 return
-            if self._write(packet):
-                continue
-            if not self._connect_with_backoff(StreamState.RECONNECTING):
-                return
+            for packet in packets:
+                if not self._write(packet) and not self._connect_with_backoff(
+                    StreamState.RECONNECTING
+                ):
+                    return
 
     def _write(self, packet: Any) -> bool:
         try:
