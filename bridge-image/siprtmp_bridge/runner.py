@@ -19,13 +19,13 @@ from typing import Any
 
 import pjsua2 as pj
 
+from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.limits import CallClock, limit_reached
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.keepalive import RtpKeepAlive, RtpPortClaim
 from siprtmp_bridge.media.pipeline import MediaPipeline
 from siprtmp_bridge.media.publisher import RtmpPublisher, StreamFormat
 from siprtmp_bridge.media.silence import write_silence_wav
-from siprtmp_bridge.metrics import MediaCounters
 from siprtmp_bridge.outcome import (
     ExitCode,
     Outcome,

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.http_api import StatusServer
-from siprtmp_bridge.metrics import MediaCounters, bridge_registry
 from siprtmp_bridge.outcome import ExitCode
 from siprtmp_bridge.redact import scrub
 from siprtmp_bridge.reporter import StatusReporter
@@ -30,7 +30,7 @@ def serve_one_call(
     server = None
     if status_address is not None and status_address[1] > 0:
         try:
-            server = StatusServer(*status_address, reporter, bridge_registry(reporter, counters))
+            server = StatusServer(*status_address, reporter, counters)
         except OSError as error:
             print(
                 f"sip-rtmp-bridge: cannot serve status on {status_address}: {error}",
