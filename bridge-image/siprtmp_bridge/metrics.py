@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.status import CallState, StreamState
 from siprtmp_bridge.video.metrics import video_metrics
-
-
-@dataclass
-class MediaCounters:
-    """Written by the runner (RTP, from pjsua's stream stats) and the pipeline (encoder)."""
-
-    rtp_packets: int = 0
-    rtp_lost: int = 0
-    rtp_jitter_us: int = 0
-    frames_encoded: int = 0
-    silence_seconds: float = 0.0
 
 
 class BridgeCollector(Collector):
@@ -81,3 +71,9 @@ def bridge_registry(reporter: StatusReporter, counters: MediaCounters) -> Collec
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BridgeCollector(reporter, counters))
     return registry
+
+
+def exposition(reporter: StatusReporter, counters: MediaCounters) -> tuple[str, bytes]:
+    """The /metrics response (content type, body): the registry only reads live values, so
+    building it per scrape costs nothing worth keeping it for."""
+    return CONTENT_TYPE_LATEST, generate_latest(bridge_registry(reporter, counters))

@@ -19,6 +19,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.dtmf import DtmfQueue, DtmfRefusedError, refusal
 from siprtmp_bridge.limits import CallClock, limit_reached
 from siprtmp_bridge.media.encoder import AacEncoder
@@ -26,7 +27,6 @@ from siprtmp_bridge.media.keepalive import RtpKeepAlive, RtpPortClaim
 from siprtmp_bridge.media.pipeline import MediaPipeline
 from siprtmp_bridge.media.publisher import RtmpPublisher, StreamFormat
 from siprtmp_bridge.media.silence import write_silence_wav
-from siprtmp_bridge.metrics import MediaCounters
 from siprtmp_bridge.outcome import (
     ExitCode,
     Outcome,
@@ -64,7 +64,9 @@ from siprtmp_bridge.video.keyframes import PICTURE_FAST_UPDATE, PICTURE_FAST_UPD
 from siprtmp_bridge.video.session import VideoSession
 from siprtmp_bridge.video.slate import Slate
 
-POLL_MILLISECONDS = 50
+# pjsua returns from a poll as soon as a SIP message or timer is due, so this bounds only how
+# late the runner notices a stop request or a limit: each wake-up costs CPU, so poll rarely.
+POLL_MILLISECONDS = 250
 STATS_INTERVAL_SECONDS = 0.5
 HANGUP_WAIT_SECONDS = 2.0
 FLUSH_SECONDS = 1.5
@@ -158,7 +160,7 @@ class BridgeRunner:
             self.video = VideoSession(
                 self.spec,
                 self.workdir,
-                publisher.submit,
+                publisher.submit_video,
                 publisher.add_video,
                 pipeline.stream_seconds_at,
                 slate,

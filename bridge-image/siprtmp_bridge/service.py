@@ -7,9 +7,9 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.dtmf import DtmfQueue
 from siprtmp_bridge.http_api import StatusServer
-from siprtmp_bridge.metrics import MediaCounters, bridge_registry
 from siprtmp_bridge.outcome import ExitCode
 from siprtmp_bridge.redact import scrub
 from siprtmp_bridge.reporter import StatusReporter
@@ -32,9 +32,7 @@ def serve_one_call(
     server = None
     if status_address is not None and status_address[1] > 0:
         try:
-            server = StatusServer(
-                *status_address, reporter, bridge_registry(reporter, counters), dtmf
-            )
+            server = StatusServer(*status_address, reporter, counters, dtmf)
         except OSError as error:
             print(
                 f"sip-rtmp-bridge: cannot serve status on {status_address}: {error}",

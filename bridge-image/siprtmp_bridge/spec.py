@@ -144,18 +144,35 @@ class BridgeSpec:
         return redacted_publish_url(self.rtmp_url, self.rtmp_stream)
 
 
+def _parse_document(text: str, path: Path) -> Any:
+    """JSON for a ``.json`` file (what the operator mounts), YAML otherwise.
+
+    PyYAML is imported only for YAML: a JSON spec would pay its import in start-up CPU for nothing.
+    """
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise _unparsable(path, error) from error
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise _unparsable(path, error) from error
+
+
+def _unparsable(path: Path, error: Exception) -> SpecError:
+    return SpecError("file", f"{path} is neither valid JSON nor YAML ({error})")
+
+
 def load_spec_file(path: Path, password_file: Path | None = None) -> BridgeSpec:
     """Read a JSON or YAML spec (a resource's spec, a whole resource, or the seed's body)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError("file", f"cannot read {path}: {error.strerror}") from error
-    import yaml  # only here: JSON specs (what the operator mounts) need no YAML parser
-
-    try:
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise SpecError("file", f"{path} is neither valid JSON nor YAML ({error})") from error
+    document = _parse_document(text, path)
     if isinstance(document, Mapping) and isinstance(document.get("spec"), Mapping):
         document = document["spec"]
     password = None

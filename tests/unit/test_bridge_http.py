@@ -7,8 +7,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client.registry import CollectorRegistry
 
+from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.dtmf import DtmfQueue
 from siprtmp_bridge.http_api import StatusServer
 from siprtmp_bridge.reporter import StatusReporter
@@ -18,7 +18,7 @@ from siprtmp_bridge.status import initial_status
 @pytest.fixture
 def server() -> Iterator[StatusServer]:
     reporter = StatusReporter(initial_status("c1", "rtmp://h/live/***"), out=io.StringIO())
-    running = StatusServer("127.0.0.1", 0, reporter, CollectorRegistry(), DtmfQueue())
+    running = StatusServer("127.0.0.1", 0, reporter, MediaCounters(), DtmfQueue())
     running.start()
     yield running
     running.stop()

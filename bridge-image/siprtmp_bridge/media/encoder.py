@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -27,40 +26,36 @@ class AacEncoder:
         self.codec.time_base = Fraction(1, output_rate)
         self.codec.open()
         self.input_rate = input_rate
-        self.resampler: Any = av.AudioResampler(format="fltp", layout="mono", rate=output_rate)
         self.samples_in = 0
         self.frames_encoded = 0
 
-    def encode(self, pcm: bytes) -> Iterator[Any]:
-        """Feed one burst of 16-bit little-endian samples; yields the AAC packets now ready.
+    def encode(self, pcm: bytes) -> list[Any]:
+        """Feed one burst of 16-bit little-endian samples; returns the AAC packets now ready.
 
         The bytes go straight into the frame's buffer: no per-sample work in Python, and no
-        numpy in the bridge process (it would cost 20 MiB and 0.15 CPU-s to import).
+        numpy in the bridge process (it would cost 20 MiB and 0.15 CPU-s to import). PyAV's
+        encoder converts the frame itself (one FFmpeg filter graph resamples to the encoder's
+        rate and format and cuts the 1024-sample AAC frames): a resampler of our own in front
+        of it would be a second graph doing half of that work again.
         """
         samples = len(pcm) // 2
         if samples == 0:
-            return
+            return []
         frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
         frame.planes[0].update(pcm)
         frame.sample_rate = self.input_rate
         frame.pts = self.samples_in
         frame.time_base = Fraction(1, self.input_rate)
         self.samples_in += samples
-        for resampled in self.resampler.resample(frame):
-            yield from self._encode_frame(resampled)
+        return self._counted(self.codec.encode(frame))
 
-    def flush(self) -> Iterator[Any]:
+    def flush(self) -> list[Any]:
         """Drain the resampler and the encoder at the end of the stream."""
-        for resampled in self.resampler.resample(None):
-            yield from self._encode_frame(resampled)
-        for packet in self.codec.encode(None):
-            self.frames_encoded += 1
-            yield packet
+        return self._counted(self.codec.encode(None))
 
-    def _encode_frame(self, frame: Any) -> Iterator[Any]:
-        for packet in self.codec.encode(frame):
-            self.frames_encoded += 1
-            yield packet
+    def _counted(self, packets: list[Any]) -> list[Any]:
+        self.frames_encoded += len(packets)
+        return packets
 
     @property
     def extradata(self) -> bytes | None:

@@ -28,8 +28,10 @@ from siprtmp_bridge.video.flv import VideoTrackGate
 
 #: How long one attempt may wait for the RTMP server to accept a TCP connection.
 CONNECT_TIMEOUT_SECONDS = 5.0
-# Packets of about 21 ms each: this many covers ~10 s of a stalled connection.
-QUEUE_PACKETS = 480
+# The queue holds one burst of packets per item (what the encoder made of one read, ~125 ms;
+# one item rather than one per packet wakes this thread a few times a second, not 47): this
+# many covers ~10 s of a stalled connection.
+QUEUE_BURSTS = 80
 # With video: 25-30 frames/s more (the same ~10 s).
 VIDEO_QUEUE_PACKETS = 300
 # How far the muxer may hold one track back waiting for the other (FFmpeg's default, 10 s,
@@ -63,7 +65,9 @@ class RtmpPublisher:
         self.reconnect_budget = reconnect_budget_seconds
         self.bytes_sent = 0
         self.packets_dropped = 0
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_PACKETS + VIDEO_QUEUE_PACKETS)
+        self._queue: queue.Queue[tuple[list[Any], bool] | None] = queue.Queue(
+            maxsize=QUEUE_BURSTS + VIDEO_QUEUE_PACKETS
+        )
         self._thread = threading.Thread(target=self._run, name="rtmp-publisher", daemon=True)
         self._container: Any = None
         self._stream: Any = None
@@ -88,16 +92,22 @@ class RtmpPublisher:
             self._video_template = template
             self._reopen.set()
 
-    def submit(self, packet: Any, video: bool = False) -> None:
-        """Queue one packet; when the network is slower than real time the oldest are dropped."""
+    def submit_video(self, packet: Any) -> None:
+        """Queue one H.264 packet."""
+        self.submit([packet], video=True)
+
+    def submit(self, packets: list[Any], video: bool = False) -> None:
+        """Queue a burst; when the network is slower than real time the oldest are dropped."""
+        if not packets:
+            return
         while True:
             try:
-                self._queue.put_nowait((packet, video))
+                self._queue.put_nowait((packets, video))
                 return
             except queue.Full:
                 try:
-                    self._queue.get_nowait()
-                    self.packets_dropped += 1
+                    dropped = self._queue.get_nowait()
+                    self.packets_dropped += len(dropped[0]) if dropped else 0
                 except queue.Empty:
                     pass
 
@@ -140,10 +150,12 @@ class RtmpPublisher:
                 self._reopen.clear()
                 self._close()
                 self._open(CONNECT_TIMEOUT_SECONDS)  # on failure the write fails and reconnects
-            if self._write(*item):
-                continue
-            if not self._connect_with_backoff(StreamState.RECONNECTING):
-                return
+            packets, video = item
+            for packet in packets:
+                if not self._write(packet, video) and not self._connect_with_backoff(
+                    StreamState.RECONNECTING
+                ):
+                    return
 
     def _write(self, packet: Any, video: bool = False) -> bool:
         if self._container is None:

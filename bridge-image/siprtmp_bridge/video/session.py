@@ -49,7 +49,7 @@ class VideoSession:
         self,
         spec: BridgeSpec,
         workdir: Path,
-        publisher_submit: Callable[[Any, bool], None],
+        publisher_submit: Callable[[Any], None],
         publisher_add_track: Callable[[Any], None],
         stream_seconds_at: Callable[[float], float],
         slate: Slate | None = None,
@@ -71,9 +71,7 @@ class VideoSession:
         self.slate = slate
         self.track: SlatedTrack | None = None
         if slate is not None:
-            self.track = SlatedTrack(
-                slate, lambda packet: publisher_submit(packet, True), stream_seconds_at
-            )
+            self.track = SlatedTrack(slate, publisher_submit, stream_seconds_at)
             self.track.start()
         self._retired: list[VideoReceiver] = []  # replaced by a re-INVITE, closed at the end
         self.fell_back = False  # the delayed offer was refused: audio first, video by re-INVITE
@@ -171,8 +169,7 @@ class VideoSession:
         track, which switches between them and the slate at keyframes."""
         if self.track is not None:
             return self.track.live_packet
-        publisher_submit = self.publisher_submit
-        return lambda packet: publisher_submit(packet, True)
+        return self.publisher_submit
 
     # -- the runner's loop (pjsua's thread) -----------------------------------------------------
 
