@@ -7,8 +7,10 @@ reports. No picture is decoded: that would cost what re-encoding costs.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -89,6 +91,10 @@ class VideoReceiver:
         if self._thread.ident is not None:
             self._thread.join(timeout)
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def close(self) -> None:
         container, self._container = self._container, None
         if container is not None:
@@ -116,11 +122,19 @@ class VideoReceiver:
         )
 
     def _run(self) -> None:
+        """Any failure ends the receiver with its reason in ``error``, which the status shows
+        as FAILED: a thread that died silently would leave the status saying RECEIVING. The
+        call and its audio go on either way."""
         try:
-            self._container = self._open()
+            self._receive()
         except (av.FFmpegError, OSError) as error:
             self.error = f"video receiver: {error}"
-            return
+        except Exception as error:  # a bug here must not pass for a healthy stream
+            self.error = f"video receiver failed: {type(error).__name__}: {error}"
+            print(f"sip-rtmp-bridge: {self.error}\n{traceback.format_exc()}", file=sys.stderr)
+
+    def _receive(self) -> None:
+        self._container = self._open()
         stream = self._container.streams.video[0]
         if stream.codec_context.extradata:
             self._extradata = bytes(stream.codec_context.extradata)  # sprop-parameter-sets
@@ -136,9 +150,6 @@ class VideoReceiver:
                     return  # end of input: FFmpeg gave up on the stream
             except av.ExitError:
                 continue  # a read timeout: look at the stop flag, then read on
-            except (av.FFmpegError, OSError) as error:
-                self.error = f"video receiver: {error}"
-                return
 
     def _handle(self, packet: Any, stream: Any) -> None:
         arrived = time.monotonic()
