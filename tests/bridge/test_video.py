@@ -30,6 +30,7 @@ from tests.support.video_pcap import (
     H264Rtp,
     continued,
     encode_h264_rtp,
+    nal_unit_types,
     write_call_pcap,
 )
 from tests.support.video_recording import (
@@ -152,6 +153,48 @@ def test_far_end_h264_is_published_with_the_tone(
     assert abs(tone.frequency_hz - 1000) < 10, tone
     offset = av_offset_seconds(recording)
     assert abs(offset) <= 0.1, f"A/V offset {offset * 1000:.0f} ms"
+
+
+def test_parameter_sets_from_the_offer_alone_are_enough(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    pcap_dir: Path,
+) -> None:
+    """A far end that sends SPS/PPS only in its offer's sprop-parameter-sets, never in-band:
+    the stream's sequence header has to come from the SDP."""
+    rtp = encode_h264_rtp(pcap_dir, CALL_SECONDS, in_band_parameter_sets=False)
+    assert rtp.sprop is not None and rtp.sprop.count(",") == 1, rtp.fmtp
+    assert nal_unit_types(rtp.packets).isdisjoint({7, 8})  # no SPS (7) or PPS (8) in-band
+    assert 5 in nal_unit_types(rtp.packets)  # IDR pictures, though
+    pcap = write_call_pcap(pcap_dir / "call-tone-h264-sprop-only.pcap", rtp, CALL_SECONDS)
+    peer = sipp(
+        "uas_video_offer.xml",
+        pcap=pcap,
+        video_codec="H264/90000",
+        video_mline=video_mline(rtp),  # its fmtp carries FFmpeg's sprop-parameter-sets
+        call_ms=int(CALL_SECONDS * 1000 + 500),
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "sprop-only"))
+
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    video = process.final["video"]
+    assert video["state"] == "RECEIVING", video
+    assert video["resolution"] == f"{WIDTH}x{HEIGHT}", video
+    (ack,) = received(peer.messages(), "ACK")
+    assert "m=video " in ack and "m=video 0 " not in ack
+
+    recording = rtmp_server.recordings_of("sprop-only")[-1]
+    probe = ffprobe(recording)
+    assert sorted(s["codec_name"] for s in probe["streams"]) == ["aac", "h264"], probe
+    (h264,) = [s for s in probe["streams"] if s["codec_name"] == "h264"]
+    assert (h264["width"], h264["height"]) == (WIDTH, HEIGHT)
+    picture = measure_video(recording)
+    assert picture.width == WIDTH and picture.height == HEIGHT
+    assert picture.left_is_red and picture.right_is_blue, picture
+    assert picture.seconds >= CALL_SECONDS - 1.5, picture
 
 
 def received(messages: str, method: str) -> list[str]:

@@ -66,19 +66,23 @@ def encode_h264_rtp(
     packetization_mode: int = 1,
     picture: str | None = None,
     bitrate: str | None = None,
+    in_band_parameter_sets: bool = True,
 ) -> H264Rtp:
     """Run FFmpeg's CLI (libx264, baseline, a keyframe a second) sending RTP to a socket here.
 
     ``picture`` is a lavfi source (the test picture by default); ``bitrate`` e.g. ``"800k"``
     (a busy picture at a phone's bitrate, for the benchmark) is sent at 4x real time so that
-    no packet is lost on the way.
+    no packet is lost on the way. Without ``in_band_parameter_sets`` the SPS and PPS are only
+    in the fmtp's sprop-parameter-sets, as some phones send them.
     """
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     receiver.bind(("127.0.0.1", 0))
     port = receiver.getsockname()[1]
     sdp_file = workdir / f"h264-mode{packetization_mode}.sdp"
-    x264 = "repeat-headers=1"  # SPS/PPS before every IDR as well as in sprop-parameter-sets
+    # SPS/PPS before every IDR as well as in sprop-parameter-sets (or in sprop alone).
+    x264 = "repeat-headers=1" if in_band_parameter_sets else "repeat-headers=0"
+    in_band = ["-bsf:v", "dump_extra"] if in_band_parameter_sets else []
     rtp_flags: list[str] = []
     if packetization_mode == 0:
         x264 += ":slice-max-size=1000"  # single NAL unit mode: every NAL fits one packet
@@ -90,7 +94,7 @@ def encode_h264_rtp(
         *(["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate] if bitrate else []),
         "-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast",
         "-tune", "zerolatency", "-g", str(FPS), "-flags", "+global_header",
-        "-x264-params", x264, "-bsf:v", "dump_extra",
+        "-x264-params", x264, *in_band,
         *rtp_flags,
         "-f", "rtp", "-payload_type", str(VIDEO_PAYLOAD_TYPE), "-sdp_file", str(sdp_file),
         f"rtp://127.0.0.1:{port}?pkt_size=1200",
@@ -111,6 +115,28 @@ def encode_h264_rtp(
     assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(sequences)), "RTP lost"
     fmtp = re.search(r"a=fmtp:\d+ (.*)", sdp_file.read_text())
     return H264Rtp(packets, fmtp[1].strip() if fmtp else "")
+
+
+def nal_unit_types(packets: list[bytes]) -> set[int]:
+    """The H.264 NAL unit types the RTP packets carry (RFC 6184: single NAL units, STAP-A
+    aggregates and the first fragment of each FU-A)."""
+    types: set[int] = set()
+    for packet in packets:
+        csrcs = packet[0] & 0x0F
+        payload = packet[12 + 4 * csrcs :]
+        kind = payload[0] & 0x1F
+        if kind == 24:  # STAP-A: 16-bit sizes, each followed by a NAL unit
+            at = 1
+            while at + 2 < len(payload):
+                size = struct.unpack("!H", payload[at : at + 2])[0]
+                types.add(payload[at + 2] & 0x1F)
+                at += 2 + size
+        elif kind == 28:  # FU-A: the fragmented unit's type is in the FU header
+            if payload[1] & 0x80:
+                types.add(payload[1] & 0x1F)
+        else:
+            types.add(kind)
+    return types
 
 
 def blinking_tone_pcm(seconds: float, sample_rate: int) -> np.ndarray[Any, Any]:
