@@ -4,6 +4,7 @@ check the picture, the tone and how well they line up."""
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -360,6 +361,18 @@ def test_keyframes_are_requested_at_the_start_and_after_loss(
     )
     formats = [value for row in feedback for value in row[0].split(",")]
     assert formats.count("1") == 2 and formats.count("4") == 2, feedback
+    # Both name the SSRC of SIPp's video RTP (its offer has no a=ssrc): PLI in the media
+    # source field, FIR in its FCI (where the media source field is zero).
+    far_end_ssrc = struct.unpack("!I", h264_rtp(1).packets[0][8:12])[0]
+    targets = capture.fields(
+        "rtcp.pt == 206",
+        "rtcp.mediassrc",
+        "rtcp.psfb.fir.fci.ssrc",
+        decode_as=f"udp.port=={rtcp_port},rtcp",
+    )
+    media = [int(v, 0) for row in targets for v in row[0].split(",") if int(v, 0)]
+    fci = [int(v, 0) for row in targets for v in row[1].split(",") if v]
+    assert media == [far_end_ssrc] * 2 and fci == [far_end_ssrc] * 2, (far_end_ssrc, targets)
     # And in SIP: INFO picture_fast_update (RFC 5168), answered 200 by SIPp (-aa).
     assert peer.messages().count("<picture_fast_update/>") == 2
     # The stream decodes across the loss: the picture is intact after the next keyframe.

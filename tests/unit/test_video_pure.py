@@ -3,6 +3,7 @@ the spec's video settings and the status document."""
 
 from __future__ import annotations
 
+import socket
 import struct
 from typing import Any
 
@@ -15,10 +16,12 @@ from siprtmp_bridge.status import initial_status, to_document, with_video
 from siprtmp_bridge.video.flv import VideoTrackGate, extradata_of, with_extradata
 from siprtmp_bridge.video.keyframes import (
     KeyframePolicy,
+    RtcpFeedbackSender,
     empty_receiver_report,
     fir_packet,
     pli_packet,
 )
+from siprtmp_bridge.video.relay import rtp_ssrc
 from siprtmp_bridge.video.status import VideoState, VideoStatus
 from siprtmp_bridge.video.timeline import VideoTimeline
 
@@ -67,6 +70,37 @@ def test_rtcp_feedback_packets() -> None:
     assert fir == bytes.fromhex("84ce00041111111100000000222222220700 0000".replace(" ", ""))
     rr = empty_receiver_report(0x11111111)
     assert struct.unpack("!BBH", rr[:4]) == (0x80, 201, 1)
+
+
+def test_rtp_ssrc_is_read_from_rtp_only() -> None:
+    rtp = bytes.fromhex("80e0 0001 00000e10 bbf3c24f".replace(" ", "")) + b"payload"
+    assert rtp_ssrc(rtp) == 0xBBF3C24F
+    assert rtp_ssrc(pli_packet(1, 2)) is None  # RTCP (rtcp-mux) is not the media source
+    assert rtp_ssrc(rtp[:11]) is None
+    assert rtp_ssrc(b"\x00" + rtp[1:]) is None  # not RTP version 2
+
+
+def test_keyframe_request_waits_for_the_far_ends_ssrc() -> None:
+    """A request before the SSRC is known goes out, aimed right, as soon as it is learned."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as far_end:
+        far_end.bind(("127.0.0.1", 0))
+        far_end.settimeout(0.3)
+        sender = RtcpFeedbackSender("127.0.0.1", far_end.getsockname(), 0x11111111)
+        try:
+            sender.request_keyframe()
+            with pytest.raises(TimeoutError):
+                far_end.recv(100)  # held: no PLI for SSRC 0
+            sender.learned_ssrc(0x22222222)
+            held = far_end.recv(100)
+            assert pli_packet(0x11111111, 0x22222222) in held
+            assert fir_packet(0x11111111, 0x22222222, 1) in held
+            sender.learned_ssrc(0x22222222)  # nothing pending: nothing sent
+            with pytest.raises(TimeoutError):
+                far_end.recv(100)
+            sender.request_keyframe()
+            assert fir_packet(0x11111111, 0x22222222, 2) in far_end.recv(100)
+        finally:
+            sender.close()
 
 
 def _packet(data: bytes, keyframe: bool) -> Any:

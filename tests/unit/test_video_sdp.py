@@ -160,6 +160,6 @@ def test_receiver_sdp_for_ffmpeg() -> None:
     assert isinstance(decision, VideoAccepted)
     sdp = receiver_sdp(decision, 30002)
     assert "m=video 30002 RTP/AVP 96" in sdp
-    assert "c=IN IP4 198.51.100.7" in sdp  # RTCP reports go to the far end
+    assert "c=IN IP4 127.0.0.1" in sdp  # FFmpeg hears only the bridge's relay
     # FFmpeg gets the far end's own fmtp, sprop-parameter-sets included (its first extradata).
     assert f"sprop-parameter-sets={SPROP}" in sdp

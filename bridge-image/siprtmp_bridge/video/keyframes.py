@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import threading
 from dataclasses import dataclass
 
 RTCP_PSFB = 206
@@ -79,12 +80,20 @@ class KeyframePolicy:
 
 
 class RtcpFeedbackSender:
-    """Sends PLI and FIR to the far end's RTCP address, from the bridge's bind address."""
+    """Sends PLI and FIR to the far end's RTCP address, from the bridge's bind address.
+
+    Both must name the far end's video SSRC (phones ignore feedback for another source), which
+    is known from the offer's ``a=ssrc`` or else from its first RTP packet (``relay.py``). A
+    request made before either is held and sent the moment the SSRC is learned, so the first
+    one, made as the call comes up and before any video, is not wasted on the wrong source.
+    """
 
     def __init__(self, bind_host: str, remote: tuple[str, int], sender_ssrc: int) -> None:
         self.remote = remote
         self.sender_ssrc = sender_ssrc
-        self.media_ssrc = 0  # the far end's video SSRC when its offer names one (a=ssrc)
+        self.media_ssrc: int | None = None
+        self._pending = False
+        self._lock = threading.Lock()  # requests come from pjsua's thread, the SSRC from RTP's
         self._sequence = 0
         self._socket = socket.socket(
             socket.AF_INET6 if ":" in remote[0] else socket.AF_INET, socket.SOCK_DGRAM
@@ -92,12 +101,28 @@ class RtcpFeedbackSender:
         if bind_host not in ("0.0.0.0", "::"):
             self._socket.bind((bind_host, 0))
 
+    def learned_ssrc(self, ssrc: int) -> None:
+        with self._lock:
+            self.media_ssrc = ssrc
+            pending, self._pending = self._pending, False
+        if pending:
+            self._send(ssrc)
+
     def request_keyframe(self) -> None:
-        self._sequence += 1
+        with self._lock:
+            ssrc = self.media_ssrc
+            self._pending = ssrc is None
+        if ssrc is not None:
+            self._send(ssrc)
+
+    def _send(self, media_ssrc: int) -> None:
+        with self._lock:
+            self._sequence += 1
+            sequence = self._sequence
         compound = (
             empty_receiver_report(self.sender_ssrc)
-            + pli_packet(self.sender_ssrc, self.media_ssrc)
-            + fir_packet(self.sender_ssrc, self.media_ssrc, self._sequence)
+            + pli_packet(self.sender_ssrc, media_ssrc)
+            + fir_packet(self.sender_ssrc, media_ssrc, sequence)
         )
         with contextlib.suppress(OSError):  # the next request tries again
             self._socket.sendto(compound, self.remote)

@@ -104,7 +104,7 @@ class VideoReceiver:
         options = {
             "protocol_whitelist": "file,udp,rtp",
             "localaddr": self.bind_address,
-            # RTCP receiver reports go where the RTP comes from (NAT, symmetric RTP).
+            # RTCP receiver reports go where the RTP comes from: the relay, which sends them on.
             "sdp_flags": "rtcp_to_source",
             # Hand each access unit on at once: waiting to reorder costs latency, and probing
             # would hold back the first keyframe.

@@ -248,20 +248,19 @@ def local_media_address(local_sdp: str) -> str | None:
 
 
 def receiver_sdp(accepted: VideoAccepted, local_port: int) -> str:
-    """The SDP FFmpeg reads to receive the far end's H.264 on ``local_port``.
+    """The SDP FFmpeg reads to receive the far end's H.264 on loopback ``local_port``.
 
-    The connection address is the far end's: FFmpeg sends its RTCP receiver reports there
-    (``rtcp_to_source`` sends them to wherever the RTP actually comes from).
+    FFmpeg only ever talks to the bridge's relay (``relay.py``), on loopback: its RTCP receiver
+    reports go where the relayed RTP comes from (``rtcp_to_source``), and the relay sends
+    them on to the far end.
     """
     chosen = accepted.format
     pt = chosen.payload_type
-    address = accepted.offer.address or "0.0.0.0"
-    family = "IP6" if ":" in address else "IP4"
     lines = [
         "v=0",
-        f"o=- 0 0 IN {family} {address}",
+        "o=- 0 0 IN IP4 127.0.0.1",
         "s=sip-rtmp-bridge video",
-        f"c=IN {family} {address}",
+        "c=IN IP4 127.0.0.1",
         "t=0 0",
         f"m=video {local_port} RTP/AVP {pt}",
         f"a=rtpmap:{pt} H264/90000",

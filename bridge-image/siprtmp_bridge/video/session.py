@@ -3,8 +3,9 @@ with the audio. The runner drives it with a few calls; everything video stays in
 
 Flow: the call goes out as a delayed offer (no SDP), so the far end offers audio and video in
 its answer; pjsua answers the video with a disabled slot, which ``rewrite_sdp`` turns into a live
-H.264 answer on a port claimed here; FFmpeg receives there (``VideoReceiver``), and the first
-keyframe adds an H.264 track to the RTMP stream.
+H.264 answer on a port claimed here; the relay (``VideoRelay``) receives there, learns the far
+end's SSRC and feeds FFmpeg (``VideoReceiver``) on loopback, and the first keyframe adds an
+H.264 track to the RTMP stream.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from siprtmp_bridge.spec import BridgeSpec
 from siprtmp_bridge.video.keyframes import KeyframePolicy, RtcpFeedbackSender
 from siprtmp_bridge.video.negotiation import refuses_delayed_offer
 from siprtmp_bridge.video.receiver import VideoReceiver
+from siprtmp_bridge.video.relay import LOOPBACK, VideoRelay
 from siprtmp_bridge.video.sdp import (
     VideoAccepted,
     VideoDeclined,
@@ -65,6 +67,8 @@ class VideoSession:
         self.port: int | None = None
         self.section: list[str] | None = None  # our live video m-line, kept for re-offers
         self.receiver: VideoReceiver | None = None
+        self.relay: VideoRelay | None = None  # holds the answered port, feeds FFmpeg
+        self._claim: RtpPortClaim | None = None  # the answered port, until the relay takes it
         self.feedback: RtcpFeedbackSender | None = None
         self.send_info: KeyframeInfoSender | None = None  # set by the runner: SIP INFO
         self.info_requests = 0
@@ -134,7 +138,7 @@ class VideoSession:
                 claim = None
         if claim is None:
             claim = RtpPortClaim(nat.bind_address, nat.rtp_port_min, nat.rtp_port_max)
-        claim.release()  # FFmpeg binds it next, within milliseconds
+        self._claim = claim  # kept: the relay receives on it
         self.port = claim.port
         return claim.port
 
@@ -144,18 +148,26 @@ class VideoSession:
                 return  # a re-INVITE that changes nothing for video
             self._stop_receiver()
         self.accepted = accepted
+        inner_port = self._relay_for(accepted)
         sdp_path = self.workdir / f"video-{port}.sdp"
-        sdp_path.write_text(receiver_sdp(accepted, port))
+        sdp_path.write_text(receiver_sdp(accepted, inner_port))
         self.policy = KeyframePolicy()
         host, rtcp_port = accepted.remote_rtcp
+        if self.feedback is not None:
+            self.feedback.close()
+            self.feedback = None
         if host is not None:
             self.feedback = RtcpFeedbackSender(
                 self.spec.nat.bind_address, (host, rtcp_port), random.getrandbits(32)
             )
-            self.feedback.media_ssrc = accepted.offer.ssrc or 0
+            # What the far end sends beats what its offer says; the offer beats nothing yet.
+            ssrc = self.relay.ssrc if self.relay is not None else None
+            ssrc = ssrc if ssrc is not None else accepted.offer.ssrc
+            if ssrc is not None:
+                self.feedback.learned_ssrc(ssrc)
         self.receiver = VideoReceiver(
             sdp_path,
-            self.spec.nat.bind_address,
+            LOOPBACK,
             self._live_sink(),
             self.publisher_add_track,
             self.stream_seconds_at,
@@ -163,6 +175,24 @@ class VideoSession:
             AUDIO_PATH_DELAY_SECONDS,
         )
         self.receiver.start()
+
+    def _relay_for(self, accepted: VideoAccepted) -> int:
+        """The loopback port FFmpeg receives on: the relay's, started with the first
+        receiver; a later receiver (a re-INVITE) gets a fresh one."""
+        if self.relay is None:
+            assert self._claim is not None
+            self.relay = VideoRelay(self._claim, accepted.remote_rtcp, self._learned_ssrc)
+            self._claim = None
+            self.relay.start()
+            return self.relay.inner_port
+        self.relay.remote_rtcp = accepted.remote_rtcp
+        return self.relay.renew_inner_port()
+
+    def _learned_ssrc(self, ssrc: int) -> None:
+        """The relay's thread: the far end's first video packet (or a new SSRC)."""
+        feedback = self.feedback
+        if feedback is not None:
+            feedback.learned_ssrc(ssrc)
 
     def _live_sink(self) -> Callable[[Any], None]:
         """Where the far end's frames go: straight to the publisher, or through the slated
@@ -253,6 +283,11 @@ class VideoSession:
         if self.feedback is not None:
             self.feedback.close()
             self.feedback = None
+        if self.relay is not None:
+            self.relay.close()
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
 
     def close(self) -> None:
         """Free FFmpeg's input, once the publisher no longer needs its stream as a template."""
