@@ -57,7 +57,6 @@ class VideoRelay:
         self.remote_rtcp = remote_rtcp
         self.on_ssrc = on_ssrc
         self.ssrc: int | None = None
-        self.forwarded = 0
         # The relay's own loopback pair: FFmpeg's receiver reports go to where its RTP comes
         # from, port + 1 (``rtcp_to_source``), so RTP is sent from the even port of a pair.
         inner = RtpPortClaim(LOOPBACK, INNER_PORT_MIN, INNER_PORT_MAX)
@@ -109,7 +108,6 @@ class VideoRelay:
                 self.ssrc = ssrc
                 self.on_ssrc(ssrc)
             self.inner_rtp.sendto(packet, (LOOPBACK, self.inner_port))
-            self.forwarded += 1
         elif sock is self.rtcp:
             self._far_rtcp_source = source[:2]
             self.inner_rtcp.sendto(packet, (LOOPBACK, self.inner_port + 1))
