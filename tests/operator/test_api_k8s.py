@@ -10,6 +10,7 @@ import base64
 import itertools
 import json
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import kubernetes
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
+from siprtmp_operator import GROUP, PLURAL, VERSION
 from siprtmp_operator.api.manifests import resource_name, secret_name
 from siprtmp_operator.api.openapi import openapi_document
 from tests.operator.api_client import ApiClient
@@ -58,8 +60,11 @@ def seed_body(call_id: str, stream: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def api(cluster: Cluster) -> ApiClient:
-    return ApiClient(cluster.operator.api_url)
+def api(cluster: Cluster) -> Iterator[ApiClient]:
+    yield ApiClient(cluster.operator.api_url)
+    # Calls left behind would keep the shared operator busy reconciling them for the rest of
+    # the session (the fuzz alone starts dozens): every test ends with none.
+    cluster.custom.delete_collection_namespaced_custom_object(GROUP, VERSION, API_NAMESPACE, PLURAL)
 
 
 def resource(cluster: Cluster, call_id: str) -> dict[str, Any] | None:

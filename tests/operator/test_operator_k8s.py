@@ -361,7 +361,7 @@ def test_ttl_after_finished_deletes_bridge_and_pod(cluster: Cluster, ns: str) ->
         cluster.wait_pod(ns, f"{name}-bridge-0")
         cluster.set_pod_terminated(ns, f"{name}-bridge-0", 0, "")
         cluster.wait_phase(ns, name, "Succeeded")
-    wait_for("bridge deleted after TTL", lambda: cluster.bridge(ns, "call-g") is None, timeout=20)
+    wait_for("bridge deleted after TTL", lambda: cluster.bridge(ns, "call-g") is None, timeout=45)
     # kube-controller-manager's garbage collector removes the owned pod.
     wait_for(
         "pod garbage-collected", lambda: cluster.pod(ns, "call-g-bridge-0") is None, timeout=60
