@@ -81,6 +81,26 @@ def video_mline(
     return "\n".join(lines)
 
 
+def video_far_end(
+    sipp: Callable[..., SippPeer],
+    pcap: Path,
+    mline: str,
+    video_codec: str = "H264/90000",
+    call_ms: int = int(CALL_SECONDS * 1000 + 500),
+) -> SippPeer:
+    """SIPp answering the bridge's delayed offer with audio and ``mline``, playing ``pcap``
+    (audio and video in one: SIPp 3.6 cancels a first playback when a second starts); ``-aa``
+    answers the bridge's picture_fast_update INFO."""
+    return sipp(
+        "uas_video_offer.xml",
+        pcap=pcap,
+        video_codec=video_codec,
+        video_mline=mline,
+        call_ms=call_ms,
+        extra_args=("-aa",),
+    )
+
+
 def video_spec(peer: SippPeer, server: NginxRtmp, stream: str, **video: Any) -> dict[str, Any]:
     """Loopback only; a window of two RTP pairs, so the video pair is the audio's + 2."""
     low = free_udp_window(4)
@@ -98,16 +118,10 @@ def test_far_end_h264_is_published_with_the_tone(
     h264_rtp: Callable[[int], H264Rtp],
     call_pcap: Callable[[int], Path],
 ) -> None:
-    peer = sipp(
-        "uas_video_offer.xml",
-        pcap=call_pcap(mode),
-        video_codec="H264/90000",
-        # Mode 0's far end offers sendrecv video, mode 1's sendonly: with the seed's hasVideo
-        # (below) the bridge answers sendrecv only where the offer allows it (RFC 3264).
-        video_mline=video_mline(h264_rtp(mode), direction="sendrecv" if mode == 0 else "sendonly"),
-        call_ms=int(CALL_SECONDS * 1000 + 500),
-        extra_args=("-aa",),  # answers the bridge's picture_fast_update INFO
-    )
+    # Mode 0's far end offers sendrecv video, mode 1's sendonly: with the seed's hasVideo
+    # (below) the bridge answers sendrecv only where the offer allows it (RFC 3264).
+    direction = "sendrecv" if mode == 0 else "sendonly"
+    peer = video_far_end(sipp, call_pcap(mode), video_mline(h264_rtp(mode), direction=direction))
     stream = f"video-mode{mode}"
     spec = video_spec(peer, rtmp_server, stream)
     spec["hasVideo"] = mode == 0  # the seed's field: the direction the bridge answers with
@@ -169,14 +183,8 @@ def test_parameter_sets_from_the_offer_alone_are_enough(
     assert nal_unit_types(rtp.packets).isdisjoint({7, 8})  # no SPS (7) or PPS (8) in-band
     assert 5 in nal_unit_types(rtp.packets)  # IDR pictures, though
     pcap = write_call_pcap(pcap_dir / "call-tone-h264-sprop-only.pcap", rtp, CALL_SECONDS)
-    peer = sipp(
-        "uas_video_offer.xml",
-        pcap=pcap,
-        video_codec="H264/90000",
-        video_mline=video_mline(rtp),  # its fmtp carries FFmpeg's sprop-parameter-sets
-        call_ms=int(CALL_SECONDS * 1000 + 500),
-        extra_args=("-aa",),
-    )
+    # Its fmtp carries FFmpeg's sprop-parameter-sets.
+    peer = video_far_end(sipp, pcap, video_mline(rtp))
     process = bridge(video_spec(peer, rtmp_server, "sprop-only"))
 
     assert process.wait(40) == 0, process.stderr_text[-3000:]
@@ -217,14 +225,8 @@ def test_far_end_without_video_gives_an_audio_only_stream(
     bridge: Callable[..., BridgeProcess],
     tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = sipp(
-        "uas_video_offer.xml",
-        pcap=tone_pcap("PCMU", 3.0),
-        video_codec="none",
-        video_mline="a=ptime:20",  # an audio-only answer to the delayed offer
-        call_ms=3500,
-        extra_args=("-aa",),
-    )
+    audio_only = "a=ptime:20"  # an audio-only answer to the delayed offer
+    peer = video_far_end(sipp, tone_pcap("PCMU", 3.0), audio_only, "none", 3500)
     process = bridge(video_spec(peer, rtmp_server, "no-video"))
 
     assert process.wait(30) == 0, process.stderr_text[-3000:]
@@ -251,13 +253,12 @@ def test_video_codec_other_than_h264_is_refused_with_a_clear_status(
     tone_pcap: Callable[[str, float], Path],
     h264_rtp: Callable[[int], H264Rtp],
 ) -> None:
-    peer = sipp(
-        "uas_video_offer.xml",
-        pcap=tone_pcap("PCMU", 3.0),
+    peer = video_far_end(
+        sipp,
+        tone_pcap("PCMU", 3.0),
+        video_mline(h264_rtp(1), codec="VP8/90000", fmtp="max-fr=30"),
         video_codec="VP8/90000",
-        video_mline=video_mline(h264_rtp(1), codec="VP8/90000", fmtp="max-fr=30"),
         call_ms=3500,
-        extra_args=("-aa",),
     )
     process = bridge(video_spec(peer, rtmp_server, "vp8"))
 
@@ -329,14 +330,7 @@ def test_keyframes_are_requested_at_the_start_and_after_loss(
     pcap = write_call_pcap(
         pcap_dir / "call-h264-lossy.pcap", h264_rtp(1), CALL_SECONDS, frozenset(range(60, 64))
     )
-    peer = sipp(
-        "uas_video_offer.xml",
-        pcap=pcap,
-        video_codec="H264/90000",
-        video_mline=video_mline(h264_rtp(1)),
-        call_ms=int(CALL_SECONDS * 1000 + 500),
-        extra_args=("-aa",),
-    )
+    peer = video_far_end(sipp, pcap, video_mline(h264_rtp(1)))
     rtcp_port = peer.media_port + 3  # the far end's video RTCP: its video port + 1
     status_port = free_port()
     with LoopbackCapture(tmp_path / "rtcp.pcap", f"udp dst port {rtcp_port}") as capture:
@@ -386,14 +380,8 @@ def test_slate_stands_in_for_a_far_end_without_video(
     bridge: Callable[..., BridgeProcess],
     tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    peer = sipp(
-        "uas_video_offer.xml",
-        pcap=tone_pcap("PCMU", 3.0),
-        video_codec="none",
-        video_mline="a=ptime:20",
-        call_ms=3500,
-        extra_args=("-aa",),
-    )
+    audio_only = "a=ptime:20"  # an audio-only answer to the delayed offer
+    peer = video_far_end(sipp, tone_pcap("PCMU", 3.0), audio_only, "none", 3500)
     process = bridge(video_spec(peer, rtmp_server, "slate", whenAbsent="slate"))
 
     assert process.wait(30) == 0, process.stderr_text[-3000:]
@@ -426,14 +414,7 @@ def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
     pcap = write_call_pcap(
         pcap_dir / "call-h264-stops.pcap", h264_rtp(1), CALL_SECONDS, frozenset(range(75, 200))
     )
-    peer = sipp(
-        "uas_video_offer.xml",
-        pcap=pcap,
-        video_codec="H264/90000",
-        video_mline=video_mline(h264_rtp(1)),
-        call_ms=int(CALL_SECONDS * 1000 + 500),
-        extra_args=("-aa",),
-    )
+    peer = video_far_end(sipp, pcap, video_mline(h264_rtp(1)))
     process = bridge(video_spec(peer, rtmp_server, "slate-live", whenAbsent="slate"))
 
     assert process.wait(40) == 0, process.stderr_text[-3000:]
@@ -458,14 +439,7 @@ def test_a_resolution_change_mid_call_is_passed_on(
     wide = encode_h264_rtp(pcap_dir, 3.0, picture="color=c=0x20C020:s=640x360:r=25")
     both = continued(encode_h264_rtp(pcap_dir, 3.0), wide)
     pcap = write_call_pcap(pcap_dir / "call-h264-resize.pcap", both, 6.0)
-    peer = sipp(
-        "uas_video_offer.xml",
-        pcap=pcap,
-        video_codec="H264/90000",
-        video_mline=video_mline(both),
-        call_ms=6500,
-        extra_args=("-aa",),
-    )
+    peer = video_far_end(sipp, pcap, video_mline(both), call_ms=6500)
     process = bridge(video_spec(peer, rtmp_server, "resize"))
 
     assert process.wait(40) == 0, process.stderr_text[-3000:]
