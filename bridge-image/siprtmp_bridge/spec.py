@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from siprtmp_bridge.redact import redact_url, redacted_publish_url
 
@@ -450,6 +450,11 @@ def _normalise_callee(callee: str, connection: Connection) -> str:
     if connection.sip_transport != "udp" and ";transport=" not in uri:
         uri = f"{uri};transport={connection.sip_transport}"
     return uri
+
+
+def rtmp_port(parts: SplitResult) -> int:
+    """An rtmp(s):// URL's port, or its scheme's default (RTMP 1935, RTMPS 443)."""
+    return parts.port or (443 if parts.scheme.lower() == "rtmps" else 1935)
 
 
 def _check_rtmp_url(url: str) -> str:

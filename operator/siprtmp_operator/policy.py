@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from siprtmp_bridge.spec import rtmp_port
+
 from .settings import Settings
 from .timeutil import parse
 
@@ -91,7 +93,7 @@ def stream_key(spec: Mapping[str, Any]) -> str:
     url = str(spec.get("rtmpUrl") or "")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "rtmps" else 1935)
+    port = rtmp_port(parts)
     host = (parts.hostname or "").lower()
     path = parts.path.strip("/")
     stream = str(spec.get("rtmpStream") or "").strip("/")

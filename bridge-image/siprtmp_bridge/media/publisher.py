@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import av
 
 from siprtmp_bridge.media.backoff import backoff_delay
+from siprtmp_bridge.spec import rtmp_port
 from siprtmp_bridge.status import StreamState
 from siprtmp_bridge.video.flv import VideoTrackGate
 
@@ -245,8 +246,7 @@ def reachable(url: str, timeout: float) -> None:
     host = parts.hostname or ""
     if host == "localhost" or _is_loopback(host):
         return
-    port = parts.port or (443 if parts.scheme == "rtmps" else 1935)
-    with socket.create_connection((host, port), timeout=timeout):
+    with socket.create_connection((host, rtmp_port(parts)), timeout=timeout):
         pass
 
 
