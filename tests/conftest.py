@@ -70,13 +70,15 @@ def pcap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tone_pcap(pcap_dir: Path) -> Callable[[str, float], Path]:
-    """A pcap of ``seconds`` of the codec's test tone, made once per session."""
+def tone_pcap(pcap_dir: Path) -> Callable[..., Path]:
+    """A pcap of ``seconds`` of the codec's test tone (or of ``frequency``), made once per
+    session."""
 
-    def make(codec_name: str, seconds: float) -> Path:
-        codec, frequency = TONES[codec_name]
-        path = pcap_dir / f"{codec_name}-{frequency:g}Hz-{seconds:g}s.pcap"
-        return path if path.exists() else make_tone_pcap(path, codec, frequency, seconds)
+    def make(codec_name: str, seconds: float, frequency: float | None = None) -> Path:
+        codec, default_frequency = TONES[codec_name]
+        hz = frequency or default_frequency
+        path = pcap_dir / f"{codec_name}-{hz:g}Hz-{seconds:g}s.pcap"
+        return path if path.exists() else make_tone_pcap(path, codec, hz, seconds)
 
     return make
 
@@ -128,22 +130,27 @@ def sipp(tmp_path: Path, peer_host: str) -> Iterator[Callable[..., SippPeer]]:
 
 @pytest.fixture
 def tone_peer(
-    sipp: Callable[..., SippPeer], tone_pcap: Callable[[str, float], Path]
+    sipp: Callable[..., SippPeer], tone_pcap: Callable[..., Path]
 ) -> Callable[..., SippPeer]:
-    """A SIPp far end that answers with PCMU and streams the PCMU test tone for ``seconds``.
+    """A SIPp far end that answers with PCMU and streams the PCMU test tone for ``seconds``
+    (at ``frequency`` when given).
 
     By default it answers ``a=sendonly`` (as an IVR or a conference's listen line does) and
     hangs up 0.5 s after the tone; scenario placeholders can be overridden.
     """
 
     def start(
-        seconds: float, scenario: str = "uas_tone_hangup.xml", transport: str = "u1", **values: Any
+        seconds: float,
+        scenario: str = "uas_tone_hangup.xml",
+        transport: str = "u1",
+        frequency: float | None = None,
+        **values: Any,
     ) -> SippPeer:
         defaults = {"direction": "sendonly", "call_ms": int(seconds * 1000) + 500, "wait_ms": 30000}
         return sipp(
             scenario,
             transport=transport,
-            pcap=tone_pcap("PCMU", seconds),
+            pcap=tone_pcap("PCMU", seconds, frequency),
             payload_type=0,
             codec="PCMU/8000",
             **{**defaults, **values},

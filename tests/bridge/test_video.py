@@ -101,6 +101,11 @@ def video_far_end(
     )
 
 
+def audio_only_far_end(sipp: Callable[..., SippPeer], tone_pcap: Callable[..., Path]) -> SippPeer:
+    """SIPp answering the delayed offer with audio only (3 s of tone), no video m-line."""
+    return video_far_end(sipp, tone_pcap("PCMU", 3.0), "a=ptime:20", "none", 3500)
+
+
 def video_spec(peer: SippPeer, server: NginxRtmp, stream: str, **video: Any) -> dict[str, Any]:
     """Loopback only; a window of two RTP pairs, so the video pair is the audio's + 2."""
     low = free_udp_window(4)
@@ -225,8 +230,7 @@ def test_far_end_without_video_gives_an_audio_only_stream(
     bridge: Callable[..., BridgeProcess],
     tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    audio_only = "a=ptime:20"  # an audio-only answer to the delayed offer
-    peer = video_far_end(sipp, tone_pcap("PCMU", 3.0), audio_only, "none", 3500)
+    peer = audio_only_far_end(sipp, tone_pcap)
     process = bridge(video_spec(peer, rtmp_server, "no-video"))
 
     assert process.wait(30) == 0, process.stderr_text[-3000:]
@@ -380,8 +384,7 @@ def test_slate_stands_in_for_a_far_end_without_video(
     bridge: Callable[..., BridgeProcess],
     tone_pcap: Callable[[str, float], Path],
 ) -> None:
-    audio_only = "a=ptime:20"  # an audio-only answer to the delayed offer
-    peer = video_far_end(sipp, tone_pcap("PCMU", 3.0), audio_only, "none", 3500)
+    peer = audio_only_far_end(sipp, tone_pcap)
     process = bridge(video_spec(peer, rtmp_server, "slate", whenAbsent="slate"))
 
     assert process.wait(30) == 0, process.stderr_text[-3000:]

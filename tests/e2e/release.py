@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from siprtmp_operator import GROUP
 from tests.e2e.node_harness import Node
+from tests.operator.api_client import ApiClient
 from tests.operator.k8s_harness import (
     REPO,
     bin_dir,
@@ -180,21 +179,12 @@ class Release:
     def wait_operator_ready(self, timeout: float = 150) -> str:
         return wait_for("operator pod Ready", self.ready_operator_pod, timeout=timeout, interval=1)
 
-    def rest(self, path: str, body: object) -> tuple[int, Any]:
-        """POST to the REST API of the ready operator pod, at its pod IP (there is no kube-proxy
-        here for the chart's Service), with the token from the Secret."""
+    def api_client(self) -> ApiClient:
+        """The REST API of the ready operator pod, at its pod IP (there is no kube-proxy here
+        for the chart's Service), with the token from the Secret."""
         name = self.wait_operator_ready()
         (pod,) = [p for p in self.operator_pods() if p["metadata"]["name"] == name]
-        request = urllib.request.Request(
-            f"http://{pod['status']['podIP']}:8082{path}",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+        return ApiClient(f"http://{pod['status']['podIP']}:8082", token=API_TOKEN)
 
     def operator_log(self) -> str:
         name = self.ready_operator_pod()

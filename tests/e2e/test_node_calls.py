@@ -23,7 +23,6 @@ from tests.operator.k8s_harness import plain, wait_for
 from tests.support.kamailio import Kamailio
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.recording import measure_recording
-from tests.support.rtp_pcap import PCMU, make_tone_pcap
 from tests.support.sipp import SippPeer
 
 USER, PASSWORD = "alice", "secret-from-a-Kubernetes-Secret"
@@ -78,23 +77,6 @@ def streaming_with_bytes(release: Release, ns: str, name: str, more_than: int) -
         name,
         lambda s: s.get("phase") == "Streaming" and s["stream"]["bytesSent"] > more_than,
         f"Streaming with more than {more_than} bytes sent",
-    )
-
-
-def tone_far_end(
-    sipp: Callable[..., SippPeer], pcap_dir: Path, hz: float, seconds: float, **values: Any
-) -> SippPeer:
-    """SIPp answering sendonly and playing ``seconds`` of a PCMU tone at ``hz``."""
-    pcap = pcap_dir / f"e2e-PCMU-{hz:g}Hz-{seconds:g}s.pcap"
-    if not pcap.exists():
-        make_tone_pcap(pcap, PCMU, hz, seconds)
-    defaults = {"direction": "sendonly", "call_ms": int(seconds * 1000) + 500, "wait_ms": 60000}
-    return sipp(
-        "uas_tone_hangup.xml",
-        pcap=pcap,
-        payload_type=0,
-        codec="PCMU/8000",
-        **{**defaults, **values},
     )
 
 
@@ -224,13 +206,12 @@ def test_operator_pod_deleted_mid_call_the_call_goes_on_without_a_duplicate_pod(
 def test_five_concurrent_bridges_publish_five_clean_streams(
     release: Release,
     ns: str,
-    sipp: Callable[..., SippPeer],
-    pcap_dir: Path,
+    tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
 ) -> None:
     # A different tone per call: a stream carrying another call's audio would show it.
     tones = {f"call-{i}": 500.0 + 200 * i for i in range(5)}
-    peers = {name: tone_far_end(sipp, pcap_dir, hz, 8.0) for name, hz in tones.items()}
+    peers = {name: tone_peer(8.0, frequency=hz, wait_ms=60000) for name, hz in tones.items()}
     t0 = time.monotonic()
     release.apply(*(manifest(ns, name, peers[name], rtmp_server) for name in tones))
     for name in tones:
@@ -281,26 +262,28 @@ def test_rest_api_of_the_chart_starts_finds_and_terminates_a_call(
             "appKey": "callApp",
         },
     }
-    code, created = release.rest("/rest-api/call/startup", body)
-    assert code == 200, created
+    api = release.api_client()
+    answer = api.call("startup", body)
+    assert answer.status == 200, answer.body
+    created = answer.body
     ns, name = created["namespace"], created["name"]
 
     def live() -> dict[str, Any] | None:
-        code, found = release.rest("/rest-api/call/find", {"callId": call_id})
-        call = found[0] if code == 200 else {}
+        found = api.call("find", {"callId": call_id})
+        call = found.body[0] if found.status == 200 else {}
         states = (call.get("status"), call.get("streamStatus"))
         return (
             call if states == ("ESTABLISHED", "PUBLISHING") and call["bytesSent"] > 20000 else None
         )
 
     wait_for("the call ESTABLISHED and PUBLISHING for a while", live, timeout=60, interval=1)
-    assert release.rest("/rest-api/call/startup", body)[0] == 409  # that callId exists
+    assert api.call("startup", body).status == 409  # that callId exists
     secret = plain(release.api, release.core.read_namespaced_secret(f"{name}-sip", ns))
     (owner,) = secret["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"]) == ("SipRtmpBridge", name)
     assert PASSWORD not in str(release.bridge(ns, name))
-    code, ending = release.rest("/rest-api/call/terminate", {"callId": call_id})
-    assert code == 200 and ending["terminating"], ending
+    ending = api.call("terminate", {"callId": call_id})
+    assert ending.status == 200 and ending.body["terminating"], ending.body
     assert peer.wait(GRACE_SECONDS) == 0  # SIPp's scenario ends only when our BYE arrives
     wait_for("the call gone", lambda: release.bridge(ns, name) is None, timeout=30)
     assert_tone(rtmp_server, "via-rest", 1000, 1.5)

@@ -78,13 +78,8 @@ def test_real_bridge_streams_then_stops_on_delete(
     assert status["stream"]["url"] == f"{rtmp_server.url}/***"
     ready = {c["type"]: c["status"] for c in status["conditions"]}
     assert ready == {"CallEstablished": "True", "Streaming": "True", "Ready": "True"}
-    wait_for(
-        "bytes flowing",
-        lambda: (
-            (b := cluster.bridge(ns, "live")) is not None
-            and b["status"]["stream"]["bytesSent"] > 8000
-        ),
-        timeout=15,
+    cluster.wait_bridge(
+        ns, "live", lambda o: o["status"]["stream"]["bytesSent"] > 8000, "bytes flowing", 15
     )
     cluster.delete_bridge(ns, "live")
     # Delete → graceful pod stop → SIGTERM → the bridge sends BYE and closes the stream.
@@ -161,13 +156,8 @@ def test_real_bridge_rtmp_restart_shows_reconnecting_then_streaming(
     cluster.wait_phase(ns, "drop", "Streaming")
     # Let audio flow first: nginx names recordings by the second (record_unique), so a restart
     # within the first publish's second would overwrite the first recording.
-    wait_for(
-        "bytes flowing",
-        lambda: (
-            (b := cluster.bridge(ns, "drop")) is not None
-            and b["status"]["stream"]["bytesSent"] > 8000
-        ),
-        timeout=15,
+    cluster.wait_bridge(
+        ns, "drop", lambda o: o["status"]["stream"]["bytesSent"] > 8000, "bytes flowing", 15
     )
     rtmp_server.stop()
     obj = cluster.wait_phase(ns, "drop", "Reconnecting")
