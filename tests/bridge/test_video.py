@@ -172,7 +172,40 @@ def test_far_end_h264_is_published_with_the_tone(
     tone = tone_in(recording)
     assert abs(tone.frequency_hz - 1000) < 10, tone
     offset = av_offset_seconds(recording)
-    assert abs(offset) <= 0.1, f"A/V offset {offset * 1000:.0f} ms"
+    assert abs(offset) <= 0.06, f"A/V offset {offset * 1000:.0f} ms"
+    assert video["avSync"] == "arrival"  # this far end sends no sender reports
+
+
+def test_sender_reports_put_late_sent_video_back_beside_its_audio(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    pcap_dir: Path,
+) -> None:
+    """A phone that sends each frame 250 ms after capturing it (encoding takes time), and says
+    when it captured them in RTCP sender reports: placed by arrival the picture would be 250 ms
+    behind the tone; placed by the reports it is in step."""
+    rtp = h264_rtp(1)
+    pcap = write_call_pcap(
+        pcap_dir / "call-tone-h264-late-video-sr.pcap",
+        rtp,
+        CALL_SECONDS,
+        video_send_delay=0.25,
+        sender_reports=True,
+    )
+    peer = video_far_end(sipp, pcap, video_mline(rtp))
+    process = bridge(video_spec(peer, rtmp_server, "late-video-sr"))
+
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    video = process.final["video"]
+    assert video["state"] == "RECEIVING", video
+    recording = rtmp_server.recordings_of("late-video-sr")[-1]
+    assert measure_video(recording).left_is_red
+    offset = av_offset_seconds(recording)
+    assert abs(offset) <= 0.06, f"A/V offset {offset * 1000:.0f} ms"
+    assert video["avSync"] == "sender reports", video
 
 
 def test_parameter_sets_from_the_offer_alone_are_enough(

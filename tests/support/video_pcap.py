@@ -33,6 +33,7 @@ TONE_HZ = 1000.0
 BLINK_SECONDS = 0.5  # the tone and the marker: on for this long, then off for as long
 AUDIO_PORT, VIDEO_PORT = 6000, 6002
 VIDEO_PAYLOAD_TYPE = 96
+NTP_EPOCH_SECONDS = 3_980_000_000  # the far end's wall clock at its first frame, in 2026
 # The marker strip and the box inside it that blinks.
 MARKER_BOX = (100, 185, 120, 50)  # x, y, w, h
 
@@ -148,14 +149,25 @@ def blinking_tone_pcm(seconds: float, sample_rate: int) -> np.ndarray[Any, Any]:
 
 
 def write_call_pcap(
-    path: Path, video: H264Rtp, seconds: float, drop_frames: frozenset[int] = frozenset()
+    path: Path,
+    video: H264Rtp,
+    seconds: float,
+    drop_frames: frozenset[int] = frozenset(),
+    video_send_delay: float = 0.0,
+    sender_reports: bool = False,
 ) -> Path:
     """The blinking tone (PCMU) and the video in one pcap, each at its RTP timestamp's time;
-    the video frames numbered in ``drop_frames`` are left out (lost on the way)."""
+    the video frames numbered in ``drop_frames`` are left out (lost on the way).
+
+    ``video_send_delay`` sends each frame that much after its capture, as a phone's encoder
+    does; ``sender_reports`` adds the video's RTCP sender reports (on the video port + 1, every
+    second from the start), which map its RTP clock to the sender's wall clock.
+    """
     audio = rtp_audio_packets(
         PCMU, encode_payload(PCMU, blinking_tone_pcm(seconds, PCMU.sample_rate)), port=AUDIO_PORT
     )
     first = struct.unpack("!I", video.packets[0][4:8])[0]
+    delay_micros = int(video_send_delay * 1_000_000)
     video_packets = []
     previous, within, frame = None, 0, -1
     for packet in video.packets:
@@ -167,9 +179,23 @@ def write_call_pcap(
             continue
         micros = ((timestamp - first) & 0xFFFFFFFF) * 1_000_000 // 90_000
         # Packets of one frame share its timestamp: 0.1 ms apart, in sending order.
-        video_packets.append((micros + 100 * within, VIDEO_PORT, packet))
-    write_udp_pcap(path, audio + video_packets)
+        video_packets.append((micros + delay_micros + 100 * within, VIDEO_PORT, packet))
+    reports = []
+    if sender_reports:
+        ssrc = struct.unpack("!I", video.packets[0][8:12])[0]
+        for second in range(int(seconds)):
+            # Sent just before the first frame each second, describing that very moment.
+            report = sender_report(ssrc, NTP_EPOCH_SECONDS + second, first + second * 90_000)
+            reports.append((max(0, second * 1_000_000 - 50), VIDEO_PORT + 1, report))
+    write_udp_pcap(path, audio + video_packets + reports)
     return path
+
+
+def sender_report(ssrc: int, ntp_seconds: int, rtp_timestamp: int) -> bytes:
+    """An RTCP SR without report blocks (RFC 3550 §6.4.1); packet and octet counts zero."""
+    return struct.pack(
+        "!BBHIIIIII", 0x80, 200, 6, ssrc, ntp_seconds, 0, rtp_timestamp & 0xFFFFFFFF, 0, 0
+    )
 
 
 def continued(first: H264Rtp, second: H264Rtp) -> H264Rtp:

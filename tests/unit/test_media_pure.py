@@ -10,7 +10,7 @@ import pytest
 
 from siprtmp_bridge.media.analysis import dominant_frequency, measure_tone
 from siprtmp_bridge.media.backoff import backoff_delay
-from siprtmp_bridge.media.clock import silence_needed
+from siprtmp_bridge.media.clock import StreamPosition, silence_needed
 from siprtmp_bridge.media.keepalive import keepalive_packet, split_address
 from siprtmp_bridge.media.wav import WavHeaderError, parse_wav_header
 from siprtmp_bridge.redact import redact_url, scrub
@@ -23,6 +23,30 @@ def test_no_silence_while_audio_keeps_up() -> None:
 def test_silence_catches_up_when_audio_stops() -> None:
     assert silence_needed(8000, 1.5, 8000, 0.3) == 4000
     assert silence_needed(0, 2.0, 16000, 0.3) == 32000  # before the call is answered
+
+
+def test_stream_position_is_steady_although_bursts_lag_by_varying_amounts() -> None:
+    # Audio produced level with the clock from t=10 s, read every 250 ms while the recorder
+    # still holds 0-120 ms of it: the estimate keeps to the tightest bound, not the latest.
+    position = StreamPosition()
+    assert position.at(10.0) is None
+    held = [0.12, 0.0, 0.06, 0.11, 0.03, 0.09]
+    for index in range(24):
+        moment = 10.0 + 0.25 * index
+        position.mark(moment, moment - 10.0 - held[index % len(held)])
+        if index >= held.index(0.0):
+            assert position.at(moment + 0.1) == pytest.approx(moment + 0.1 - 10.0)
+
+
+def test_stream_position_follows_the_audio_clock_when_it_really_moves() -> None:
+    position = StreamPosition(window_seconds=4.0)
+    for index in range(20):
+        position.mark(index * 0.25, index * 0.25)
+    position.mark(5.0, 5.5)  # silence filled in: the stream jumped 0.5 s ahead
+    assert position.at(5.0) == pytest.approx(5.5)
+    for index in range(21, 60):  # production then runs 0.2 s behind (a longer path)
+        position.mark(index * 0.25, index * 0.25 - 0.2)
+    assert position.at(15.0) == pytest.approx(14.8)  # the older, tighter marks have expired
 
 
 def test_backoff_grows_and_is_bounded() -> None:

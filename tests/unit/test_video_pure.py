@@ -10,6 +10,7 @@ from typing import Any
 import av
 import pytest
 
+from siprtmp_bridge.media.keepalive import RtpPortClaim
 from siprtmp_bridge.reporter import significant
 from siprtmp_bridge.spec import SpecError, parse_spec
 from siprtmp_bridge.status import initial_status, to_document, with_video
@@ -21,9 +22,16 @@ from siprtmp_bridge.video.keyframes import (
     fir_packet,
     pli_packet,
 )
-from siprtmp_bridge.video.relay import rtp_ssrc
+from siprtmp_bridge.video.relay import VideoRelay, rtp_ssrc
+from siprtmp_bridge.video.sender_clock import (
+    SenderReport,
+    next_clock,
+    plausible_capture,
+    sender_report,
+)
 from siprtmp_bridge.video.status import VideoState, VideoStatus
 from siprtmp_bridge.video.timeline import VideoTimeline
+from tests.support.video_pcap import sender_report as sender_report_packet
 
 BASE = {"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s"}
 
@@ -80,18 +88,23 @@ def test_rtp_ssrc_is_read_from_rtp_only() -> None:
     assert rtp_ssrc(b"\x00" + rtp[1:]) is None  # not RTP version 2
 
 
-def test_keyframe_request_waits_for_the_far_ends_ssrc() -> None:
-    """A request before the SSRC is known goes out, aimed right, as soon as it is learned."""
+def test_keyframe_request_waits_for_the_far_ends_ssrc_and_leaves_from_the_answered_port() -> None:
+    """A request before the SSRC is known goes out, aimed right, as soon as it is learned; all
+    leave from the answered RTCP port (a NAT in front of the far end drops anything else)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as far_end:
         far_end.bind(("127.0.0.1", 0))
         far_end.settimeout(0.3)
-        sender = RtcpFeedbackSender("127.0.0.1", far_end.getsockname(), 0x11111111)
+        claim = RtpPortClaim("127.0.0.1", 40000, 40998)
+        answered_rtcp = claim.port + 1
+        relay = VideoRelay(claim, far_end.getsockname(), lambda ssrc: None)
+        sender = RtcpFeedbackSender(relay.send_rtcp, 0x11111111)
         try:
             sender.request_keyframe()
             with pytest.raises(TimeoutError):
                 far_end.recv(100)  # held: no PLI for SSRC 0
             sender.learned_ssrc(0x22222222)
-            held = far_end.recv(100)
+            held, source = far_end.recvfrom(100)
+            assert source == ("127.0.0.1", answered_rtcp)
             assert pli_packet(0x11111111, 0x22222222) in held
             assert fir_packet(0x11111111, 0x22222222, 1) in held
             sender.learned_ssrc(0x22222222)  # nothing pending: nothing sent
@@ -100,7 +113,8 @@ def test_keyframe_request_waits_for_the_far_ends_ssrc() -> None:
             sender.request_keyframe()
             assert fir_packet(0x11111111, 0x22222222, 2) in far_end.recv(100)
         finally:
-            sender.close()
+            relay.close()
+        sender.request_keyframe()  # after the call: dropped, no error
 
 
 def _packet(data: bytes, keyframe: bool) -> Any:
@@ -185,3 +199,38 @@ def test_status_document_has_video_only_when_asked() -> None:
         )
     )
     assert significant(more_frames) == significant(document)
+
+
+def test_sender_report_is_read_from_the_head_of_a_compound_packet() -> None:
+    report = sender_report_packet(0xABCDEF01, 3_980_000_000, 0xFFFFFF00)
+    parsed = sender_report(report + empty_receiver_report(7))
+    assert parsed == SenderReport(0xABCDEF01, 3_980_000_000.0, 0xFFFFFF00)
+    half = report[:12] + struct.pack("!I", 2**31) + report[16:]  # NTP fraction: half a second
+    assert sender_report(half) == SenderReport(0xABCDEF01, 3_980_000_000.5, 0xFFFFFF00)
+    assert sender_report(empty_receiver_report(7)) is None
+    assert sender_report(report[:20]) is None
+    assert sender_report(b"\x00" + report[1:]) is None
+
+
+def test_capture_clock_maps_rtp_time_to_local_time_across_the_wrap() -> None:
+    sent = SenderReport(1, 1000.0, 0xFFFFFF00)  # sent at NTP 1000 s, at RTP 0xFFFFFF00
+    clock = next_clock(None, sent, arrival=50.030)  # arrived 30 ms later on our clock
+    assert clock.capture_time(0xFFFFFF00, 90_000) == pytest.approx(50.030)
+    # 256 ticks later is across the 32-bit wrap; 9000 ticks earlier is 100 ms before.
+    assert clock.capture_time(0x00000000, 90_000) == pytest.approx(50.030 + 256 / 90_000)
+    assert clock.capture_time(0xFFFFFF00 - 9000, 90_000) == pytest.approx(49.930)
+    # A later report that took longer on the way does not move the clock; a quicker one does.
+    slow = next_clock(clock, SenderReport(1, 1001.0, 0xFFFFFF00 + 90_000), arrival=51.080)
+    assert slow.capture_time(0xFFFFFF00, 90_000) == pytest.approx(50.030)
+    quick = next_clock(slow, SenderReport(1, 1002.0, 0xFFFFFF00 + 180_000), arrival=52.020)
+    assert quick.capture_time(0xFFFFFF00, 90_000) == pytest.approx(50.020)
+    # Another source (a new SSRC) starts over.
+    assert next_clock(quick, SenderReport(2, 7.0, 0), arrival=60.0).offset == pytest.approx(53.0)
+
+
+def test_implausible_capture_times_fall_back_to_arrival() -> None:
+    assert plausible_capture(9.8, arrived=10.0) == 9.8
+    assert plausible_capture(10.03, arrived=10.0) == 10.03  # the report's own jitter
+    assert plausible_capture(None, arrived=10.0) is None
+    assert plausible_capture(8.5, arrived=10.0) is None  # 1.5 s to send a frame: a wrong clock
+    assert plausible_capture(10.5, arrived=10.0) is None  # captured after it arrived

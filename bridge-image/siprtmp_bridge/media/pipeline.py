@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from siprtmp_bridge.media.clock import silence_needed
+from siprtmp_bridge.media.clock import StreamPosition, silence_needed
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.publisher import RtmpPublisher
 from siprtmp_bridge.media.wav import WAV_HEADER_SIZE, WavHeaderError, parse_wav_header
@@ -58,9 +58,8 @@ class MediaPipeline:
         self._thread = threading.Thread(target=self._run, name="media-pipeline", daemon=True)
         self._started_at = 0.0
         self.error: str | None = None
-        # (monotonic time, samples encoded) after the latest burst: where "now" is on the
-        # stream's timeline, for tracks that follow the audio clock (video/).
-        self.clock_mark = (0.0, 0)
+        # Where "now" is on the stream's timeline, for tracks that follow the audio (video/).
+        self.position = StreamPosition()
 
     def start(self) -> None:
         self._started_at = time.monotonic()
@@ -149,14 +148,12 @@ class MediaPipeline:
 
     def _encode(self, pcm: bytes) -> None:
         self.publisher.submit(self.encoder.encode(pcm))
-        self.clock_mark = (time.monotonic(), self.encoder.samples_in)
+        self.position.mark(time.monotonic(), self.encoder.samples_in / self.clock_rate)
 
     def stream_seconds_at(self, moment: float) -> float:
         """The stream time of audio that reaches the encoder at monotonic time ``moment``."""
-        marked_at, samples = self.clock_mark
-        if marked_at == 0.0:
-            return max(0.0, moment - self._started_at)
-        return samples / self.clock_rate + (moment - marked_at)
+        position = self.position.at(moment)
+        return max(0.0, moment - self._started_at) if position is None else position
 
     def _close_fifo(self) -> None:
         fd, self._fd = self._fd, None

@@ -3,16 +3,15 @@
 A decoder can only start at an IDR picture, and phones send one every few seconds at best (some
 only on request), so without a request the stream's video would start late and stay broken
 after a lost packet until the next IDR. Two ways are used, since far ends understand one or the
-other: RTCP feedback (PLI, RFC 4585, and FIR, RFC 5104) to the far end's RTCP address, and a
+other: RTCP feedback (PLI, RFC 4585, and FIR, RFC 5104) from the answered RTCP port, and a
 SIP INFO with ``picture_fast_update`` (RFC 5168), sent by the SIP side.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 RTCP_PSFB = 206
@@ -80,7 +79,7 @@ class KeyframePolicy:
 
 
 class RtcpFeedbackSender:
-    """Sends PLI and FIR to the far end's RTCP address, from the bridge's bind address.
+    """Sends PLI and FIR to the far end through ``send`` (the relay's answered RTCP port).
 
     Both must name the far end's video SSRC (phones ignore feedback for another source), which
     is known from the offer's ``a=ssrc`` or else from its first RTP packet (``relay.py``). A
@@ -88,18 +87,13 @@ class RtcpFeedbackSender:
     one, made as the call comes up and before any video, is not wasted on the wrong source.
     """
 
-    def __init__(self, bind_host: str, remote: tuple[str, int], sender_ssrc: int) -> None:
-        self.remote = remote
+    def __init__(self, send: Callable[[bytes], None], sender_ssrc: int) -> None:
+        self.send = send
         self.sender_ssrc = sender_ssrc
         self.media_ssrc: int | None = None
         self._pending = False
         self._lock = threading.Lock()  # requests come from pjsua's thread, the SSRC from RTP's
         self._sequence = 0
-        self._socket = socket.socket(
-            socket.AF_INET6 if ":" in remote[0] else socket.AF_INET, socket.SOCK_DGRAM
-        )
-        if bind_host not in ("0.0.0.0", "::"):
-            self._socket.bind((bind_host, 0))
 
     def learned_ssrc(self, ssrc: int) -> None:
         with self._lock:
@@ -119,13 +113,8 @@ class RtcpFeedbackSender:
         with self._lock:
             self._sequence += 1
             sequence = self._sequence
-        compound = (
+        self.send(
             empty_receiver_report(self.sender_ssrc)
             + pli_packet(self.sender_ssrc, media_ssrc)
             + fir_packet(self.sender_ssrc, media_ssrc, sequence)
         )
-        with contextlib.suppress(OSError):  # the next request tries again
-            self._socket.sendto(compound, self.remote)
-
-    def close(self) -> None:
-        self._socket.close()

@@ -22,6 +22,7 @@ import av
 from siprtmp_bridge.video.flv import with_extradata
 from siprtmp_bridge.video.h264 import first_sps, parameter_sets, parse_sps
 from siprtmp_bridge.video.keyframes import KeyframePolicy
+from siprtmp_bridge.video.sender_clock import plausible_capture
 from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK, VideoTimeline
 
 OPEN_TIMEOUT_SECONDS = 2.0
@@ -44,6 +45,8 @@ class VideoStats:
     frame_rate: float | None = None
     keyframe_interval: float | None = None
     av_offset_ms: float | None = None
+    # What places frames against the audio: "sender reports" (RTCP SR) or "arrival".
+    sync: str | None = None
     first_frame_at: float | None = None
     last_frame_at: float | None = None
     parameter_set_changes: int = 0
@@ -61,6 +64,7 @@ class VideoReceiver:
         submit: Callable[[Any], None],
         add_track: Callable[[Any], None],
         stream_seconds_at: Callable[[float], float],
+        capture_time: Callable[[int], float | None],
         policy: KeyframePolicy,
         audio_delay_seconds: float,
     ) -> None:
@@ -69,6 +73,7 @@ class VideoReceiver:
         self.submit = submit
         self.add_track = add_track
         self.stream_seconds_at = stream_seconds_at
+        self.capture_time = capture_time  # a frame's pts → when it was captured, if known
         self.policy = policy
         self.audio_delay = audio_delay_seconds
         self.stats = VideoStats()
@@ -173,7 +178,11 @@ class VideoReceiver:
                 return  # nothing decodable before the first keyframe with its parameter sets
             self._track_added = True
             self.add_track(stream)
-        arrival = self.stream_seconds_at(arrived) + self.audio_delay
+        captured = plausible_capture(self.capture_time(pts), arrived)
+        self.stats.sync = "arrival" if captured is None else "sender reports"
+        # Where the audio that was captured with the frame (else: arrived with it) is.
+        moment = arrived if captured is None else captured
+        arrival = self.stream_seconds_at(moment) + self.audio_delay
         milliseconds = self.timeline.place(pts, arrival)
         packet.pts = packet.dts = milliseconds
         packet.time_base = MILLISECONDS

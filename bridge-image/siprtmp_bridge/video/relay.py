@@ -1,16 +1,16 @@
 """The far end's video RTP, passed from the bridge's video port to FFmpeg on loopback, so that
-the bridge sees each packet's SSRC.
+the bridge sees each packet's SSRC and the far end's sender reports.
 
 Keyframe requests (PLI, FIR) must name the far end's video SSRC: phones ignore feedback for any
-other source, and most offers carry no ``a=ssrc``. FFmpeg's RTP demuxer keeps the SSRC to
-itself, and handing the port over after peeking at the first packet would lose the packets
-of the first keyframe (queued in the peeking socket, or arriving before FFmpeg has bound).
-So the bridge keeps the answered port pair and forwards: RTP and the far end's RTCP to
-FFmpeg's loopback pair, FFmpeg's receiver reports back out from the answered RTCP port (to
-where the far end's RTCP comes from, else to its offered RTCP address). The cost is one
-``recvfrom``/``sendto`` per packet in Python (a phone's video is a few hundred packets a
-second at most) and a second loopback hop, well under a millisecond.
-"""
+other source, and most offers carry no ``a=ssrc``. FFmpeg's RTP demuxer keeps the SSRC, and the
+sender reports that lip sync needs (sender_clock.py), to itself, and handing the port over after
+peeking at the first packet would lose the packets of the first keyframe (queued in the peeking
+socket, or arriving before FFmpeg has bound). So the bridge keeps the answered port pair and
+forwards: RTP and the far end's RTCP to FFmpeg's loopback pair; FFmpeg's receiver reports and
+the bridge's keyframe requests go out from the answered RTCP port (to where the far end's RTCP
+comes from, else to its offered RTCP address). The cost is one ``recvfrom``/``sendto`` per
+packet in Python (a phone's video is a few hundred packets a second at most) and a second
+loopback hop, well under a millisecond."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 
 from siprtmp_bridge.media.keepalive import RtpPortClaim
+from siprtmp_bridge.video.sender_clock import CaptureClock, next_clock, sender_report
 
 LOOPBACK = "127.0.0.1"
 POLL_SECONDS = 0.5  # how often the thread looks at its stop flag while nothing comes
@@ -30,10 +32,15 @@ MAX_DATAGRAM = 65535
 INNER_PORT_MIN, INNER_PORT_MAX = 49152, 65534
 
 
+def is_rtcp(packet: bytes) -> bool:
+    """RTCP (packet types 200-207 where RTP has its marker and payload type, RFC 5761)."""
+    return len(packet) >= 8 and packet[0] >> 6 == 2 and 200 <= packet[1] <= 207
+
+
 def rtp_ssrc(packet: bytes) -> int | None:
     """The SSRC of an RTP packet, or None for anything else (too short, not version 2, or
     RTCP, whose packet types 200-207 fill the marker and payload-type byte, RFC 5761)."""
-    if len(packet) < 12 or packet[0] >> 6 != 2 or 200 <= packet[1] <= 207:
+    if len(packet) < 12 or packet[0] >> 6 != 2 or is_rtcp(packet):
         return None
     ssrc: int = struct.unpack("!I", packet[8:12])[0]
     return ssrc
@@ -57,6 +64,12 @@ class VideoRelay:
         self.remote_rtcp = remote_rtcp
         self.on_ssrc = on_ssrc
         self.ssrc: int | None = None
+        # The far end's capture clock, from its sender reports (sender_clock.py).
+        self.capture_clock: CaptureClock | None = None
+        # FFmpeg counts a stream's timestamps from its first RTP packet's (or from a sender
+        # report's, had one come first: so RTCP waits for that packet): what FFmpeg's pts
+        # are relative to, per loopback port.
+        self.base_timestamp: int | None = None
         # The relay's own loopback pair: FFmpeg's receiver reports go to where its RTP comes
         # from, port + 1 (``rtcp_to_source``), so RTP is sent from the even port of a pair.
         inner = RtpPortClaim(LOOPBACK, INNER_PORT_MIN, INNER_PORT_MAX)
@@ -76,6 +89,7 @@ class VideoRelay:
     def renew_inner_port(self) -> int:
         """A new loopback pair for a new FFmpeg input (a re-INVITE that changes the format:
         the old input stays open until the end, see ``VideoSession``)."""
+        self.base_timestamp = None
         self.inner_port = self._ffmpeg_port()
         return self.inner_port
 
@@ -102,17 +116,34 @@ class VideoRelay:
                     self._forward(sock, packet, source)
 
     def _forward(self, sock: socket.socket, packet: bytes, source: tuple[str, int]) -> None:
-        if sock is self.rtp:
-            ssrc = rtp_ssrc(packet)
-            if ssrc is not None and ssrc != self.ssrc:
-                self.ssrc = ssrc
-                self.on_ssrc(ssrc)
-            self.inner_rtp.sendto(packet, (LOOPBACK, self.inner_port))
-        elif sock is self.rtcp:
+        if sock is self.inner_rtcp:  # FFmpeg's receiver report, for the far end
+            self.send_rtcp(packet)
+        elif is_rtcp(packet):  # the far end's, on its own port or muxed with RTP
             self._far_rtcp_source = source[:2]
-            self.inner_rtcp.sendto(packet, (LOOPBACK, self.inner_port + 1))
-        else:  # FFmpeg's receiver report, for the far end
-            host, port = self.remote_rtcp
-            target = self._far_rtcp_source or ((host, port) if host is not None else None)
-            if target is not None:
+            self._note_sender_report(packet)
+            if self.base_timestamp is not None:
+                self.inner_rtcp.sendto(packet, (LOOPBACK, self.inner_port + 1))
+        elif sock is self.rtp:
+            ssrc = rtp_ssrc(packet)
+            if ssrc is not None:
+                if ssrc != self.ssrc:
+                    self.ssrc = ssrc
+                    self.on_ssrc(ssrc)
+                if self.base_timestamp is None:
+                    self.base_timestamp = struct.unpack("!I", packet[4:8])[0]
+            self.inner_rtp.sendto(packet, (LOOPBACK, self.inner_port))
+
+    def _note_sender_report(self, packet: bytes) -> None:
+        report = sender_report(packet)
+        if report is not None and report.ssrc == self.ssrc:
+            self.capture_clock = next_clock(self.capture_clock, report, time.monotonic())
+
+    def send_rtcp(self, packet: bytes) -> None:
+        """To the far end, from the answered RTCP port: a NAT in front of the far end lets in
+        only what answers its own flow. Aimed where its RTCP comes from, else at the offered
+        address; dropped while neither is known. Safe from any thread, also after ``close()``."""
+        host, port = self.remote_rtcp
+        target = self._far_rtcp_source or ((host, port) if host is not None else None)
+        if target is not None:
+            with contextlib.suppress(OSError):  # closed, or a lost datagram as on the wire
                 self.rtcp.sendto(packet, target)

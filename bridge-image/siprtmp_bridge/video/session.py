@@ -32,15 +32,20 @@ from siprtmp_bridge.video.sdp import (
     rewrite_answer,
     video_answer_section,
 )
+from siprtmp_bridge.video.sender_clock import RTP_WRAP
 from siprtmp_bridge.video.slate import Slate
 from siprtmp_bridge.video.status import VideoState, VideoStatus
+from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK
 from siprtmp_bridge.video.track import SlatedTrack
 
 # Audio reaches the stream later than video arriving at the same moment: pjsua's jitter buffer
-# holds it (60-80 ms on a clean path) and the AAC encoder adds its priming (21 ms at 48 kHz).
-# Video, which FFmpeg hands on as soon as a frame is complete, is placed that much later to
-# match; measured end to end by tests/bridge/test_video.py (the blinking marker and tone).
-AUDIO_PATH_DELAY_SECONDS = 0.1
+# holds it (20 ms on a clean path, in its own statistics), the conference bridge and the WAV
+# recorder a frame or two more, and the AAC encoder adds its priming (21 ms at 48 kHz). Video,
+# which FFmpeg hands on as soon as a frame is complete, is placed that much later to match.
+# Calibrated end to end once the stream position was estimated steadily (media/clock.py): the
+# blinking marker and tone of tests/bridge/test_video.py and bench/video_bench.py, +8…+11 ms in
+# every 20-60 s call at 0.1 s.
+AUDIO_PATH_DELAY_SECONDS = 0.09
 _AUDIO_PORT = re.compile(r"^m=audio (\d+)", re.MULTILINE)
 
 KeyframeInfoSender = Callable[[], bool]  # False when pjsua could not send it
@@ -148,45 +153,49 @@ class VideoSession:
                 return  # a re-INVITE that changes nothing for video
             self._stop_receiver()
         self.accepted = accepted
-        inner_port = self._relay_for(accepted)
+        relay = self._relay_for(accepted)
         sdp_path = self.workdir / f"video-{port}.sdp"
-        sdp_path.write_text(receiver_sdp(accepted, inner_port))
+        sdp_path.write_text(receiver_sdp(accepted, relay.inner_port))
         self.policy = KeyframePolicy()
-        host, rtcp_port = accepted.remote_rtcp
-        if self.feedback is not None:
-            self.feedback.close()
-            self.feedback = None
-        if host is not None:
-            self.feedback = RtcpFeedbackSender(
-                self.spec.nat.bind_address, (host, rtcp_port), random.getrandbits(32)
-            )
-            # What the far end sends beats what its offer says; the offer beats nothing yet.
-            ssrc = self.relay.ssrc if self.relay is not None else None
-            ssrc = ssrc if ssrc is not None else accepted.offer.ssrc
-            if ssrc is not None:
-                self.feedback.learned_ssrc(ssrc)
+        self.feedback = RtcpFeedbackSender(relay.send_rtcp, random.getrandbits(32))
+        # What the far end sends beats what its offer says; the offer beats nothing yet.
+        ssrc = relay.ssrc if relay.ssrc is not None else accepted.offer.ssrc
+        if ssrc is not None:
+            self.feedback.learned_ssrc(ssrc)
         self.receiver = VideoReceiver(
             sdp_path,
             LOOPBACK,
             self._live_sink(),
             self.publisher_add_track,
             self.stream_seconds_at,
+            self._capture_time,
             self.policy,
             AUDIO_PATH_DELAY_SECONDS,
         )
         self.receiver.start()
 
-    def _relay_for(self, accepted: VideoAccepted) -> int:
-        """The loopback port FFmpeg receives on: the relay's, started with the first
-        receiver; a later receiver (a re-INVITE) gets a fresh one."""
+    def _relay_for(self, accepted: VideoAccepted) -> VideoRelay:
+        """The relay, started with the first receiver; a later receiver (a re-INVITE) gets a
+        fresh loopback port on it (``inner_port``)."""
         if self.relay is None:
             assert self._claim is not None
             self.relay = VideoRelay(self._claim, accepted.remote_rtcp, self._learned_ssrc)
             self._claim = None
             self.relay.start()
-            return self.relay.inner_port
-        self.relay.remote_rtcp = accepted.remote_rtcp
-        return self.relay.renew_inner_port()
+        else:
+            self.relay.remote_rtcp = accepted.remote_rtcp
+            self.relay.renew_inner_port()
+        return self.relay
+
+    def _capture_time(self, pts: int) -> float | None:
+        """The receiver's thread: when the frame FFmpeg stamped ``pts`` was captured, once the
+        far end's sender reports tell (FFmpeg counts from the first RTP timestamp)."""
+        relay = self.relay
+        if relay is None or relay.capture_clock is None or relay.base_timestamp is None:
+            return None
+        return relay.capture_clock.capture_time(
+            (relay.base_timestamp + pts) % RTP_WRAP, RTP_VIDEO_CLOCK
+        )
 
     def _learned_ssrc(self, ssrc: int) -> None:
         """The relay's thread: the far end's first video packet (or a new SSRC)."""
@@ -242,6 +251,7 @@ class VideoSession:
             bytes_received=stats.bytes,
             keyframe_requests=self.policy.requests,
             av_offset_ms=stats.av_offset_ms,
+            av_sync=stats.sync,
         )
         return self.status
 
@@ -280,9 +290,7 @@ class VideoSession:
         for receiver in (*self._retired, self.receiver):
             if receiver is not None:
                 receiver.stop(2.0)
-        if self.feedback is not None:
-            self.feedback.close()
-            self.feedback = None
+        self.feedback = None
         if self.relay is not None:
             self.relay.close()
         if self._claim is not None:

@@ -36,6 +36,7 @@ class VideoStatus:
     bytes_received: int = 0
     keyframe_requests: int = 0
     av_offset_ms: float | None = None
+    av_sync: str | None = None  # "sender reports" (RTCP SR) or "arrival"
     local_port: int | None = None
 
 
@@ -72,5 +73,6 @@ def video_document(video: VideoStatus) -> dict[str, Any]:
         "bytesReceived": video.bytes_received,
         "keyframeRequests": video.keyframe_requests,
         "avOffsetMs": video.av_offset_ms,
+        "avSync": video.av_sync,
         "localPort": video.local_port,
     }
