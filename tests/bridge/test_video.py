@@ -4,6 +4,7 @@ check the picture, the tone and how well they line up."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 from collections.abc import Callable
@@ -255,6 +256,53 @@ def received(messages: str, method: str) -> list[str]:
 
 def invites(messages: str) -> list[str]:
     return received(messages, "INVITE")
+
+
+def test_a_session_refresh_keeps_the_video_answered_and_flowing(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    call_pcap: Callable[[int], Path],
+) -> None:
+    """Halfway through, the far end refreshes the session (RFC 4028) with a re-INVITE offering
+    the same audio and video. pjsua answers video with a disabled slot again: unless the bridge
+    rewrites that answer too, the far end stops its video. The answer must keep the same live
+    video port, and the stream's video must run on without a gap."""
+    peer = sipp(
+        "uas_video_refresh.xml",
+        pcap=call_pcap(1),
+        video_codec="H264/90000",
+        video_mline=video_mline(h264_rtp(1)),
+        refresh_at_ms=3000,
+        rest_ms=int(CALL_SECONDS * 1000) - 2500,
+        extra_args=("-aa",),
+    )
+    process = bridge(video_spec(peer, rtmp_server, "video-refresh"))
+
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0, peer.messages()[-3000:]
+    video = process.final["video"]
+    assert video["state"] == "RECEIVING", video
+    messages = peer.messages()
+    (ack,) = received(messages, "ACK")  # the first answer; SIPp acknowledges the second
+    first_port = ack.split("m=video ", 1)[1].split()[0]
+    (refresh_answer,) = [
+        block
+        for block in messages.split("\n-----")
+        if "message received" in block and "SIP/2.0 200" in block and "CSeq: 2 INVITE" in block
+    ]
+    assert first_port != "0"
+    assert f"m=video {first_port} " in refresh_answer, refresh_answer
+    assert "a=inactive" not in refresh_answer.split("m=video", 1)[1]
+    recording = rtmp_server.recordings_of("video-refresh")[-1]
+    picture = measure_video(recording)
+    assert picture.left_is_red and picture.seconds >= CALL_SECONDS - 1.5, picture
+    frame_times = [time for time, _ in frame_sources(recording, SLATE_WIDTH)]
+    # No gap around the refresh (3 s in), up to the end of what the far end sent.
+    sent = [time for time in frame_times if time < CALL_SECONDS - 0.5]
+    gaps = [(a, round(b - a, 3)) for a, b in itertools.pairwise(sent) if b - a > 0.1]
+    assert not gaps and sent[-1] - sent[0] > CALL_SECONDS - 2, (gaps, sent[0], sent[-1])
 
 
 def test_far_end_without_video_gives_an_audio_only_stream(
