@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import siprtmp_bridge
 from siprtmp_bridge.demo.ports import free_port
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_pair
@@ -40,13 +41,71 @@ class Usage:
     cpu_seconds: float
     peak_rss_mib: float
     exit_code: int
+    # CPU-seconds per minute once running (from 5 s after start to 2 s before the end): what
+    # a longer call costs per minute, without start-up (imports, pjsua, FFmpeg's probing).
+    steady_cpu_per_minute: float
 
 
-def wait_usage(process: subprocess.Popen[bytes]) -> Usage:
-    """CPU and peak RSS of one child, from wait4 (children of the child are not counted)."""
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return Usage(usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode)
+class ProcessWatch:
+    """Samples a child's CPU time and own peak RSS (VmHWM) from /proc until it exits.
+
+    wait4's ru_maxrss would also count the benchmark's own memory at fork (Linux keeps the
+    forked image's high-water mark across exec)."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = Path(f"/proc/{pid}")
+        self.peak_kib = 0
+        self.samples: list[tuple[float, float]] = []  # (monotonic, CPU-seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        ticks = os.sysconf("SC_CLK_TCK")
+        while not self._stop.wait(0.2):
+            try:
+                status = (self.proc / "status").read_text()
+                fields = (self.proc / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return
+            self.samples.append((time.monotonic(), (int(fields[11]) + int(fields[12])) / ticks))
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+
+    def steady_cpu_per_minute(self) -> float:
+        if not self.samples:
+            return float("nan")
+        start, end = self.samples[0][0] + 5.0, self.samples[-1][0] - 2.0
+        window = [sample for sample in self.samples if start <= sample[0] <= end]
+        if len(window) < 2:
+            return float("nan")
+        (t0, cpu0), (t1, cpu1) = window[0], window[-1]
+        return (cpu1 - cpu0) / (t1 - t0) * 60
+
+    def wait(self, process: subprocess.Popen[bytes]) -> Usage:
+        """CPU from wait4 (children of the child are not counted), the rest from /proc."""
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        self._stop.set()
+        self._thread.join()
+        return Usage(
+            usage.ru_utime + usage.ru_stime,
+            self.peak_kib / 1024,
+            process.returncode,
+            self.steady_cpu_per_minute(),
+        )
+
+
+def wait_usage(process: subprocess.Popen[bytes], watch: ProcessWatch | None = None) -> Usage:
+    return (watch or ProcessWatch(process.pid)).wait(process)
+
+
+def compile_bridge() -> None:
+    """Bytecode for the bridge's modules, as its image ships it: with PYTHONDONTWRITEBYTECODE
+    set (as in CI), each bridge would otherwise compile them again, 25 ms of CPU per start."""
+    package = Path(siprtmp_bridge.__file__).parent
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
 
 
 def send_rtp(payload: bytes, destination: tuple[str, int], seconds: float) -> None:
@@ -93,12 +152,13 @@ def ffmpeg_run(workdir: Path, rtmp: NginxRtmp, seconds: float, bitrate: int) -> 
             f"{rtmp.url}/ffmpeg",
         ],
     )
+    watch = ProcessWatch(process.pid)
     time.sleep(1.0)  # let it bind its RTP port
     payload = encode_payload(PCMU, tone_pcm(FREQUENCY, seconds, 8000))
     send_rtp(payload, ("127.0.0.1", port), seconds)
     time.sleep(0.5)
     process.terminate()  # ffmpeg ends an RTP input only on a signal; it flushes and exits
-    return wait_usage(process)
+    return wait_usage(process, watch)
 
 
 def bridge_spec(peer: SippPeer, rtmp: NginxRtmp, stream: str, bitrate: int) -> dict[str, Any]:
@@ -183,7 +243,10 @@ def concurrent_run(
         for peer, name in zip(peers, names, strict=True)
     ]
     usages: list[Usage] = []
-    waiter = threading.Thread(target=lambda: usages.extend(wait_usage(p) for p in processes))
+    watches = [ProcessWatch(process.pid) for process in processes]
+    waiter = threading.Thread(
+        target=lambda: usages.extend(map(wait_usage, processes, watches)), daemon=True
+    )
     waiter.start()
     waiter.join(seconds + 60)
     for peer in peers:
@@ -211,6 +274,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="siprtmp-bench-") as directory:
         workdir = Path(directory)
         rtmp = NginxRtmp(workdir / "nginx", free_port()).start()
+        compile_bridge()
         try:
             pcap = make_tone_pcap(workdir / "tone.pcap", PCMU, FREQUENCY, arguments.seconds)
             bridge, latency_ms = bridge_run(
@@ -235,6 +299,12 @@ def main() -> int:
             print(
                 f"  ratio  : CPU {bridge.cpu_seconds / ffmpeg.cpu_seconds:.2f}x, "
                 f"RSS {bridge.peak_rss_mib / ffmpeg.peak_rss_mib:.2f}x"
+            )
+            print(
+                f"  running: bridge {bridge.steady_cpu_per_minute:.2f} CPU-s per minute, "
+                f"ffmpeg {ffmpeg.steady_cpu_per_minute:.2f} "
+                f"({bridge.steady_cpu_per_minute / ffmpeg.steady_cpu_per_minute:.2f}x; "
+                "start-up excluded)"
             )
             print(f"  call audio published {latency_ms:.0f} ms after the answer")
             if not arguments.no_video:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import socket
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,32 +32,6 @@ from tests.support.video_recording import av_offset_seconds, tone_in
 
 BUSY_PICTURE = "testsrc2=s=640x360:r=25"
 PHONE_BITRATE = "800k"
-
-
-class PeakRss:
-    """The process's own peak RSS (VmHWM), read from /proc until it exits."""
-
-    def __init__(self, pid: int) -> None:
-        self.status = Path(f"/proc/{pid}/status")
-        self.peak_kib = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            try:
-                text = self.status.read_text()
-            except OSError:
-                return
-            for line in text.splitlines():
-                if line.startswith("VmHWM:"):
-                    self.peak_kib = max(self.peak_kib, int(line.split()[1]))
-
-    def stop(self) -> float:
-        self._stop.set()
-        self._thread.join()
-        return self.peak_kib / 1024
 
 
 def video_peer(workdir: Path, pcap: Path, rtp: H264Rtp, seconds: float) -> SippPeer:
@@ -109,11 +82,7 @@ def video_run(
     peer = video_peer(workdir, pcap, rtp, seconds)
     name = "video-busy" if busy else "video-marker"
     process = start_bridge(workdir, video_spec(peer, rtmp, name, bitrate), name)
-    peak = PeakRss(process.pid)
     usage = wait_usage(process)
-    # wait4's ru_maxrss also counts the benchmark's own memory at fork (Linux records the
-    # forked image's high-water mark at exec): the bridge's own peak comes from /proc.
-    usage = Usage(usage.cpu_seconds, peak.stop(), usage.exit_code)
     peer.wait(10)
     recording = rtmp.recordings_of(name)[-1]
     streams = ffprobe(recording)["streams"]
