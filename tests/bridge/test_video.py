@@ -107,6 +107,14 @@ def audio_only_far_end(sipp: Callable[..., SippPeer], tone_pcap: Callable[..., P
     return video_far_end(sipp, tone_pcap("PCMU", 3.0), "a=ptime:20", "none", 3500)
 
 
+def finished_video(process: BridgeProcess, peer: SippPeer) -> dict[str, Any]:
+    """Both ends done cleanly: the bridge's final video status."""
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0, peer.messages()[-3000:]
+    video: dict[str, Any] = process.final["video"]
+    return video
+
+
 def video_spec(peer: SippPeer, server: NginxRtmp, stream: str, **video: Any) -> dict[str, Any]:
     """Loopback only; a window of two RTP pairs, so the video pair is the audio's + 2."""
     low = free_udp_window(4)
@@ -198,9 +206,7 @@ def test_sender_reports_put_late_sent_video_back_beside_its_audio(
     peer = video_far_end(sipp, pcap, video_mline(rtp))
     process = bridge(video_spec(peer, rtmp_server, "late-video-sr"))
 
-    assert process.wait(40) == 0, process.stderr_text[-3000:]
-    assert peer.wait(10) == 0
-    video = process.final["video"]
+    video = finished_video(process, peer)
     assert video["state"] == "RECEIVING", video
     recording = rtmp_server.recordings_of("late-video-sr")[-1]
     assert measure_video(recording).left_is_red
@@ -226,9 +232,7 @@ def test_parameter_sets_from_the_offer_alone_are_enough(
     peer = video_far_end(sipp, pcap, video_mline(rtp))
     process = bridge(video_spec(peer, rtmp_server, "sprop-only"))
 
-    assert process.wait(40) == 0, process.stderr_text[-3000:]
-    assert peer.wait(10) == 0
-    video = process.final["video"]
+    video = finished_video(process, peer)
     assert video["state"] == "RECEIVING", video
     assert video["resolution"] == f"{WIDTH}x{HEIGHT}", video
     (ack,) = received(peer.messages(), "ACK")
@@ -526,9 +530,7 @@ def test_a_resolution_change_mid_call_is_passed_on(
     peer = video_far_end(sipp, pcap, video_mline(both), call_ms=6500)
     process = bridge(video_spec(peer, rtmp_server, "resize"))
 
-    assert process.wait(40) == 0, process.stderr_text[-3000:]
-    assert peer.wait(10) == 0
-    video = process.final["video"]
+    video = finished_video(process, peer)
     assert video["resolution"] == "640x360", video
     assert video["keyframeRequests"] == 1  # the switch is not a loss
 
