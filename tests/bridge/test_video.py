@@ -107,12 +107,11 @@ def audio_only_far_end(sipp: Callable[..., SippPeer], tone_pcap: Callable[..., P
     return video_far_end(sipp, tone_pcap("PCMU", 3.0), "a=ptime:20", "none", 3500)
 
 
-def finished_video(process: BridgeProcess, peer: SippPeer) -> dict[str, Any]:
-    """Both ends done cleanly: the bridge's final video status."""
-    assert process.wait(40) == 0, process.stderr_text[-3000:]
+def finished_call(process: BridgeProcess, peer: SippPeer, timeout: float = 40) -> dict[str, Any]:
+    """Both ends done cleanly: the bridge's final status."""
+    assert process.wait(timeout) == 0, process.stderr_text[-3000:]
     assert peer.wait(10) == 0, peer.messages()[-3000:]
-    video: dict[str, Any] = process.final["video"]
-    return video
+    return process.final
 
 
 def video_spec(peer: SippPeer, server: NginxRtmp, stream: str, **video: Any) -> dict[str, Any]:
@@ -141,9 +140,7 @@ def test_far_end_h264_is_published_with_the_tone(
     spec["hasVideo"] = mode == 0  # the seed's field: the direction the bridge answers with
     process = bridge(spec)
 
-    assert process.wait(40) == 0, process.stderr_text[-3000:]
-    assert peer.wait(10) == 0
-    final = process.final
+    final = finished_call(process, peer)
     assert final["reason"] == "RemoteHangup"
     video = final["video"]
     assert video["state"] == "RECEIVING", video
@@ -206,7 +203,7 @@ def test_sender_reports_put_late_sent_video_back_beside_its_audio(
     peer = video_far_end(sipp, pcap, video_mline(rtp))
     process = bridge(video_spec(peer, rtmp_server, "late-video-sr"))
 
-    video = finished_video(process, peer)
+    video = finished_call(process, peer)["video"]
     assert video["state"] == "RECEIVING", video
     recording = rtmp_server.recordings_of("late-video-sr")[-1]
     assert measure_video(recording).left_is_red
@@ -232,7 +229,7 @@ def test_parameter_sets_from_the_offer_alone_are_enough(
     peer = video_far_end(sipp, pcap, video_mline(rtp))
     process = bridge(video_spec(peer, rtmp_server, "sprop-only"))
 
-    video = finished_video(process, peer)
+    video = finished_call(process, peer)["video"]
     assert video["state"] == "RECEIVING", video
     assert video["resolution"] == f"{WIDTH}x{HEIGHT}", video
     (ack,) = received(peer.messages(), "ACK")
@@ -284,9 +281,7 @@ def test_a_session_refresh_keeps_the_video_answered_and_flowing(
     )
     process = bridge(video_spec(peer, rtmp_server, "video-refresh"))
 
-    assert process.wait(40) == 0, process.stderr_text[-3000:]
-    assert peer.wait(10) == 0, peer.messages()[-3000:]
-    video = process.final["video"]
+    video = finished_call(process, peer)["video"]
     assert video["state"] == "RECEIVING", video
     messages = peer.messages()
     (ack,) = received(messages, "ACK")  # the first answer; SIPp acknowledges the second
@@ -318,9 +313,7 @@ def test_far_end_without_video_gives_an_audio_only_stream(
     peer = audio_only_far_end(sipp, tone_pcap)
     process = bridge(video_spec(peer, rtmp_server, "no-video"))
 
-    assert process.wait(30) == 0, process.stderr_text[-3000:]
-    assert peer.wait(10) == 0
-    video = process.final["video"]
+    video = finished_call(process, peer, timeout=30)["video"]
     assert video["state"] == "ABSENT"
     assert "offered no video" in video["reason"]
     assert video["frames"] == 0
@@ -351,9 +344,7 @@ def test_video_codec_other_than_h264_is_refused_with_a_clear_status(
     )
     process = bridge(video_spec(peer, rtmp_server, "vp8"))
 
-    assert process.wait(30) == 0, process.stderr_text[-3000:]
-    assert peer.wait(10) == 0
-    final = process.final
+    final = finished_call(process, peer, timeout=30)
     assert final["reason"] == "RemoteHangup"
     video = final["video"]
     assert video["state"] == "REFUSED"
@@ -386,10 +377,8 @@ def test_far_end_refusing_the_delayed_offer_gets_audio_first_then_video_by_reinv
     spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 5}
     process = bridge(spec)
 
-    assert process.wait(40) == 0, process.stderr_text[-3000:]
-    assert peer.wait(10) == 0
+    final = finished_call(process, peer)
     assert "delayed offer refused (488" in process.stderr_text
-    final = process.final
     assert final["reason"] == "RemoteHangup"
     video = final["video"]
     assert video["state"] == "RECEIVING", video
@@ -472,9 +461,7 @@ def test_slate_stands_in_for_a_far_end_without_video(
     peer = audio_only_far_end(sipp, tone_pcap)
     process = bridge(video_spec(peer, rtmp_server, "slate", whenAbsent="slate"))
 
-    assert process.wait(30) == 0, process.stderr_text[-3000:]
-    assert peer.wait(10) == 0
-    video = process.final["video"]
+    video = finished_call(process, peer, timeout=30)["video"]
     assert (video["state"], video["source"]) == ("ABSENT", "slate")
     assert video["slateFrames"] > 25
 
@@ -505,10 +492,8 @@ def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
     peer = video_far_end(sipp, pcap, video_mline(h264_rtp(1)))
     process = bridge(video_spec(peer, rtmp_server, "slate-live", whenAbsent="slate"))
 
-    assert process.wait(40) == 0, process.stderr_text[-3000:]
-    assert peer.wait(10) == 0
-    final = process.final["video"]
-    assert final["state"] == "RECEIVING" and final["source"] == "slate", final
+    video = finished_call(process, peer)["video"]
+    assert video["state"] == "RECEIVING" and video["source"] == "slate", video
     (recording,) = rtmp_server.recordings_of("slate-live")
     kinds = [kind for kind, _ in runs(frame_sources(recording, SLATE_WIDTH))]
     assert kinds == ["slate", "live", "slate"], runs(frame_sources(recording, SLATE_WIDTH))
@@ -530,7 +515,7 @@ def test_a_resolution_change_mid_call_is_passed_on(
     peer = video_far_end(sipp, pcap, video_mline(both), call_ms=6500)
     process = bridge(video_spec(peer, rtmp_server, "resize"))
 
-    video = finished_video(process, peer)
+    video = finished_call(process, peer)["video"]
     assert video["resolution"] == "640x360", video
     assert video["keyframeRequests"] == 1  # the switch is not a loss
 
