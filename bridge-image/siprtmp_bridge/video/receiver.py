@@ -182,8 +182,7 @@ class VideoReceiver:
         self.stats.sync = "arrival" if captured is None else "sender reports"
         # Where the audio that was captured with the frame (else: arrived with it) is.
         moment = arrived if captured is None else captured
-        arrival = self.stream_seconds_at(moment) + self.audio_delay
-        milliseconds = self.timeline.place(pts, arrival)
+        milliseconds = self.timeline.place(pts, self.stream_seconds_at(moment) + self.audio_delay)
         packet.pts = packet.dts = milliseconds
         packet.time_base = MILLISECONDS
         self.submit(packet)

@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 
 from siprtmp_bridge.media.keepalive import RtpPortClaim
-from siprtmp_bridge.video.sender_clock import CaptureClock, next_clock, sender_report
+from siprtmp_bridge.video.sender_clock import RTP_WRAP, CaptureClock, next_clock, sender_report
+from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK
 
 LOOPBACK = "127.0.0.1"
 POLL_SECONDS = 0.5  # how often the thread looks at its stop flag while nothing comes
@@ -86,12 +87,19 @@ class VideoRelay:
         claim.release()  # FFmpeg binds it next, within milliseconds
         return claim.port
 
-    def renew_inner_port(self) -> int:
+    def renew_inner_port(self) -> None:
         """A new loopback pair for a new FFmpeg input (a re-INVITE that changes the format:
         the old input stays open until the end, see ``VideoSession``)."""
         self.base_timestamp = None
         self.inner_port = self._ffmpeg_port()
-        return self.inner_port
+
+    def capture_time(self, pts: int) -> float | None:
+        """When the frame FFmpeg stamped ``pts`` was captured (local monotonic time), once the
+        far end's sender reports tell; safe from the receiver's thread."""
+        clock, base = self.capture_clock, self.base_timestamp
+        if clock is None or base is None:
+            return None
+        return clock.capture_time((base + pts) % RTP_WRAP, RTP_VIDEO_CLOCK)
 
     def start(self) -> None:
         self._thread.start()

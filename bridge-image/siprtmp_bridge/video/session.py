@@ -32,10 +32,8 @@ from siprtmp_bridge.video.sdp import (
     rewrite_answer,
     video_answer_section,
 )
-from siprtmp_bridge.video.sender_clock import RTP_WRAP
 from siprtmp_bridge.video.slate import Slate
 from siprtmp_bridge.video.status import VideoState, VideoStatus
-from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK
 from siprtmp_bridge.video.track import SlatedTrack
 
 # Audio reaches the stream later than video arriving at the same moment: pjsua's jitter buffer
@@ -168,7 +166,7 @@ class VideoSession:
             self._live_sink(),
             self.publisher_add_track,
             self.stream_seconds_at,
-            self._capture_time,
+            relay.capture_time,
             self.policy,
             AUDIO_PATH_DELAY_SECONDS,
         )
@@ -186,16 +184,6 @@ class VideoSession:
             self.relay.remote_rtcp = accepted.remote_rtcp
             self.relay.renew_inner_port()
         return self.relay
-
-    def _capture_time(self, pts: int) -> float | None:
-        """The receiver's thread: when the frame FFmpeg stamped ``pts`` was captured, once the
-        far end's sender reports tell (FFmpeg counts from the first RTP timestamp)."""
-        relay = self.relay
-        if relay is None or relay.capture_clock is None or relay.base_timestamp is None:
-            return None
-        return relay.capture_clock.capture_time(
-            (relay.base_timestamp + pts) % RTP_WRAP, RTP_VIDEO_CLOCK
-        )
 
     def _learned_ssrc(self, ssrc: int) -> None:
         """The relay's thread: the far end's first video packet (or a new SSRC)."""
