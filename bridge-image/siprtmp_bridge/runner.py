@@ -51,6 +51,7 @@ from siprtmp_bridge.sip.states import (
 )
 from siprtmp_bridge.spec import BridgeSpec
 from siprtmp_bridge.status import (
+    BridgeStatus,
     CallState,
     StreamState,
     finished,
@@ -456,11 +457,17 @@ class BridgeRunner:
         """Copy live counters into metrics and status, and note when RTP last arrived."""
         self.counters.frames_encoded = pipeline.encoder.frames_encoded
         self.counters.silence_seconds = pipeline.silence_samples / pipeline.clock_rate
-        self.reporter.update(partial(with_stream, bytes_sent=publisher.bytes_sent))
+        video = None
         if self.video is not None:
             if self.call_answered_at is not None:
                 self.video.call_media_without_video()
-            self.reporter.update(partial(with_video, video=self.video.snapshot()))
+            video = self.video.snapshot()
+
+        def refreshed(status: BridgeStatus) -> BridgeStatus:
+            status = with_stream(status, bytes_sent=publisher.bytes_sent)
+            return status if video is None else with_video(status, video)
+
+        self.reporter.update(refreshed)  # one status line for both, not one each
         if self.call is None or self.call_answered_at is None:
             return
         packets, lost, jitter = self.call.rtp_packets_received()
