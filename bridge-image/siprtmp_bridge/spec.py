@@ -268,6 +268,20 @@ class _Reader:
             raise SpecError(self.path(name), "must be a string")
         return str(value).strip()
 
+    def choice(
+        self, name: str, choices: tuple[str, ...], default: str, any_case: bool = False
+    ) -> str:
+        """One of ``choices``, ``default`` when absent; ``any_case`` takes any capitalisation."""
+        value = self.data.get(name)
+        if value is None or value == "":
+            return default
+        chosen = value.strip() if isinstance(value, str) else value
+        if any_case and isinstance(chosen, str):
+            chosen = chosen.lower()
+        if chosen not in choices:
+            raise SpecError(self.path(name), f"must be one of {', '.join(choices)}, got {value!r}")
+        return str(chosen)
+
     def required_string(self, name: str) -> str:
         value = self.string(name)
         if not value:
@@ -337,9 +351,7 @@ def _connection_fields(document: Mapping[str, Any], reader: _Reader) -> _Reader:
 
 
 def _parse_connection(outer: _Reader, password: str | None) -> Connection:
-    transport = (outer.string("sipTransport") or "udp").lower()
-    if transport not in TRANSPORTS:
-        raise SpecError(outer.path("sipTransport"), f"must be one of {', '.join(TRANSPORTS)}")
+    transport = outer.choice("sipTransport", TRANSPORTS, "udp", any_case=True)
     domain = outer.string("sipDomain")
     if domain and not _is_host(domain):
         raise SpecError(outer.path("sipDomain"), f"is not a host name or address: {domain!r}")
@@ -567,19 +579,9 @@ def _parse_video(reader: _Reader) -> VideoSettings:
     mode_value = reader.data.get("mode")
     # YAML 1.1 reads an unquoted ``off`` as false: take it for what the user meant.
     if mode_value is False or (isinstance(mode_value, str) and mode_value.lower() == "off"):
-        mode_value = "disabled"
-    if mode_value is not None and not isinstance(mode_value, str):
-        raise SpecError(reader.path("mode"), f"must be one of {', '.join(VIDEO_MODES)}")
-    mode = (mode_value or "disabled").strip().lower()
-    if mode not in VIDEO_MODES:
-        raise SpecError(
-            reader.path("mode"), f"must be one of {', '.join(VIDEO_MODES)}, got {mode_value!r}"
-        )
-    when_absent = reader.string("whenAbsent") or "audioOnly"
-    if when_absent not in VIDEO_WHEN_ABSENT:
-        raise SpecError(
-            reader.path("whenAbsent"),
-            f"must be one of {', '.join(VIDEO_WHEN_ABSENT)}, got {when_absent!r}",
-        )
+        mode = "disabled"
+    else:
+        mode = reader.choice("mode", VIDEO_MODES, "disabled", any_case=True)
+    when_absent = reader.choice("whenAbsent", VIDEO_WHEN_ABSENT, "audioOnly")
     reader.check_unknown(frozenset({"mode", "whenAbsent"}))
     return VideoSettings(mode, when_absent)
