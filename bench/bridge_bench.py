@@ -84,21 +84,20 @@ class ProcessWatch:
         return (cpu1 - cpu0) / (t1 - t0) * 60
 
     def wait(self, process: subprocess.Popen[bytes]) -> Usage:
-        """CPU from wait4 (children of the child are not counted), the rest from /proc."""
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        """CPU from wait4, the rest from /proc."""
+        cpu_seconds = reap(process)
         self._stop.set()
         self._thread.join()
         return Usage(
-            usage.ru_utime + usage.ru_stime,
-            self.peak_kib / 1024,
-            process.returncode,
-            self.steady_cpu_per_minute(),
+            cpu_seconds, self.peak_kib / 1024, process.returncode, self.steady_cpu_per_minute()
         )
 
 
-def wait_usage(process: subprocess.Popen[bytes], watch: ProcessWatch | None = None) -> Usage:
-    return (watch or ProcessWatch(process.pid)).wait(process)
+def reap(process: subprocess.Popen[bytes]) -> float:
+    """Wait for the child; its CPU-seconds from wait4 (children of the child are not counted)."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
 
 
 def compile_bridge() -> None:
@@ -158,7 +157,7 @@ def ffmpeg_run(workdir: Path, rtmp: NginxRtmp, seconds: float, bitrate: int) -> 
     send_rtp(payload, ("127.0.0.1", port), seconds)
     time.sleep(0.5)
     process.terminate()  # ffmpeg ends an RTP input only on a signal; it flushes and exits
-    return wait_usage(process, watch)
+    return watch.wait(process)
 
 
 def bridge_spec(peer: SippPeer, rtmp: NginxRtmp, stream: str, bitrate: int) -> dict[str, Any]:
@@ -227,7 +226,7 @@ def bridge_run(
 ) -> tuple[Usage, float]:
     peer = tone_peer(workdir, pcap, seconds)
     process = start_bridge(workdir, bridge_spec(peer, rtmp, "bridge", bitrate), "bridge")
-    usage = wait_usage(process)
+    usage = ProcessWatch(process.pid).wait(process)
     peer.wait(10)
     return usage, answer_to_audio_ms(workdir, "bridge")
 
@@ -242,11 +241,9 @@ def concurrent_run(
         start_bridge(workdir, bridge_spec(peer, rtmp, name, bitrate), name)
         for peer, name in zip(peers, names, strict=True)
     ]
-    usages: list[Usage] = []
-    watches = [ProcessWatch(process.pid) for process in processes]
-    waiter = threading.Thread(
-        target=lambda: usages.extend(map(wait_usage, processes, watches)), daemon=True
-    )
+    # CPU only: polling /proc for dozens of bridges would load the machine being measured.
+    cpu_seconds: list[float] = []
+    waiter = threading.Thread(target=lambda: cpu_seconds.extend(map(reap, processes)))
     waiter.start()
     waiter.join(seconds + 60)
     for peer in peers:
@@ -260,7 +257,7 @@ def concurrent_run(
         # Clean: the right tone, and (almost) all of it: no dropouts or stalls.
         if abs(tone.frequency_hz - FREQUENCY) < 5 and tone.tone_seconds >= 0.98 * seconds:
             clean += 1
-    return clean, sum(u.cpu_seconds for u in usages)
+    return clean, sum(cpu_seconds)
 
 
 def main() -> int:

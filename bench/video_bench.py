@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.bridge_bench import Usage, bridge_spec, start_bridge, wait_usage
+from bench.bridge_bench import ProcessWatch, Usage, bridge_spec, start_bridge
 from siprtmp_bridge.demo.ports import free_port
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_pair, free_udp_window
@@ -82,7 +82,7 @@ def video_run(
     peer = video_peer(workdir, pcap, rtp, seconds)
     name = "video-busy" if busy else "video-marker"
     process = start_bridge(workdir, video_spec(peer, rtmp, name, bitrate), name)
-    usage = wait_usage(process)
+    usage = ProcessWatch(process.pid).wait(process)
     peer.wait(10)
     recording = rtmp.recordings_of(name)[-1]
     streams = ffprobe(recording)["streams"]
