@@ -41,8 +41,9 @@ class StreamPosition:
     """
 
     window_seconds: float = 4.0
-    _marks: deque[tuple[float, float]] = field(default_factory=deque)
-    _lead: float | None = None  # stream seconds minus monotonic seconds, the tightest bound
+    _marks: deque[tuple[float, float]] = field(default_factory=deque, init=False)
+    # Stream seconds minus monotonic seconds, the tightest bound.
+    _lead: float | None = field(default=None, init=False)
 
     def mark(self, moment: float, stream_seconds: float) -> None:
         """After a burst: ``stream_seconds`` of audio had been produced by ``moment``."""
