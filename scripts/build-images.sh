@@ -14,6 +14,11 @@ BASE_IMAGE="siprtmp/debian-python:bookworm"
 mkdir -p "$CACHE"
 
 if ! docker info >/dev/null 2>&1; then
+    # A daemon killed without its shutdown (a machine reset, a killed CI job) leaves its pid file,
+    # and dockerd then refuses to start; the file is stale when no process holds that pid.
+    for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+        if [ -s "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then rm -f "$pidfile"; fi
+    done
     (dockerd >"$CACHE/dockerd.log" 2>&1 &)
     for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
     docker info >/dev/null 2>&1 || { tail -20 "$CACHE/dockerd.log" >&2; exit 1; }
