@@ -15,6 +15,7 @@ from tests.support.bridge_process import BridgeProcess
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_pair
 from tests.support.rtp_pcap import G722, PCMA, PCMU, RtpCodec, make_tone_pcap
+from tests.support.silent_callee import SilentCallee
 from tests.support.sipp import SippPeer
 
 TONES: dict[str, tuple[RtpCodec, float]] = {
@@ -95,6 +96,14 @@ def rtmp_server(tmp_path: Path, peer_host: str) -> Iterator[NginxRtmp]:
     server = NginxRtmp(tmp_path / "nginx", free_port(), host=peer_host).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def silent_callee() -> Iterator[SilentCallee]:
+    """Where the callee would be, for failures that must happen before anything is dialled."""
+    callee = SilentCallee()
+    yield callee
+    callee.close()
 
 
 @pytest.fixture

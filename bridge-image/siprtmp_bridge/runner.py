@@ -26,6 +26,7 @@ from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.keepalive import RtpKeepAlive, RtpPortClaim
 from siprtmp_bridge.media.pipeline import MediaPipeline
 from siprtmp_bridge.media.publisher import RtmpPublisher, StreamFormat
+from siprtmp_bridge.media.rtmp_route import route_for
 from siprtmp_bridge.media.silence import write_silence_wav
 from siprtmp_bridge.outcome import (
     ExitCode,
@@ -135,7 +136,7 @@ class BridgeRunner:
             Slate() if self.spec.video.enabled and self.spec.video.when_absent == "slate" else None
         )
         publisher = RtmpPublisher(
-            self.spec.publish_url,
+            route_for(self.spec.publish_url, self.spec.rtmp_tls_verify),
             StreamFormat(audio.sample_rate, audio.bitrate),
             self._on_stream_state,
             self.spec.timeouts.rtmp_reconnect_seconds,

@@ -125,6 +125,8 @@ class BridgeSpec:
     callee: str
     rtmp_url: str
     rtmp_stream: str
+    #: rtmps:// only: the server's certificate is checked (media/rtmps_relay.py).
+    rtmp_tls_verify: bool = True
     has_audio: bool = True
     has_video: bool = False
     connection: Connection = field(default_factory=Connection)
@@ -198,6 +200,7 @@ def parse_spec(document: Any, password: str | None = None) -> BridgeSpec:
         callee=_normalise_callee(reader.required_string("callee"), connection),
         rtmp_url=_check_rtmp_url(reader.required_string("rtmpUrl")),
         rtmp_stream=_check_stream(reader.required_string("rtmpStream")),
+        rtmp_tls_verify=reader.boolean("rtmpTlsVerify", default=True),
         has_audio=reader.boolean("hasAudio", default=True),
         has_video=reader.boolean("hasVideo", default=False),
         connection=connection,
@@ -223,6 +226,7 @@ SPEC_FIELDS = frozenset(
         "callee",
         "rtmpUrl",
         "rtmpStream",
+        "rtmpTlsVerify",
         "hasAudio",
         "hasVideo",
         "connection",

@@ -16,6 +16,7 @@ from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.http import http_get
 from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.silent_callee import SilentCallee
 from tests.support.sipp import SippPeer
 
 EXIT_REJECTED, EXIT_NO_ANSWER, EXIT_RTP_INACTIVITY, EXIT_RTMP, EXIT_UNREACHABLE = 4, 5, 6, 7, 8
@@ -128,31 +129,13 @@ def test_maximum_duration_ends_the_call_normally(
     assert peer.wait(10) == 0
 
 
-@pytest.fixture
-def listening_callee() -> Iterator[socket.socket]:
-    """A UDP socket where the callee would be: it must receive nothing."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        yield sock
-
-
-def _received_nothing(sock: socket.socket) -> bool:
-    try:
-        sock.recv(4096)
-    except BlockingIOError:
-        return True
-    return False
-
-
 def test_rtmp_server_down_at_start_fails_before_dialling(
-    listening_callee: socket.socket,
+    silent_callee: SilentCallee,
     bridge: Callable[..., BridgeProcess],
     tmp_path: Path,
 ) -> None:
-    port = listening_callee.getsockname()[1]
     down = NginxRtmp(tmp_path / "down", free_port())  # configured, never started
-    spec = call_spec(f"sip:x@127.0.0.1:{port}", down, "nowhere", rtmpReconnectTimeoutSeconds=1)
+    spec = call_spec(silent_callee.uri, down, "nowhere", rtmpReconnectTimeoutSeconds=1)
     process = bridge(spec)
     assert process.wait(20) == EXIT_RTMP
     final = process.final
@@ -161,7 +144,7 @@ def test_rtmp_server_down_at_start_fails_before_dialling(
     assert final["stream"]["state"] == "FAILED"
     assert final["call"]["state"] in ("NEW", "FAILED")
     assert "Connection refused" in final["message"]
-    assert _received_nothing(listening_callee)
+    assert silent_callee.received_nothing()
 
 
 #: A local, non-loopback address made for the test (loopback is never probed: it cannot be
@@ -190,15 +173,14 @@ def black_holed(port: int) -> Iterator[str]:
 
 
 def test_black_holed_rtmp_server_fails_in_bounded_time_and_never_freezes_the_bridge(
-    listening_callee: socket.socket,
+    silent_callee: SilentCallee,
     bridge: Callable[..., BridgeProcess],
     tmp_path: Path,
 ) -> None:
     """FFmpeg's connect holds the GIL: unguarded, it froze the process for ~2 minutes."""
-    port = listening_callee.getsockname()[1]
     status_port, rtmp_port = free_port(), free_port()
     with black_holed(rtmp_port) as host:
-        spec = call_spec(f"sip:x@127.0.0.1:{port}", NginxRtmp(tmp_path, rtmp_port), "hole")
+        spec = call_spec(silent_callee.uri, NginxRtmp(tmp_path, rtmp_port), "hole")
         spec.update(rtmpUrl=f"rtmp://{host}:{rtmp_port}/live", rtmpReconnectTimeoutSeconds=6)
         t0 = time.monotonic()
         process = bridge(spec, status_port=status_port)
@@ -211,7 +193,7 @@ def test_black_holed_rtmp_server_fails_in_bounded_time_and_never_freezes_the_bri
     final = process.final
     assert (final["reason"], final["stream"]["state"]) == ("RtmpFailed", "FAILED")
     assert "timed out" in final["message"]
-    assert _received_nothing(listening_callee)
+    assert silent_callee.received_nothing()
 
 
 INVALID_SPECS = [

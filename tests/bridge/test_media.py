@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from siprtmp_bridge.demo.ports import free_port
 from tests.conftest import TONES, call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.nginx_rtmp import NginxRtmp
@@ -61,30 +60,3 @@ def test_tone_from_far_end_is_published_over_rtmp(
     probe = ffprobe(recording)
     assert [s["codec_name"] for s in probe["streams"]] == ["aac"]
     assert float(probe["format"]["duration"]) >= TONE_SECONDS
-
-
-def test_rtmps_and_a_cdn_friendly_encoding(
-    tone_peer: Callable[..., SippPeer],
-    bridge: Callable[..., BridgeProcess],
-    tmp_path: Path,
-) -> None:
-    """Publishing over TLS (nginx's stream module terminating it, as CDN ingest does), at
-    44.1 kHz and a lower bitrate."""
-    server = NginxRtmp(tmp_path / "tls-nginx", free_port(), tls_port=free_port()).start()
-    try:
-        peer = tone_peer(3.0)
-        spec = call_spec(peer.uri, server, "secure", audio={"sampleRate": 44100, "bitrate": 32000})
-        spec["rtmpUrl"] = server.tls_url
-        process = bridge(spec)
-        assert process.wait(30) == 0, process.stderr_text[-2000:]
-        assert process.final["stream"]["url"] == f"{server.tls_url}/***"
-        (recording,) = server.recordings_of("secure")
-        probe = ffprobe(recording)
-        (stream,) = probe["streams"]
-        assert stream["sample_rate"] == "44100"
-        assert 24_000 < int(probe["format"]["bit_rate"]) < 48_000
-        tone = measure_recording(recording)
-        assert abs(tone.frequency_hz - 1000) < 5
-        assert tone.tone_seconds > 2.8
-    finally:
-        server.stop()

@@ -89,3 +89,30 @@ def test_demo_call_runs_inside_a_locked_down_container() -> None:
     match = re.search(r"demo: OK: .* ([\d.]+) s of it is a ([\d.]+) Hz tone", result.stdout)
     assert match, result.stdout
     assert abs(float(match.group(2)) - 880) < 5
+
+
+def test_rtmps_relay_runs_in_the_image_with_a_ca_bundle() -> None:
+    """RTMPS verification needs a trust store in the image, and the relay must start there
+    (read-only, no network: it answers that nothing listens)."""
+    locked_down = ["run", "--rm", "-i", "--network", "none", "--read-only", "--entrypoint"]
+    counted = docker(
+        *locked_down,
+        "python",
+        IMAGE,
+        "-c",
+        "import ssl; print(ssl.create_default_context().cert_store_stats()['x509_ca'])",
+    )
+    assert counted.returncode == 0, counted.stderr[-2000:]
+    assert int(counted.stdout) > 50  # Debian's / python-slim's CA bundle
+    relay = subprocess.run(
+        ["docker", *locked_down, "python", IMAGE, "-m", "siprtmp_bridge.media.rtmps_relay"],
+        input='{"host": "127.0.0.1", "port": 1}\nconnect 1\n',
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert relay.returncode == 0, relay.stderr[-2000:]
+    listening, answer = relay.stdout.splitlines()
+    assert listening.startswith("listening ")
+    assert answer == "error connection to 127.0.0.1:1 failed: Connection refused"

@@ -23,6 +23,8 @@ class BridgeProcess:
     status_port: int = 0
     extra_args: list[str] = field(default_factory=list)
     spec_format: str = "json"
+    #: Added to the test's own environment (e.g. SSL_CERT_FILE for a trusted test CA).
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[str] | None = None
     lines: list[dict[str, Any]] = field(default_factory=list)
     stderr_text: str = ""
@@ -56,7 +58,7 @@ class BridgeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()

@@ -28,6 +28,7 @@ rtmp {{
             record all;
             record_path {root}/recordings;
             record_unique on;
+            {on_publish}
         }}
     }}
 }}
@@ -47,8 +48,14 @@ TLS_SERVER = """stream {{
 
 class NginxRtmp:
     def __init__(
-        self, root: Path, port: int, tls_port: int | None = None, host: str = "127.0.0.1"
+        self,
+        root: Path,
+        port: int,
+        tls_port: int | None = None,
+        host: str = "127.0.0.1",
+        on_publish: str | None = None,
     ) -> None:
+        """``on_publish``: a URL nginx-rtmp notifies of each publisher (support/publish_log.py)."""
         self.root = root
         self.host = host
         self.port = port
@@ -56,8 +63,10 @@ class NginxRtmp:
         self.recordings = root / "recordings"
         self.recordings.mkdir(parents=True, exist_ok=True)
         tls_module = tls_server = ""
+        #: The self-signed certificate the TLS port presents (trusted by nobody by default).
+        self.certificate: Path | None = None
         if tls_port is not None:
-            self_signed(root)
+            self.certificate, _ = self_signed(root)
             tls_module = f"load_module {STREAM_MODULE};"
             tls_server = TLS_SERVER.format(tls_port=tls_port, root=root, port=port, host=host)
         (root / "nginx.conf").write_text(
@@ -68,6 +77,7 @@ class NginxRtmp:
                 port=port,
                 tls_module=tls_module,
                 tls_server=tls_server,
+                on_publish=f"on_publish {on_publish};" if on_publish else "",
             )
         )
         self.process: subprocess.Popen[bytes] | None = None

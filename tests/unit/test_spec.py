@@ -26,6 +26,7 @@ def test_defaults_for_a_minimal_spec() -> None:
     assert spec.audio.sample_rate == 48000
     assert spec.call_id.startswith("call-")
     assert spec.connection.sip_transport == "udp"
+    assert spec.rtmp_tls_verify is True
 
 
 def test_seed_rest_body_with_string_booleans_and_ports() -> None:
@@ -37,6 +38,7 @@ def test_seed_rest_body_with_string_booleans_and_ports() -> None:
             "rtmpStream": "streamName",
             "hasAudio": "false",
             "hasVideo": "true",
+            "rtmpTlsVerify": "false",
             "connection": {
                 "sipLogin": "me",
                 "sipPassword": "pw",
@@ -51,7 +53,7 @@ def test_seed_rest_body_with_string_booleans_and_ports() -> None:
     assert spec.call_id == "R2fhkll5Sw3lK"
     assert spec.callee == "sip:1000@example.sip.twilio.com:5060"
     assert spec.publish_url == "rtmp://cdn/live/streamName"
-    assert (spec.has_audio, spec.has_video) == (False, True)
+    assert (spec.has_audio, spec.has_video, spec.rtmp_tls_verify) == (False, True, False)
     assert spec.connection.auth_user == "auth"
     assert spec.connection.sip_port == 5060
     assert "pw" not in repr(spec)
@@ -109,6 +111,7 @@ def test_codec_aliases_and_order() -> None:
         ({"rtmpUrl": "rtmp://h:99999/live"}, "spec.rtmpUrl: has an invalid port"),
         ({"rtmpStream": "a b"}, "spec.rtmpStream"),
         ({"hasVideo": "yes"}, "spec.hasVideo: must be true or false"),
+        ({"rtmpTlsVerify": "no"}, "spec.rtmpTlsVerify: must be true or false"),
         ({"connection": {"sipPort": 70000}}, "spec.connection.sipPort: must be between"),
         ({"connection": {"sipRegisterRequired": True}}, "needs connection.sipDomain"),
         ({"connection": {"sipPassword": "x"}}, "spec.connection.sipLogin: is required"),

@@ -9,21 +9,18 @@ sample count), and publishing resumes at the current timestamp on a fresh connec
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import queue
-import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import av
 
 from siprtmp_bridge.media.backoff import backoff_delay
-from siprtmp_bridge.spec import rtmp_port
+from siprtmp_bridge.media.rtmp_route import RtmpRoute
 from siprtmp_bridge.status import StreamState
 from siprtmp_bridge.video.flv import VideoTrackGate
 
@@ -54,13 +51,13 @@ class RtmpPublisher:
 
     def __init__(
         self,
-        url: str,
+        route: RtmpRoute,
         stream_format: StreamFormat,
         on_state: StateListener,
         reconnect_budget_seconds: float,
         video_template: Any = None,
     ) -> None:
-        self.url = url
+        self.route = route
         self.format = stream_format
         self.on_state = on_state
         self.reconnect_budget = reconnect_budget_seconds
@@ -118,6 +115,7 @@ class RtmpPublisher:
         self._thread.join(timeout)
         self._stop.set()
         self._thread.join(0.5)
+        self.route.close()
 
     def wait_connected(self, timeout: float) -> bool:
         """Connect before the call is placed, so the first audio packet goes out at once."""
@@ -201,14 +199,9 @@ class RtmpPublisher:
     def _open(self, connect_timeout: float) -> str | None:
         """Open and handshake now (PyAV would otherwise connect on the first packet)."""
         try:
-            # PyAV opens output I/O holding the GIL, without options or an interrupt callback:
-            # a connect to a black-holed host would freeze the whole process (the pjsua poll
-            # loop, SIGTERM handling, /status) for the kernel's SYN timeout, about two minutes.
-            # A bounded TCP connect first, made from Python (which releases the GIL), turns
-            # that into a failed attempt within ``connect_timeout``.
-            reachable(self.url, connect_timeout)
+            url = self.route.open(connect_timeout)
             container: Any = av.open(
-                self.url,
+                url,
                 mode="w",
                 format="flv",
                 container_options={"max_interleave_delta": str(MAX_INTERLEAVE_MICROSECONDS)},
@@ -234,27 +227,6 @@ class RtmpPublisher:
             return
         with contextlib.suppress(av.FFmpegError, OSError):
             container.close()
-
-
-def reachable(url: str, timeout: float) -> None:
-    """Raise OSError unless a TCP connection to the URL's server opens within ``timeout``.
-
-    Loopback is not probed: it answers or refuses at once, and the probe would use up the one
-    connection a single-client receiver (``ffmpeg -listen 1``, the demo's) accepts.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if host == "localhost" or _is_loopback(host):
-        return
-    with socket.create_connection((host, rtmp_port(parts)), timeout=timeout):
-        pass
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name
-        return False
 
 
 def _describe(error: Exception) -> str:

@@ -30,6 +30,7 @@ CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 BOOLEAN_FIELDS: tuple[tuple[str, ...], ...] = (
     ("hasAudio",),
     ("hasVideo",),
+    ("rtmpTlsVerify",),
     ("connection", "sipRegisterRequired"),
     ("connection", "sipTlsVerifyServer"),
 )

@@ -1,0 +1,68 @@
+"""Where FFmpeg connects to publish: the RTMP server itself, or the RTMPS relay in front of it."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from siprtmp_bridge.media.rtmps_tunnel import RtmpsTunnel
+from siprtmp_bridge.spec import rtmp_port
+
+
+class RtmpRoute(Protocol):
+    def open(self, timeout: float) -> str:
+        """The URL FFmpeg is to open now; OSError naming the reason if the server is out of
+        reach within ``timeout``."""
+
+    def close(self) -> None:
+        """Release what the route holds (the publisher is done)."""
+
+
+class DirectRoute:
+    """FFmpeg connects to the server itself (rtmp://, or rtmps:// with verification off)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def open(self, timeout: float) -> str:
+        # PyAV opens output I/O holding the GIL, without options or an interrupt callback: a
+        # connect to a black-holed host would freeze the whole process (the pjsua poll loop,
+        # SIGTERM handling, /status) for the kernel's SYN timeout, about two minutes. A bounded
+        # TCP connect first, made from Python (which releases the GIL), turns that into a failed
+        # attempt within ``timeout``.
+        reachable(self.url, timeout)
+        return self.url
+
+    def close(self) -> None:
+        pass
+
+
+def route_for(url: str, verify_tls: bool) -> RtmpRoute:
+    """RTMPS goes through the relay, which verifies the server's certificate, unless the spec
+    turned verification off; then FFmpeg's own TLS, which verifies nothing, is used."""
+    if urlsplit(url).scheme.lower() == "rtmps" and verify_tls:
+        return RtmpsTunnel(url)
+    return DirectRoute(url)
+
+
+def reachable(url: str, timeout: float) -> None:
+    """Raise OSError unless a TCP connection to the URL's server opens within ``timeout``.
+
+    Loopback is not probed: it answers or refuses at once, and the probe would use up the one
+    connection a single-client receiver (``ffmpeg -listen 1``, the demo's) accepts.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host == "localhost" or _is_loopback(host):
+        return
+    with socket.create_connection((host, rtmp_port(parts)), timeout=timeout):
+        pass
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name
+        return False

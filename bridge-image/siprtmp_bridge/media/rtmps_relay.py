@@ -1,0 +1,228 @@
+"""RTMPS with the server's certificate verified: a child process that FFmpeg publishes plain RTMP
+to on loopback, and that carries it to the server over TLS made by Python's ``ssl``.
+
+Why: PyAV opens output I/O with ``avio_open`` and no options, so FFmpeg's own TLS can be given
+neither ``tls_verify`` nor a CA file and accepts any certificate (a man in the middle would get
+the stream key). Python's default context verifies the chain and the host name against the
+system's trust store (``SSL_CERT_FILE``/``SSL_CERT_DIR`` override it) and sends SNI.
+
+Why a process: PyAV holds the GIL while FFmpeg connects and handshakes, so a relay on threads of
+the bridge's own process could never answer it (tried: it deadlocks). Here the bridge waits for
+this process's answer with the GIL released, and only then lets FFmpeg connect.
+
+Protocol (media/rtmps_tunnel.py is the other end): one JSON line on stdin names the server
+(``{"host": ..., "port": ...}``; no stream key ever reaches this process), this process answers
+``listening PORT``. Each ``connect SECONDS`` line then opens and verifies one TLS connection,
+answered ``ready`` or ``error REASON``; the next connection FFmpeg makes to PORT is joined to
+it. The ``connect`` command's tcUrl is given back the server's own address
+(media/rtmp_connect.py), as FFmpeg would have sent it connecting directly.
+End of stdin ends the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import ssl
+import sys
+
+from siprtmp_bridge.media.rtmp_connect import HANDSHAKE_BYTES, NotRewritableError, rewrite_connect
+
+CONNECT = "connect"
+READY = "ready"
+ERROR = "error"
+LISTENING = "listening"
+#: A TCP connect and TLS handshake with the server, together, at most.
+CONNECT_TIMEOUT_SECONDS = 5.0
+#: The server's part of the RTMP handshake (S0, S1, S2). While it is awaited, FFmpeg waits in a
+#: call that holds the bridge's GIL, so a server that accepts and then stalls costs this long.
+HANDSHAKE_TIMEOUT_SECONDS = 5.0
+#: A server that takes nothing for this long counts as gone (FFmpeg then sees the connection fail).
+WRITE_TIMEOUT_SECONDS = 30.0
+#: How long a closing connection may take to hand the server what is still buffered for it.
+CLOSE_TIMEOUT_SECONDS = 2.0
+#: How long a verified connection waits for FFmpeg to come and use it.
+CLAIM_TIMEOUT_SECONDS = 10.0
+_SERVER_HANDSHAKE_BYTES = 1 + 1536 + 1536
+_READ = 65536
+
+
+def server_prefix(host: str, port: int) -> str:
+    """The start of the tcUrl FFmpeg sends to ``rtmps://host:port`` (it always names the port)."""
+    return f"rtmps://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+class Relay:
+    """Joins each connection FFmpeg makes to the verified TLS connection prepared for it."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext) -> None:
+        self.host, self.port, self.context = host, port, context
+        self.local_prefix = ""
+        self._waiting: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def listen(self) -> int:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = server.sockets[0].getsockname()[1]
+        self.local_prefix = f"rtmp://127.0.0.1:{port}"
+        return port
+
+    async def prepare(self, timeout: float) -> str:
+        """``ready`` once a verified connection waits for FFmpeg, else ``error REASON``."""
+        self._drop_waiting()
+        try:
+            self._waiting = await asyncio.wait_for(
+                asyncio.open_connection(
+                    self.host, self.port, ssl=self.context, server_hostname=self.host
+                ),
+                timeout,
+            )
+        except ssl.SSLCertVerificationError as error:
+            return f"{ERROR} certificate of {self.host}:{self.port} not trusted: " + (
+                error.verify_message or str(error)
+            )
+        except TimeoutError:
+            return f"{ERROR} no TLS connection to {self.host}:{self.port} within {timeout:g} s"
+        except ssl.SSLError as error:  # a TLS handshake that went wrong otherwise
+            return f"{ERROR} TLS with {self.host}:{self.port} failed: {error.reason or error}"
+        except OSError as error:  # asyncio's own wording hides the errno's ("Connect call failed")
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            return f"{ERROR} connection to {self.host}:{self.port} failed: {reason}"
+        self._expiry = asyncio.get_running_loop().call_later(
+            CLAIM_TIMEOUT_SECONDS, self._drop_waiting
+        )
+        return READY
+
+    def _drop_waiting(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if self._waiting is not None:
+            self._waiting[1].close()
+            self._waiting = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream, self._waiting = self._waiting, None
+        self._drop_waiting()
+        if upstream is None:  # nothing prepared: not a connection the bridge asked for
+            writer.close()
+            return
+        server_reader, server_writer = upstream
+        directions = [
+            asyncio.create_task(self._publisher_to_server(reader, server_writer)),
+            asyncio.create_task(_server_to_publisher(server_reader, writer)),
+        ]
+        this = asyncio.current_task()
+        assert this is not None
+        self._connections.add(this)
+        # Either side ending (FFmpeg closing the stream, the server dropping it, a stall or a
+        # timeout) ends both: FFmpeg then sees its connection fail and reconnects.
+        await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+        for direction in directions:
+            direction.cancel()
+        await asyncio.gather(*directions, return_exceptions=True)
+        writer.close()
+        server_writer.close()  # after what is buffered for the server (FLV trailer) is sent
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(server_writer.wait_closed(), CLOSE_TIMEOUT_SECONDS)
+        self._connections.discard(this)
+
+    async def finish(self) -> None:
+        """Let connections still open end of themselves, for a moment."""
+        if self._connections:
+            await asyncio.wait(self._connections, timeout=CLOSE_TIMEOUT_SECONDS)
+
+    async def _publisher_to_server(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """The handshake as it comes, the ``connect`` command held until complete and sent with
+        its tcUrl restored, then everything else as it comes."""
+        handshake_left = HANDSHAKE_BYTES  # C0 and C1 now, C2 after the server's answer
+        while handshake_left:
+            data = await _read_some(reader, handshake_left)
+            await _send(writer, data)
+            handshake_left -= len(data)
+        held = b""
+        while True:
+            held += await _read_some(reader, _READ)
+            change = _rewritten(held, self)
+            if change is not None:
+                await _send(writer, change)
+                break
+        await _copy(reader, writer)
+
+
+def _rewritten(held: bytes, relay: Relay) -> bytes | None:
+    """``held`` ready to send (tcUrl restored), or None while the connect is incomplete."""
+    try:
+        change = rewrite_connect(held, relay.local_prefix, server_prefix(relay.host, relay.port))
+    except NotRewritableError:
+        return held  # not what we expected: sent as it is
+    return None if change is None else change.data + held[change.consumed :]
+
+
+async def _server_to_publisher(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    handshake = await asyncio.wait_for(
+        reader.readexactly(_SERVER_HANDSHAKE_BYTES), HANDSHAKE_TIMEOUT_SECONDS
+    )
+    await _send(writer, handshake)
+    await _copy(reader, writer)
+
+
+async def _read_some(reader: asyncio.StreamReader, limit: int) -> bytes:
+    if data := await reader.read(limit):
+        return data
+    raise ConnectionResetError("the publisher closed its connection")
+
+
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(_READ):
+        await _send(writer, data)
+
+
+async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
+    writer.write(data)
+    await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_SECONDS)
+
+
+async def _commands() -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+def _answer(line: str) -> None:
+    sys.stdout.write(line.replace("\n", " ") + "\n")
+    sys.stdout.flush()
+
+
+async def _main() -> int:
+    commands = await _commands()
+    config = json.loads(await commands.readline())
+    relay = Relay(str(config["host"]), int(config["port"]), ssl.create_default_context())
+    _answer(f"{LISTENING} {await relay.listen()}")
+    while line := await commands.readline():
+        command, _, seconds = line.decode().strip().partition(" ")
+        if command == CONNECT:
+            _answer(
+                await relay.prepare(
+                    min(float(seconds or CONNECT_TIMEOUT_SECONDS), CONNECT_TIMEOUT_SECONDS)
+                )
+            )
+        else:
+            _answer(f"{ERROR} unknown command {command!r}")
+    await relay.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    # The relay lives exactly as long as the bridge holds its stdin: a Ctrl-C or SIGTERM to the
+    # whole process group must not cut the stream before the bridge has flushed and closed it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(asyncio.run(_main()))
