@@ -24,6 +24,8 @@ SPEC_DIR = "/etc/siprtmp/spec"
 SPEC_FILE = f"{SPEC_DIR}/spec.json"
 SECRET_DIR = "/etc/siprtmp/secret"
 PASSWORD_FILE = f"{SECRET_DIR}/password"
+CA_BUNDLE_DIR = "/etc/siprtmp/ca"
+CA_BUNDLE_FILE = f"{CA_BUNDLE_DIR}/ca.crt"
 TERMINATION_LOG = "/dev/termination-log"
 
 

@@ -17,6 +17,8 @@ from . import API_VERSION, KIND
 from .names import (
     ANNOTATION_PORT_SLOT,
     ANNOTATION_SPEC,
+    CA_BUNDLE_DIR,
+    CA_BUNDLE_FILE,
     CONTAINER_NAME,
     PASSWORD_FILE,
     SECRET_DIR,
@@ -148,6 +150,25 @@ def build_pod(
             }
         )
 
+    env: list[JSON] = [
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "SIPRTMP_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "SIPRTMP_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+    ]
+    if settings.bridge_ca_bundle_config_map:
+        # RTMPS verification (the bridge's relay uses Python's ssl) reads SSL_CERT_FILE.
+        mounts.append({"name": "ca-bundle", "mountPath": CA_BUNDLE_DIR, "readOnly": True})
+        volumes.append(
+            {
+                "name": "ca-bundle",
+                "configMap": {
+                    "name": settings.bridge_ca_bundle_config_map,
+                    "items": [{"key": settings.bridge_ca_bundle_key, "path": "ca.crt"}],
+                },
+            }
+        )
+        env.append({"name": "SSL_CERT_FILE", "value": CA_BUNDLE_FILE})
+
     annotations = {
         ANNOTATION_SPEC: json.dumps(
             bridge_spec(spec, uid, plan, settings), sort_keys=True, separators=(",", ":")
@@ -163,11 +184,7 @@ def build_pod(
         "command": ["sip-rtmp-bridge"],
         "args": args,
         "ports": _ports(plan, settings, str(connection.get("sipTransport", "udp"))),
-        "env": [
-            {"name": "PYTHONUNBUFFERED", "value": "1"},
-            {"name": "SIPRTMP_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-            {"name": "SIPRTMP_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
-        ],
+        "env": env,
         "resources": {
             "requests": {
                 "cpu": settings.bridge_cpu_request,

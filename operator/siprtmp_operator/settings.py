@@ -70,6 +70,10 @@ class Settings:
     bridge_status_port: int = 8080
     bridge_run_as_user: int = 10001
     bridge_extra_args: tuple[str, ...] = ()
+    # A ConfigMap (in each resource's namespace) whose key holds the CA bundle RTMPS servers'
+    # certificates are verified against, instead of the image's; "" keeps the image's.
+    bridge_ca_bundle_config_map: str = ""
+    bridge_ca_bundle_key: str = "ca.crt"
     # spec.video for resources that do not set it (docs/spec.md, "video").
     default_video_mode: str = "disabled"
     default_video_when_absent: str = "audioOnly"
@@ -143,6 +147,9 @@ class Settings:
             bridge_status_port=_int(e, "BRIDGE_STATUS_PORT", d.bridge_status_port),
             bridge_run_as_user=_int(e, "BRIDGE_RUN_AS_USER", d.bridge_run_as_user),
             bridge_extra_args=tuple(_get(e, "BRIDGE_EXTRA_ARGS", "").split()),
+            bridge_ca_bundle_config_map=_get(e, "BRIDGE_CA_BUNDLE_CONFIG_MAP", "").strip(),
+            bridge_ca_bundle_key=_get(e, "BRIDGE_CA_BUNDLE_KEY", d.bridge_ca_bundle_key).strip()
+            or d.bridge_ca_bundle_key,
             network_mode=_choice(e, "NETWORK_MODE", d.network_mode, {"PodNetwork", "HostNetwork"}),
             public_address_source=_choice(
                 e, "PUBLIC_ADDRESS_SOURCE", d.public_address_source, {"None", "NodeExternalIP"}

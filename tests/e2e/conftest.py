@@ -65,9 +65,9 @@ def peer_host(node: Node) -> str:
 
 
 @pytest.fixture(scope="session")
-def release(node: Node) -> Release:
+def release(node: Node, tmp_path_factory: pytest.TempPathFactory) -> Release:
     """The chart, installed once with `helm install`; its operator pod Ready."""
     node.start_workload_controllers()
-    installed = Release(node)
+    installed = Release(node, tmp_path_factory.mktemp("release"))
     installed.install()
     return installed

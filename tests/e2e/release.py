@@ -10,6 +10,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -17,7 +18,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from siprtmp_operator import GROUP
-from tests.e2e.node_harness import Node
+from tests.e2e.node_harness import GATEWAY, Node
 from tests.operator.api_client import ApiClient
 from tests.operator.k8s_harness import (
     REPO,
@@ -28,6 +29,7 @@ from tests.operator.k8s_harness import (
     wait_explained,
     wait_for,
 )
+from tests.support.certificates import self_signed
 
 OPERATOR_NAMESPACE = "siprtmp-system"
 RELEASE = "srb"
@@ -44,7 +46,10 @@ CHART_VALUES = (
     "policies.pollIntervalSeconds=1",
     "api.enabled=true",
     "api.token.existingSecret=srb-api-token",
+    "bridge.rtmpsCaBundle.configMap=rtmps-ca",
 )
+#: The ConfigMap every namespace the tests make holds: the trust store of the bridge pods' RTMPS.
+RTMPS_CA_CONFIG_MAP = "rtmps-ca"
 #: The REST API's bearer token, from the Secret the chart's api.token value names.
 API_TOKEN = "e2e-token-" + "0123456789abcdef"
 
@@ -52,8 +57,10 @@ API_TOKEN = "e2e-token-" + "0123456789abcdef"
 class Release:
     """One `helm install` of the chart on ``node``, and what the tests do with it."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, workdir: Path) -> None:
         assert node.cp.api is not None
+        #: (cert, key) of the RTMPS test servers on the pods' gateway, and the pods' only CA.
+        self.rtmps_certificate = self_signed(workdir, GATEWAY)
         self.node = node
         self.api = node.cp.api
         self.core = kubernetes.client.CoreV1Api(node.cp.api)
@@ -63,6 +70,7 @@ class Release:
     def install(self) -> None:
         t0 = time.monotonic()
         self.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+        self._rtmps_ca(OPERATOR_NAMESPACE)  # calls made through the REST API run there
         self.kubectl(
             *("create", "secret", "generic", "srb-api-token", "-n", OPERATOR_NAMESPACE),
             f"--from-literal=token={API_TOKEN}",
@@ -100,6 +108,7 @@ class Release:
 
     def namespace(self, name: str) -> str:
         self.kubectl("create", "namespace", name)
+        self._rtmps_ca(name)
         # Pods are admitted only once the namespace's default ServiceAccount exists.
         wait_for(
             f"default ServiceAccount in {name}",
@@ -107,6 +116,14 @@ class Release:
             timeout=30,
         )
         return name
+
+    def _rtmps_ca(self, ns: str) -> None:
+        """The chart names this ConfigMap for bridge pods: it must exist where they run."""
+        cert, _ = self.rtmps_certificate
+        self.kubectl(
+            *("create", "configmap", RTMPS_CA_CONFIG_MAP, "-n", ns),
+            f"--from-file=ca.crt={cert}",
+        )
 
     def password_secret(self, ns: str, name: str, password: str) -> dict[str, str]:
         """A Secret holding the SIP password; returns the resource's reference to it."""

@@ -109,6 +109,53 @@ def test_bridge_streams_the_call_then_succeeds(
     print(f"\napplied → Streaming in {streaming_s:.1f}s")
 
 
+def test_rtmps_with_the_charts_ca_bundle_verifies_and_publishes(
+    release: Release,
+    ns: str,
+    tone_peer: Callable[..., SippPeer],
+    tmp_path: Path,
+    peer_host: str,
+) -> None:
+    """RTMPS from a pod: the server's certificate is trusted only through the chart's
+    rtmpsCaBundle ConfigMap (SSL_CERT_FILE in the pod); a second server presenting another
+    certificate for the same address is refused."""
+    trusted = NginxRtmp(
+        tmp_path / "trusted",
+        free_port(),
+        tls_port=free_port(),
+        host=peer_host,
+        certificate=release.rtmps_certificate,
+    ).start()
+    stranger = NginxRtmp(tmp_path / "stranger", free_port(), tls_port=free_port(), host=peer_host)
+    try:
+        stranger.start()
+        peer = tone_peer(5.0)
+        release.apply(
+            manifest(ns, "secure", peer, trusted, rtmpUrl=trusted.tls_url),
+            manifest(
+                ns,
+                "spoofed",
+                peer,
+                stranger,
+                rtmpUrl=stranger.tls_url,
+                maxRetries=0,
+                rtmpReconnectTimeoutSeconds=2,
+            ),
+        )
+        refused = release.wait_phase(ns, "spoofed", "Failed")
+        assert (refused["reason"], refused["exitCode"]) == ("RtmpFailed", 7)
+        assert f"certificate of {peer_host}:{stranger.tls_port} not trusted" in refused["message"]
+        status = release.wait_phase(ns, "secure", "Succeeded")
+        assert status["stream"]["url"] == f"{trusted.tls_url}/***"
+        env = the_pod(release, ns, "secure")["spec"]["containers"][0]["env"]
+        assert {"name": "SSL_CERT_FILE", "value": "/etc/siprtmp/ca/ca.crt"} in env
+        assert_tone(trusted, "secure", 1000, 4.5)
+        assert stranger.recordings_of("spoofed") == []
+    finally:
+        trusted.stop()
+        stranger.stop()
+
+
 @pytest.fixture
 def far_end(tone_peer: Callable[..., SippPeer]) -> SippPeer:
     return tone_peer(4.0)

@@ -12,8 +12,10 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from siprtmp_operator.settings import Settings
 from tests.operator.conftest import render_chart, running_cluster
 from tests.operator.k8s_harness import REPO, helm, wait_for
+from tests.operator.test_operator_builders import make_pod
 
 if TYPE_CHECKING:
     from tests.operator.conftest import Cluster
@@ -184,3 +186,25 @@ def test_api_render_refuses_what_cannot_work() -> None:
     with pytest.raises(AssertionError, match="corsAllowedOrigins"):
         render_chart("api.corsAllowedOrigins={not-an-origin}")
     assert not [d for d in render_chart() if d["metadata"]["name"].endswith("-api")]
+
+
+def test_rtmps_ca_bundle_reaches_the_bridge_pods_trust_store() -> None:
+    """Chart value → operator setting → each bridge pod: the ConfigMap's bundle mounted
+    read-only and named by SSL_CERT_FILE, which the bridge's RTMPS relay verifies against."""
+    docs = render_chart("bridge.rtmpsCaBundle.configMap=ingest-ca", "bridge.rtmpsCaBundle.key=pem")
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    env = {
+        e["name"]: e.get("value", "")
+        for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    pod = make_pod(Settings.from_env(env))
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "ca-bundle")
+    assert volume["configMap"] == {"name": "ingest-ca", "items": [{"key": "pem", "path": "ca.crt"}]}
+    container = pod["spec"]["containers"][0]
+    assert {"name": "ca-bundle", "mountPath": "/etc/siprtmp/ca", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert {"name": "SSL_CERT_FILE", "value": "/etc/siprtmp/ca/ca.crt"} in container["env"]
+    # Without the value, pods keep the image's bundle.
+    plain = make_pod(Settings.from_env({}))
+    assert "SSL_CERT_FILE" not in {e["name"] for e in plain["spec"]["containers"][0]["env"]}

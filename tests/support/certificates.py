@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A one-day self-signed certificate for 127.0.0.1: (cert.pem, key.pem) in ``directory``.
+def self_signed(directory: Path, address: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A one-day self-signed certificate for ``address``: (cert.pem, key.pem) in ``directory``.
 
     The address is also a subjectAltName, which is where TLS clients that verify (Python's
     ``ssl``, the bridge's RTMPS relay) look for it."""
@@ -23,9 +23,9 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
             "-days",
             "1",
             "-subj",
-            "/CN=127.0.0.1",
+            f"/CN={address}",
             "-addext",
-            "subjectAltName=IP:127.0.0.1",
+            f"subjectAltName=IP:{address}",
             "-keyout",
             str(key),
             "-out",

@@ -39,8 +39,8 @@ rtmp {{
 TLS_SERVER = """stream {{
     server {{
         listen {host}:{tls_port} ssl;
-        ssl_certificate {root}/cert.pem;
-        ssl_certificate_key {root}/key.pem;
+        ssl_certificate {certificate};
+        ssl_certificate_key {key};
         proxy_pass {host}:{port};
     }}
 }}"""
@@ -54,8 +54,10 @@ class NginxRtmp:
         tls_port: int | None = None,
         host: str = "127.0.0.1",
         on_publish: str | None = None,
+        certificate: tuple[Path, Path] | None = None,
     ) -> None:
-        """``on_publish``: a URL nginx-rtmp notifies of each publisher (support/publish_log.py)."""
+        """``on_publish``: a URL nginx-rtmp notifies of each publisher (support/publish_log.py).
+        ``certificate``: (cert, key) the TLS port presents; a new self-signed one by default."""
         self.root = root
         self.host = host
         self.port = port
@@ -63,12 +65,14 @@ class NginxRtmp:
         self.recordings = root / "recordings"
         self.recordings.mkdir(parents=True, exist_ok=True)
         tls_module = tls_server = ""
-        #: The self-signed certificate the TLS port presents (trusted by nobody by default).
+        #: The certificate the TLS port presents (a self-signed one is trusted by nobody).
         self.certificate: Path | None = None
         if tls_port is not None:
-            self.certificate, _ = self_signed(root)
+            self.certificate, key = certificate or self_signed(root, host)
             tls_module = f"load_module {STREAM_MODULE};"
-            tls_server = TLS_SERVER.format(tls_port=tls_port, root=root, port=port, host=host)
+            tls_server = TLS_SERVER.format(
+                tls_port=tls_port, certificate=self.certificate, key=key, port=port, host=host
+            )
         (root / "nginx.conf").write_text(
             CONFIG.format(
                 module=RTMP_MODULE,
