@@ -14,6 +14,7 @@ from siprtmp_bridge.demo.ports import free_port
 from tests.support.bridge_process import BridgeProcess
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_pair
+from tests.support.publish_log import PublishLog
 from tests.support.rtp_pcap import G722, PCMA, PCMU, RtpCodec, make_tone_pcap
 from tests.support.silent_callee import SilentCallee
 from tests.support.sipp import SippPeer
@@ -94,6 +95,24 @@ def peer_host() -> str:
 @pytest.fixture
 def rtmp_server(tmp_path: Path, peer_host: str) -> Iterator[NginxRtmp]:
     server = NginxRtmp(tmp_path / "nginx", free_port(), host=peer_host).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def publish_log() -> Iterator[PublishLog]:
+    log = PublishLog()
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def tls_rtmp_server(tmp_path: Path, publish_log: PublishLog) -> Iterator[NginxRtmp]:
+    """nginx-rtmp behind TLS (nginx's stream module, as CDN ingest terminates it) with a new
+    self-signed certificate, notifying ``publish_log`` of each publisher."""
+    server = NginxRtmp(
+        tmp_path / "tls-nginx", free_port(), tls_port=free_port(), on_publish=publish_log.url
+    ).start()
     yield server
     server.stop()
 

@@ -53,13 +53,20 @@ def test_signal_mid_call_sends_bye_and_closes_the_stream_cleanly(
     assert termination["exitCode"] == 0
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["rtmp", "rtmps-verified"])
 def test_rtmp_server_restart_mid_call_resumes_the_stream_and_keeps_the_call(
+    tls: bool,
     tone_peer: Callable[..., SippPeer],
-    rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
+    request: pytest.FixtureRequest,
 ) -> None:
+    """Over RTMPS each reconnect is a new verified connection through the relay."""
+    rtmp_server: NginxRtmp = request.getfixturevalue("tls_rtmp_server" if tls else "rtmp_server")
     peer = tone_peer(9.0)
-    process = bridge(call_spec(peer.uri, rtmp_server, "restarted"))
+    spec = call_spec(peer.uri, rtmp_server, "restarted")
+    if tls:
+        spec["rtmpUrl"] = rtmp_server.tls_url
+    process = bridge(spec, env=rtmp_server.trusting_env if tls else {})
     process.wait_for(streaming, 10)
     time.sleep(2)
     rtmp_server.stop()

@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from siprtmp_bridge.demo.ports import free_port
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.nginx_rtmp import NginxRtmp
@@ -23,22 +22,6 @@ from tests.support.sipp import SippPeer
 
 EXIT_RTMP = 7
 RELAY_MODULE = "siprtmp_bridge.media.rtmps_relay"
-
-
-@pytest.fixture
-def publish_log() -> Iterator[PublishLog]:
-    log = PublishLog()
-    yield log
-    log.close()
-
-
-@pytest.fixture
-def tls_server(tmp_path: Path, publish_log: PublishLog) -> Iterator[NginxRtmp]:
-    server = NginxRtmp(
-        tmp_path / "tls-nginx", free_port(), tls_port=free_port(), on_publish=publish_log.url
-    ).start()
-    yield server
-    server.stop()
 
 
 def relays() -> dict[int, int]:
@@ -55,36 +38,32 @@ def relays() -> dict[int, int]:
     return found
 
 
-def trusting(server: NginxRtmp) -> dict[str, str]:
-    """The environment of a bridge whose trust store is the test server's certificate."""
-    assert server.certificate is not None
-    return {"SSL_CERT_FILE": str(server.certificate)}
-
-
 @pytest.mark.parametrize("verify", [True, False], ids=["verified", "unverified"])
 def test_rtmps_publishes_at_a_cdn_friendly_encoding(
     verify: bool,
     tone_peer: Callable[..., SippPeer],
     bridge: Callable[..., BridgeProcess],
-    tls_server: NginxRtmp,
+    tls_rtmp_server: NginxRtmp,
     publish_log: PublishLog,
 ) -> None:
     """Verified: through the relay, with the certificate trusted. Unverified
     (``rtmpTlsVerify: false``): FFmpeg's own TLS, no relay. Both at 44.1 kHz, 32 kb/s."""
     peer = tone_peer(3.0)
-    spec = call_spec(peer.uri, tls_server, "secure", audio={"sampleRate": 44100, "bitrate": 32000})
-    spec.update(rtmpUrl=tls_server.tls_url, rtmpTlsVerify=verify)
-    process = bridge(spec, env=trusting(tls_server) if verify else {})
+    spec = call_spec(
+        peer.uri, tls_rtmp_server, "secure", audio={"sampleRate": 44100, "bitrate": 32000}
+    )
+    spec.update(rtmpUrl=tls_rtmp_server.tls_url, rtmpTlsVerify=verify)
+    process = bridge(spec, env=tls_rtmp_server.trusting_env if verify else {})
     process.wait_for(lambda line: line["stream"]["state"] == "PUBLISHING", 15)
     assert process.process is not None
     assert list(relays().values()) == ([process.process.pid] if verify else [])
 
     assert process.wait(30) == 0, process.stderr_text[-2000:]
-    assert process.final["stream"]["url"] == f"{tls_server.tls_url}/***"
+    assert process.final["stream"]["url"] == f"{tls_rtmp_server.tls_url}/***"
     assert relays() == {}
     # The server was told its own address, as a direct client tells it, not the relay's.
-    assert publish_log.tc_urls() == [tls_server.tls_url]
-    (recording,) = tls_server.recordings_of("secure")
+    assert publish_log.tc_urls() == [tls_rtmp_server.tls_url]
+    (recording,) = tls_rtmp_server.recordings_of("secure")
     probe = ffprobe(recording)
     (stream,) = probe["streams"]
     assert stream["sample_rate"] == "44100"
@@ -97,18 +76,18 @@ def test_rtmps_publishes_at_a_cdn_friendly_encoding(
 def test_rtmps_server_with_an_untrusted_certificate_is_refused_before_dialling(
     silent_callee: SilentCallee,
     bridge: Callable[..., BridgeProcess],
-    tls_server: NginxRtmp,
+    tls_rtmp_server: NginxRtmp,
     publish_log: PublishLog,
 ) -> None:
     """Verification is on by default; the self-signed certificate is in no trust store."""
-    spec = call_spec(silent_callee.uri, tls_server, "secure", rtmpReconnectTimeoutSeconds=1)
-    spec["rtmpUrl"] = tls_server.tls_url
+    spec = call_spec(silent_callee.uri, tls_rtmp_server, "secure", rtmpReconnectTimeoutSeconds=1)
+    spec["rtmpUrl"] = tls_rtmp_server.tls_url
     process = bridge(spec)
     assert process.wait(20) == EXIT_RTMP
     final = process.final
     assert (final["phase"], final["reason"]) == ("Failed", "RtmpFailed")
     assert final["stream"]["state"] == "FAILED"
-    assert f"certificate of 127.0.0.1:{tls_server.tls_port} not trusted" in final["message"]
+    assert f"certificate of 127.0.0.1:{tls_rtmp_server.tls_port} not trusted" in final["message"]
     assert "self-signed certificate" in final["message"]
     assert "secure" not in final["message"]  # the stream key stays out of it
     assert publish_log.notifications == []
@@ -119,12 +98,12 @@ def test_rtmps_server_with_an_untrusted_certificate_is_refused_before_dialling(
 def test_rtmps_relay_ends_with_a_killed_bridge(
     tone_peer: Callable[..., SippPeer],
     bridge: Callable[..., BridgeProcess],
-    tls_server: NginxRtmp,
+    tls_rtmp_server: NginxRtmp,
 ) -> None:
     """The relay lives on the bridge's stdin pipe: SIGKILL to the bridge leaves nothing behind."""
     peer = tone_peer(20.0)
-    spec = call_spec(peer.uri, tls_server, "killed", rtmpUrl=tls_server.tls_url)
-    process = bridge(spec, env=trusting(tls_server))
+    spec = call_spec(peer.uri, tls_rtmp_server, "killed", rtmpUrl=tls_rtmp_server.tls_url)
+    process = bridge(spec, env=tls_rtmp_server.trusting_env)
     process.wait_for(lambda line: line["call"]["state"] == "ESTABLISHED", 15)
     (relay,) = relays()
     assert process.process is not None

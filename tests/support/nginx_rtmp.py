@@ -94,6 +94,12 @@ class NginxRtmp:
     def tls_url(self) -> str:
         return f"rtmps://{self.host}:{self.tls_port}/live"
 
+    @property
+    def trusting_env(self) -> dict[str, str]:
+        """The environment of a bridge whose trust store is this server's certificate."""
+        assert self.certificate is not None, "no TLS port"
+        return {"SSL_CERT_FILE": str(self.certificate)}
+
     def start(self) -> NginxRtmp:
         assert shutil.which("nginx"), "nginx is not installed (scripts/test.sh installs it)"
         self.process = subprocess.Popen(
