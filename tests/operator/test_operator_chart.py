@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from siprtmp_operator.settings import Settings
 from tests.operator.conftest import render_chart, running_cluster
-from tests.operator.k8s_harness import REPO, helm, wait_for
+from tests.operator.k8s_harness import REPO, deployment_env, helm, wait_for
 from tests.operator.test_operator_builders import make_pod
 
 if TYPE_CHECKING:
@@ -192,12 +192,7 @@ def test_rtmps_ca_bundle_reaches_the_bridge_pods_trust_store() -> None:
     """Chart value → operator setting → each bridge pod: the ConfigMap's bundle mounted
     read-only and named by SSL_CERT_FILE, which the bridge's RTMPS relay verifies against."""
     docs = render_chart("bridge.rtmpsCaBundle.configMap=ingest-ca", "bridge.rtmpsCaBundle.key=pem")
-    dep = next(d for d in docs if d["kind"] == "Deployment")
-    env = {
-        e["name"]: e.get("value", "")
-        for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
-    pod = make_pod(Settings.from_env(env))
+    pod = make_pod(Settings.from_env(deployment_env(docs)))
     volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "ca-bundle")
     assert volume["configMap"] == {"name": "ingest-ca", "items": [{"key": "pem", "path": "ca.crt"}]}
     container = pod["spec"]["containers"][0]
