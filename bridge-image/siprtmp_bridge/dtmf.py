@@ -7,15 +7,29 @@ The operator's REST API validates digits with the same function before forwardin
 
 from __future__ import annotations
 
+import hmac
 import threading
 from concurrent.futures import Future
 from typing import Any
 
 from siprtmp_bridge.status import ANSWERED_CALL_STATES, CallState
 
+#: Where the bridge finds the bearer token a POST /dtmf must carry. The operator sets a new one
+#: in each bridge pod (its REST API reads it back from the pod to forward DTMF): anything else
+#: that reaches the pod's status port can read /status, but not press keys in the call.
+CONTROL_TOKEN_ENV = "SIPRTMP_CONTROL_TOKEN"
+
 #: RFC 4733 events 0-15: the 16 keys of a DTMF keypad.
 DTMF_KEYS = "0123456789*#ABCD"
 MAX_DIGITS = 32
+
+
+def authorized(header: str | None, token: str | None) -> bool:
+    """Whether an ``Authorization`` header carries ``token`` (any request, without a token)."""
+    if not token:
+        return True
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 
 
 class DtmfError(ValueError):

@@ -1,5 +1,6 @@
 """The bridge's HTTP side: /status for the operator, /metrics, /healthz and /readyz for kubelet,
-and POST /dtmf, through which the operator's REST API sends DTMF into the call.
+and POST /dtmf, through which the operator's REST API sends DTMF into the call (with the bearer
+token the operator gave the pod, when it gave one: dtmf.CONTROL_TOKEN_ENV).
 
 prometheus-client is imported on the first scrape, not at start: measured, it is about a quarter
 of the bridge's import time (≈ 0.05 CPU-s), and a bridge that nobody scrapes never needs it.
@@ -14,7 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from siprtmp_bridge.counters import MediaCounters
-from siprtmp_bridge.dtmf import DtmfError, DtmfQueue, DtmfRefusedError, parse_digits
+from siprtmp_bridge.dtmf import (
+    DtmfError,
+    DtmfQueue,
+    DtmfRefusedError,
+    authorized,
+    parse_digits,
+)
 from siprtmp_bridge.reporter import StatusReporter
 
 #: How long a DTMF request waits for the runner's poll loop (it polls every 250 ms).
@@ -32,8 +39,9 @@ class StatusServer:
         reporter: StatusReporter,
         counters: MediaCounters,
         dtmf: DtmfQueue | None = None,
+        control_token: str | None = None,
     ) -> None:
-        handler = _handler(reporter, counters, dtmf)
+        handler = _handler(reporter, counters, dtmf, control_token)
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
@@ -51,7 +59,10 @@ class StatusServer:
 
 
 def _handler(
-    reporter: StatusReporter, counters: MediaCounters, dtmf: DtmfQueue | None
+    reporter: StatusReporter,
+    counters: MediaCounters,
+    dtmf: DtmfQueue | None,
+    control_token: str | None,
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -76,7 +87,10 @@ def _handler(
             if self.path.split("?", 1)[0] != "/dtmf" or dtmf is None:
                 self._send(404, "text/plain", b"not found\n")
                 return
-            code, answer = self._dtmf(dtmf)
+            if authorized(self.headers.get("Authorization"), control_token):
+                code, answer = self._dtmf(dtmf)
+            else:
+                code, answer = 401, {"error": "Authorization: the pod's bearer token is required"}
             self._send(code, "application/json", json.dumps(answer).encode())
 
         def _dtmf(self, queue: DtmfQueue) -> tuple[int, dict[str, Any]]:

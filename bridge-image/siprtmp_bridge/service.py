@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
 from typing import TextIO
 
 from siprtmp_bridge.counters import MediaCounters
-from siprtmp_bridge.dtmf import DtmfQueue
+from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV, DtmfQueue
 from siprtmp_bridge.http_api import StatusServer
 from siprtmp_bridge.outcome import ExitCode
 from siprtmp_bridge.redact import scrub
@@ -32,7 +33,8 @@ def serve_one_call(
     server = None
     if status_address is not None and status_address[1] > 0:
         try:
-            server = StatusServer(*status_address, reporter, counters, dtmf)
+            token = os.environ.get(CONTROL_TOKEN_ENV) or None
+            server = StatusServer(*status_address, reporter, counters, dtmf, token)
         except OSError as error:
             print(
                 f"sip-rtmp-bridge: cannot serve status on {status_address}: {error}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -339,6 +340,7 @@ def build_registry(
                 attempt=plan.create_pod,
                 plan=net,
                 settings=settings,
+                control_token=secrets.token_urlsafe(32),
             )
             if kube().create_pod(manifest):
                 PODS_CREATED.inc()

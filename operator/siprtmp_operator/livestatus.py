@@ -32,16 +32,19 @@ def fetch(url: str, timeout: float) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def post(url: str, body: dict[str, Any], timeout: float) -> tuple[int, dict[str, Any]] | None:
-    """POST a JSON body; the bridge's status code and JSON answer, None when it cannot be reached.
+def post(
+    url: str, body: dict[str, Any], timeout: float, token: str | None = None
+) -> tuple[int, dict[str, Any]] | None:
+    """POST a JSON body (with the pod's bearer ``token``, if it has one); the bridge's status
+    code and JSON answer, None when it cannot be reached.
 
     A 4xx answer is an answer (the bridge refused, and says why), not a failure to reach it.
     """
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:

@@ -13,6 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
+
 from . import API_VERSION, KIND
 from .names import (
     ANNOTATION_PORT_SLOT,
@@ -98,8 +100,13 @@ def build_pod(
     attempt: int,
     plan: NetworkPlan,
     settings: Settings,
+    control_token: str,
 ) -> JSON:
-    """The Pod manifest for ``attempt`` of bridge ``namespace/name``."""
+    """The Pod manifest for ``attempt`` of bridge ``namespace/name``.
+
+    ``control_token`` (new for each pod) is what the bridge asks of a POST /dtmf: the REST API
+    reads it back from the pod, anything else reaching the pod's status port cannot press keys.
+    """
     connection = spec.get("connection") or {}
     secret_ref = connection.get("sipPasswordSecretRef")
     port = status_port(plan, settings)
@@ -154,6 +161,7 @@ def build_pod(
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "SIPRTMP_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "SIPRTMP_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+        {"name": CONTROL_TOKEN_ENV, "value": control_token},
     ]
     if settings.bridge_ca_bundle_config_map:
         # RTMPS verification (the bridge's relay uses Python's ssl) reads SSL_CERT_FILE.

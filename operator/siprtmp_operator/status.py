@@ -10,10 +10,11 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
 from siprtmp_bridge.outcome import REASON_BY_EXIT_CODE
 from siprtmp_bridge.redact import redacted_publish_url
 from siprtmp_bridge.status import ANSWERED_CALL_STATES, CallState, Phase, StreamState
@@ -56,6 +57,8 @@ class PodObservation:
     termination_message: str | None = None
     pod_reason: str | None = None
     pod_message: str | None = None
+    #: What the bridge asks of a POST /dtmf (dtmf.CONTROL_TOKEN_ENV in the container's env).
+    control_token: str | None = field(default=None, repr=False)
 
 
 def observe_pod(pod: Mapping[str, Any], container: str = "bridge") -> PodObservation:
@@ -64,11 +67,15 @@ def observe_pod(pod: Mapping[str, Any], container: str = "bridge") -> PodObserva
     spec = pod.get("spec") or {}
     st = pod.get("status") or {}
     port: int | None = None
+    token: str | None = None
     for c in spec.get("containers") or []:
         if c.get("name") == container:
             for p in c.get("ports") or []:
                 if p.get("name") == "status":
                     port = int(p["containerPort"])
+            for e in c.get("env") or []:
+                if e.get("name") == CONTROL_TOKEN_ENV:
+                    token = e.get("value")
     waiting_reason = waiting_message = terminated_reason = termination_message = None
     exit_code: int | None = None
     for cs in st.get("containerStatuses") or []:
@@ -87,6 +94,7 @@ def observe_pod(pod: Mapping[str, Any], container: str = "bridge") -> PodObserva
         phase=str(st.get("phase") or "Pending"),
         pod_ip=st.get("podIP"),
         status_port=port,
+        control_token=token,
         deleting=bool(meta.get("deletionTimestamp")),
         waiting_reason=waiting_reason,
         waiting_message=waiting_message,

@@ -615,7 +615,11 @@ class LocalKubelet:
             )
         self.dir.mkdir(parents=True, exist_ok=True)
         log = (self.dir / "bridge.log").open("ab")
-        self.proc = subprocess.Popen(self._argv(pod), stdout=log, stderr=subprocess.STDOUT)
+        container = pod["spec"]["containers"][0]
+        env = {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
+        self.proc = subprocess.Popen(
+            self._argv(pod), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
         self._patch_status(
             {
                 "phase": "Running",

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
 from siprtmp_bridge.spec import parse_spec
 from siprtmp_operator.handlers import merge_patch
 from siprtmp_operator.livestatus import status_url
@@ -72,6 +73,7 @@ def make_pod(
         spec=spec or SPEC,
         attempt=attempt,
         plan=plan,
+        control_token="pod-token",
         settings=settings or Settings(),
     )
 
@@ -641,3 +643,14 @@ def test_crd_contract_names() -> None:
     ):
         assert field in conn, field
     assert "sipPassword" not in conn
+
+
+def test_each_pod_carries_the_token_its_dtmf_endpoint_asks_for() -> None:
+    """The REST API finds the token in the pod it forwards DTMF to; nothing else shows it."""
+    pod = make_pod()
+    env = pod["spec"]["containers"][0]["env"]
+    assert {"name": CONTROL_TOKEN_ENV, "value": "pod-token"} in env
+    observed = observe_pod(pod)
+    assert observed.control_token == "pod-token"
+    assert "pod-token" not in repr(observed)
+    assert "pod-token" not in json.dumps(pod["metadata"])

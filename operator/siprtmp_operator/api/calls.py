@@ -41,7 +41,7 @@ class Calls:
         store: CallStore,
         status_scheme: str,
         default_status_port: int,
-        post: Callable[[str, JSON, float], tuple[int, JSON] | None] = livestatus.post,
+        post: Callable[[str, JSON, float, str | None], tuple[int, JSON] | None] = livestatus.post,
     ) -> None:
         self.store = store
         self.status_scheme = status_scheme
@@ -120,10 +120,10 @@ class Calls:
         url = None
         if obs is not None and obs.phase == "Running":
             url = livestatus.bridge_url(obs, self.status_scheme, self.default_status_port, "/dtmf")
-        if url is None:
+        if obs is None or url is None:
             raise ApiError(409, f"callId: the bridge pod of {request.call_id!r} is not running")
         answer = await asyncio.to_thread(
-            self.post, url, {"dtmf": request.digits}, DTMF_TIMEOUT_SECONDS
+            self.post, url, {"dtmf": request.digits}, DTMF_TIMEOUT_SECONDS, obs.control_token
         )
         if answer is None:
             raise ApiError(502, "the bridge pod did not answer")
