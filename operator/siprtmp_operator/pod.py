@@ -69,6 +69,13 @@ def bridge_spec(spec: Mapping[str, Any], uid: str, plan: NetworkPlan, settings: 
     return doc
 
 
+def verifies_rtmps(spec: Mapping[str, Any]) -> bool:
+    """Whether the bridge will check an RTMPS server's certificate (the CA bundle is mounted
+    only then: a missing ConfigMap must not hold up plain RTMP calls)."""
+    url = str(spec.get("rtmpUrl") or "")
+    return url.lower().startswith("rtmps://") and spec.get("rtmpTlsVerify") not in (False, "false")
+
+
 def status_port(plan: NetworkPlan, settings: Settings) -> int:
     """Port the bridge serves its live status on (a window port under host networking)."""
     return plan.window.status_port if plan.window is not None else settings.bridge_status_port
@@ -163,8 +170,10 @@ def build_pod(
         {"name": "SIPRTMP_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
         {"name": CONTROL_TOKEN_ENV, "value": control_token},
     ]
-    if settings.bridge_ca_bundle_config_map:
-        # RTMPS verification (the bridge's relay uses Python's ssl) reads SSL_CERT_FILE.
+    if settings.bridge_ca_bundle_config_map and verifies_rtmps(spec):
+        # The bridge's RTMPS relay verifies with Python's ssl, which reads these two. The
+        # directory is the mount's own (no hashed links in it): the bundle replaces the
+        # image's CAs rather than adding to them.
         mounts.append({"name": "ca-bundle", "mountPath": CA_BUNDLE_DIR, "readOnly": True})
         volumes.append(
             {
@@ -176,6 +185,7 @@ def build_pod(
             }
         )
         env.append({"name": "SSL_CERT_FILE", "value": CA_BUNDLE_FILE})
+        env.append({"name": "SSL_CERT_DIR", "value": CA_BUNDLE_DIR})
 
     annotations = {
         ANNOTATION_SPEC: json.dumps(

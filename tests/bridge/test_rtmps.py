@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import ssl
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import pytest
 
+from siprtmp_bridge.demo.ports import free_port
+from siprtmp_bridge.media.rtmps_relay import SETUP_TIMEOUT_SECONDS
+from siprtmp_bridge.media.rtmps_tunnel import RtmpsTunnel
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
+from tests.support.certificates import self_signed
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.publish_log import PublishLog
 from tests.support.recording import ffprobe, measure_recording
@@ -24,18 +32,25 @@ EXIT_RTMP = 7
 RELAY_MODULE = "siprtmp_bridge.media.rtmps_relay"
 
 
-def relays() -> dict[int, int]:
-    """Running RTMPS relay processes: pid → parent pid."""
-    found = {}
+def relays_of(parent: int) -> set[int]:
+    """The RTMPS relay processes ``parent`` has running."""
+    found = set()
     for entry in Path("/proc").iterdir():
         try:
             command = (entry / "cmdline").read_bytes().split(b"\0")
             stat = (entry / "stat").read_text()
         except (OSError, ValueError):
             continue
-        if RELAY_MODULE.encode() in command:
-            found[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+        if RELAY_MODULE.encode() in command and int(stat.rpartition(")")[2].split()[1]) == parent:
+            found.add(int(entry.name))
     return found
+
+
+def gone(pids: set[int], timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
 @pytest.mark.parametrize("verify", [True, False], ids=["verified", "unverified"])
@@ -56,11 +71,12 @@ def test_rtmps_publishes_at_a_cdn_friendly_encoding(
     process = bridge(spec, env=tls_rtmp_server.trusting_env if verify else {})
     process.wait_for(lambda line: line["stream"]["state"] == "PUBLISHING", 15)
     assert process.process is not None
-    assert list(relays().values()) == ([process.process.pid] if verify else [])
+    relays = relays_of(process.process.pid)
+    assert len(relays) == (1 if verify else 0)
 
     assert process.wait(30) == 0, process.stderr_text[-2000:]
     assert process.final["stream"]["url"] == f"{tls_rtmp_server.tls_url}/***"
-    assert relays() == {}
+    assert gone(relays)
     # The server was told its own address, as a direct client tells it, not the relay's.
     assert publish_log.tc_urls() == [tls_rtmp_server.tls_url]
     (recording,) = tls_rtmp_server.recordings_of("secure")
@@ -73,26 +89,46 @@ def test_rtmps_publishes_at_a_cdn_friendly_encoding(
     assert tone.tone_seconds > 2.8
 
 
-def test_rtmps_server_with_an_untrusted_certificate_is_refused_before_dialling(
+@pytest.mark.parametrize(
+    ("issued_for", "trusted", "reason"),
+    [
+        ("127.0.0.1", False, "self-signed certificate"),
+        ("10.0.0.1", True, "IP address mismatch"),
+    ],
+    ids=["untrusted issuer", "trusted but for another address"],
+)
+def test_rtmps_server_whose_certificate_does_not_hold_is_refused_before_dialling(
+    issued_for: str,
+    trusted: bool,
+    reason: str,
     silent_callee: SilentCallee,
     bridge: Callable[..., BridgeProcess],
-    tls_rtmp_server: NginxRtmp,
+    tmp_path: Path,
     publish_log: PublishLog,
 ) -> None:
-    """Verification is on by default; the self-signed certificate is in no trust store."""
-    spec = call_spec(silent_callee.uri, tls_rtmp_server, "secure", rtmpReconnectTimeoutSeconds=1)
-    spec["rtmpUrl"] = tls_rtmp_server.tls_url
-    process = bridge(spec)
-    assert process.wait(20) == EXIT_RTMP
+    """Verification is on by default: the chain must lead to a trusted CA, and the certificate
+    must name the address connected to."""
+    server = NginxRtmp(
+        tmp_path / "nginx",
+        free_port(),
+        tls_port=free_port(),
+        on_publish=publish_log.url,
+        certificate=self_signed(tmp_path, issued_for),
+    ).start()
+    try:
+        spec = call_spec(silent_callee.uri, server, "secure", rtmpReconnectTimeoutSeconds=1)
+        spec["rtmpUrl"] = server.tls_url
+        process = bridge(spec, env=server.trusting_env if trusted else {})
+        assert process.wait(20) == EXIT_RTMP
+    finally:
+        server.stop()
     final = process.final
     assert (final["phase"], final["reason"]) == ("Failed", "RtmpFailed")
     assert final["stream"]["state"] == "FAILED"
-    assert f"certificate of 127.0.0.1:{tls_rtmp_server.tls_port} not trusted" in final["message"]
-    assert "self-signed certificate" in final["message"]
+    assert f"certificate of 127.0.0.1:{server.tls_port} not trusted: {reason}" in final["message"]
     assert "secure" not in final["message"]  # the stream key stays out of it
     assert publish_log.notifications == []
     assert silent_callee.received_nothing()
-    assert relays() == {}
 
 
 def test_rtmps_relay_ends_with_a_killed_bridge(
@@ -105,14 +141,12 @@ def test_rtmps_relay_ends_with_a_killed_bridge(
     spec = call_spec(peer.uri, tls_rtmp_server, "killed", rtmpUrl=tls_rtmp_server.tls_url)
     process = bridge(spec, env=tls_rtmp_server.trusting_env)
     process.wait_for(lambda line: line["call"]["state"] == "ESTABLISHED", 15)
-    (relay,) = relays()
     assert process.process is not None
+    relays = relays_of(process.process.pid)
+    assert len(relays) == 1
     os.kill(process.process.pid, signal.SIGKILL)
     process.wait(5)
-    deadline = time.monotonic() + 5
-    while relay in relays() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert relay not in relays()
+    assert gone(relays)
 
 
 def test_rtmps_to_a_server_without_tls_fails_within_the_attempts_timeout(
@@ -131,3 +165,84 @@ def test_rtmps_to_a_server_without_tls_fails_within_the_attempts_timeout(
     assert f"no TLS connection to {address} within" in process.final["message"]
     assert silent_callee.received_nothing()
     assert rtmp_server.recordings_of("plain") == []
+
+
+def test_every_stream_key_length_publishes_through_the_relay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FFmpeg's own RTMP client through the relay, one connection per key length: the rewritten
+    connect must not break the header compression of what follows it (with this FFmpeg and app
+    ``live``, a 111-character key made releaseStream as long as the original connect, and every
+    attempt failed). No on_publish notification here: its HTTP server would be a thread of this
+    process, which PyAV's open holds the GIL of."""
+    server = NginxRtmp(tmp_path / "nginx", free_port(), tls_port=free_port()).start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.certificate))
+    keys = ["k" * length for length in range(90, 131)]
+    try:
+        for key in keys:
+            tunnel = RtmpsTunnel(f"{server.tls_url}/{key}")
+            try:
+                container = av.open(tunnel.open(5), mode="w", format="flv")
+                container.add_stream("aac", rate=48000)
+                container.start_encoding()
+                container.close()
+            finally:
+                tunnel.close()
+    finally:
+        server.stop()
+    assert server.published() == keys
+
+
+def test_a_server_that_goes_quiet_during_set_up_costs_a_failed_attempt_not_a_frozen_bridge(
+    silent_callee: SilentCallee, bridge: Callable[..., BridgeProcess], tmp_path: Path
+) -> None:
+    """TLS and the RTMP handshake complete, then the server answers nothing: FFmpeg waits
+    holding the GIL, and the relay ends the attempt after its set-up timeout."""
+    with QuietRtmpsServer(tmp_path) as server:
+        spec = call_spec(silent_callee.uri, NginxRtmp(tmp_path, 1), "quiet")
+        spec.update(rtmpUrl=server.url, rtmpReconnectTimeoutSeconds=1)
+        started = time.monotonic()
+        process = bridge(spec, env={"SSL_CERT_FILE": str(server.certificate)})
+        assert process.wait(40) == EXIT_RTMP
+        elapsed = time.monotonic() - started
+    assert server.handshakes >= 1
+    assert elapsed < SETUP_TIMEOUT_SECONDS + 12
+    assert process.final["reason"] == "RtmpFailed"
+    assert silent_callee.received_nothing()
+
+
+class QuietRtmpsServer:
+    """Accepts TLS, answers the RTMP handshake, then reads and says nothing."""
+
+    def __init__(self, directory: Path) -> None:
+        self.certificate, key = self_signed(directory)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(self.certificate, key)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"rtmps://127.0.0.1:{self.listener.getsockname()[1]}/live"
+        self.handshakes = 0
+        self._connections: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+                conn = self.context.wrap_socket(raw, server_side=True)
+                self._connections.append(conn)
+                c0c1 = b""
+                while len(c0c1) < 1537:
+                    c0c1 += conn.recv(1537 - len(c0c1))
+                conn.sendall(b"\x03" + bytes(1536) + c0c1[1:])
+                self.handshakes += 1
+            except OSError:
+                if self.listener.fileno() == -1:
+                    return
+
+    def __enter__(self) -> QuietRtmpsServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.listener.close()
+        for conn in self._connections:
+            conn.close()

@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from siprtmp_operator.settings import Settings
 from tests.operator.conftest import render_chart, running_cluster
 from tests.operator.k8s_harness import REPO, deployment_env, helm, wait_for
-from tests.operator.test_operator_builders import make_pod
+from tests.operator.test_operator_builders import SPEC, make_pod
 
 if TYPE_CHECKING:
     from tests.operator.conftest import Cluster
@@ -192,7 +192,9 @@ def test_rtmps_ca_bundle_reaches_the_bridge_pods_trust_store() -> None:
     """Chart value → operator setting → each bridge pod: the ConfigMap's bundle mounted
     read-only and named by SSL_CERT_FILE, which the bridge's RTMPS relay verifies against."""
     docs = render_chart("bridge.rtmpsCaBundle.configMap=ingest-ca", "bridge.rtmpsCaBundle.key=pem")
-    pod = make_pod(Settings.from_env(deployment_env(docs)))
+    settings = Settings.from_env(deployment_env(docs))
+    rtmps = {**SPEC, "rtmpUrl": "rtmps://ingest.example.test/live"}
+    pod = make_pod(settings, spec=rtmps)
     volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "ca-bundle")
     assert volume["configMap"] == {"name": "ingest-ca", "items": [{"key": "pem", "path": "ca.crt"}]}
     container = pod["spec"]["containers"][0]
@@ -200,6 +202,15 @@ def test_rtmps_ca_bundle_reaches_the_bridge_pods_trust_store() -> None:
         "volumeMounts"
     ]
     assert {"name": "SSL_CERT_FILE", "value": "/etc/siprtmp/ca/ca.crt"} in container["env"]
-    # Without the value, pods keep the image's bundle.
-    plain = make_pod(Settings.from_env({}))
-    assert "SSL_CERT_FILE" not in {e["name"] for e in plain["spec"]["containers"][0]["env"]}
+    # The mount's own directory, not the image's: the bundle replaces the image's CAs.
+    assert {"name": "SSL_CERT_DIR", "value": "/etc/siprtmp/ca"} in container["env"]
+    # Without the value, or for calls that verify no RTMPS server, nothing is mounted (a
+    # missing ConfigMap never holds up a plain RTMP call).
+    for unverified in (
+        make_pod(Settings.from_env({}), spec=rtmps),
+        make_pod(settings),
+        make_pod(settings, spec={**rtmps, "rtmpTlsVerify": False}),
+    ):
+        names = {e["name"] for e in unverified["spec"]["containers"][0]["env"]}
+        assert not names & {"SSL_CERT_FILE", "SSL_CERT_DIR"}
+        assert "ca-bundle" not in {v["name"] for v in unverified["spec"]["volumes"]}

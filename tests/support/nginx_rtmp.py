@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -124,6 +125,10 @@ class NginxRtmp:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+    def published(self) -> list[str]:
+        """The stream names publishers were let in with, in order (nginx-rtmp's info log)."""
+        return re.findall(r"publish: name='([^']*)'", (self.root / "error.log").read_text())
 
     def recordings_of(self, stream: str) -> list[Path]:
         """Recordings of one stream, oldest first (record_unique adds a timestamp suffix)."""

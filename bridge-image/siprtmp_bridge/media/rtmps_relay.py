@@ -29,7 +29,7 @@ import signal
 import ssl
 import sys
 
-from siprtmp_bridge.media.rtmp_connect import HANDSHAKE_BYTES, NotRewritableError, rewrite_connect
+from siprtmp_bridge.media.rtmp_connect import HANDSHAKE_BYTES, PublisherStream
 
 CONNECT = "connect"
 READY = "ready"
@@ -37,9 +37,11 @@ ERROR = "error"
 LISTENING = "listening"
 #: A TCP connect and TLS handshake with the server, together, at most.
 CONNECT_TIMEOUT_SECONDS = 5.0
-#: The server's part of the RTMP handshake (S0, S1, S2). While it is awaited, FFmpeg waits in a
-#: call that holds the bridge's GIL, so a server that accepts and then stalls costs this long.
+#: The server's part of the RTMP handshake (S0, S1, S2), and then the whole set-up (connect,
+#: publish) up to the publisher's first media. FFmpeg waits for the server throughout, in a call
+#: that holds the bridge's GIL, so a server that accepts and then stalls costs this long.
 HANDSHAKE_TIMEOUT_SECONDS = 5.0
+SETUP_TIMEOUT_SECONDS = 8.0
 #: A server that takes nothing for this long counts as gone (FFmpeg then sees the connection fail).
 WRITE_TIMEOUT_SECONDS = 30.0
 #: How long a closing connection may take to hand the server what is still buffered for it.
@@ -50,16 +52,12 @@ _SERVER_HANDSHAKE_BYTES = 1 + 1536 + 1536
 _READ = 65536
 
 
-def server_prefix(host: str, port: int) -> str:
-    """The start of the tcUrl FFmpeg sends to ``rtmps://host:port`` (it always names the port)."""
-    return f"rtmps://{f'[{host}]' if ':' in host else host}:{port}"
-
-
 class Relay:
     """Joins each connection FFmpeg makes to the verified TLS connection prepared for it."""
 
-    def __init__(self, host: str, port: int, context: ssl.SSLContext) -> None:
+    def __init__(self, host: str, port: int, tc_url_prefix: str, context: ssl.SSLContext) -> None:
         self.host, self.port, self.context = host, port, context
+        self.tc_url_prefix = tc_url_prefix
         self.local_prefix = ""
         self._waiting: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -75,12 +73,7 @@ class Relay:
         """``ready`` once a verified connection waits for FFmpeg, else ``error REASON``."""
         self._drop_waiting()
         try:
-            self._waiting = await asyncio.wait_for(
-                asyncio.open_connection(
-                    self.host, self.port, ssl=self.context, server_hostname=self.host
-                ),
-                timeout,
-            )
+            self._waiting = await self._dial(timeout)
         except ssl.SSLCertVerificationError as error:
             return f"{ERROR} certificate of {self.host}:{self.port} not trusted: " + (
                 error.verify_message or str(error)
@@ -97,6 +90,14 @@ class Relay:
         )
         return READY
 
+    async def _dial(self, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.wait_for(
+            asyncio.open_connection(
+                self.host, self.port, ssl=self.context, server_hostname=self.host
+            ),
+            timeout,
+        )
+
     def _drop_waiting(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
@@ -108,13 +109,20 @@ class Relay:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream, self._waiting = self._waiting, None
         self._drop_waiting()
-        if upstream is None:  # nothing prepared: not a connection the bridge asked for
-            writer.close()
-            return
+        if upstream is None:
+            # FFmpeg reconnects by itself inside one open (RTMP logins with user:password in
+            # the URL do): that connection is dialled and verified now.
+            try:
+                upstream = await self._dial(CONNECT_TIMEOUT_SECONDS)
+            except (OSError, TimeoutError):
+                writer.close()
+                return
         server_reader, server_writer = upstream
+        publisher = PublisherStream(self.local_prefix, self.tc_url_prefix)
         directions = [
-            asyncio.create_task(self._publisher_to_server(reader, server_writer)),
+            asyncio.create_task(_publisher_to_server(publisher, reader, server_writer)),
             asyncio.create_task(_server_to_publisher(server_reader, writer)),
+            asyncio.create_task(_set_up_in_time(publisher)),
         ]
         this = asyncio.current_task()
         assert this is not None
@@ -136,33 +144,28 @@ class Relay:
         if self._connections:
             await asyncio.wait(self._connections, timeout=CLOSE_TIMEOUT_SECONDS)
 
-    async def _publisher_to_server(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """The handshake as it comes, the ``connect`` command held until complete and sent with
-        its tcUrl restored, then everything else as it comes."""
-        handshake_left = HANDSHAKE_BYTES  # C0 and C1 now, C2 after the server's answer
-        while handshake_left:
-            data = await _read_some(reader, handshake_left)
-            await _send(writer, data)
-            handshake_left -= len(data)
-        held = b""
-        while True:
-            held += await _read_some(reader, _READ)
-            change = _rewritten(held, self)
-            if change is not None:
-                await _send(writer, change)
-                break
-        await _copy(reader, writer)
+
+async def _publisher_to_server(
+    publisher: PublisherStream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """The handshake as it comes, then the publisher's stream with its connect rewritten."""
+    handshake_left = HANDSHAKE_BYTES  # C0 and C1 now, C2 after the server's answer
+    while handshake_left:
+        data = await _read_some(reader, handshake_left)
+        await _send(writer, data)
+        handshake_left -= len(data)
+    while True:
+        if out := publisher.feed(await _read_some(reader, _READ)):
+            await _send(writer, out)
 
 
-def _rewritten(held: bytes, relay: Relay) -> bytes | None:
-    """``held`` ready to send (tcUrl restored), or None while the connect is incomplete."""
-    try:
-        change = rewrite_connect(held, relay.local_prefix, server_prefix(relay.host, relay.port))
-    except NotRewritableError:
-        return held  # not what we expected: sent as it is
-    return None if change is None else change.data + held[change.consumed :]
+async def _set_up_in_time(publisher: PublisherStream) -> None:
+    """Ends the connection if the publisher is not publishing by SETUP_TIMEOUT_SECONDS: FFmpeg
+    waits for the server's answers holding the bridge's GIL, so a server that goes quiet
+    must cost a failed attempt, not a frozen bridge."""
+    await asyncio.sleep(SETUP_TIMEOUT_SECONDS)
+    if publisher.publishing or not publisher.parsing:
+        await asyncio.Event().wait()  # set up (or past telling): nothing more to watch
 
 
 async def _server_to_publisher(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -204,7 +207,8 @@ def _answer(line: str) -> None:
 async def _main() -> int:
     commands = await _commands()
     config = json.loads(await commands.readline())
-    relay = Relay(str(config["host"]), int(config["port"]), ssl.create_default_context())
+    context = ssl.create_default_context()
+    relay = Relay(str(config["host"]), int(config["port"]), str(config["tcUrlPrefix"]), context)
     _answer(f"{LISTENING} {await relay.listen()}")
     while line := await commands.readline():
         command, _, seconds = line.decode().strip().partition(" ")

@@ -3,6 +3,10 @@ connection before each FFmpeg connect, and stops it with the publisher.
 
 Every wait here is a ``select`` on the relay's pipe, which releases the GIL: the pjsua poll loop
 and /status keep running while a TLS connection is being made.
+
+``open`` runs on the publisher's thread; ``close`` may come from another one (the publisher is
+being finished while an attempt is still under way): it then kills the relay, and the waiting
+attempt fails on the closed pipe and cleans up after itself.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from siprtmp_bridge.media.rtmps_relay import CONNECT, LISTENING, READY
+from siprtmp_bridge.media.rtmp_connect import split_url, tc_url_prefix
+from siprtmp_bridge.media.rtmps_relay import CLOSE_TIMEOUT_SECONDS, CONNECT, LISTENING, READY
 from siprtmp_bridge.spec import rtmp_port
 
 #: Python's start-up and the relay's imports; not a network wait.
@@ -26,32 +32,61 @@ ANSWER_MARGIN_SECONDS = 1.0
 
 class RtmpsTunnel:
     def __init__(self, url: str) -> None:
-        self._parts = urlsplit(url)
-        self._host = self._parts.hostname or ""
-        self._port = rtmp_port(self._parts)
+        self._url = url
+        parts = urlsplit(url)
+        self._server = {
+            "host": parts.hostname or "",
+            "port": rtmp_port(parts),
+            "tcUrlPrefix": tc_url_prefix(url),
+        }
+        # FFmpeg gets the URL as written after the authority (a '#' or '?' in the stream key
+        # included), on the relay's address; user:password stays for FFmpeg's RTMP logins.
+        self._userinfo, _, self._after_authority = split_url(url)
+        self._lock = threading.Lock()
         self._relay: subprocess.Popen[bytes] | None = None
+        self._asking = False
+        self._closed = False
         self._local_port = 0
         self._pending = b""
 
     def open(self, timeout: float) -> str:
-        if self._relay is None or self._relay.poll() is not None:
-            self._start()
-        answer = self._ask(f"{CONNECT} {timeout:.3f}", timeout + ANSWER_MARGIN_SECONDS)
+        with self._lock:
+            if self._closed:
+                raise OSError("the publisher is finished")
+            self._asking = True
+        try:
+            if self._relay is None or self._relay.poll() is not None:
+                self._start()
+            answer = self._ask(f"{CONNECT} {timeout:.3f}", timeout + ANSWER_MARGIN_SECONDS)
+        finally:
+            with self._lock:
+                self._asking = False
+                closed = self._closed
+        if closed:
+            self._stop()
+            raise OSError("the publisher is finished")
         if answer != READY:
             raise OSError(answer.partition(" ")[2] or answer)
-        userinfo = self._parts.netloc.rpartition("@")[0]
-        netloc = f"{userinfo}@" * bool(userinfo) + f"127.0.0.1:{self._local_port}"
-        return urlunsplit(("rtmp", netloc, self._parts.path, self._parts.query, ""))
+        return f"rtmp://{self._userinfo}127.0.0.1:{self._local_port}{self._after_authority}"
 
     def close(self) -> None:
-        """End of stdin ends the relay; it is killed if it does not go at once."""
+        with self._lock:
+            self._closed = True
+            asking, relay = self._asking, self._relay
+        if not asking:
+            self._stop()
+        elif relay is not None:
+            relay.kill()  # the attempt under way sees its pipe end, and stops the rest
+
+    def _stop(self) -> None:
+        """End of stdin ends the relay once it has flushed; it is killed if it takes longer."""
         relay, self._relay = self._relay, None
         if relay is None:
             return
         if relay.stdin is not None:
             relay.stdin.close()
         try:
-            relay.wait(2)
+            relay.wait(CLOSE_TIMEOUT_SECONDS + 1)
         except subprocess.TimeoutExpired:
             relay.kill()
             relay.wait()
@@ -59,19 +94,19 @@ class RtmpsTunnel:
             relay.stdout.close()
 
     def _start(self) -> None:
-        self.close()
+        self._stop()
         self._pending = b""
+        # -P: nothing is imported from the working directory into a process that carries the
+        # stream; the relay comes from the installed package.
         self._relay = subprocess.Popen(
-            [sys.executable, "-m", "siprtmp_bridge.media.rtmps_relay"],
+            [sys.executable, "-P", "-m", "siprtmp_bridge.media.rtmps_relay"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        answer = self._ask(
-            json.dumps({"host": self._host, "port": self._port}), START_TIMEOUT_SECONDS
-        )
+        answer = self._ask(json.dumps(self._server), START_TIMEOUT_SECONDS)
         word, _, port = answer.partition(" ")
         if word != LISTENING or not port.isdigit():
-            self.close()
+            self._stop()
             raise OSError(f"RTMPS relay did not start: {answer!r}")
         self._local_port = int(port)
 
@@ -84,11 +119,11 @@ class RtmpsTunnel:
             relay.stdin.write(line.encode() + b"\n")
             relay.stdin.flush()
             answer = self._read_line(relay.stdout.fileno(), time.monotonic() + timeout)
-        except OSError as error:
-            self.close()
+        except (OSError, ValueError) as error:  # ValueError: a pipe closed under us
+            self._stop()
             raise OSError(f"RTMPS relay failed: {error}") from error
         if answer is None:
-            self.close()
+            self._stop()
             raise OSError(f"RTMPS relay did not answer within {timeout:g} s")
         return answer
 
