@@ -72,8 +72,10 @@ def bridge_spec(spec: Mapping[str, Any], uid: str, plan: NetworkPlan, settings: 
 def verifies_rtmps(spec: Mapping[str, Any]) -> bool:
     """Whether the bridge will check an RTMPS server's certificate (the CA bundle is mounted
     only then: a missing ConfigMap must not hold up plain RTMP calls)."""
-    url = str(spec.get("rtmpUrl") or "")
-    return url.lower().startswith("rtmps://") and spec.get("rtmpTlsVerify") not in (False, "false")
+    url = str(spec.get("rtmpUrl") or "").strip().lower()
+    # As the bridge reads it: true unless false (or "false", "False", as the seed writes them).
+    verify = str(spec.get("rtmpTlsVerify", True)).strip().lower() != "false"
+    return url.startswith("rtmps://") and verify
 
 
 def status_port(plan: NetworkPlan, settings: Settings) -> int:

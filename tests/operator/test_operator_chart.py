@@ -210,6 +210,7 @@ def test_rtmps_ca_bundle_reaches_the_bridge_pods_trust_store() -> None:
         make_pod(Settings.from_env({}), spec=rtmps),
         make_pod(settings),
         make_pod(settings, spec={**rtmps, "rtmpTlsVerify": False}),
+        make_pod(settings, spec={**rtmps, "rtmpTlsVerify": "False"}),
     ):
         names = {e["name"] for e in unverified["spec"]["containers"][0]["env"]}
         assert not names & {"SSL_CERT_FILE", "SSL_CERT_DIR"}
