@@ -246,3 +246,27 @@ class QuietRtmpsServer:
         self.listener.close()
         for conn in self._connections:
             conn.close()
+
+
+def test_a_connection_the_bridge_did_not_prepare_is_dialled_on_arrival(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another local process takes the verified connection prepared for FFmpeg (as it could
+    under host networking); FFmpeg's own connection is then dialled and verified when it
+    arrives, and publishes (the path FFmpeg's in-open reconnects take too)."""
+    server = NginxRtmp(tmp_path / "nginx", free_port(), tls_port=free_port()).start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.certificate))
+    tunnel = RtmpsTunnel(f"{server.tls_url}/taken")
+    try:
+        url = tunnel.open(5)
+        port = int(url.split(":")[2].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port)):  # takes what was prepared
+            time.sleep(0.3)
+            container = av.open(url, mode="w", format="flv")
+            container.add_stream("aac", rate=48000)
+            container.start_encoding()
+            container.close()
+    finally:
+        tunnel.close()
+        server.stop()
+    assert server.published() == ["taken"]
