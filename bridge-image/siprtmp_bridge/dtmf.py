@@ -29,7 +29,9 @@ def authorized(header: str | None, token: str | None) -> bool:
     if not token:
         return True
     scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+    # Bytes: compare_digest refuses str with characters beyond ASCII, which a header can carry.
+    given_bytes = given.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given_bytes, token.encode())
 
 
 class DtmfError(ValueError):

@@ -87,10 +87,11 @@ def _handler(
             if self.path.split("?", 1)[0] != "/dtmf" or dtmf is None:
                 self._send(404, "text/plain", b"not found\n")
                 return
-            if authorized(self.headers.get("Authorization"), control_token):
-                code, answer = self._dtmf(dtmf)
-            else:
-                code, answer = 401, {"error": "Authorization: the pod's bearer token is required"}
+            if not authorized(self.headers.get("Authorization"), control_token):
+                answer = {"error": "Authorization: the pod's bearer token is required"}
+                self._send(401, "application/json", json.dumps(answer).encode(), challenge=True)
+                return
+            code, answer = self._dtmf(dtmf)
             self._send(code, "application/json", json.dumps(answer).encode())
 
         def _dtmf(self, queue: DtmfQueue) -> tuple[int, dict[str, Any]]:
@@ -121,8 +122,10 @@ def _handler(
                 return 503, {"error": "the call did not take the digits in time"}
             return 200, {"dtmf": digits, "sent": True}
 
-        def _send(self, code: int, content_type: str, body: bytes) -> None:
+        def _send(self, code: int, content_type: str, body: bytes, challenge: bool = False) -> None:
             self.send_response(code)
+            if challenge:
+                self.send_header("WWW-Authenticate", "Bearer")
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -30,10 +30,11 @@ def serve_one_call(
     reporter = StatusReporter(initial_status(spec.call_id, spec.redacted_publish_url), status_lines)
     counters = MediaCounters()
     dtmf = DtmfQueue()
+    # Out of the environment once read: child processes (the RTMPS relay) need not have it.
+    token = os.environ.pop(CONTROL_TOKEN_ENV, None) or None
     server = None
     if status_address is not None and status_address[1] > 0:
         try:
-            token = os.environ.get(CONTROL_TOKEN_ENV) or None
             server = StatusServer(*status_address, reporter, counters, dtmf, token)
         except OSError as error:
             print(

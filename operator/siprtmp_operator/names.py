@@ -25,7 +25,8 @@ SPEC_FILE = f"{SPEC_DIR}/spec.json"
 SECRET_DIR = "/etc/siprtmp/secret"
 PASSWORD_FILE = f"{SECRET_DIR}/password"
 CA_BUNDLE_DIR = "/etc/siprtmp/ca"
-CA_BUNDLE_FILE = f"{CA_BUNDLE_DIR}/ca.crt"
+CA_BUNDLE_NAME = "ca.crt"
+CA_BUNDLE_FILE = f"{CA_BUNDLE_DIR}/{CA_BUNDLE_NAME}"
 TERMINATION_LOG = "/dev/termination-log"
 
 

@@ -21,6 +21,7 @@ from .names import (
     ANNOTATION_SPEC,
     CA_BUNDLE_DIR,
     CA_BUNDLE_FILE,
+    CA_BUNDLE_NAME,
     CONTAINER_NAME,
     PASSWORD_FILE,
     SECRET_DIR,
@@ -116,6 +117,8 @@ def build_pod(
     ``control_token`` (new for each pod) is what the bridge asks of a POST /dtmf: the REST API
     reads it back from the pod, anything else reaching the pod's status port cannot press keys.
     """
+    if not control_token:
+        raise ValueError("a bridge pod needs a control token: without one its /dtmf is open")
     connection = spec.get("connection") or {}
     secret_ref = connection.get("sipPasswordSecretRef")
     port = status_port(plan, settings)
@@ -180,9 +183,12 @@ def build_pod(
         volumes.append(
             {
                 "name": "ca-bundle",
+                # Optional: without the ConfigMap the pod still starts, trusts nothing, and the
+                # call fails at once naming the certificate (rather than waiting, unexplained).
                 "configMap": {
                     "name": settings.bridge_ca_bundle_config_map,
-                    "items": [{"key": settings.bridge_ca_bundle_key, "path": "ca.crt"}],
+                    "items": [{"key": settings.bridge_ca_bundle_key, "path": CA_BUNDLE_NAME}],
+                    "optional": True,
                 },
             }
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import yaml
 from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
 from siprtmp_bridge.spec import parse_spec
 from siprtmp_operator.handlers import merge_patch
-from siprtmp_operator.livestatus import status_url
+from siprtmp_operator.livestatus import post, status_url
 from siprtmp_operator.names import ANNOTATION_SPEC, pod_name
 from siprtmp_operator.networking import (
     NetworkPlan,
@@ -654,3 +656,45 @@ def test_each_pod_carries_the_token_its_dtmf_endpoint_asks_for() -> None:
     assert observed.control_token == "pod-token"
     assert "pod-token" not in repr(observed)
     assert "pod-token" not in json.dumps(pod["metadata"])
+
+
+def test_a_pod_without_a_control_token_is_never_built() -> None:
+    with pytest.raises(ValueError, match="control token"):
+        build_pod(
+            name="b",
+            namespace="ns",
+            uid="uid-1",
+            spec=SPEC,
+            attempt=0,
+            plan=POD_NET,
+            settings=Settings(),
+            control_token="",
+        )
+
+
+def test_post_to_a_bridge_carries_its_token() -> None:
+    """What the REST API sends the bridge pod: the JSON body and the pod's bearer token."""
+    seen: list[tuple[str | None, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.headers.get("Authorization"), body))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/dtmf"
+        assert post(url, {"dtmf": "1#"}, 5, "pod-token") == (200, {})
+        assert post(url, {"dtmf": "2"}, 5) == (200, {})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [("Bearer pod-token", b'{"dtmf": "1#"}'), (None, b'{"dtmf": "2"}')]

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from siprtmp_operator.livestatus import bridge_url, post
+from siprtmp_operator.status import observe_pod
 from tests.operator.conftest import run_pod
 from tests.operator.k8s_harness import LocalKubelet, wait_for
 from tests.support.nginx_rtmp import NginxRtmp
@@ -81,6 +83,16 @@ def test_real_bridge_streams_then_stops_on_delete(
     cluster.wait_bridge(
         ns, "live", lambda o: o["status"]["stream"]["bytesSent"] > 8000, "bytes flowing", 15
     )
+    # Keys are pressed only with the token the operator put in this pod: without it, or with
+    # another, 401; with it, the bridge takes the request (and refuses it: receive-only call).
+    pod = cluster.pod(ns, "live-bridge-0")
+    assert pod is not None
+    observed = observe_pod(pod)
+    url = bridge_url(observed, "http", 8080, "/dtmf")
+    assert url is not None and observed.control_token
+    for token in (None, "another-pods-token"):
+        assert (post(url, {"dtmf": "1"}, 5, token) or (0,))[0] == 401
+    assert (post(url, {"dtmf": "1"}, 5, observed.control_token) or (0,))[0] == 409
     cluster.delete_bridge(ns, "live")
     # Delete → graceful pod stop → SIGTERM → the bridge sends BYE and closes the stream.
     wait_for("bridge gone", lambda: cluster.bridge(ns, "live") is None, timeout=30)

@@ -90,11 +90,18 @@ def test_dtmf_needs_the_pods_token_when_it_has_one(token: str | None) -> None:
     running = StatusServer("127.0.0.1", 0, reporter, MediaCounters(), call.queue, token)
     running.start()
     try:
-        for authorization in (None, "Bearer wrong", "Basic s3cret", "s3cret"):
+        for authorization in (
+            None,
+            "Bearer wrong",
+            "Basic s3cret",
+            "s3cret",
+            "Bearer \u00e9t\u00e9",
+        ):
             answer = post_dtmf(running.port, authorization)
             expected = b"401" if token else b"200"
             assert answer.split(b" ", 2)[1] == expected, (authorization, answer)
-        assert call.sent == ([] if token else ["1"] * 4)
+            assert (b"WWW-Authenticate: Bearer" in answer) == bool(token)
+        assert call.sent == ([] if token else ["1"] * 5)
         answer = post_dtmf(running.port, "Bearer s3cret")
         assert answer.split(b" ", 2)[1] == b"200", answer
         assert exchange(running.port, b"GET /status HTTP/1.0\r\n\r\n").split(b" ", 2)[1] == b"200"

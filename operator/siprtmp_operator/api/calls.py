@@ -128,6 +128,8 @@ class Calls:
         if answer is None:
             raise ApiError(502, "the bridge pod did not answer")
         code, doc = answer
+        if code == 401:  # not the caller's fault: the pod and this API disagree on its token
+            raise ApiError(502, "the bridge pod refused this operator's control token")
         if code != 200:
             reason = str(doc.get("error") or f"the bridge answered {code}")
             raise ApiError(409 if code in (400, 409) else 502, reason, "dtmf")
