@@ -106,9 +106,10 @@ class Release:
     def apply(self, *docs: dict[str, Any]) -> None:
         self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
 
-    def namespace(self, name: str) -> str:
+    def namespace(self, name: str, rtmps_ca: bool = True) -> str:
         self.kubectl("create", "namespace", name)
-        self._rtmps_ca(name)
+        if rtmps_ca:
+            self._rtmps_ca(name)
         # Pods are admitted only once the namespace's default ServiceAccount exists.
         wait_for(
             f"default ServiceAccount in {name}",

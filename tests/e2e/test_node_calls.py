@@ -156,6 +156,39 @@ def test_rtmps_with_the_charts_ca_bundle_verifies_and_publishes(
         stranger.stop()
 
 
+def test_rtmps_in_a_namespace_without_the_ca_bundle_fails_naming_the_certificate(
+    release: Release, tone_peer: Callable[..., SippPeer], tmp_path: Path, peer_host: str
+) -> None:
+    """The chart names a ConfigMap this namespace lacks: the pod starts all the same (the volume
+    is optional), trusts nothing, and the call fails at once saying why."""
+    ns = release.namespace(f"no-ca-{next(_namespaces)}", rtmps_ca=False)
+    server = NginxRtmp(
+        tmp_path / "nginx",
+        free_port(),
+        tls_port=free_port(),
+        host=peer_host,
+        certificate=release.rtmps_certificate,
+    ).start()
+    try:
+        peer = tone_peer(5.0)
+        release.apply(
+            manifest(
+                ns,
+                "no-ca",
+                peer,
+                server,
+                rtmpUrl=server.tls_url,
+                maxRetries=0,
+                rtmpReconnectTimeoutSeconds=2,
+            )
+        )
+        failed = release.wait_phase(ns, "no-ca", "Failed")
+    finally:
+        server.stop()
+    assert (failed["reason"], failed["exitCode"]) == ("RtmpFailed", 7)
+    assert f"certificate of {peer_host}:{server.tls_port} not trusted" in failed["message"]
+
+
 @pytest.fixture
 def far_end(tone_peer: Callable[..., SippPeer]) -> SippPeer:
     return tone_peer(4.0)
