@@ -109,6 +109,32 @@ def test_bridge_streams_the_call_then_succeeds(
     print(f"\napplied → Streaming in {streaming_s:.1f}s")
 
 
+def trusted_rtmps_server(release: Release, directory: Path, host: str) -> NginxRtmp:
+    """nginx-rtmp behind TLS, presenting the certificate the chart's CA ConfigMap holds."""
+    certificate = release.rtmps_certificate
+    return NginxRtmp(
+        directory, free_port(), tls_port=free_port(), host=host, certificate=certificate
+    ).start()
+
+
+def refused_rtmps_call(ns: str, name: str, peer: SippPeer, server: NginxRtmp) -> dict[str, Any]:
+    """An RTMPS call expected to fail before dialling: no redial, a 2 s RTMP budget."""
+    return manifest(
+        ns,
+        name,
+        peer,
+        server,
+        rtmpUrl=server.tls_url,
+        maxRetries=0,
+        rtmpReconnectTimeoutSeconds=2,
+    )
+
+
+def assert_certificate_refused(status: dict[str, Any], server: NginxRtmp) -> None:
+    assert (status["reason"], status["exitCode"]) == ("RtmpFailed", 7)
+    assert f"certificate of {server.host}:{server.tls_port} not trusted" in status["message"]
+
+
 def test_rtmps_with_the_charts_ca_bundle_verifies_and_publishes(
     release: Release,
     ns: str,
@@ -119,32 +145,16 @@ def test_rtmps_with_the_charts_ca_bundle_verifies_and_publishes(
     """RTMPS from a pod: the server's certificate is trusted only through the chart's
     rtmpsCaBundle ConfigMap (SSL_CERT_FILE in the pod); a second server presenting another
     certificate for the same address is refused."""
-    trusted = NginxRtmp(
-        tmp_path / "trusted",
-        free_port(),
-        tls_port=free_port(),
-        host=peer_host,
-        certificate=release.rtmps_certificate,
-    ).start()
+    trusted = trusted_rtmps_server(release, tmp_path / "trusted", peer_host)
     stranger = NginxRtmp(tmp_path / "stranger", free_port(), tls_port=free_port(), host=peer_host)
     try:
         stranger.start()
         peer = tone_peer(5.0)
         release.apply(
             manifest(ns, "secure", peer, trusted, rtmpUrl=trusted.tls_url),
-            manifest(
-                ns,
-                "spoofed",
-                peer,
-                stranger,
-                rtmpUrl=stranger.tls_url,
-                maxRetries=0,
-                rtmpReconnectTimeoutSeconds=2,
-            ),
+            refused_rtmps_call(ns, "spoofed", peer, stranger),
         )
-        refused = release.wait_phase(ns, "spoofed", "Failed")
-        assert (refused["reason"], refused["exitCode"]) == ("RtmpFailed", 7)
-        assert f"certificate of {peer_host}:{stranger.tls_port} not trusted" in refused["message"]
+        assert_certificate_refused(release.wait_phase(ns, "spoofed", "Failed"), stranger)
         status = release.wait_phase(ns, "secure", "Succeeded")
         assert status["stream"]["url"] == f"{trusted.tls_url}/***"
         env = the_pod(release, ns, "secure")["spec"]["containers"][0]["env"]
@@ -162,31 +172,12 @@ def test_rtmps_in_a_namespace_without_the_ca_bundle_fails_naming_the_certificate
     """The chart names a ConfigMap this namespace lacks: the pod starts all the same (the volume
     is optional), trusts nothing, and the call fails at once saying why."""
     ns = release.namespace(f"no-ca-{next(_namespaces)}", rtmps_ca=False)
-    server = NginxRtmp(
-        tmp_path / "nginx",
-        free_port(),
-        tls_port=free_port(),
-        host=peer_host,
-        certificate=release.rtmps_certificate,
-    ).start()
+    server = trusted_rtmps_server(release, tmp_path / "nginx", peer_host)
     try:
-        peer = tone_peer(5.0)
-        release.apply(
-            manifest(
-                ns,
-                "no-ca",
-                peer,
-                server,
-                rtmpUrl=server.tls_url,
-                maxRetries=0,
-                rtmpReconnectTimeoutSeconds=2,
-            )
-        )
-        failed = release.wait_phase(ns, "no-ca", "Failed")
+        release.apply(refused_rtmps_call(ns, "no-ca", tone_peer(5.0), server))
+        assert_certificate_refused(release.wait_phase(ns, "no-ca", "Failed"), server)
     finally:
         server.stop()
-    assert (failed["reason"], failed["exitCode"]) == ("RtmpFailed", 7)
-    assert f"certificate of {peer_host}:{server.tls_port} not trusted" in failed["message"]
 
 
 @pytest.fixture
