@@ -126,6 +126,7 @@ def test_rtmps_server_whose_certificate_does_not_hold_is_refused_before_dialling
     assert (final["phase"], final["reason"]) == ("Failed", "RtmpFailed")
     assert final["stream"]["state"] == "FAILED"
     assert f"certificate of 127.0.0.1:{server.tls_port} not trusted: {reason}" in final["message"]
+    assert "rtmpTlsVerify: false" in final["message"]  # and what to do about it
     assert "secure" not in final["message"]  # the stream key stays out of it
     assert publish_log.notifications == []
     assert silent_callee.received_nothing()

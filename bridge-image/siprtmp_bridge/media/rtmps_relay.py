@@ -48,6 +48,11 @@ WRITE_TIMEOUT_SECONDS = 30.0
 CLOSE_TIMEOUT_SECONDS = 2.0
 #: How long a verified connection waits for FFmpeg to come and use it.
 CLAIM_TIMEOUT_SECONDS = 10.0
+#: What to do about it, in the one line the status and the log carry.
+TRUST_HINT = (
+    "trust its CA with SSL_CERT_FILE or the chart's bridge.rtmpsCaBundle, "
+    "or skip the check with rtmpTlsVerify: false"
+)
 _SERVER_HANDSHAKE_BYTES = 1 + 1536 + 1536
 _READ = 65536
 
@@ -75,8 +80,9 @@ class Relay:
         try:
             self._waiting = await self._dial(timeout)
         except ssl.SSLCertVerificationError as error:
-            return f"{ERROR} certificate of {self.host}:{self.port} not trusted: " + (
-                error.verify_message or str(error)
+            return (
+                f"{ERROR} certificate of {self.host}:{self.port} not trusted: "
+                f"{error.verify_message or error} ({TRUST_HINT})"
             )
         except TimeoutError:
             return f"{ERROR} no TLS connection to {self.host}:{self.port} within {timeout:g} s"
