@@ -153,23 +153,32 @@ HOLE_ADDRESS = "10.255.254.1"
 
 
 @contextlib.contextmanager
-def black_holed(port: int) -> Iterator[str]:
-    """An address whose TCP SYNs to ``port`` are dropped, as a firewalled or vanished RTMP host
-    does: an empty bridge interface holding HOLE_ADDRESS, and an iptables DROP rule."""
-    rule = ["INPUT", "-p", "tcp", "-d", HOLE_ADDRESS, "--dport", str(port), "--syn", "-j", "DROP"]
+def local_address() -> Iterator[str]:
+    """HOLE_ADDRESS on an empty bridge interface: this machine's, but not loopback."""
     link = "srbhole0"
     for argv in (
         ["ip", "link", "add", link, "type", "bridge"],
         ["ip", "addr", "add", f"{HOLE_ADDRESS}/32", "dev", link],
         ["ip", "link", "set", link, "up"],
-        ["iptables", "-I", *rule],
     ):
         subprocess.run(argv, check=True, capture_output=True)
     try:
         yield HOLE_ADDRESS
     finally:
-        subprocess.run(["iptables", "-D", *rule], check=False, capture_output=True)
         subprocess.run(["ip", "link", "del", link], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def black_holed(port: int) -> Iterator[str]:
+    """An address whose TCP SYNs to ``port`` are dropped, as a firewalled or vanished RTMP host
+    does: the local address, and an iptables DROP rule."""
+    rule = ["INPUT", "-p", "tcp", "-d", HOLE_ADDRESS, "--dport", str(port), "--syn", "-j", "DROP"]
+    with local_address() as host:
+        subprocess.run(["iptables", "-I", *rule], check=True, capture_output=True)
+        try:
+            yield host
+        finally:
+            subprocess.run(["iptables", "-D", *rule], check=False, capture_output=True)
 
 
 def test_black_holed_rtmp_server_fails_in_bounded_time_and_never_freezes_the_bridge(
@@ -193,6 +202,30 @@ def test_black_holed_rtmp_server_fails_in_bounded_time_and_never_freezes_the_bri
     final = process.final
     assert (final["reason"], final["stream"]["state"]) == ("RtmpFailed", "FAILED")
     assert "timed out" in final["message"]
+    assert silent_callee.received_nothing()
+
+
+def test_rtmp_server_that_accepts_and_never_answers_fails_in_bounded_time(
+    silent_callee: SilentCallee,
+    bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    """An overloaded or wrong server: TCP accepted, the RTMP handshake never answered. FFmpeg
+    would wait for it holding the GIL, for ever; the bridge's own probe of the handshake makes
+    it a failed attempt, and the status server keeps answering."""
+    status_port = free_port()
+    with local_address() as host, socket.create_server((host, 0)) as listener:
+        port = listener.getsockname()[1]
+        spec = call_spec(silent_callee.uri, NginxRtmp(tmp_path, port), "silent")
+        spec.update(rtmpUrl=f"rtmp://{host}:{port}/live", rtmpReconnectTimeoutSeconds=4)
+        process = bridge(spec, status_port=status_port)
+        time.sleep(2)  # inside an attempt
+        answered = [http_get(f"http://127.0.0.1:{status_port}/status", 2)[0] for _ in range(3)]
+        assert process.wait(30) == EXIT_RTMP
+    assert answered == [200, 200, 200]
+    final = process.final
+    assert (final["reason"], final["stream"]["state"]) == ("RtmpFailed", "FAILED")
+    assert "no answer to the RTMP handshake" in final["message"]
     assert silent_callee.received_nothing()
 
 

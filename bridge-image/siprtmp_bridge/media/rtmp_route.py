@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from siprtmp_bridge.media.rtmps_tunnel import RtmpsTunnel
 from siprtmp_bridge.spec import rtmp_port
+
+#: C0 (version 3) and a C1 of zeros: the plain handshake every RTMP server answers with S0, S1.
+PROBE_C0_C1 = b"\x03" + bytes(1536)
 
 
 class RtmpRoute(Protocol):
@@ -29,9 +33,10 @@ class DirectRoute:
     def open(self, timeout: float) -> str:
         # PyAV opens output I/O holding the GIL, without options or an interrupt callback: a
         # connect to a black-holed host would freeze the whole process (the pjsua poll loop,
-        # SIGTERM handling, /status) for the kernel's SYN timeout, about two minutes. A bounded
-        # TCP connect first, made from Python (which releases the GIL), turns that into a failed
-        # attempt within ``timeout``.
+        # SIGTERM handling, /status) for the kernel's SYN timeout, about two minutes, and a
+        # server that accepts and never answers, for ever. A bounded TCP connect first, and for
+        # plain RTMP the server's answer to a handshake, made from Python (which releases the
+        # GIL), turn those into a failed attempt within ``timeout``.
         reachable(self.url, timeout)
         return self.url
 
@@ -48,7 +53,8 @@ def route_for(url: str, verify_tls: bool) -> RtmpRoute:
 
 
 def reachable(url: str, timeout: float) -> None:
-    """Raise OSError unless a TCP connection to the URL's server opens within ``timeout``.
+    """Raise OSError unless a TCP connection to the URL's server opens within ``timeout`` and,
+    for rtmp://, the server answers the start of an RTMP handshake (S0 and S1) in that time.
 
     Loopback is not probed: it answers or refuses at once, and the probe would use up the one
     connection a single-client receiver (``ffmpeg -listen 1``, the demo's) accepts.
@@ -57,8 +63,21 @@ def reachable(url: str, timeout: float) -> None:
     host = parts.hostname or ""
     if host == "localhost" or _is_loopback(host):
         return
-    with socket.create_connection((host, rtmp_port(parts)), timeout=timeout):
-        pass
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((host, rtmp_port(parts)), timeout=timeout) as sock:
+        if parts.scheme.lower() != "rtmp":
+            return  # rtmps:// unverified: FFmpeg's TLS comes first, not probed here
+        sock.sendall(PROBE_C0_C1)
+        answered = 0
+        while answered < len(PROBE_C0_C1):
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = sock.recv(4096)
+            except TimeoutError as error:
+                raise OSError(f"no answer to the RTMP handshake within {timeout:g} s") from error
+            if not data:
+                raise OSError("the server closed the connection during the RTMP handshake")
+            answered += len(data)
 
 
 def _is_loopback(host: str) -> bool:
