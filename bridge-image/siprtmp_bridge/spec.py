@@ -468,6 +468,12 @@ def _normalise_callee(callee: str, connection: Connection) -> str:
     return uri
 
 
+def verifies_rtmps(url: str, tls_verify: bool) -> bool:
+    """Whether publishing to ``url`` checks the server's certificate (through the bridge's
+    RTMPS relay); the operator mounts a CA bundle for exactly these calls."""
+    return urlsplit(url.strip()).scheme.lower() == "rtmps" and tls_verify
+
+
 def rtmp_port(parts: SplitResult) -> int:
     """An rtmp(s):// URL's port, or its scheme's default (RTMP 1935, RTMPS 443)."""
     return parts.port or (443 if parts.scheme.lower() == "rtmps" else 1935)

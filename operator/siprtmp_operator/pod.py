@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
+from siprtmp_bridge.spec import verifies_rtmps
 
 from . import API_VERSION, KIND
 from .names import (
@@ -70,13 +71,12 @@ def bridge_spec(spec: Mapping[str, Any], uid: str, plan: NetworkPlan, settings: 
     return doc
 
 
-def verifies_rtmps(spec: Mapping[str, Any]) -> bool:
+def _verifies_rtmps(spec: Mapping[str, Any]) -> bool:
     """Whether the bridge will check an RTMPS server's certificate (the CA bundle is mounted
     only then: a missing ConfigMap must not hold up plain RTMP calls)."""
-    url = str(spec.get("rtmpUrl") or "").strip().lower()
     # As the bridge reads it: true unless false (or "false", "False", as the seed writes them).
-    verify = str(spec.get("rtmpTlsVerify", True)).strip().lower() != "false"
-    return url.startswith("rtmps://") and verify
+    tls_verify = str(spec.get("rtmpTlsVerify", True)).strip().lower() != "false"
+    return verifies_rtmps(str(spec.get("rtmpUrl") or ""), tls_verify)
 
 
 def status_port(plan: NetworkPlan, settings: Settings) -> int:
@@ -175,7 +175,7 @@ def build_pod(
         {"name": "SIPRTMP_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
         {"name": CONTROL_TOKEN_ENV, "value": control_token},
     ]
-    if settings.bridge_ca_bundle_config_map and verifies_rtmps(spec):
+    if settings.bridge_ca_bundle_config_map and _verifies_rtmps(spec):
         # The bridge's RTMPS relay verifies with Python's ssl, which reads these two. The
         # directory is the mount's own (no hashed links in it): the bundle replaces the
         # image's CAs rather than adding to them.

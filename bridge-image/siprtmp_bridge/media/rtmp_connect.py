@@ -23,8 +23,11 @@ from urllib.parse import urlsplit
 
 from siprtmp_bridge.spec import rtmp_port
 
-#: C0 + C1, then C2: the client's side of the handshake, passed through untouched.
-HANDSHAKE_BYTES = 1 + 1536 + 1536
+#: RTMP's handshake packets (C1, C2 from the client; S1, S2 from the server) after the
+#: one-byte version (C0, S0).
+HANDSHAKE_PACKET_BYTES = 1536
+#: Each side's whole handshake: C0 + C1, then C2 (passed through untouched); S0 + S1 + S2.
+HANDSHAKE_BYTES = 1 + 2 * HANDSHAKE_PACKET_BYTES
 DEFAULT_CHUNK_SIZE = 128
 SET_CHUNK_SIZE = 1
 AUDIO, VIDEO, AMF0_DATA = 8, 9, 18

@@ -8,11 +8,12 @@ import time
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from siprtmp_bridge.media.rtmp_connect import HANDSHAKE_PACKET_BYTES
 from siprtmp_bridge.media.rtmps_tunnel import RtmpsTunnel
-from siprtmp_bridge.spec import rtmp_port
+from siprtmp_bridge.spec import rtmp_port, verifies_rtmps
 
 #: C0 (version 3) and a C1 of zeros: the plain handshake every RTMP server answers with S0, S1.
-PROBE_C0_C1 = b"\x03" + bytes(1536)
+PROBE_C0_C1 = b"\x03" + bytes(HANDSHAKE_PACKET_BYTES)
 
 
 class RtmpRoute(Protocol):
@@ -47,7 +48,7 @@ class DirectRoute:
 def route_for(url: str, verify_tls: bool) -> RtmpRoute:
     """RTMPS goes through the relay, which verifies the server's certificate, unless the spec
     turned verification off; then FFmpeg's own TLS, which verifies nothing, is used."""
-    if urlsplit(url).scheme.lower() == "rtmps" and verify_tls:
+    if verifies_rtmps(url, verify_tls):
         return RtmpsTunnel(url)
     return DirectRoute(url)
 

@@ -53,7 +53,6 @@ TRUST_HINT = (
     "trust its CA with SSL_CERT_FILE or the chart's bridge.rtmpsCaBundle, "
     "or skip the check with rtmpTlsVerify: false"
 )
-_SERVER_HANDSHAKE_BYTES = 1 + 1536 + 1536
 _READ = 65536
 
 
@@ -176,7 +175,7 @@ async def _set_up_in_time(publisher: PublisherStream) -> None:
 
 async def _server_to_publisher(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     handshake = await asyncio.wait_for(
-        reader.readexactly(_SERVER_HANDSHAKE_BYTES), HANDSHAKE_TIMEOUT_SECONDS
+        reader.readexactly(HANDSHAKE_BYTES), HANDSHAKE_TIMEOUT_SECONDS
     )
     await _send(writer, handshake)
     await _copy(reader, writer)

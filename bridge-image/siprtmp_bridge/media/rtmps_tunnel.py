@@ -32,7 +32,6 @@ ANSWER_MARGIN_SECONDS = 1.0
 
 class RtmpsTunnel:
     def __init__(self, url: str) -> None:
-        self._url = url
         parts = urlsplit(url)
         self._server = {
             "host": parts.hostname or "",
