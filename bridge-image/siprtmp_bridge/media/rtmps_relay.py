@@ -30,11 +30,14 @@ import ssl
 import sys
 
 from siprtmp_bridge.media.rtmp_connect import HANDSHAKE_BYTES, PublisherStream
+from siprtmp_bridge.media.rtmps_protocol import (
+    CLOSE_TIMEOUT_SECONDS,
+    CONNECT,
+    ERROR,
+    LISTENING,
+    READY,
+)
 
-CONNECT = "connect"
-READY = "ready"
-ERROR = "error"
-LISTENING = "listening"
 #: A TCP connect and TLS handshake with the server, together, at most.
 CONNECT_TIMEOUT_SECONDS = 5.0
 #: The server's part of the RTMP handshake (S0, S1, S2), and then the whole set-up (connect,
@@ -44,8 +47,6 @@ HANDSHAKE_TIMEOUT_SECONDS = 5.0
 SETUP_TIMEOUT_SECONDS = 8.0
 #: A server that takes nothing for this long counts as gone (FFmpeg then sees the connection fail).
 WRITE_TIMEOUT_SECONDS = 30.0
-#: How long a closing connection may take to hand the server what is still buffered for it.
-CLOSE_TIMEOUT_SECONDS = 2.0
 #: How long a verified connection waits for FFmpeg to come and use it.
 CLAIM_TIMEOUT_SECONDS = 10.0
 #: What to do about it, in the one line the status and the log carry.
