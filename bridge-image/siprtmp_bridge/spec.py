@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -141,7 +142,7 @@ class BridgeSpec:
         """``rtmpUrl/rtmpStream``: the seed's server publishes there, with no prefix added."""
         return f"{self.rtmp_url.rstrip('/')}/{self.rtmp_stream}"
 
-    @property
+    @cached_property  # the runner's limit check names it every time it looks
     def redacted_publish_url(self) -> str:
         return redacted_publish_url(self.rtmp_url, self.rtmp_stream)
 

@@ -24,10 +24,13 @@ from siprtmp_bridge.media.wav import WAV_HEADER_SIZE, WavHeaderError, parse_wav_
 # The recorder flushes about every 40-120 ms; more lag than this means no audio is coming.
 MAX_LAG_SECONDS = 0.3
 POLL_SECONDS = 0.05
-# After a read, let about two of the recorder's flushes (~125 ms each) gather in the FIFO before
-# the next: one 250 ms burst costs the encoder less than two of 125 ms (measured, pipeline thread
-# 11-13 → 9.5-10 CPU-ms/s). The stream's audio is up to that much later; the first read is not.
-BATCH_SECONDS = 0.25
+# After a read, let about four of the recorder's flushes (~125 ms each) gather in the FIFO
+# before the next. Each read wakes this thread and the publisher's and hands the GIL between
+# them, which costs more than the encoding it batches: 125 → 250 ms took the pipeline thread
+# from 11-13 to 9.5-10 CPU-ms/s, 250 → 500 ms from 8.2-9.1 to 6.4-6.8 and the publisher's from
+# 0.9-1.4 to 0.5-0.9 (three 30 s calls each). The stream's audio leaves up to that much later
+# (a CDN adds seconds); the first read is at once. The FIFO holds 2 s of audio at 16 kHz.
+BATCH_SECONDS = 0.5
 
 
 class MediaPipeline:
