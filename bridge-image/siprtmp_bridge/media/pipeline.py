@@ -1,7 +1,7 @@
 """Call audio from pjsua's WAV recorder, through a FIFO, to the encoder and the publisher.
 
 pjsua2's ``AudioMediaRecorder`` writes the conference bridge's mix for the call as WAV into a
-named pipe; this thread reads it in bursts of a few kilobytes. Per-sample work stays in C
+named pipe; this thread reads it in bursts (about 16 kB, 500 ms). Per-sample work stays in C
 (pjmedia, FFmpeg): copying 20 ms frames out of an ``AudioMediaPort`` in Python costs
 several times more CPU. The stream clock is kept level with the wall clock by silence.
 """
