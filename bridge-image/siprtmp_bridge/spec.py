@@ -295,13 +295,10 @@ class _Reader:
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.data.get(name)
-        if value is None or value == "":
-            return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise SpecError(self.path(name), f"must be true or false, got {value!r}")
+        parsed = spec_boolean(value, default)
+        if parsed is None:
+            raise SpecError(self.path(name), f"must be true or false, got {value!r}")
+        return parsed
 
     def optional_number(self, name: str, minimum: float) -> float | None:
         value = self.data.get(name)
@@ -467,6 +464,18 @@ def _normalise_callee(callee: str, connection: Connection) -> str:
     if connection.sip_transport != "udp" and ";transport=" not in uri:
         uri = f"{uri};transport={connection.sip_transport}"
     return uri
+
+
+def spec_boolean(value: Any, default: bool) -> bool | None:
+    """A boolean as a spec may write it: JSON's, or the seed's strings ("true", "False", any
+    case); ``default`` when absent or empty; None when it is neither."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
 
 
 def verifies_rtmps(url: str, tls_verify: bool) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
-from siprtmp_bridge.spec import verifies_rtmps
+from siprtmp_bridge.spec import spec_boolean, verifies_rtmps
 
 from . import API_VERSION, KIND
 from .names import (
@@ -74,8 +74,8 @@ def bridge_spec(spec: Mapping[str, Any], uid: str, plan: NetworkPlan, settings: 
 def _verifies_rtmps(spec: Mapping[str, Any]) -> bool:
     """Whether the bridge will check an RTMPS server's certificate (the CA bundle is mounted
     only then: a missing ConfigMap must not hold up plain RTMP calls)."""
-    # As the bridge reads it: true unless false (or "false", "False", as the seed writes them).
-    tls_verify = str(spec.get("rtmpTlsVerify", True)).strip().lower() != "false"
+    # As the bridge reads it; a value it refuses (None) fails the call before a mount matters.
+    tls_verify = spec_boolean(spec.get("rtmpTlsVerify"), True) is not False
     return verifies_rtmps(str(spec.get("rtmpUrl") or ""), tls_verify)
 
 
