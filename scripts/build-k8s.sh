@@ -12,7 +12,6 @@
 #        BUILD_NICE (default 19), BUILD_PARALLEL (go build -p, default 1)
 set -euo pipefail
 
-HELM_VERSION="${HELM_VERSION:-3.19.5}"
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=scripts/lib/k8s-build.sh
 source "$here/lib/k8s-build.sh"

@@ -6,8 +6,8 @@
 # with its published v0.X version; a tools.go pins the commands built from that module.
 #
 # Source it, then: k8s_build_env; k8s_prepare_module DIR IMPORT...; k8s_gobuild NAME LDFLAGS PKG.
-# Env: SIPRTMP_CACHE (default /var/cache/siprtmp), K8S_VERSION, BUILD_NICE (default 19),
-#      BUILD_PARALLEL (go build -p, default 1)
+# Env: SIPRTMP_CACHE (default /var/cache/siprtmp), K8S_VERSION, HELM_VERSION, BUILD_NICE
+#      (default 19), BUILD_PARALLEL (go build -p, default 1)
 # shellcheck shell=bash
 
 K8S_VERSION="${K8S_VERSION:-1.34.4}"
@@ -22,10 +22,44 @@ K8S_LDFLAGS="-X k8s.io/component-base/version.gitVersion=v$K8S_VERSION"
 K8S_LDFLAGS="$K8S_LDFLAGS -X k8s.io/component-base/version.gitMajor=1"
 K8S_LDFLAGS="$K8S_LDFLAGS -X k8s.io/component-base/version.gitMinor=$K8S_MINOR"
 
-# k8s_missing NAME...: prints the names not yet executable in $BIN.
+HELM_VERSION="${HELM_VERSION:-3.19.5}"
+
+# k8s_expected_version NAME: the version string NAME must report, and how to ask it, as
+# "WANT<tab>ARGS". etcd's version is the one k8s.io/kubernetes requires, read from the throwaway
+# module (no module: nothing is expected, so the binary is rebuilt).
+k8s_expected_version() {
+    case "$1" in
+        kubectl) printf 'v%s\tversion --client\n' "$K8S_VERSION" ;;
+        helm) printf 'v%s\tversion --short\n' "$HELM_VERSION" ;;
+        etcd)
+            local etcd
+            etcd="$(sed -n 's|^[[:space:]]*go.etcd.io/etcd/server/v3 v\([^ ]*\).*|\1|p' \
+                "$CACHE/k8s-$K8S_VERSION/mod/go.mod" 2>/dev/null | head -1)"
+            printf 'etcd Version: %s\t--version\n' "${etcd:-unknown}" ;;
+        *) printf 'Kubernetes v%s\t--version\n' "$K8S_VERSION" ;;
+    esac
+}
+
+# k8s_binary_ok NAME: NAME is in $BIN, runs, and reports the expected version. A cached binary is
+# trusted only then: a truncated build, another version or a binary for another machine fails.
+k8s_binary_ok() {
+    local want args reported
+    [[ -x "$BIN/$1" ]] || return 1
+    IFS=$'\t' read -r want args <<<"$(k8s_expected_version "$1")"
+    # shellcheck disable=SC2086  # ARGS is a word list
+    reported="$(timeout 20 "$BIN/$1" $args 2>&1)" || return 1
+    [[ "$reported" == *"$want"* ]]
+}
+
+# k8s_missing NAME...: prints the names not built in $BIN, or built but not passing k8s_binary_ok
+# (those are removed, so they are rebuilt).
 k8s_missing() {
     local b
-    for b in "$@"; do [[ -x "$BIN/$b" ]] || echo "$b"; done
+    for b in "$@"; do
+        k8s_binary_ok "$b" && continue
+        [[ -e "$BIN/$b" ]] && { echo ">> $BIN/$b fails its version check: rebuilding" >&2; rm -f "$BIN/$b"; }
+        echo "$b"
+    done
 }
 
 # k8s_exit_if_built BINARY...: print $BIN and exit the calling script when all are built.

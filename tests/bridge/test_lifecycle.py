@@ -7,6 +7,7 @@ import json
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +181,26 @@ def test_the_seeds_rest_body_is_accepted_verbatim(
     assert f"INVITE sip:bridge-test@127.0.0.1:{peer.port} SIP/2.0" in peer.messages()
     (recording,) = rtmp_server.recordings_of("streamName")
     assert abs(measure_recording(recording).frequency_hz - 1000) < 5
+
+
+def test_stderr_redirected_to_a_file_is_appended_to_never_truncated(
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    """`sip-rtmp-bridge run ... 2>>bridge.log`: what the log held before the call stays."""
+    peer = tone_peer(2.0)
+    log = tmp_path / "bridge.log"
+    earlier = "an earlier run's last line\n" * 40
+    log.write_text(earlier)
+    process = bridge(call_spec(peer.uri, rtmp_server, "appended"), stderr_file=log)
+    assert process.wait(20) == 0
+    written = log.read_bytes()
+    assert written.startswith(earlier.encode())
+    assert b"\0" not in written
+    # pjsua's own log (it opens /dev/stderr itself) and the bridge's closing line both followed.
+    after = written[len(earlier) :]
+    assert b"sip_endpoint.c" in after
+    assert after.endswith(b"sip-rtmp-bridge: RemoteHangup: the far end hung up\n")
+    assert peer.wait(10) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,8 @@ class BridgeProcess:
     spec_format: str = "json"
     #: Added to the test's own environment (e.g. SSL_CERT_FILE for a trusted test CA).
     env: dict[str, str] = field(default_factory=dict)
+    #: Stderr appended to this file (as a shell's ``2>>FILE``) instead of read from a pipe.
+    stderr_file: Path | None = None
     process: subprocess.Popen[str] | None = None
     lines: list[dict[str, Any]] = field(default_factory=list)
     stderr_text: str = ""
@@ -53,13 +56,17 @@ class BridgeProcess:
             "3",
             *self.extra_args,
         ]
-        self.process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-        )
+        with contextlib.ExitStack() as files:
+            stderr: Any = subprocess.PIPE
+            if self.stderr_file is not None:
+                stderr = files.enter_context(self.stderr_file.open("ab"))
+            self.process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            )
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()
         self._err_reader = threading.Thread(target=self._read_stderr, daemon=True)
@@ -72,7 +79,9 @@ class BridgeProcess:
             self.lines.append(json.loads(line))
 
     def _read_stderr(self) -> None:
-        assert self.process is not None and self.process.stderr is not None
+        assert self.process is not None
+        if self.process.stderr is None:
+            return
         for line in self.process.stderr:
             self.stderr_text += line
 

@@ -68,6 +68,9 @@ class SipEndpoint:
         config.logConfig.consoleLevel = 0
         config.logConfig.level = log_level
         config.logConfig.filename = "/dev/stderr" if log_level > 0 else ""
+        # Opening /dev/stderr reopens whatever stderr is; pjlib's default mode ("w") would
+        # truncate a file the user redirected it to (`2>>bridge.log`) and leave NULs in it.
+        config.logConfig.fileFlags = pj.PJ_O_APPEND
         config.logConfig.decor = pj.PJ_LOG_HAS_TIME | pj.PJ_LOG_HAS_SENDER | pj.PJ_LOG_HAS_NEWLINE
         media = config.medConfig
         media.clockRate = clock_rate
