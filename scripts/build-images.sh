@@ -80,7 +80,7 @@ pip_cache=()
 # The project's wheel gets the last commit's time for its files: the same sources make the same
 # wheel, so Docker's layer cache holds when nothing changed.
 SOURCE_DATE_EPOCH="$(git log -1 --format=%ct 2>/dev/null || echo 315532800)" \
-    .venv/bin/pip wheel -q "${pip_cache[@]}" -w "$WHEELS" '.[operator]' setuptools wheel
+    .venv/bin/pip wheel -q "${pip_cache[@]}" -w "$WHEELS" '.[bridge,operator]' setuptools wheel
 build_cache=()
 [ "$cold" = 1 ] && build_cache=(--no-cache)
 for image in bridge:bridge-image operator:operator; do

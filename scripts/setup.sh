@@ -28,5 +28,5 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[operator,dev]'
+.venv/bin/pip install -q -e '.[bridge,operator,dev]'
 echo "setup: ready: .venv/bin/sip-rtmp-bridge"

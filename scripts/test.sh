@@ -34,6 +34,7 @@ pytest_run() { .venv/bin/python -m pytest -p no:cacheprovider -ra "$@"; }
 ./scripts/setup.sh
 echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy" && .venv/bin/mypy
+echo "== imports" && .venv/bin/lint-imports --no-cache
 echo "== unit" && pytest_run -q tests/unit
 [ "$tier" = unit ] && exit 0
 
