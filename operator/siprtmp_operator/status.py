@@ -1,8 +1,8 @@
 """Pure builders: what the pod and the bridge say → the resource's status and conditions.
 
 Inputs are the pod object (phase, IP, container state, termination message) and the bridge's
-live ``/status`` document; the output follows DESIGN.md's status contract. Nothing here talks
-to the cluster, so every mapping is unit-tested.
+live ``/status`` document; the output is the resource's status as docs/operator.md's "Status"
+describes it. Nothing here talks to the cluster, so every mapping is unit-tested.
 """
 
 from __future__ import annotations
