@@ -1,56 +1,45 @@
 """Every knob of the operator, read once from environment variables.
 
-One module owns configuration so that the chart (which sets these variables), the tests (which
-set them to fast values) and the code agree on names and defaults.
+Each setting is declared once, as a field of ``Settings`` with its default, its documentation
+and the chart value that sets it: the environment reader, the docs' settings table
+(``settings_table``, kept in docs/operator.md by scripts/generate.py) and the chart checks in
+the tests all follow from the fields, so the chart, the tests and the code agree on names and
+defaults.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
+from typing import Any, get_type_hints
 
 ENV_PREFIX = "SIPRTMP_"
 
 
-def _get(env: Mapping[str, str], name: str, default: str) -> str:
-    return env.get(ENV_PREFIX + name, default)
+def setting(
+    default: Any,
+    doc: str,
+    *,
+    chart: str | None = None,
+    choices: tuple[str, ...] = (),
+    env: str | None = None,
+    words: bool = False,
+    secret: bool = False,
+) -> Any:
+    """One documented setting: its default, what it does, the chart value that sets it.
 
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = _get(env, name, str(default)).strip()
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{ENV_PREFIX}{name} must be an integer, got {raw!r}") from exc
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = _get(env, name, str(default)).strip()
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{ENV_PREFIX}{name} must be a number, got {raw!r}") from exc
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = _get(env, name, "true" if default else "false").strip().lower()
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"{ENV_PREFIX}{name} must be a boolean, got {raw!r}")
-
-
-def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in _get(env, name, "").split(",") if p.strip())
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:
-    value = _get(env, name, default).strip()
-    if value not in allowed:
-        raise ValueError(f"{ENV_PREFIX}{name} must be one of {sorted(allowed)}, got {value!r}")
-    return value
+    ``env`` names the variable when it is not the field's name upper-cased; ``choices`` limits a
+    string; ``words`` splits a list on white space instead of commas; a ``secret`` is left out
+    of the settings' repr (which logs may show) and of the docs' defaults. The docs' settings table
+    and the chart checks are generated from this metadata (``settings_table``), so the field is
+    the only place the setting is written down.
+    """
+    meta = {"doc": doc, "chart": chart, "choices": choices, "env": env, "words": words}
+    meta["secret"] = secret
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -58,141 +47,181 @@ class Settings:
     """Operator configuration. Defaults suit a production cluster; tests shorten the timings."""
 
     # What the bridge pods run.
-    bridge_image: str = "sip-rtmp-bridge:latest"
-    bridge_image_pull_policy: str = "IfNotPresent"
-    bridge_service_account: str = ""
-    bridge_priority_class: str = ""
-    bridge_cpu_request: str = "250m"
-    bridge_memory_request: str = "128Mi"
-    bridge_cpu_limit: str = "1"
-    bridge_memory_limit: str = "512Mi"
-    bridge_termination_grace_seconds: int = 20
-    bridge_status_port: int = 8080
-    bridge_run_as_user: int = 10001
-    bridge_extra_args: tuple[str, ...] = ()
-    # A ConfigMap (in each resource's namespace) whose key holds the CA bundle RTMPS servers'
-    # certificates are verified against, instead of the image's; "" keeps the image's.
-    bridge_ca_bundle_config_map: str = ""
-    bridge_ca_bundle_key: str = "ca.crt"
-    # spec.video for resources that do not set it (docs/spec.md, "video").
-    default_video_mode: str = "disabled"
-    default_video_when_absent: str = "audioOnly"
+    bridge_image: str = setting(
+        "sip-rtmp-bridge:latest", "the bridge pods' image", chart="bridge.image.repository, .tag"
+    )
+    bridge_image_pull_policy: str = setting(
+        "IfNotPresent",
+        "the bridge pods' image pull policy",
+        chart="bridge.image.pullPolicy",
+        choices=("Always", "IfNotPresent", "Never"),
+    )
+    bridge_service_account: str = setting(
+        "",
+        "service account of the bridge pods (its token is never mounted)",
+        chart="bridge.serviceAccountName",
+    )
+    bridge_priority_class: str = setting(
+        "", "priority class of the bridge pods", chart="bridge.priorityClassName"
+    )
+    bridge_cpu_request: str = setting(
+        "250m", "CPU request of each bridge pod", chart="bridge.resources.requests.cpu"
+    )
+    bridge_memory_request: str = setting(
+        "128Mi", "memory request of each bridge pod", chart="bridge.resources.requests.memory"
+    )
+    bridge_cpu_limit: str = setting(
+        "1", "CPU limit of each bridge pod", chart="bridge.resources.limits.cpu"
+    )
+    bridge_memory_limit: str = setting(
+        "512Mi", "memory limit of each bridge pod", chart="bridge.resources.limits.memory"
+    )
+    bridge_termination_grace_seconds: int = setting(
+        20,
+        "grace period of a bridge pod: time to send BYE and flush the stream",
+        chart="bridge.terminationGracePeriodSeconds",
+    )
+    bridge_status_port: int = setting(
+        8080, "the bridge's /status, /metrics and probes port", chart="bridge.statusPort"
+    )
+    bridge_run_as_user: int = setting(
+        10001, "uid of the bridge container", chart="bridge.runAsUser"
+    )
+    bridge_extra_args: tuple[str, ...] = setting(
+        (), "extra arguments of `sip-rtmp-bridge run`, split on white space", words=True
+    )
+    bridge_ca_bundle_config_map: str = setting(
+        "",
+        "a ConfigMap in the resource's namespace whose PEM bundle bridge pods verify RTMPS "
+        "servers against (mounted at `/etc/siprtmp/ca/ca.crt`, named by `SSL_CERT_FILE` and "
+        "`SSL_CERT_DIR`, so it replaces the image's CAs for RTMPS; SIP over TLS keeps the "
+        "image's). Mounted only in pods that verify an `rtmps://` server, as an optional volume: "
+        "without the ConfigMap such a call fails naming the certificate; empty: the image's CAs",
+        chart="bridge.rtmpsCaBundle.configMap",
+    )
+    bridge_ca_bundle_key: str = setting(
+        "ca.crt", "the key of that ConfigMap holding the bundle", chart="bridge.rtmpsCaBundle.key"
+    )
+    default_video_mode: str = setting(
+        "disabled",
+        "`spec.video.mode` for resources that do not set it (docs/spec.md)",
+        chart="bridge.video.mode",
+        choices=("disabled", "passthrough"),
+    )
+    default_video_when_absent: str = setting(
+        "audioOnly",
+        "`spec.video.whenAbsent` for resources that do not set it",
+        chart="bridge.video.whenAbsent",
+        choices=("audioOnly", "slate"),
+    )
 
     # Media networking defaults (per resource: spec.networking / spec.nat).
-    network_mode: str = "PodNetwork"
-    public_address_source: str = "None"
-    stun_servers: tuple[str, ...] = ()
-    host_port_min: int = 30000
-    host_port_max: int = 39999
-    host_port_window: int = 8
+    network_mode: str = setting(
+        "PodNetwork",
+        "`spec.networking.mode` for resources that do not set it",
+        chart="networking.mode",
+        choices=("PodNetwork", "HostNetwork"),
+    )
+    public_address_source: str = setting(
+        "None",
+        "where a host-network bridge's public address comes from",
+        chart="networking.publicAddressSource",
+        choices=("None", "NodeExternalIP"),
+    )
+    stun_servers: tuple[str, ...] = setting(
+        (), "STUN servers (host:port, comma-separated)", chart="networking.stunServers"
+    )
+    host_port_min: int = setting(
+        30000, "lowest host port of the bridges' port windows", chart="networking.hostPorts.min"
+    )
+    host_port_max: int = setting(
+        39999, "highest host port of the port windows", chart="networking.hostPorts.max"
+    )
+    host_port_window: int = setting(
+        8,
+        "ports per window (status, SIP, RTP, RTCP, video)",
+        chart="networking.hostPorts.windowSize",
+    )
 
     # Policies.
-    default_max_retries: int = 2
-    retry_backoff_seconds: float = 10.0
-    retry_backoff_max_seconds: float = 300.0
-    default_ttl_seconds_after_finished: int = -1
-    terminating_timeout_seconds: float = 90.0
+    default_max_retries: int = setting(
+        2,
+        "redials of a call that failed for a retryable reason",
+        chart="policies.defaultMaxRetries",
+    )
+    retry_backoff_seconds: float = setting(
+        10.0, "delay before the first redial (doubling)", chart="policies.retryBackoffSeconds"
+    )
+    retry_backoff_max_seconds: float = setting(
+        300.0, "longest delay between redials", chart="policies.retryBackoffMaxSeconds"
+    )
+    default_ttl_seconds_after_finished: int = setting(
+        -1,
+        "seconds a finished resource is kept (-1: kept)",
+        chart="policies.defaultTtlSecondsAfterFinished",
+    )
+    terminating_timeout_seconds: float = setting(
+        90.0, "how long a deleted resource waits for its pods to stop before letting go"
+    )
 
     # Reconciling.
-    poll_interval_seconds: float = 2.0
-    status_timeout_seconds: float = 1.0
-    status_scheme: str = "http"
-    watch_namespaces: tuple[str, ...] = ()
-    workers: int = 16
+    poll_interval_seconds: float = setting(
+        2.0, "how often each bridge is reconciled", chart="policies.pollIntervalSeconds"
+    )
+    status_timeout_seconds: float = setting(1.0, "timeout of one read of a bridge's /status")
+    status_scheme: str = setting(
+        "http", "scheme of the bridges' /status", choices=("http", "https")
+    )
+    watch_namespaces: tuple[str, ...] = setting(
+        (), "namespaces watched (comma-separated; empty: all)", chart="watchNamespaces"
+    )
+    workers: int = setting(16, "reconcile steps run at once", chart="policies.workers")
 
     # The operator's own endpoints.
-    http_host: str = "0.0.0.0"
-    http_port: int = 8081
-    extra_labels: dict[str, str] = field(default_factory=dict)
+    http_host: str = setting("0.0.0.0", "address of the metrics and probes server")
+    http_port: int = setting(8081, "port of the metrics and probes server", chart="metrics.port")
+    extra_labels: dict[str, str] = setting(
+        {},
+        "labels added to every bridge pod (key=value, comma-separated)",
+        chart="bridge.extraLabels",
+        env="EXTRA_POD_LABELS",
+    )
 
     # The seed's REST API and the web console (api/), on a port of their own: the metrics port
     # is not meant to be exposed through an Ingress.
-    api_enabled: bool = False
-    api_host: str = "0.0.0.0"
-    api_port: int = 8082
-    api_namespace: str = "default"
-    api_token: str = field(default="", repr=False)
-    api_cors_origins: tuple[str, ...] = ()
+    api_enabled: bool = setting(False, "serve the REST API and the console", chart="api.enabled")
+    api_host: str = setting("0.0.0.0", "address of the REST API")
+    api_port: int = setting(8082, "port of the REST API", chart="api.port")
+    api_namespace: str = setting(
+        "default",
+        "namespace of the calls the REST API starts (the chart: the release's)",
+        chart="api.namespace",
+    )
+    api_token: str = setting(
+        "",
+        "the REST API's bearer token, at least 16 characters when the API is on",
+        chart="api.token.existingSecret (a Secret)",
+        secret=True,
+    )
+    api_cors_origins: tuple[str, ...] = setting(
+        (), "origins allowed to call the REST API from a browser", chart="api.corsAllowedOrigins"
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read settings from ``SIPRTMP_*`` variables; raise ValueError naming a bad one."""
-        e = os.environ if env is None else env
-        d = cls()
-        labels: dict[str, str] = {}
-        for item in _list(e, "EXTRA_POD_LABELS"):
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(
-                    f"{ENV_PREFIX}EXTRA_POD_LABELS entries are key=value, got {item!r}"
-                )
-            labels[key.strip()] = value.strip()
-        settings = cls(
-            bridge_image=_get(e, "BRIDGE_IMAGE", d.bridge_image),
-            bridge_image_pull_policy=_choice(
-                e,
-                "BRIDGE_IMAGE_PULL_POLICY",
-                d.bridge_image_pull_policy,
-                {"Always", "IfNotPresent", "Never"},
-            ),
-            bridge_service_account=_get(e, "BRIDGE_SERVICE_ACCOUNT", d.bridge_service_account),
-            bridge_priority_class=_get(e, "BRIDGE_PRIORITY_CLASS", d.bridge_priority_class),
-            bridge_cpu_request=_get(e, "BRIDGE_CPU_REQUEST", d.bridge_cpu_request),
-            bridge_memory_request=_get(e, "BRIDGE_MEMORY_REQUEST", d.bridge_memory_request),
-            bridge_cpu_limit=_get(e, "BRIDGE_CPU_LIMIT", d.bridge_cpu_limit),
-            bridge_memory_limit=_get(e, "BRIDGE_MEMORY_LIMIT", d.bridge_memory_limit),
-            bridge_termination_grace_seconds=_int(
-                e, "BRIDGE_TERMINATION_GRACE_SECONDS", d.bridge_termination_grace_seconds
-            ),
-            bridge_status_port=_int(e, "BRIDGE_STATUS_PORT", d.bridge_status_port),
-            bridge_run_as_user=_int(e, "BRIDGE_RUN_AS_USER", d.bridge_run_as_user),
-            bridge_extra_args=tuple(_get(e, "BRIDGE_EXTRA_ARGS", "").split()),
-            bridge_ca_bundle_config_map=_get(e, "BRIDGE_CA_BUNDLE_CONFIG_MAP", "").strip(),
-            bridge_ca_bundle_key=_get(e, "BRIDGE_CA_BUNDLE_KEY", d.bridge_ca_bundle_key).strip()
-            or d.bridge_ca_bundle_key,
-            network_mode=_choice(e, "NETWORK_MODE", d.network_mode, {"PodNetwork", "HostNetwork"}),
-            public_address_source=_choice(
-                e, "PUBLIC_ADDRESS_SOURCE", d.public_address_source, {"None", "NodeExternalIP"}
-            ),
-            stun_servers=_list(e, "STUN_SERVERS"),
-            default_video_mode=_choice(
-                e, "DEFAULT_VIDEO_MODE", d.default_video_mode, {"disabled", "passthrough"}
-            ),
-            default_video_when_absent=_choice(
-                e,
-                "DEFAULT_VIDEO_WHEN_ABSENT",
-                d.default_video_when_absent,
-                {"audioOnly", "slate"},
-            ),
-            host_port_min=_int(e, "HOST_PORT_MIN", d.host_port_min),
-            host_port_max=_int(e, "HOST_PORT_MAX", d.host_port_max),
-            host_port_window=_int(e, "HOST_PORT_WINDOW", d.host_port_window),
-            default_max_retries=_int(e, "DEFAULT_MAX_RETRIES", d.default_max_retries),
-            retry_backoff_seconds=_float(e, "RETRY_BACKOFF_SECONDS", d.retry_backoff_seconds),
-            retry_backoff_max_seconds=_float(
-                e, "RETRY_BACKOFF_MAX_SECONDS", d.retry_backoff_max_seconds
-            ),
-            default_ttl_seconds_after_finished=_int(
-                e, "DEFAULT_TTL_SECONDS_AFTER_FINISHED", d.default_ttl_seconds_after_finished
-            ),
-            terminating_timeout_seconds=_float(
-                e, "TERMINATING_TIMEOUT_SECONDS", d.terminating_timeout_seconds
-            ),
-            poll_interval_seconds=_float(e, "POLL_INTERVAL_SECONDS", d.poll_interval_seconds),
-            status_timeout_seconds=_float(e, "STATUS_TIMEOUT_SECONDS", d.status_timeout_seconds),
-            status_scheme=_choice(e, "STATUS_SCHEME", d.status_scheme, {"http", "https"}),
-            watch_namespaces=_list(e, "WATCH_NAMESPACES"),
-            workers=_int(e, "WORKERS", d.workers),
-            http_host=_get(e, "HTTP_HOST", d.http_host),
-            http_port=_int(e, "HTTP_PORT", d.http_port),
-            extra_labels=labels,
-            api_enabled=_bool(e, "API_ENABLED", d.api_enabled),
-            api_host=_get(e, "API_HOST", d.api_host),
-            api_port=_int(e, "API_PORT", d.api_port),
-            api_namespace=_get(e, "API_NAMESPACE", d.api_namespace).strip() or d.api_namespace,
-            api_token=_get(e, "API_TOKEN", "").strip(),
-            api_cors_origins=_list(e, "API_CORS_ORIGINS"),
-        )
+        """Read settings from ``SIPRTMP_*`` variables; raise ValueError naming a bad one.
+
+        An unset or empty variable leaves the default.
+        """
+        source = os.environ if env is None else env
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = env_name(f)
+            raw = source.get(name, "").strip()
+            if raw:
+                values[f.name] = _parse(name, raw, hints[f.name], f.metadata)
+        settings = cls(**values)
         settings.validate()
         return settings
 
@@ -224,3 +253,66 @@ class Settings:
     def host_port_slots(self) -> int:
         """How many non-overlapping port windows the host port range holds."""
         return (self.host_port_max - self.host_port_min + 1) // self.host_port_window
+
+
+def env_name(f: Field[Any]) -> str:
+    """The environment variable that sets field ``f``."""
+    return ENV_PREFIX + (f.metadata.get("env") or f.name.upper())
+
+
+def _parse(name: str, raw: str, kind: Any, meta: Mapping[str, Any]) -> Any:
+    """``raw`` (stripped, non-empty) as the field's type; ValueError naming the variable."""
+    if kind is bool:
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"{name} must be a boolean, got {raw!r}")
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError as exc:
+            article = "an integer" if kind is int else "a number"
+            raise ValueError(f"{name} must be {article}, got {raw!r}") from exc
+    items = raw.split() if meta["words"] else [p.strip() for p in raw.split(",") if p.strip()]
+    if kind == tuple[str, ...]:
+        return tuple(items)
+    if kind == dict[str, str]:
+        pairs = {}
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"{name} entries are key=value, got {item!r}")
+            pairs[key.strip()] = value.strip()
+        return pairs
+    if meta["choices"] and raw not in meta["choices"]:
+        raise ValueError(f"{name} must be one of {sorted(meta['choices'])}, got {raw!r}")
+    return raw
+
+
+NOTHING = "\u2013"  # an en dash: no default, no chart value
+
+
+def _shown(value: Any) -> str:
+    if value in ((), {}, ""):
+        return NOTHING
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"`{value}`" if isinstance(value, str) else str(value)
+
+
+def settings_table() -> str:
+    """The docs' table of every setting: variable, default, chart value, meaning."""
+    rows = ["| variable | default | chart value | meaning |", "|---|---|---|---|"]
+    defaults = Settings()
+    for f in fields(Settings):
+        meta = f.metadata
+        meaning = meta["doc"]
+        if meta["choices"]:
+            meaning += f" ({' or '.join(meta['choices'])})"
+        chart = f"`{meta['chart']}`" if meta["chart"] else NOTHING
+        shown = NOTHING if meta["secret"] else _shown(getattr(defaults, f.name))
+        rows.append(f"| `{env_name(f)}` | {shown} | {chart} | {meaning} |")
+    return "\n".join(rows) + "\n"
