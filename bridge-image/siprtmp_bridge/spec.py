@@ -210,12 +210,14 @@ def parse_spec(document: Any, password: str | None = None) -> BridgeSpec:
         audio=_parse_audio(reader.mapping("audio")),
         video=_parse_video(reader.mapping("video")),
         timeouts=Timeouts(
-            call_setup_seconds=reader.number("callSetupTimeoutSeconds", 60.0, minimum=1),
-            rtp_inactivity_seconds=reader.number("rtpInactivityTimeoutSeconds", 30.0, minimum=1),
-            max_duration_seconds=reader.optional_number("maxDurationSeconds", minimum=1),
-            rtmp_reconnect_seconds=reader.number("rtmpReconnectTimeoutSeconds", 60.0, minimum=0),
+            call_setup_seconds=reader.number("callSetupTimeoutSeconds", 60.0),
+            rtp_inactivity_seconds=reader.number("rtpInactivityTimeoutSeconds", 30.0),
+            max_duration_seconds=reader.optional_number("maxDurationSeconds"),
+            rtmp_reconnect_seconds=reader.number("rtmpReconnectTimeoutSeconds", 60.0),
         ),
     )
+    for operator_field in ("maxRetries", "ttlSecondsAfterFinished"):
+        reader.integer(operator_field, None)
     # The seed's later flat shape of /rest-api/call/startup puts connection fields on top.
     reader.check_unknown(SPEC_FIELDS | CONNECTION_FIELDS)
     return spec
@@ -245,6 +247,39 @@ SPEC_FIELDS = frozenset(
         "networking",
     }
 )
+
+
+#: The bounds of every number in the spec, by the field's path; the CRD declares the same
+#: minimum and maximum (tests/unit/test_spec.py compares them). Bounded above too: a timeout of
+#: 1e400 seconds (infinity) or a port of 5000 digits is a typo or an attack, never a setting.
+BOUNDS: dict[str, tuple[int, int]] = {
+    "callSetupTimeoutSeconds": (1, 600),
+    "rtpInactivityTimeoutSeconds": (1, 3600),
+    "maxDurationSeconds": (1, 604800),
+    "rtmpReconnectTimeoutSeconds": (0, 3600),
+    "connection.sipPort": (1, 65535),
+    "nat.rtpPortMin": (1024, 65534),
+    "nat.rtpPortMax": (1025, 65535),
+    "nat.keepAliveSeconds": (0, 3600),
+    "networking.sipLocalPort": (1, 65535),
+    "audio.bitrate": (16000, 320000),
+    "audio.sampleRate": (8000, 96000),
+    # The operator's (redials, clean-up); the bridge checks them so both refuse the same specs.
+    "maxRetries": (0, 20),
+    "ttlSecondsAfterFinished": (0, 31536000),
+}
+
+
+#: A decimal number as JSON writes one, in ASCII (``float`` would also take "١٢", "inf", "nan").
+_ASCII_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
+
+def _shown(value: Any) -> str:
+    """A refused value as an error message quotes it: a long one is cut."""
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return "an integer of more than 40 digits"  # repr() refuses past 4300 digits
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 class _Reader:
@@ -300,33 +335,46 @@ class _Reader:
             raise SpecError(self.path(name), f"must be true or false, got {value!r}")
         return parsed
 
-    def optional_number(self, name: str, minimum: float) -> float | None:
+    def optional_number(self, name: str) -> float | None:
+        """A number within the field's ``BOUNDS`` (the seed sends numbers as strings)."""
         value = self.data.get(name)
         if value is None or value == "":
             return None
-        try:
-            number = float(value) if not isinstance(value, bool) else float("nan")
-        except (TypeError, ValueError):
-            number = float("nan")
-        if not number >= minimum:  # also refuses NaN
-            raise SpecError(self.path(name), f"must be a number >= {minimum:g}, got {value!r}")
+        low, high = BOUNDS[self.path(name)]
+        number = float("nan")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value) if abs(value) < 1e300 else float("inf")
+        elif isinstance(value, str) and _ASCII_NUMBER.match(value.strip()):
+            number = float(value)
+        if not low <= number <= high:  # also refuses NaN and infinities
+            raise SpecError(
+                self.path(name), f"must be a number from {low} to {high}, got {_shown(value)}"
+            )
         return number
 
-    def number(self, name: str, default: float, minimum: float) -> float:
-        value = self.optional_number(name, minimum)
+    def number(self, name: str, default: float) -> float:
+        value = self.optional_number(name)
         return default if value is None else value
 
-    def integer(self, name: str, default: int | None, low: int, high: int) -> int | None:
+    def integer(self, name: str, default: int | None) -> int | None:
+        """A whole number within the field's ``BOUNDS``; strings of ASCII digits count."""
         value = self.data.get(name)
         if value is None or value == "":
             return default
+        low, high = BOUNDS[self.path(name)]
+        text = value.strip() if isinstance(value, str) else None
         if isinstance(value, bool) or not (
-            isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+            isinstance(value, int) or (text and text.isascii() and text.isdigit())
         ):
-            raise SpecError(self.path(name), f"must be a whole number, got {value!r}")
-        number = int(value)
-        if not low <= number <= high:
-            raise SpecError(self.path(name), f"must be between {low} and {high}, got {number}")
+            raise SpecError(self.path(name), f"must be a whole number, got {_shown(value)}")
+        # A string's length is checked before int() reads it: Python refuses over 4300 digits.
+        number = int(text) if text is not None and len(text) <= len(str(high)) else None
+        if number is None and isinstance(value, int):
+            number = value
+        if number is None or not low <= number <= high:
+            raise SpecError(
+                self.path(name), f"must be between {low} and {high}, got {_shown(value)}"
+            )
         return number
 
     def string_list(self, name: str) -> tuple[str, ...] | None:
@@ -372,7 +420,7 @@ def _parse_connection(outer: _Reader, password: str | None) -> Connection:
         )
     connection = Connection(
         sip_domain=domain,
-        sip_port=outer.integer("sipPort", None, 1, 65535),
+        sip_port=outer.integer("sipPort", None),
         sip_login=outer.string("sipLogin"),
         sip_authentication_name=outer.string("sipAuthenticationName"),
         sip_password=password if password is not None else outer.string("sipPassword"),
@@ -559,12 +607,12 @@ def _parse_nat(reader: _Reader, networking: _Reader) -> NatSettings:
     for server in stun:
         if not _is_host_port(server):
             raise SpecError(reader.path("stunServers"), f"is not host[:port]: {server!r}")
-    low = reader.integer("rtpPortMin", 10000, 1024, 65534)
-    high = reader.integer("rtpPortMax", 20000, 1025, 65535)
+    low = reader.integer("rtpPortMin", 10000)
+    high = reader.integer("rtpPortMax", 20000)
     assert low is not None and high is not None
     if high - low < 1:
         raise SpecError(reader.path("rtpPortMax"), "must be above nat.rtpPortMin (RTP + RTCP)")
-    keep_alive = reader.integer("keepAliveSeconds", 15, 0, 3600)
+    keep_alive = reader.integer("keepAliveSeconds", 15)
     assert keep_alive is not None
     reader.check_unknown(
         frozenset(
@@ -578,7 +626,7 @@ def _parse_nat(reader: _Reader, networking: _Reader) -> NatSettings:
             }
         )
     )
-    sip_port = networking.integer("sipLocalPort", None, 1, 65535)
+    sip_port = networking.integer("sipLocalPort", None)
     networking.check_unknown(
         frozenset({"mode", "publicAddressSource", "sipLocalPort", "statusPort"})
     )
@@ -586,8 +634,8 @@ def _parse_nat(reader: _Reader, networking: _Reader) -> NatSettings:
 
 
 def _parse_audio(reader: _Reader) -> AudioSettings:
-    bitrate = reader.integer("bitrate", 64000, 16000, 320000)
-    rate = reader.integer("sampleRate", 48000, 8000, 96000)
+    bitrate = reader.integer("bitrate", 64000)
+    rate = reader.integer("sampleRate", 48000)
     assert bitrate is not None and rate is not None
     if rate not in OUTPUT_SAMPLE_RATES:
         raise SpecError(reader.path("sampleRate"), "must be 44100 or 48000 (what CDNs accept)")

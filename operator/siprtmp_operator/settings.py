@@ -206,6 +206,20 @@ class Settings:
     api_cors_origins: tuple[str, ...] = setting(
         (), "origins allowed to call the REST API from a browser", chart="api.corsAllowedOrigins"
     )
+    api_rate_limit_per_minute: int = setting(
+        120,
+        "REST API requests a client address may make a minute, after its burst (0: no limit); "
+        "past it a 429 with Retry-After, before the token is checked",
+        chart="api.rateLimit.perMinute",
+    )
+    api_rate_limit_burst: int = setting(
+        30, "REST API requests a client address may make at once", chart="api.rateLimit.burst"
+    )
+    api_max_calls: int = setting(
+        100,
+        "calls the REST API keeps live at once in its namespace (0: no limit); past it a 429",
+        chart="api.maxCalls",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -246,6 +260,10 @@ class Settings:
             raise ValueError(
                 f"{ENV_PREFIX}API_TOKEN must hold at least 16 characters when the REST API is on"
             )
+        if self.api_rate_limit_per_minute < 0 or self.api_max_calls < 0:
+            raise ValueError("the REST API's limits must not be negative (0: no limit)")
+        if self.api_rate_limit_per_minute and self.api_rate_limit_burst < 1:
+            raise ValueError("the REST API's rate limit needs a burst of at least 1")
         if self.api_enabled and self.api_port == self.http_port:
             raise ValueError("the REST API port must differ from the metrics port")
 

@@ -44,6 +44,7 @@ RELEASE = "srb"
 API_NAMESPACE = "siprtmp-calls"
 API_TOKEN = "test-token-0123456789abcdef"
 API_CORS_ORIGIN = "http://tools.example.test"
+API_MAX_CALLS = 8
 #: The real bridge, as LocalKubelet runs it behind a pod.
 BRIDGE = [str(Path(sys.executable).parent / "sip-rtmp-bridge")]
 #: Timings shortened for tests; everything else comes from the chart's Deployment.
@@ -58,6 +59,10 @@ TEST_ENV = {
     "SIPRTMP_HOST_PORT_MAX": "40031",
     # The chart takes it from a Secret (secretKeyRef), which a subprocess cannot read.
     "SIPRTMP_API_TOKEN": API_TOKEN,
+    # Every test's requests come from 127.0.0.1 (the fuzz alone makes over a hundred); the
+    # limit itself is tested on the real app in tests/unit/test_api_ratelimit.py.
+    "SIPRTMP_API_RATE_LIMIT_PER_MINUTE": "0",
+    "SIPRTMP_API_MAX_CALLS": str(API_MAX_CALLS),
 }
 
 

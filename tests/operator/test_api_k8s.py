@@ -23,7 +23,7 @@ from siprtmp_operator import GROUP, PLURAL, VERSION
 from siprtmp_operator.api.manifests import resource_name, secret_name
 from siprtmp_operator.api.openapi import openapi_document
 from tests.operator.api_client import ApiClient
-from tests.operator.conftest import API_CORS_ORIGIN, API_NAMESPACE
+from tests.operator.conftest import API_CORS_ORIGIN, API_MAX_CALLS, API_NAMESPACE
 from tests.operator.k8s_harness import wait_for
 
 if TYPE_CHECKING:
@@ -195,6 +195,17 @@ DROP = object()
         (b"{not json", "body"),
         (b"[1, 2]", "body"),
         (b'{"callee": "1000", "rtmpUrl": NaN}', "body"),
+        # Numbers Python will not read (over 4300 digits), or reads as infinity, or would read
+        # from non-ASCII digits: each a 400, never a 500.
+        (b'{"callee": "sip:a@h.example.test", "rtmpUrl": "rtmp://h/x", "rtmpStream": "s", '
+         b'"connection": {"sipPort": ' + b"5" * 5000 + b"}}", "body"),
+        ({"connection": {"sipPort": "5" * 5000}}, "connection.sipPort"),
+        ({"connection": {"sipPort": "\u00b2"}}, "connection.sipPort"),
+        ({"connection": {"sipPort": "\u0665\u0660\u0666\u0660"}}, "connection.sipPort"),
+        (b'{"callee": "sip:a@h.example.test", "rtmpUrl": "rtmp://h/x", "rtmpStream": "s", '
+         b'"callSetupTimeoutSeconds": 1e400}', "callSetupTimeoutSeconds"),
+        ({"maxDurationSeconds": 1e300}, "maxDurationSeconds"),
+        ({"maxRetries": 10**30}, "maxRetries"),
         ({"callee": DROP}, "callee"),
         ({"rtmpUrl": DROP}, "rtmpUrl"),
         ({"rtmpUrl": "http://h.example.test/live"}, "rtmpUrl"),
@@ -223,6 +234,43 @@ def test_malformed_startup_bodies_are_400_naming_the_field(
     assert answer.status == 400, answer.body
     assert answer.body["field"] == field
     assert answer.body["error"].startswith(f"{field}: ")
+
+
+def test_startup_past_the_live_call_limit_is_429_until_one_is_hung_up(api: ApiClient) -> None:
+    placed: list[str] = []
+    try:
+        for _ in range(API_MAX_CALLS + 1):  # other tests' calls may already take some room
+            call_id = unique("limit")
+            body = {**VALID, "callId": call_id, "rtmpStream": call_id}
+            answer = api.call("startup", body)
+            if answer.status == 429:
+                break
+            assert answer.status == 200, answer.body
+            placed.append(call_id)
+        assert answer.status == 429, "the limit was never reached"
+        assert "the most this API places at once" in answer.body["error"]
+        assert api.call("terminate", {"callId": placed.pop()}).status == 200
+        again = api.call("startup", body)  # the hung-up call's room is free at once
+        assert again.status == 200, again.body
+        placed.append(body["callId"])
+    finally:
+        for call_id in placed:
+            api.call("terminate", {"callId": call_id})
+
+
+def test_a_token_that_is_not_utf8_is_a_401_and_logged_without_its_value(
+    cluster: Cluster, api: ApiClient
+) -> None:
+    # http.client sends header text as Latin-1: these are the bytes 0xff 0xfe, not UTF-8.
+    answer = api.call("find_all", token="\xff\xfe-not-the-token")
+    assert answer.status == 401, answer.body
+    assert answer.headers.get("WWW-Authenticate", "").startswith("Bearer")
+    wait_for(
+        "the refusal in the operator's log",
+        lambda: "refused a bearer token" in cluster.operator.log_text(),
+    )
+    log = cluster.operator.log_text()
+    assert "not-the-token" not in log
 
 
 @pytest.mark.parametrize(

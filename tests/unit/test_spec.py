@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from siprtmp_bridge.spec import (
+    BOUNDS,
     DEFAULT_CODECS,
     SpecError,
     canonical_codec,
@@ -14,6 +17,7 @@ from siprtmp_bridge.spec import (
     parse_spec,
 )
 
+REPO = Path(__file__).resolve().parents[2]
 BASE = {"callee": "sip:conf@pbx.example.com", "rtmpUrl": "rtmp://cdn/live", "rtmpStream": "s"}
 
 
@@ -124,7 +128,10 @@ def test_codec_aliases_and_order() -> None:
         ({"nat": {"rtpPortMin": 5000, "rtpPortMax": 5000}}, "spec.nat.rtpPortMax"),
         ({"nat": {"stunServers": ["bad host:3478"]}}, "spec.nat.stunServers"),
         ({"nat": {"stunServers": ["stun.example.org:99999"]}}, "spec.nat.stunServers"),
-        ({"callSetupTimeoutSeconds": 0}, "spec.callSetupTimeoutSeconds: must be a number >= 1"),
+        (
+            {"callSetupTimeoutSeconds": 0},
+            "spec.callSetupTimeoutSeconds: must be a number from 1 to 600",
+        ),
         ({"maxDurationSeconds": "nan"}, "spec.maxDurationSeconds"),
         ({"unknownField": 1}, "spec.unknownField: is not a known field"),
     ],
@@ -184,3 +191,66 @@ def test_nat_settings_and_proxy_forms() -> None:
 )
 def test_codec_forms(written: str, canonical: str | None) -> None:
     assert canonical_codec(written) == canonical
+
+
+HOSTILE_NUMBERS = [
+    "5" * 5000,  # past Python's 4300-digit limit for int()
+    "\u00b2",  # a superscript two: str.isdigit() says yes, int() says no
+    "\u0665\u0660\u0666\u0660",  # Arabic-Indic digits, which int() would read as 5060
+    1e400,  # JSON's 1e400 is infinity
+    -1e400,
+    float("nan"),
+    10**5000,
+    "1e400",
+    "inf",
+    "nan",
+    True,
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_NUMBERS, ids=range(len(HOSTILE_NUMBERS)))
+@pytest.mark.parametrize(
+    "path",
+    ["connection.sipPort", "callSetupTimeoutSeconds", "maxDurationSeconds", "audio.bitrate"],
+)
+def test_a_hostile_number_is_refused_naming_its_field(path: str, value: object) -> None:
+    """One SpecError with a short message, never another exception (a 500 at the REST API)."""
+    *parents, name = path.split(".")
+    spec: dict[str, object] = dict(BASE)
+    target = spec
+    for parent in parents:
+        target = target.setdefault(parent, {})  # type: ignore[assignment]
+    target[name] = value
+    with pytest.raises(SpecError) as error:
+        parse_spec(spec)
+    assert f"spec.{path}: must be" in str(error.value)
+    assert len(str(error.value)) < 200
+
+
+def crd_numbers() -> dict[str, dict[str, Any]]:
+    """Every integer or number field of the CRD's spec schema, by its path."""
+    crd = yaml.safe_load((REPO / "crds" / "siprtmpbridges.siprtmp.io.yaml").read_text())
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(schema: dict[str, Any], prefix: str) -> None:
+        for name, sub in (schema.get("properties") or {}).items():
+            if sub.get("type") in ("integer", "number"):
+                found[prefix + name] = sub
+            walk(sub, f"{prefix}{name}.")
+
+    walk(root, "")
+    return found
+
+
+def test_the_crd_bounds_every_number_as_the_bridge_does() -> None:
+    crd = crd_numbers()
+    # Set by the operator in the pod's copy of the spec only (its host-port window).
+    assert set(BOUNDS) - set(crd) == {"networking.sipLocalPort"}
+    assert set(crd) - set(BOUNDS) == set(), "a number of the CRD the bridge does not bound"
+    for path, schema in crd.items():
+        low, high = BOUNDS[path]
+        if "enum" in schema:
+            assert all(low <= value <= high for value in schema["enum"]), path
+        else:
+            assert (schema["minimum"], schema["maximum"]) == (low, high), path

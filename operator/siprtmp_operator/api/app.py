@@ -8,6 +8,8 @@ page asks for it and sends it with each call).
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -21,6 +23,7 @@ from .bodies import parse_json
 from .calls import Calls
 from .errors import ApiError
 from .openapi import openapi_document
+from .ratelimit import RateLimiter
 from .store import CallStore
 
 log = logging.getLogger(__name__)
@@ -41,23 +44,49 @@ def _error(error: ApiError) -> web.Response:
     response = _json(error.status, error.body())
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="sip-rtmp"'
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 
-def build_app(calls: Calls, token: str, cors_origins: tuple[str, ...]) -> web.Application:
+def build_app(
+    calls: Calls,
+    token: str,
+    cors_origins: tuple[str, ...],
+    limiter: RateLimiter | None = None,
+) -> web.Application:
     """The aiohttp application; ``calls`` holds everything that talks to the cluster."""
+    limiter = limiter or RateLimiter(per_minute=0, burst=0)
+
+    def guard_call(request: web.Request) -> None:
+        """The rate limit, then the token, of one /rest-api/call/ request."""
+        client = request.remote or "unknown"
+        wait = limiter.take(client, time.monotonic())
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise ApiError(
+                429, f"too many requests from {client}: retry in {seconds} s", None, seconds
+            )
+        if not authorized(request.headers.get("Authorization"), token):
+            # Who tried, never what they sent: a mistyped token is one character from the real one.
+            log.warning(
+                "REST API: refused a bearer token from %s for %s %s",
+                client,
+                request.method,
+                request.path,
+            )
+            raise ApiError(401, "a bearer token is required (Authorization: Bearer …)")
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        """CORS on every answer; the token on every call; errors as JSON, never a traceback."""
+        """CORS on every answer; the rate limit and the token on every call; errors as JSON,
+        never a traceback."""
         cors = cors_headers(request.headers.get("Origin"), cors_origins)
         if request.method == "OPTIONS" and request.path.startswith("/rest-api/"):
             return web.Response(status=204 if cors else 403, headers=cors)
         try:
-            if request.path.startswith("/rest-api/call/") and not authorized(
-                request.headers.get("Authorization"), token
-            ):
-                raise ApiError(401, "a bearer token is required (Authorization: Bearer …)")
+            if request.path.startswith("/rest-api/call/"):
+                guard_call(request)
             response = await handler(request)
         except ApiError as error:
             response = _error(error)
@@ -134,8 +163,10 @@ async def start(settings: Settings, kube: Kube) -> web.AppRunner:
         CallStore(kube, settings.api_namespace),
         settings.status_scheme,
         settings.bridge_status_port,
+        max_calls=settings.api_max_calls,
     )
-    app = build_app(calls, settings.api_token, settings.api_cors_origins)
+    limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst)
+    app = build_app(calls, settings.api_token, settings.api_cors_origins, limiter)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.api_host, settings.api_port).start()

@@ -16,7 +16,8 @@ def authorized(header: str | None, token: str) -> bool:
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+    # Header bytes that are not UTF-8 reach here as surrogates: compared, never re-encoded.
+    return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.encode())
 
 
 def cors_headers(origin: str | None, allowed: Iterable[str]) -> dict[str, str]:

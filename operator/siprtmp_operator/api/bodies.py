@@ -83,6 +83,8 @@ def parse_json(raw: bytes) -> Any:
         raise bad_request("body", "is not UTF-8") from error
     except json.JSONDecodeError as error:
         raise bad_request("body", f"is not valid JSON ({error.msg} at {error.pos})") from error
+    except ValueError as error:  # Python reads no integer of more than 4300 digits
+        raise bad_request("body", "holds a number too long to be one") from error
     except RecursionError as error:
         raise bad_request("body", "is nested too deeply") from error
 
@@ -176,8 +178,8 @@ def _as_integer(value: Any) -> Any:
     """Whole numbers become ints; anything else is left for the API server to refuse by name."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())  # the spec parser refused more digits than its bounds allow
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value

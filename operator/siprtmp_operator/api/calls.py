@@ -42,11 +42,14 @@ class Calls:
         status_scheme: str,
         default_status_port: int,
         post: Callable[[str, JSON, float, str | None], tuple[int, JSON] | None] = livestatus.post,
+        max_calls: int = 0,
     ) -> None:
         self.store = store
         self.status_scheme = status_scheme
         self.default_status_port = default_status_port
         self.post = post
+        #: Live calls the API may have at once in its namespace (0: no limit).
+        self.max_calls = max_calls
         self.lock = asyncio.Lock()
 
     async def startup(self, body: Any) -> JSON:
@@ -62,6 +65,14 @@ class Calls:
                     409,
                     f"rtmpStream: rtmpUrl/rtmpStream is already live in call {call_id_of(owner)!r}",
                     "rtmpStream",
+                )
+            # Calls being hung up (terminated, their pods stopping) leave room at once.
+            live = sum(
+                1 for c in calls if is_live(c) and not c["metadata"].get("deletionTimestamp")
+            )
+            if self.max_calls and live >= self.max_calls:
+                raise ApiError(
+                    429, f"{live} calls are live: the most this API places at once (api.maxCalls)"
                 )
             created = await asyncio.to_thread(self.store.create_call, manifest)
         if request.password is not None:
