@@ -514,6 +514,23 @@ def _normalise_callee(callee: str, connection: Connection) -> str:
     return uri
 
 
+def sip_uri_host(uri: str) -> str:
+    """The host a SIP URI names, lower-cased: ``sip:1000@PBX.example.com:5060;transport=tcp``
+    → ``pbx.example.com``; an IPv6 reference keeps its brackets."""
+    rest = uri.split(":", 1)[1] if ":" in uri else uri
+    host_port = rest.split(";", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    if host_port.startswith("["):
+        return host_port.split("]", 1)[0].lower() + "]"
+    return host_port.split(":", 1)[0].lower()
+
+
+def parse_resource_spec(document: Any) -> BridgeSpec:
+    """A resource's spec as the operator reads it. Its SIP password lives in a Secret the
+    operator never reads, so the parse takes an empty one in its place (the check that a
+    Secret reference comes with a password file is the bridge's)."""
+    return parse_spec(document, password="")
+
+
 def spec_boolean(value: Any, default: bool) -> bool | None:
     """A boolean as a spec may write it: JSON's, or the seed's strings ("true", "False", any
     case); ``default`` when absent or empty; None when it is neither."""

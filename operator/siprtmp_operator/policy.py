@@ -1,6 +1,7 @@
 """Pure policies users expect.
 
-Redial with bounded backoff, TTL after finish, one live publisher per stream.
+Redial with bounded backoff, TTL after finish, one live publisher per stream, calls only to the
+SIP and RTMP hosts an administrator allowed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from siprtmp_bridge.spec import rtmp_port
+from siprtmp_bridge.spec import SpecError, parse_resource_spec, rtmp_port, sip_uri_host
 
 from .settings import Settings
 from .timeutil import parse
@@ -129,3 +130,40 @@ def duplicate_owner(me: BridgeRef, same_stream: Iterable[BridgeRef]) -> BridgeRe
     """The live bridge that owns the stream before ``me``, if any (the seed answered 409)."""
     rivals = [b for b in same_stream if b.uid != me.uid and b.live and b.order < me.order]
     return min(rivals, key=lambda b: b.order) if rivals else None
+
+
+def host_allowed(host: str, patterns: Iterable[str]) -> bool:
+    """``host`` is one of ``patterns``: a name or address as written, or ``*.domain`` for any
+    name below that domain (not the domain itself). Case-insensitive."""
+    host = host.lower().rstrip(".")
+    for pattern in (p.lower().rstrip(".") for p in patterns):
+        if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
+            return True
+    return False
+
+
+def destination_refusal(
+    spec: Mapping[str, Any], callee_domains: tuple[str, ...], rtmp_hosts: tuple[str, ...]
+) -> tuple[str, str] | None:
+    """The field and the reason a spec's call must not be placed, if an allowlist is set and a
+    host the call would reach is not on it; None otherwise.
+
+    The SIP side is every host the INVITE goes to: the callee's (completed from
+    ``connection.sipDomain``) and the outbound proxy's. A spec the bridge would refuse anyway is
+    left to the bridge (it fails InvalidSpec, naming the field).
+    """
+    if not (callee_domains or rtmp_hosts):
+        return None
+    try:
+        parsed = parse_resource_spec(spec)
+    except SpecError:
+        return None
+    if callee_domains:
+        proxy = parsed.connection.sip_outbound_proxy
+        for field, uri in (("callee", parsed.callee), ("connection.sipOutboundProxy", proxy)):
+            if uri and not host_allowed(sip_uri_host(uri), callee_domains):
+                return field, f"{sip_uri_host(uri)} is not an allowed SIP domain"
+    host = urlsplit(parsed.rtmp_url).hostname or ""
+    if rtmp_hosts and not host_allowed(host, rtmp_hosts):
+        return "rtmpUrl", f"{host} is not an allowed RTMP host"
+    return None

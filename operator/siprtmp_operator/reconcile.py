@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .names import pod_name
-from .policy import decide_retry, ttl_remaining
+from .policy import decide_retry, destination_refusal, ttl_remaining
 from .settings import Settings
 from .status import TERMINAL_PHASES, PodObservation, derive_status, with_conditions
 from .timeutil import fmt, parse
@@ -83,6 +83,19 @@ def plan_step(
 
     placed = status.get("podName") == current_pod
     if not placed:
+        # Checked before every pod, redials included: the allowlist may have changed.
+        refusal = destination_refusal(
+            spec, settings.allowed_callee_domains, settings.allowed_rtmp_hosts
+        )
+        if refusal is not None:
+            field_name, why = refusal
+            status.update(
+                phase="Failed",
+                reason="NotAllowed",
+                message=f"spec.{field_name}: {why} (the operator's allowlist); no pod was created",
+            )
+            _finish(status, now)
+            return done()
         if attempt == 0 and duplicate_of:
             status.update(
                 phase="Failed",

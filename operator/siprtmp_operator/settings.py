@@ -160,6 +160,17 @@ class Settings:
         "seconds a finished resource is kept (-1: kept)",
         chart="policies.defaultTtlSecondsAfterFinished",
     )
+    allowed_callee_domains: tuple[str, ...] = setting(
+        (),
+        "SIP hosts calls may go to (callee and outbound proxy; `*.example.com` for names below "
+        "it; empty: any); other calls fail NotAllowed, and the REST API answers 403",
+        chart="policies.allowedCalleeDomains",
+    )
+    allowed_rtmp_hosts: tuple[str, ...] = setting(
+        (),
+        "RTMP hosts calls may publish to (as above; empty: any)",
+        chart="policies.allowedRtmpHosts",
+    )
     terminating_timeout_seconds: float = setting(
         90.0, "how long a deleted resource waits for its pods to stop before letting go"
     )

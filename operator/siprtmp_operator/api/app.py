@@ -164,6 +164,7 @@ async def start(settings: Settings, kube: Kube) -> web.AppRunner:
         settings.status_scheme,
         settings.bridge_status_port,
         max_calls=settings.api_max_calls,
+        allowed=(settings.allowed_callee_domains, settings.allowed_rtmp_hosts),
     )
     limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst)
     app = build_app(calls, settings.api_token, settings.api_cors_origins, limiter)

@@ -15,6 +15,7 @@ from typing import Any
 from siprtmp_bridge.status import CallState, Phase
 
 from .. import livestatus
+from ..policy import destination_refusal
 from ..status import LIVE_PHASES, observe_pod
 from .bodies import parse_call_ref, parse_find, parse_send_dtmf, parse_startup
 from .errors import ApiError
@@ -43,6 +44,7 @@ class Calls:
         default_status_port: int,
         post: Callable[[str, JSON, float, str | None], tuple[int, JSON] | None] = livestatus.post,
         max_calls: int = 0,
+        allowed: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
     ) -> None:
         self.store = store
         self.status_scheme = status_scheme
@@ -50,10 +52,16 @@ class Calls:
         self.post = post
         #: Live calls the API may have at once in its namespace (0: no limit).
         self.max_calls = max_calls
+        #: The operator's allowlists: SIP domains, RTMP hosts (empty: any).
+        self.allowed = allowed
         self.lock = asyncio.Lock()
 
     async def startup(self, body: Any) -> JSON:
         request = parse_startup(body)
+        refusal = destination_refusal(request.spec, *self.allowed)
+        if refusal is not None:  # the operator would fail the call NotAllowed
+            field, why = refusal
+            raise ApiError(403, f"{field}: {why}", field)
         manifest = bridge_manifest(self.store.namespace, request)
         async with self.lock:
             calls = await asyncio.to_thread(self.store.list_calls)
