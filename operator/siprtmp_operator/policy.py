@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from siprtmp_bridge.spec import SpecError, parse_resource_spec, rtmp_port, sip_uri_host
 
+from .networking import effective_mode
 from .settings import Settings
 from .timeutil import parse
 
@@ -166,4 +167,33 @@ def destination_refusal(
     host = urlsplit(parsed.rtmp_url).hostname or ""
     if rtmp_hosts and not host_allowed(host, rtmp_hosts):
         return "rtmpUrl", f"{host} is not an allowed RTMP host"
+    return None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a call must not be placed: the resource's status reason and the spec field."""
+
+    reason: str
+    field: str
+    message: str
+
+
+def call_refusal(spec: Mapping[str, Any], settings: Settings) -> Refusal | None:
+    """What the administrator's settings forbid of this call, checked before each pod (by the
+    operator) and at startup (by the REST API): host networking where it is not allowed, hosts
+    off the allowlists."""
+    mode, _ = effective_mode(spec, settings)
+    if mode == "HostNetwork" and not settings.allow_host_network:
+        return Refusal(
+            "HostNetworkNotAllowed",
+            "networking.mode",
+            "HostNetwork is not allowed here (the operator's networking.allowHostNetwork)",
+        )
+    refused = destination_refusal(
+        spec, settings.allowed_callee_domains, settings.allowed_rtmp_hosts
+    )
+    if refused is not None:
+        field, why = refused
+        return Refusal("NotAllowed", field, f"{why} (the operator's allowlist)")
     return None

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .names import pod_name
-from .policy import decide_retry, destination_refusal, ttl_remaining
+from .policy import call_refusal, decide_retry, ttl_remaining
 from .settings import Settings
 from .status import TERMINAL_PHASES, PodObservation, derive_status, with_conditions
 from .timeutil import fmt, parse
@@ -83,16 +83,13 @@ def plan_step(
 
     placed = status.get("podName") == current_pod
     if not placed:
-        # Checked before every pod, redials included: the allowlist may have changed.
-        refusal = destination_refusal(
-            spec, settings.allowed_callee_domains, settings.allowed_rtmp_hosts
-        )
+        # Checked before every pod, redials included: the settings may have changed.
+        refusal = call_refusal(spec, settings)
         if refusal is not None:
-            field_name, why = refusal
             status.update(
                 phase="Failed",
-                reason="NotAllowed",
-                message=f"spec.{field_name}: {why} (the operator's allowlist); no pod was created",
+                reason=refusal.reason,
+                message=f"spec.{refusal.field}: {refusal.message}; no pod was created",
             )
             _finish(status, now)
             return done()

@@ -122,6 +122,14 @@ class Settings:
         chart="networking.mode",
         choices=("PodNetwork", "HostNetwork"),
     )
+    allow_host_network: bool = setting(
+        False,
+        "whether bridge pods may use host networking (`networking.mode: HostNetwork`, and so "
+        "NodeExternalIP): a host-network pod shares the node's network namespace, so only "
+        "where an administrator says; other calls fail HostNetworkNotAllowed, and the REST API "
+        "answers 400",
+        chart="networking.allowHostNetwork",
+    )
     public_address_source: str = setting(
         "None",
         "where a host-network bridge's public address comes from",
@@ -270,6 +278,11 @@ class Settings:
             # An API that starts calls must not run open, nor behind a guessable token.
             raise ValueError(
                 f"{ENV_PREFIX}API_TOKEN must hold at least 16 characters when the REST API is on"
+            )
+        if self.network_mode == "HostNetwork" and not self.allow_host_network:
+            raise ValueError(
+                f"{ENV_PREFIX}NETWORK_MODE is HostNetwork but host networking is not allowed "
+                f"({ENV_PREFIX}ALLOW_HOST_NETWORK; the chart's networking.allowHostNetwork)"
             )
         if self.api_rate_limit_per_minute < 0 or self.api_max_calls < 0:
             raise ValueError("the REST API's limits must not be negative (0: no limit)")

@@ -324,10 +324,12 @@ def running_cluster(
 
 @pytest.fixture(scope="session")
 def chart_docs() -> list[dict[str, Any]]:
-    """The chart as installed in the tests: defaults plus node access for NodeExternalIP, and
-    the REST API creating calls in API_NAMESPACE, callable from pages of API_CORS_ORIGIN."""
+    """The chart as installed in the tests: defaults plus host networking and node access for
+    NodeExternalIP (the host-port windows are tested), and the REST API creating calls in
+    API_NAMESPACE, callable from pages of API_CORS_ORIGIN."""
     _require_binaries()
     return render_chart(
+        "networking.allowHostNetwork=true",
         "networking.allowNodeExternalIP=true",
         "api.enabled=true",
         f"api.namespace={API_NAMESPACE}",

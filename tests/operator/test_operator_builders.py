@@ -573,6 +573,7 @@ def test_settings_from_env_and_errors() -> None:
             "SIPRTMP_STUN_SERVERS": "a:1, b:2",
             "SIPRTMP_EXTRA_POD_LABELS": "team=voice",
             "SIPRTMP_NETWORK_MODE": "HostNetwork",
+            "SIPRTMP_ALLOW_HOST_NETWORK": "true",
             "SIPRTMP_POLL_INTERVAL_SECONDS": "0.5",
         }
     )

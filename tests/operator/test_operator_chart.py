@@ -39,9 +39,14 @@ def test_helm_lint_strict() -> None:
         "--set",
         "networking.mode=HostNetwork",
         "--set",
+        "networking.allowHostNetwork=true",
+        "--set",
         "metrics.podMonitor.enabled=true",
     )
     assert "0 chart(s) failed" in out
+    # A default the operator would refuse to start with fails at install instead.
+    with pytest.raises(AssertionError, match=r"needs networking\.allowHostNetwork=true"):
+        render_chart("networking.mode=HostNetwork")
 
 
 def test_default_render_is_cluster_wide_and_minimal() -> None:

@@ -11,6 +11,7 @@ from siprtmp_operator.api.calls import Calls
 from siprtmp_operator.api.ratelimit import MAX_CLIENTS, RateLimiter
 from siprtmp_operator.api.store import CallStore
 from siprtmp_operator.kube import Kube
+from siprtmp_operator.settings import Settings
 
 
 def test_a_burst_then_the_rate_and_each_address_its_own() -> None:
@@ -41,7 +42,7 @@ def test_no_limit_and_a_bounded_memory() -> None:
 
 def test_the_app_answers_429_with_retry_after_before_checking_the_token() -> None:
     async def run() -> list[tuple[int, str | None]]:
-        calls = Calls(CallStore(Kube(), "calls"), "http", 8080)  # never reached: refused first
+        calls = Calls(CallStore(Kube(), "calls"), Settings())  # never reached: refused first
         app = build_app(calls, "t" * 16, (), RateLimiter(per_minute=6, burst=2))
         async with TestClient(TestServer(app)) as client:
             answers = []

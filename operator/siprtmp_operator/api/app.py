@@ -159,13 +159,7 @@ def build_app(
 
 async def start(settings: Settings, kube: Kube) -> web.AppRunner:
     """Serve the API as ``settings`` say; the caller keeps the runner to stop it at shutdown."""
-    calls = Calls(
-        CallStore(kube, settings.api_namespace),
-        settings.status_scheme,
-        settings.bridge_status_port,
-        max_calls=settings.api_max_calls,
-        allowed=(settings.allowed_callee_domains, settings.allowed_rtmp_hosts),
-    )
+    calls = Calls(CallStore(kube, settings.api_namespace), settings)
     limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst)
     app = build_app(calls, settings.api_token, settings.api_cors_origins, limiter)
     runner = web.AppRunner(app, access_log=None)

@@ -15,7 +15,8 @@ from typing import Any
 from siprtmp_bridge.status import CallState, Phase
 
 from .. import livestatus
-from ..policy import destination_refusal
+from ..policy import call_refusal
+from ..settings import Settings
 from ..status import LIVE_PHASES, observe_pod
 from .bodies import parse_call_ref, parse_find, parse_send_dtmf, parse_startup
 from .errors import ApiError
@@ -32,6 +33,9 @@ from .store import CallStore
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
+#: A call the settings forbid: a body asking for what the API does not offer is a 400, a
+#: destination off the allowlists a 403.
+REFUSAL_STATUS = {"HostNetworkNotAllowed": 400, "NotAllowed": 403}
 #: The bridge waits up to 5 s for its poll loop to take the digits; leave room for that.
 DTMF_TIMEOUT_SECONDS = 8.0
 
@@ -40,28 +44,21 @@ class Calls:
     def __init__(
         self,
         store: CallStore,
-        status_scheme: str,
-        default_status_port: int,
+        settings: Settings,
         post: Callable[[str, JSON, float, str | None], tuple[int, JSON] | None] = livestatus.post,
-        max_calls: int = 0,
-        allowed: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
     ) -> None:
         self.store = store
-        self.status_scheme = status_scheme
-        self.default_status_port = default_status_port
+        #: The operator's: its policies (call_refusal), the bridges' status port, the limits.
+        self.settings = settings
         self.post = post
-        #: Live calls the API may have at once in its namespace (0: no limit).
-        self.max_calls = max_calls
-        #: The operator's allowlists: SIP domains, RTMP hosts (empty: any).
-        self.allowed = allowed
         self.lock = asyncio.Lock()
 
     async def startup(self, body: Any) -> JSON:
         request = parse_startup(body)
-        refusal = destination_refusal(request.spec, *self.allowed)
-        if refusal is not None:  # the operator would fail the call NotAllowed
-            field, why = refusal
-            raise ApiError(403, f"{field}: {why}", field)
+        refusal = call_refusal(request.spec, self.settings)
+        if refusal is not None:  # the operator would fail the call with refusal.reason
+            status = REFUSAL_STATUS[refusal.reason]
+            raise ApiError(status, f"{refusal.field}: {refusal.message}", refusal.field)
         manifest = bridge_manifest(self.store.namespace, request)
         async with self.lock:
             calls = await asyncio.to_thread(self.store.list_calls)
@@ -78,7 +75,8 @@ class Calls:
             live = sum(
                 1 for c in calls if is_live(c) and not c["metadata"].get("deletionTimestamp")
             )
-            if self.max_calls and live >= self.max_calls:
+            limit = self.settings.api_max_calls
+            if limit and live >= limit:
                 raise ApiError(
                     429, f"{live} calls are live: the most this API places at once (api.maxCalls)"
                 )
@@ -138,7 +136,9 @@ class Calls:
         obs = observe_pod(pod) if pod is not None else None
         url = None
         if obs is not None and obs.phase == "Running":
-            url = livestatus.bridge_url(obs, self.status_scheme, self.default_status_port, "/dtmf")
+            url = livestatus.bridge_url(
+                obs, self.settings.status_scheme, self.settings.bridge_status_port, "/dtmf"
+            )
         if obs is None or url is None:
             raise ApiError(409, f"callId: the bridge pod of {request.call_id!r} is not running")
         answer = await asyncio.to_thread(

@@ -1,5 +1,6 @@
-"""The allowlists of SIP and RTMP hosts: the pure policy, the operator's plan (no pod for a call
-it leaves out) and the REST API's 403, the same decision in both places."""
+"""What the operator's settings forbid of a call (``policy.call_refusal``): host networking where
+it is not allowed, SIP and RTMP hosts off the allowlists. The pure policy, the operator's plan
+(no pod for a refused call) and the REST API's answer: the same decision in both places."""
 
 from __future__ import annotations
 
@@ -82,7 +83,9 @@ def test_the_operator_fails_a_call_it_leaves_out_without_a_pod() -> None:
     assert plan.create_pod is None
     status = plan.status
     assert (status["phase"], status["reason"]) == ("Failed", "NotAllowed")
-    assert status["message"].startswith("spec.rtmpUrl: a.rtmp.example is not an allowed RTMP host")
+    assert status["message"].startswith(
+        "spec.rtmpUrl: a.rtmp.example is not an allowed RTMP host ("
+    )
     assert plan.events[0][:2] == ("Warning", "NotAllowed")
     allowed = Settings(
         allowed_callee_domains=("*.example.com",), allowed_rtmp_hosts=("*.rtmp.example",)
@@ -93,7 +96,7 @@ def test_the_operator_fails_a_call_it_leaves_out_without_a_pod() -> None:
 def test_the_rest_api_answers_403_naming_the_field_before_creating_anything() -> None:
     async def run() -> tuple[int, Any]:
         store = CallStore(Kube(), "calls")  # never reached: refused before the cluster is asked
-        calls = Calls(store, "http", 8080, allowed=(("pbx.example.com",), ()))
+        calls = Calls(store, Settings(allowed_callee_domains=("pbx.example.com",)))
         app = build_app(calls, "t" * 16, ())
         body = {**SPEC, "callee": "sip:1000@trunk.evil.test"}
         async with TestClient(TestServer(app)) as client:
@@ -105,4 +108,37 @@ def test_the_rest_api_answers_403_naming_the_field_before_creating_anything() ->
     status, answer = asyncio.run(run())
     assert status == 403
     assert answer["field"] == "callee"
-    assert answer["error"] == "callee: trunk.evil.test is not an allowed SIP domain"
+    assert (
+        answer["error"]
+        == "callee: trunk.evil.test is not an allowed SIP domain (the operator's allowlist)"
+    )
+
+
+def test_host_networking_only_where_the_chart_allows_it() -> None:
+    host = {**SPEC, "networking": {"mode": "HostNetwork"}}
+    refused = plan_step(resource(host), None, None, NOW, Settings())
+    assert refused.create_pod is None
+    assert (refused.status["phase"], refused.status["reason"]) == (
+        "Failed",
+        "HostNetworkNotAllowed",
+    )
+    assert refused.status["message"].startswith("spec.networking.mode: HostNetwork is not allowed")
+    allowed = plan_step(resource(host), None, None, NOW, Settings(allow_host_network=True))
+    assert allowed.create_pod == 0
+    with pytest.raises(ValueError, match="ALLOW_HOST_NETWORK"):
+        Settings.from_env({"SIPRTMP_NETWORK_MODE": "HostNetwork"})  # a default it would refuse
+
+
+def test_the_rest_api_answers_400_for_host_networking_it_may_not_give() -> None:
+    async def run() -> tuple[int, Any]:
+        calls = Calls(CallStore(Kube(), "calls"), Settings())
+        app = build_app(calls, "t" * 16, ())
+        body = {**SPEC, "networking": {"mode": "HostNetwork"}}
+        async with TestClient(TestServer(app)) as client:
+            response = await client.post(
+                "/rest-api/call/startup", json=body, headers={"Authorization": "Bearer " + "t" * 16}
+            )
+            return response.status, await response.json()
+
+    status, answer = asyncio.run(run())
+    assert (status, answer["field"]) == (400, "networking.mode")
