@@ -56,6 +56,8 @@ class Connection:
     sip_transport: str = "udp"
     sip_tls_verify_server: bool = True
     app_key: str | None = None
+    #: The digest realm the password is given to; None: the SIP domain's (see ``digest_realm``).
+    sip_realm: str | None = None
 
     @property
     def auth_user(self) -> str | None:
@@ -429,6 +431,7 @@ def _parse_connection(outer: _Reader, password: str | None) -> Connection:
         sip_transport=transport,
         sip_tls_verify_server=outer.boolean("sipTlsVerifyServer", default=True),
         app_key=outer.string("appKey"),
+        sip_realm=outer.string("sipRealm"),
     )
     if connection.sip_register_required and not (connection.sip_domain and connection.sip_login):
         raise SpecError(
@@ -455,6 +458,7 @@ CONNECTION_FIELDS = frozenset(
         "appKey",
         "sipPasswordSecretRef",
         "sipTlsVerifyServer",
+        "sipRealm",
     }
 )
 

@@ -171,3 +171,41 @@ def test_password_from_a_mounted_secret_file(
     assert process.wait(30) == 0, process.stderr_text[-2000:]
     assert f"REGISTERED {USER}" in proxy.text()
     assert PASSWORD not in process.stderr_text + str(process.lines)
+
+
+@pytest.mark.parametrize("answered", [False, True], ids=["other-realm", "sipRealm-given"])
+def test_the_password_answers_only_its_own_realm(
+    answered: bool,
+    tmp_path: Path,
+    far_end: SippPeer,
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    """A registrar (or any server the callee names) challenging for a realm other than the
+    call's gets no digest of the password; naming its realm in sipRealm makes it the call's."""
+    registrar = Kamailio(
+        tmp_path / "realm", free_port(), USER, PASSWORD, far_end.port, realm="pbx-realm.example"
+    ).start()
+    try:
+        extra = {"sipRealm": "pbx-realm.example"} if answered else {}
+        spec = call_spec(
+            "bridge-test",
+            rtmp_server,
+            f"realm-{answered}",
+            connection=connection(registrar, PASSWORD, sipRegisterRequired=True, **extra),
+        )
+        process = bridge(spec)
+        code = process.wait(30)
+        log = registrar.text()
+    finally:
+        registrar.stop()
+    if answered:
+        assert code == 0, process.stderr_text[-2000:]
+        assert f"CREDENTIALS of {USER} for realm pbx-realm.example" in log
+        assert f"REGISTERED {USER}" in log
+        assert far_end.wait(10) == 0
+    else:
+        assert code == EXIT_AUTH, process.stderr_text[-2000:]
+        assert process.final["reason"] == "RegistrationFailed"
+        assert "CREDENTIALS" not in log  # challenged, never answered
+        far_end.stop()

@@ -45,16 +45,22 @@ request_route {{
         exit;
     }}
     if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    if (is_present_hf("Authorization") || is_present_hf("Proxy-Authorization")) {{
+        xlog("L_NOTICE", "CREDENTIALS of $au for realm $ar\n");
+    }}
     if (is_method("REGISTER")) {{
-        if (!pv_www_authenticate("$td", "{password}", "0")) {{ www_challenge("$td", "0"); exit; }}
+        if (!pv_www_authenticate("{realm_of_to}", "{password}", "0")) {{
+            www_challenge("{realm_of_to}", "0");
+            exit;
+        }}
         if ($au != "{user}") {{ sl_send_reply("403", "Forbidden"); exit; }}
         xlog("L_NOTICE", "REGISTERED $au $ct\\n");
         save("location");
         exit;
     }}
     if (is_method("INVITE")) {{
-        if (!pv_proxy_authenticate("$fd", "{password}", "0")) {{
-            proxy_challenge("$fd", "0");
+        if (!pv_proxy_authenticate("{realm_of_from}", "{password}", "0")) {{
+            proxy_challenge("{realm_of_from}", "0");
             exit;
         }}
         if ($au != "{user}") {{ sl_send_reply("403", "Forbidden"); exit; }}
@@ -89,7 +95,10 @@ class Kamailio:
         target_port: int,
         tls_port: int | None = None,
         host: str = "127.0.0.1",
+        realm: str | None = None,
     ) -> None:
+        """``realm``: the one Kamailio challenges with; by default the request's domain (To's
+        for REGISTER, From's for INVITE), as most registrars do."""
         self.root = root
         self.host = host
         self.port = port
@@ -112,6 +121,8 @@ class Kamailio:
                 target_port=target_port,
                 tls_listen=tls_listen,
                 tls_module=tls_module,
+                realm_of_to=realm or "$td",
+                realm_of_from=realm or "$fd",
             )
         )
         self.log = root / "kamailio.log"
