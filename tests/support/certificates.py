@@ -7,10 +7,12 @@ from pathlib import Path
 
 
 def self_signed(directory: Path, address: str = "127.0.0.1") -> tuple[Path, Path]:
-    """A one-day self-signed certificate for ``address``: (cert.pem, key.pem) in ``directory``.
+    """A one-day self-signed certificate for ``address`` (an IP address, or a host name):
+    (cert.pem, key.pem) in ``directory``.
 
     The address is also a subjectAltName, which is where TLS clients that verify (Python's
-    ``ssl``, the bridge's RTMPS relay) look for it."""
+    ``ssl``, the bridge's RTMPS relay, pjsip) look for it."""
+    kind = "IP" if address.replace(".", "").isdigit() or ":" in address else "DNS"
     certificate, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
         [
@@ -25,7 +27,7 @@ def self_signed(directory: Path, address: str = "127.0.0.1") -> tuple[Path, Path
             "-subj",
             f"/CN={address}",
             "-addext",
-            f"subjectAltName=IP:{address}",
+            f"subjectAltName={kind}:{address}",
             "-keyout",
             str(key),
             "-out",

@@ -22,6 +22,7 @@ children=2
 tcp_children=2
 listen=udp:{host}:{port}
 listen=tcp:{host}:{port}
+alias="localhost"
 {tls_listen}
 mpath="{modules}/"
 loadmodule "tm.so"
@@ -45,6 +46,7 @@ request_route {{
         exit;
     }}
     if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    {tls_log}
     if (is_present_hf("Authorization") || is_present_hf("Proxy-Authorization")) {{
         xlog("L_NOTICE", "CREDENTIALS of $au for realm $ar\n");
     }}
@@ -77,7 +79,7 @@ request_route {{
 
 
 TLS_CONFIG = """[server:default]
-method = TLSv1.2+
+method = {method}
 verify_certificate = no
 require_certificate = no
 private_key = {root}/key.pem
@@ -96,21 +98,28 @@ class Kamailio:
         tls_port: int | None = None,
         host: str = "127.0.0.1",
         realm: str | None = None,
+        tls_method: str = "TLSv1.2+",
+        tls_name: str = "127.0.0.1",
     ) -> None:
         """``realm``: the one Kamailio challenges with; by default the request's domain (To's
-        for REGISTER, From's for INVITE), as most registrars do."""
+        for REGISTER, From's for INVITE), as most registrars do. ``tls_method``: the TLS
+        versions the TLS port takes (Kamailio's words); ``tls_name``: the name or address its
+        self-signed certificate is issued for (``self.certificate``, to trust it)."""
         self.root = root
         self.host = host
         self.port = port
         self.tls_port = tls_port
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "kamailio.cfg"
-        tls_listen = tls_module = ""
+        tls_listen = tls_module = tls_log = ""
+        #: The TLS port's certificate (its own CA: trust it with SSL_CERT_FILE).
+        self.certificate: Path | None = None
         if tls_port is not None:
-            self_signed(root)
-            (root / "tls.cfg").write_text(TLS_CONFIG.format(root=root))
+            self.certificate, _ = self_signed(root, tls_name)
+            (root / "tls.cfg").write_text(TLS_CONFIG.format(root=root, method=tls_method))
             tls_listen = f"enable_tls=yes\nlisten=tls:{host}:{tls_port}"
             tls_module = f'loadmodule "tls.so"\nmodparam("tls", "config", "{root}/tls.cfg")'
+            tls_log = 'if (proto == TLS) { xlog("L_NOTICE", "TLS $tls_version\\n"); }'
         self.config.write_text(
             CONFIG.format(
                 host=host,
@@ -121,6 +130,7 @@ class Kamailio:
                 target_port=target_port,
                 tls_listen=tls_listen,
                 tls_module=tls_module,
+                tls_log=tls_log,
                 realm_of_to=realm or "$td",
                 realm_of_from=realm or "$fd",
             )

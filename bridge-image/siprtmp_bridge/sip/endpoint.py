@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,6 +32,15 @@ def codec_priorities(available: list[str], wanted: tuple[str, ...]) -> dict[str,
             if codec_id.lower().startswith(name.lower() + "/"):
                 priorities[codec_id] = 255 - rank
     return priorities
+
+
+def sip_ca_bundle(environ: Mapping[str, str]) -> str | None:
+    """The CA bundle SIP servers' certificates are verified against: ``SSL_CERT_FILE`` when it
+    names a file (the chart's CA bundle, mounted as for RTMPS), else the system's."""
+    for candidate in (environ.get("SSL_CERT_FILE") or "", SYSTEM_CA_BUNDLE):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
 
 
 @contextmanager
@@ -99,11 +108,15 @@ class SipEndpoint:
         kind = self.spec.connection.sip_transport
         if kind == "tls":
             tls = transport.tlsConfig
-            tls.method = pj.PJSIP_TLSV1_2_METHOD
+            # TLS 1.2, and 1.3 wherever pjsua's OpenSSL has it; nothing older. (The
+            # pjsua2-python wheels link OpenSSL 1.0.2, which has no TLS 1.3: a server that
+            # speaks only 1.3 cannot be reached until they move on; docs/security.md.)
+            tls.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
             verify = self.spec.connection.sip_tls_verify_server
             tls.verifyServer = verify
-            if verify and os.path.exists(SYSTEM_CA_BUNDLE):
-                tls.CaListFile = SYSTEM_CA_BUNDLE
+            trusted = sip_ca_bundle(os.environ)
+            if verify and trusted is not None:
+                tls.CaListFile = trusted
         self.endpoint.transportCreate(TRANSPORT_TYPES[kind], transport)
 
     def _set_codecs(self) -> None:
