@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from siprtmp_bridge.redact import redact_url, redacted_publish_url
+from siprtmp_bridge.redact import (
+    Scrubber,
+    key_parts,
+    redact_url,
+    redacted_publish_url,
+    url_secrets,
+)
 
 TRANSPORTS = ("udp", "tcp", "tls")
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "speex/16000")
@@ -144,7 +150,19 @@ class BridgeSpec:
 
     @cached_property  # the runner's limit check names it every time it looks
     def redacted_publish_url(self) -> str:
-        return redacted_publish_url(self.rtmp_url, self.rtmp_stream)
+        return redacted_publish_url(self.rtmp_url)
+
+    @cached_property
+    def scrubber(self) -> Scrubber:
+        """What must never be printed: the stream key and its pieces, the URL's credentials,
+        the SIP password (service.py passes every output of the run through it)."""
+        return Scrubber.of(
+            (
+                *key_parts(self.rtmp_stream),
+                *url_secrets(self.rtmp_url),
+                self.connection.sip_password,
+            )
+        )
 
 
 def _parse_document(text: str, path: Path) -> Any:

@@ -40,7 +40,6 @@ from siprtmp_operator.status import (
     derive_status,
     observe_pod,
     parse_status_document,
-    redact_stream_url,
     with_conditions,
 )
 from siprtmp_operator.timeutil import fmt
@@ -379,10 +378,6 @@ def test_status_document_found_in_log_tail() -> None:
     assert parse_status_document(tail) == {"phase": "Failed", "reason": "NoAnswer"}
     assert parse_status_document("garbage") is None
     assert parse_status_document(None) is None
-
-
-def test_redact_stream_url() -> None:
-    assert redact_stream_url("rtmps://h.example/app/") == "rtmps://h.example/app/***"
 
 
 def test_conditions_follow_status_and_keep_transition_times() -> None:
