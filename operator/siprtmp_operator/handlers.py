@@ -32,7 +32,7 @@ from .metrics import (
 from .names import FINALIZER, LABEL_BRIDGE_UID, LABEL_MANAGED_BY, MANAGED_BY, pod_name
 from .networking import NetworkPlan, choose_node, choose_slot, effective_mode, window_for_slot
 from .pod import build_pod
-from .policy import BridgeRef, duplicate_owner, stream_key
+from .policy import BridgeRef, duplicate_owner, holder_shown, stream_key
 from .reconcile import plan_step
 from .settings import Settings
 from .status import TERMINAL_PHASES, observe_pod
@@ -313,7 +313,7 @@ def build_registry(
                 False,
             )
             owner = duplicate_owner(me, streams_index.get(stream_key(spec), []))
-            duplicate = f"{owner.namespace}/{owner.name}" if owner else None
+            duplicate = holder_shown(namespace, owner) if owner else None
 
         plan = plan_step(resource, obs, live, now, settings, duplicate_of=duplicate)
         new_status = plan.status

@@ -125,6 +125,14 @@ class BridgeRef:
         return (not self.placed, self.created, self.namespace, self.name)
 
 
+def holder_shown(namespace: str, owner: BridgeRef) -> str:
+    """How a DuplicateStream message names the bridge holding the stream: by name in the same
+    namespace; a bridge elsewhere is not named (another tenant's resources are not ours to list)."""
+    if owner.namespace != namespace:
+        return "a bridge in another namespace"
+    return f"bridge {owner.name}"
+
+
 def duplicate_owner(me: BridgeRef, same_stream: Iterable[BridgeRef]) -> BridgeRef | None:
     """The live bridge that owns the stream before ``me``, if any (the seed answered 409)."""
     rivals = [b for b in same_stream if b.uid != me.uid and b.live and b.order < me.order]

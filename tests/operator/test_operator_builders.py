@@ -30,6 +30,7 @@ from siprtmp_operator.policy import (
     backoff_seconds,
     decide_retry,
     duplicate_owner,
+    holder_shown,
     stream_key,
     ttl_remaining,
 )
@@ -474,11 +475,25 @@ def test_new_bridge_creates_attempt_zero() -> None:
     assert plan.events and plan.events[0][0] == "Normal"
 
 
-def test_duplicate_is_failed_without_pod() -> None:
-    plan = plan_step(resource(), None, None, NOW, FAST, duplicate_of="ns/other")
+def test_duplicate_is_failed_without_pod_and_shows_neither_url_nor_key() -> None:
+    key = "barstream?s_bl=1&s_sc=SEKRIT7731&s_sw=0#f"
+    owner = BridgeRef("ns", "other", "u2", fmt(NOW), "Streaming", True)
+    plan = plan_step(
+        resource(rtmpStream=key), None, None, NOW, FAST, duplicate_of=holder_shown("ns", owner)
+    )
     assert plan.create_pod is None
     assert (plan.status["phase"], plan.status["reason"]) == ("Failed", "DuplicateStream")
-    assert "ns/other" in plan.status["message"] and plan.status["finishedAt"]
+    assert plan.status["finishedAt"]
+    (event,) = plan.events
+    for text in (plan.status["message"], event[2]):
+        assert "already published by bridge other;" in text
+        assert not [s for s in ("barstream", "SEKRIT7731", "pw@", "rtmp.example") if s in text]
+
+
+def test_a_duplicate_elsewhere_is_not_named() -> None:
+    owner = BridgeRef("tenant-b", "their-call", "u2", fmt(NOW), "Streaming", True)
+    assert holder_shown("tenant-a", owner) == "a bridge in another namespace"
+    assert holder_shown("tenant-b", owner) == "bridge their-call"
 
 
 def test_failed_attempt_schedules_redial_then_creates_next_pod() -> None:

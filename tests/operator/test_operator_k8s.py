@@ -333,24 +333,43 @@ def test_operator_restart_mid_call(cluster: Cluster, ns: str) -> None:
 
 
 def test_duplicate_stream_is_refused(cluster: Cluster, ns: str) -> None:
-    cluster.create_bridge(ns, "first", spec(rtmpStream="shared"))
+    shared = "shared?s_bl=1&s_sc=SEKRIT7731&s_sw=0#f"
+    cluster.create_bridge(ns, "first", spec(rtmpStream=shared))
     cluster.wait_pod(ns, "first-bridge-0")
     cluster.wait_bridge(ns, "first", lambda o: bool(o["status"].get("podName")), "placed")
     # Same stream, spelled differently (host case, default port, trailing slash).
     cluster.create_bridge(
-        ns, "second", spec(rtmpUrl="rtmp://RTMP.example.test/live/", rtmpStream="shared")
+        ns, "second", spec(rtmpUrl="rtmp://RTMP.example.test/live/", rtmpStream=shared)
     )
     obj = cluster.wait_phase(ns, "second", "Failed")
     assert obj["status"]["reason"] == "DuplicateStream"
-    assert f"{ns}/first" in obj["status"]["message"]
+    assert obj["status"]["message"].startswith("the stream is already published by bridge first;")
     assert cluster.pod(ns, "second-bridge-0") is None
+    # Neither the status nor the Event shows the URL or the key; another namespace's bridge
+    # is not named.
+    elsewhere = cluster.namespace(f"{ns}-other")
+    cluster.create_bridge(elsewhere, "third", spec(rtmpStream=shared))
+    other = cluster.wait_phase(elsewhere, "third", "Failed")
+    assert "a bridge in another namespace" in other["status"]["message"]
+    events = wait_for(
+        "DuplicateStream events",
+        lambda: (
+            found
+            if len(found := cluster.events(ns, "second") + cluster.events(elsewhere, "third")) >= 2
+            and all(e["reason"] == "DuplicateStream" for e in found)
+            else None
+        ),
+    )
+    shown = [obj["status"]["message"], other["status"]["message"], *(e["message"] for e in events)]
+    for text in shown:
+        assert not [s for s in ("shared", "SEKRIT7731", "rtmp.example", ns) if s in text], text
     # A different stream on the same server is fine.
     cluster.create_bridge(ns, "third", spec())
     cluster.wait_pod(ns, "third-bridge-0")
     # Once the first has finished, the stream is free again.
     cluster.set_pod_terminated(ns, "first-bridge-0", 0, "")
     cluster.wait_phase(ns, "first", "Succeeded")
-    cluster.create_bridge(ns, "fourth", spec(rtmpStream="shared"))
+    cluster.create_bridge(ns, "fourth", spec(rtmpStream=shared))
     cluster.wait_pod(ns, "fourth-bridge-0")
 
 
