@@ -31,7 +31,7 @@ from .metrics import (
 )
 from .names import FINALIZER, LABEL_BRIDGE_UID, LABEL_MANAGED_BY, MANAGED_BY, pod_name
 from .networking import NetworkPlan, choose_node, choose_slot, effective_mode, window_for_slot
-from .pod import build_pod
+from .pod import build_pod, spec_secret_manifest
 from .policy import BridgeRef, duplicate_owner, holder_shown, stream_key
 from .reconcile import plan_step
 from .settings import Settings
@@ -332,6 +332,16 @@ def build_registry(
                 )
                 _write(body=body, patch=patch, prev=prev, new=new_status, events=[], uid=uid)
                 return
+            secret = spec_secret_manifest(
+                name=name,
+                namespace=namespace,
+                uid=uid,
+                spec=spec,
+                attempt=plan.create_pod,
+                plan=net,
+                settings=settings,
+            )
+            kube().create_secret(secret)
             manifest = build_pod(
                 name=name,
                 namespace=namespace,
@@ -341,6 +351,7 @@ def build_registry(
                 plan=net,
                 settings=settings,
                 control_token=secrets.token_urlsafe(32),
+                spec_secret=secret["metadata"]["name"],
             )
             if kube().create_pod(manifest):
                 PODS_CREATED.inc()

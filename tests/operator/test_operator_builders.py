@@ -16,7 +16,7 @@ from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
 from siprtmp_bridge.spec import parse_spec
 from siprtmp_operator.handlers import merge_patch
 from siprtmp_operator.livestatus import post, status_url
-from siprtmp_operator.names import ANNOTATION_SPEC, pod_name
+from siprtmp_operator.names import pod_name
 from siprtmp_operator.networking import (
     NetworkPlan,
     choose_node,
@@ -24,7 +24,7 @@ from siprtmp_operator.networking import (
     effective_mode,
     window_for_slot,
 )
-from siprtmp_operator.pod import bridge_spec, build_pod
+from siprtmp_operator.pod import bridge_spec, build_pod, spec_secret_manifest
 from siprtmp_operator.policy import (
     BridgeRef,
     backoff_seconds,
@@ -62,6 +62,35 @@ SPEC: dict[str, Any] = {
 POD_NET = NetworkPlan(mode="PodNetwork", public_address_source="None")
 
 
+def make_spec_secret(
+    settings: Settings | None = None,
+    plan: NetworkPlan = POD_NET,
+    spec: dict[str, Any] | None = None,
+    attempt: int = 0,
+) -> dict[str, Any]:
+    return spec_secret_manifest(
+        name="b",
+        namespace="ns",
+        uid="uid-1",
+        spec=spec or SPEC,
+        attempt=attempt,
+        plan=plan,
+        settings=settings or Settings(),
+    )
+
+
+def handed_spec(
+    settings: Settings | None = None,
+    plan: NetworkPlan = POD_NET,
+    spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The spec document the bridge reads: the spec Secret's one key."""
+    handed: dict[str, Any] = json.loads(
+        make_spec_secret(settings, plan, spec)["stringData"]["spec.json"]
+    )
+    return handed
+
+
 def make_pod(
     settings: Settings | None = None,
     plan: NetworkPlan = POD_NET,
@@ -77,6 +106,7 @@ def make_pod(
         plan=plan,
         control_token="pod-token",
         settings=settings or Settings(),
+        spec_secret=make_spec_secret(settings, plan, spec, attempt)["metadata"]["name"],
     )
 
 
@@ -142,10 +172,33 @@ def test_spec_and_password_are_mounted_files() -> None:
         "defaultMode": 0o440,
         "items": [{"key": "pw", "path": "password"}],
     }
-    field = vols["spec"]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"]
-    assert field == f"metadata.annotations['{ANNOTATION_SPEC}']"
-    handed = json.loads(pod["metadata"]["annotations"][ANNOTATION_SPEC])
+    secret = make_spec_secret()
+    assert vols["spec"]["secret"] == {
+        "secretName": secret["metadata"]["name"],
+        "defaultMode": 0o440,
+        "items": [{"key": "spec.json", "path": "spec.json"}],
+    }
+    (owner,) = secret["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"]) == ("SipRtmpBridge", "uid-1")
+    handed = handed_spec()
     assert handed["callee"] == SPEC["callee"] and handed["callId"] == "uid-1"
+
+
+def test_no_field_of_the_pod_shows_the_stream_key_or_url_credentials() -> None:
+    """Whoever may read pods (the built-in view role) learns no key: it is in the Secret only."""
+    key = "barstream?s_bl=1&s_sc=SEKRIT7731&s_sw=0#frag"
+    spec = {
+        **SPEC,
+        "rtmpUrl": "rtmp://pubuser:URLPASS99@h:1935/live?token=T0KEN42",
+        "rtmpStream": key,
+    }
+    pod = json.dumps(make_pod(spec=spec))
+    shown = [s for s in ("barstream", "SEKRIT7731", "URLPASS99", "pubuser", "T0KEN42") if s in pod]
+    assert not shown
+    assert handed_spec(spec=spec)["rtmpStream"] == key
+    # Another spec, another Secret: one found existing is adopted only when it holds this spec.
+    assert make_spec_secret(spec=spec)["metadata"]["name"] != make_spec_secret()["metadata"]["name"]
+    assert make_spec_secret(spec=spec)["metadata"]["name"].startswith("b-bridge-0-spec-")
 
 
 def test_no_secret_ref_means_no_password_flag_or_volume() -> None:
@@ -198,7 +251,7 @@ def test_host_network_pod_declares_its_window_as_host_ports() -> None:
     assert sorted(p["containerPort"] for p in ports if p["protocol"] == "UDP") == list(
         range(30025, 30032)
     )
-    handed = json.loads(pod["metadata"]["annotations"][ANNOTATION_SPEC])
+    handed = handed_spec(s, plan)
     assert handed["nat"] | {} == {
         "rtpPortMin": 30026,
         "rtpPortMax": 30031,
@@ -679,6 +732,7 @@ def test_a_pod_without_a_control_token_is_never_built() -> None:
             plan=POD_NET,
             settings=Settings(),
             control_token="",
+            spec_secret="b-bridge-0-spec",
         )
 
 
