@@ -180,7 +180,8 @@ def build_registry(
             phase=status.get("phase"),
             placed=bool(status.get("podName")),
         )
-        return {stream_key(spec): ref}
+        key = stream_key(spec)
+        return None if key is None else {key: ref}
 
     @kopf.index(*bridges, id="port_slots", registry=reg)
     def port_slots(*, status: kopf.Status, uid: str, **_: Any) -> Any:
@@ -312,7 +313,8 @@ def build_registry(
                 prev.get("phase"),
                 False,
             )
-            owner = duplicate_owner(me, streams_index.get(stream_key(spec), []))
+            key = stream_key(spec)
+            owner = duplicate_owner(me, streams_index.get(key, []) if key else [])
             duplicate = holder_shown(namespace, owner) if owner else None
 
         plan = plan_step(resource, obs, live, now, settings, duplicate_of=duplicate)

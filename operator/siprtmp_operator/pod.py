@@ -31,6 +31,8 @@ from .names import (
     SPEC_FILE,
     SPEC_KEY,
     STATUS_PORT_NAME,
+    STREAM_DIR,
+    STREAM_FILE,
     TERMINATION_LOG,
     pod_labels,
     pod_name,
@@ -138,8 +140,11 @@ def build_pod(
         "--termination-log",
         TERMINATION_LOG,
     ]
+    stream_ref = spec.get("rtmpStreamSecretRef")
     if secret_ref:
         args += ["--sip-password-file", PASSWORD_FILE]
+    if stream_ref:
+        args += ["--rtmp-stream-file", STREAM_FILE]
     args += list(settings.bridge_extra_args)
 
     mounts: list[JSON] = [
@@ -157,18 +162,22 @@ def build_pod(
         },
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
     ]
-    if secret_ref:
-        mounts.append({"name": "sip-password", "mountPath": SECRET_DIR, "readOnly": True})
-        volumes.append(
-            {
-                "name": "sip-password",
-                "secret": {
-                    "secretName": secret_ref["name"],
-                    "defaultMode": 0o440,
-                    "items": [{"key": secret_ref["key"], "path": "password"}],
-                },
-            }
-        )
+    for volume, directory, ref, file in (
+        ("sip-password", SECRET_DIR, secret_ref, PASSWORD_FILE),
+        ("rtmp-stream", STREAM_DIR, stream_ref, STREAM_FILE),
+    ):
+        if ref:
+            mounts.append({"name": volume, "mountPath": directory, "readOnly": True})
+            volumes.append(
+                {
+                    "name": volume,
+                    "secret": {
+                        "secretName": ref["name"],
+                        "defaultMode": 0o440,
+                        "items": [{"key": ref["key"], "path": file.rsplit("/", 1)[1]}],
+                    },
+                }
+            )
 
     env: list[JSON] = [
         {"name": "PYTHONUNBUFFERED", "value": "1"},

@@ -88,8 +88,12 @@ def ttl_remaining(
     return (finished + timedelta(seconds=ttl) - now).total_seconds()
 
 
-def stream_key(spec: Mapping[str, Any]) -> str:
-    """Canonical ``scheme://host:port/app/stream`` so spelling variants collide as they should."""
+def stream_key(spec: Mapping[str, Any]) -> str | None:
+    """Canonical ``scheme://host:port/app/stream`` so spelling variants collide as they should;
+    None with ``rtmpStreamSecretRef``: the operator cannot read the key, so such a bridge is
+    not checked for duplicates."""
+    if spec.get("rtmpStreamSecretRef"):
+        return None
     url = str(spec.get("rtmpUrl") or "")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()

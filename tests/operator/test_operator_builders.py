@@ -201,6 +201,23 @@ def test_no_field_of_the_pod_shows_the_stream_key_or_url_credentials() -> None:
     assert make_spec_secret(spec=spec)["metadata"]["name"].startswith("b-bridge-0-spec-")
 
 
+def test_a_stream_key_secret_ref_is_mounted_as_the_password_is() -> None:
+    spec = {k: v for k, v in SPEC.items() if k != "rtmpStream"}
+    pod = make_pod(spec={**spec, "rtmpStreamSecretRef": {"name": "cdn", "key": "fb"}})
+    c = pod["spec"]["containers"][0]
+    assert c["args"][c["args"].index("--rtmp-stream-file") + 1] == "/etc/siprtmp/stream/key"
+    assert {"name": "rtmp-stream", "mountPath": "/etc/siprtmp/stream", "readOnly": True} in c[
+        "volumeMounts"
+    ]
+    vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert vols["rtmp-stream"]["secret"] == {
+        "secretName": "cdn",
+        "defaultMode": 0o440,
+        "items": [{"key": "fb", "path": "key"}],
+    }
+    assert stream_key({**spec, "rtmpStreamSecretRef": {"name": "cdn", "key": "fb"}}) is None
+
+
 def test_no_secret_ref_means_no_password_flag_or_volume() -> None:
     spec = {k: v for k, v in SPEC.items() if k != "connection"}
     pod = make_pod(spec=spec)

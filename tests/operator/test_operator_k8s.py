@@ -489,6 +489,11 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
         spec(connection={"sipPasswordSecretRef": {"name": "x"}}),
         "spec.connection.sipPasswordSecretRef.key: Required",
     ),
+    (
+        "stream-and-stream-ref",
+        spec(rtmpStreamSecretRef={"name": "cdn", "key": "fb"}),
+        "give exactly one of rtmpStream and rtmpStreamSecretRef",
+    ),
     ("retries", spec(maxRetries=-1), "spec.maxRetries"),
     ("video-mode", spec(video={"mode": "transcode"}), "spec.video.mode: Unsupported value"),
     ("video-absent", spec(video={"whenAbsent": "black"}), "spec.video.whenAbsent: Unsupported"),
