@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="place one call and publish its audio")
     run.add_argument("--spec", type=Path, required=True, help="JSON or YAML spec file")
     run.add_argument("--sip-password-file", type=Path, help="file holding the SIP password")
+    run.add_argument(
+        "--rtmp-stream-file", type=Path, help="file holding the stream key (rtmpStreamSecretRef)"
+    )
     run.add_argument("--status-host", default="0.0.0.0", help="address of the status server")
     run.add_argument(
         "--status-port", type=int, default=8080, help="port of /status, /metrics; 0 disables"
@@ -53,7 +56,9 @@ def run_command(arguments: argparse.Namespace) -> int:
     from siprtmp_bridge.spec import SpecError, load_spec_file
 
     try:
-        spec = load_spec_file(arguments.spec, arguments.sip_password_file)
+        spec = load_spec_file(
+            arguments.spec, arguments.sip_password_file, arguments.rtmp_stream_file
+        )
     except SpecError as error:
         print(f"sip-rtmp-bridge: invalid spec: {error}", file=sys.stderr)
         return int(ExitCode.INVALID_SPEC)

@@ -1,18 +1,37 @@
-"""Keep secrets out of logs, status and metrics: stream keys and URL credentials."""
+"""Keep secrets out of logs, status and metrics: stream keys, URL credentials, SIP passwords.
+
+Two tools, both pure: ``redact_url`` and ``redacted_publish_url`` show an RTMP URL with its
+credentials masked (what status shows on purpose), and a ``Scrubber`` masks every occurrence of
+a run's secrets in whatever text or document the bridge emits, however it got there (PyAV
+appends the URL it was given to its errors; a library may quote, escape or split it). The
+bridge passes everything it prints through one Scrubber (``ScrubbedStream`` and the status
+reporter) instead of taking care at each call site.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import io
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"
+#: Shorter secrets are not masked: replacing every "ab" in a log line hides nothing worth it.
+MIN_SECRET_LENGTH = 3
+#: Pieces of a stream key (its name, its parameters' values) are masked from this length on.
+MIN_PART_LENGTH = 4
+#: Where stream keys are cut into pieces by the software that reads them: FFmpeg and servers
+#: split at ``?`` (name, then parameters) and ``&``; fragments and path separators too.
+_KEY_SEPARATORS = re.compile(r"[?&#/;]")
+_NAME_AND_REST = re.compile(r"([^?#]*)[?#](.*)", re.DOTALL)
 
 
-def redact_url(url: str, stream_key: str | None = None) -> str:
-    """Mask the userinfo, the query string and the stream key of an RTMP URL.
-
-    The stream key is the publishing credential at most CDNs, so the last path segment is masked
-    whenever it is the stream name (or whenever no stream name is known).
-    """
+def redact_url(url: str) -> str:
+    """An RTMP URL with its userinfo, query string and fragment masked; host, port, path kept."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -24,21 +43,138 @@ def redact_url(url: str, stream_key: str | None = None) -> str:
         netloc = f"{netloc}:{port}"
     if parts.username or parts.password:
         netloc = f"{MASK}@{netloc}"
-    path = parts.path
-    if stream_key and path.endswith("/" + stream_key):
-        path = path[: -len(stream_key)] + MASK
     query = MASK if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, path, query, ""))
+    fragment = MASK if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
-def redacted_publish_url(rtmp_url: str, rtmp_stream: str) -> str:
-    """``rtmpUrl/rtmpStream`` as status and logs show it: the stream key masked."""
-    return redact_url(f"{rtmp_url.rstrip('/')}/{rtmp_stream}", stream_key=rtmp_stream)
+def redacted_publish_url(rtmp_url: str) -> str:
+    """``rtmpUrl/***`` as status and logs show the publish URL: the stream key is never looked
+    at, so no character in it (``?``, ``#``, ``/``) can make part of it show."""
+    return f"{redact_url(rtmp_url).rstrip('/')}/{MASK}"
 
 
-def scrub(text: str, secrets: tuple[str | None, ...]) -> str:
-    """Replace every occurrence of each non-empty secret in free text (log lines, reasons)."""
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, MASK)
-    return text
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The secret parts of an RTMP URL: its userinfo, query string (and each value), fragment."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.username, parts.password]
+    except ValueError:
+        return (url,)
+    if parts.query:
+        found.append(parts.query)
+        found += [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
+    found.append(parts.fragment)
+    return tuple(s for s in found if s)
+
+
+def key_parts(key: str) -> tuple[str, ...]:
+    """A stream key and the pieces of it that software prints on their own.
+
+    The whole key; the stream name before any ``?`` or ``#`` (the key itself at most CDNs) and
+    what follows it; each piece between ``?``, ``&``, ``#``, ``/``, ``;`` (a parameter's value
+    rather than the whole ``name=value``) long enough to be a credential (Facebook's ``s_sc``
+    signature, a ``token=`` value). Parameter names stay readable.
+    """
+    split = _NAME_AND_REST.match(key)
+    name, rest = (split[1], split[2]) if split else (key, "")
+    segments = (segment.partition("=") for segment in _KEY_SEPARATORS.split(key))
+    pieces = [v if eq else n for n, eq, v in segments if len(v if eq else n) >= MIN_PART_LENGTH]
+    return tuple(dict.fromkeys(s for s in (key, name, rest, *pieces) if s))
+
+
+def encoded_forms(secret: str) -> tuple[str, ...]:
+    """``secret`` as it may appear in printed text: raw, inside a Python repr (PyAV's errors
+    repr the URL: backslashes doubled, ``'`` escaped or not), inside JSON, percent-encoded, or
+    percent-decoded."""
+    escaped = "".join(repr(c)[1:-1] for c in secret)  # each character's repr, quotes bare
+    return tuple(
+        dict.fromkeys(
+            (
+                secret,
+                escaped,
+                escaped.replace("'", "\\'"),
+                json.dumps(secret)[1:-1],
+                json.dumps(secret, ensure_ascii=False)[1:-1],
+                quote(secret, safe=""),
+                quote(secret),
+                unquote(secret),
+            )
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Scrubber:
+    """Masks every form of each secret; longest first, so a key goes before its pieces."""
+
+    patterns: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, secrets: Iterable[str | None]) -> Scrubber:
+        forms = {
+            form
+            for secret in secrets
+            if secret and len(secret) >= MIN_SECRET_LENGTH
+            for form in encoded_forms(secret)
+            if len(form) >= MIN_SECRET_LENGTH
+        }
+        return cls(tuple(sorted(forms, key=lambda s: (-len(s), s))))
+
+    def text(self, text: str) -> str:
+        for pattern in self.patterns:
+            if pattern in text:
+                text = text.replace(pattern, MASK)
+        return text
+
+    def document(self, value: Any) -> Any:
+        """A JSON-like document with every string in it (keys included) scrubbed."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.text(str(k)): self.document(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.document(v) for v in value]
+        return value
+
+
+class ScrubbedStream(io.TextIOBase):
+    """A text stream that scrubs whole lines before they reach ``target``.
+
+    Line-buffered so that a secret written in two pieces (``print`` writes its arguments one
+    by one) is still seen whole; thread-safe because the publisher, the video receiver and the
+    SIP loop all print.
+    """
+
+    def __init__(self, target: TextIO, scrubber: Scrubber) -> None:
+        super().__init__()
+        self.target = target
+        self.scrubber = scrubber
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            lines = (self._pending + text).split("\n")
+            self._pending = lines.pop()
+            if lines:
+                self.target.write(self.scrubber.text("\n".join(lines)) + "\n")
+                self.target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                self.target.write(self.scrubber.text(self._pending))
+                self._pending = ""
+            self.target.flush()
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.target.encoding

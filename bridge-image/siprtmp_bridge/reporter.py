@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from siprtmp_bridge.redact import Scrubber
 from siprtmp_bridge.status import BridgeStatus, to_document
 from siprtmp_bridge.video.status import VIDEO_COUNTERS
 
@@ -27,18 +28,24 @@ def significant(document: dict[str, Any]) -> dict[str, Any]:
 
 
 class StatusReporter:
-    def __init__(self, status: BridgeStatus, out: TextIO = sys.stdout) -> None:
+    """Every view of the status (stdout lines, /status, /metrics, the termination message) is
+    made by ``document``, and so passes ``scrubber``: a secret that reached a reason or message
+    (an error string quoting the publish URL) is masked wherever the status goes."""
+
+    def __init__(
+        self, status: BridgeStatus, out: TextIO = sys.stdout, scrubber: Scrubber | None = None
+    ) -> None:
         self._status = status
+        self._scrubber = scrubber or Scrubber()
         self._lock = threading.Lock()
         self._out = out
         self._last_line: dict[str, Any] | None = None
-        self._emit(to_document(status))
+        self._emit(self._document())
 
     def update(self, change: Callable[[BridgeStatus], BridgeStatus]) -> BridgeStatus:
         with self._lock:
             self._status = change(self._status)
-            document = to_document(self._status)
-            self._emit(document)
+            self._emit(self._document())
             return self._status
 
     @property
@@ -47,7 +54,12 @@ class StatusReporter:
             return self._status
 
     def document(self) -> dict[str, Any]:
-        return to_document(self.status)
+        with self._lock:
+            return self._document()
+
+    def _document(self) -> dict[str, Any]:
+        scrubbed: dict[str, Any] = self._scrubber.document(to_document(self._status))
+        return scrubbed
 
     def _emit(self, document: dict[str, Any]) -> None:
         line = significant(document)

@@ -1,4 +1,10 @@
-"""Wires one run: status reporter, HTTP status server, runner; prints the one closing line."""
+"""Wires one run: status reporter, HTTP status server, runner; prints the one closing line.
+
+Everything the run emits passes the spec's one Scrubber: the status document (its stdout lines,
+/status, the termination message) in the reporter, and every line on stderr (the bridge's own,
+PyAV's error strings it quotes, tracebacks) through a ScrubbedStream put in place of sys.stderr
+for the whole run.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV, DtmfQueue
 from siprtmp_bridge.http_api import StatusServer
 from siprtmp_bridge.outcome import ExitCode
-from siprtmp_bridge.redact import scrub
+from siprtmp_bridge.redact import ScrubbedStream
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.runner import BridgeRunner, RunOptions
 from siprtmp_bridge.spec import BridgeSpec
@@ -27,7 +33,28 @@ def serve_one_call(
     sip_log_level: int = 1,
     status_lines: TextIO = sys.stdout,
 ) -> int:
-    reporter = StatusReporter(initial_status(spec.call_id, spec.redacted_publish_url), status_lines)
+    stderr = sys.stderr
+    sys.stderr = ScrubbedStream(stderr, spec.scrubber)
+    try:
+        return _serve(spec, stop, status_address, termination_log, sip_log_level, status_lines)
+    finally:
+        sys.stderr.flush()
+        sys.stderr = stderr
+
+
+def _serve(
+    spec: BridgeSpec,
+    stop: threading.Event,
+    status_address: tuple[str, int] | None,
+    termination_log: Path | None,
+    sip_log_level: int,
+    status_lines: TextIO,
+) -> int:
+    reporter = StatusReporter(
+        initial_status(spec.call_id, spec.redacted_publish_url),
+        status_lines,
+        spec.scrubber,
+    )
     counters = MediaCounters()
     dtmf = DtmfQueue()
     # Out of the environment once read: child processes (the RTMPS relay) need not have it.
@@ -51,7 +78,5 @@ def serve_one_call(
         reporter.write_termination_message(termination_log)
         if server is not None:
             server.stop()
-    secrets = (spec.connection.sip_password, spec.rtmp_stream)
-    line = scrub(f"{outcome.reason}: {outcome.message}", secrets)
-    print(f"sip-rtmp-bridge: {line}", file=sys.stderr)
+    print(f"sip-rtmp-bridge: {outcome.reason}: {outcome.message}", file=sys.stderr)
     return int(outcome.exit_code)

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from siprtmp_bridge.redact import redact_url, redacted_publish_url
+from siprtmp_bridge.redact import (
+    Scrubber,
+    key_parts,
+    redact_url,
+    redacted_publish_url,
+    url_secrets,
+)
 
 TRANSPORTS = ("udp", "tcp", "tls")
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "speex/16000")
@@ -146,7 +152,19 @@ class BridgeSpec:
 
     @cached_property  # the runner's limit check names it every time it looks
     def redacted_publish_url(self) -> str:
-        return redacted_publish_url(self.rtmp_url, self.rtmp_stream)
+        return redacted_publish_url(self.rtmp_url)
+
+    @cached_property
+    def scrubber(self) -> Scrubber:
+        """What must never be printed: the stream key and its pieces, the URL's credentials,
+        the SIP password (service.py passes every output of the run through it)."""
+        return Scrubber.of(
+            (
+                *key_parts(self.rtmp_stream),
+                *url_secrets(self.rtmp_url),
+                self.connection.sip_password,
+            )
+        )
 
 
 def _parse_document(text: str, path: Path) -> Any:
@@ -171,8 +189,11 @@ def _unparsable(path: Path, error: Exception) -> SpecError:
     return SpecError("file", f"{path} is neither valid JSON nor YAML ({error})")
 
 
-def load_spec_file(path: Path, password_file: Path | None = None) -> BridgeSpec:
-    """Read a JSON or YAML spec (a resource's spec, a whole resource, or the seed's body)."""
+def load_spec_file(
+    path: Path, password_file: Path | None = None, stream_file: Path | None = None
+) -> BridgeSpec:
+    """Read a JSON or YAML spec (a resource's spec, a whole resource, or the seed's body), with
+    the SIP password and the stream key from the files their Secrets are mounted as."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -180,19 +201,29 @@ def load_spec_file(path: Path, password_file: Path | None = None) -> BridgeSpec:
     document = _parse_document(text, path)
     if isinstance(document, Mapping) and isinstance(document.get("spec"), Mapping):
         document = document["spec"]
-    password = None
-    if password_file is not None:
-        try:
-            password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as error:
-            raise SpecError(
-                "connection.sipPasswordSecretRef", f"cannot read password file {password_file}"
-            ) from error
-    return parse_spec(document, password=password)
+    return parse_spec(
+        document,
+        password=_secret_file(password_file, "connection.sipPasswordSecretRef", "password"),
+        rtmp_stream=_secret_file(stream_file, "rtmpStreamSecretRef", "stream key"),
+    )
 
 
-def parse_spec(document: Any, password: str | None = None) -> BridgeSpec:
-    """Validate and normalise a spec mapping; ``password`` (from a mounted Secret) wins."""
+def _secret_file(path: Path | None, field_path: str, what: str) -> str | None:
+    """A mounted Secret key's value, its trailing newline dropped (``kubectl create secret
+    --from-file`` keeps one); the error names the field, never the content."""
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as error:
+        raise SpecError(field_path, f"cannot read {what} file {path}") from error
+
+
+def parse_spec(
+    document: Any, password: str | None = None, rtmp_stream: str | None = None
+) -> BridgeSpec:
+    """Validate and normalise a spec mapping; ``password`` and ``rtmp_stream`` come from
+    mounted Secrets (``password`` wins over ``sipPassword``)."""
     if not isinstance(document, Mapping):
         raise SpecError("", "must be a mapping of fields")
     reader = _Reader(document, "")
@@ -202,7 +233,7 @@ def parse_spec(document: Any, password: str | None = None) -> BridgeSpec:
         call_id=call_id,
         callee=_normalise_callee(reader.required_string("callee"), connection),
         rtmp_url=_check_rtmp_url(reader.required_string("rtmpUrl")),
-        rtmp_stream=_check_stream(reader.required_string("rtmpStream")),
+        rtmp_stream=_parse_stream(reader, rtmp_stream),
         rtmp_tls_verify=reader.boolean("rtmpTlsVerify", default=True),
         has_audio=reader.boolean("hasAudio", default=True),
         has_video=reader.boolean("hasVideo", default=False),
@@ -231,6 +262,7 @@ SPEC_FIELDS = frozenset(
         "callee",
         "rtmpUrl",
         "rtmpStream",
+        "rtmpStreamSecretRef",
         "rtmpTlsVerify",
         "hasAudio",
         "hasVideo",
@@ -411,10 +443,8 @@ def _parse_connection(outer: _Reader, password: str | None) -> Connection:
     if proxy:
         proxy = _check_proxy(outer.path("sipOutboundProxy"), proxy)
     secret_ref = outer.data.get("sipPasswordSecretRef")
-    if secret_ref is not None and not (
-        isinstance(secret_ref, Mapping) and secret_ref.get("name") and secret_ref.get("key")
-    ):
-        raise SpecError(outer.path("sipPasswordSecretRef"), "must have a name and a key")
+    if secret_ref is not None:
+        _check_secret_ref(outer.path("sipPasswordSecretRef"), secret_ref)
     if secret_ref is not None and password is None:
         raise SpecError(
             outer.path("sipPasswordSecretRef"),
@@ -571,6 +601,26 @@ def _check_rtmp_url(url: str) -> str:
     if not parts.path.strip("/"):
         raise SpecError("rtmpUrl", "must name an application, e.g. rtmp://host/live")
     return url
+
+
+def _check_secret_ref(path: str, ref: Any) -> None:
+    if not (isinstance(ref, Mapping) and ref.get("name") and ref.get("key")):
+        raise SpecError(path, "must have a name and a key")
+
+
+def _parse_stream(reader: _Reader, from_file: str | None) -> str:
+    """``rtmpStream``, or the key from the file ``rtmpStreamSecretRef``'s Secret is mounted as."""
+    ref = reader.data.get("rtmpStreamSecretRef")
+    if ref is None:
+        return _check_stream(reader.required_string("rtmpStream"))
+    _check_secret_ref("rtmpStreamSecretRef", ref)
+    if reader.string("rtmpStream"):
+        raise SpecError("rtmpStreamSecretRef", "is an alternative to rtmpStream: give one of them")
+    if not from_file:
+        raise SpecError(
+            "rtmpStreamSecretRef", "is set but no stream key file was given (--rtmp-stream-file)"
+        )
+    return _check_stream(from_file)
 
 
 def _check_stream(stream: str) -> str:

@@ -31,8 +31,8 @@ from .metrics import (
 )
 from .names import FINALIZER, LABEL_BRIDGE_UID, LABEL_MANAGED_BY, MANAGED_BY, pod_name
 from .networking import NetworkPlan, choose_node, choose_slot, effective_mode, window_for_slot
-from .pod import build_pod
-from .policy import BridgeRef, duplicate_owner, stream_key
+from .pod import build_pod, spec_secret_manifest
+from .policy import BridgeRef, duplicate_owner, holder_shown, stream_key
 from .reconcile import plan_step
 from .settings import Settings
 from .status import TERMINAL_PHASES, observe_pod
@@ -180,7 +180,8 @@ def build_registry(
             phase=status.get("phase"),
             placed=bool(status.get("podName")),
         )
-        return {stream_key(spec): ref}
+        key = stream_key(spec)
+        return None if key is None else {key: ref}
 
     @kopf.index(*bridges, id="port_slots", registry=reg)
     def port_slots(*, status: kopf.Status, uid: str, **_: Any) -> Any:
@@ -312,8 +313,9 @@ def build_registry(
                 prev.get("phase"),
                 False,
             )
-            owner = duplicate_owner(me, streams_index.get(stream_key(spec), []))
-            duplicate = f"{owner.namespace}/{owner.name}" if owner else None
+            key = stream_key(spec)
+            owner = duplicate_owner(me, streams_index.get(key, []) if key else [])
+            duplicate = holder_shown(namespace, owner) if owner else None
 
         plan = plan_step(resource, obs, live, now, settings, duplicate_of=duplicate)
         new_status = plan.status
@@ -332,6 +334,16 @@ def build_registry(
                 )
                 _write(body=body, patch=patch, prev=prev, new=new_status, events=[], uid=uid)
                 return
+            secret = spec_secret_manifest(
+                name=name,
+                namespace=namespace,
+                uid=uid,
+                spec=spec,
+                attempt=plan.create_pod,
+                plan=net,
+                settings=settings,
+            )
+            kube().create_secret(secret)
             manifest = build_pod(
                 name=name,
                 namespace=namespace,
@@ -341,6 +353,7 @@ def build_registry(
                 plan=net,
                 settings=settings,
                 control_token=secrets.token_urlsafe(32),
+                spec_secret=secret["metadata"]["name"],
             )
             if kube().create_pod(manifest):
                 PODS_CREATED.inc()

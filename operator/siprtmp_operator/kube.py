@@ -59,6 +59,17 @@ class Kube:
             raise
         return True
 
+    def create_secret(self, manifest: dict[str, Any]) -> None:
+        """Create; one that exists is kept (its name is its content's: names.spec_secret_name)."""
+        try:
+            self.core.create_namespaced_secret(
+                manifest["metadata"]["namespace"],
+                manifest,  # type: ignore[arg-type]
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
     def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             pod = self.core.read_namespaced_pod(name, namespace)

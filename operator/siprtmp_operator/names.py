@@ -6,6 +6,8 @@ call: attempt N of bridge B is always the pod ``B-bridge-N``.
 
 from __future__ import annotations
 
+import hashlib
+
 from . import GROUP
 
 MANAGED_BY = "sip-rtmp-operator"
@@ -15,15 +17,17 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_BRIDGE = f"{GROUP}/bridge"
 LABEL_BRIDGE_UID = f"{GROUP}/bridge-uid"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
-ANNOTATION_SPEC = f"{GROUP}/spec"
 ANNOTATION_PORT_SLOT = f"{GROUP}/port-slot"
 FINALIZER = f"{GROUP}/bridge-pod"
 CONTAINER_NAME = "bridge"
 STATUS_PORT_NAME = "status"
 SPEC_DIR = "/etc/siprtmp/spec"
-SPEC_FILE = f"{SPEC_DIR}/spec.json"
+SPEC_KEY = "spec.json"
+SPEC_FILE = f"{SPEC_DIR}/{SPEC_KEY}"
 SECRET_DIR = "/etc/siprtmp/secret"
 PASSWORD_FILE = f"{SECRET_DIR}/password"
+STREAM_DIR = "/etc/siprtmp/stream"
+STREAM_FILE = f"{STREAM_DIR}/key"
 CA_BUNDLE_DIR = "/etc/siprtmp/ca"
 CA_BUNDLE_NAME = "ca.crt"
 CA_BUNDLE_FILE = f"{CA_BUNDLE_DIR}/{CA_BUNDLE_NAME}"
@@ -33,6 +37,13 @@ TERMINATION_LOG = "/dev/termination-log"
 def pod_name(bridge_name: str, attempt: int) -> str:
     """Name of the pod running ``attempt`` (0 = first dial) of a bridge."""
     return f"{bridge_name}-bridge-{attempt}"
+
+
+def spec_secret_name(pod: str, content: str) -> str:
+    """The Secret holding a pod's spec, named after its content: the operator may only create
+    Secrets, never read or replace them, so an existing one (a step interrupted between the
+    Secret and the pod) is adopted only when its name says it holds the same spec."""
+    return f"{pod}-spec-{hashlib.sha256(content.encode()).hexdigest()[:10]}"
 
 
 def pod_labels(bridge_name: str, bridge_uid: str, attempt: int) -> dict[str, str]:

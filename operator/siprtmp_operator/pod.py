@@ -1,9 +1,11 @@
-"""Pure builder: a SipRtmpBridge (its spec, name, uid) → the bridge Pod manifest.
+"""Pure builders: a SipRtmpBridge (its spec, name, uid) → the bridge Pod and its spec Secret.
 
 The pod holds no Kubernetes credentials and nothing it does not need: the spec arrives as a file
-projected from the pod's own annotation (downward API, so no ConfigMap to create, own and clean
-up), the SIP password as a file from the user's Secret, and the process runs non-root on a
-read-only root filesystem with every capability dropped.
+from a Secret the operator creates for the pod (owned by the resource, so the garbage collector
+removes it), the SIP password as a file from the user's Secret, and the process runs non-root on
+a read-only root filesystem with every capability dropped. No field of the pod shows the stream
+key or the URL's credentials: whoever may read pods (the built-in ``view`` role) may not read
+Secrets.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from siprtmp_bridge.spec import spec_boolean, verifies_rtmps
 from . import API_VERSION, KIND
 from .names import (
     ANNOTATION_PORT_SLOT,
-    ANNOTATION_SPEC,
     CA_BUNDLE_DIR,
     CA_BUNDLE_FILE,
     CA_BUNDLE_NAME,
@@ -28,10 +29,14 @@ from .names import (
     SECRET_DIR,
     SPEC_DIR,
     SPEC_FILE,
+    SPEC_KEY,
     STATUS_PORT_NAME,
+    STREAM_DIR,
+    STREAM_FILE,
     TERMINATION_LOG,
     pod_labels,
     pod_name,
+    spec_secret_name,
 )
 from .networking import NetworkPlan
 from .settings import Settings
@@ -111,11 +116,13 @@ def build_pod(
     plan: NetworkPlan,
     settings: Settings,
     control_token: str,
+    spec_secret: str,
 ) -> JSON:
     """The Pod manifest for ``attempt`` of bridge ``namespace/name``.
 
     ``control_token`` (new for each pod) is what the bridge asks of a POST /dtmf: the REST API
     reads it back from the pod, anything else reaching the pod's status port cannot press keys.
+    ``spec_secret`` names the Secret ``spec_secret_manifest`` made for this attempt.
     """
     if not control_token:
         raise ValueError("a bridge pod needs a control token: without one its /dtmf is open")
@@ -133,8 +140,11 @@ def build_pod(
         "--termination-log",
         TERMINATION_LOG,
     ]
+    stream_ref = spec.get("rtmpStreamSecretRef")
     if secret_ref:
         args += ["--sip-password-file", PASSWORD_FILE]
+    if stream_ref:
+        args += ["--rtmp-stream-file", STREAM_FILE]
     args += list(settings.bridge_extra_args)
 
     mounts: list[JSON] = [
@@ -144,30 +154,30 @@ def build_pod(
     volumes: list[JSON] = [
         {
             "name": "spec",
-            "downwardAPI": {
-                "defaultMode": 0o444,
-                "items": [
-                    {
-                        "path": "spec.json",
-                        "fieldRef": {"fieldPath": f"metadata.annotations['{ANNOTATION_SPEC}']"},
-                    }
-                ],
+            "secret": {
+                "secretName": spec_secret,
+                "defaultMode": 0o440,
+                "items": [{"key": SPEC_KEY, "path": SPEC_KEY}],
             },
         },
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
     ]
-    if secret_ref:
-        mounts.append({"name": "sip-password", "mountPath": SECRET_DIR, "readOnly": True})
-        volumes.append(
-            {
-                "name": "sip-password",
-                "secret": {
-                    "secretName": secret_ref["name"],
-                    "defaultMode": 0o440,
-                    "items": [{"key": secret_ref["key"], "path": "password"}],
-                },
-            }
-        )
+    for volume, directory, ref, file in (
+        ("sip-password", SECRET_DIR, secret_ref, PASSWORD_FILE),
+        ("rtmp-stream", STREAM_DIR, stream_ref, STREAM_FILE),
+    ):
+        if ref:
+            mounts.append({"name": volume, "mountPath": directory, "readOnly": True})
+            volumes.append(
+                {
+                    "name": volume,
+                    "secret": {
+                        "secretName": ref["name"],
+                        "defaultMode": 0o440,
+                        "items": [{"key": ref["key"], "path": file.rsplit("/", 1)[1]}],
+                    },
+                }
+            )
 
     env: list[JSON] = [
         {"name": "PYTHONUNBUFFERED", "value": "1"},
@@ -195,11 +205,7 @@ def build_pod(
         env.append({"name": "SSL_CERT_FILE", "value": CA_BUNDLE_FILE})
         env.append({"name": "SSL_CERT_DIR", "value": CA_BUNDLE_DIR})
 
-    annotations = {
-        ANNOTATION_SPEC: json.dumps(
-            bridge_spec(spec, uid, plan, settings), sort_keys=True, separators=(",", ":")
-        )
-    }
+    annotations: dict[str, str] = {}
     if plan.window is not None:
         annotations[ANNOTATION_PORT_SLOT] = str(plan.window.slot)
 
@@ -281,25 +287,59 @@ def build_pod(
             }
         }
 
-    labels = {**settings.extra_labels, **pod_labels(name, uid, attempt)}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": pod_name(name, attempt),
             "namespace": namespace,
-            "labels": labels,
+            "labels": _labels(name, uid, attempt, settings),
             "annotations": annotations,
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": KIND,
-                    "name": name,
-                    "uid": uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [_owned_by(name, uid)],
         },
         "spec": pod_spec,
+    }
+
+
+def _labels(name: str, uid: str, attempt: int, settings: Settings) -> dict[str, str]:
+    return {**settings.extra_labels, **pod_labels(name, uid, attempt)}
+
+
+def _owned_by(name: str, uid: str) -> JSON:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def spec_secret_manifest(
+    *,
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: Mapping[str, Any],
+    attempt: int,
+    plan: NetworkPlan,
+    settings: Settings,
+) -> JSON:
+    """The Secret holding ``bridge_spec`` for ``attempt``, owned by the resource; its name
+    (names.spec_secret_name) is what ``build_pod`` is given."""
+    content = json.dumps(
+        bridge_spec(spec, uid, plan, settings), sort_keys=True, separators=(",", ":")
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": spec_secret_name(pod_name(name, attempt), content),
+            "namespace": namespace,
+            "labels": _labels(name, uid, attempt, settings),
+            "ownerReferences": [_owned_by(name, uid)],
+        },
+        "stringData": {SPEC_KEY: content},
     }

@@ -90,8 +90,12 @@ def ttl_remaining(
     return (finished + timedelta(seconds=ttl) - now).total_seconds()
 
 
-def stream_key(spec: Mapping[str, Any]) -> str:
-    """Canonical ``scheme://host:port/app/stream`` so spelling variants collide as they should."""
+def stream_key(spec: Mapping[str, Any]) -> str | None:
+    """Canonical ``scheme://host:port/app/stream`` so spelling variants collide as they should;
+    None with ``rtmpStreamSecretRef``: the operator cannot read the key, so such a bridge is
+    not checked for duplicates."""
+    if spec.get("rtmpStreamSecretRef"):
+        return None
     url = str(spec.get("rtmpUrl") or "")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -125,6 +129,14 @@ class BridgeRef:
     def order(self) -> tuple[bool, str, str, str]:
         # Bridges already placed win; then the older one; then by name for a stable answer.
         return (not self.placed, self.created, self.namespace, self.name)
+
+
+def holder_shown(namespace: str, owner: BridgeRef) -> str:
+    """How a DuplicateStream message names the bridge holding the stream: by name in the same
+    namespace; a bridge elsewhere is not named (another tenant's resources are not ours to list)."""
+    if owner.namespace != namespace:
+        return "a bridge in another namespace"
+    return f"bridge {owner.name}"
 
 
 def duplicate_owner(me: BridgeRef, same_stream: Iterable[BridgeRef]) -> BridgeRef | None:

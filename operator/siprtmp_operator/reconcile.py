@@ -50,7 +50,8 @@ def plan_step(
 
     ``pod`` is the observation of the current attempt's pod, or None when that pod does not
     exist (never created, or gone). ``duplicate_of`` names the live bridge that already
-    publishes the same stream, checked only before the first dial.
+    publishes the same stream (policy.holder_shown), checked only before the first dial. The
+    message names neither the URL nor the key: it goes into status, an Event and REST answers.
     """
     meta = resource.get("metadata") or {}
     spec = resource.get("spec") or {}
@@ -98,8 +99,8 @@ def plan_step(
                 phase="Failed",
                 reason="DuplicateStream",
                 message=(
-                    f"{spec.get('rtmpUrl')}/{spec.get('rtmpStream')} is already published by "
-                    f"bridge {duplicate_of}; delete one of them (no pod was created)"
+                    f"the stream is already published by {duplicate_of}; "
+                    "delete one of them (no pod was created)"
                 ),
             )
             _finish(status, now)

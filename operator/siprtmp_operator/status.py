@@ -132,11 +132,6 @@ def parse_status_document(text: str | None) -> JSON | None:
     return doc if isinstance(doc, dict) and "phase" in doc else None
 
 
-def redact_stream_url(rtmp_url: str) -> str:
-    """``rtmpUrl/***``: host and application kept, credentials and stream key hidden."""
-    return redacted_publish_url(rtmp_url, "stream-key")
-
-
 def _clean_call(doc: Mapping[str, Any] | None) -> JSON | None:
     if not isinstance(doc, Mapping):
         return None
@@ -152,7 +147,7 @@ def _clean_stream(doc: Mapping[str, Any] | None, rtmp_url: str) -> JSON | None:
     stream = {k: v for k, v in doc.items() if v is not None}
     if stream.get("state") not in STREAM_STATES:
         stream.pop("state", None)
-    stream["url"] = redact_stream_url(rtmp_url)  # never trust a key to be redacted upstream
+    stream["url"] = redacted_publish_url(rtmp_url)  # never trust a key to be redacted upstream
     return stream
 
 

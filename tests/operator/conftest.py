@@ -6,8 +6,10 @@ them first with scripts/build-k8s.sh.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -110,6 +112,13 @@ class Cluster:
                 metadata=kubernetes.client.V1ObjectMeta(name=name), string_data={key: value}
             ),
         )
+
+    def handed_spec(self, ns: str, pod: dict[str, Any]) -> dict[str, Any]:
+        """The spec the pod's bridge reads: the key of the Secret its ``spec`` volume mounts."""
+        (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "spec"]
+        secret = self.core.read_namespaced_secret(volume["secret"]["secretName"], ns)
+        handed: dict[str, Any] = json.loads(base64.b64decode((secret.data or {})["spec.json"]))
+        return handed
 
     def create_bridge(self, ns: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         body = {

@@ -582,21 +582,21 @@ class LocalKubelet:
         self.error: BaseException | None = None
 
     def _argv(self, pod: dict[str, Any]) -> list[str]:
+        """The container's arguments with each mounted Secret key written to a local file, as
+        the kubelet would mount it (the spec and the SIP password both come from Secrets)."""
         container = pod["spec"]["containers"][0]
-        files = {
-            "/etc/siprtmp/spec/spec.json": self.dir / "spec.json",
-            "/etc/siprtmp/secret/password": self.dir / "password",
-            "/dev/termination-log": self.dir / "termination-log",
-        }
-        files["/etc/siprtmp/spec/spec.json"].write_text(
-            pod["metadata"]["annotations"]["siprtmp.io/spec"]
-        )
-        for vol in pod["spec"]["volumes"]:
-            if "secret" in vol:
-                secret = self.core.read_namespaced_secret(vol["secret"]["secretName"], self.ns)
-                key = vol["secret"]["items"][0]["key"]
-                data = (secret.data or {})[key]
-                files["/etc/siprtmp/secret/password"].write_bytes(base64.b64decode(data))
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        files = {"/dev/termination-log": self.dir / "termination-log"}
+        for mount in container["volumeMounts"]:
+            source = volumes[mount["name"]].get("secret")
+            if source is None:
+                continue
+            secret = self.core.read_namespaced_secret(source["secretName"], self.ns)
+            for item in source["items"]:
+                local = self.dir / mount["name"] / item["path"]
+                local.parent.mkdir(exist_ok=True)
+                local.write_bytes(base64.b64decode((secret.data or {})[item["key"]]))
+                files[f"{mount['mountPath']}/{item['path']}"] = local
         args = [str(files.get(a, a)) for a in container["args"]]
         args[args.index("--status-host") + 1] = self.ip
         return [*self.command, *args]

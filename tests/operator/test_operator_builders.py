@@ -16,7 +16,7 @@ from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
 from siprtmp_bridge.spec import parse_spec
 from siprtmp_operator.handlers import merge_patch
 from siprtmp_operator.livestatus import post, status_url
-from siprtmp_operator.names import ANNOTATION_SPEC, pod_name
+from siprtmp_operator.names import pod_name
 from siprtmp_operator.networking import (
     NetworkPlan,
     choose_node,
@@ -24,12 +24,13 @@ from siprtmp_operator.networking import (
     effective_mode,
     window_for_slot,
 )
-from siprtmp_operator.pod import bridge_spec, build_pod
+from siprtmp_operator.pod import bridge_spec, build_pod, spec_secret_manifest
 from siprtmp_operator.policy import (
     BridgeRef,
     backoff_seconds,
     decide_retry,
     duplicate_owner,
+    holder_shown,
     stream_key,
     ttl_remaining,
 )
@@ -40,7 +41,6 @@ from siprtmp_operator.status import (
     derive_status,
     observe_pod,
     parse_status_document,
-    redact_stream_url,
     with_conditions,
 )
 from siprtmp_operator.timeutil import fmt
@@ -62,6 +62,35 @@ SPEC: dict[str, Any] = {
 POD_NET = NetworkPlan(mode="PodNetwork", public_address_source="None")
 
 
+def make_spec_secret(
+    settings: Settings | None = None,
+    plan: NetworkPlan = POD_NET,
+    spec: dict[str, Any] | None = None,
+    attempt: int = 0,
+) -> dict[str, Any]:
+    return spec_secret_manifest(
+        name="b",
+        namespace="ns",
+        uid="uid-1",
+        spec=spec or SPEC,
+        attempt=attempt,
+        plan=plan,
+        settings=settings or Settings(),
+    )
+
+
+def handed_spec(
+    settings: Settings | None = None,
+    plan: NetworkPlan = POD_NET,
+    spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The spec document the bridge reads: the spec Secret's one key."""
+    handed: dict[str, Any] = json.loads(
+        make_spec_secret(settings, plan, spec)["stringData"]["spec.json"]
+    )
+    return handed
+
+
 def make_pod(
     settings: Settings | None = None,
     plan: NetworkPlan = POD_NET,
@@ -77,6 +106,7 @@ def make_pod(
         plan=plan,
         control_token="pod-token",
         settings=settings or Settings(),
+        spec_secret=make_spec_secret(settings, plan, spec, attempt)["metadata"]["name"],
     )
 
 
@@ -142,10 +172,50 @@ def test_spec_and_password_are_mounted_files() -> None:
         "defaultMode": 0o440,
         "items": [{"key": "pw", "path": "password"}],
     }
-    field = vols["spec"]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"]
-    assert field == f"metadata.annotations['{ANNOTATION_SPEC}']"
-    handed = json.loads(pod["metadata"]["annotations"][ANNOTATION_SPEC])
+    secret = make_spec_secret()
+    assert vols["spec"]["secret"] == {
+        "secretName": secret["metadata"]["name"],
+        "defaultMode": 0o440,
+        "items": [{"key": "spec.json", "path": "spec.json"}],
+    }
+    (owner,) = secret["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"]) == ("SipRtmpBridge", "uid-1")
+    handed = handed_spec()
     assert handed["callee"] == SPEC["callee"] and handed["callId"] == "uid-1"
+
+
+def test_no_field_of_the_pod_shows_the_stream_key_or_url_credentials() -> None:
+    """Whoever may read pods (the built-in view role) learns no key: it is in the Secret only."""
+    key = "barstream?s_bl=1&s_sc=SEKRIT7731&s_sw=0#frag"
+    spec = {
+        **SPEC,
+        "rtmpUrl": "rtmp://pubuser:URLPASS99@h:1935/live?token=T0KEN42",
+        "rtmpStream": key,
+    }
+    pod = json.dumps(make_pod(spec=spec))
+    shown = [s for s in ("barstream", "SEKRIT7731", "URLPASS99", "pubuser", "T0KEN42") if s in pod]
+    assert not shown
+    assert handed_spec(spec=spec)["rtmpStream"] == key
+    # Another spec, another Secret: one found existing is adopted only when it holds this spec.
+    assert make_spec_secret(spec=spec)["metadata"]["name"] != make_spec_secret()["metadata"]["name"]
+    assert make_spec_secret(spec=spec)["metadata"]["name"].startswith("b-bridge-0-spec-")
+
+
+def test_a_stream_key_secret_ref_is_mounted_as_the_password_is() -> None:
+    spec = {k: v for k, v in SPEC.items() if k != "rtmpStream"}
+    pod = make_pod(spec={**spec, "rtmpStreamSecretRef": {"name": "cdn", "key": "fb"}})
+    c = pod["spec"]["containers"][0]
+    assert c["args"][c["args"].index("--rtmp-stream-file") + 1] == "/etc/siprtmp/stream/key"
+    assert {"name": "rtmp-stream", "mountPath": "/etc/siprtmp/stream", "readOnly": True} in c[
+        "volumeMounts"
+    ]
+    vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert vols["rtmp-stream"]["secret"] == {
+        "secretName": "cdn",
+        "defaultMode": 0o440,
+        "items": [{"key": "fb", "path": "key"}],
+    }
+    assert stream_key({**spec, "rtmpStreamSecretRef": {"name": "cdn", "key": "fb"}}) is None
 
 
 def test_no_secret_ref_means_no_password_flag_or_volume() -> None:
@@ -198,7 +268,7 @@ def test_host_network_pod_declares_its_window_as_host_ports() -> None:
     assert sorted(p["containerPort"] for p in ports if p["protocol"] == "UDP") == list(
         range(30025, 30032)
     )
-    handed = json.loads(pod["metadata"]["annotations"][ANNOTATION_SPEC])
+    handed = handed_spec(s, plan)
     assert handed["nat"] | {} == {
         "rtpPortMin": 30026,
         "rtpPortMax": 30031,
@@ -381,10 +451,6 @@ def test_status_document_found_in_log_tail() -> None:
     assert parse_status_document(None) is None
 
 
-def test_redact_stream_url() -> None:
-    assert redact_stream_url("rtmps://h.example/app/") == "rtmps://h.example/app/***"
-
-
 def test_conditions_follow_status_and_keep_transition_times() -> None:
     st = with_conditions(derive_status({}, running(), LIVE, "rtmp://h/a", NOW), 3, NOW)
     by = {c["type"]: c for c in st["conditions"]}
@@ -479,11 +545,25 @@ def test_new_bridge_creates_attempt_zero() -> None:
     assert plan.events and plan.events[0][0] == "Normal"
 
 
-def test_duplicate_is_failed_without_pod() -> None:
-    plan = plan_step(resource(), None, None, NOW, FAST, duplicate_of="ns/other")
+def test_duplicate_is_failed_without_pod_and_shows_neither_url_nor_key() -> None:
+    key = "barstream?s_bl=1&s_sc=SEKRIT7731&s_sw=0#f"
+    owner = BridgeRef("ns", "other", "u2", fmt(NOW), "Streaming", True)
+    plan = plan_step(
+        resource(rtmpStream=key), None, None, NOW, FAST, duplicate_of=holder_shown("ns", owner)
+    )
     assert plan.create_pod is None
     assert (plan.status["phase"], plan.status["reason"]) == ("Failed", "DuplicateStream")
-    assert "ns/other" in plan.status["message"] and plan.status["finishedAt"]
+    assert plan.status["finishedAt"]
+    (event,) = plan.events
+    for text in (plan.status["message"], event[2]):
+        assert "already published by bridge other;" in text
+        assert not [s for s in ("barstream", "SEKRIT7731", "pw@", "rtmp.example") if s in text]
+
+
+def test_a_duplicate_elsewhere_is_not_named() -> None:
+    owner = BridgeRef("tenant-b", "their-call", "u2", fmt(NOW), "Streaming", True)
+    assert holder_shown("tenant-a", owner) == "a bridge in another namespace"
+    assert holder_shown("tenant-b", owner) == "bridge their-call"
 
 
 def test_failed_attempt_schedules_redial_then_creates_next_pod() -> None:
@@ -670,6 +750,7 @@ def test_a_pod_without_a_control_token_is_never_built() -> None:
             plan=POD_NET,
             settings=Settings(),
             control_token="",
+            spec_secret="b-bridge-0-spec",
         )
 
 

@@ -61,7 +61,12 @@ def test_default_render_is_cluster_wide_and_minimal() -> None:
     )
     rules = [d for d in docs if d["kind"] == "ClusterRole"]
     resources = {r for role in rules for rule in role["rules"] for r in rule["resources"]}
-    assert "secrets" not in resources and "nodes" not in resources
+    assert "nodes" not in resources
+    # Secrets: created (each pod's spec), never read, listed or changed.
+    secret_rules = [
+        rule for role in rules for rule in role["rules"] if "secrets" in rule["resources"]
+    ]
+    assert [rule["verbs"] for rule in secret_rules] == [["create"]]
     assert all("*" not in rule["verbs"] for role in rules for rule in role["rules"])
     dep = next(d for d in docs if d["kind"] == "Deployment")
     pod = dep["spec"]["template"]["spec"]

@@ -102,7 +102,9 @@ def cond(obj: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def test_create_makes_a_locked_down_pod(cluster: Cluster, ns: str) -> None:
     cluster.secret(ns, "sip-account", "password", SECRET_VALUE)
-    created = cluster.create_bridge(ns, "call-a", spec())
+    key = "webinar-a?s_bl=1&s_sc=SEKRIT7731&s_sw=0#frag"
+    url = "rtmp://pubuser:URLPASS99@rtmp.example.test:1935/live"
+    created = cluster.create_bridge(ns, "call-a", spec(rtmpUrl=url, rtmpStream=key))
     assert created["spec"]["connection"]["sipRegisterRequired"] is False  # CRD default
     pod = cluster.wait_pod(ns, "call-a-bridge-0")
     meta, pspec = pod["metadata"], pod["spec"]
@@ -133,20 +135,25 @@ def test_create_makes_a_locked_down_pod(cluster: Cluster, ns: str) -> None:
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
     assert "/var/run/secrets/kubernetes.io/serviceaccount" not in mounts
     assert not any("projected" in v for v in pspec["volumes"])
-    assert SECRET_VALUE not in json.dumps(pod)
-    # The spec as a mounted file, the password as a mounted Secret file.
+    # Neither the password nor the stream key nor the URL's credentials: anyone who may read
+    # pods (the view role) reads its annotations, env and args.
+    shown = json.dumps(pod)
+    assert not [s for s in (SECRET_VALUE, "webinar-a", "SEKRIT7731", "URLPASS99") if s in shown]
+    # The spec as a mounted file from the operator's Secret, the password from the user's.
     assert c["args"][c["args"].index("--spec") + 1] == "/etc/siprtmp/spec/spec.json"
     assert c["args"][c["args"].index("--sip-password-file") + 1] == "/etc/siprtmp/secret/password"
     assert mounts["/etc/siprtmp/spec"]["readOnly"] and mounts["/etc/siprtmp/secret"]["readOnly"]
     vols = {v["name"]: v for v in pspec["volumes"]}
     assert vols["sip-password"]["secret"]["secretName"] == "sip-account"
     assert vols["sip-password"]["secret"]["items"] == [{"key": "password", "path": "password"}]
-    item = vols["spec"]["downwardAPI"]["items"][0]
-    annotation = item["fieldRef"]["fieldPath"].split("'")[1]
-    handed = json.loads(meta["annotations"][annotation])
+    handed = cluster.handed_spec(ns, pod)
     assert handed["callee"] == SPEC["callee"]
-    assert handed["rtmpStream"] == created["spec"]["rtmpStream"]
+    assert (handed["rtmpUrl"], handed["rtmpStream"]) == (url, key)
     assert handed["callId"] == created["metadata"]["uid"]
+    spec_secret = cluster.core.read_namespaced_secret(vols["spec"]["secret"]["secretName"], ns)
+    assert spec_secret.metadata is not None
+    (secret_owner,) = spec_secret.metadata.owner_references or []
+    assert (secret_owner.kind, secret_owner.uid) == ("SipRtmpBridge", created["metadata"]["uid"])
 
     obj = cluster.wait_phase(ns, "call-a", "Pending")
     assert obj["status"]["podName"] == "call-a-bridge-0"
@@ -333,24 +340,43 @@ def test_operator_restart_mid_call(cluster: Cluster, ns: str) -> None:
 
 
 def test_duplicate_stream_is_refused(cluster: Cluster, ns: str) -> None:
-    cluster.create_bridge(ns, "first", spec(rtmpStream="shared"))
+    shared = "shared?s_bl=1&s_sc=SEKRIT7731&s_sw=0#f"
+    cluster.create_bridge(ns, "first", spec(rtmpStream=shared))
     cluster.wait_pod(ns, "first-bridge-0")
     cluster.wait_bridge(ns, "first", lambda o: bool(o["status"].get("podName")), "placed")
     # Same stream, spelled differently (host case, default port, trailing slash).
     cluster.create_bridge(
-        ns, "second", spec(rtmpUrl="rtmp://RTMP.example.test/live/", rtmpStream="shared")
+        ns, "second", spec(rtmpUrl="rtmp://RTMP.example.test/live/", rtmpStream=shared)
     )
     obj = cluster.wait_phase(ns, "second", "Failed")
     assert obj["status"]["reason"] == "DuplicateStream"
-    assert f"{ns}/first" in obj["status"]["message"]
+    assert obj["status"]["message"].startswith("the stream is already published by bridge first;")
     assert cluster.pod(ns, "second-bridge-0") is None
+    # Neither the status nor the Event shows the URL or the key; another namespace's bridge
+    # is not named.
+    elsewhere = cluster.namespace(f"{ns}-other")
+    cluster.create_bridge(elsewhere, "third", spec(rtmpStream=shared))
+    other = cluster.wait_phase(elsewhere, "third", "Failed")
+    assert "a bridge in another namespace" in other["status"]["message"]
+    events = wait_for(
+        "DuplicateStream events",
+        lambda: (
+            found
+            if len(found := cluster.events(ns, "second") + cluster.events(elsewhere, "third")) >= 2
+            and all(e["reason"] == "DuplicateStream" for e in found)
+            else None
+        ),
+    )
+    shown = [obj["status"]["message"], other["status"]["message"], *(e["message"] for e in events)]
+    for text in shown:
+        assert not [s for s in ("shared", "SEKRIT7731", "rtmp.example", ns) if s in text], text
     # A different stream on the same server is fine.
     cluster.create_bridge(ns, "third", spec())
     cluster.wait_pod(ns, "third-bridge-0")
     # Once the first has finished, the stream is free again.
     cluster.set_pod_terminated(ns, "first-bridge-0", 0, "")
     cluster.wait_phase(ns, "first", "Succeeded")
-    cluster.create_bridge(ns, "fourth", spec(rtmpStream="shared"))
+    cluster.create_bridge(ns, "fourth", spec(rtmpStream=shared))
     cluster.wait_pod(ns, "fourth-bridge-0")
 
 
@@ -412,7 +438,7 @@ def test_host_network_windows_and_node_external_ip(cluster: Cluster, ns: str) ->
             pod = cluster.wait_pod(ns, f"{name}-bridge-0")
             assert pod["spec"]["hostNetwork"] is True
             ports = {p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
-            handed = json.loads(pod["metadata"]["annotations"]["siprtmp.io/spec"])
+            handed = cluster.handed_spec(ns, pod)
             assert handed["nat"]["rtpPortMin"] in ports and handed["nat"]["rtpPortMax"] in ports
             assert all(40000 <= p <= 40031 for p in ports)
             windows.append(ports)
@@ -424,7 +450,7 @@ def test_host_network_windows_and_node_external_ip(cluster: Cluster, ns: str) ->
         assert not (windows[0] & windows[2])
         pod_c = cluster.pod(ns, "hn-c-bridge-0")
         assert pod_c is not None
-        handed = json.loads(pod_c["metadata"]["annotations"]["siprtmp.io/spec"])
+        handed = cluster.handed_spec(ns, pod_c)
         assert handed["nat"]["publicAddress"] == "203.0.113.7"
         terms = pod_c["spec"]["affinity"]["nodeAffinity"][
             "requiredDuringSchedulingIgnoredDuringExecution"
@@ -462,6 +488,11 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
         "secret-ref",
         spec(connection={"sipPasswordSecretRef": {"name": "x"}}),
         "spec.connection.sipPasswordSecretRef.key: Required",
+    ),
+    (
+        "stream-and-stream-ref",
+        spec(rtmpStreamSecretRef={"name": "cdn", "key": "fb"}),
+        "give exactly one of rtmpStream and rtmpStreamSecretRef",
     ),
     ("retries", spec(maxRetries=-1), "spec.maxRetries"),
     ("video-mode", spec(video={"mode": "transcode"}), "spec.video.mode: Unsupported value"),

@@ -133,6 +133,7 @@ def test_the_flat_shape_is_nested_and_nested_values_win() -> None:
         ({**SEED_BODY, "callId": "-starts-badly"}, "callId"),
         ({**SEED_BODY, "callId": "x" * 65}, "callId"),
         ({**SEED_BODY, "sipPasswordSecretRef": {}}, "connection.sipPasswordSecretRef"),
+        ({**SEED_BODY, "rtmpStreamSecretRef": {"name": "a", "key": "b"}}, "rtmpStreamSecretRef"),
         ({**SEED_BODY, "nat": {"rtpPortMin": "x"}}, "nat.rtpPortMin"),
     ],
 )
@@ -270,7 +271,10 @@ def test_cors_only_for_allowed_origins() -> None:
 def test_openapi_lists_exactly_the_fields_the_parser_accepts() -> None:
     schemas = openapi_document()["components"]["schemas"]
     top = set(schemas["Startup"]["properties"])
-    assert top == (SPEC_FIELDS | CONNECTION_FIELDS) - {"sipPasswordSecretRef"}
+    assert top == (SPEC_FIELDS | CONNECTION_FIELDS) - {
+        "sipPasswordSecretRef",
+        "rtmpStreamSecretRef",
+    }
     assert set(schemas["Connection"]["properties"]) == CONNECTION_FIELDS - {"sipPasswordSecretRef"}
     assert schemas["Call"]["properties"]["status"]["enum"] == [s.value for s in CallState]
     assert set(schemas["Call"]["properties"]) == set(call_view({}))

@@ -1,4 +1,4 @@
-"""Pure media helpers: the stream clock, backoff, WAV header, keep-alive packet, redaction,
+"""Pure media helpers: the stream clock, backoff, WAV header, keep-alive packet,
 and the tone analysis the tests and the demo rely on."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from siprtmp_bridge.media.backoff import backoff_delay
 from siprtmp_bridge.media.clock import StreamPosition, silence_needed
 from siprtmp_bridge.media.keepalive import keepalive_packet, split_address
 from siprtmp_bridge.media.wav import WavHeaderError, parse_wav_header
-from siprtmp_bridge.redact import redact_url, scrub
 
 
 def test_no_silence_while_audio_keeps_up() -> None:
@@ -83,23 +82,6 @@ def test_keepalive_is_a_bare_rtp_header_with_an_unassigned_type() -> None:
     assert (version >> 6, payload_type, sequence, ssrc) == (2, 20, 1, 0xDEADBEEF)
     assert split_address("[::1]:4000") == ("::1", 4000)
     assert split_address("10.0.0.1:5004") == ("10.0.0.1", 5004)
-
-
-@pytest.mark.parametrize(
-    ("url", "key", "redacted"),
-    [
-        ("rtmp://h/live/key", "key", "rtmp://h/live/***"),
-        ("rtmp://u:p@h:1935/live/key?token=1", "key", "rtmp://***@h:1935/live/***?***"),
-        ("rtmp://h/live/other", "key", "rtmp://h/live/other"),
-        ("rtmp://[::1]:1935/live/k", "k", "rtmp://[::1]:1935/live/***"),
-    ],
-)
-def test_redact_url(url: str, key: str, redacted: str) -> None:
-    assert redact_url(url, stream_key=key) == redacted
-
-
-def test_scrub_masks_secrets_in_text() -> None:
-    assert scrub("auth with hunter22 failed", ("hunter22", None, "")) == "auth with *** failed"
 
 
 def test_tone_analysis_finds_frequency_and_length() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,24 @@ def test_the_crd_bounds_every_number_as_the_bridge_does() -> None:
             assert all(low <= value <= high for value in schema["enum"]), path
         else:
             assert (schema["minimum"], schema["maximum"]) == (low, high), path
+
+
+def test_the_stream_key_may_come_from_its_secrets_mounted_file(tmp_path: Path) -> None:
+    ref = {"name": "cdn", "key": "stream"}
+    path = tmp_path / "spec.json"
+    path.write_text(
+        json.dumps(
+            {**{k: v for k, v in BASE.items() if k != "rtmpStream"}, "rtmpStreamSecretRef": ref}
+        )
+    )
+    key_file = tmp_path / "key"
+    key_file.write_text("barstream?s_sc=SEKRIT7731\n")
+    spec = load_spec_file(path, stream_file=key_file)
+    assert spec.rtmp_stream == "barstream?s_sc=SEKRIT7731"
+    assert "SEKRIT7731" in spec.publish_url and "SEKRIT7731" not in spec.redacted_publish_url
+    with pytest.raises(SpecError, match="rtmpStreamSecretRef: is set but no stream key file"):
+        load_spec_file(path)
+    with pytest.raises(SpecError, match="rtmpStreamSecretRef: is an alternative to rtmpStream"):
+        parse_spec({**BASE, "rtmpStreamSecretRef": ref}, rtmp_stream="k")
+    with pytest.raises(SpecError, match="rtmpStreamSecretRef: must have a name and a key"):
+        parse_spec({**BASE, "rtmpStream": None, "rtmpStreamSecretRef": {"name": "x"}})

@@ -111,6 +111,9 @@ def parse_startup(body: Any) -> StartupRequest:
             "connection.sipPasswordSecretRef",
             "is managed by the API: send connection.sipPassword, it is stored in a Secret",
         )
+    if "rtmpStreamSecretRef" in doc:
+        # A caller of the API could otherwise have any Secret of the namespace published.
+        raise bad_request("rtmpStreamSecretRef", "is not accepted by the API: send rtmpStream")
     try:
         parsed = parse_spec(doc)
     except SpecError as error:

@@ -103,7 +103,8 @@ def is_live(resource: Mapping[str, Any]) -> bool:
 
 def publishes_to(resource: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
     """Whether the resource publishes to the same rtmpUrl/rtmpStream (spelling-insensitive)."""
-    return stream_key(resource.get("spec") or {}) == stream_key(spec)
+    key = stream_key(spec)
+    return key is not None and stream_key(resource.get("spec") or {}) == key
 
 
 def call_view(resource: Mapping[str, Any]) -> JSON:

@@ -50,8 +50,13 @@ def _field(path: tuple[str, ...]) -> JSON:
     return schema
 
 
+#: Secret references a body may not name: the API stores the password itself, and a caller
+#: must not have a Secret of the namespace mounted into a bridge (bodies.parse_startup).
+SECRET_REFS = frozenset({"sipPasswordSecretRef", "rtmpStreamSecretRef"})
+
+
 def _connection() -> JSON:
-    names = sorted(CONNECTION_FIELDS - {"sipPasswordSecretRef"})
+    names = sorted(CONNECTION_FIELDS - SECRET_REFS)
     return {
         "type": "object",
         "additionalProperties": False,
@@ -63,9 +68,9 @@ def _startup() -> JSON:
     """The nested body, and the flat one (connection fields on top) of the later seed server."""
     properties: JSON = {name: _field((name,)) for name in SEED_FIELDS}
     properties["connection"] = {"$ref": f"{REF}Connection"}
-    for name in sorted(SPEC_FIELDS - set(SEED_FIELDS) - {"connection"}):
+    for name in sorted(SPEC_FIELDS - set(SEED_FIELDS) - {"connection"} - SECRET_REFS):
         properties[name] = {**_field((name,)), "description": "As in the SipRtmpBridge spec."}
-    for name in sorted(CONNECTION_FIELDS - {"sipPasswordSecretRef"}):
+    for name in sorted(CONNECTION_FIELDS - SECRET_REFS):
         properties[name] = {**_field(("connection", name)), "description": "Flat shape."}
     return {
         "type": "object",
