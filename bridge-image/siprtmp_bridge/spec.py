@@ -583,6 +583,12 @@ def verifies_rtmps(url: str, tls_verify: bool) -> bool:
     return urlsplit(url.strip()).scheme.lower() == "rtmps" and tls_verify
 
 
+def verifies_sip_tls(transport: str, tls_verify: bool) -> bool:
+    """Whether the SIP connection checks a TLS server's certificate; the operator mounts the
+    same CA bundle for these calls (the bridge reads it through ``SSL_CERT_FILE``)."""
+    return transport.strip().lower() == "tls" and tls_verify
+
+
 def rtmp_port(parts: SplitResult) -> int:
     """An rtmp(s):// URL's port, or its scheme's default (RTMP 1935, RTMPS 443)."""
     return parts.port or (443 if parts.scheme.lower() == "rtmps" else 1935)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
-from siprtmp_bridge.spec import spec_boolean, verifies_rtmps
+from siprtmp_bridge.spec import spec_boolean, verifies_rtmps, verifies_sip_tls
 
 from . import API_VERSION, KIND
 from .names import (
@@ -76,12 +76,16 @@ def bridge_spec(spec: Mapping[str, Any], uid: str, plan: NetworkPlan, settings: 
     return doc
 
 
-def _verifies_rtmps(spec: Mapping[str, Any]) -> bool:
-    """Whether the bridge will check an RTMPS server's certificate (the CA bundle is mounted
-    only then: a missing ConfigMap must not hold up plain RTMP calls)."""
-    # As the bridge reads it; a value it refuses (None) fails the call before a mount matters.
-    tls_verify = spec_boolean(spec.get("rtmpTlsVerify"), True) is not False
-    return verifies_rtmps(str(spec.get("rtmpUrl") or ""), tls_verify)
+def _verifies_tls_servers(spec: Mapping[str, Any]) -> bool:
+    """Whether the bridge will check an RTMPS or a SIP TLS server's certificate (the CA bundle
+    is mounted only then: a missing ConfigMap must not hold up other calls)."""
+    # As the bridge reads them; a value it refuses (None) fails the call before a mount matters.
+    rtmp_verify = spec_boolean(spec.get("rtmpTlsVerify"), True) is not False
+    connection = spec.get("connection") or {}
+    sip_verify = spec_boolean(connection.get("sipTlsVerifyServer"), True) is not False
+    return verifies_rtmps(str(spec.get("rtmpUrl") or ""), rtmp_verify) or verifies_sip_tls(
+        str(connection.get("sipTransport") or "udp"), sip_verify
+    )
 
 
 def status_port(plan: NetworkPlan, settings: Settings) -> int:
@@ -185,8 +189,9 @@ def build_pod(
         {"name": "SIPRTMP_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
         {"name": CONTROL_TOKEN_ENV, "value": control_token},
     ]
-    if settings.bridge_ca_bundle_config_map and _verifies_rtmps(spec):
-        # The bridge's RTMPS relay verifies with Python's ssl, which reads these two. The
+    if settings.bridge_ca_bundle_config_map and _verifies_tls_servers(spec):
+        # The bridge's RTMPS relay verifies with Python's ssl, which reads these two, and its
+        # SIP TLS with SSL_CERT_FILE. The
         # directory is the mount's own (no hashed links in it): the bundle replaces the
         # image's CAs rather than adding to them.
         mounts.append({"name": "ca-bundle", "mountPath": CA_BUNDLE_DIR, "readOnly": True})

@@ -161,9 +161,11 @@ def destination_refusal(
     """The field and the reason a spec's call must not be placed, if an allowlist is set and a
     host the call would reach is not on it; None otherwise.
 
-    The SIP side is every host the INVITE goes to: the callee's (completed from
-    ``connection.sipDomain``) and the outbound proxy's. A spec the bridge would refuse anyway is
-    left to the bridge (it fails InvalidSpec, naming the field).
+    The SIP side is every host the bridge sends a request to: the callee's (completed from
+    ``connection.sipDomain``), the outbound proxy's, and the registrar's (``sipDomain``, when
+    the call registers first: a registrar of the author's own would otherwise be answered with
+    the password). A spec the bridge would refuse anyway is left to the bridge (it fails
+    InvalidSpec, naming the field).
     """
     if not (callee_domains or rtmp_hosts):
         return None
@@ -172,8 +174,13 @@ def destination_refusal(
     except SpecError:
         return None
     if callee_domains:
-        proxy = parsed.connection.sip_outbound_proxy
-        for field, uri in (("callee", parsed.callee), ("connection.sipOutboundProxy", proxy)):
+        connection = parsed.connection
+        registrar = connection.sip_domain if connection.sip_register_required else None
+        for field, uri in (
+            ("callee", parsed.callee),
+            ("connection.sipOutboundProxy", connection.sip_outbound_proxy),
+            ("connection.sipDomain", f"sip:{registrar}" if registrar else None),
+        ):
             if uri and not host_allowed(sip_uri_host(uri), callee_domains):
                 return field, f"{sip_uri_host(uri)} is not an allowed SIP domain"
     host = urlsplit(parsed.rtmp_url).hostname or ""

@@ -92,11 +92,11 @@ class Settings:
     )
     bridge_ca_bundle_config_map: str = setting(
         "",
-        "a ConfigMap in the resource's namespace whose PEM bundle bridge pods verify RTMPS "
-        "servers against (mounted at `/etc/siprtmp/ca/ca.crt`, named by `SSL_CERT_FILE` and "
-        "`SSL_CERT_DIR`, so it replaces the image's CAs for RTMPS; SIP over TLS keeps the "
-        "image's). Mounted only in pods that verify an `rtmps://` server, as an optional volume: "
-        "without the ConfigMap such a call fails naming the certificate; empty: the image's CAs",
+        "a ConfigMap in the resource's namespace whose PEM bundle bridge pods verify RTMPS and "
+        "SIP TLS servers against (mounted at `/etc/siprtmp/ca/ca.crt`, named by `SSL_CERT_FILE` "
+        "and `SSL_CERT_DIR`, so it replaces the image's CAs). Mounted only in pods that verify "
+        "an `rtmps://` or a SIP TLS server, as an optional volume: without the ConfigMap such a "
+        "call fails naming the certificate; empty: the image's CAs",
         chart="bridge.rtmpsCaBundle.configMap",
     )
     bridge_ca_bundle_key: str = setting(

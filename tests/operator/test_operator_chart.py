@@ -200,7 +200,8 @@ def test_api_render_refuses_what_cannot_work() -> None:
 
 def test_rtmps_ca_bundle_reaches_the_bridge_pods_trust_store() -> None:
     """Chart value → operator setting → each bridge pod: the ConfigMap's bundle mounted
-    read-only and named by SSL_CERT_FILE, which the bridge's RTMPS relay verifies against."""
+    read-only and named by SSL_CERT_FILE, which the bridge's RTMPS relay and its SIP TLS
+    verify against."""
     docs = render_chart("bridge.rtmpsCaBundle.configMap=ingest-ca", "bridge.rtmpsCaBundle.key=pem")
     settings = Settings.from_env(deployment_env(docs))
     rtmps = {**SPEC, "rtmpUrl": "rtmps://ingest.example.test/live"}
@@ -218,13 +219,19 @@ def test_rtmps_ca_bundle_reaches_the_bridge_pods_trust_store() -> None:
     assert {"name": "SSL_CERT_FILE", "value": "/etc/siprtmp/ca/ca.crt"} in container["env"]
     # The mount's own directory, not the image's: the bundle replaces the image's CAs.
     assert {"name": "SSL_CERT_DIR", "value": "/etc/siprtmp/ca"} in container["env"]
-    # Without the value, or for calls that verify no RTMPS server, nothing is mounted (a
-    # missing ConfigMap never holds up a plain RTMP call).
+    # SIP over TLS verifies its server against the same bundle (SSL_CERT_FILE).
+    sip_tls = {**SPEC, "connection": {"sipDomain": "pbx.example.test", "sipTransport": "TLS"}}
+    sip_env = make_pod(settings, spec=sip_tls)["spec"]["containers"][0]["env"]
+    assert {"name": "SSL_CERT_FILE", "value": "/etc/siprtmp/ca/ca.crt"} in sip_env
+    # Without the value, or for calls that verify no TLS server, nothing is mounted (a missing
+    # ConfigMap never holds up a plain RTMP call).
+    unverified_sip = {**sip_tls["connection"], "sipTlsVerifyServer": "false"}
     for unverified in (
         make_pod(Settings.from_env({}), spec=rtmps),
         make_pod(settings),
         make_pod(settings, spec={**rtmps, "rtmpTlsVerify": False}),
         make_pod(settings, spec={**rtmps, "rtmpTlsVerify": "False"}),
+        make_pod(settings, spec={**SPEC, "connection": unverified_sip}),
     ):
         names = {e["name"] for e in unverified["spec"]["containers"][0]["env"]}
         assert not names & {"SSL_CERT_FILE", "SSL_CERT_DIR"}

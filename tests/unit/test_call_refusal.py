@@ -62,6 +62,15 @@ def test_every_host_the_invite_reaches_is_checked_and_the_rtmp_host() -> None:
     )
     proxied = {**SPEC, "connection": {"sipOutboundProxy": "sip:proxy.evil.test;lr"}}
     assert destination_refusal(proxied, domains, ())[0] == "connection.sipOutboundProxy"  # type: ignore[index]
+    registrar = {
+        **SPEC,
+        "connection": {
+            "sipDomain": "registrar.evil.test",
+            "sipRegisterRequired": True,
+            "sipLogin": "u",
+        },
+    }
+    assert destination_refusal(registrar, domains, ())[0] == "connection.sipDomain"  # type: ignore[index]
     elsewhere = {**SPEC, "rtmpUrl": "rtmp://10.0.0.5/live"}
     assert destination_refusal(elsewhere, (), rtmp) == (
         "rtmpUrl",
