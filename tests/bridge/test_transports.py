@@ -96,60 +96,61 @@ def test_tls_verification_refuses_an_untrusted_certificate(
     assert "AUTHORIZED" not in proxy.text()
 
 
+@pytest.fixture
+def named_tls_proxy(
+    tmp_path: Path, tone_peer: Callable[..., SippPeer]
+) -> Iterator[Callable[[str], tuple[Kamailio, SippPeer]]]:
+    """Kamailio over TLS 1.2 presenting a certificate issued for a name, and a SIPp far end:
+    trusting the certificate (SSL_CERT_FILE) trusts exactly that name."""
+    started: list[tuple[Kamailio, SippPeer]] = []
+
+    def start(name: str) -> tuple[Kamailio, SippPeer]:
+        far_end = tone_peer(2.0)
+        proxy = Kamailio(
+            tmp_path / f"kamailio-{name}",
+            free_port(),
+            USER,
+            PASSWORD,
+            far_end.port,
+            tls_port=free_port(),
+            tls_method="TLSv1.2",
+            tls_name=name,
+        ).start()
+        started.append((proxy, far_end))
+        return proxy, far_end
+
+    yield start
+    for proxy, far_end in started:
+        proxy.stop()
+        far_end.stop()
+
+
 def test_a_certificate_trusted_through_ssl_cert_file_and_issued_for_the_name(
-    tmp_path: Path,
-    tone_peer: Callable[..., SippPeer],
+    named_tls_proxy: Callable[[str], tuple[Kamailio, SippPeer]],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
 ) -> None:
     """The server's certificate is verified against SSL_CERT_FILE (the chart's CA bundle in a
     pod, as for RTMPS), chain and name; the connection is TLS 1.2 (Kamailio's own log of it)."""
-    far_end = tone_peer(2.0)
-    proxy = Kamailio(
-        tmp_path / "tls13",
-        free_port(),
-        USER,
-        PASSWORD,
-        far_end.port,
-        tls_port=free_port(),
-        tls_method="TLSv1.2",
-        tls_name="localhost",
-    ).start()
-    try:
-        spec = tls_spec(proxy, rtmp_server, "tls-trusted", sipDomain="localhost")
-        process = bridge(spec, env={"SSL_CERT_FILE": str(proxy.certificate)})
-        assert process.wait(30) == 0, process.stderr_text[-2000:]
-        assert f"AUTHORIZED INVITE {USER}" in proxy.text()
-        assert "TLS TLSv1.2\n" in proxy.text()
-    finally:
-        proxy.stop()
+    proxy, far_end = named_tls_proxy("localhost")
+    spec = tls_spec(proxy, rtmp_server, "tls-trusted", sipDomain="localhost")
+    process = bridge(spec, env={"SSL_CERT_FILE": str(proxy.certificate)})
+    assert process.wait(30) == 0, process.stderr_text[-2000:]
+    assert f"AUTHORIZED INVITE {USER}" in proxy.text()
+    assert "TLS TLSv1.2\n" in proxy.text()
     assert far_end.wait(10) == 0
     (recording,) = rtmp_server.recordings_of("tls-trusted")
     assert abs(measure_recording(recording).frequency_hz - 1000) < 5
 
 
 def test_a_trusted_certificate_issued_for_another_name_is_refused(
-    tmp_path: Path,
-    tone_peer: Callable[..., SippPeer],
+    named_tls_proxy: Callable[[str], tuple[Kamailio, SippPeer]],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
 ) -> None:
-    far_end = tone_peer(2.0)
-    proxy = Kamailio(
-        tmp_path / "misnamed",
-        free_port(),
-        USER,
-        PASSWORD,
-        far_end.port,
-        tls_port=free_port(),
-        tls_name="sip.other-name.example",
-    ).start()
-    try:
-        spec = tls_spec(proxy, rtmp_server, "misnamed", sipDomain="localhost")
-        process = bridge(spec, env={"SSL_CERT_FILE": str(proxy.certificate)})
-        assert process.wait(30) == 8, process.stderr_text[-2000:]
-        assert process.final["reason"] == "Unreachable"
-        assert "AUTHORIZED" not in proxy.text()
-    finally:
-        proxy.stop()
-        far_end.stop()
+    proxy, _ = named_tls_proxy("sip.other-name.example")
+    spec = tls_spec(proxy, rtmp_server, "misnamed", sipDomain="localhost")
+    process = bridge(spec, env={"SSL_CERT_FILE": str(proxy.certificate)})
+    assert process.wait(30) == 8, process.stderr_text[-2000:]
+    assert process.final["reason"] == "Unreachable"
+    assert "AUTHORIZED" not in proxy.text()
