@@ -144,6 +144,7 @@ class BridgeRunner:
             self._on_stream_state,
             self.spec.timeouts.rtmp_reconnect_seconds,
             self.supervisor,
+            video=self.spec.video.enabled,
             video_template=slate.stream if slate is not None else None,
         )
         encoder = AacEncoder(self.options.clock_rate, audio.sample_rate, audio.bitrate)

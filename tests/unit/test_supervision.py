@@ -17,9 +17,9 @@ from siprtmp_bridge.http_api import StatusServer
 from siprtmp_bridge.limits import limit_reached
 from siprtmp_bridge.media.publisher import (
     DEGRADED_SECONDS,
-    QUEUE_ITEMS,
     RtmpPublisher,
     StreamFormat,
+    queue_items,
 )
 from siprtmp_bridge.media.rtmp_route import DirectRoute
 from siprtmp_bridge.media.stall import STALL_SECONDS, limit_stalls, socket_inodes
@@ -123,7 +123,7 @@ def test_the_publisher_finishes_in_bounded_time_after_giving_up_with_a_full_queu
         publisher.start()
         assert not publisher.wait_connected(5)
         assert publisher.state is StreamState.FAILED
-        for _ in range(QUEUE_ITEMS + 5):
+        for _ in range(queue_items(video=False) + 5):
             publisher.submit([b"packet"])
         finishing = threading.Thread(target=publisher.finish, args=(1.0,), daemon=True)
         started = time.monotonic()

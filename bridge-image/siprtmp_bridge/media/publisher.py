@@ -35,11 +35,11 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 # The queue holds one burst of packets per item (what the encoder made of one pipeline read,
 # 500 ms; one item rather than one per packet wakes this thread twice a second, not 47) and one
 # item per video frame, all in one queue. Audio alone fills it in 20 bursts of 0.5 s, 10 s
-# beyond what the connection takes; video frames share it: with 30 frames/s it fills in 10 s,
-# with the slate's 10/s in about 27 s. Then the oldest are dropped.
+# beyond what the connection takes; a call with video has room for 300 frames more, which its
+# audio shares: with 30 frames/s it fills in 10 s, with the slate's 10/s in about 27 s. Then the
+# oldest are dropped.
 QUEUE_BURSTS = 20
 VIDEO_QUEUE_PACKETS = 300
-QUEUE_ITEMS = QUEUE_BURSTS + VIDEO_QUEUE_PACKETS
 #: The stream counts as degraded for this long after the queue last dropped media.
 DEGRADED_SECONDS = 2.0
 #: The idle publisher still beats this often for its supervisor.
@@ -59,6 +59,11 @@ StateListener = Callable[[StreamState, int], None]
 THREAD_NAME = "rtmp-publisher"
 
 
+def queue_items(video: bool) -> int:
+    """The queue's capacity, in items, for a call with or without video."""
+    return QUEUE_BURSTS + (VIDEO_QUEUE_PACKETS if video else 0)
+
+
 class RtmpPublisher:
     """Owns the RTMP connection; reports state changes and bytes sent through ``on_state``."""
 
@@ -69,8 +74,10 @@ class RtmpPublisher:
         on_state: StateListener,
         reconnect_budget_seconds: float,
         supervisor: Supervisor,
+        video: bool = False,
         video_template: Any = None,
     ) -> None:
+        """``video``: the call may publish video (the queue makes room for its frames)."""
         self.route = route
         self.format = stream_format
         self.on_state = on_state
@@ -78,7 +85,9 @@ class RtmpPublisher:
         self.bytes_sent = 0
         self.packets_dropped = 0
         self.last_drop_at: float | None = None
-        self._queue: queue.Queue[tuple[list[Any], bool] | None] = queue.Queue(maxsize=QUEUE_ITEMS)
+        self._queue: queue.Queue[tuple[list[Any], bool] | None] = queue.Queue(
+            maxsize=queue_items(video)
+        )
         self._supervisor = supervisor
         self._thread = threading.Thread(
             target=supervisor.supervised(THREAD_NAME, self._run), name=THREAD_NAME, daemon=True
