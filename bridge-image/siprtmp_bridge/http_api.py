@@ -1,4 +1,5 @@
-"""The bridge's HTTP side: /status for the operator, /metrics, /healthz and /readyz for kubelet,
+"""The bridge's HTTP side: /status for the operator, /metrics, /healthz (503 once a media thread
+died or stopped making progress: supervision.py) and /readyz for kubelet,
 and POST /dtmf, through which the operator's REST API sends DTMF into the call (with the bearer
 token the operator gave the pod, when it gave one: dtmf.CONTROL_TOKEN_ENV).
 
@@ -23,6 +24,7 @@ from siprtmp_bridge.dtmf import (
     parse_digits,
 )
 from siprtmp_bridge.reporter import StatusReporter
+from siprtmp_bridge.supervision import Supervisor
 
 #: How long a DTMF request waits for the runner's poll loop (it polls every 250 ms).
 DTMF_WAIT_SECONDS = 5.0
@@ -40,8 +42,9 @@ class StatusServer:
         counters: MediaCounters,
         dtmf: DtmfQueue | None = None,
         control_token: str | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
-        handler = _handler(reporter, counters, dtmf, control_token)
+        handler = _handler(reporter, counters, dtmf, control_token, supervisor)
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
@@ -63,6 +66,7 @@ def _handler(
     counters: MediaCounters,
     dtmf: DtmfQueue | None,
     control_token: str | None,
+    supervisor: Supervisor | None,
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -74,7 +78,11 @@ def _handler(
 
                 self._send(200, *exposition(reporter, counters))
             elif path == "/healthz":
-                self._send(200, "text/plain", b"ok\n")
+                problem = supervisor.problem() if supervisor is not None else None
+                if problem is None:
+                    self._send(200, "text/plain", b"ok\n")
+                else:
+                    self._send(503, "text/plain", f"unhealthy: {problem}\n".encode())
             elif path == "/readyz":
                 ready = reporter.status.ready
                 self._send(

@@ -25,12 +25,15 @@ class CallClock:
     stop_requested: bool
     rtmp_failure: str | None  # set once the publisher gave up
     pipeline_error: str | None
+    worker_failure: str | None = None  # a media thread died (supervision.Supervisor)
 
 
 def limit_reached(clock: CallClock, timeouts: Timeouts, callee: str, stream: str) -> Outcome | None:
     """The outcome that ends the call now, or None; earlier rules win."""
     if clock.stop_requested:
         return Outcome(ExitCode.OK, "Stopped", "stopped by signal: hung up")
+    if clock.worker_failure is not None:  # no media flows any more: nothing else applies
+        return Outcome(ExitCode.INTERNAL, "InternalError", clock.worker_failure)
     setup = timeouts.call_setup_seconds
     if clock.answered_at is None and clock.now - clock.placed_at > setup:
         if clock.got_response:

@@ -37,6 +37,16 @@ class BridgeCollector(Collector):
             "siprtmp_rtmp_bytes_sent", "Media bytes sent over RTMP", status.stream.bytes_sent
         )
         yield _counter("siprtmp_rtmp_reconnects", "RTMP reconnects", status.stream.reconnects)
+        yield _counter(
+            "siprtmp_rtmp_packets_dropped",
+            "Media packets dropped from the RTMP queue while the connection was behind or gone",
+            status.stream.dropped_packets,
+        )
+        yield _gauge(
+            "siprtmp_stream_degraded",
+            "1 while the stream is dropping media",
+            status.stream.degraded,
+        )
         yield _state_set(
             "siprtmp_call_state",
             "Call state",

@@ -16,11 +16,12 @@ from siprtmp_bridge.video.status import VIDEO_COUNTERS
 
 # Termination messages are cut by Kubernetes at 4096 bytes; the document is well under.
 TERMINATION_MESSAGE_LIMIT = 4096
+STREAM_COUNTERS = frozenset({"bytesSent", "droppedPackets"})
 
 
 def significant(document: dict[str, Any]) -> dict[str, Any]:
     """The document minus counters that change with every packet: a change here is worth a line."""
-    stream = {k: v for k, v in document["stream"].items() if k != "bytesSent"}
+    stream = {k: v for k, v in document["stream"].items() if k not in STREAM_COUNTERS}
     if "video" in document:
         video = {k: v for k, v in document["video"].items() if k not in VIDEO_COUNTERS}
         return {**document, "stream": stream, "video": video}

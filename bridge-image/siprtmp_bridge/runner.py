@@ -62,6 +62,7 @@ from siprtmp_bridge.status import (
     with_stream,
     with_video,
 )
+from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.keyframes import PICTURE_FAST_UPDATE, PICTURE_FAST_UPDATE_TYPE
 from siprtmp_bridge.video.session import VideoSession
 from siprtmp_bridge.video.slate import Slate
@@ -94,8 +95,10 @@ class BridgeRunner:
         stop_requested: threading.Event,
         options: RunOptions,
         dtmf: DtmfQueue | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.spec = spec
+        self.supervisor = supervisor or Supervisor()
         self.dtmf = dtmf
         self.reporter = reporter
         self.counters = counters
@@ -140,17 +143,26 @@ class BridgeRunner:
             StreamFormat(audio.sample_rate, audio.bitrate),
             self._on_stream_state,
             self.spec.timeouts.rtmp_reconnect_seconds,
+            self.supervisor,
+            video=self.spec.video.enabled,
             video_template=slate.stream if slate is not None else None,
         )
         encoder = AacEncoder(self.options.clock_rate, audio.sample_rate, audio.bitrate)
         pipeline = MediaPipeline(
-            self.fifo_path, self.options.clock_rate, encoder, publisher, self._on_first_audio
+            self.fifo_path,
+            self.options.clock_rate,
+            encoder,
+            publisher,
+            self._on_first_audio,
+            self.supervisor,
         )
         publisher.start()
         if not self._wait_connected(publisher):
             pipeline.stop(FLUSH_SECONDS)
             if self.stop_requested.is_set():
                 return Outcome(ExitCode.OK, "Stopped", "stopped before the call was placed")
+            if self.supervisor.failure is not None:
+                return Outcome(ExitCode.INTERNAL, "InternalError", self.supervisor.failure)
             return Outcome(
                 ExitCode.RTMP_FAILED,
                 "RtmpFailed",
@@ -200,7 +212,7 @@ class BridgeRunner:
         while time.monotonic() < deadline and not self.stop_requested.is_set():
             if publisher.wait_connected(0.1):
                 return True
-            if publisher.state is StreamState.FAILED:
+            if publisher.state is StreamState.FAILED or self.supervisor.failure is not None:
                 return False
         return False
 
@@ -413,6 +425,7 @@ class BridgeRunner:
                 publisher.failure or "gave up" if publisher.state is StreamState.FAILED else None
             ),
             pipeline_error=pipeline.error,
+            worker_failure=self.supervisor.failure,
         )
         outcome = limit_reached(
             clock, self.spec.timeouts, self.spec.callee, self.spec.redacted_publish_url
@@ -465,7 +478,12 @@ class BridgeRunner:
             video = self.video.snapshot()
 
         def refreshed(status: BridgeStatus) -> BridgeStatus:
-            status = with_stream(status, bytes_sent=publisher.bytes_sent)
+            status = with_stream(
+                status,
+                bytes_sent=publisher.bytes_sent,
+                dropped_packets=publisher.packets_dropped,
+                degraded=publisher.degraded(now),
+            )
             return status if video is None else with_video(status, video)
 
         self.reporter.update(refreshed)  # one status line for both, not one each

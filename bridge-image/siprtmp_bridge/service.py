@@ -23,6 +23,7 @@ from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.runner import BridgeRunner, RunOptions
 from siprtmp_bridge.spec import BridgeSpec
 from siprtmp_bridge.status import initial_status
+from siprtmp_bridge.supervision import Supervisor
 
 
 def serve_one_call(
@@ -57,12 +58,13 @@ def _serve(
     )
     counters = MediaCounters()
     dtmf = DtmfQueue()
+    supervisor = Supervisor()
     # Out of the environment once read: child processes (the RTMPS relay) need not have it.
     token = os.environ.pop(CONTROL_TOKEN_ENV, None) or None
     server = None
     if status_address is not None and status_address[1] > 0:
         try:
-            server = StatusServer(*status_address, reporter, counters, dtmf, token)
+            server = StatusServer(*status_address, reporter, counters, dtmf, token, supervisor)
         except OSError as error:
             print(
                 f"sip-rtmp-bridge: cannot serve status on {status_address}: {error}",
@@ -72,7 +74,7 @@ def _serve(
         server.start()
     try:
         outcome = BridgeRunner(
-            spec, reporter, counters, stop, RunOptions(sip_log_level), dtmf
+            spec, reporter, counters, stop, RunOptions(sip_log_level), dtmf, supervisor
         ).run()
     finally:
         reporter.write_termination_message(termination_log)

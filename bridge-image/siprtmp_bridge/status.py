@@ -79,6 +79,10 @@ class StreamStatus:
     reconnects: int = 0
     started_at: str | None = None
     audio_started_at: str | None = None  # when the call's own audio first reached the encoder
+    # Media the publisher's queue dropped (oldest first) while the connection was behind or gone;
+    # degraded while it is dropping (publisher.DEGRADED_SECONDS after the last drop).
+    dropped_packets: int = 0
+    degraded: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,8 @@ def to_document(status: BridgeStatus) -> dict[str, Any]:
             "reconnects": stream.reconnects,
             "startedAt": stream.started_at,
             "audioStartedAt": stream.audio_started_at,
+            "droppedPackets": stream.dropped_packets,
+            "degraded": stream.degraded,
         },
     }
     if status.video is not None:

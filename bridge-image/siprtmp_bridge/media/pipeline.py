@@ -20,6 +20,7 @@ from siprtmp_bridge.media.clock import StreamPosition, silence_needed
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.publisher import RtmpPublisher
 from siprtmp_bridge.media.wav import WAV_HEADER_SIZE, WavHeaderError, parse_wav_header
+from siprtmp_bridge.supervision import Supervisor
 
 # The recorder flushes about every 40-120 ms; more lag than this means no audio is coming.
 MAX_LAG_SECONDS = 0.3
@@ -31,6 +32,7 @@ POLL_SECONDS = 0.05
 # 0.9-1.4 to 0.5-0.9 (three 30 s calls each). The stream's audio leaves up to that much later
 # (a CDN adds seconds); the first read is at once. The FIFO holds 2 s of audio at 16 kHz.
 BATCH_SECONDS = 0.5
+THREAD_NAME = "media-pipeline"
 
 
 class MediaPipeline:
@@ -43,6 +45,7 @@ class MediaPipeline:
         encoder: AacEncoder,
         publisher: RtmpPublisher,
         on_first_audio: Callable[[], None],
+        supervisor: Supervisor,
     ) -> None:
         self.fifo_path = fifo_path
         self.clock_rate = clock_rate
@@ -58,7 +61,10 @@ class MediaPipeline:
         self._odd_byte = b""
         self._writer_seen = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="media-pipeline", daemon=True)
+        self._supervisor = supervisor
+        self._thread = threading.Thread(
+            target=supervisor.supervised(THREAD_NAME, self._run), name=THREAD_NAME, daemon=True
+        )
         self._started_at = 0.0
         self.error: str | None = None
         # Where "now" is on the stream's timeline, for tracks that follow the audio (video/).
@@ -73,7 +79,7 @@ class MediaPipeline:
         self._stop.set()
         if self._thread.ident is not None:
             self._thread.join(timeout)
-        else:
+        if not self._thread.is_alive():  # never started, or ended (a failure included)
             self._close_fifo()
         self.publisher.finish(timeout)
         with contextlib.suppress(FileNotFoundError):
@@ -81,6 +87,7 @@ class MediaPipeline:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._supervisor.beat(THREAD_NAME)  # at least every BATCH_SECONDS
             got_audio = self._read_available(POLL_SECONDS)
             self._fill_silence()
             if got_audio:

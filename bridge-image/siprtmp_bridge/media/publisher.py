@@ -2,8 +2,10 @@
 
 Network writes can block for seconds when the server stalls, so they run on a thread of their
 own behind a bounded queue: the encoder and pjsua's media clock never wait for the network.
-While the server is unreachable, packets are dropped (the timeline keeps running on the encoder's
-sample count), and publishing resumes at the current timestamp on a fresh connection.
+While the server is unreachable, packets wait in the queue and, once it is full, the oldest are
+dropped (counted; the timeline keeps running on the encoder's sample count), and publishing
+resumes at the current timestamp on a fresh connection. A connection that stalls without failing
+is dropped by the kernel after ``stall.STALL_SECONDS`` (media/stall.py), and reconnected.
 """
 
 from __future__ import annotations
@@ -16,22 +18,32 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import av
 
 from siprtmp_bridge.media.backoff import backoff_delay
 from siprtmp_bridge.media.rtmp_route import RtmpRoute
+from siprtmp_bridge.media.stall import limit_stalls, socket_inodes
+from siprtmp_bridge.spec import rtmp_port
 from siprtmp_bridge.status import StreamState
+from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.flv import VideoTrackGate
 
 #: How long one attempt may wait for the RTMP server to accept a TCP connection.
 CONNECT_TIMEOUT_SECONDS = 5.0
-# The queue holds one burst of packets per item (what the encoder made of one read, ~125 ms;
-# one item rather than one per packet wakes this thread a few times a second, not 47): this
-# many covers ~10 s of a stalled connection.
-QUEUE_BURSTS = 80
-# With video: 25-30 frames/s more (the same ~10 s).
+# The queue holds one burst of packets per item (what the encoder made of one pipeline read,
+# 500 ms; one item rather than one per packet wakes this thread twice a second, not 47) and one
+# item per video frame, all in one queue. Audio alone fills it in 20 bursts of 0.5 s, 10 s
+# beyond what the connection takes; a call with video has room for 300 frames more, which its
+# audio shares: with 30 frames/s it fills in 10 s, with the slate's 10/s in about 27 s. Then the
+# oldest are dropped.
+QUEUE_BURSTS = 20
 VIDEO_QUEUE_PACKETS = 300
+#: The stream counts as degraded for this long after the queue last dropped media.
+DEGRADED_SECONDS = 2.0
+#: The idle publisher still beats this often for its supervisor.
+IDLE_BEAT_SECONDS = 1.0
 # How far the muxer may hold one track back waiting for the other (FFmpeg's default, 10 s,
 # would stall the live audio while a video track has nothing yet).
 MAX_INTERLEAVE_MICROSECONDS = 200_000
@@ -44,6 +56,12 @@ class StreamFormat:
 
 
 StateListener = Callable[[StreamState, int], None]
+THREAD_NAME = "rtmp-publisher"
+
+
+def queue_items(video: bool) -> int:
+    """The queue's capacity, in items, for a call with or without video."""
+    return QUEUE_BURSTS + (VIDEO_QUEUE_PACKETS if video else 0)
 
 
 class RtmpPublisher:
@@ -55,18 +73,25 @@ class RtmpPublisher:
         stream_format: StreamFormat,
         on_state: StateListener,
         reconnect_budget_seconds: float,
+        supervisor: Supervisor,
+        video: bool = False,
         video_template: Any = None,
     ) -> None:
+        """``video``: the call may publish video (the queue makes room for its frames)."""
         self.route = route
         self.format = stream_format
         self.on_state = on_state
         self.reconnect_budget = reconnect_budget_seconds
         self.bytes_sent = 0
         self.packets_dropped = 0
+        self.last_drop_at: float | None = None
         self._queue: queue.Queue[tuple[list[Any], bool] | None] = queue.Queue(
-            maxsize=QUEUE_BURSTS + VIDEO_QUEUE_PACKETS
+            maxsize=queue_items(video)
         )
-        self._thread = threading.Thread(target=self._run, name="rtmp-publisher", daemon=True)
+        self._supervisor = supervisor
+        self._thread = threading.Thread(
+            target=supervisor.supervised(THREAD_NAME, self._run), name=THREAD_NAME, daemon=True
+        )
         self._container: Any = None
         self._stream: Any = None
         self._video_stream: Any = None
@@ -96,25 +121,39 @@ class RtmpPublisher:
 
     def submit(self, packets: list[Any], video: bool = False) -> None:
         """Queue a burst; when the network is slower than real time the oldest are dropped."""
-        if not packets:
-            return
+        if packets:
+            self._enqueue((packets, video))
+
+    def _enqueue(self, item: tuple[list[Any], bool] | None) -> None:
+        """Never blocks: a full queue loses its oldest item, counted as dropped media."""
         while True:
             try:
-                self._queue.put_nowait((packets, video))
+                self._queue.put_nowait(item)
                 return
             except queue.Full:
                 try:
                     dropped = self._queue.get_nowait()
-                    self.packets_dropped += len(dropped[0]) if dropped else 0
                 except queue.Empty:
-                    pass
+                    continue
+                if dropped is not None:
+                    self.packets_dropped += len(dropped[0])
+                    self.last_drop_at = time.monotonic()
+
+    def degraded(self, now: float) -> bool:
+        """True while media is being dropped (within ``DEGRADED_SECONDS`` of the last drop)."""
+        return self.last_drop_at is not None and now - self.last_drop_at < DEGRADED_SECONDS
 
     def finish(self, timeout: float) -> None:
-        """Send what is queued, write the FLV trailer and close; bounded by ``timeout``."""
-        self._queue.put(None)
-        self._thread.join(timeout)
+        """Send what is queued, write the FLV trailer and close, in about ``timeout`` at most
+        whatever the thread is doing. A thread that has ended (its reconnect budget was spent)
+        is not waited for; one still blocked in a write when the time is up is a daemon left to
+        the kernel's stall limit, and holds up nothing."""
+        if self._thread.is_alive():
+            self._enqueue(None)
+            self._thread.join(timeout)
         self._stop.set()
-        self._thread.join(0.5)
+        if self._thread.is_alive():
+            self._thread.join(0.5)
         self.route.close()
 
     def wait_connected(self, timeout: float) -> bool:
@@ -140,7 +179,11 @@ class RtmpPublisher:
         if not self._connect_with_backoff(StreamState.PENDING):
             return
         while True:
-            item = self._queue.get()
+            self._supervisor.beat(THREAD_NAME)
+            try:
+                item = self._queue.get(timeout=IDLE_BEAT_SECONDS)
+            except queue.Empty:
+                continue
             if item is None:
                 self._close()
                 self._set_state(StreamState.UNPUBLISHED)
@@ -172,6 +215,7 @@ class RtmpPublisher:
             print(f"sip-rtmp-bridge: RTMP write failed: {error}", file=sys.stderr)
             self._close()
             return False
+        self._supervisor.beat(THREAD_NAME)
         self.bytes_sent += packet.size
         if not video and self._video_stream is not None:
             return all(self._write(held, video=True) for held in self._video.audio_written())
@@ -183,6 +227,7 @@ class RtmpPublisher:
         deadline = time.monotonic() + self.reconnect_budget
         attempt = 0
         while not self._stop.is_set():
+            self._supervisor.beat(THREAD_NAME)
             attempt += 1
             # An attempt never runs past the budget by more than a moment.
             error = self._open(min(CONNECT_TIMEOUT_SECONDS, max(0.5, deadline - time.monotonic())))
@@ -200,6 +245,7 @@ class RtmpPublisher:
         """Open and handshake now (PyAV would otherwise connect on the first packet)."""
         try:
             url = self.route.open(connect_timeout)
+            sockets_before = socket_inodes()
             container: Any = av.open(
                 url,
                 mode="w",
@@ -216,6 +262,8 @@ class RtmpPublisher:
             container.start_encoding()
         except (av.FFmpegError, OSError) as error:
             return _describe(error)
+        if not limit_stalls(rtmp_port(urlsplit(url)), sockets_before):
+            print("sip-rtmp-bridge: RTMP socket not found: stalls are not bounded", file=sys.stderr)
         self._container, self._stream, self._video_stream = container, stream, video_stream
         self._video.connected()
         return None

@@ -37,6 +37,7 @@ from siprtmp_bridge.media.rtmps_protocol import (
     LISTENING,
     READY,
 )
+from siprtmp_bridge.media.stall import set_stall_limit
 
 #: A TCP connect and TLS handshake with the server, together, at most.
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -97,12 +98,15 @@ class Relay:
         return READY
 
     async def _dial(self, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.wait_for(
+        reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
                 self.host, self.port, ssl=self.context, server_hostname=self.host
             ),
             timeout,
         )
+        # A stalled server ends the connection in STALL_SECONDS, not WRITE_TIMEOUT_SECONDS.
+        set_stall_limit(writer.get_extra_info("socket"))
+        return reader, writer
 
     def _drop_waiting(self) -> None:
         if self._expiry is not None:
