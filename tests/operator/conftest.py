@@ -274,10 +274,10 @@ def _require_binaries() -> None:
         )
 
 
-def render_chart(*sets: str) -> list[dict[str, Any]]:
+def render_chart(*sets: str, release: str = RELEASE) -> list[dict[str, Any]]:
     """``helm template`` of the chart into the operator namespace, as a list of objects."""
     args = [a for kv in sets for a in ("--set", kv)]
-    out = helm("template", RELEASE, str(REPO / "helm"), "--namespace", OPERATOR_NAMESPACE, *args)
+    out = helm("template", release, str(REPO / "helm"), "--namespace", OPERATOR_NAMESPACE, *args)
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -324,10 +324,12 @@ def running_cluster(
 
 @pytest.fixture(scope="session")
 def chart_docs() -> list[dict[str, Any]]:
-    """The chart as installed in the tests: defaults plus node access for NodeExternalIP, and
-    the REST API creating calls in API_NAMESPACE, callable from pages of API_CORS_ORIGIN."""
+    """The chart as installed in the tests: defaults plus host networking and node access for
+    NodeExternalIP, and the REST API creating calls in API_NAMESPACE, callable from pages of
+    API_CORS_ORIGIN."""
     _require_binaries()
     return render_chart(
+        "networking.allowHostNetwork=true",
         "networking.allowNodeExternalIP=true",
         "api.enabled=true",
         f"api.namespace={API_NAMESPACE}",

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.k8s
 
+#: The value letting an ingress controller's namespace reach the REST API through the policy.
+INGRESS_CONTROLLER = (
+    "networkPolicy.apiFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name"
+)
+
 
 def kinds(docs: list[dict[str, Any]]) -> list[str]:
     return sorted(f"{d['kind']}/{d['metadata'].get('namespace', '-')}" for d in docs)
@@ -52,6 +57,9 @@ def test_default_render_is_cluster_wide_and_minimal() -> None:
             "ClusterRole/-",
             "ClusterRoleBinding/-",
             "Deployment/siprtmp-system",
+            "NetworkPolicy/siprtmp-system",
+            "ValidatingAdmissionPolicy/-",
+            "ValidatingAdmissionPolicyBinding/-",
         ]
     )
     rules = [d for d in docs if d["kind"] == "ClusterRole"]
@@ -134,6 +142,7 @@ def test_api_render_service_ingress_token_and_least_rbac() -> None:
         "api.ingress.enabled=true",
         "api.ingress.className=nginx",
         "api.ingress.host=calls.example.com",
+        f"{INGRESS_CONTROLLER}=ingress-nginx",
     )
     by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     service = by_kind[("Service", "srb-sip-rtmp-operator-api")]
@@ -169,6 +178,8 @@ def test_api_render_service_ingress_token_and_least_rbac() -> None:
         "api.token.existingSecret=t",
         "--set",
         "api.ingress.enabled=true",
+        "--set",
+        f"{INGRESS_CONTROLLER}=ingress-nginx",
     )
     assert "0 chart(s) failed" in out
 
