@@ -210,10 +210,17 @@ def test_bridge_status_port_takes_only_the_operator_and_the_metrics_namespace() 
     policy = policy_selecting(docs, "team-a", pod["metadata"]["labels"])
     status = container_port(pod, STATUS_PORT_NAME)
     assert status == 9191
-    neighbour = Peer("team-a", {"app": "other"})
-    assert admits(policy, "ingress", operator_pod(docs), status)
+    operator = operator_pod(docs)
+    assert admits(policy, "ingress", operator, status)
     assert admits(policy, "ingress", METRICS_POD, status)
-    for stranger in (neighbour, OUTSIDE, OUTSIDE_V6, Peer("team-a", operator_pod(docs).labels)):
+    strangers = (
+        Peer("team-a", {"app": "other"}),
+        Peer(operator.namespace, {"app": "other"}),
+        Peer("team-a", operator.labels),
+        OUTSIDE,
+        OUTSIDE_V6,
+    )
+    for stranger in strangers:
         assert not admits(policy, "ingress", stranger, status), stranger
     # The bridge's SIP port is any free one (pjsua's 0) and RTP takes nat.rtpPortMin..Max.
     nat = parse_spec(json.loads(pod["metadata"]["annotations"][ANNOTATION_SPEC]), "pw").nat
