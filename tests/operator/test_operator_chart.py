@@ -44,6 +44,8 @@ def test_helm_lint_strict() -> None:
         "--set",
         "networking.mode=HostNetwork",
         "--set",
+        "networking.allowHostNetwork=true",
+        "--set",
         "metrics.podMonitor.enabled=true",
     )
     assert "0 chart(s) failed" in out
@@ -94,6 +96,10 @@ def test_monitors_and_schema() -> None:
         render_chart("networking.mode=Bridge")
     with pytest.raises(AssertionError, match="windowSize"):
         render_chart("networking.hostPorts.windowSize=2")
+    # Host networking by default is host networking allowed, said so.
+    with pytest.raises(AssertionError, match=r"networking\.allowHostNetwork=true"):
+        render_chart("networking.mode=HostNetwork")
+    render_chart("networking.mode=HostNetwork", "networking.allowHostNetwork=true")
 
 
 def test_namespaced_install_reconciles_only_its_namespace(tmp_path: Path) -> None:
