@@ -68,6 +68,28 @@ app.kubernetes.io/component: operator
 {{- join "," $out -}}
 {{- end -}}
 
+{{/* The bridge pods' image, as the operator is told it and the admission policy admits it. */}}
+{{- define "srb.bridgeImage" -}}
+{{- printf "%s:%s" .Values.bridge.image.repository (.Values.bridge.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* The labels every bridge pod carries (operator/siprtmp_operator/names.py, pod_labels). */}}
+{{- define "srb.bridgePodLabels" -}}
+app.kubernetes.io/name: sip-rtmp-bridge
+app.kubernetes.io/component: bridge
+app.kubernetes.io/managed-by: sip-rtmp-operator
+{{- end -}}
+
+{{/* Namespaces bridge pods are known to run in: the watched ones, those listed for the
+network policies, and the REST API's. A cluster-wide install knows only the last two. */}}
+{{- define "srb.bridgeNamespaces" -}}
+{{- $out := concat .Values.watchNamespaces .Values.networkPolicy.bridgeNamespaces -}}
+{{- if .Values.api.enabled -}}
+{{- $out = append $out (include "srb.apiNamespace" .) -}}
+{{- end -}}
+{{- $out | uniq | toJson -}}
+{{- end -}}
+
 {{/* The namespace the REST API creates calls in. */}}
 {{- define "srb.apiNamespace" -}}
 {{- default .Release.Namespace .Values.api.namespace -}}

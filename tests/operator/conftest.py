@@ -283,10 +283,10 @@ def _require_binaries() -> None:
         )
 
 
-def render_chart(*sets: str) -> list[dict[str, Any]]:
+def render_chart(*sets: str, release: str = RELEASE) -> list[dict[str, Any]]:
     """``helm template`` of the chart into the operator namespace, as a list of objects."""
     args = [a for kv in sets for a in ("--set", kv)]
-    out = helm("template", RELEASE, str(REPO / "helm"), "--namespace", OPERATOR_NAMESPACE, *args)
+    out = helm("template", release, str(REPO / "helm"), "--namespace", OPERATOR_NAMESPACE, *args)
     return [d for d in yaml.safe_load_all(out) if d]
 
 

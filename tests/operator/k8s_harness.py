@@ -297,6 +297,9 @@ class ControlPlane:
                     f"--service-account-signing-key-file={p / 'sa.key'}",
                     "--service-cluster-ip-range=10.96.0.0/24",
                     "--authorization-mode=RBAC",
+                    # As kubeadm's clusters: the API server itself admits privileged pods, so
+                    # what refuses them to the operator is the chart's admission policy.
+                    "--allow-privileged=true",
                     "--endpoint-reconciler-type=none",
                     "--profiling=false",
                     f"--cert-dir={self.dir / 'certs'}",

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.k8s
 
+#: The value letting an ingress controller's namespace reach the REST API through the policy.
+INGRESS_CONTROLLER = (
+    "networkPolicy.apiFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name"
+)
+
 
 def kinds(docs: list[dict[str, Any]]) -> list[str]:
     return sorted(f"{d['kind']}/{d['metadata'].get('namespace', '-')}" for d in docs)
@@ -44,9 +49,6 @@ def test_helm_lint_strict() -> None:
         "metrics.podMonitor.enabled=true",
     )
     assert "0 chart(s) failed" in out
-    # A default the operator would refuse to start with fails at install instead.
-    with pytest.raises(AssertionError, match=r"needs networking\.allowHostNetwork=true"):
-        render_chart("networking.mode=HostNetwork")
 
 
 def test_default_render_is_cluster_wide_and_minimal() -> None:
@@ -57,6 +59,9 @@ def test_default_render_is_cluster_wide_and_minimal() -> None:
             "ClusterRole/-",
             "ClusterRoleBinding/-",
             "Deployment/siprtmp-system",
+            "NetworkPolicy/siprtmp-system",
+            "ValidatingAdmissionPolicy/-",
+            "ValidatingAdmissionPolicyBinding/-",
         ]
     )
     rules = [d for d in docs if d["kind"] == "ClusterRole"]
@@ -96,6 +101,10 @@ def test_monitors_and_schema() -> None:
         render_chart("networking.mode=Bridge")
     with pytest.raises(AssertionError, match="windowSize"):
         render_chart("networking.hostPorts.windowSize=2")
+    # Host networking by default is host networking allowed, said so.
+    with pytest.raises(AssertionError, match=r"networking\.allowHostNetwork=true"):
+        render_chart("networking.mode=HostNetwork")
+    render_chart("networking.mode=HostNetwork", "networking.allowHostNetwork=true")
 
 
 def test_namespaced_install_reconciles_only_its_namespace(tmp_path: Path) -> None:
@@ -144,6 +153,7 @@ def test_api_render_service_ingress_token_and_least_rbac() -> None:
         "api.ingress.enabled=true",
         "api.ingress.className=nginx",
         "api.ingress.host=calls.example.com",
+        f"{INGRESS_CONTROLLER}=ingress-nginx",
     )
     by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     service = by_kind[("Service", "srb-sip-rtmp-operator-api")]
@@ -179,6 +189,8 @@ def test_api_render_service_ingress_token_and_least_rbac() -> None:
         "api.token.existingSecret=t",
         "--set",
         "api.ingress.enabled=true",
+        "--set",
+        f"{INGRESS_CONTROLLER}=ingress-nginx",
     )
     assert "0 chart(s) failed" in out
 
