@@ -28,6 +28,20 @@ def significant(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "stream": stream}
 
 
+#: The status document's fields whose values come from a fixed vocabulary (phases, reason
+#: names, states, the video source): never a secret, so never masked.
+FIXED_VOCABULARY = frozenset(
+    {
+        ("phase",),
+        ("reason",),
+        ("call", "state"),
+        ("stream", "state"),
+        ("video", "state"),
+        ("video", "source"),
+    }
+)
+
+
 class StatusReporter:
     """Every view of the status (stdout lines, /status, /metrics, the termination message) is
     made by ``document``, and so passes ``scrubber``: a secret that reached a reason or message
@@ -59,7 +73,9 @@ class StatusReporter:
             return self._document()
 
     def _document(self) -> dict[str, Any]:
-        scrubbed: dict[str, Any] = self._scrubber.document(to_document(self._status))
+        scrubbed: dict[str, Any] = self._scrubber.document(
+            to_document(self._status), FIXED_VOCABULARY
+        )
         return scrubbed
 
     def _emit(self, document: dict[str, Any]) -> None:
