@@ -37,6 +37,11 @@ class BridgeCollector(Collector):
             "siprtmp_rtmp_bytes_sent", "Media bytes sent over RTMP", status.stream.bytes_sent
         )
         yield _counter("siprtmp_rtmp_reconnects", "RTMP reconnects", status.stream.reconnects)
+        yield _counter(
+            "siprtmp_dtmf_received",
+            "DTMF keys received from the far end (RFC 2833 or SIP INFO)",
+            status.call.dtmf_received,
+        )
         yield _state_set(
             "siprtmp_call_state",
             "Call state",
