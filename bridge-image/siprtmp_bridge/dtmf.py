@@ -1,16 +1,22 @@
-"""DTMF into the running call: digit validation, when it may be sent, and the hand-over queue.
+"""DTMF in the running call: the key and pause alphabet, the two ways keys travel, when they
+may be sent, their timing, and the hand-over queue.
 
 The HTTP server runs on its own thread and must never touch pjsua, so a request is queued here
-and the runner's poll loop (the only pjsua thread) sends it and settles the request's future.
-The operator's REST API validates digits with the same function before forwarding them.
+and the runner's poll loop (the only pjsua thread) plays it out (``KeyPlayer``) and settles the
+request's future. The spec's ``dtmfAfterAnswer`` goes through the same player, so keys of the
+spec and of requests never interleave. The operator's REST API and the spec parser validate
+keys with the same function.
 """
 
 from __future__ import annotations
 
 import hmac
 import threading
+from collections import deque
 from concurrent.futures import Future
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 from siprtmp_bridge.status import ANSWERED_CALL_STATES, CallState
 
@@ -21,7 +27,35 @@ CONTROL_TOKEN_ENV = "SIPRTMP_CONTROL_TOKEN"
 
 #: RFC 4733 events 0-15: the 16 keys of a DTMF keypad.
 DTMF_KEYS = "0123456789*#ABCD"
+#: Pauses between keys, as phone dialers write them: ``w`` half a second, ``W`` one second
+#: (a conference's PIN prompt may need a moment before it listens: ``"W1234#"``).
+PAUSE_SECONDS = {"w": 0.5, "W": 1.0}
 MAX_DIGITS = 32
+#: What ``parse_digits`` takes, but for the count of keys: the CRD's pattern for
+#: ``dtmfAfterAnswer`` and the REST API's (tests/unit/test_spec.py compares the CRD's).
+SEQUENCE_PATTERN = (
+    f"^[{DTMF_KEYS}abcd{''.join(PAUSE_SECONDS)}]*[{DTMF_KEYS}abcd]"
+    f"[{DTMF_KEYS}abcd{''.join(PAUSE_SECONDS)}]*$"
+)
+#: One key starts this long after the previous one: the key sounds for KEY_DURATION_MS, then
+#: a silence that IVRs need to tell two presses of the same key apart (pjmedia's RFC 2833 key
+#: of 160 ms takes 200 ms on the wire with its three end packets, so it is over by then).
+KEY_INTERVAL_SECONDS = 0.4
+#: How long a key is pressed: the RFC 2833 event's duration and the INFO body's ``Duration=``.
+KEY_DURATION_MS = 160
+#: ``dtmfAfterAnswer`` starts this long after the 200 OK: the far end's media path and its
+#: prompt are set up by then (RFC 2833 keys sent before its RTP arrives are often dropped).
+ANSWER_SETTLE_SECONDS = 1.0
+#: How many of the last keys received from the far end the status shows.
+RECEIVED_KEYS_SHOWN = 16
+
+
+class DtmfMethod(StrEnum):
+    """How keys reach the far end: RFC 2833/4733 events in the bridge's RTP, or one SIP INFO
+    (``application/dtmf-relay``) per key for the far ends that ignore in-band events."""
+
+    RFC2833 = "RFC2833"
+    INFO = "INFO"
 
 
 def authorized(header: str | None, token: str | None) -> bool:
@@ -37,9 +71,9 @@ def authorized(header: str | None, token: str | None) -> bool:
 class DtmfError(ValueError):
     """Digits that cannot be sent: ``str()`` names the field, as the spec's errors do."""
 
-    def __init__(self, problem: str) -> None:
-        super().__init__(f"dtmf: {problem}")
-        self.field_path = "dtmf"
+    def __init__(self, problem: str, field_path: str = "dtmf") -> None:
+        super().__init__(f"{field_path}: {problem}")
+        self.field_path = field_path
         self.problem = problem
 
 
@@ -48,29 +82,83 @@ class DtmfRefusedError(RuntimeError):
 
 
 def parse_digits(value: Any) -> str:
-    """Digits as a string of keypad keys (case-insensitive A-D), at most MAX_DIGITS of them."""
+    """Keys and pauses: keypad keys (case-insensitive A-D) and ``w``/``W`` pauses, at least one
+    key and at most MAX_DIGITS of them."""
     if not isinstance(value, str) or not value:
-        raise DtmfError("is required: a string of 0-9, *, #, A-D")
-    digits = value.upper()
-    bad = sorted({c for c in digits if c not in DTMF_KEYS})
+        raise DtmfError("is required: a string of 0-9, *, #, A-D, with pauses w (0.5 s), W (1 s)")
+    digits = "".join(c if c in PAUSE_SECONDS else c.upper() for c in value)
+    bad = sorted({c for c in digits if c not in DTMF_KEYS and c not in PAUSE_SECONDS})
     if bad:
-        raise DtmfError(f"has characters that are not DTMF keys: {''.join(bad)!r}")
-    if len(digits) > MAX_DIGITS:
-        raise DtmfError(f"at most {MAX_DIGITS} digits at a time, got {len(digits)}")
+        raise DtmfError(f"has characters that are neither DTMF keys nor pauses: {''.join(bad)!r}")
+    keys = sum(c in DTMF_KEYS for c in digits)
+    if keys == 0:
+        raise DtmfError("has only pauses: at least one key is needed")
+    if keys > MAX_DIGITS:
+        raise DtmfError(f"at most {MAX_DIGITS} digits at a time, got {keys}")
     return digits
 
 
-def refusal(has_audio: bool, call_state: CallState) -> str | None:
+def parse_method(value: Any) -> DtmfMethod:
+    """A method name in any case; RFC 2833 when absent (what the seed's API sent)."""
+    if value is None or value == "":
+        return DtmfMethod.RFC2833
+    if isinstance(value, str) and value.strip().upper() in DtmfMethod.__members__:
+        return DtmfMethod[value.strip().upper()]
+    raise DtmfError(f"must be one of {', '.join(DtmfMethod)}, got {value!r}", "type")
+
+
+@dataclass(frozen=True)
+class KeyPress:
+    at: float  # seconds from the start of the sequence
+    key: str
+
+
+@dataclass(frozen=True)
+class KeySchedule:
+    presses: tuple[KeyPress, ...]
+    seconds: float  # until the sequence is over: the next one may start then
+
+
+def schedule(digits: str) -> KeySchedule:
+    """When each key of a parsed sequence goes out: one every KEY_INTERVAL_SECONDS, each pause
+    adding its length (``"1w2"`` → 1 at 0 s, 2 at 0.9 s)."""
+    presses: list[KeyPress] = []
+    at = 0.0
+    for character in digits:
+        if character in PAUSE_SECONDS:
+            at += PAUSE_SECONDS[character]
+        else:
+            presses.append(KeyPress(at, character))
+            at += KEY_INTERVAL_SECONDS
+    return KeySchedule(tuple(presses), at)
+
+
+def refusal(has_audio: bool, call_state: CallState, method: DtmfMethod) -> str | None:
     """Why DTMF cannot be sent in this call now, or None when it can.
 
     RFC 2833 events travel in the bridge's own RTP stream: a recvonly call (hasAudio false)
-    sends none, so pjsua would queue the digits and never send them.
+    sends none, so pjsua would queue the digits and never send them. INFO needs only the dialog.
     """
-    if not has_audio:
-        return "the call is receive-only (hasAudio: false): the bridge sends no RTP to carry DTMF"
+    if method is DtmfMethod.RFC2833 and not has_audio:
+        return (
+            "the call is receive-only (hasAudio: false): the bridge sends no RTP to carry "
+            "RFC2833 DTMF (type INFO can)"
+        )
     if call_state not in ANSWERED_CALL_STATES:
         return f"the call is {call_state.value}, not ESTABLISHED"
     return None
+
+
+class DtmfRequest(NamedTuple):
+    digits: str
+    method: DtmfMethod
+    future: Future[None]
+
+
+def refuse(future: Future[None], why: str) -> None:
+    """Settle a request as not sent, unless its caller already gave up on it."""
+    if future.running() or future.set_running_or_notify_cancel():
+        future.set_exception(DtmfRefusedError(why))
 
 
 class DtmfQueue:
@@ -78,21 +166,83 @@ class DtmfQueue:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: list[tuple[str, Future[None]]] = []
+        self._pending: list[DtmfRequest] = []
 
-    def submit(self, digits: str) -> Future[None]:
+    def submit(self, digits: str, method: DtmfMethod = DtmfMethod.RFC2833) -> Future[None]:
         future: Future[None] = Future()
         with self._lock:
-            self._pending.append((digits, future))
+            self._pending.append(DtmfRequest(digits, method, future))
         return future
 
-    def take(self) -> list[tuple[str, Future[None]]]:
+    def take(self) -> list[DtmfRequest]:
         with self._lock:
             taken, self._pending = self._pending, []
         return taken
 
     def refuse_all(self, why: str) -> None:
         """Settle every waiting request: the call is over, nothing will send them."""
-        for _, future in self.take():
-            if future.set_running_or_notify_cancel():
-                future.set_exception(DtmfRefusedError(why))
+        for request in self.take():
+            refuse(request.future, why)
+
+
+@dataclass
+class _Sequence:
+    method: DtmfMethod
+    presses: deque[KeyPress]  # ``at`` on the player's clock
+    future: Future[None] | None  # settled by the sequence's first key
+
+
+@dataclass(frozen=True)
+class DueKey:
+    """A key to send now; ``future`` (the first key of a request only) waits for its fate."""
+
+    key: str
+    method: DtmfMethod
+    future: Future[None] | None
+    sequence: _Sequence
+
+
+class KeyPlayer:
+    """Sequences of keys waiting for their time, played one after another in the order they
+    were added (a request during the spec's PIN waits for the PIN to finish). Runner-thread
+    only; the clock is whatever the caller passes (``time.monotonic()`` in the bridge)."""
+
+    def __init__(self) -> None:
+        self._sequences: deque[_Sequence] = deque()
+        self._free_at = float("-inf")
+
+    def add(
+        self, digits: str, method: DtmfMethod, now: float, future: Future[None] | None = None
+    ) -> None:
+        """Queue a parsed sequence to start at ``now``, or when the one before it is over."""
+        planned = schedule(digits)
+        start = max(now, self._free_at)
+        self._free_at = start + planned.seconds
+        presses = deque(KeyPress(start + p.at, p.key) for p in planned.presses)
+        self._sequences.append(_Sequence(method, presses, future))
+
+    def next_at(self) -> float | None:
+        """When the next key is due, None when nothing waits."""
+        return self._sequences[0].presses[0].at if self._sequences else None
+
+    def pop_due(self, now: float) -> DueKey | None:
+        if not self._sequences or self._sequences[0].presses[0].at > now:
+            return None
+        sequence = self._sequences[0]
+        press = sequence.presses.popleft()
+        future, sequence.future = sequence.future, None
+        if not sequence.presses:
+            self._sequences.popleft()
+        return DueKey(press.key, sequence.method, future, sequence)
+
+    def abandon(self, due: DueKey) -> None:
+        """Drop the rest of a sequence whose key could not be sent: half a PIN is no PIN."""
+        if due.sequence in self._sequences:
+            self._sequences.remove(due.sequence)
+
+    def refuse_all(self, why: str) -> None:
+        """Settle the requests whose first key never went out: the call is over."""
+        for sequence in self._sequences:
+            if sequence.future is not None:
+                refuse(sequence.future, why)
+        self._sequences.clear()

@@ -22,6 +22,7 @@ from siprtmp_bridge.dtmf import (
     DtmfRefusedError,
     authorized,
     parse_digits,
+    parse_method,
 )
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.supervision import Supervisor
@@ -103,7 +104,8 @@ def _handler(
             self._send(code, "application/json", json.dumps(answer).encode())
 
         def _dtmf(self, queue: DtmfQueue) -> tuple[int, dict[str, Any]]:
-            """``{"dtmf": "123#"}`` → 200 once pjsua queued the digits, 400, 409 or 503."""
+            """``{"dtmf": "123#", "type": "INFO"}`` → 200 once the first key went out (the
+            rest follow at their times), 400, 409 or 503; ``type`` RFC2833 when absent."""
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
@@ -118,9 +120,10 @@ def _handler(
                 return 400, {"error": "body: must be a JSON object"}
             try:
                 digits = parse_digits(body.get("dtmf"))
+                method = parse_method(body.get("type"))
             except DtmfError as error:
                 return 400, {"error": str(error)}
-            future = queue.submit(digits)
+            future = queue.submit(digits, method)
             try:
                 future.result(DTMF_WAIT_SECONDS)
             except DtmfRefusedError as error:
@@ -128,7 +131,7 @@ def _handler(
             except FutureTimeout:
                 future.cancel()  # never sent late, after the caller was told it failed
                 return 503, {"error": "the call did not take the digits in time"}
-            return 200, {"dtmf": digits, "sent": True}
+            return 200, {"dtmf": digits, "type": method.value, "sent": True}
 
         def _send(self, code: int, content_type: str, body: bytes, challenge: bool = False) -> None:
             self.send_response(code)

@@ -47,6 +47,11 @@ class BridgeCollector(Collector):
             "1 while the stream is dropping media",
             status.stream.degraded,
         )
+        yield _counter(
+            "siprtmp_dtmf_received",
+            "DTMF keys received from the far end (RFC 2833 or SIP INFO)",
+            status.call.dtmf_received,
+        )
         yield _state_set(
             "siprtmp_call_state",
             "Call state",

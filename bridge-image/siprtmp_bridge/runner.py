@@ -20,7 +20,15 @@ from typing import Any
 import pjsua2 as pj
 
 from siprtmp_bridge.counters import MediaCounters
-from siprtmp_bridge.dtmf import DtmfQueue, DtmfRefusedError, refusal
+from siprtmp_bridge.dtmf import (
+    ANSWER_SETTLE_SECONDS,
+    RECEIVED_KEYS_SHOWN,
+    DtmfQueue,
+    DtmfRefusedError,
+    KeyPlayer,
+    refusal,
+    refuse,
+)
 from siprtmp_bridge.limits import CallClock, limit_reached
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.keepalive import RtpKeepAlive, RtpPortClaim
@@ -41,6 +49,7 @@ from siprtmp_bridge.sip.events import (
     CallEnded,
     CallMediaChanged,
     CallProgressed,
+    DtmfReceived,
     Registered,
     SipEvent,
 )
@@ -59,6 +68,7 @@ from siprtmp_bridge.status import (
     now_iso,
     terminating,
     with_call,
+    with_dtmf_received,
     with_stream,
     with_video,
 )
@@ -100,6 +110,7 @@ class BridgeRunner:
         self.spec = spec
         self.supervisor = supervisor or Supervisor()
         self.dtmf = dtmf
+        self.keys = KeyPlayer()  # the spec's dtmfAfterAnswer and requests, played in turn
         self.reporter = reporter
         self.counters = counters
         self.stop_requested = stop_requested
@@ -129,6 +140,7 @@ class BridgeRunner:
             shutil.rmtree(self.workdir, ignore_errors=True)
             if self.dtmf is not None:
                 self.dtmf.refuse_all("the call has ended")
+            self.keys.refuse_all("the call has ended")
         self.reporter.update(lambda status: finished(status, outcome))
         return outcome
 
@@ -225,7 +237,7 @@ class BridgeRunner:
         placed_at = time.monotonic()
         next_stats = placed_at
         while self.outcome is None:
-            self.endpoint_poll()
+            self.endpoint_poll(self._poll_milliseconds())
             now = time.monotonic()
             if self.keepalive is not None:
                 self.keepalive.tick(now)
@@ -236,7 +248,8 @@ class BridgeRunner:
                 self._refresh_counters(now, pipeline, publisher)
             if self.pending_outcome is None:
                 self._check_limits(now, placed_at, pipeline, publisher)
-            self._send_dtmf()
+            self._take_dtmf_requests(now)
+            self._play_keys()
 
     def _dial(self) -> bool:
         """Register if asked, then send the INVITE; False when registration ended the run."""
@@ -255,26 +268,49 @@ class BridgeRunner:
             if claim is not None:
                 claim.release()  # pjsua has bound the pair to make its offer
 
-    def _send_dtmf(self) -> None:
-        """Send queued DTMF as RFC 2833 events (pjsua's default) and settle each request."""
+    def _take_dtmf_requests(self, now: float) -> None:
+        """Queue each request the call can carry now, behind the keys already waiting; refuse
+        the others at once."""
         if self.dtmf is None:
             return
-        for digits, future in self.dtmf.take():
-            if not future.set_running_or_notify_cancel():
+        for request in self.dtmf.take():
+            if request.future.cancelled():
                 continue  # the HTTP request gave up waiting: do not send stale digits
-            why = refusal(self.spec.has_audio, self.reporter.status.call.state)
+            why = refusal(self.spec.has_audio, self.reporter.status.call.state, request.method)
             if why is None and (self.call is None or self.pending_outcome is not None):
                 why = "the call is ending"
             if why is not None:
-                future.set_exception(DtmfRefusedError(why))
-                continue
-            assert self.call is not None
-            try:
-                self.call.dialDtmf(digits)
-            except pj.Error as error:  # e.g. the far end did not offer telephone-event
-                future.set_exception(DtmfRefusedError(f"pjsua: {error.info()}"))
+                refuse(request.future, why)
             else:
-                future.set_result(None)
+                self.keys.add(request.digits, request.method, now, request.future)
+
+    def _play_keys(self) -> None:
+        """Send the keys that are due; a request is settled by its first key."""
+        while (due := self.keys.pop_due(time.monotonic())) is not None:
+            if due.future is not None and not due.future.set_running_or_notify_cancel():
+                self.keys.abandon(due)  # its caller gave up waiting: not sent late
+                continue
+            try:
+                if self.call is None or self.pending_outcome is not None:
+                    raise DtmfRefusedError("the call is ending")
+                self.call.send_key(due.key, due.method)
+            except (pj.Error, DtmfRefusedError) as error:  # e.g. no telephone-event in the SDP
+                why = f"pjsua: {error.info()}" if isinstance(error, pj.Error) else str(error)
+                print(f"sip-rtmp-bridge: DTMF {due.method} not sent: {why}", file=sys.stderr)
+                self.keys.abandon(due)
+                if due.future is not None:
+                    due.future.set_exception(DtmfRefusedError(why))
+            else:
+                if due.future is not None:
+                    due.future.set_result(None)
+
+    def _poll_milliseconds(self) -> int:
+        """As long as pjsua may wait for a message, but no later than the next key is due (a
+        key late by a poll would stretch the pauses of a PIN)."""
+        due = self.keys.next_at()
+        if due is None:
+            return POLL_MILLISECONDS
+        return max(0, min(POLL_MILLISECONDS, int((due - time.monotonic()) * 1000) + 1))
 
     def _place_call(self, delayed_offer: bool) -> None:
         video = self.video
@@ -291,8 +327,8 @@ class BridgeRunner:
             )
         self.call.makeCall(self.spec.callee, self._call_parameters(delayed_offer))
 
-    def endpoint_poll(self) -> None:
-        pj.Endpoint.instance().libHandleEvents(POLL_MILLISECONDS)
+    def endpoint_poll(self, milliseconds: int) -> None:
+        pj.Endpoint.instance().libHandleEvents(milliseconds)
         while self.events:
             self._handle(self.events.pop(0))
 
@@ -336,6 +372,9 @@ class BridgeRunner:
             if state is CallState.ESTABLISHED and self.call_answered_at is None:
                 self.call_answered_at = time.monotonic()
                 self.last_rtp_at = self.call_answered_at
+                if self.spec.dtmf_after_answer:
+                    settled = self.call_answered_at + ANSWER_SETTLE_SECONDS
+                    self.keys.add(self.spec.dtmf_after_answer, self.spec.dtmf_method, settled)
                 if self.video is not None and self.video.fell_back:
                     self._reinvite_for_video()
             if state is not None and not (
@@ -369,6 +408,10 @@ class BridgeRunner:
                 )
         elif isinstance(event, CallEnded):
             self._call_ended(event)
+        elif isinstance(event, DtmfReceived):
+            self.reporter.update(
+                partial(with_dtmf_received, key=event.key, shown=RECEIVED_KEYS_SHOWN)
+            )
 
     def _call_ended(self, event: CallEnded) -> None:
         if (

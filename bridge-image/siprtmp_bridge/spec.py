@@ -12,12 +12,13 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from siprtmp_bridge.dtmf import DtmfError, DtmfMethod, parse_digits, parse_method
 from siprtmp_bridge.redact import (
     Scrubber,
     key_parts,
@@ -144,6 +145,9 @@ class BridgeSpec:
     audio: AudioSettings = field(default_factory=AudioSettings)
     video: VideoSettings = field(default_factory=VideoSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: Keys and pauses sent once the call is answered (a conference PIN), "" for none.
+    dtmf_after_answer: str = field(default="", repr=False)
+    dtmf_method: DtmfMethod = DtmfMethod.RFC2833
 
     @property
     def publish_url(self) -> str:
@@ -249,6 +253,7 @@ def parse_spec(
             rtmp_reconnect_seconds=reader.number("rtmpReconnectTimeoutSeconds", 60.0),
         ),
     )
+    spec = _with_dtmf(spec, document)
     for operator_field in ("maxRetries", "ttlSecondsAfterFinished"):
         reader.integer(operator_field, None)
     # The seed's later flat shape of /rest-api/call/startup puts connection fields on top.
@@ -275,6 +280,8 @@ SPEC_FIELDS = frozenset(
         "rtpInactivityTimeoutSeconds",
         "maxDurationSeconds",
         "rtmpReconnectTimeoutSeconds",
+        "dtmfAfterAnswer",
+        "dtmfMethod",
         # Operator-side policies, meaningless to one bridge run but present in a resource's spec.
         "maxRetries",
         "ttlSecondsAfterFinished",
@@ -730,3 +737,25 @@ def _parse_video(reader: _Reader) -> VideoSettings:
     when_absent = reader.choice("whenAbsent", VIDEO_WHEN_ABSENT, "audioOnly")
     reader.check_unknown(frozenset({"mode", "whenAbsent"}))
     return VideoSettings(mode, when_absent)
+
+
+def _with_dtmf(spec: BridgeSpec, document: Mapping[str, Any]) -> BridgeSpec:
+    """``dtmfAfterAnswer`` and ``dtmfMethod``, checked with the REST API's DTMF rules."""
+    sequence, method_value = document.get("dtmfAfterAnswer"), document.get("dtmfMethod")
+    try:
+        method = parse_method(method_value)
+    except DtmfError as error:
+        raise SpecError("dtmfMethod", error.problem) from error
+    if sequence is None or sequence == "":
+        return spec
+    try:
+        digits = parse_digits(sequence)
+    except DtmfError as error:
+        raise SpecError("dtmfAfterAnswer", error.problem) from error
+    if method is DtmfMethod.RFC2833 and not spec.has_audio:
+        raise SpecError(
+            "dtmfAfterAnswer",
+            "RFC2833 keys travel in the bridge's RTP, which a hasAudio: false call does not "
+            "send: set dtmfMethod: INFO, or hasAudio: true",
+        )
+    return replace(spec, dtmf_after_answer=digits, dtmf_method=method)

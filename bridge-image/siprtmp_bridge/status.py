@@ -69,6 +69,8 @@ class CallStatus:
     started_at: str | None = None
     established_at: str | None = None
     ended_at: str | None = None
+    dtmf_received: int = 0  # keys the far end pressed (RFC 2833 or INFO)
+    dtmf_last_digits: str = ""  # the last of them, oldest first
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,15 @@ def with_call(status: BridgeStatus, **changes: Any) -> BridgeStatus:
     return replace(status, call=call)
 
 
+def with_dtmf_received(status: BridgeStatus, key: str, shown: int) -> BridgeStatus:
+    """Count a key from the far end, keeping the last ``shown`` keys."""
+    call = status.call
+    digits = (call.dtmf_last_digits + key)[-shown:]
+    return replace(
+        status, call=replace(call, dtmf_received=call.dtmf_received + 1, dtmf_last_digits=digits)
+    )
+
+
 def with_stream(status: BridgeStatus, **changes: Any) -> BridgeStatus:
     """Apply stream changes, counting each entry into RECONNECTING as one reconnect."""
     stream = replace(status.stream, **changes)
@@ -194,6 +205,8 @@ def to_document(status: BridgeStatus) -> dict[str, Any]:
             "startedAt": call.started_at,
             "establishedAt": call.established_at,
             "endedAt": call.ended_at,
+            "dtmfReceived": call.dtmf_received,
+            "dtmfLastDigits": call.dtmf_last_digits or None,
         },
         "stream": {
             "state": stream.state.value,

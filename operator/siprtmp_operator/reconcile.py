@@ -37,6 +37,19 @@ def _finish(status: JSON, now: datetime) -> None:
     status.pop("nextRetryAt", None)
 
 
+def _dtmf_events(prev: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """An Event when the bridge counts keys the far end pressed (a participant on the
+    conference, an IVR): who watches the resource sees them without polling its status."""
+    call = new.get("call") or {}
+    received = call.get("dtmfReceived") or 0
+    if received == ((prev.get("call") or {}).get("dtmfReceived") or 0) or not received:
+        return []
+    last = call.get("dtmfLastDigits") or ""
+    return [
+        ("Normal", "DtmfReceived", f"{received} DTMF keys received from the far end, last {last}")
+    ]
+
+
 def plan_step(
     resource: Mapping[str, Any],
     pod: PodObservation | None,
@@ -76,6 +89,7 @@ def plan_step(
             transition = f"{prev.get('phase') or 'New'} → {full.get('phase')}"
             reason = str(full.get("reason") or full.get("phase"))
             events.append((kind, reason, f"{transition}: {full.get('message', '')}"))
+        events.extend(_dtmf_events(prev, full))
         return Plan(status=full, events=events, **kw)
 
     if prev.get("phase") in TERMINAL_PHASES:

@@ -22,7 +22,7 @@ from siprtmp_operator.api.manifests import resource_name
 from tests.operator.conftest import API_NAMESPACE, API_TOKEN, run_pod
 from tests.operator.k8s_harness import LocalKubelet, wait_for
 from tests.support.browser import headless_chromium
-from tests.support.capture import LoopbackCapture, rfc2833_events
+from tests.support.capture import LoopbackCapture, pressed_keys
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.recording import measure_recording
 from tests.support.sipp import SippPeer
@@ -132,7 +132,7 @@ def test_console_starts_a_call_shows_it_live_sends_dtmf_and_hangs_up(
         message(browser, f"DTMF 7*3 sent to {call_id}")
         wait_for(
             "the console's DTMF on the wire",
-            lambda: "7*3" in keys(rfc2833_events(capture, peer.media_port)),
+            lambda: "7*3" in pressed_keys(capture, peer.media_port),
             timeout=20,
             interval=0.5,
         )
@@ -148,16 +148,6 @@ def test_console_starts_a_call_shows_it_live_sends_dtmf_and_hangs_up(
     assert "console-secret-pw" not in (kubelet.dir / "bridge.log").read_text()
     (recording,) = rtmp_server.recordings_of("console")
     assert abs(measure_recording(recording).frequency_hz - 1000) < 5
-
-
-def keys(events: list[tuple[str, int, bool]]) -> str:
-    """The keys in order: a new key starts after an end-of-event packet."""
-    pressed, previous_end = "", True
-    for key, _duration, end in events:
-        if previous_end and not end:
-            pressed += key
-        previous_end = end
-    return pressed
 
 
 def test_console_shows_refusals_and_marks_the_field(cluster: Cluster, tmp_path: Path) -> None:

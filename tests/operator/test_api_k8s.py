@@ -283,7 +283,7 @@ def test_a_token_that_is_not_utf8_is_a_401_and_logged_without_its_value(
         ("find", {"color": "x"}, "color"),
         ("send_dtmf", {"callId": "a"}, "dtmf"),
         ("send_dtmf", {"callId": "a", "dtmf": "12x"}, "dtmf"),
-        ("send_dtmf", {"callId": "a", "dtmf": "1", "type": "INFO"}, "type"),
+        ("send_dtmf", {"callId": "a", "dtmf": "1", "type": "INBAND"}, "type"),
     ],
 )
 def test_malformed_bodies_of_the_other_calls_are_400(

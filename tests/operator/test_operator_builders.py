@@ -612,6 +612,19 @@ def test_streaming_records_first_times_and_success_finishes() -> None:
     assert done["streamingAt"] == fmt(NOW)
 
 
+def test_keys_from_the_far_end_become_an_event_when_their_count_changes() -> None:
+    placed = plan_step(resource(), None, None, NOW, FAST).status
+    streaming = plan_step(resource(placed), running(), LIVE, NOW, FAST).status
+    call = {"state": "ESTABLISHED", "dtmfReceived": 2, "dtmfLastDigits": "42"}
+    pressed = {**LIVE, "call": call}
+    plan = plan_step(resource(streaming), running(), pressed, NOW, FAST)
+    assert plan.status["call"]["dtmfReceived"] == 2
+    assert plan.events == [
+        ("Normal", "DtmfReceived", "2 DTMF keys received from the far end, last 42")
+    ]
+    assert plan_step(resource(plan.status), running(), pressed, NOW, FAST).events == []
+
+
 def test_finished_bridge_is_deleted_after_ttl_only() -> None:
     st = {"phase": "Succeeded", "finishedAt": fmt(NOW), "podName": "b-bridge-0"}
     keep = plan_step(

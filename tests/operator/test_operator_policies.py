@@ -20,12 +20,12 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from siprtmp_bridge.spec import parse_spec
-from siprtmp_operator.names import ANNOTATION_SPEC, STATUS_PORT_NAME
+from siprtmp_operator.names import STATUS_PORT_NAME
 from siprtmp_operator.networking import NetworkPlan, window_for_slot
 from siprtmp_operator.settings import Settings
 from tests.operator.conftest import OPERATOR_NAMESPACE, render_chart
 from tests.operator.k8s_harness import deployment_env, plain, wait_for
-from tests.operator.test_operator_builders import POD_NET, SPEC, make_pod
+from tests.operator.test_operator_builders import POD_NET, SPEC, handed_spec, make_pod
 from tests.operator.test_operator_chart import INGRESS_CONTROLLER
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ def test_bridge_status_port_takes_only_the_operator_and_the_metrics_namespace() 
     for stranger in strangers:
         assert not admits(policy, "ingress", stranger, status), stranger
     # The bridge's SIP port is any free one (pjsua's 0) and RTP takes nat.rtpPortMin..Max.
-    nat = parse_spec(json.loads(pod["metadata"]["annotations"][ANNOTATION_SPEC]), "pw").nat
+    nat = parse_spec(handed_spec(bridge_settings(docs), spec=CALL), "pw").nat
     assert nat.sip_port is None
     assert admits(policy, "ingress", OUTSIDE, nat.rtp_port_min, "UDP")
     assert admits(policy, "ingress", OUTSIDE_V6, nat.rtp_port_max, "UDP")

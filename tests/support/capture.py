@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from siprtmp_bridge.dtmf import DTMF_KEYS
+
 
 @dataclass(frozen=True)
 class RtpPacket:
@@ -92,16 +94,60 @@ class LoopbackCapture:
         return packets
 
 
-def rfc2833_events(capture: LoopbackCapture, rtp_port: int) -> list[tuple[str, int, bool]]:
-    """RFC 2833/4733 events tshark decodes in the RTP to ``rtp_port``: (key, duration, end).
+@dataclass(frozen=True)
+class RtpEvent:
+    """One RFC 2833/4733 packet: a key is repeated in many, the last ones with the end bit."""
+
+    time: float  # the capture's timestamp (seconds since the epoch)
+    key: str
+    duration: int  # RTP timestamp units
+    end: bool
+
+
+def rfc2833_events(capture: LoopbackCapture, rtp_port: int) -> list[RtpEvent]:
+    """RFC 2833/4733 events tshark decodes in the RTP to ``rtp_port``.
 
     The SDP in the captured SIP tells tshark which dynamic payload type is telephone-event.
     """
-    keys = "0123456789*#ABCD"
     rows = capture.fields(
         f"rtpevent && udp.dstport == {rtp_port}",
+        "frame.time_epoch",
         "rtpevent.event_id",
         "rtpevent.duration",
         "rtpevent.end_of_event",
     )
-    return [(keys[int(r[0])], int(r[1]), r[2] in {"1", "True"}) for r in rows]
+    return [
+        RtpEvent(float(r[0]), DTMF_KEYS[int(r[1])], int(r[2]), r[3] in {"1", "True"}) for r in rows
+    ]
+
+
+def key_presses(events: list[RtpEvent]) -> list[tuple[float, str]]:
+    """(when it started, key) of each key: a new one starts after an end-of-event packet."""
+    presses = []
+    previous_end = True
+    for event in events:
+        if previous_end and not event.end:
+            presses.append((event.time, event.key))
+        previous_end = event.end
+    return presses
+
+
+def pressed_keys(capture: LoopbackCapture, rtp_port: int) -> str:
+    """The keys sent to ``rtp_port`` as RFC 2833 events, in order."""
+    return "".join(key for _, key in key_presses(rfc2833_events(capture, rtp_port)))
+
+
+def sip_info_keys(capture: LoopbackCapture, sip_port: int) -> list[tuple[float, str, str]]:
+    """(time, Signal, Duration) of each ``application/dtmf-relay`` INFO sent to ``sip_port``,
+    read from the datagram itself (tshark does not decode the body)."""
+    rows = capture.fields(
+        f'sip.Method == "INFO" && udp.dstport == {sip_port}', "frame.time_epoch", "udp.payload"
+    )
+    keys = []
+    for time_text, payload in rows:
+        message = bytes.fromhex(payload.replace(":", "")).decode()
+        head, _, body = message.partition("\r\n\r\n")
+        assert "Content-Type: application/dtmf-relay" in head, message
+        fields = dict(line.split("=", 1) for line in body.split("\r\n") if "=" in line)
+        keys.append((float(time_text), fields["Signal"], fields["Duration"]))
+    return keys

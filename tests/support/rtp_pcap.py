@@ -14,6 +14,8 @@ from typing import Any
 import av
 import numpy as np
 
+from siprtmp_bridge.dtmf import DTMF_KEYS
+
 
 @dataclass(frozen=True)
 class RtpCodec:
@@ -73,6 +75,46 @@ def rtp_audio_packets(
             + payload[offset : offset + step]
         )
         packets.append((index * 20_000, port, rtp))
+    return packets
+
+
+#: A key as phones send it: 7 packets of a growing duration, then the final one 3 times with
+#: the end bit (RFC 4733 §2.5.1.4), 20 ms apart.
+EVENT_PACKETS = 10
+EVENT_END_PACKETS = 3
+
+
+def rtp_with_dtmf(
+    codec: RtpCodec,
+    payload: bytes,
+    presses: list[tuple[float, str]],
+    event_payload_type: int,
+    ssrc: int = 0x5EED,
+) -> list[tuple[int, int, bytes]]:
+    """``rtp_audio_packets`` of ``payload`` with RFC 4733 events in place of the audio while
+    each key of ``presses`` (seconds from the start, key) is held: one stream, one SSRC."""
+    held: dict[int, tuple[int, str, int]] = {}  # packet index → (first index, key, nth)
+    for start, key in presses:
+        first = round(start * 50)
+        held.update({first + n: (first, key, n) for n in range(EVENT_PACKETS)})
+    packets = rtp_audio_packets(codec, payload, ssrc)
+    step = codec.rtp_clock // 50
+    for index, (micros, port, _audio) in enumerate(packets):
+        if index not in held:
+            continue
+        first, key, nth = held[index]
+        end = nth >= EVENT_PACKETS - EVENT_END_PACKETS
+        duration = step * min(nth + 1, EVENT_PACKETS - EVENT_END_PACKETS + 1)
+        header = struct.pack(
+            "!BBHII",
+            0x80,
+            event_payload_type | (0x80 if nth == 0 else 0),  # marker: an event's first packet
+            (index + 1) & 0xFFFF,
+            first * step,
+            ssrc,
+        )
+        event = struct.pack("!BBH", DTMF_KEYS.index(key), (0x80 if end else 0) | 10, duration)
+        packets[index] = (micros, port, header + event)
     return packets
 
 

@@ -160,7 +160,21 @@ def test_find_and_dtmf_bodies() -> None:
     assert parse_find({}) == {}
     assert parse_find({"status": "ESTABLISHED"}) == {"status": "ESTABLISHED"}
     request = parse_send_dtmf({"callId": "c", "dtmf": "12#a", "type": "rfc2833"})
-    assert (request.call_id, request.digits) == ("c", "12#A")
+    assert (request.call_id, request.digits, request.method) == ("c", "12#A", "RFC2833")
+    request = parse_send_dtmf({"callId": "c", "dtmf": "1W2", "type": "info"})
+    assert (request.digits, request.method) == ("1W2", "INFO")
+    assert parse_send_dtmf({"callId": "c", "dtmf": "5"}).method == "RFC2833"
+    with pytest.raises(ApiError) as info:
+        parse_send_dtmf({"callId": "c", "dtmf": "5", "type": "INBAND"})
+    assert (info.value.status, info.value.field) == (400, "type")
+
+
+def test_startup_takes_dtmf_after_answer_and_writes_the_method_as_the_crd_does() -> None:
+    request = parse_startup({**SEED_BODY, "dtmfAfterAnswer": "W1234#", "dtmfMethod": "info"})
+    assert (request.spec["dtmfAfterAnswer"], request.spec["dtmfMethod"]) == ("W1234#", "INFO")
+    with pytest.raises(ApiError) as info:
+        parse_startup({**SEED_BODY, "dtmfAfterAnswer": "12x"})
+    assert (info.value.status, info.value.field) == (400, "dtmfAfterAnswer")
 
 
 json_values = st.recursive(

@@ -71,7 +71,7 @@ class AnsweringCall:
 
     def _run(self) -> None:
         while not self._stop.wait(0.01):
-            for digits, future in self.queue.take():
+            for digits, _method, future in self.queue.take():
                 if future.set_running_or_notify_cancel():
                     self.sent.append(digits)
                     future.set_result(None)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from siprtmp_bridge.dtmf import SEQUENCE_PATTERN, DtmfError, DtmfMethod, parse_digits
 from siprtmp_bridge.spec import (
     BOUNDS,
     DEFAULT_CODECS,
@@ -135,6 +137,11 @@ def test_codec_aliases_and_order() -> None:
         ),
         ({"maxDurationSeconds": "nan"}, "spec.maxDurationSeconds"),
         ({"unknownField": 1}, "spec.unknownField: is not a known field"),
+        ({"dtmfAfterAnswer": "12x"}, "spec.dtmfAfterAnswer: has characters that are neither"),
+        ({"dtmfAfterAnswer": "Ww"}, "spec.dtmfAfterAnswer: has only pauses"),
+        ({"dtmfAfterAnswer": 1234}, "spec.dtmfAfterAnswer: is required: a string"),
+        ({"dtmfAfterAnswer": "1", "dtmfMethod": "inband"}, "spec.dtmfMethod: must be one of"),
+        ({"dtmfAfterAnswer": "1", "hasAudio": False}, "spec.dtmfAfterAnswer: RFC2833 keys"),
     ],
 )
 def test_each_mistake_names_its_field(change: dict[str, object], message: str) -> None:
@@ -142,6 +149,33 @@ def test_each_mistake_names_its_field(change: dict[str, object], message: str) -
         parse_spec({**BASE, **change})
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_dtmf_after_answer_and_its_method() -> None:
+    spec = parse_spec({**BASE, "dtmfAfterAnswer": "W1234#", "dtmfMethod": "info"})
+    assert (spec.dtmf_after_answer, spec.dtmf_method) == ("W1234#", DtmfMethod.INFO)
+    assert "1234" not in repr(spec)  # a conference PIN stays out of logs
+    assert parse_spec(BASE).dtmf_after_answer == ""
+    assert parse_spec({**BASE, "dtmfAfterAnswer": "1"}).dtmf_method is DtmfMethod.RFC2833
+    recvonly = parse_spec({**BASE, "hasAudio": False, "dtmfAfterAnswer": "1", "dtmfMethod": "INFO"})
+    assert recvonly.dtmf_after_answer == "1"
+
+
+def test_the_crd_checks_dtmf_after_answer_as_the_bridge_does() -> None:
+    crd = yaml.safe_load((REPO / "crds" / "siprtmpbridges.siprtmp.io.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["properties"]["dtmfAfterAnswer"]["pattern"] == SEQUENCE_PATTERN
+    assert spec["properties"]["dtmfMethod"]["enum"] == [m.value for m in DtmfMethod]
+    for sample in ("W1234#", "12w3", "abcd", "1" * 40, "", "Ww", "12 3", "1x", "E"):
+        accepted = re.match(SEQUENCE_PATTERN, sample) is not None
+        try:
+            parse_digits(sample)
+        except DtmfError:
+            parsed = False
+        else:
+            parsed = True
+        # The pattern does not count keys (40 ones): the spec parser refuses those.
+        assert accepted == (parsed or sample == "1" * 40), sample
 
 
 def test_stream_key_and_credentials_are_redacted() -> None:

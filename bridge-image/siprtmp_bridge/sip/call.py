@@ -13,10 +13,12 @@ from typing import Any
 
 import pjsua2 as pj
 
+from siprtmp_bridge.dtmf import KEY_DURATION_MS, DtmfMethod
 from siprtmp_bridge.sip.events import (
     CallEnded,
     CallMediaChanged,
     CallProgressed,
+    DtmfReceived,
     Registered,
     SipEvent,
 )
@@ -36,6 +38,10 @@ AudioAttacher = Callable[[Any], None]
 SdpRewriter = Callable[[str, str], "str | None"]
 
 _BRIDGED_MEDIA = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
+_DTMF_METHODS = {
+    DtmfMethod.RFC2833: pj.PJSUA_DTMF_METHOD_RFC2833,
+    DtmfMethod.INFO: pj.PJSUA_DTMF_METHOD_SIP_INFO,
+}
 
 
 def account_config(spec: BridgeSpec, rtp_port: int | None = None) -> Any:
@@ -243,6 +249,22 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
         except pj.Error:
             return False
         return True
+
+    def send_key(self, key: str, method: DtmfMethod) -> None:
+        """One key, now: an RFC 2833 event in the RTP stream, or one SIP INFO whose
+        ``application/dtmf-relay`` body (``Signal=``, ``Duration=``) pjsua writes. Raises
+        pj.Error when pjsua refuses (no telephone-event negotiated, the call ending)."""
+        parameters = pj.CallSendDtmfParam()
+        parameters.method = _DTMF_METHODS[method]
+        parameters.digits = key
+        parameters.duration = KEY_DURATION_MS
+        self.sendDtmf(parameters)
+
+    def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
+        """A key from the far end, once per key: pjsua 2.15 reports both RFC 2833 events (in
+        the payload type of our offer) and ``application/dtmf-relay`` INFOs (which it answers
+        200) here; ``onDtmfEvent`` would repeat an RTP key for every packet of it."""
+        self.emit(DtmfReceived(str(prm.digit).upper()))
 
     def rtp_packets_received(self) -> tuple[int, int, int]:
         """(packets, lost, jitter µs) received on the audio stream: for inactivity and metrics."""

@@ -38,4 +38,11 @@ class CallEnded:
     was_answered: bool
 
 
-SipEvent = Registered | CallProgressed | CallMediaChanged | CallEnded
+@dataclass(frozen=True)
+class DtmfReceived:
+    """A key the far end pressed, by either method."""
+
+    key: str
+
+
+SipEvent = Registered | CallProgressed | CallMediaChanged | CallEnded | DtmfReceived

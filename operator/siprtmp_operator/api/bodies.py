@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from siprtmp_bridge.dtmf import DtmfError, parse_digits
+from siprtmp_bridge.dtmf import DtmfError, DtmfMethod, parse_digits, parse_method
 from siprtmp_bridge.spec import CONNECTION_FIELDS, SpecError, parse_spec
 
 from .errors import bad_request
@@ -51,7 +51,7 @@ INTEGER_FIELDS: tuple[tuple[str, ...], ...] = (
 
 #: What a find body may filter on: the call object's own field names.
 FIND_FIELDS = ("callId", "callee", "rtmpUrl", "rtmpStream", "status", "streamStatus")
-DTMF_TYPES = ("RFC2833",)
+DTMF_TYPES = tuple(method.value for method in DtmfMethod)
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class StartupRequest:
 class DtmfRequest:
     call_id: str
     digits: str
+    method: DtmfMethod = DtmfMethod.RFC2833
 
 
 def parse_json(raw: bytes) -> Any:
@@ -136,6 +137,8 @@ def parse_startup(body: Any) -> StartupRequest:
     if connection:
         spec["connection"] = connection
     spec = _typed(_without_empty(spec))
+    if "dtmfMethod" in spec:  # any case here, the CRD's enum is upper case
+        spec["dtmfMethod"] = parsed.dtmf_method.value
     return StartupRequest(parsed.call_id, spec, str(password) if _present(password) else None)
 
 
@@ -221,15 +224,14 @@ def parse_find(body: Any) -> dict[str, str]:
 
 
 def parse_send_dtmf(body: Any) -> DtmfRequest:
-    """send_dtmf: ``{"callId": …, "dtmf": "123#", "type": "RFC2833"}`` (the only type here)."""
+    """send_dtmf: ``{"callId": …, "dtmf": "123#", "type": "RFC2833"}``; ``type`` INFO sends
+    one SIP INFO per key; ``dtmf`` may hold pauses (w, W) as ``dtmfAfterAnswer`` does."""
     doc = _object(body)
     _only(doc, ("callId", "dtmf", "type"))
     call_id = _call_id(doc)
-    kind = doc.get("type", "RFC2833")
-    if not isinstance(kind, str) or kind.upper() not in DTMF_TYPES:
-        raise bad_request("type", "only RFC2833 is supported (events in the call's RTP)")
     try:
+        method = parse_method(doc.get("type"))
         digits = parse_digits(doc.get("dtmf"))
     except DtmfError as error:
-        raise bad_request("dtmf", error.problem) from error
-    return DtmfRequest(call_id, digits)
+        raise bad_request(error.field_path, error.problem) from error
+    return DtmfRequest(call_id, digits, method)

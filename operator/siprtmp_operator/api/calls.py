@@ -119,7 +119,8 @@ class Calls:
         return sorted((call_view(c) for c in calls), key=lambda v: str(v["createdAt"]))
 
     async def send_dtmf(self, body: Any) -> JSON:
-        """Forward to the bridge process of the call's current pod, which sends RFC 2833 events."""
+        """Forward to the bridge process of the call's current pod, which sends the keys as RFC
+        2833 events or SIP INFOs."""
         request = parse_send_dtmf(body)
         call = await self._find_one(request.call_id)
         status = call.get("status") or {}
@@ -142,7 +143,11 @@ class Calls:
         if obs is None or url is None:
             raise ApiError(409, f"callId: the bridge pod of {request.call_id!r} is not running")
         answer = await asyncio.to_thread(
-            self.post, url, {"dtmf": request.digits}, DTMF_TIMEOUT_SECONDS, obs.control_token
+            self.post,
+            url,
+            {"dtmf": request.digits, "type": request.method.value},
+            DTMF_TIMEOUT_SECONDS,
+            obs.control_token,
         )
         if answer is None:
             raise ApiError(502, "the bridge pod did not answer")
@@ -152,4 +157,4 @@ class Calls:
         if code != 200:
             reason = str(doc.get("error") or f"the bridge answered {code}")
             raise ApiError(409 if code in (400, 409) else 502, reason, "dtmf")
-        return {"callId": request.call_id, "dtmf": request.digits, "type": "RFC2833"}
+        return {"callId": request.call_id, "dtmf": request.digits, "type": request.method.value}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from siprtmp_bridge.dtmf import DTMF_KEYS, MAX_DIGITS
+from siprtmp_bridge.dtmf import MAX_DIGITS, SEQUENCE_PATTERN, DtmfMethod
 from siprtmp_bridge.spec import CONNECTION_FIELDS, SPEC_FIELDS
 from siprtmp_bridge.status import CallState, Phase, StreamState
 
@@ -27,7 +27,11 @@ DESCRIPTIONS = {
     "hasVideo": "true: a=sendrecv video; false: recvonly.",
     "sipPassword": "Stored in a Secret owned by the call's SipRtmpBridge; never echoed.",
     "appKey": "Accepted for compatibility with the seed; unused.",
+    "dtmfAfterAnswer": "Keys sent 1 s after the answer (a conference PIN): 0-9 * # A-D, pauses "
+    f"w (0.5 s) and W (1 s), at most {MAX_DIGITS} keys, e.g. W1234#.",
+    "dtmfMethod": "How dtmfAfterAnswer is sent: RFC2833 (default; needs hasAudio) or INFO.",
 }
+DTMF_METHODS = [method.value for method in DtmfMethod]
 
 
 def _field(path: tuple[str, ...]) -> JSON:
@@ -45,6 +49,10 @@ def _field(path: tuple[str, ...]) -> JSON:
         schema = {"type": "string"}
     if path == ("callId",):
         schema["pattern"] = CALL_ID.pattern
+    if path == ("dtmfAfterAnswer",):
+        schema["pattern"] = SEQUENCE_PATTERN
+    if path == ("dtmfMethod",):
+        schema["enum"] = DTMF_METHODS
     if path[-1] in DESCRIPTIONS:
         schema["description"] = DESCRIPTIONS[path[-1]]
     return schema
@@ -167,9 +175,14 @@ def openapi_document() -> JSON:
                         "callId": {"type": "string"},
                         "dtmf": {
                             "type": "string",
-                            "pattern": f"^[{DTMF_KEYS}a-d]{{1,{MAX_DIGITS}}}$",
+                            "pattern": SEQUENCE_PATTERN,
+                            "description": f"At most {MAX_DIGITS} keys; pauses w (0.5 s), W (1 s).",
                         },
-                        "type": {"enum": ["RFC2833"]},
+                        "type": {
+                            "enum": DTMF_METHODS,
+                            "description": "RFC2833 (default): events in the call's RTP; "
+                            "INFO: one SIP INFO (application/dtmf-relay) per key.",
+                        },
                     },
                 },
                 "Call": _call(),
@@ -194,7 +207,7 @@ def openapi_document() -> JSON:
             "/rest-api/call/find": _operation("Calls matching every field", "Find", calls, (404,)),
             "/rest-api/call/find_all": _operation("Every call", None, calls, ()),
             "/rest-api/call/send_dtmf": _operation(
-                "Send DTMF (RFC 2833) into an established call",
+                "Send DTMF (RFC 2833 or SIP INFO) into an established call",
                 "SendDtmf",
                 {"schema": {"type": "object"}},
                 (404, 409, 502),
