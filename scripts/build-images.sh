@@ -78,7 +78,10 @@ fi
 pip_cache=()
 [ "$cold" = 1 ] && pip_cache=(--no-cache-dir)
 # The project's wheel gets the last commit's time for its files: the same sources make the same
-# wheel, so Docker's layer cache holds when nothing changed.
+# wheel, so Docker's layer cache holds when nothing changed. setuptools builds in ./build and
+# never removes what it copied there before: a module deleted from the sources would still be
+# packed, so it starts from nothing.
+rm -rf build
 SOURCE_DATE_EPOCH="$(git log -1 --format=%ct 2>/dev/null || echo 315532800)" \
     .venv/bin/pip wheel -q "${pip_cache[@]}" -w "$WHEELS" '.[bridge,operator]' setuptools wheel
 build_cache=()
