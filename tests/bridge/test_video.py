@@ -25,14 +25,21 @@ from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_window
 from tests.support.recording import ffprobe
 from tests.support.sipp import SippPeer
+from tests.support.video_offer import (
+    OFFERS,
+    OfferedFormat,
+    OfferMaker,
+    VideoOffer,
+    assert_answer_agrees,
+)
 from tests.support.video_pcap import (
     HEIGHT,
-    VIDEO_PAYLOAD_TYPE,
     WIDTH,
     H264Rtp,
     continued,
     encode_h264_rtp,
     nal_unit_types,
+    with_payload_type,
     write_call_pcap,
 )
 from tests.support.video_recording import (
@@ -59,27 +66,33 @@ def h264_rtp(pcap_dir: Path) -> Callable[[int], H264Rtp]:
 
 
 @pytest.fixture(scope="session")
-def call_pcap(pcap_dir: Path, h264_rtp: Callable[[int], H264Rtp]) -> Callable[[int], Path]:
-    def make(mode: int) -> Path:
-        path = pcap_dir / f"call-tone-h264-mode{mode}.pcap"
-        return path if path.exists() else write_call_pcap(path, h264_rtp(mode), CALL_SECONDS)
+def call_pcap(pcap_dir: Path, h264_rtp: Callable[[int], H264Rtp]) -> Callable[[int, int], Path]:
+    """The call's tone and H.264 in packetization ``mode``, sent as payload type ``pt``."""
+
+    def make(mode: int, pt: int) -> Path:
+        path = pcap_dir / f"call-tone-h264-mode{mode}-pt{pt}.pcap"
+        if path.exists():
+            return path
+        return write_call_pcap(path, with_payload_type(h264_rtp(mode), pt), CALL_SECONDS)
 
     return make
 
 
-def video_mline(
-    rtp: H264Rtp, codec: str = "H264/90000", fmtp: str | None = None, direction: str = "sendonly"
-) -> str:
-    pt = VIDEO_PAYLOAD_TYPE
-    lines = [
-        f"m=video [media_port+2] RTP/AVP {pt}",
-        f"a=rtpmap:{pt} {codec}",
-        f"a=fmtp:{pt} {rtp.fmtp if fmtp is None else fmtp}",
-        f"a=rtcp-fb:{pt} nack pli",
-        f"a=rtcp-fb:{pt} ccm fir",
-        f"a={direction}",
-    ]
-    return "\n".join(lines)
+@pytest.fixture(params=list(OFFERS))
+def offer(request: pytest.FixtureRequest) -> OfferMaker:
+    """Each H.264 scenario runs with H.264 offered alone and among several formats."""
+    maker: OfferMaker = OFFERS[request.param]
+    return maker
+
+
+def answered_pcap(path: Path, offer: VideoOffer, rtp: H264Rtp, **options: Any) -> Path:
+    """``write_call_pcap`` with the video under the payload type the bridge must answer."""
+    return write_call_pcap(
+        path.with_name(f"{path.stem}-pt{offer.answered}.pcap"),
+        with_payload_type(rtp, offer.answered),
+        CALL_SECONDS,
+        **options,
+    )
 
 
 def video_far_end(
@@ -125,22 +138,26 @@ def video_spec(peer: SippPeer, server: NginxRtmp, stream: str, **video: Any) -> 
 @pytest.mark.parametrize("mode", [1, 0], ids=["packetization-mode-1", "packetization-mode-0"])
 def test_far_end_h264_is_published_with_the_tone(
     mode: int,
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
     h264_rtp: Callable[[int], H264Rtp],
-    call_pcap: Callable[[int], Path],
+    call_pcap: Callable[[int, int], Path],
+    tmp_path: Path,
 ) -> None:
     # Mode 0's far end offers sendrecv video, mode 1's sendonly: with the seed's hasVideo
     # (below) the bridge answers sendrecv only where the offer allows it (RFC 3264).
     direction = "sendrecv" if mode == 0 else "sendonly"
-    peer = video_far_end(sipp, call_pcap(mode), video_mline(h264_rtp(mode), direction=direction))
+    offered = offer(h264_rtp(mode).fmtp, mode)
+    pcap = call_pcap(mode, offered.answered)
+    peer = video_far_end(sipp, pcap, offered.mline(direction))
     stream = f"video-mode{mode}"
     spec = video_spec(peer, rtmp_server, stream)
     spec["hasVideo"] = mode == 0  # the seed's field: the direction the bridge answers with
-    process = bridge(spec)
-
-    final = finished_call(process, peer)
+    with LoopbackCapture(tmp_path / "sip.pcap", f"udp port {peer.port}") as capture:
+        process = bridge(spec)
+        final = finished_call(process, peer)
     assert final["reason"] == "RemoteHangup"
     video = final["video"]
     assert video["state"] == "RECEIVING", video
@@ -151,14 +168,15 @@ def test_far_end_h264_is_published_with_the_tone(
     assert video["frameRate"] == pytest.approx(25, abs=1)
     assert video["keyframeIntervalSeconds"] == pytest.approx(1.0, abs=0.05)
     assert video["bytesReceived"] > 5_000
-    # The INVITE went out without SDP; the ACK carried the bridge's live video answer.
-    messages = peer.messages()
-    assert "m=video 0" not in messages
-    assert f"a=fmtp:{VIDEO_PAYLOAD_TYPE} profile-level-id=42C00D;packetization-mode={mode}" in (
-        messages
-    )
-    (ack,) = received(messages, "ACK")
-    answered_video = ack.split("m=video ", 1)[1]
+    # The INVITE went out without SDP; the ACK on the wire carried the bridge's live video
+    # answer: the offered format the far end sends, under its own number, described alike in
+    # every line, and the one FFmpeg was told (the status reports the receiver's).
+    assert video["payloadType"] == offered.answered, video
+    (ack,) = capture.udp_payloads('sip.Method == "ACK"')
+    ack_text = ack.decode()
+    assert_answer_agrees(ack_text, offered.answered, mode)
+    assert "profile-level-id=42C00D" in ack_text.split("m=video ", 1)[1], ack_text
+    answered_video = ack_text.split("m=video ", 1)[1]
     assert ("a=sendrecv" if mode == 0 else "a=recvonly") in answered_video, answered_video
 
     recording = rtmp_server.recordings_of(stream)[-1]
@@ -183,6 +201,7 @@ def test_far_end_h264_is_published_with_the_tone(
 
 
 def test_sender_reports_put_late_sent_video_back_beside_its_audio(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
@@ -193,14 +212,15 @@ def test_sender_reports_put_late_sent_video_back_beside_its_audio(
     when it captured them in RTCP sender reports: placed by arrival the picture would be 250 ms
     behind the tone; placed by the reports it is in step."""
     rtp = h264_rtp(1)
-    pcap = write_call_pcap(
+    offered = offer(rtp.fmtp)
+    pcap = answered_pcap(
         pcap_dir / "call-tone-h264-late-video-sr.pcap",
+        offered,
         rtp,
-        CALL_SECONDS,
         video_send_delay=0.25,
         sender_reports=True,
     )
-    peer = video_far_end(sipp, pcap, video_mline(rtp))
+    peer = video_far_end(sipp, pcap, offered.mline())
     process = bridge(video_spec(peer, rtmp_server, "late-video-sr"))
 
     video = finished_call(process, peer)["video"]
@@ -213,6 +233,7 @@ def test_sender_reports_put_late_sent_video_back_beside_its_audio(
 
 
 def test_parameter_sets_from_the_offer_alone_are_enough(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
@@ -224,16 +245,17 @@ def test_parameter_sets_from_the_offer_alone_are_enough(
     assert rtp.sprop is not None and rtp.sprop.count(",") == 1, rtp.fmtp
     assert nal_unit_types(rtp.packets).isdisjoint({7, 8})  # no SPS (7) or PPS (8) in-band
     assert 5 in nal_unit_types(rtp.packets)  # IDR pictures, though
-    pcap = write_call_pcap(pcap_dir / "call-tone-h264-sprop-only.pcap", rtp, CALL_SECONDS)
+    offered = offer(rtp.fmtp)
+    pcap = answered_pcap(pcap_dir / "call-tone-h264-sprop-only.pcap", offered, rtp)
     # Its fmtp carries FFmpeg's sprop-parameter-sets.
-    peer = video_far_end(sipp, pcap, video_mline(rtp))
+    peer = video_far_end(sipp, pcap, offered.mline())
     process = bridge(video_spec(peer, rtmp_server, "sprop-only"))
 
     video = finished_call(process, peer)["video"]
     assert video["state"] == "RECEIVING", video
     assert video["resolution"] == f"{WIDTH}x{HEIGHT}", video
     (ack,) = received(peer.messages(), "ACK")
-    assert "m=video " in ack and "m=video 0 " not in ack
+    assert_answer_agrees(ack, offered.answered, 1)
 
     recording = rtmp_server.recordings_of("sprop-only")[-1]
     probe = ffprobe(recording)
@@ -260,21 +282,23 @@ def invites(messages: str) -> list[str]:
 
 
 def test_a_session_refresh_keeps_the_video_answered_and_flowing(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
     h264_rtp: Callable[[int], H264Rtp],
-    call_pcap: Callable[[int], Path],
+    call_pcap: Callable[[int, int], Path],
 ) -> None:
     """Halfway through, the far end refreshes the session (RFC 4028) with a re-INVITE offering
     the same audio and video. pjsua answers video with a disabled slot again: unless the bridge
     rewrites that answer too, the far end stops its video. The answer must keep the same live
     video port, and the stream's video must run on without a gap."""
+    offered = offer(h264_rtp(1).fmtp)
     peer = sipp(
         "uas_video_refresh.xml",
-        pcap=call_pcap(1),
+        pcap=call_pcap(1, offered.answered),
         video_codec="H264/90000",
-        video_mline=video_mline(h264_rtp(1)),
+        video_mline=offered.mline(),
         refresh_at_ms=3000,
         rest_ms=int(CALL_SECONDS * 1000) - 2500,
         extra_args=("-aa",),
@@ -293,6 +317,8 @@ def test_a_session_refresh_keeps_the_video_answered_and_flowing(
     ]
     assert first_port != "0"
     assert f"m=video {first_port} " in refresh_answer, refresh_answer
+    for answer in (ack, refresh_answer):
+        assert_answer_agrees(answer, offered.answered, 1)
     assert "a=inactive" not in refresh_answer.split("m=video", 1)[1]
     recording = rtmp_server.recordings_of("video-refresh")[-1]
     picture = measure_video(recording)
@@ -338,7 +364,7 @@ def test_video_codec_other_than_h264_is_refused_with_a_clear_status(
     peer = video_far_end(
         sipp,
         tone_pcap("PCMU", 3.0),
-        video_mline(h264_rtp(1), codec="VP8/90000", fmtp="max-fr=30"),
+        VideoOffer((OfferedFormat(96, "VP8/90000", "max-fr=30"),), answered=0).mline(),
         video_codec="VP8/90000",
         call_ms=3500,
     )
@@ -357,17 +383,19 @@ def test_video_codec_other_than_h264_is_refused_with_a_clear_status(
 
 
 def test_far_end_refusing_the_delayed_offer_gets_audio_first_then_video_by_reinvite(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
     h264_rtp: Callable[[int], H264Rtp],
-    call_pcap: Callable[[int], Path],
+    call_pcap: Callable[[int, int], Path],
 ) -> None:
+    offered = offer(h264_rtp(1).fmtp)
     peer = sipp(
         "uas_video_refuses_delayed_offer.xml",
         calls=2,  # SIPp sees the refused INVITE and the second one as two calls
-        pcap=call_pcap(1),
-        video_mline=video_mline(h264_rtp(1)),
+        pcap=call_pcap(1, offered.answered),
+        video_mline=offered.mline(),
         call_ms=int(CALL_SECONDS * 1000 + 500),
         extra_args=("-aa",),
     )
@@ -388,6 +416,8 @@ def test_far_end_refusing_the_delayed_offer_gets_audio_first_then_video_by_reinv
     sent = invites(peer.messages())
     assert len(sent) == 3  # delayed offer (refused), audio offer, re-INVITE without SDP
     assert "m=audio" not in sent[0] and "m=audio" in sent[1] and "m=audio" not in sent[2]
+    (video_ack,) = [ack for ack in received(peer.messages(), "ACK") if "m=video" in ack]
+    assert_answer_agrees(video_ack, offered.answered, 1)
 
     recording = rtmp_server.recordings_of("fallback")[-1]
     assert sorted(s["codec_name"] for s in ffprobe(recording)["streams"]) == ["aac", "h264"]
@@ -397,6 +427,7 @@ def test_far_end_refusing_the_delayed_offer_gets_audio_first_then_video_by_reinv
 
 
 def test_keyframes_are_requested_at_the_start_and_after_loss(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
@@ -405,10 +436,14 @@ def test_keyframes_are_requested_at_the_start_and_after_loss(
     tmp_path: Path,
 ) -> None:
     # Frames 60-63 (2.4-2.56 s, between the keyframes at 2 s and 3 s) never arrive.
-    pcap = write_call_pcap(
-        pcap_dir / "call-h264-lossy.pcap", h264_rtp(1), CALL_SECONDS, frozenset(range(60, 64))
+    offered = offer(h264_rtp(1).fmtp)
+    pcap = answered_pcap(
+        pcap_dir / "call-h264-lossy.pcap",
+        offered,
+        h264_rtp(1),
+        drop_frames=frozenset(range(60, 64)),
     )
-    peer = video_far_end(sipp, pcap, video_mline(h264_rtp(1)))
+    peer = video_far_end(sipp, pcap, offered.mline())
     rtcp_port = peer.media_port + 3  # the far end's video RTCP: its video port + 1
     status_port = free_port()
     with LoopbackCapture(tmp_path / "rtcp.pcap", f"udp dst port {rtcp_port}") as capture:
@@ -479,6 +514,7 @@ def test_slate_stands_in_for_a_far_end_without_video(
 
 
 def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
@@ -486,10 +522,14 @@ def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
     pcap_dir: Path,
 ) -> None:
     # The far end's camera stops after 3 s (frames 75 on never arrive); its audio goes on.
-    pcap = write_call_pcap(
-        pcap_dir / "call-h264-stops.pcap", h264_rtp(1), CALL_SECONDS, frozenset(range(75, 200))
+    offered = offer(h264_rtp(1).fmtp)
+    pcap = answered_pcap(
+        pcap_dir / "call-h264-stops.pcap",
+        offered,
+        h264_rtp(1),
+        drop_frames=frozenset(range(75, 200)),
     )
-    peer = video_far_end(sipp, pcap, video_mline(h264_rtp(1)))
+    peer = video_far_end(sipp, pcap, offered.mline())
     process = bridge(video_spec(peer, rtmp_server, "slate-live", whenAbsent="slate"))
 
     video = finished_call(process, peer)["video"]
@@ -502,6 +542,7 @@ def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
 
 
 def test_a_resolution_change_mid_call_is_passed_on(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
@@ -511,8 +552,9 @@ def test_a_resolution_change_mid_call_is_passed_on(
     """The far end switches from 320x240 to 640x360 after 3 s: new SPS/PPS in-band only."""
     wide = encode_h264_rtp(pcap_dir, 3.0, picture="color=c=0x20C020:s=640x360:r=25")
     both = continued(encode_h264_rtp(pcap_dir, 3.0), wide)
-    pcap = write_call_pcap(pcap_dir / "call-h264-resize.pcap", both, 6.0)
-    peer = video_far_end(sipp, pcap, video_mline(both), call_ms=6500)
+    offered = offer(both.fmtp)
+    pcap = answered_pcap(pcap_dir / "call-h264-resize.pcap", offered, both)
+    peer = video_far_end(sipp, pcap, offered.mline(), call_ms=6500)
     process = bridge(video_spec(peer, rtmp_server, "resize"))
 
     video = finished_call(process, peer)["video"]

@@ -21,6 +21,7 @@ from siprtmp_bridge.media.keepalive import RtpPortClaim
 from siprtmp_bridge.spec import BridgeSpec
 from siprtmp_bridge.video.keyframes import KeyframePolicy, RtcpFeedbackSender
 from siprtmp_bridge.video.negotiation import refuses_delayed_offer
+from siprtmp_bridge.video.payload_type import install_h264_match
 from siprtmp_bridge.video.receiver import VideoReceiver
 from siprtmp_bridge.video.relay import LOOPBACK, VideoRelay
 from siprtmp_bridge.video.sdp import (
@@ -96,6 +97,10 @@ class VideoSession:
             state = VideoState.REFUSED if decision.refused else VideoState.ABSENT
             self.status = replace(self.status, state=state, reason=decision.reason)
             return None
+        # Without it pjsua would renumber the answer to the offer's first H.264 format.
+        if (problem := install_h264_match()) is not None:
+            self.status = replace(self.status, state=VideoState.FAILED, reason=problem)
+            return None
         try:
             port = self._port_for(local_sdp)
         except OSError as error:
@@ -118,6 +123,7 @@ class VideoSession:
             state=VideoState.NEGOTIATED,
             reason=None,
             codec="H264/90000",
+            payload_type=chosen.payload_type,
             packetization_mode=chosen.packetization_mode,
             profile=chosen.profile_name,
             local_port=port,

@@ -25,6 +25,7 @@ class VideoStatus:
     source: str | None = None  # what the H.264 track carries now: "far end" or "slate"
     slate_frames: int = 0
     codec: str | None = None  # "H264/90000"
+    payload_type: int | None = None  # the offered number answered, on which FFmpeg receives
     packetization_mode: int | None = None
     profile: str | None = None
     width: int | None = None
@@ -63,6 +64,7 @@ def video_document(video: VideoStatus) -> dict[str, Any]:
         "source": video.source,
         "slateFrames": video.slate_frames,
         "codec": video.codec,
+        "payloadType": video.payload_type,
         "packetizationMode": video.packetization_mode,
         "profile": video.profile,
         "resolution": f"{video.width}x{video.height}" if video.width and video.height else None,
