@@ -15,6 +15,7 @@ import av
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
+from siprtmp_bridge.video.session import VIDEO_MISSING_SECONDS
 from siprtmp_bridge.video.slate import HEIGHT as SLATE_HEIGHT
 from siprtmp_bridge.video.slate import WIDTH as SLATE_WIDTH
 from tests.conftest import call_spec
@@ -31,6 +32,7 @@ from tests.support.video_offer import (
     OfferMaker,
     VideoOffer,
     assert_answer_agrees,
+    several_h264,
 )
 from tests.support.video_pcap import (
     HEIGHT,
@@ -352,6 +354,56 @@ def test_far_end_without_video_gives_an_audio_only_stream(
     tone = tone_in(recording)
     assert abs(tone.frequency_hz - 1000) < 10, tone
     assert tone.audible_seconds > 2.5
+
+
+@pytest.mark.parametrize(
+    ("sent", "says"),
+    [
+        ("nothing", "no video RTP has arrived"),
+        ("another-payload-type", "video RTP arrives but no frame was taken from it"),
+    ],
+)
+def test_negotiated_video_that_never_comes_is_reported_missing(
+    sent: str,
+    says: str,
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    tone_pcap: Callable[[str, float], Path],
+    pcap_dir: Path,
+) -> None:
+    """The far end offers H.264 and sends none (its camera is off), or sends it under a payload
+    type it did not offer (as if the answer had been misread): after VIDEO_MISSING_SECONDS the
+    status and metrics say so, keyframe requests go on, and the audio is published as ever."""
+    seconds = VIDEO_MISSING_SECONDS + 4
+    rtp = h264_rtp(1)
+    offered = several_h264(rtp.fmtp)
+    if sent == "nothing":
+        pcap = tone_pcap("PCMU", seconds)
+    else:
+        stray = with_payload_type(rtp, 122)  # offered nowhere
+        pcap = write_call_pcap(pcap_dir / "call-tone-h264-pt122.pcap", stray, CALL_SECONDS)
+    peer = video_far_end(sipp, pcap, offered.mline(), call_ms=int(seconds * 1000))
+    status_port = free_port()
+    started = time.monotonic()
+    process = bridge(video_spec(peer, rtmp_server, f"missing-{sent}"), status_port=status_port)
+    line = process.wait_for(lambda line: line.get("video", {}).get("state") == "MISSING", 20)
+    assert time.monotonic() - started >= VIDEO_MISSING_SECONDS
+    code, metrics = get(f"http://127.0.0.1:{status_port}/metrics")
+    final = finished_call(process, peer)
+
+    assert code == 200
+    assert "siprtmp_video_missing_total 1.0" in metrics, metrics
+    assert 'siprtmp_video_state{state="MISSING"} 1.0' in metrics
+    video = final["video"]
+    assert (video["state"], video["frames"], video["missingCount"]) == ("MISSING", 0, 1), video
+    assert says in video["reason"] and f"{VIDEO_MISSING_SECONDS:g} s" in video["reason"], video
+    # Requests went on after the status said MISSING (once a second while none comes).
+    assert video["keyframeRequests"] > line["video"]["keyframeRequests"] >= 4, (line, video)
+    (recording,) = rtmp_server.recordings_of(f"missing-{sent}")
+    assert [s["codec_name"] for s in ffprobe(recording)["streams"]] == ["aac"]
+    assert abs(tone_in(recording).frequency_hz - 1000) < 10
 
 
 def test_video_codec_other_than_h264_is_refused_with_a_clear_status(

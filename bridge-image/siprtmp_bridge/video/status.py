@@ -11,6 +11,7 @@ class VideoState(StrEnum):
     NEGOTIATING = "NEGOTIATING"  # the call's answer (the far end's offer) has not come yet
     NEGOTIATED = "NEGOTIATED"  # H.264 accepted; no keyframe received yet
     RECEIVING = "RECEIVING"  # the far end's video is being published
+    MISSING = "MISSING"  # negotiated, yet no frame came within VIDEO_MISSING_SECONDS (session.py)
     ABSENT = "ABSENT"  # the far end offers or sends no video: the stream is audio-only
     REFUSED = "REFUSED"  # the far end offered only video the bridge cannot pass through
     FAILED = "FAILED"  # receiving failed; the call and its audio go on
@@ -36,6 +37,7 @@ class VideoStatus:
     keyframes: int = 0
     bytes_received: int = 0
     keyframe_requests: int = 0
+    missing_count: int = 0  # times negotiated video turned MISSING (a re-INVITE may renegotiate)
     av_offset_ms: float | None = None
     av_sync: str | None = None  # "sender reports" (RTCP SR) or "arrival"
     local_port: int | None = None
@@ -74,6 +76,7 @@ def video_document(video: VideoStatus) -> dict[str, Any]:
         "keyframes": video.keyframes,
         "bytesReceived": video.bytes_received,
         "keyframeRequests": video.keyframe_requests,
+        "missingCount": video.missing_count,
         "avOffsetMs": video.av_offset_ms,
         "avSync": video.av_sync,
         "localPort": video.local_port,
