@@ -5,9 +5,12 @@ check the picture, the tone and how well they line up."""
 from __future__ import annotations
 
 import itertools
+import re
+import socket
 import struct
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from siprtmp_bridge.video.session import VIDEO_MISSING_SECONDS
 from siprtmp_bridge.video.slate import HEIGHT as SLATE_HEIGHT
 from siprtmp_bridge.video.slate import WIDTH as SLATE_WIDTH
 from tests.conftest import call_spec
+from tests.support.baresip import BaresipPeer
 from tests.support.bridge_process import BridgeProcess
 from tests.support.capture import LoopbackCapture
 from tests.support.http import http_get as get
@@ -41,6 +45,7 @@ from tests.support.video_pcap import (
     continued,
     encode_h264_rtp,
     nal_unit_types,
+    picture_filter,
     with_payload_type,
     write_call_pcap,
 )
@@ -360,7 +365,7 @@ def test_far_end_without_video_gives_an_audio_only_stream(
     ("sent", "says"),
     [
         ("nothing", "no video RTP has arrived"),
-        ("another-payload-type", "video RTP arrives but no frame was taken from it"),
+        ("another-payload-type", "video RTP arrives, but no frame was taken from it"),
     ],
 )
 def test_negotiated_video_that_never_comes_is_reported_missing(
@@ -624,3 +629,78 @@ def test_a_resolution_change_mid_call_is_passed_on(
                 sizes.append((size, colour))
     assert [size for size, _ in sizes] == [(320, 240), (640, 360)], sizes
     assert sizes[0][1][0] > 180 and sizes[1][1][1] > 160, sizes  # red, then green
+
+
+@pytest.fixture
+def baresip(tmp_path: Path) -> Iterator[Callable[[Path, int], BaresipPeer]]:
+    peers: list[BaresipPeer] = []
+
+    def start(media: Path, seconds: int) -> BaresipPeer:
+        workdir = tmp_path / f"baresip-{len(peers)}"
+        peer = BaresipPeer(
+            workdir, free_port(socket.SOCK_DGRAM), free_udp_window(10), media, seconds
+        )
+        peers.append(peer.start())
+        peer.wait_ready()
+        return peer
+
+    yield start
+    for peer in peers:
+        peer.stop()
+
+
+def far_end_media(directory: Path, seconds: float) -> Path:
+    """What baresip's camera gives: the test picture as H.264 in a file, which baresip decodes
+    and encodes again itself. Video only (tests/support/baresip.py says why)."""
+    path = directory / f"baresip-camera-{seconds:g}s.mkv"
+    if not path.exists():
+        subprocess.run(
+            [
+                "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                "-f", "lavfi", "-i", picture_filter(), "-t", str(seconds),
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", str(path),
+            ],
+            check=True,
+        )  # fmt: skip
+    return path
+
+
+def test_baresip_sending_h264_from_a_file_is_published_with_its_audio(
+    baresip: Callable[[Path, int], BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    pcap_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """A real softphone: baresip offers H.264 as 96 (mode 0) and 97 (mode 1) and sends under
+    whatever number the ACK's answer gives; the bridge must answer one of them consistently,
+    and the picture and the tone must both reach the recording."""
+    peer = baresip(far_end_media(pcap_dir, 30), 10)
+    low = free_udp_window(4)
+    spec = call_spec(peer.uri, rtmp_server, "baresip", video={"mode": "passthrough"})
+    spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 3}
+    with LoopbackCapture(tmp_path / "sip.pcap", f"udp port {peer.port}") as capture:
+        process = bridge(spec)
+        assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0, peer.text()[-3000:]
+
+    final = process.final
+    assert final["reason"] == "RemoteHangup", final
+    video = final["video"]
+    assert video["state"] == "RECEIVING", (video, peer.text()[-3000:])
+    (offer,) = [m.decode() for m in capture.udp_payloads("sip.Status-Code == 200 && sdp")]
+    offered_modes = re.findall(r"a=fmtp:(\d+) .*packetization-mode=(\d)", offer)
+    assert {mode for _, mode in offered_modes} == {"0", "1"}, offer
+    (mode_1,) = [int(pt) for pt, mode in offered_modes if mode == "1"]
+    assert (video["payloadType"], video["packetizationMode"]) == (mode_1, 1), video
+    (ack,) = capture.udp_payloads('sip.Method == "ACK"')
+    assert_answer_agrees(ack.decode(), mode_1, 1)
+    assert video["frames"] > 40 and video["resolution"] == f"{WIDTH}x{HEIGHT}", video
+
+    recording = rtmp_server.recordings_of("baresip")[-1]
+    assert sorted(s["codec_name"] for s in ffprobe(recording)["streams"]) == ["aac", "h264"]
+    picture = measure_video(recording)
+    assert picture.left_is_red and picture.right_is_blue, picture
+    assert picture.seconds > 5, picture
+    tone = tone_in(recording)
+    assert abs(tone.frequency_hz - 1000) < 10 and tone.audible_seconds > 5, tone

@@ -238,13 +238,12 @@ class VideoSession:
     def _missing_reason(self) -> str:
         rtp_came = self.relay is not None and self.relay.ssrc is not None
         what = (
-            "video RTP arrives but no frame was taken from it"
+            "video RTP arrives, but no frame was taken from it"
             if rtp_came
             else "no video RTP has arrived"
         )
         return (
-            f"video was negotiated, but {what} in {VIDEO_MISSING_SECONDS:g} s "
-            "(keyframe requests go on)"
+            f"{what} in the {VIDEO_MISSING_SECONDS:g} s since the answer (keyframe requests go on)"
         )
 
     def snapshot(self) -> VideoStatus:
