@@ -37,6 +37,7 @@ from tests.support.video_offer import (
     VideoOffer,
     assert_answer_agrees,
     several_h264,
+    video_mline,
 )
 from tests.support.video_pcap import (
     HEIGHT,
@@ -182,8 +183,8 @@ def test_far_end_h264_is_published_with_the_tone(
     (ack,) = capture.udp_payloads('sip.Method == "ACK"')
     ack_text = ack.decode()
     assert_answer_agrees(ack_text, offered.answered, mode)
-    assert "profile-level-id=42C00D" in ack_text.split("m=video ", 1)[1], ack_text
     answered_video = ack_text.split("m=video ", 1)[1]
+    assert "profile-level-id=42C00D" in answered_video, ack_text
     assert ("a=sendrecv" if mode == 0 else "a=recvonly") in answered_video, answered_video
 
     recording = rtmp_server.recordings_of(stream)[-1]
@@ -421,7 +422,7 @@ def test_video_codec_other_than_h264_is_refused_with_a_clear_status(
     peer = video_far_end(
         sipp,
         tone_pcap("PCMU", 3.0),
-        VideoOffer((OfferedFormat(96, "VP8/90000", "max-fr=30"),), answered=0).mline(),
+        video_mline((OfferedFormat(96, "VP8/90000", "max-fr=30"),)),
         video_codec="VP8/90000",
         call_ms=3500,
     )

@@ -9,8 +9,8 @@ unless told otherwise) shows in the ACK.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 H264 = "H264/90000"
 
@@ -22,25 +22,29 @@ class OfferedFormat:
     fmtp: str | None = None
 
 
+def video_mline(formats: tuple[OfferedFormat, ...], direction: str = "sendonly") -> str:
+    """The m=video section for ``uas_video_offer.xml``'s ``{{video_mline}}`` (keyframe
+    requests offered for every format, as baresip does)."""
+    numbers = " ".join(str(f.payload_type) for f in formats)
+    lines = [f"m=video [media_port+2] RTP/AVP {numbers}"]
+    for offered in formats:
+        pt = offered.payload_type
+        if offered.encoding is not None:
+            lines.append(f"a=rtpmap:{pt} {offered.encoding}")
+        if offered.fmtp is not None:
+            lines.append(f"a=fmtp:{pt} {offered.fmtp}")
+        lines += [f"a=rtcp-fb:{pt} nack pli", f"a=rtcp-fb:{pt} ccm fir"]
+    lines.append(f"a={direction}")
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class VideoOffer:
     formats: tuple[OfferedFormat, ...]
-    answered: int  # the payload type the bridge must answer, and SIPp's stream uses
+    answered: int  # the payload type the bridge must answer, SIPp's stream's
 
     def mline(self, direction: str = "sendonly") -> str:
-        """The m=video section for ``uas_video_offer.xml``'s ``{{video_mline}}`` (keyframe
-        requests offered for every format, as baresip does)."""
-        numbers = " ".join(str(f.payload_type) for f in self.formats)
-        lines = [f"m=video [media_port+2] RTP/AVP {numbers}"]
-        for offered in self.formats:
-            pt = offered.payload_type
-            if offered.encoding is not None:
-                lines.append(f"a=rtpmap:{pt} {offered.encoding}")
-            if offered.fmtp is not None:
-                lines.append(f"a=fmtp:{pt} {offered.fmtp}")
-            lines += [f"a=rtcp-fb:{pt} nack pli", f"a=rtcp-fb:{pt} ccm fir"]
-        lines.append(f"a={direction}")
-        return "\n".join(lines)
+        return video_mline(self.formats, direction)
 
 
 def one_h264(fmtp: str, mode: int = 1) -> VideoOffer:
@@ -72,7 +76,10 @@ def several_h264(fmtp: str, mode: int = 1) -> VideoOffer:
     return VideoOffer(formats, answered=98)
 
 
-OfferMaker = Callable[..., VideoOffer]
+class OfferMaker(Protocol):
+    def __call__(self, fmtp: str, mode: int = 1) -> VideoOffer: ...
+
+
 OFFERS: dict[str, OfferMaker] = {"one-h264": one_h264, "several-h264": several_h264}
 
 
