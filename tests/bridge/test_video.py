@@ -128,6 +128,13 @@ def audio_only_far_end(sipp: Callable[..., SippPeer], tone_pcap: Callable[..., P
     return video_far_end(sipp, tone_pcap("PCMU", 3.0), "a=ptime:20", "none", 3500)
 
 
+def assert_acked(peer: SippPeer, offered: VideoOffer) -> None:
+    """The ACK SIPp received answered the offered format it sends, alike in every line (SIPp
+    streams whatever its pcap holds: a renumbered answer shows only here)."""
+    (ack,) = [ack for ack in received(peer.messages(), "ACK") if "m=video" in ack]
+    assert_answer_agrees(ack, offered.answered, 1)
+
+
 def finished_call(process: BridgeProcess, peer: SippPeer, timeout: float = 40) -> dict[str, Any]:
     """Both ends done cleanly: the bridge's final status."""
     assert process.wait(timeout) == 0, process.stderr_text[-3000:]
@@ -232,6 +239,7 @@ def test_sender_reports_put_late_sent_video_back_beside_its_audio(
     process = bridge(video_spec(peer, rtmp_server, "late-video-sr"))
 
     video = finished_call(process, peer)["video"]
+    assert_acked(peer, offered)
     assert video["state"] == "RECEIVING", video
     recording = rtmp_server.recordings_of("late-video-sr")[-1]
     assert measure_video(recording).left_is_red
@@ -262,8 +270,7 @@ def test_parameter_sets_from_the_offer_alone_are_enough(
     video = finished_call(process, peer)["video"]
     assert video["state"] == "RECEIVING", video
     assert video["resolution"] == f"{WIDTH}x{HEIGHT}", video
-    (ack,) = received(peer.messages(), "ACK")
-    assert_answer_agrees(ack, offered.answered, 1)
+    assert_acked(peer, offered)
 
     recording = rtmp_server.recordings_of("sprop-only")[-1]
     probe = ffprobe(recording)
@@ -474,8 +481,7 @@ def test_far_end_refusing_the_delayed_offer_gets_audio_first_then_video_by_reinv
     sent = invites(peer.messages())
     assert len(sent) == 3  # delayed offer (refused), audio offer, re-INVITE without SDP
     assert "m=audio" not in sent[0] and "m=audio" in sent[1] and "m=audio" not in sent[2]
-    (video_ack,) = [ack for ack in received(peer.messages(), "ACK") if "m=video" in ack]
-    assert_answer_agrees(video_ack, offered.answered, 1)
+    assert_acked(peer, offered)
 
     recording = rtmp_server.recordings_of("fallback")[-1]
     assert sorted(s["codec_name"] for s in ffprobe(recording)["streams"]) == ["aac", "h264"]
@@ -511,6 +517,7 @@ def test_keyframes_are_requested_at_the_start_and_after_loss(
         code, metrics = get(f"http://127.0.0.1:{status_port}/metrics")
         assert process.wait(40) == 0, process.stderr_text[-3000:]
     assert peer.wait(10) == 0
+    assert_acked(peer, offered)
 
     assert code == 200
     assert "siprtmp_video_width_pixels 320.0" in metrics
@@ -591,6 +598,7 @@ def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
     process = bridge(video_spec(peer, rtmp_server, "slate-live", whenAbsent="slate"))
 
     video = finished_call(process, peer)["video"]
+    assert_acked(peer, offered)
     assert video["state"] == "RECEIVING" and video["source"] == "slate", video
     (recording,) = rtmp_server.recordings_of("slate-live")
     kinds = [kind for kind, _ in runs(frame_sources(recording, SLATE_WIDTH))]
@@ -616,6 +624,7 @@ def test_a_resolution_change_mid_call_is_passed_on(
     process = bridge(video_spec(peer, rtmp_server, "resize"))
 
     video = finished_call(process, peer)["video"]
+    assert_acked(peer, offered)
     assert video["resolution"] == "640x360", video
     assert video["keyframeRequests"] == 1  # the switch is not a loss
 
