@@ -39,7 +39,7 @@ echo "== unit" && pytest_run -q tests/unit
 [ "$tier" = unit ] && exit 0
 
 source scripts/lib/apt.sh
-apt_install sip-tester kamailio kamailio-tls-modules nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg tshark coturn openssl
+apt_install sip-tester baresip-core baresip-ffmpeg kamailio kamailio-tls-modules nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg tshark coturn openssl
 # The REST API's web console is driven in headless Chromium (Selenium uses Debian's driver).
 apt_install chromium chromium-driver
 # The real-node tier: Debian's containerd (CRI), runc, CNI plugins, iptables.

@@ -5,9 +5,12 @@ check the picture, the tone and how well they line up."""
 from __future__ import annotations
 
 import itertools
+import re
+import socket
 import struct
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +18,11 @@ import av
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
+from siprtmp_bridge.video.session import VIDEO_MISSING_SECONDS
 from siprtmp_bridge.video.slate import HEIGHT as SLATE_HEIGHT
 from siprtmp_bridge.video.slate import WIDTH as SLATE_WIDTH
 from tests.conftest import call_spec
+from tests.support.baresip import BaresipPeer
 from tests.support.bridge_process import BridgeProcess
 from tests.support.capture import LoopbackCapture
 from tests.support.http import http_get as get
@@ -25,14 +30,24 @@ from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_window
 from tests.support.recording import ffprobe
 from tests.support.sipp import SippPeer
+from tests.support.video_offer import (
+    OFFERS,
+    OfferedFormat,
+    OfferMaker,
+    VideoOffer,
+    assert_answer_agrees,
+    several_h264,
+    video_mline,
+)
 from tests.support.video_pcap import (
     HEIGHT,
-    VIDEO_PAYLOAD_TYPE,
     WIDTH,
     H264Rtp,
     continued,
     encode_h264_rtp,
     nal_unit_types,
+    picture_filter,
+    with_payload_type,
     write_call_pcap,
 )
 from tests.support.video_recording import (
@@ -59,27 +74,33 @@ def h264_rtp(pcap_dir: Path) -> Callable[[int], H264Rtp]:
 
 
 @pytest.fixture(scope="session")
-def call_pcap(pcap_dir: Path, h264_rtp: Callable[[int], H264Rtp]) -> Callable[[int], Path]:
-    def make(mode: int) -> Path:
-        path = pcap_dir / f"call-tone-h264-mode{mode}.pcap"
-        return path if path.exists() else write_call_pcap(path, h264_rtp(mode), CALL_SECONDS)
+def call_pcap(pcap_dir: Path, h264_rtp: Callable[[int], H264Rtp]) -> Callable[[int, int], Path]:
+    """The call's tone and H.264 in packetization ``mode``, sent as payload type ``pt``."""
+
+    def make(mode: int, pt: int) -> Path:
+        path = pcap_dir / f"call-tone-h264-mode{mode}-pt{pt}.pcap"
+        if path.exists():
+            return path
+        return write_call_pcap(path, with_payload_type(h264_rtp(mode), pt), CALL_SECONDS)
 
     return make
 
 
-def video_mline(
-    rtp: H264Rtp, codec: str = "H264/90000", fmtp: str | None = None, direction: str = "sendonly"
-) -> str:
-    pt = VIDEO_PAYLOAD_TYPE
-    lines = [
-        f"m=video [media_port+2] RTP/AVP {pt}",
-        f"a=rtpmap:{pt} {codec}",
-        f"a=fmtp:{pt} {rtp.fmtp if fmtp is None else fmtp}",
-        f"a=rtcp-fb:{pt} nack pli",
-        f"a=rtcp-fb:{pt} ccm fir",
-        f"a={direction}",
-    ]
-    return "\n".join(lines)
+@pytest.fixture(params=list(OFFERS))
+def offer(request: pytest.FixtureRequest) -> OfferMaker:
+    """Each H.264 scenario runs with H.264 offered alone and among several formats."""
+    maker: OfferMaker = OFFERS[request.param]
+    return maker
+
+
+def answered_pcap(path: Path, offer: VideoOffer, rtp: H264Rtp, **options: Any) -> Path:
+    """``write_call_pcap`` with the video under the payload type the bridge must answer."""
+    return write_call_pcap(
+        path.with_name(f"{path.stem}-pt{offer.answered}.pcap"),
+        with_payload_type(rtp, offer.answered),
+        CALL_SECONDS,
+        **options,
+    )
 
 
 def video_far_end(
@@ -107,6 +128,13 @@ def audio_only_far_end(sipp: Callable[..., SippPeer], tone_pcap: Callable[..., P
     return video_far_end(sipp, tone_pcap("PCMU", 3.0), "a=ptime:20", "none", 3500)
 
 
+def assert_acked(peer: SippPeer, offered: VideoOffer) -> None:
+    """The ACK SIPp received answered the offered format it sends, alike in every line (SIPp
+    streams whatever its pcap holds: a renumbered answer shows only here)."""
+    (ack,) = [ack for ack in received(peer.messages(), "ACK") if "m=video" in ack]
+    assert_answer_agrees(ack, offered.answered, 1)
+
+
 def finished_call(process: BridgeProcess, peer: SippPeer, timeout: float = 40) -> dict[str, Any]:
     """Both ends done cleanly: the bridge's final status."""
     assert process.wait(timeout) == 0, process.stderr_text[-3000:]
@@ -125,22 +153,26 @@ def video_spec(peer: SippPeer, server: NginxRtmp, stream: str, **video: Any) -> 
 @pytest.mark.parametrize("mode", [1, 0], ids=["packetization-mode-1", "packetization-mode-0"])
 def test_far_end_h264_is_published_with_the_tone(
     mode: int,
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
     h264_rtp: Callable[[int], H264Rtp],
-    call_pcap: Callable[[int], Path],
+    call_pcap: Callable[[int, int], Path],
+    tmp_path: Path,
 ) -> None:
     # Mode 0's far end offers sendrecv video, mode 1's sendonly: with the seed's hasVideo
     # (below) the bridge answers sendrecv only where the offer allows it (RFC 3264).
     direction = "sendrecv" if mode == 0 else "sendonly"
-    peer = video_far_end(sipp, call_pcap(mode), video_mline(h264_rtp(mode), direction=direction))
+    offered = offer(h264_rtp(mode).fmtp, mode)
+    pcap = call_pcap(mode, offered.answered)
+    peer = video_far_end(sipp, pcap, offered.mline(direction))
     stream = f"video-mode{mode}"
     spec = video_spec(peer, rtmp_server, stream)
     spec["hasVideo"] = mode == 0  # the seed's field: the direction the bridge answers with
-    process = bridge(spec)
-
-    final = finished_call(process, peer)
+    with LoopbackCapture(tmp_path / "sip.pcap", f"udp port {peer.port}") as capture:
+        process = bridge(spec)
+        final = finished_call(process, peer)
     assert final["reason"] == "RemoteHangup"
     video = final["video"]
     assert video["state"] == "RECEIVING", video
@@ -151,14 +183,15 @@ def test_far_end_h264_is_published_with_the_tone(
     assert video["frameRate"] == pytest.approx(25, abs=1)
     assert video["keyframeIntervalSeconds"] == pytest.approx(1.0, abs=0.05)
     assert video["bytesReceived"] > 5_000
-    # The INVITE went out without SDP; the ACK carried the bridge's live video answer.
-    messages = peer.messages()
-    assert "m=video 0" not in messages
-    assert f"a=fmtp:{VIDEO_PAYLOAD_TYPE} profile-level-id=42C00D;packetization-mode={mode}" in (
-        messages
-    )
-    (ack,) = received(messages, "ACK")
-    answered_video = ack.split("m=video ", 1)[1]
+    # The INVITE went out without SDP; the ACK on the wire carried the bridge's live video
+    # answer: the offered format the far end sends, under its own number, described alike in
+    # every line, and the one FFmpeg was told (the status reports the receiver's).
+    assert video["payloadType"] == offered.answered, video
+    (ack,) = capture.udp_payloads('sip.Method == "ACK"')
+    ack_text = ack.decode()
+    assert_answer_agrees(ack_text, offered.answered, mode)
+    answered_video = ack_text.split("m=video ", 1)[1]
+    assert "profile-level-id=42C00D" in answered_video, ack_text
     assert ("a=sendrecv" if mode == 0 else "a=recvonly") in answered_video, answered_video
 
     recording = rtmp_server.recordings_of(stream)[-1]
@@ -183,6 +216,7 @@ def test_far_end_h264_is_published_with_the_tone(
 
 
 def test_sender_reports_put_late_sent_video_back_beside_its_audio(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
@@ -193,17 +227,19 @@ def test_sender_reports_put_late_sent_video_back_beside_its_audio(
     when it captured them in RTCP sender reports: placed by arrival the picture would be 250 ms
     behind the tone; placed by the reports it is in step."""
     rtp = h264_rtp(1)
-    pcap = write_call_pcap(
+    offered = offer(rtp.fmtp)
+    pcap = answered_pcap(
         pcap_dir / "call-tone-h264-late-video-sr.pcap",
+        offered,
         rtp,
-        CALL_SECONDS,
         video_send_delay=0.25,
         sender_reports=True,
     )
-    peer = video_far_end(sipp, pcap, video_mline(rtp))
+    peer = video_far_end(sipp, pcap, offered.mline())
     process = bridge(video_spec(peer, rtmp_server, "late-video-sr"))
 
     video = finished_call(process, peer)["video"]
+    assert_acked(peer, offered)
     assert video["state"] == "RECEIVING", video
     recording = rtmp_server.recordings_of("late-video-sr")[-1]
     assert measure_video(recording).left_is_red
@@ -213,6 +249,7 @@ def test_sender_reports_put_late_sent_video_back_beside_its_audio(
 
 
 def test_parameter_sets_from_the_offer_alone_are_enough(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
@@ -224,16 +261,16 @@ def test_parameter_sets_from_the_offer_alone_are_enough(
     assert rtp.sprop is not None and rtp.sprop.count(",") == 1, rtp.fmtp
     assert nal_unit_types(rtp.packets).isdisjoint({7, 8})  # no SPS (7) or PPS (8) in-band
     assert 5 in nal_unit_types(rtp.packets)  # IDR pictures, though
-    pcap = write_call_pcap(pcap_dir / "call-tone-h264-sprop-only.pcap", rtp, CALL_SECONDS)
+    offered = offer(rtp.fmtp)
+    pcap = answered_pcap(pcap_dir / "call-tone-h264-sprop-only.pcap", offered, rtp)
     # Its fmtp carries FFmpeg's sprop-parameter-sets.
-    peer = video_far_end(sipp, pcap, video_mline(rtp))
+    peer = video_far_end(sipp, pcap, offered.mline())
     process = bridge(video_spec(peer, rtmp_server, "sprop-only"))
 
     video = finished_call(process, peer)["video"]
     assert video["state"] == "RECEIVING", video
     assert video["resolution"] == f"{WIDTH}x{HEIGHT}", video
-    (ack,) = received(peer.messages(), "ACK")
-    assert "m=video " in ack and "m=video 0 " not in ack
+    assert_acked(peer, offered)
 
     recording = rtmp_server.recordings_of("sprop-only")[-1]
     probe = ffprobe(recording)
@@ -260,21 +297,23 @@ def invites(messages: str) -> list[str]:
 
 
 def test_a_session_refresh_keeps_the_video_answered_and_flowing(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
     h264_rtp: Callable[[int], H264Rtp],
-    call_pcap: Callable[[int], Path],
+    call_pcap: Callable[[int, int], Path],
 ) -> None:
     """Halfway through, the far end refreshes the session (RFC 4028) with a re-INVITE offering
     the same audio and video. pjsua answers video with a disabled slot again: unless the bridge
     rewrites that answer too, the far end stops its video. The answer must keep the same live
     video port, and the stream's video must run on without a gap."""
+    offered = offer(h264_rtp(1).fmtp)
     peer = sipp(
         "uas_video_refresh.xml",
-        pcap=call_pcap(1),
+        pcap=call_pcap(1, offered.answered),
         video_codec="H264/90000",
-        video_mline=video_mline(h264_rtp(1)),
+        video_mline=offered.mline(),
         refresh_at_ms=3000,
         rest_ms=int(CALL_SECONDS * 1000) - 2500,
         extra_args=("-aa",),
@@ -293,6 +332,8 @@ def test_a_session_refresh_keeps_the_video_answered_and_flowing(
     ]
     assert first_port != "0"
     assert f"m=video {first_port} " in refresh_answer, refresh_answer
+    for answer in (ack, refresh_answer):
+        assert_answer_agrees(answer, offered.answered, 1)
     assert "a=inactive" not in refresh_answer.split("m=video", 1)[1]
     recording = rtmp_server.recordings_of("video-refresh")[-1]
     picture = measure_video(recording)
@@ -328,6 +369,56 @@ def test_far_end_without_video_gives_an_audio_only_stream(
     assert tone.audible_seconds > 2.5
 
 
+@pytest.mark.parametrize(
+    ("sent", "says"),
+    [
+        ("nothing", "no video RTP has arrived"),
+        ("another-payload-type", "video RTP arrives, but no frame was taken from it"),
+    ],
+)
+def test_negotiated_video_that_never_comes_is_reported_missing(
+    sent: str,
+    says: str,
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    tone_pcap: Callable[[str, float], Path],
+    pcap_dir: Path,
+) -> None:
+    """The far end offers H.264 and sends none (its camera is off), or sends it under a payload
+    type it did not offer (as if the answer had been misread): after VIDEO_MISSING_SECONDS the
+    status and metrics say so, keyframe requests go on, and the audio is published as ever."""
+    seconds = VIDEO_MISSING_SECONDS + 4
+    rtp = h264_rtp(1)
+    offered = several_h264(rtp.fmtp)
+    if sent == "nothing":
+        pcap = tone_pcap("PCMU", seconds)
+    else:
+        stray = with_payload_type(rtp, 122)  # offered nowhere
+        pcap = write_call_pcap(pcap_dir / "call-tone-h264-pt122.pcap", stray, CALL_SECONDS)
+    peer = video_far_end(sipp, pcap, offered.mline(), call_ms=int(seconds * 1000))
+    status_port = free_port()
+    started = time.monotonic()
+    process = bridge(video_spec(peer, rtmp_server, f"missing-{sent}"), status_port=status_port)
+    line = process.wait_for(lambda line: line.get("video", {}).get("state") == "MISSING", 20)
+    assert time.monotonic() - started >= VIDEO_MISSING_SECONDS
+    code, metrics = get(f"http://127.0.0.1:{status_port}/metrics")
+    final = finished_call(process, peer)
+
+    assert code == 200
+    assert "siprtmp_video_missing_total 1.0" in metrics, metrics
+    assert 'siprtmp_video_state{state="MISSING"} 1.0' in metrics
+    video = final["video"]
+    assert (video["state"], video["frames"], video["missingCount"]) == ("MISSING", 0, 1), video
+    assert says in video["reason"] and f"{VIDEO_MISSING_SECONDS:g} s" in video["reason"], video
+    # Requests went on after the status said MISSING (once a second while none comes).
+    assert video["keyframeRequests"] > line["video"]["keyframeRequests"] >= 4, (line, video)
+    (recording,) = rtmp_server.recordings_of(f"missing-{sent}")
+    assert [s["codec_name"] for s in ffprobe(recording)["streams"]] == ["aac"]
+    assert abs(tone_in(recording).frequency_hz - 1000) < 10
+
+
 def test_video_codec_other_than_h264_is_refused_with_a_clear_status(
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
@@ -338,7 +429,7 @@ def test_video_codec_other_than_h264_is_refused_with_a_clear_status(
     peer = video_far_end(
         sipp,
         tone_pcap("PCMU", 3.0),
-        video_mline(h264_rtp(1), codec="VP8/90000", fmtp="max-fr=30"),
+        video_mline((OfferedFormat(96, "VP8/90000", "max-fr=30"),)),
         video_codec="VP8/90000",
         call_ms=3500,
     )
@@ -357,17 +448,19 @@ def test_video_codec_other_than_h264_is_refused_with_a_clear_status(
 
 
 def test_far_end_refusing_the_delayed_offer_gets_audio_first_then_video_by_reinvite(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
     h264_rtp: Callable[[int], H264Rtp],
-    call_pcap: Callable[[int], Path],
+    call_pcap: Callable[[int, int], Path],
 ) -> None:
+    offered = offer(h264_rtp(1).fmtp)
     peer = sipp(
         "uas_video_refuses_delayed_offer.xml",
         calls=2,  # SIPp sees the refused INVITE and the second one as two calls
-        pcap=call_pcap(1),
-        video_mline=video_mline(h264_rtp(1)),
+        pcap=call_pcap(1, offered.answered),
+        video_mline=offered.mline(),
         call_ms=int(CALL_SECONDS * 1000 + 500),
         extra_args=("-aa",),
     )
@@ -388,6 +481,7 @@ def test_far_end_refusing_the_delayed_offer_gets_audio_first_then_video_by_reinv
     sent = invites(peer.messages())
     assert len(sent) == 3  # delayed offer (refused), audio offer, re-INVITE without SDP
     assert "m=audio" not in sent[0] and "m=audio" in sent[1] and "m=audio" not in sent[2]
+    assert_acked(peer, offered)
 
     recording = rtmp_server.recordings_of("fallback")[-1]
     assert sorted(s["codec_name"] for s in ffprobe(recording)["streams"]) == ["aac", "h264"]
@@ -397,6 +491,7 @@ def test_far_end_refusing_the_delayed_offer_gets_audio_first_then_video_by_reinv
 
 
 def test_keyframes_are_requested_at_the_start_and_after_loss(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
@@ -405,10 +500,14 @@ def test_keyframes_are_requested_at_the_start_and_after_loss(
     tmp_path: Path,
 ) -> None:
     # Frames 60-63 (2.4-2.56 s, between the keyframes at 2 s and 3 s) never arrive.
-    pcap = write_call_pcap(
-        pcap_dir / "call-h264-lossy.pcap", h264_rtp(1), CALL_SECONDS, frozenset(range(60, 64))
+    offered = offer(h264_rtp(1).fmtp)
+    pcap = answered_pcap(
+        pcap_dir / "call-h264-lossy.pcap",
+        offered,
+        h264_rtp(1),
+        drop_frames=frozenset(range(60, 64)),
     )
-    peer = video_far_end(sipp, pcap, video_mline(h264_rtp(1)))
+    peer = video_far_end(sipp, pcap, offered.mline())
     rtcp_port = peer.media_port + 3  # the far end's video RTCP: its video port + 1
     status_port = free_port()
     with LoopbackCapture(tmp_path / "rtcp.pcap", f"udp dst port {rtcp_port}") as capture:
@@ -418,6 +517,7 @@ def test_keyframes_are_requested_at_the_start_and_after_loss(
         code, metrics = get(f"http://127.0.0.1:{status_port}/metrics")
         assert process.wait(40) == 0, process.stderr_text[-3000:]
     assert peer.wait(10) == 0
+    assert_acked(peer, offered)
 
     assert code == 200
     assert "siprtmp_video_width_pixels 320.0" in metrics
@@ -479,6 +579,7 @@ def test_slate_stands_in_for_a_far_end_without_video(
 
 
 def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
@@ -486,13 +587,18 @@ def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
     pcap_dir: Path,
 ) -> None:
     # The far end's camera stops after 3 s (frames 75 on never arrive); its audio goes on.
-    pcap = write_call_pcap(
-        pcap_dir / "call-h264-stops.pcap", h264_rtp(1), CALL_SECONDS, frozenset(range(75, 200))
+    offered = offer(h264_rtp(1).fmtp)
+    pcap = answered_pcap(
+        pcap_dir / "call-h264-stops.pcap",
+        offered,
+        h264_rtp(1),
+        drop_frames=frozenset(range(75, 200)),
     )
-    peer = video_far_end(sipp, pcap, video_mline(h264_rtp(1)))
+    peer = video_far_end(sipp, pcap, offered.mline())
     process = bridge(video_spec(peer, rtmp_server, "slate-live", whenAbsent="slate"))
 
     video = finished_call(process, peer)["video"]
+    assert_acked(peer, offered)
     assert video["state"] == "RECEIVING" and video["source"] == "slate", video
     (recording,) = rtmp_server.recordings_of("slate-live")
     kinds = [kind for kind, _ in runs(frame_sources(recording, SLATE_WIDTH))]
@@ -502,6 +608,7 @@ def test_slate_gives_way_to_the_far_ends_video_and_comes_back_when_it_stops(
 
 
 def test_a_resolution_change_mid_call_is_passed_on(
+    offer: OfferMaker,
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
@@ -511,11 +618,13 @@ def test_a_resolution_change_mid_call_is_passed_on(
     """The far end switches from 320x240 to 640x360 after 3 s: new SPS/PPS in-band only."""
     wide = encode_h264_rtp(pcap_dir, 3.0, picture="color=c=0x20C020:s=640x360:r=25")
     both = continued(encode_h264_rtp(pcap_dir, 3.0), wide)
-    pcap = write_call_pcap(pcap_dir / "call-h264-resize.pcap", both, 6.0)
-    peer = video_far_end(sipp, pcap, video_mline(both), call_ms=6500)
+    offered = offer(both.fmtp)
+    pcap = answered_pcap(pcap_dir / "call-h264-resize.pcap", offered, both)
+    peer = video_far_end(sipp, pcap, offered.mline(), call_ms=6500)
     process = bridge(video_spec(peer, rtmp_server, "resize"))
 
     video = finished_call(process, peer)["video"]
+    assert_acked(peer, offered)
     assert video["resolution"] == "640x360", video
     assert video["keyframeRequests"] == 1  # the switch is not a loss
 
@@ -530,3 +639,78 @@ def test_a_resolution_change_mid_call_is_passed_on(
                 sizes.append((size, colour))
     assert [size for size, _ in sizes] == [(320, 240), (640, 360)], sizes
     assert sizes[0][1][0] > 180 and sizes[1][1][1] > 160, sizes  # red, then green
+
+
+@pytest.fixture
+def baresip(tmp_path: Path) -> Iterator[Callable[[Path, int], BaresipPeer]]:
+    peers: list[BaresipPeer] = []
+
+    def start(media: Path, seconds: int) -> BaresipPeer:
+        workdir = tmp_path / f"baresip-{len(peers)}"
+        peer = BaresipPeer(
+            workdir, free_port(socket.SOCK_DGRAM), free_udp_window(10), media, seconds
+        )
+        peers.append(peer.start())
+        peer.wait_ready()
+        return peer
+
+    yield start
+    for peer in peers:
+        peer.stop()
+
+
+def far_end_media(directory: Path, seconds: float) -> Path:
+    """What baresip's camera gives: the test picture as H.264 in a file, which baresip decodes
+    and encodes again itself. Video only (tests/support/baresip.py says why)."""
+    path = directory / f"baresip-camera-{seconds:g}s.mkv"
+    if not path.exists():
+        subprocess.run(
+            [
+                "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                "-f", "lavfi", "-i", picture_filter(), "-t", str(seconds),
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", str(path),
+            ],
+            check=True,
+        )  # fmt: skip
+    return path
+
+
+def test_baresip_sending_h264_from_a_file_is_published_with_its_audio(
+    baresip: Callable[[Path, int], BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    pcap_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """A real softphone: baresip offers H.264 as 96 (mode 0) and 97 (mode 1) and sends under
+    whatever number the ACK's answer gives; the bridge must answer one of them consistently,
+    and the picture and the tone must both reach the recording."""
+    peer = baresip(far_end_media(pcap_dir, 30), 10)
+    low = free_udp_window(4)
+    spec = call_spec(peer.uri, rtmp_server, "baresip", video={"mode": "passthrough"})
+    spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 3}
+    with LoopbackCapture(tmp_path / "sip.pcap", f"udp port {peer.port}") as capture:
+        process = bridge(spec)
+        assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0, peer.text()[-3000:]
+
+    final = process.final
+    assert final["reason"] == "RemoteHangup", final
+    video = final["video"]
+    assert video["state"] == "RECEIVING", (video, peer.text()[-3000:])
+    (offer,) = [m.decode() for m in capture.udp_payloads("sip.Status-Code == 200 && sdp")]
+    offered_modes = re.findall(r"a=fmtp:(\d+) .*packetization-mode=(\d)", offer)
+    assert {mode for _, mode in offered_modes} == {"0", "1"}, offer
+    (mode_1,) = [int(pt) for pt, mode in offered_modes if mode == "1"]
+    assert (video["payloadType"], video["packetizationMode"]) == (mode_1, 1), video
+    (ack,) = capture.udp_payloads('sip.Method == "ACK"')
+    assert_answer_agrees(ack.decode(), mode_1, 1)
+    assert video["frames"] > 40 and video["resolution"] == f"{WIDTH}x{HEIGHT}", video
+
+    recording = rtmp_server.recordings_of("baresip")[-1]
+    assert sorted(s["codec_name"] for s in ffprobe(recording)["streams"]) == ["aac", "h264"]
+    picture = measure_video(recording)
+    assert picture.left_is_red and picture.right_is_blue, picture
+    assert picture.seconds > 5, picture
+    tone = tone_in(recording)
+    assert abs(tone.frequency_hz - 1000) < 10 and tone.audible_seconds > 5, tone

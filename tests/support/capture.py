@@ -60,6 +60,12 @@ class LoopbackCapture:
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         return [line.split("\t") for line in output.splitlines()]
 
+    def udp_payloads(self, display_filter: str) -> list[bytes]:
+        """The UDP payload of every packet that matches a display filter, as sent: for SIP,
+        each whole message (``sip.Method == "ACK"`` and its SDP body)."""
+        rows = self.fields(display_filter, "udp.payload")
+        return [bytes.fromhex(row[0].replace(":", "")) for row in rows if row and row[0]]
+
     def rtp(self, rtp_port: int) -> list[RtpPacket]:
         """Every packet to or from ``rtp_port``, decoded as RTP."""
         output = subprocess.run(

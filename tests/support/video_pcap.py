@@ -118,6 +118,15 @@ def encode_h264_rtp(
     return H264Rtp(packets, fmtp[1].strip() if fmtp else "")
 
 
+def with_payload_type(rtp: H264Rtp, payload_type: int) -> H264Rtp:
+    """The same stream sent under another RTP payload type (the one the far end's offer gave
+    its H.264 and the bridge answered); the marker bits are kept."""
+    packets = [
+        packet[:1] + bytes([packet[1] & 0x80 | payload_type]) + packet[2:] for packet in rtp.packets
+    ]
+    return H264Rtp(packets, rtp.fmtp)
+
+
 def nal_unit_types(packets: list[bytes]) -> set[int]:
     """The H.264 NAL unit types the RTP packets carry (RFC 6184: single NAL units, STAP-A
     aggregates and the first fragment of each FU-A)."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import socket
 import struct
+from pathlib import Path
 from typing import Any
 
 import av
 import pytest
+import yaml
 
 from siprtmp_bridge.media.keepalive import RtpPortClaim
 from siprtmp_bridge.reporter import significant
@@ -199,6 +201,15 @@ def test_status_document_has_video_only_when_asked() -> None:
         )
     )
     assert significant(more_frames) == significant(document)
+
+
+def test_the_crd_lists_every_video_state() -> None:
+    """The CRD validates status.video.state: a state it does not list would be refused when
+    the operator copies the bridge's status into the resource."""
+    crd = Path(__file__).parents[2] / "crds" / "siprtmpbridges.siprtmp.io.yaml"
+    schema = yaml.safe_load(crd.read_text())["spec"]["versions"][0]["schema"]
+    video = schema["openAPIV3Schema"]["properties"]["status"]["properties"]["video"]
+    assert video["properties"]["state"]["enum"] == [state.value for state in VideoState]
 
 
 def test_sender_report_is_read_from_the_head_of_a_compound_packet() -> None:

@@ -163,3 +163,89 @@ def test_receiver_sdp_for_ffmpeg() -> None:
     assert "c=IN IP4 127.0.0.1" in sdp  # FFmpeg hears only the bridge's relay
     # FFmpeg gets the far end's own fmtp, sprop-parameter-sets included (its first extradata).
     assert f"sprop-parameter-sets={SPROP}" in sdp
+
+
+def _h264(pt: int, fmtp: str | None = None, name: str = "H264/90000") -> str:
+    return f"a=rtpmap:{pt} {name}\r\n" + (f"a=fmtp:{pt} {fmtp}\r\n" if fmtp else "")
+
+
+# Offers real far ends send, and odd ones: (m=video line and attributes, payload type to take).
+SEVERAL_H264 = [
+    pytest.param(  # baresip: mode 0 first, mode 1 second, feedback for each
+        "m=video 5000 RTP/AVP 96 97\r\n"
+        + _h264(96, "profile-level-id=42e01f;packetization-mode=0")
+        + _h264(97, "profile-level-id=42e01f;packetization-mode=1")
+        + "a=rtcp-fb:96 nack pli\r\na=rtcp-fb:97 nack pli\r\na=rtcp-fb:97 ccm fir\r\n",
+        97,
+        id="baresip-mode-0-then-1",
+    ),
+    pytest.param(  # a room system: VP8 first, then three H.264 profiles, feedback for all
+        "m=video 5000 RTP/AVPF 100 126 121 109 34\r\na=rtpmap:100 VP8/90000\r\n"
+        + _h264(126, "profile-level-id=640028;packetization-mode=0")
+        + _h264(121, "profile-level-id=4d0032;packetization-mode=1")
+        + _h264(109, "profile-level-id=42e01f;packetization-mode=1")
+        + "a=rtcp-fb:* nack pli\r\na=rtcp-fb:* ccm fir\r\n",
+        121,
+        id="vp8-first-several-profiles",
+    ),
+    pytest.param(  # mode 2 listed first (refused), lower-case name, no fmtp at all (mode 0)
+        "m=video 5000 RTP/AVP 127 35\r\n"
+        + _h264(127, "packetization-mode=2")
+        + _h264(35, name="h264/90000")
+        + "a=rtcp-fb:127 nack pli\r\na=rtcp-fb:35 ccm fir\r\n",
+        35,
+        id="mode-2-first-unusual-numbers",
+    ),
+    pytest.param(  # H.264 at the wrong clock rate, a bad sprop, fmtp for an unlisted format
+        "m=video 5000 RTP/AVP 98 99 103\r\n"
+        + _h264(98, "packetization-mode=1", name="H264/8000")
+        + _h264(99, "packetization-mode=1;sprop-parameter-sets=%%%")
+        + _h264(103, "packetization-mode=0")
+        + "a=fmtp:104 packetization-mode=1\r\na=rtcp-fb:103 nack pli\r\n",
+        103,
+        id="hostile-formats-around-one-usable",
+    ),
+    pytest.param(  # a format listed twice, a channel count on the rtpmap, duplicate fmtp keys
+        "m=video 5000 RTP/AVP 96 96 120\r\n"
+        + _h264(96, "packetization-mode=1;packetization-mode=0")
+        + _h264(120, "packetization-mode=1", name="H264/90000/1")
+        + "a=rtcp-fb:120 nack pli\r\n",
+        120,
+        id="repeated-and-odd-attributes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("video", "expected"), SEVERAL_H264)
+def test_answer_and_ffmpeg_agree_on_one_offered_h264_format(video: str, expected: int) -> None:
+    """Whatever the offer lists, the answer and FFmpeg's SDP name the same payload type, with
+    that format's own packetization mode, and keyframe feedback only for it."""
+    decision = decide_video(offer(video + "a=sendonly\r\n"))
+    assert isinstance(decision, VideoAccepted), decision
+    assert decision.format.payload_type == expected
+    mode = decision.format.packetization_mode
+    section = video_answer_section(decision, 30002, "192.0.2.10", sendrecv=False)
+    assert section[0].split()[3:] == [str(expected)]
+    assert [line for line in section if line.startswith("a=rtpmap:")] == [
+        f"a=rtpmap:{expected} H264/90000"
+    ]
+    (fmtp,) = [line for line in section if line.startswith("a=fmtp:")]
+    assert fmtp.startswith(f"a=fmtp:{expected} ") and f"packetization-mode={mode}" in fmtp
+    feedback = [line for line in section if line.startswith("a=rtcp-fb:")]
+    assert feedback and all(line.startswith(f"a=rtcp-fb:{expected} ") for line in feedback)
+    ffmpeg = receiver_sdp(decision, 40000).splitlines()
+    assert f"m=video 40000 RTP/AVP {expected}" in ffmpeg
+    assert f"a=rtpmap:{expected} H264/90000" in ffmpeg
+    assert all(line.startswith(f"a=fmtp:{expected} ") for line in ffmpeg if "fmtp" in line)
+
+
+def test_mode_1_wins_over_an_earlier_mode_0_and_the_first_mode_1_over_later_ones() -> None:
+    video = (
+        "m=video 5000 RTP/AVP 96 97 98\r\n"
+        + _h264(96, "packetization-mode=0")
+        + _h264(97, "profile-level-id=42e01f;packetization-mode=1")
+        + _h264(98, "profile-level-id=640028;packetization-mode=1")
+    )
+    decision = decide_video(offer(video))
+    assert isinstance(decision, VideoAccepted)
+    assert (decision.format.payload_type, decision.format.profile_level_id) == (97, "42e01f")

@@ -17,6 +17,11 @@ def video_metrics(video: VideoStatus | None) -> Iterator[Metric]:
         ("siprtmp_video_keyframes_received", "Video keyframes received", video.keyframes),
         ("siprtmp_video_bytes_received", "Video bytes received", video.bytes_received),
         ("siprtmp_video_keyframe_requests", "Keyframe requests sent", video.keyframe_requests),
+        (
+            "siprtmp_video_missing",
+            "Times negotiated video sent no frame within VIDEO_MISSING_SECONDS",
+            video.missing_count,
+        ),
     )
     for name, doc, value in counters:
         yield CounterMetricFamily(name, doc, value=value)

@@ -21,6 +21,7 @@ from siprtmp_bridge.media.keepalive import RtpPortClaim
 from siprtmp_bridge.spec import BridgeSpec
 from siprtmp_bridge.video.keyframes import KeyframePolicy, RtcpFeedbackSender
 from siprtmp_bridge.video.negotiation import refuses_delayed_offer
+from siprtmp_bridge.video.payload_type import install_h264_match
 from siprtmp_bridge.video.receiver import VideoReceiver
 from siprtmp_bridge.video.relay import LOOPBACK, VideoRelay
 from siprtmp_bridge.video.sdp import (
@@ -44,6 +45,11 @@ from siprtmp_bridge.video.track import SlatedTrack
 # blinking marker and tone of tests/bridge/test_video.py and bench/video_bench.py, +8…+11 ms in
 # every 20-60 s call at 0.1 s.
 AUDIO_PATH_DELAY_SECONDS = 0.09
+# How long negotiated video may take to produce its first frame before the status calls it
+# MISSING: a phone's camera and encoder start within a second or two of the answer, and by then
+# the bridge has asked for a keyframe several times (keyframes.py). A far end that offers video
+# and sends none, or sends what FFmpeg cannot take, would otherwise sit in NEGOTIATED.
+VIDEO_MISSING_SECONDS = 5.0
 _AUDIO_PORT = re.compile(r"^m=audio (\d+)", re.MULTILINE)
 
 KeyframeInfoSender = Callable[[], bool]  # False when pjsua could not send it
@@ -80,6 +86,8 @@ class VideoSession:
         if slate is not None:
             self.track = SlatedTrack(slate, publisher_submit, stream_seconds_at)
             self.track.start()
+        self._awaited_since: float | None = None  # the call is up, the receiver's first frame not
+        self._missing = False  # the receiver's first frame is VIDEO_MISSING_SECONDS overdue
         self._retired: list[VideoReceiver] = []  # replaced by a re-INVITE, closed at the end
         self.fell_back = False  # the delayed offer was refused: audio first, video by re-INVITE
 
@@ -95,6 +103,10 @@ class VideoSession:
         if isinstance(decision, VideoDeclined):
             state = VideoState.REFUSED if decision.refused else VideoState.ABSENT
             self.status = replace(self.status, state=state, reason=decision.reason)
+            return None
+        # Without it pjsua would renumber the answer to the offer's first H.264 format.
+        if (problem := install_h264_match()) is not None:
+            self.status = replace(self.status, state=VideoState.FAILED, reason=problem)
             return None
         try:
             port = self._port_for(local_sdp)
@@ -118,6 +130,7 @@ class VideoSession:
             state=VideoState.NEGOTIATED,
             reason=None,
             codec="H264/90000",
+            payload_type=chosen.payload_type,
             packetization_mode=chosen.packetization_mode,
             profile=chosen.profile_name,
             local_port=port,
@@ -155,6 +168,8 @@ class VideoSession:
         sdp_path = self.workdir / f"video-{port}.sdp"
         sdp_path.write_text(receiver_sdp(accepted, relay.inner_port))
         self.policy = KeyframePolicy()
+        self._awaited_since = None
+        self._missing = False
         self.feedback = RtcpFeedbackSender(relay.send_rtcp, random.getrandbits(32))
         # What the far end sends beats what its offer says; the offer beats nothing yet.
         ssrc = relay.ssrc if relay.ssrc is not None else accepted.offer.ssrc
@@ -201,14 +216,35 @@ class VideoSession:
     # -- the runner's loop (pjsua's thread) -----------------------------------------------------
 
     def tick(self, now: float, call_confirmed: bool) -> None:
-        """Keyframe requests while one is awaited; the SIP INFO only once the call is up."""
+        """Keyframe requests while one is awaited; the SIP INFO only once the call is up; the
+        status says MISSING once the call has been up VIDEO_MISSING_SECONDS without a frame."""
         if self.receiver is None or not call_confirmed:
             return
+        if self._awaited_since is None:
+            self._awaited_since = now
+        elif (
+            not self._missing
+            and not self.receiver.stats.frames
+            and now - self._awaited_since >= VIDEO_MISSING_SECONDS
+        ):
+            self._missing = True  # once per receiver: a session refresh does not count again
+            self.status = replace(self.status, missing_count=self.status.missing_count + 1)
         if self.policy.due(now):
             if self.feedback is not None:
                 self.feedback.request_keyframe()
             if self.send_info is not None and self.send_info():
                 self.info_requests += 1
+
+    def _missing_reason(self) -> str:
+        rtp_came = self.relay is not None and self.relay.ssrc is not None
+        what = (
+            "video RTP arrives, but no frame was taken from it"
+            if rtp_came
+            else "no video RTP has arrived"
+        )
+        return (
+            f"{what} in the {VIDEO_MISSING_SECONDS:g} s since the answer (keyframe requests go on)"
+        )
 
     def snapshot(self) -> VideoStatus:
         """The status with the receiver's (and the slate's) live figures."""
@@ -223,8 +259,10 @@ class VideoSession:
         reason = self.status.reason
         if receiver.error is not None:
             state, reason = VideoState.FAILED, receiver.error
-        elif stats.frames and state is VideoState.NEGOTIATED:
-            state = VideoState.RECEIVING
+        elif stats.frames and state in (VideoState.NEGOTIATED, VideoState.MISSING):
+            state, reason = VideoState.RECEIVING, None
+        elif self._missing and state is VideoState.NEGOTIATED:
+            state, reason = VideoState.MISSING, self._missing_reason()
         self.status = replace(
             self.status,
             state=state,

@@ -11,6 +11,7 @@ class VideoState(StrEnum):
     NEGOTIATING = "NEGOTIATING"  # the call's answer (the far end's offer) has not come yet
     NEGOTIATED = "NEGOTIATED"  # H.264 accepted; no keyframe received yet
     RECEIVING = "RECEIVING"  # the far end's video is being published
+    MISSING = "MISSING"  # negotiated, yet no frame came within VIDEO_MISSING_SECONDS (session.py)
     ABSENT = "ABSENT"  # the far end offers or sends no video: the stream is audio-only
     REFUSED = "REFUSED"  # the far end offered only video the bridge cannot pass through
     FAILED = "FAILED"  # receiving failed; the call and its audio go on
@@ -25,6 +26,7 @@ class VideoStatus:
     source: str | None = None  # what the H.264 track carries now: "far end" or "slate"
     slate_frames: int = 0
     codec: str | None = None  # "H264/90000"
+    payload_type: int | None = None  # the offered number answered, on which FFmpeg receives
     packetization_mode: int | None = None
     profile: str | None = None
     width: int | None = None
@@ -35,6 +37,7 @@ class VideoStatus:
     keyframes: int = 0
     bytes_received: int = 0
     keyframe_requests: int = 0
+    missing_count: int = 0  # times negotiated video turned MISSING (a re-INVITE may renegotiate)
     av_offset_ms: float | None = None
     av_sync: str | None = None  # "sender reports" (RTCP SR) or "arrival"
     local_port: int | None = None
@@ -63,6 +66,7 @@ def video_document(video: VideoStatus) -> dict[str, Any]:
         "source": video.source,
         "slateFrames": video.slate_frames,
         "codec": video.codec,
+        "payloadType": video.payload_type,
         "packetizationMode": video.packetization_mode,
         "profile": video.profile,
         "resolution": f"{video.width}x{video.height}" if video.width and video.height else None,
@@ -72,6 +76,7 @@ def video_document(video: VideoStatus) -> dict[str, Any]:
         "keyframes": video.keyframes,
         "bytesReceived": video.bytes_received,
         "keyframeRequests": video.keyframe_requests,
+        "missingCount": video.missing_count,
         "avOffsetMs": video.av_offset_ms,
         "avSync": video.av_sync,
         "localPort": video.local_port,
