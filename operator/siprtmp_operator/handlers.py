@@ -31,7 +31,7 @@ from .metrics import (
 )
 from .names import FINALIZER, LABEL_BRIDGE_UID, LABEL_MANAGED_BY, MANAGED_BY, pod_name
 from .networking import NetworkPlan, choose_node, choose_slot, effective_mode, window_for_slot
-from .pod import build_pod, spec_secret_manifest
+from .pod import PodAttempt, build_pod, spec_secret_manifest
 from .policy import BridgeRef, duplicate_owner, holder_shown, stream_key
 from .reconcile import plan_step
 from .settings import Settings
@@ -334,24 +334,11 @@ def build_registry(
                 )
                 _write(body=body, patch=patch, prev=prev, new=new_status, events=[], uid=uid)
                 return
-            secret = spec_secret_manifest(
-                name=name,
-                namespace=namespace,
-                uid=uid,
-                spec=spec,
-                attempt=plan.create_pod,
-                plan=net,
-                settings=settings,
-            )
+            call = PodAttempt(name, namespace, uid, spec, plan.create_pod, net, settings)
+            secret = spec_secret_manifest(call)
             kube().create_secret(secret)
             manifest = build_pod(
-                name=name,
-                namespace=namespace,
-                uid=uid,
-                spec=spec,
-                attempt=plan.create_pod,
-                plan=net,
-                settings=settings,
+                call,
                 control_token=secrets.token_urlsafe(32),
                 spec_secret=secret["metadata"]["name"],
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
@@ -110,19 +111,34 @@ def _ports(plan: NetworkPlan, settings: Settings, transport: str) -> list[JSON]:
     return ports
 
 
-def build_pod(
-    *,
-    name: str,
-    namespace: str,
-    uid: str,
-    spec: Mapping[str, Any],
-    attempt: int,
-    plan: NetworkPlan,
-    settings: Settings,
-    control_token: str,
-    spec_secret: str,
-) -> JSON:
-    """The Pod manifest for ``attempt`` of bridge ``namespace/name``.
+@dataclass(frozen=True)
+class PodAttempt:
+    """One attempt of one bridge, as both of its objects (the pod, its spec Secret) need it."""
+
+    name: str
+    namespace: str
+    uid: str
+    spec: Mapping[str, Any]
+    attempt: int
+    plan: NetworkPlan
+    settings: Settings
+
+    def parts(
+        self,
+    ) -> tuple[str, str, str, Mapping[str, Any], int, NetworkPlan, Settings]:
+        return (
+            self.name,
+            self.namespace,
+            self.uid,
+            self.spec,
+            self.attempt,
+            self.plan,
+            self.settings,
+        )
+
+
+def build_pod(call: PodAttempt, *, control_token: str, spec_secret: str) -> JSON:
+    """The Pod manifest for ``call.attempt`` of bridge ``call.namespace/call.name``.
 
     ``control_token`` (new for each pod) is what the bridge asks of a POST /dtmf: the REST API
     reads it back from the pod, anything else reaching the pod's status port cannot press keys.
@@ -130,6 +146,7 @@ def build_pod(
     """
     if not control_token:
         raise ValueError("a bridge pod needs a control token: without one its /dtmf is open")
+    name, namespace, uid, spec, attempt, plan, settings = call.parts()
     connection = spec.get("connection") or {}
     secret_ref = connection.get("sipPasswordSecretRef")
     port = status_port(plan, settings)
@@ -321,18 +338,10 @@ def _owned_by(name: str, uid: str) -> JSON:
     }
 
 
-def spec_secret_manifest(
-    *,
-    name: str,
-    namespace: str,
-    uid: str,
-    spec: Mapping[str, Any],
-    attempt: int,
-    plan: NetworkPlan,
-    settings: Settings,
-) -> JSON:
-    """The Secret holding ``bridge_spec`` for ``attempt``, owned by the resource; its name
+def spec_secret_manifest(call: PodAttempt) -> JSON:
+    """The Secret holding ``bridge_spec`` for ``call.attempt``, owned by the resource; its name
     (names.spec_secret_name) is what ``build_pod`` is given."""
+    name, namespace, uid, spec, attempt, plan, settings = call.parts()
     content = json.dumps(
         bridge_spec(spec, uid, plan, settings), sort_keys=True, separators=(",", ":")
     )

@@ -24,7 +24,7 @@ from siprtmp_operator.networking import (
     effective_mode,
     window_for_slot,
 )
-from siprtmp_operator.pod import bridge_spec, build_pod, spec_secret_manifest
+from siprtmp_operator.pod import PodAttempt, bridge_spec, build_pod, spec_secret_manifest
 from siprtmp_operator.policy import (
     BridgeRef,
     backoff_seconds,
@@ -62,21 +62,23 @@ SPEC: dict[str, Any] = {
 POD_NET = NetworkPlan(mode="PodNetwork", public_address_source="None")
 
 
+def attempt_of(
+    settings: Settings | None = None,
+    plan: NetworkPlan = POD_NET,
+    spec: dict[str, Any] | None = None,
+    attempt: int = 0,
+) -> PodAttempt:
+    """Attempt ``attempt`` of the test bridge ``ns/b``."""
+    return PodAttempt("b", "ns", "uid-1", spec or SPEC, attempt, plan, settings or Settings())
+
+
 def make_spec_secret(
     settings: Settings | None = None,
     plan: NetworkPlan = POD_NET,
     spec: dict[str, Any] | None = None,
     attempt: int = 0,
 ) -> dict[str, Any]:
-    return spec_secret_manifest(
-        name="b",
-        namespace="ns",
-        uid="uid-1",
-        spec=spec or SPEC,
-        attempt=attempt,
-        plan=plan,
-        settings=settings or Settings(),
-    )
+    return spec_secret_manifest(attempt_of(settings, plan, spec, attempt))
 
 
 def handed_spec(
@@ -98,14 +100,8 @@ def make_pod(
     attempt: int = 0,
 ) -> dict[str, Any]:
     return build_pod(
-        name="b",
-        namespace="ns",
-        uid="uid-1",
-        spec=spec or SPEC,
-        attempt=attempt,
-        plan=plan,
+        attempt_of(settings, plan, spec, attempt),
         control_token="pod-token",
-        settings=settings or Settings(),
         spec_secret=make_spec_secret(settings, plan, spec, attempt)["metadata"]["name"],
     )
 
@@ -754,17 +750,7 @@ def test_each_pod_carries_the_token_its_dtmf_endpoint_asks_for() -> None:
 
 def test_a_pod_without_a_control_token_is_never_built() -> None:
     with pytest.raises(ValueError, match="control token"):
-        build_pod(
-            name="b",
-            namespace="ns",
-            uid="uid-1",
-            spec=SPEC,
-            attempt=0,
-            plan=POD_NET,
-            settings=Settings(),
-            control_token="",
-            spec_secret="b-bridge-0-spec",
-        )
+        build_pod(attempt_of(), control_token="", spec_secret="b-bridge-0-spec")
 
 
 def test_post_to_a_bridge_carries_its_token() -> None:
