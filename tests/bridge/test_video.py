@@ -36,6 +36,7 @@ from tests.support.video_offer import (
     OfferMaker,
     VideoOffer,
     assert_answer_agrees,
+    one_h264,
     several_h264,
     video_mline,
 )
@@ -213,6 +214,41 @@ def test_far_end_h264_is_published_with_the_tone(
     offset = av_offset_seconds(recording)
     assert abs(offset) <= 0.06, f"A/V offset {offset * 1000:.0f} ms"
     assert video["avSync"] == "arrival"  # this far end sends no sender reports
+
+
+def test_video_sent_by_anyone_but_the_far_end_is_dropped(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    h264_rtp: Callable[[int], H264Rtp],
+    call_pcap: Callable[[int, int], Path],
+) -> None:
+    """A third party reaching the bridge's video port (another address: 127.0.0.2) sends the
+    answered format under an SSRC of its own for the whole call: none of it is published."""
+    offered = one_h264(h264_rtp(1).fmtp, 1)
+    peer = video_far_end(sipp, call_pcap(1, offered.answered), offered.mline("sendonly"))
+    spec = video_spec(peer, rtmp_server, "foreign")
+    video_port = spec["nat"]["rtpPortMin"] + 2  # the window's second pair (video_spec)
+    foreign = [
+        packet[:1] + bytes([packet[1] & 0x80 | offered.answered]) + packet[2:8]
+        + struct.pack("!I", 0x0BADF00D) + packet[12:]
+        for packet in h264_rtp(1).packets
+    ]  # fmt: skip
+    process = bridge(spec)
+    process.wait_for(lambda line: (line.get("video") or {}).get("state") == "RECEIVING", 15)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+        stranger.bind(("127.0.0.2", 0))
+        for packet in foreign:  # the whole 6 s picture, in about a second
+            stranger.sendto(packet, ("127.0.0.1", video_port))
+            time.sleep(0.005)
+    video = finished_call(process, peer)["video"]
+    assert video["state"] == "RECEIVING", video
+    assert video["foreignPackets"] >= len(foreign), video
+    recording = rtmp_server.recordings_of("foreign")[-1]
+    picture = measure_video(recording)
+    assert picture.left_is_red and picture.right_is_blue, picture
+    offset = av_offset_seconds(recording)
+    assert abs(offset) <= 0.06, f"A/V offset {offset * 1000:.0f} ms"
 
 
 def test_sender_reports_put_late_sent_video_back_beside_its_audio(

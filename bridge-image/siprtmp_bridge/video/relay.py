@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from siprtmp_bridge.media.keepalive import RtpPortClaim
 from siprtmp_bridge.video.sender_clock import RTP_WRAP, CaptureClock, next_clock, sender_report
+from siprtmp_bridge.video.source import SourceLatch
 from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK
 
 LOOPBACK = "127.0.0.1"
@@ -63,6 +64,8 @@ class VideoRelay:
         self.rtp, self.rtcp = claim.sockets
         claim.sockets = []  # the relay closes them
         self.remote_rtcp = remote_rtcp
+        # Media only from the far end (source.py): RTP by its source, RTCP by its host.
+        self.latch = SourceLatch(remote_rtcp[0])
         self.on_ssrc = on_ssrc
         self.ssrc: int | None = None
         # The far end's capture clock, from its sender reports (sender_clock.py).
@@ -127,11 +130,16 @@ class VideoRelay:
         if sock is self.inner_rtcp:  # FFmpeg's receiver report, for the far end
             self.send_rtcp(packet)
         elif is_rtcp(packet):  # the far end's, on its own port or muxed with RTP
+            if not self.latch.same_host(source[:2]):
+                self.latch.dropped += 1
+                return
             self._far_rtcp_source = source[:2]
             self._note_sender_report(packet)
             if self.base_timestamp is not None:
                 self.inner_rtcp.sendto(packet, (LOOPBACK, self.inner_port + 1))
         elif sock is self.rtp:
+            if not self.latch.admit(source[:2], time.monotonic()):
+                return
             ssrc = rtp_ssrc(packet)
             if ssrc is not None:
                 if ssrc != self.ssrc:

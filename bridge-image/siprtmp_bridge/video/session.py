@@ -197,6 +197,7 @@ class VideoSession:
             self.relay.start()
         else:
             self.relay.remote_rtcp = accepted.remote_rtcp
+            self.relay.latch.offered_host = accepted.remote_rtcp[0]
             self.relay.renew_inner_port()
         return self.relay
 
@@ -249,6 +250,8 @@ class VideoSession:
     def snapshot(self) -> VideoStatus:
         """The status with the receiver's (and the slate's) live figures."""
         self.status = replace(self.status, source=self._source())
+        if self.relay is not None:
+            self.status = replace(self.status, foreign_packets=self.relay.latch.dropped)
         if self.track is not None:
             self.status = replace(self.status, slate_frames=self.track.slate_frames)
         receiver = self.receiver

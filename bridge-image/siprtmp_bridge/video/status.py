@@ -38,6 +38,7 @@ class VideoStatus:
     bytes_received: int = 0
     keyframe_requests: int = 0
     missing_count: int = 0  # times negotiated video turned MISSING (a re-INVITE may renegotiate)
+    foreign_packets: int = 0  # RTP/RTCP from others than the far end, dropped (source.py)
     av_offset_ms: float | None = None
     av_sync: str | None = None  # "sender reports" (RTCP SR) or "arrival"
     local_port: int | None = None
@@ -53,6 +54,7 @@ VIDEO_COUNTERS = frozenset(
         "bytesReceived",
         "keyframeRequests",
         "avOffsetMs",
+        "foreignPackets",
     }
 )
 
@@ -73,6 +75,7 @@ def video_document(video: VideoStatus) -> dict[str, Any]:
         "frameRate": video.frame_rate,
         "keyframeIntervalSeconds": video.keyframe_interval_seconds,
         "frames": video.frames,
+        "foreignPackets": video.foreign_packets,
         "keyframes": video.keyframes,
         "bytesReceived": video.bytes_received,
         "keyframeRequests": video.keyframe_requests,
