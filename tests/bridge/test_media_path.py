@@ -1,17 +1,23 @@
-"""What the bridge sends on the media path, seen on the wire: silence when ``hasAudio`` is true
-(sendrecv, as in the seed), nothing but NAT keep-alives when it is false (recvonly)."""
+"""The media path on the wire: silence when ``hasAudio`` is true (sendrecv, as in the seed),
+nothing but NAT keep-alives when it is false (recvonly); media taken from the far end only."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
+from siprtmp_bridge.media.analysis import decode_audio
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.capture import LoopbackCapture
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_pair
 from tests.support.recording import measure_recording
+from tests.support.rtp_pcap import PCMU, encode_payload, rtp_audio_packets, tone_pcm
 from tests.support.sipp import SippPeer
 
 KEEPALIVE_PAYLOAD_TYPE = 20
@@ -103,3 +109,44 @@ def test_bridges_sharing_an_rtp_port_window_each_get_their_own_call(
     for index in range(len(peers)):
         (recording,) = rtmp_server.recordings_of(f"shared-{index}")
         assert measure_recording(recording).tone_seconds > 2.8
+
+
+def test_audio_sent_by_anyone_but_the_far_end_never_reaches_the_stream(
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    """pjmedia takes RTP from the far end only: a third party (another address, 127.0.0.2)
+    sending a 2.5 kHz tone to the bridge's RTP port for the whole call is not heard."""
+    peer = tone_peer(4.0)  # 1 kHz
+    rtp_port = free_udp_pair()
+    nat = {"bindAddress": "127.0.0.1", "rtpPortMin": rtp_port, "rtpPortMax": rtp_port + 1}
+    process = bridge(call_spec(peer.uri, rtmp_server, "stranger", nat=nat))
+    process.wait_for(lambda line: line["phase"] == "Streaming", 10)
+    payload = encode_payload(PCMU, tone_pcm(2500.0, 3.0, PCMU.sample_rate))
+    stranger_packets = rtp_audio_packets(PCMU, payload, ssrc=0x0BADF00D)
+    seen = f"udp dst port {rtp_port} and src host 127.0.0.2"
+    with (
+        LoopbackCapture(tmp_path / "stranger.pcap", seen) as capture,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger,
+    ):
+        stranger.bind(("127.0.0.2", 0))
+        for _, _, packet in stranger_packets:
+            stranger.sendto(packet, ("127.0.0.1", rtp_port))
+            time.sleep(0.02)
+    # They reached the bridge's RTP port (the test is not vacuous; the capture may start a
+    # packet late).
+    assert len(capture.udp_payloads("udp")) > 0.9 * len(stranger_packets)
+    assert process.wait(20) == 0
+    assert peer.wait(10) == 0
+    (recording,) = rtmp_server.recordings_of("stranger")
+    samples, rate, _ = decode_audio(str(recording))
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
+    frequencies = np.fft.rfftfreq(samples.size, 1 / rate)
+
+    def energy(hz: float) -> float:
+        return float(spectrum[np.abs(frequencies - hz) < 20].sum())
+
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5
+    assert energy(2500) < energy(1000) / 100  # the stranger's tone is not in the stream
