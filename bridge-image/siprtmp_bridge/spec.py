@@ -63,7 +63,7 @@ class Connection:
     sip_transport: str = "udp"
     sip_tls_verify_server: bool = True
     app_key: str | None = None
-    #: The digest realm the password is given to; None: the SIP domain's (see ``digest_realm``).
+    #: The digest realm the password is given to; None: ``BridgeSpec.digest_realm`` decides.
     sip_realm: str | None = None
 
     @property
@@ -157,6 +157,14 @@ class BridgeSpec:
     @cached_property  # the runner's limit check names it every time it looks
     def redacted_publish_url(self) -> str:
         return redacted_publish_url(self.rtmp_url)
+
+    @property
+    def digest_realm(self) -> str:
+        """The one realm the password answers: ``sipRealm``, else the SIP domain, else the
+        callee's host. With "*" any server the call reaches (a callee's domain the spec's author
+        chose) would get a digest of it to crack offline."""
+        connection = self.connection
+        return connection.sip_realm or connection.sip_domain or sip_uri_host(self.callee)
 
     @cached_property
     def scrubber(self) -> Scrubber:
@@ -408,10 +416,10 @@ class _Reader:
             isinstance(value, int) or (text and text.isascii() and text.isdigit())
         ):
             raise SpecError(self.path(name), f"must be a whole number, got {_shown(value)}")
-        # A string's length is checked before int() reads it: Python refuses over 4300 digits.
-        number = int(text) if text is not None and len(text) <= len(str(high)) else None
-        if number is None and isinstance(value, int):
-            number = value
+        if text is None:
+            number: int | None = value
+        else:  # its length first: Python's int() refuses strings of over 4300 digits
+            number = int(text) if len(text) <= len(str(high)) else None
         if number is None or not low <= number <= high:
             raise SpecError(
                 self.path(name), f"must be between {low} and {high}, got {_shown(value)}"
@@ -565,11 +573,15 @@ def sip_uri_host(uri: str) -> str:
     return host_port.split(":", 1)[0].lower()
 
 
+#: What stands for a stream key in a Secret when the operator reads a resource's spec.
+UNREAD_STREAM_KEY = "key-in-a-secret"
+
+
 def parse_resource_spec(document: Any) -> BridgeSpec:
-    """A resource's spec as the operator reads it. Its SIP password lives in a Secret the
-    operator never reads, so the parse takes an empty one in its place (the check that a
-    Secret reference comes with a password file is the bridge's)."""
-    return parse_spec(document, password="")
+    """A resource's spec as the operator reads it. Its SIP password and a stream key named by
+    ``rtmpStreamSecretRef`` live in Secrets the operator never reads, so the parse takes stand-ins
+    (the check that a Secret reference comes with its mounted file is the bridge's)."""
+    return parse_spec(document, password="", rtmp_stream=UNREAD_STREAM_KEY)
 
 
 def spec_boolean(value: Any, default: bool) -> bool | None:

@@ -76,6 +76,13 @@ def test_every_host_the_invite_reaches_is_checked_and_the_rtmp_host() -> None:
         "rtmpUrl",
         "10.0.0.5 is not an allowed RTMP host",
     )
+    # A stream key in a Secret (never read by the operator) does not take the call past them.
+    keyed: dict[str, Any] = {k: v for k, v in elsewhere.items() if k != "rtmpStream"}
+    keyed["rtmpStreamSecretRef"] = {"name": "cdn", "key": "key"}
+    assert destination_refusal(keyed, (), rtmp) == (
+        "rtmpUrl",
+        "10.0.0.5 is not an allowed RTMP host",
+    )
     # A spec the bridge refuses is left to the bridge, which names the field (InvalidSpec).
     assert destination_refusal({"callee": "sip:x@y"}, domains, rtmp) is None
 

@@ -30,7 +30,7 @@ from siprtmp_bridge.sip.states import (
     local_sends,
     remote_sends,
 )
-from siprtmp_bridge.spec import BridgeSpec, sip_uri_host
+from siprtmp_bridge.spec import BridgeSpec
 
 EventSink = Callable[[SipEvent], None]
 AudioAttacher = Callable[[Any], None]
@@ -67,12 +67,10 @@ def account_config(spec: BridgeSpec, rtp_port: int | None = None) -> Any:
     if connection.sip_outbound_proxy:
         config.sipConfig.proxies = pj.StringVector([connection.sip_outbound_proxy])
     if connection.sip_password is not None and connection.auth_user:
-        # The password answers only its own realm: with "*" any server the call reaches (a
-        # callee's domain the spec's author chose, a redirect) would get a digest of it to
-        # crack offline.
-        realm = connection.sip_realm or connection.sip_domain or sip_uri_host(spec.callee)
         config.sipConfig.authCreds.append(
-            pj.AuthCredInfo("digest", realm, connection.auth_user, 0, connection.sip_password)
+            pj.AuthCredInfo(
+                "digest", spec.digest_realm, connection.auth_user, 0, connection.sip_password
+            )
         )
     media = config.mediaConfig
     first_port = rtp_port or nat.rtp_port_min
