@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from siprtmp_bridge.redact import (
+from siprtmp_contract.redact import (
     MASK,
     ScrubbedStream,
     Scrubber,
@@ -22,7 +22,7 @@ from siprtmp_bridge.redact import (
     redacted_publish_url,
     url_secrets,
 )
-from siprtmp_bridge.spec import parse_spec
+from siprtmp_contract.spec import parse_spec
 
 # Every character a key may hold except whitespace (the spec refuses it) and the mask's own
 # asterisk (a key of asterisks beside a mask would look like itself without being shown).

@@ -16,16 +16,17 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
-from siprtmp_bridge.dtmf import DtmfError, DtmfMethod, parse_digits, parse_method
-from siprtmp_bridge.redact import (
+from siprtmp_contract.dtmf import DtmfError, DtmfMethod, parse_digits, parse_method
+from siprtmp_contract.redact import (
     Scrubber,
     key_parts,
     redact_url,
     redacted_publish_url,
     url_secrets,
 )
+from siprtmp_contract.urls import sip_uri_host
 
 TRANSPORTS = ("udp", "tcp", "tls")
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "speex/16000")
@@ -563,16 +564,6 @@ def _normalise_callee(callee: str, connection: Connection) -> str:
     return uri
 
 
-def sip_uri_host(uri: str) -> str:
-    """The host a SIP URI names, lower-cased: ``sip:1000@PBX.example.com:5060;transport=tcp``
-    → ``pbx.example.com``; an IPv6 reference keeps its brackets."""
-    rest = uri.split(":", 1)[1] if ":" in uri else uri
-    host_port = rest.split(";", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
-    if host_port.startswith("["):
-        return host_port.split("]", 1)[0].lower() + "]"
-    return host_port.split(":", 1)[0].lower()
-
-
 #: What stands for a stream key in a Secret when the operator reads a resource's spec.
 UNREAD_STREAM_KEY = "key-in-a-secret"
 
@@ -594,23 +585,6 @@ def spec_boolean(value: Any, default: bool) -> bool | None:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     return None
-
-
-def verifies_rtmps(url: str, tls_verify: bool) -> bool:
-    """Whether publishing to ``url`` checks the server's certificate (through the bridge's
-    RTMPS relay); the operator mounts a CA bundle for exactly these calls."""
-    return urlsplit(url.strip()).scheme.lower() == "rtmps" and tls_verify
-
-
-def verifies_sip_tls(transport: str, tls_verify: bool) -> bool:
-    """Whether the SIP connection checks a TLS server's certificate; the operator mounts the
-    same CA bundle for these calls (the bridge reads it through ``SSL_CERT_FILE``)."""
-    return transport.strip().lower() == "tls" and tls_verify
-
-
-def rtmp_port(parts: SplitResult) -> int:
-    """An rtmp(s):// URL's port, or its scheme's default (RTMP 1935, RTMPS 443)."""
-    return parts.port or (443 if parts.scheme.lower() == "rtmps" else 1935)
 
 
 def _check_rtmp_url(url: str) -> str:
