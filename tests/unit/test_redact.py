@@ -65,6 +65,7 @@ def test_the_redacted_publish_url_does_not_depend_on_the_key(key: str, other: st
 @given(KEYS)
 @example("barstream?s_bl=1&s_sc=SEKRIT7731&s_sw=0#frag")
 @example("it's\"a\\key?x=1")
+@example("#?000")  # a fragment before the arguments: they still print on their own
 def test_a_key_never_survives_in_any_printed_form(key: str) -> None:
     spec = parse_spec({**BASE, "rtmpStream": key})
     scrub = spec.scrubber.text
