@@ -25,10 +25,13 @@ _HOST = rf'([^{_SPACE}<>"@;:\[\]]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{{1,5}})?(;[^{_SPAC
 _USER_AT = rf'[^{_SPACE}<>"@]+@'
 #: ``sip:``/``sips:`` URI, with or without a user.
 SIP_URI = rf"sips?:({_USER_AT})?{_HOST}"
-#: ``user@host``: the bridge calls ``sip:user@host``.
-SIP_ADDRESS = rf"{_USER_AT}{_HOST}"
+#: ``user@host``: the bridge calls ``sip:user@host``. No ``:`` in its user, so that no
+#: ``sip:``-prefixed string is one.
+SIP_ADDRESS = rf'[^{_SPACE}<>"@:]+@{_HOST}'
 #: What ``callee`` may be: the bridge's parser and the CRD's pattern are this one expression
-#: (Python's ``re.fullmatch``; the CRD anchors it), so they admit the same callees.
+#: (Python's ``re.fullmatch``; the CRD anchors it), so they admit the same callees. The three
+#: forms are told apart by their start (``sip:``/``sips:``; a ``@``; neither), as the parser
+#: tells them apart.
 CALLEE = rf"{SIP_URI}|{SIP_ADDRESS}|{USER_PART}"
 
 _DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
