@@ -9,9 +9,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from siprtmp_bridge.outcome import ExitCode
+from siprtmp_contract.outcome import ExitCode
+from siprtmp_contract.pod import TERMINATION_LOG
 
-DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
+DEFAULT_TERMINATION_LOG = Path(TERMINATION_LOG)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(arguments: argparse.Namespace) -> int:
     # Imported here so that `--help` and spec errors answer without loading pjsua and FFmpeg.
-    from siprtmp_bridge.spec import SpecError, load_spec_file
+    from siprtmp_contract.spec import (
+        SpecError,
+        load_spec_file,
+    )
 
     try:
         spec = load_spec_file(

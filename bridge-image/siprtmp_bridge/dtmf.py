@@ -1,11 +1,10 @@
-"""DTMF in the running call: the key and pause alphabet, the two ways keys travel, when they
-may be sent, their timing, and the hand-over queue.
+"""DTMF in the running call: when keys may be sent, their timing, and the hand-over queue (the
+alphabet, the methods and the parsing are the contract's: siprtmp_contract.dtmf).
 
 The HTTP server runs on its own thread and must never touch pjsua, so a request is queued here
 and the runner's poll loop (the only pjsua thread) plays it out (``KeyPlayer``) and settles the
 request's future. The spec's ``dtmfAfterAnswer`` goes through the same player, so keys of the
-spec and of requests never interleave. The operator's REST API and the spec parser validate
-keys with the same function.
+spec and of requests never interleave.
 """
 
 from __future__ import annotations
@@ -15,28 +14,11 @@ import threading
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from siprtmp_bridge.status import ANSWERED_CALL_STATES, CallState
+from siprtmp_contract.dtmf import PAUSE_SECONDS, DtmfMethod
+from siprtmp_contract.states import ANSWERED_CALL_STATES, CallState
 
-#: Where the bridge finds the bearer token a POST /dtmf must carry. The operator sets a new one
-#: in each bridge pod (its REST API reads it back from the pod to forward DTMF): anything else
-#: that reaches the pod's status port can read /status, but not press keys in the call.
-CONTROL_TOKEN_ENV = "SIPRTMP_CONTROL_TOKEN"
-
-#: RFC 4733 events 0-15: the 16 keys of a DTMF keypad.
-DTMF_KEYS = "0123456789*#ABCD"
-#: Pauses between keys, as phone dialers write them: ``w`` half a second, ``W`` one second
-#: (a conference's PIN prompt may need a moment before it listens: ``"W1234#"``).
-PAUSE_SECONDS = {"w": 0.5, "W": 1.0}
-MAX_DIGITS = 32
-#: What ``parse_digits`` takes, but for the count of keys: the CRD's pattern for
-#: ``dtmfAfterAnswer`` and the REST API's (tests/unit/test_spec.py compares the CRD's).
-SEQUENCE_PATTERN = (
-    f"^[{DTMF_KEYS}abcd{''.join(PAUSE_SECONDS)}]*[{DTMF_KEYS}abcd]"
-    f"[{DTMF_KEYS}abcd{''.join(PAUSE_SECONDS)}]*$"
-)
 #: One key starts this long after the previous one: the key sounds for KEY_DURATION_MS, then
 #: a silence that IVRs need to tell two presses of the same key apart (pjmedia's RFC 2833 key
 #: of 160 ms takes 200 ms on the wire with its three end packets, so it is over by then).
@@ -50,14 +32,6 @@ ANSWER_SETTLE_SECONDS = 1.0
 RECEIVED_KEYS_SHOWN = 16
 
 
-class DtmfMethod(StrEnum):
-    """How keys reach the far end: RFC 2833/4733 events in the bridge's RTP, or one SIP INFO
-    (``application/dtmf-relay``) per key for the far ends that ignore in-band events."""
-
-    RFC2833 = "RFC2833"
-    INFO = "INFO"
-
-
 def authorized(header: str | None, token: str | None) -> bool:
     """Whether an ``Authorization`` header carries ``token`` (any request, without a token)."""
     if not token:
@@ -68,43 +42,8 @@ def authorized(header: str | None, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given_bytes, token.encode())
 
 
-class DtmfError(ValueError):
-    """Digits that cannot be sent: ``str()`` names the field, as the spec's errors do."""
-
-    def __init__(self, problem: str, field_path: str = "dtmf") -> None:
-        super().__init__(f"{field_path}: {problem}")
-        self.field_path = field_path
-        self.problem = problem
-
-
 class DtmfRefusedError(RuntimeError):
     """The call cannot carry DTMF now (not answered, recvonly, ended, or pjsua refused)."""
-
-
-def parse_digits(value: Any) -> str:
-    """Keys and pauses: keypad keys (case-insensitive A-D) and ``w``/``W`` pauses, at least one
-    key and at most MAX_DIGITS of them."""
-    if not isinstance(value, str) or not value:
-        raise DtmfError("is required: a string of 0-9, *, #, A-D, with pauses w (0.5 s), W (1 s)")
-    digits = "".join(c if c in PAUSE_SECONDS else c.upper() for c in value)
-    bad = sorted({c for c in digits if c not in DTMF_KEYS and c not in PAUSE_SECONDS})
-    if bad:
-        raise DtmfError(f"has characters that are neither DTMF keys nor pauses: {''.join(bad)!r}")
-    keys = sum(c in DTMF_KEYS for c in digits)
-    if keys == 0:
-        raise DtmfError("has only pauses: at least one key is needed")
-    if keys > MAX_DIGITS:
-        raise DtmfError(f"at most {MAX_DIGITS} digits at a time, got {keys}")
-    return digits
-
-
-def parse_method(value: Any) -> DtmfMethod:
-    """A method name in any case; RFC 2833 when absent (what the seed's API sent)."""
-    if value is None or value == "":
-        return DtmfMethod.RFC2833
-    if isinstance(value, str) and value.strip().upper() in DtmfMethod.__members__:
-        return DtmfMethod[value.strip().upper()]
-    raise DtmfError(f"must be one of {', '.join(DtmfMethod)}, got {value!r}", "type")
 
 
 @dataclass(frozen=True)

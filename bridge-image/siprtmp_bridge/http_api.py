@@ -1,7 +1,7 @@
 """The bridge's HTTP side: /status for the operator, /metrics, /healthz (503 once a media thread
 died or stopped making progress: supervision.py) and /readyz for kubelet,
 and POST /dtmf, through which the operator's REST API sends DTMF into the call (with the bearer
-token the operator gave the pod, when it gave one: dtmf.CONTROL_TOKEN_ENV).
+token the operator gave the pod, when it gave one: siprtmp_contract.pod.CONTROL_TOKEN_ENV).
 
 prometheus-client is imported on the first scrape, not at start: measured, it is about a quarter
 of the bridge's import time (≈ 0.05 CPU-s), and a bridge that nobody scrapes never needs it.
@@ -17,15 +17,17 @@ from typing import Any
 
 from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.dtmf import (
-    DtmfError,
     DtmfQueue,
     DtmfRefusedError,
     authorized,
-    parse_digits,
-    parse_method,
 )
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.supervision import Supervisor
+from siprtmp_contract.dtmf import (
+    DtmfError,
+    parse_digits,
+    parse_method,
+)
 
 #: How long a DTMF request waits for the runner's poll loop (it polls every 250 ms).
 DTMF_WAIT_SECONDS = 5.0

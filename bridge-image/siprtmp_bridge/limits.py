@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from siprtmp_bridge.outcome import ExitCode, Outcome
-from siprtmp_bridge.spec import Timeouts
+from siprtmp_contract.outcome import (
+    ExitCode,
+    Outcome,
+    Reason,
+)
+from siprtmp_contract.spec import Timeouts
 
 
 @dataclass(frozen=True)
@@ -31,15 +35,17 @@ class CallClock:
 def limit_reached(clock: CallClock, timeouts: Timeouts, callee: str, stream: str) -> Outcome | None:
     """The outcome that ends the call now, or None; earlier rules win."""
     if clock.stop_requested:
-        return Outcome(ExitCode.OK, "Stopped", "stopped by signal: hung up")
+        return Outcome(ExitCode.OK, Reason.STOPPED, "stopped by signal: hung up")
     if clock.worker_failure is not None:  # no media flows any more: nothing else applies
-        return Outcome(ExitCode.INTERNAL, "InternalError", clock.worker_failure)
+        return Outcome(ExitCode.INTERNAL, Reason.INTERNAL_ERROR, clock.worker_failure)
     setup = timeouts.call_setup_seconds
     if clock.answered_at is None and clock.now - clock.placed_at > setup:
         if clock.got_response:
-            return Outcome(ExitCode.NO_ANSWER, "NoAnswer", f"no answer within {setup:g} s")
+            return Outcome(ExitCode.NO_ANSWER, Reason.NO_ANSWER, f"no answer within {setup:g} s")
         return Outcome(
-            ExitCode.UNREACHABLE, "Unreachable", f"no response from {callee} within {setup:g} s"
+            ExitCode.UNREACHABLE,
+            Reason.UNREACHABLE,
+            f"no response from {callee} within {setup:g} s",
         )
     inactivity = timeouts.rtp_inactivity_seconds
     if (
@@ -48,14 +54,18 @@ def limit_reached(clock: CallClock, timeouts: Timeouts, callee: str, stream: str
         and clock.now - clock.last_rtp_at > inactivity
     ):
         return Outcome(
-            ExitCode.RTP_INACTIVITY, "RtpInactivity", f"no RTP received for {inactivity:g} s"
+            ExitCode.RTP_INACTIVITY, Reason.RTP_INACTIVITY, f"no RTP received for {inactivity:g} s"
         )
     longest = timeouts.max_duration_seconds
     answered_for = None if clock.answered_at is None else clock.now - clock.answered_at
     if longest is not None and answered_for is not None and answered_for > longest:
-        return Outcome(ExitCode.OK, "MaxDuration", f"maximum duration of {longest:g} s reached")
+        return Outcome(
+            ExitCode.OK, Reason.MAX_DURATION, f"maximum duration of {longest:g} s reached"
+        )
     if clock.rtmp_failure is not None:
-        return Outcome(ExitCode.RTMP_FAILED, "RtmpFailed", f"lost {stream}: {clock.rtmp_failure}")
+        return Outcome(
+            ExitCode.RTMP_FAILED, Reason.RTMP_FAILED, f"lost {stream}: {clock.rtmp_failure}"
+        )
     if clock.pipeline_error is not None:
-        return Outcome(ExitCode.INTERNAL, "InternalError", clock.pipeline_error)
+        return Outcome(ExitCode.INTERNAL, Reason.INTERNAL_ERROR, clock.pipeline_error)
     return None

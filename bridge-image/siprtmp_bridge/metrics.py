@@ -10,8 +10,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.reporter import StatusReporter
-from siprtmp_bridge.status import CallState, StreamState
 from siprtmp_bridge.video.metrics import video_metrics
+from siprtmp_contract.states import (
+    CallState,
+    StreamState,
+)
 
 
 class BridgeCollector(Collector):

@@ -10,9 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from siprtmp_bridge.redact import Scrubber
-from siprtmp_bridge.status import BridgeStatus, to_document
+from siprtmp_bridge.status import (
+    BridgeStatus,
+    to_document,
+)
 from siprtmp_bridge.video.status import VIDEO_COUNTERS
+from siprtmp_contract.redact import Scrubber
 
 # Termination messages are cut by Kubernetes at 4096 bytes; the document is well under.
 TERMINATION_MESSAGE_LIMIT = 4096

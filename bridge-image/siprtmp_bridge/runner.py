@@ -36,12 +36,6 @@ from siprtmp_bridge.media.pipeline import MediaPipeline
 from siprtmp_bridge.media.publisher import RtmpPublisher, StreamFormat
 from siprtmp_bridge.media.rtmp_route import route_for
 from siprtmp_bridge.media.silence import write_silence_wav
-from siprtmp_bridge.outcome import (
-    ExitCode,
-    Outcome,
-    outcome_for_sip_failure,
-    registration_failure,
-)
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.sip.call import BridgeAccount, BridgeCall, account_config
 from siprtmp_bridge.sip.endpoint import SipEndpoint
@@ -59,11 +53,8 @@ from siprtmp_bridge.sip.states import (
     ended_state,
     state_with_early_media,
 )
-from siprtmp_bridge.spec import BridgeSpec
 from siprtmp_bridge.status import (
     BridgeStatus,
-    CallState,
-    StreamState,
     finished,
     now_iso,
     terminating,
@@ -76,6 +67,18 @@ from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.keyframes import PICTURE_FAST_UPDATE, PICTURE_FAST_UPDATE_TYPE
 from siprtmp_bridge.video.session import VideoSession
 from siprtmp_bridge.video.slate import Slate
+from siprtmp_contract.outcome import (
+    ExitCode,
+    Outcome,
+    Reason,
+    outcome_for_sip_failure,
+    registration_failure,
+)
+from siprtmp_contract.spec import BridgeSpec
+from siprtmp_contract.states import (
+    CallState,
+    StreamState,
+)
 
 # pjsua returns from a poll as soon as a SIP message or timer is due, so this bounds only how
 # late the runner notices a stop request or a limit: each wake-up costs CPU, so poll rarely.
@@ -172,12 +175,12 @@ class BridgeRunner:
         if not self._wait_connected(publisher):
             pipeline.stop(FLUSH_SECONDS)
             if self.stop_requested.is_set():
-                return Outcome(ExitCode.OK, "Stopped", "stopped before the call was placed")
+                return Outcome(ExitCode.OK, Reason.STOPPED, "stopped before the call was placed")
             if self.supervisor.failure is not None:
-                return Outcome(ExitCode.INTERNAL, "InternalError", self.supervisor.failure)
+                return Outcome(ExitCode.INTERNAL, Reason.INTERNAL_ERROR, self.supervisor.failure)
             return Outcome(
                 ExitCode.RTMP_FAILED,
-                "RtmpFailed",
+                Reason.RTMP_FAILED,
                 f"cannot publish to {self.spec.redacted_publish_url}: "
                 f"{publisher.failure or 'no connection'}",
             )
@@ -197,10 +200,12 @@ class BridgeRunner:
             self._place_and_bridge(pipeline, publisher)
         except pj.Error as error:
             self.outcome = self.outcome or Outcome(
-                ExitCode.INTERNAL, "InternalError", f"pjsua: {error.info()}"
+                ExitCode.INTERNAL, Reason.INTERNAL_ERROR, f"pjsua: {error.info()}"
             )
         except OSError as error:  # no RTP port pair free in the window
-            self.outcome = self.outcome or Outcome(ExitCode.INTERNAL, "InternalError", str(error))
+            self.outcome = self.outcome or Outcome(
+                ExitCode.INTERNAL, Reason.INTERNAL_ERROR, str(error)
+            )
         finally:
             self._hang_up_and_wait(endpoint)
             self._release_media()
@@ -344,7 +349,7 @@ class BridgeRunner:
                     self.outcome = registration_failure(event.status_code, event.reason)
                     return False
         self.outcome = (
-            Outcome(ExitCode.OK, "Stopped", "stopped while registering")
+            Outcome(ExitCode.OK, Reason.STOPPED, "stopped while registering")
             if self.stop_requested.is_set()
             else registration_failure(408, "no answer from the registrar")
         )
@@ -437,7 +442,7 @@ class BridgeRunner:
         if self.pending_outcome is not None:
             self.outcome = self.pending_outcome
         elif event.was_answered:
-            self.outcome = Outcome(ExitCode.OK, "RemoteHangup", "the far end hung up")
+            self.outcome = Outcome(ExitCode.OK, Reason.REMOTE_HANGUP, "the far end hung up")
         else:
             self.outcome = outcome_for_sip_failure(
                 event.status_code, event.reason, got_response=event.got_response
@@ -498,7 +503,7 @@ class BridgeRunner:
         """BYE (or CANCEL) and wait briefly for the far end, so SIGTERM really ends the call."""
         if self.outcome is None:
             self.pending_outcome = self.pending_outcome or Outcome(
-                ExitCode.INTERNAL, "InternalError", "the bridge stopped unexpectedly"
+                ExitCode.INTERNAL, Reason.INTERNAL_ERROR, "the bridge stopped unexpectedly"
             )
         self._hang_up()
         deadline = time.monotonic() + HANGUP_WAIT_SECONDS

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import TextIO
 
 from siprtmp_bridge.counters import MediaCounters
-from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV, DtmfQueue
+from siprtmp_bridge.dtmf import DtmfQueue
 from siprtmp_bridge.http_api import StatusServer
-from siprtmp_bridge.outcome import ExitCode
-from siprtmp_bridge.redact import ScrubbedStream
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.runner import BridgeRunner, RunOptions
-from siprtmp_bridge.spec import BridgeSpec
 from siprtmp_bridge.status import initial_status
 from siprtmp_bridge.supervision import Supervisor
+from siprtmp_contract.outcome import ExitCode
+from siprtmp_contract.pod import CONTROL_TOKEN_ENV
+from siprtmp_contract.redact import ScrubbedStream
+from siprtmp_contract.spec import BridgeSpec
 
 
 def serve_one_call(

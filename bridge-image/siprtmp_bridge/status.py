@@ -10,49 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
-from siprtmp_bridge.outcome import Outcome
 from siprtmp_bridge.video.status import VideoStatus, video_document
-
-
-class Phase(StrEnum):
-    PENDING = "Pending"
-    CONNECTING = "Connecting"
-    STREAMING = "Streaming"
-    RECONNECTING = "Reconnecting"
-    TERMINATING = "Terminating"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-
-
-class CallState(StrEnum):
-    """The seed server's call statuses."""
-
-    NEW = "NEW"
-    PENDING = "PENDING"
-    TRYING = "TRYING"
-    RING = "RING"
-    RING_MEDIA = "RING_MEDIA"
-    SESSION_PROGRESS = "SESSION_PROGRESS"
-    ESTABLISHED = "ESTABLISHED"
-    HOLD = "HOLD"
-    BUSY = "BUSY"
-    FAILED = "FAILED"
-    FINISH = "FINISH"
-
-
-class StreamState(StrEnum):
-    PENDING = "PENDING"
-    PUBLISHING = "PUBLISHING"
-    RECONNECTING = "RECONNECTING"
-    UNPUBLISHED = "UNPUBLISHED"
-    FAILED = "FAILED"
-
-
-ANSWERED_CALL_STATES = frozenset({CallState.ESTABLISHED, CallState.HOLD})
-ENDED_CALL_STATES = frozenset({CallState.BUSY, CallState.FAILED, CallState.FINISH})
+from siprtmp_contract.outcome import Outcome
+from siprtmp_contract.states import (
+    ANSWERED_CALL_STATES,
+    ENDED_CALL_STATES,
+    CallState,
+    Phase,
+    StreamState,
+)
 
 
 def now_iso() -> str:

@@ -17,6 +17,8 @@ from typing import Any
 
 import kopf
 
+from siprtmp_contract.outcome import Reason
+
 from . import GROUP, PLURAL, VERSION
 from .api import app as api_app
 from .kube import Kube, load_config
@@ -330,7 +332,7 @@ def build_registry(
                 )
             except PlacementError as exc:
                 new_status = merge_status(
-                    prev, {"phase": "Pending", "reason": "NoPlacement", "message": str(exc)}
+                    prev, {"phase": "Pending", "reason": Reason.NO_PLACEMENT, "message": str(exc)}
                 )
                 _write(body=body, patch=patch, prev=prev, new=new_status, events=[], uid=uid)
                 return
@@ -360,7 +362,10 @@ def build_registry(
         if new_status.get("phase") in TERMINAL_PHASES:
             with slot_guard:
                 reserved_slots.pop(uid, None)
-        if new_status.get("reason") == "RetryBackoff" and prev.get("reason") != "RetryBackoff":
+        if (
+            new_status.get("reason") == Reason.RETRY_BACKOFF
+            and prev.get("reason") != Reason.RETRY_BACKOFF
+        ):
             REDIALS.inc()
         created = body.metadata.get("creationTimestamp")
         if new_status.get("podRunningAt") and not prev.get("podRunningAt"):
@@ -438,7 +443,7 @@ def build_registry(
         if status.get("phase") not in TERMINAL_PHASES and status.get("phase") != "Terminating":
             patch.setdefault("status", {}).update(
                 phase="Terminating",
-                reason="Deleting",
+                reason=Reason.DELETING,
                 message="bridge deleted: hanging up the call and flushing the stream",
             )
         live = [p["metadata"]["name"] for p in running]

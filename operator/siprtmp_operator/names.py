@@ -21,17 +21,6 @@ ANNOTATION_PORT_SLOT = f"{GROUP}/port-slot"
 FINALIZER = f"{GROUP}/bridge-pod"
 CONTAINER_NAME = "bridge"
 STATUS_PORT_NAME = "status"
-SPEC_DIR = "/etc/siprtmp/spec"
-SPEC_KEY = "spec.json"
-SPEC_FILE = f"{SPEC_DIR}/{SPEC_KEY}"
-SECRET_DIR = "/etc/siprtmp/secret"
-PASSWORD_FILE = f"{SECRET_DIR}/password"
-STREAM_DIR = "/etc/siprtmp/stream"
-STREAM_FILE = f"{STREAM_DIR}/key"
-CA_BUNDLE_DIR = "/etc/siprtmp/ca"
-CA_BUNDLE_NAME = "ca.crt"
-CA_BUNDLE_FILE = f"{CA_BUNDLE_DIR}/{CA_BUNDLE_NAME}"
-TERMINATION_LOG = "/dev/termination-log"
 
 
 def pod_name(bridge_name: str, attempt: int) -> str:

@@ -16,25 +16,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
-from siprtmp_bridge.spec import spec_boolean, verifies_rtmps, verifies_sip_tls
-
-from . import API_VERSION, KIND
-from .names import (
-    ANNOTATION_PORT_SLOT,
+from siprtmp_contract.pod import (
     CA_BUNDLE_DIR,
     CA_BUNDLE_FILE,
     CA_BUNDLE_NAME,
-    CONTAINER_NAME,
+    CONTROL_TOKEN_ENV,
     PASSWORD_FILE,
     SECRET_DIR,
     SPEC_DIR,
     SPEC_FILE,
     SPEC_KEY,
-    STATUS_PORT_NAME,
     STREAM_DIR,
     STREAM_FILE,
     TERMINATION_LOG,
+)
+from siprtmp_contract.spec import spec_boolean
+from siprtmp_contract.urls import (
+    verifies_rtmps,
+    verifies_sip_tls,
+)
+
+from . import API_VERSION, KIND
+from .names import (
+    ANNOTATION_PORT_SLOT,
+    CONTAINER_NAME,
+    STATUS_PORT_NAME,
     pod_labels,
     pod_name,
     spec_secret_name,

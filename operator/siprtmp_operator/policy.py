@@ -12,28 +12,19 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from siprtmp_bridge.spec import SpecError, parse_resource_spec, rtmp_port, sip_uri_host
+from siprtmp_contract.outcome import Reason
+from siprtmp_contract.spec import (
+    SpecError,
+    parse_resource_spec,
+)
+from siprtmp_contract.urls import (
+    rtmp_port,
+    sip_uri_host,
+)
 
 from .networking import effective_mode
 from .settings import Settings
 from .timeutil import parse
-
-#: Failures worth dialling again (transient or far-end state); the rest will fail the same way.
-RETRYABLE_REASONS = frozenset(
-    {
-        "Busy",
-        "NoAnswer",
-        "RtpInactivity",
-        "RtmpFailed",
-        "Unreachable",
-        "InternalError",
-        "PodFailed",
-        "PodDeleted",
-        "OOMKilled",
-        "Evicted",
-        "Error",
-    }
-)
 
 
 def max_retries(spec: Mapping[str, Any], settings: Settings) -> int:
@@ -63,7 +54,8 @@ def decide_retry(
 ) -> RetryDecision:
     """Redial a retryable failure while fewer than maxRetries redials were made."""
     limit = max_retries(spec, settings)
-    if reason not in RETRYABLE_REASONS:
+    known = Reason.named(reason)
+    if known is None or not known.retryable:
         return RetryDecision(False, why=f"{reason} is not retryable")
     if retries_done >= limit:
         return RetryDecision(False, why=f"maxRetries ({limit}) reached")
@@ -193,7 +185,7 @@ def destination_refusal(
 class Refusal:
     """Why a call must not be placed: the resource's status reason and the spec field."""
 
-    reason: str
+    reason: Reason
     field: str
     message: str
 
@@ -205,7 +197,7 @@ def call_refusal(spec: Mapping[str, Any], settings: Settings) -> Refusal | None:
     mode, _ = effective_mode(spec, settings)
     if mode == "HostNetwork" and not settings.allow_host_network:
         return Refusal(
-            "HostNetworkNotAllowed",
+            Reason.HOST_NETWORK_NOT_ALLOWED,
             "networking.mode",
             "HostNetwork is not allowed here (the operator's networking.allowHostNetwork)",
         )
@@ -214,5 +206,5 @@ def call_refusal(spec: Mapping[str, Any], settings: Settings) -> Refusal | None:
     )
     if refused is not None:
         field, why = refused
-        return Refusal("NotAllowed", field, f"{why} (the operator's allowlist)")
+        return Refusal(Reason.NOT_ALLOWED, field, f"{why} (the operator's allowlist)")
     return None

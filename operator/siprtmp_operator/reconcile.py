@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from siprtmp_contract.outcome import Reason
+
 from .names import pod_name
 from .policy import call_refusal, decide_retry, ttl_remaining
 from .settings import Settings
@@ -111,7 +113,7 @@ def plan_step(
         if attempt == 0 and duplicate_of:
             status.update(
                 phase="Failed",
-                reason="DuplicateStream",
+                reason=Reason.DUPLICATE_STREAM,
                 message=(
                     f"the stream is already published by {duplicate_of}; "
                     "delete one of them (no pod was created)"
@@ -124,7 +126,7 @@ def plan_step(
             return done()
         status.update(
             phase="Pending",
-            reason="PodCreating" if attempt == 0 else "Redialing",
+            reason=Reason.POD_CREATING if attempt == 0 else Reason.REDIALING,
             message=f"creating bridge pod {current_pod}",
             podName=current_pod,
         )
@@ -136,7 +138,9 @@ def plan_step(
         # Our pod vanished (deleted by someone, evicted and garbage-collected): a failure.
         failed = copy.deepcopy(status)
         failed.update(
-            phase="Failed", reason="PodDeleted", message=f"bridge pod {current_pod} disappeared"
+            phase="Failed",
+            reason=Reason.POD_DELETED,
+            message=f"bridge pod {current_pod} disappeared",
         )
     else:
         failed = derive_status(status, pod, live, str(spec.get("rtmpUrl", "")), now)
@@ -146,7 +150,7 @@ def plan_step(
                 _finish(status, now)
             return done()
 
-    reason = str(failed.get("reason") or "PodFailed")
+    reason = str(failed.get("reason") or Reason.POD_FAILED)
     decision = decide_retry(spec, reason, int(status.get("retries", 0)), settings)
     if not decision.retry:
         status = failed
@@ -158,7 +162,7 @@ def plan_step(
     status.pop("finishedAt", None)
     status.update(
         phase="Pending",
-        reason="RetryBackoff",
+        reason=Reason.RETRY_BACKOFF,
         message=(
             f"attempt {attempt} failed ({reason}: {failed.get('message', '')}); "
             f"redialing in {decision.delay_seconds:g}s"

@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
-from siprtmp_bridge.outcome import REASON_BY_EXIT_CODE
-from siprtmp_bridge.redact import redacted_publish_url
-from siprtmp_bridge.status import ANSWERED_CALL_STATES, CallState, Phase, StreamState
+from siprtmp_contract.outcome import Reason
+from siprtmp_contract.pod import CONTROL_TOKEN_ENV
+from siprtmp_contract.redact import redacted_publish_url
+from siprtmp_contract.states import (
+    ANSWERED_CALL_STATES,
+    CallState,
+    Phase,
+    StreamState,
+)
 
 from .timeutil import fmt
 
@@ -38,9 +43,6 @@ CALL_STATES = frozenset(state.value for state in CallState)
 STREAM_STATES = frozenset(state.value for state in StreamState)
 ESTABLISHED_CALL_STATES = frozenset(state.value for state in ANSWERED_CALL_STATES)
 
-#: Bridge exit code → status.reason when its termination message says nothing (bridge-process.md).
-EXIT_REASONS = {int(code): reason for code, reason in REASON_BY_EXIT_CODE.items()}
-
 
 @dataclass(frozen=True)
 class PodObservation:
@@ -57,7 +59,7 @@ class PodObservation:
     termination_message: str | None = None
     pod_reason: str | None = None
     pod_message: str | None = None
-    #: What the bridge asks of a POST /dtmf (dtmf.CONTROL_TOKEN_ENV in the container's env).
+    #: What the bridge asks of a POST /dtmf (pod.CONTROL_TOKEN_ENV in the container's env).
     control_token: str | None = field(default=None, repr=False)
 
 
@@ -196,17 +198,18 @@ def derive_status(
         if obs.phase == "Succeeded":
             status["phase"] = "Succeeded"
             if doc is None or not doc.get("reason"):
-                status["reason"] = "Completed"
+                status["reason"] = Reason.COMPLETED
                 status["message"] = "bridge exited 0"
         else:
             status["phase"] = "Failed"
             if doc is None or not doc.get("reason") or doc.get("phase") != "Failed":
                 status["reason"] = (
                     obs.terminated_reason
-                    if obs.terminated_reason == "OOMKilled"
-                    else EXIT_REASONS.get(code if code is not None else -1)
+                    if obs.terminated_reason == Reason.OOM_KILLED
+                    # the reason of the exit code when the termination message says nothing
+                    else Reason.for_exit_code(code if code is not None else -1)
                     or obs.pod_reason
-                    or "PodFailed"
+                    or Reason.POD_FAILED
                 )
                 status["message"] = (
                     obs.pod_message or obs.termination_message or f"bridge exited {code}"
@@ -216,7 +219,7 @@ def derive_status(
 
     if obs.deleting:
         status["phase"] = "Terminating"
-        status["reason"] = "Stopping"
+        status["reason"] = Reason.STOPPING
         status["message"] = "bridge pod is stopping: hanging up and flushing the stream"
         if live is not None:
             _apply_document(status, live, rtmp_url)
@@ -233,12 +236,12 @@ def derive_status(
             prev_phase = prev.get("phase")
             status["phase"] = prev_phase if prev_phase in LIVE_PHASES else "Connecting"
             if prev_phase not in LIVE_PHASES:
-                status["reason"] = "BridgeStarting"
+                status["reason"] = Reason.BRIDGE_STARTING
                 status["message"] = "bridge running, live status not reachable yet"
         return status
 
     status["phase"] = "Pending"
-    status["reason"] = obs.waiting_reason or obs.pod_reason or "PodPending"
+    status["reason"] = obs.waiting_reason or obs.pod_reason or Reason.POD_PENDING
     status["message"] = (
         obs.waiting_message or obs.pod_message or "waiting for the bridge pod to start"
     )[:1024]

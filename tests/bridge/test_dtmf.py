@@ -20,8 +20,8 @@ from siprtmp_bridge.dtmf import (
     ANSWER_SETTLE_SECONDS,
     KEY_DURATION_MS,
     KEY_INTERVAL_SECONDS,
-    PAUSE_SECONDS,
 )
+from siprtmp_contract.dtmf import PAUSE_SECONDS
 from tests.conftest import call_spec
 from tests.operator.k8s_harness import wait_for
 from tests.support.bridge_process import BridgeProcess

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from siprtmp_bridge.spec import parse_spec
 from siprtmp_bridge.video.session import VideoSession
 from siprtmp_bridge.video.status import VideoState
+from siprtmp_contract.spec import parse_spec
 from tests.support.ports import free_udp_window
 from tests.support.video_pcap import VIDEO_PAYLOAD_TYPE, H264Rtp, encode_h264_rtp
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from siprtmp_bridge.dtmf import CONTROL_TOKEN_ENV
-from siprtmp_bridge.spec import parse_spec
+from siprtmp_contract.pod import CONTROL_TOKEN_ENV
+from siprtmp_contract.spec import parse_spec
 from siprtmp_operator.handlers import merge_patch
 from siprtmp_operator.livestatus import post, status_url
 from siprtmp_operator.names import pod_name

@@ -19,7 +19,7 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from siprtmp_bridge.spec import parse_spec
+from siprtmp_contract.spec import parse_spec
 from siprtmp_operator.names import STATUS_PORT_NAME
 from siprtmp_operator.networking import NetworkPlan, window_for_slot
 from siprtmp_operator.settings import Settings

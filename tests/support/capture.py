@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from siprtmp_bridge.dtmf import DTMF_KEYS
+from siprtmp_contract.dtmf import DTMF_KEYS
 
 
 @dataclass(frozen=True)

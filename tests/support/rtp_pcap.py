@@ -14,7 +14,7 @@ from typing import Any
 import av
 import numpy as np
 
-from siprtmp_bridge.dtmf import DTMF_KEYS
+from siprtmp_contract.dtmf import DTMF_KEYS
 
 
 @dataclass(frozen=True)

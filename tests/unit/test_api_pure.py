@@ -13,8 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
-from siprtmp_bridge.spec import CONNECTION_FIELDS, SPEC_FIELDS
-from siprtmp_bridge.status import CallState, StreamState
+from siprtmp_contract.spec import (
+    CONNECTION_FIELDS,
+    SPEC_FIELDS,
+)
+from siprtmp_contract.states import (
+    CallState,
+    StreamState,
+)
 from siprtmp_operator.api.auth import authorized, cors_headers
 from siprtmp_operator.api.bodies import (
     BOOLEAN_FIELDS,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from siprtmp_bridge.spec import sip_uri_host
+from siprtmp_contract.urls import sip_uri_host
 from siprtmp_operator.api.app import build_app
 from siprtmp_operator.api.calls import Calls
 from siprtmp_operator.api.store import CallStore

@@ -9,20 +9,27 @@ import pytest
 
 from siprtmp_bridge.dtmf import (
     KEY_INTERVAL_SECONDS,
-    MAX_DIGITS,
-    PAUSE_SECONDS,
-    DtmfError,
-    DtmfMethod,
     DtmfQueue,
     DtmfRefusedError,
     KeyPlayer,
     KeyPress,
-    parse_digits,
-    parse_method,
     refusal,
     schedule,
 )
-from siprtmp_bridge.status import CallState, initial_status, to_document, with_dtmf_received
+from siprtmp_bridge.status import (
+    initial_status,
+    to_document,
+    with_dtmf_received,
+)
+from siprtmp_contract.dtmf import (
+    MAX_DIGITS,
+    PAUSE_SECONDS,
+    DtmfError,
+    DtmfMethod,
+    parse_digits,
+    parse_method,
+)
+from siprtmp_contract.states import CallState
 
 
 def test_digits_are_keypad_keys_upper_cased() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from siprtmp_bridge.limits import CallClock, limit_reached
-from siprtmp_bridge.outcome import ExitCode
-from siprtmp_bridge.spec import Timeouts
+from siprtmp_contract.outcome import ExitCode
+from siprtmp_contract.spec import Timeouts
 
 TIMEOUTS = Timeouts(call_setup_seconds=10, rtp_inactivity_seconds=5, max_duration_seconds=60)
 RINGING = CallClock(

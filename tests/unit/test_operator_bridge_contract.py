@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from siprtmp_bridge.spec import parse_spec
+from siprtmp_contract.spec import parse_spec
 from siprtmp_operator.networking import NetworkPlan, window_for_slot
 from siprtmp_operator.pod import bridge_spec
 from siprtmp_operator.settings import Settings

@@ -20,7 +20,7 @@ from siprtmp_bridge.sip.states import (
     remote_sends,
     state_with_early_media,
 )
-from siprtmp_bridge.status import CallState
+from siprtmp_contract.states import CallState
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from siprtmp_bridge.dtmf import SEQUENCE_PATTERN, DtmfError, DtmfMethod, parse_digits
-from siprtmp_bridge.spec import (
+from siprtmp_contract.dtmf import (
+    SEQUENCE_PATTERN,
+    DtmfError,
+    DtmfMethod,
+    parse_digits,
+)
+from siprtmp_contract.spec import (
     BOUNDS,
     DEFAULT_CODECS,
     SpecError,

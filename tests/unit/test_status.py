@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from siprtmp_bridge.outcome import (
-    ExitCode,
-    Outcome,
-    outcome_for_sip_failure,
-    registration_failure,
-)
 from siprtmp_bridge.status import (
-    CallState,
-    Phase,
-    StreamState,
     finished,
     initial_status,
     terminating,
     to_document,
     with_call,
     with_stream,
+)
+from siprtmp_contract.outcome import (
+    ExitCode,
+    Outcome,
+    Reason,
+    outcome_for_sip_failure,
+    registration_failure,
+)
+from siprtmp_contract.states import (
+    CallState,
+    Phase,
+    StreamState,
 )
 
 
@@ -58,9 +61,9 @@ def test_timestamps_are_stamped_once() -> None:
 
 def test_finished_keeps_the_first_outcome() -> None:
     status = with_call(initial_status("c", "u"), state=CallState.ESTABLISHED)
-    failure = Outcome(ExitCode.RTP_INACTIVITY, "RtpInactivity", "no RTP")
+    failure = Outcome(ExitCode.RTP_INACTIVITY, Reason.RTP_INACTIVITY, "no RTP")
     status = finished(status, failure)
-    status = finished(status, Outcome(ExitCode.OK, "RemoteHangup", "bye"))
+    status = finished(status, Outcome(ExitCode.OK, Reason.REMOTE_HANGUP, "bye"))
     document = to_document(status)
     assert document["phase"] == "Failed"
     assert document["reason"] == "RtpInactivity"
@@ -71,7 +74,7 @@ def test_finished_keeps_the_first_outcome() -> None:
 
 
 def test_success_finishes_the_call() -> None:
-    status = finished(initial_status("c", "u"), Outcome(ExitCode.OK, "Stopped", "signal"))
+    status = finished(initial_status("c", "u"), Outcome(ExitCode.OK, Reason.STOPPED, "signal"))
     assert to_document(status)["call"]["state"] == "FINISH"
     assert status.phase is Phase.SUCCEEDED
 

@@ -23,10 +23,11 @@ from siprtmp_bridge.media.publisher import (
 )
 from siprtmp_bridge.media.rtmp_route import DirectRoute
 from siprtmp_bridge.media.stall import STALL_SECONDS, limit_stalls, socket_inodes
-from siprtmp_bridge.outcome import ExitCode
 from siprtmp_bridge.reporter import StatusReporter
-from siprtmp_bridge.status import StreamState, initial_status
+from siprtmp_bridge.status import initial_status
 from siprtmp_bridge.supervision import Supervisor, health_problem
+from siprtmp_contract.outcome import ExitCode
+from siprtmp_contract.states import StreamState
 from tests.support.http import http_get
 from tests.unit.test_limits import ANSWERED, TIMEOUTS
 

@@ -14,8 +14,11 @@ import yaml
 
 from siprtmp_bridge.media.keepalive import RtpPortClaim
 from siprtmp_bridge.reporter import significant
-from siprtmp_bridge.spec import SpecError, parse_spec
-from siprtmp_bridge.status import initial_status, to_document, with_video
+from siprtmp_bridge.status import (
+    initial_status,
+    to_document,
+    with_video,
+)
 from siprtmp_bridge.video.flv import VideoTrackGate, extradata_of, with_extradata
 from siprtmp_bridge.video.keyframes import (
     KeyframePolicy,
@@ -33,6 +36,10 @@ from siprtmp_bridge.video.sender_clock import (
 )
 from siprtmp_bridge.video.status import VideoState, VideoStatus
 from siprtmp_bridge.video.timeline import VideoTimeline
+from siprtmp_contract.spec import (
+    SpecError,
+    parse_spec,
+)
 from tests.support.video_pcap import sender_report as sender_report_packet
 
 BASE = {"callee": "sip:a@b", "rtmpUrl": "rtmp://h/live", "rtmpStream": "s"}

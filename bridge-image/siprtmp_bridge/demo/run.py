@@ -17,7 +17,7 @@ from typing import Any
 from siprtmp_bridge.demo.ports import free_port
 from siprtmp_bridge.media.analysis import ToneMeasurement
 from siprtmp_bridge.service import serve_one_call
-from siprtmp_bridge.spec import parse_spec
+from siprtmp_contract.spec import parse_spec
 
 FREQUENCY_TOLERANCE_HZ = 5.0
 

@@ -25,10 +25,10 @@ import av
 from siprtmp_bridge.media.backoff import backoff_delay
 from siprtmp_bridge.media.rtmp_route import RtmpRoute
 from siprtmp_bridge.media.stall import limit_stalls, socket_inodes
-from siprtmp_bridge.spec import rtmp_port
-from siprtmp_bridge.status import StreamState
 from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.flv import VideoTrackGate
+from siprtmp_contract.states import StreamState
+from siprtmp_contract.urls import rtmp_port
 
 #: How long one attempt may wait for the RTMP server to accept a TCP connection.
 CONNECT_TIMEOUT_SECONDS = 5.0

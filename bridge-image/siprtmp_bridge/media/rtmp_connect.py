@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from siprtmp_bridge.spec import rtmp_port
+from siprtmp_contract.urls import rtmp_port
 
 #: RTMP's handshake packets (C1, C2 from the client; S1, S2 from the server) after the
 #: one-byte version (C0, S0).

@@ -10,7 +10,10 @@ from urllib.parse import urlsplit
 
 from siprtmp_bridge.media.rtmp_connect import HANDSHAKE_PACKET_BYTES
 from siprtmp_bridge.media.rtmps_tunnel import RtmpsTunnel
-from siprtmp_bridge.spec import rtmp_port, verifies_rtmps
+from siprtmp_contract.urls import (
+    rtmp_port,
+    verifies_rtmps,
+)
 
 #: C0 (version 3) and a C1 of zeros: the plain handshake every RTMP server answers with S0, S1.
 PROBE_C0_C1 = b"\x03" + bytes(HANDSHAKE_PACKET_BYTES)

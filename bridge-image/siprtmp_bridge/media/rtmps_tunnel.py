@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from siprtmp_bridge.media.rtmp_connect import split_url, tc_url_prefix
 from siprtmp_bridge.media.rtmps_protocol import CLOSE_TIMEOUT_SECONDS, CONNECT, LISTENING, READY
-from siprtmp_bridge.spec import rtmp_port
+from siprtmp_contract.urls import rtmp_port
 
 #: Python's start-up and the relay's imports; not a network wait.
 START_TIMEOUT_SECONDS = 10.0

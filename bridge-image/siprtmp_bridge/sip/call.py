@@ -13,7 +13,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from siprtmp_bridge.dtmf import KEY_DURATION_MS, DtmfMethod
+from siprtmp_bridge.dtmf import KEY_DURATION_MS
 from siprtmp_bridge.sip.events import (
     CallEnded,
     CallMediaChanged,
@@ -30,7 +30,8 @@ from siprtmp_bridge.sip.states import (
     local_sends,
     remote_sends,
 )
-from siprtmp_bridge.spec import BridgeSpec
+from siprtmp_contract.dtmf import DtmfMethod
+from siprtmp_contract.spec import BridgeSpec
 
 EventSink = Callable[[SipEvent], None]
 AudioAttacher = Callable[[Any], None]

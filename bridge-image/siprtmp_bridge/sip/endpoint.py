@@ -14,7 +14,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from siprtmp_bridge.spec import BridgeSpec
+from siprtmp_contract.spec import BridgeSpec
 
 TRANSPORT_TYPES = {
     "udp": pj.PJSIP_TRANSPORT_UDP,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from siprtmp_bridge.status import CallState
+from siprtmp_contract.states import CallState
 
 # pjsip_inv_state values (stable across pjproject releases).
 INV_NULL, INV_CALLING, INV_INCOMING, INV_EARLY, INV_CONNECTING, INV_CONFIRMED, INV_DISCONNECTED = (

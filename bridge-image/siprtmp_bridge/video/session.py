@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from siprtmp_bridge.media.keepalive import RtpPortClaim
-from siprtmp_bridge.spec import BridgeSpec
 from siprtmp_bridge.video.keyframes import KeyframePolicy, RtcpFeedbackSender
 from siprtmp_bridge.video.negotiation import refuses_delayed_offer
 from siprtmp_bridge.video.payload_type import install_h264_match
@@ -36,6 +35,7 @@ from siprtmp_bridge.video.sdp import (
 from siprtmp_bridge.video.slate import Slate
 from siprtmp_bridge.video.status import VideoState, VideoStatus
 from siprtmp_bridge.video.track import SlatedTrack
+from siprtmp_contract.spec import BridgeSpec
 
 # Audio reaches the stream later than video arriving at the same moment: pjsua's jitter buffer
 # holds it (20 ms on a clean path, in its own statistics), the conference bridge and the WAV

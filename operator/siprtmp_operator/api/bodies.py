@@ -1,6 +1,6 @@
 """Request bodies → validated requests (pure). Every refusal is a 400 naming the field.
 
-The startup body is validated by the bridge's own spec parser (``siprtmp_bridge.spec``), which
+The startup body is validated by the bridge's own spec parser (``siprtmp_contract.spec``), which
 already accepts the seed's nested body and its later flat ``/rest-api/call/startup`` shape, so the
 API refuses exactly what a bridge would refuse, with the same messages. What is left here is what
 only the API knows: the password goes to a Secret, and the seed's string booleans and ports become
@@ -15,8 +15,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from siprtmp_bridge.dtmf import DtmfError, DtmfMethod, parse_digits, parse_method
-from siprtmp_bridge.spec import CONNECTION_FIELDS, SpecError, parse_spec
+from siprtmp_contract.dtmf import (
+    DtmfError,
+    DtmfMethod,
+    parse_digits,
+    parse_method,
+)
+from siprtmp_contract.spec import (
+    CONNECTION_FIELDS,
+    SpecError,
+    parse_spec,
+)
 
 from .errors import bad_request
 

@@ -12,7 +12,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from siprtmp_bridge.status import CallState, Phase
+from siprtmp_contract.outcome import Reason
+from siprtmp_contract.states import (
+    CallState,
+    Phase,
+)
 
 from .. import livestatus
 from ..policy import call_refusal
@@ -35,7 +39,7 @@ JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 #: A call the settings forbid: a body asking for what the API does not offer is a 400, a
 #: destination off the allowlists a 403.
-REFUSAL_STATUS = {"HostNetworkNotAllowed": 400, "NotAllowed": 403}
+REFUSAL_STATUS = {Reason.HOST_NETWORK_NOT_ALLOWED: 400, Reason.NOT_ALLOWED: 403}
 #: The bridge waits up to 5 s for its poll loop to take the digits; leave room for that.
 DTMF_TIMEOUT_SECONDS = 8.0
 

@@ -12,8 +12,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from siprtmp_bridge.redact import redact_url
-from siprtmp_bridge.status import CallState, Phase, StreamState
+from siprtmp_contract.redact import redact_url
+from siprtmp_contract.states import (
+    CallState,
+    Phase,
+    StreamState,
+)
 
 from .. import API_VERSION, KIND
 from ..names import LABEL_MANAGED_BY, MANAGED_BY

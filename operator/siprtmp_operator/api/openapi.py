@@ -9,9 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from siprtmp_bridge.dtmf import MAX_DIGITS, SEQUENCE_PATTERN, DtmfMethod
-from siprtmp_bridge.spec import CONNECTION_FIELDS, SPEC_FIELDS
-from siprtmp_bridge.status import CallState, Phase, StreamState
+from siprtmp_contract.dtmf import (
+    MAX_DIGITS,
+    SEQUENCE_PATTERN,
+    DtmfMethod,
+)
+from siprtmp_contract.spec import (
+    CONNECTION_FIELDS,
+    SPEC_FIELDS,
+)
+from siprtmp_contract.states import (
+    CallState,
+    Phase,
+    StreamState,
+)
 
 from .bodies import BOOLEAN_FIELDS, CALL_ID, FIND_FIELDS, INTEGER_FIELDS
 

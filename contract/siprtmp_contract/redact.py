@@ -27,7 +27,6 @@ MIN_PART_LENGTH = 4
 #: Where stream keys are cut into pieces by the software that reads them: FFmpeg and servers
 #: split at ``?`` (name, then parameters) and ``&``; fragments and path separators too.
 _KEY_SEPARATORS = re.compile(r"[?&#/;]")
-_NAME_AND_REST = re.compile(r"([^?#]*)[?#](.*)", re.DOTALL)
 
 
 def redact_url(url: str) -> str:
@@ -71,16 +70,18 @@ def url_secrets(url: str) -> tuple[str, ...]:
 def key_parts(key: str) -> tuple[str, ...]:
     """A stream key and the pieces of it that software prints on their own.
 
-    The whole key; the stream name before any ``?`` or ``#`` (the key itself at most CDNs) and
-    what follows it; each piece between ``?``, ``&``, ``#``, ``/``, ``;`` (a parameter's value
-    rather than the whole ``name=value``) long enough to be a credential (Facebook's ``s_sc``
-    signature, a ``token=`` value). Parameter names stay readable.
+    The whole key; the stream name before any ``?`` or ``#`` (the key itself at most CDNs); what
+    follows the first ``?`` (the arguments servers print) and what follows the first ``#``, in
+    either order (``#?000`` prints its arguments ``000``); each piece between ``?``, ``&``,
+    ``#``, ``/``, ``;`` (a parameter's value rather than the whole ``name=value``) long enough to
+    be a credential (Facebook's ``s_sc`` signature, a ``token=`` value). Parameter names stay
+    readable.
     """
-    split = _NAME_AND_REST.match(key)
-    name, rest = (split[1], split[2]) if split else (key, "")
+    name = re.split(r"[?#]", key, maxsplit=1)[0]
+    tails = (key.partition("?")[2], key.partition("#")[2])
     segments = (segment.partition("=") for segment in _KEY_SEPARATORS.split(key))
     pieces = [v if eq else n for n, eq, v in segments if len(v if eq else n) >= MIN_PART_LENGTH]
-    return tuple(dict.fromkeys(s for s in (key, name, rest, *pieces) if s))
+    return tuple(dict.fromkeys(s for s in (key, name, *tails, *pieces) if s))
 
 
 def encoded_forms(secret: str) -> tuple[str, ...]:

@@ -16,27 +16,42 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
-from siprtmp_bridge.dtmf import DtmfError, DtmfMethod, parse_digits, parse_method
-from siprtmp_bridge.redact import (
+from siprtmp_contract.dtmf import DtmfError, DtmfMethod, parse_digits, parse_method
+from siprtmp_contract.fields import BY_PATH, CALLEE, SIP_ADDRESS, SIP_URI, USER_PART, names
+from siprtmp_contract.redact import (
     Scrubber,
     key_parts,
     redact_url,
     redacted_publish_url,
     url_secrets,
 )
+from siprtmp_contract.urls import sip_uri_host
 
-TRANSPORTS = ("udp", "tcp", "tls")
-DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "speex/16000")
+
+def default(path: str) -> Any:
+    """The parser's default for a field (siprtmp_contract.fields declares it)."""
+    return BY_PATH[path].default
+
+
+def _choices(path: str) -> tuple[str, ...]:
+    enum = BY_PATH[path].enum
+    assert enum is not None, path
+    return tuple(enum)
+
+
+TRANSPORTS = _choices("connection.sipTransport")
+DEFAULT_CODECS: tuple[str, ...] = default("codecs")
 # Names pjsua's audio-only build knows, as they appear in its codec ids ("PCMU/8000/1").
 KNOWN_CODECS = ("PCMU", "PCMA", "G722", "speex/8000", "speex/16000", "speex/32000", "iLBC", "GSM")
 CODEC_ALIASES = {"ulaw": "PCMU", "alaw": "PCMA", "g711u": "PCMU", "g711a": "PCMA"}
-OUTPUT_SAMPLE_RATES = (44100, 48000)
-_SIP_URI = re.compile(
-    r"^sips?:[^\s@]+@[^\s@;:]+(:\d{1,5})?(;[^\s]*)?$|^sips?:[^\s@;:]+(:\d{1,5})?(;[^\s]*)?$"
-)
-_USER_PART = re.compile(r"^[A-Za-z0-9\-_.!~*'()&=+$,;?/%#]+$")
+OUTPUT_SAMPLE_RATES: tuple[int, ...] = BY_PATH["audio.sampleRate"].enum or ()
+#: The three forms of ``callee`` (fields.CALLEE, which the CRD's pattern is), whole strings.
+_SIP_URI = re.compile(SIP_URI)
+_SIP_ADDRESS = re.compile(SIP_ADDRESS)
+_USER_PART = re.compile(USER_PART)
+assert f"{SIP_URI}|{SIP_ADDRESS}|{USER_PART}" == CALLEE
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 
 
@@ -58,10 +73,10 @@ class Connection:
     sip_login: str | None = None
     sip_authentication_name: str | None = None
     sip_password: str | None = field(default=None, repr=False)
-    sip_register_required: bool = False
+    sip_register_required: bool = default("connection.sipRegisterRequired")
     sip_outbound_proxy: str | None = None
-    sip_transport: str = "udp"
-    sip_tls_verify_server: bool = True
+    sip_transport: str = default("connection.sipTransport")
+    sip_tls_verify_server: bool = default("connection.sipTlsVerifyServer")
     app_key: str | None = None
     #: The digest realm the password is given to; None: ``BridgeSpec.digest_realm`` decides.
     sip_realm: str | None = None
@@ -80,12 +95,12 @@ class Connection:
 class NatSettings:
     """What a bridge behind NAT or in a pod needs so that media reaches it."""
 
-    bind_address: str = "0.0.0.0"
+    bind_address: str = default("nat.bindAddress")
     public_address: str | None = None
     stun_servers: tuple[str, ...] = ()
-    rtp_port_min: int = 10000
-    rtp_port_max: int = 20000
-    keep_alive_seconds: int = 15
+    rtp_port_min: int = default("nat.rtpPortMin")
+    rtp_port_max: int = default("nat.rtpPortMax")
+    keep_alive_seconds: int = default("nat.keepAliveSeconds")
     sip_port: int | None = None  # local SIP port; any free one when None
 
 
@@ -93,12 +108,12 @@ class NatSettings:
 class AudioSettings:
     """AAC encoding of the call's audio for the RTMP stream."""
 
-    bitrate: int = 64000
-    sample_rate: int = 48000
+    bitrate: int = default("audio.bitrate")
+    sample_rate: int = default("audio.sampleRate")
 
 
-VIDEO_MODES = ("disabled", "passthrough")
-VIDEO_WHEN_ABSENT = ("audioOnly", "slate")
+VIDEO_MODES = _choices("video.mode")
+VIDEO_WHEN_ABSENT = _choices("video.whenAbsent")
 
 
 @dataclass(frozen=True)
@@ -109,8 +124,8 @@ class VideoSettings:
     remuxes the far end's H.264 into the FLV stream without re-encoding it.
     """
 
-    mode: str = "disabled"
-    when_absent: str = "audioOnly"
+    mode: str = default("video.mode")
+    when_absent: str = default("video.whenAbsent")
 
     @property
     def enabled(self) -> bool:
@@ -121,10 +136,10 @@ class VideoSettings:
 class Timeouts:
     """Each limit ends the call with a reason of its own."""
 
-    call_setup_seconds: float = 60.0
-    rtp_inactivity_seconds: float = 30.0
-    max_duration_seconds: float | None = None
-    rtmp_reconnect_seconds: float = 60.0
+    call_setup_seconds: float = default("callSetupTimeoutSeconds")
+    rtp_inactivity_seconds: float = default("rtpInactivityTimeoutSeconds")
+    max_duration_seconds: float | None = default("maxDurationSeconds")
+    rtmp_reconnect_seconds: float = default("rtmpReconnectTimeoutSeconds")
 
 
 @dataclass(frozen=True)
@@ -136,9 +151,9 @@ class BridgeSpec:
     rtmp_url: str
     rtmp_stream: str
     #: rtmps:// only: the server's certificate is checked (media/rtmps_relay.py).
-    rtmp_tls_verify: bool = True
-    has_audio: bool = True
-    has_video: bool = False
+    rtmp_tls_verify: bool = default("rtmpTlsVerify")
+    has_audio: bool = default("hasAudio")
+    has_video: bool = default("hasVideo")
     connection: Connection = field(default_factory=Connection)
     codecs: tuple[str, ...] = DEFAULT_CODECS
     nat: NatSettings = field(default_factory=NatSettings)
@@ -246,76 +261,39 @@ def parse_spec(
         callee=_normalise_callee(reader.required_string("callee"), connection),
         rtmp_url=_check_rtmp_url(reader.required_string("rtmpUrl")),
         rtmp_stream=_parse_stream(reader, rtmp_stream),
-        rtmp_tls_verify=reader.boolean("rtmpTlsVerify", default=True),
-        has_audio=reader.boolean("hasAudio", default=True),
-        has_video=reader.boolean("hasVideo", default=False),
+        rtmp_tls_verify=reader.boolean("rtmpTlsVerify"),
+        has_audio=reader.boolean("hasAudio"),
+        has_video=reader.boolean("hasVideo"),
         connection=connection,
         codecs=_parse_codecs(reader),
         nat=_parse_nat(reader.mapping("nat"), reader.mapping("networking")),
         audio=_parse_audio(reader.mapping("audio")),
         video=_parse_video(reader.mapping("video")),
         timeouts=Timeouts(
-            call_setup_seconds=reader.number("callSetupTimeoutSeconds", 60.0),
-            rtp_inactivity_seconds=reader.number("rtpInactivityTimeoutSeconds", 30.0),
+            call_setup_seconds=reader.number("callSetupTimeoutSeconds"),
+            rtp_inactivity_seconds=reader.number("rtpInactivityTimeoutSeconds"),
             max_duration_seconds=reader.optional_number("maxDurationSeconds"),
-            rtmp_reconnect_seconds=reader.number("rtmpReconnectTimeoutSeconds", 60.0),
+            rtmp_reconnect_seconds=reader.number("rtmpReconnectTimeoutSeconds"),
         ),
     )
     spec = _with_dtmf(spec, document)
     for operator_field in ("maxRetries", "ttlSecondsAfterFinished"):
-        reader.integer(operator_field, None)
+        reader.integer(operator_field)
     # The seed's later flat shape of /rest-api/call/startup puts connection fields on top.
     reader.check_unknown(SPEC_FIELDS | CONNECTION_FIELDS)
     return spec
 
 
-SPEC_FIELDS = frozenset(
-    {
-        "callId",
-        "callee",
-        "rtmpUrl",
-        "rtmpStream",
-        "rtmpStreamSecretRef",
-        "rtmpTlsVerify",
-        "hasAudio",
-        "hasVideo",
-        "connection",
-        "codecs",
-        "nat",
-        "audio",
-        "video",
-        "callSetupTimeoutSeconds",
-        "rtpInactivityTimeoutSeconds",
-        "maxDurationSeconds",
-        "rtmpReconnectTimeoutSeconds",
-        "dtmfAfterAnswer",
-        "dtmfMethod",
-        # Operator-side policies, meaningless to one bridge run but present in a resource's spec.
-        "maxRetries",
-        "ttlSecondsAfterFinished",
-        "networking",
-    }
-)
+#: What a spec may hold: the resource's fields, and the connection's flat (the seed's later body).
+SPEC_FIELDS = names()
+CONNECTION_FIELDS = names("connection")
 
 
 #: The bounds of every number in the spec, by the field's path; the CRD declares the same
 #: minimum and maximum (tests/unit/test_spec.py compares them). Bounded above too: a timeout of
 #: 1e400 seconds (infinity) or a port of 5000 digits is a typo or an attack, never a setting.
 BOUNDS: dict[str, tuple[int, int]] = {
-    "callSetupTimeoutSeconds": (1, 600),
-    "rtpInactivityTimeoutSeconds": (1, 3600),
-    "maxDurationSeconds": (1, 604800),
-    "rtmpReconnectTimeoutSeconds": (0, 3600),
-    "connection.sipPort": (1, 65535),
-    "nat.rtpPortMin": (1024, 65534),
-    "nat.rtpPortMax": (1025, 65535),
-    "nat.keepAliveSeconds": (0, 3600),
-    "networking.sipLocalPort": (1, 65535),
-    "audio.bitrate": (16000, 320000),
-    "audio.sampleRate": (8000, 96000),
-    # The operator's (redials, clean-up); the bridge checks them so both refuse the same specs.
-    "maxRetries": (0, 20),
-    "ttlSecondsAfterFinished": (0, 31536000),
+    path: bounds for path, field in BY_PATH.items() if (bounds := field.bounds) is not None
 }
 
 
@@ -357,13 +335,13 @@ class _Reader:
             raise SpecError(self.path(name), "must be a string")
         return str(value).strip()
 
-    def choice(
-        self, name: str, choices: tuple[str, ...], default: str, any_case: bool = False
-    ) -> str:
-        """One of ``choices``, ``default`` when absent; ``any_case`` takes any capitalisation."""
+    def choice(self, name: str, any_case: bool = False) -> str:
+        """One of the field's enum, its default when absent; ``any_case`` takes any
+        capitalisation."""
+        choices = _choices(self.path(name))
         value = self.data.get(name)
         if value is None or value == "":
-            return default
+            return str(default(self.path(name)))
         chosen = value.strip() if isinstance(value, str) else value
         if any_case and isinstance(chosen, str):
             chosen = chosen.lower()
@@ -377,9 +355,9 @@ class _Reader:
             raise SpecError(self.path(name), "is required")
         return value
 
-    def boolean(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str) -> bool:
         value = self.data.get(name)
-        parsed = spec_boolean(value, default)
+        parsed = spec_boolean(value, default(self.path(name)))
         if parsed is None:
             raise SpecError(self.path(name), f"must be true or false, got {value!r}")
         return parsed
@@ -401,15 +379,19 @@ class _Reader:
             )
         return number
 
-    def number(self, name: str, default: float) -> float:
+    def number(self, name: str) -> float:
+        """A number of a field with a default, the default when absent."""
         value = self.optional_number(name)
-        return default if value is None else value
+        fallback: float = default(self.path(name))
+        return fallback if value is None else value
 
-    def integer(self, name: str, default: int | None) -> int | None:
-        """A whole number within the field's ``BOUNDS``; strings of ASCII digits count."""
+    def integer(self, name: str) -> int | None:
+        """A whole number within the field's ``BOUNDS``, its default when absent; strings of
+        ASCII digits count."""
         value = self.data.get(name)
         if value is None or value == "":
-            return default
+            result: int | None = default(self.path(name))
+            return result
         low, high = BOUNDS[self.path(name)]
         text = value.strip() if isinstance(value, str) else None
         if isinstance(value, bool) or not (
@@ -450,7 +432,7 @@ def _connection_fields(document: Mapping[str, Any], reader: _Reader) -> _Reader:
 
 
 def _parse_connection(outer: _Reader, password: str | None) -> Connection:
-    transport = outer.choice("sipTransport", TRANSPORTS, "udp", any_case=True)
+    transport = outer.choice("sipTransport", any_case=True)
     domain = outer.string("sipDomain")
     if domain and not _is_host(domain):
         raise SpecError(outer.path("sipDomain"), f"is not a host name or address: {domain!r}")
@@ -467,14 +449,14 @@ def _parse_connection(outer: _Reader, password: str | None) -> Connection:
         )
     connection = Connection(
         sip_domain=domain,
-        sip_port=outer.integer("sipPort", None),
+        sip_port=outer.integer("sipPort"),
         sip_login=outer.string("sipLogin"),
         sip_authentication_name=outer.string("sipAuthenticationName"),
         sip_password=password if password is not None else outer.string("sipPassword"),
-        sip_register_required=outer.boolean("sipRegisterRequired", default=False),
+        sip_register_required=outer.boolean("sipRegisterRequired"),
         sip_outbound_proxy=proxy,
         sip_transport=transport,
-        sip_tls_verify_server=outer.boolean("sipTlsVerifyServer", default=True),
+        sip_tls_verify_server=outer.boolean("sipTlsVerifyServer"),
         app_key=outer.string("appKey"),
         sip_realm=outer.string("sipRealm"),
     )
@@ -488,24 +470,6 @@ def _parse_connection(outer: _Reader, password: str | None) -> Connection:
         )
     outer.check_unknown(CONNECTION_FIELDS)
     return connection
-
-
-CONNECTION_FIELDS = frozenset(
-    {
-        "sipLogin",
-        "sipPassword",
-        "sipAuthenticationName",
-        "sipDomain",
-        "sipPort",
-        "sipRegisterRequired",
-        "sipOutboundProxy",
-        "sipTransport",
-        "appKey",
-        "sipPasswordSecretRef",
-        "sipTlsVerifyServer",
-        "sipRealm",
-    }
-)
 
 
 def _is_host(value: str) -> bool:
@@ -541,15 +505,15 @@ def _check_proxy(path: str, value: str) -> str:
 def _normalise_callee(callee: str, connection: Connection) -> str:
     """A SIP URI as given, or a user part completed with the connection's domain and port."""
     if callee.startswith(("sip:", "sips:")):
-        if not _SIP_URI.match(callee):
+        if not _SIP_URI.fullmatch(callee):
             raise SpecError("callee", f"is not a valid SIP URI: {callee!r}")
         uri = callee
     elif "@" in callee:
         uri = f"sip:{callee}"
-        if not _SIP_URI.match(uri):
+        if not _SIP_ADDRESS.fullmatch(callee):
             raise SpecError("callee", f"is not a valid SIP address: {callee!r}")
     else:
-        if not _USER_PART.match(callee):
+        if not _USER_PART.fullmatch(callee):
             raise SpecError("callee", f"is not a SIP URI or a user part: {callee!r}")
         if not connection.sip_domain:
             raise SpecError(
@@ -561,16 +525,6 @@ def _normalise_callee(callee: str, connection: Connection) -> str:
     if connection.sip_transport != "udp" and ";transport=" not in uri:
         uri = f"{uri};transport={connection.sip_transport}"
     return uri
-
-
-def sip_uri_host(uri: str) -> str:
-    """The host a SIP URI names, lower-cased: ``sip:1000@PBX.example.com:5060;transport=tcp``
-    → ``pbx.example.com``; an IPv6 reference keeps its brackets."""
-    rest = uri.split(":", 1)[1] if ":" in uri else uri
-    host_port = rest.split(";", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
-    if host_port.startswith("["):
-        return host_port.split("]", 1)[0].lower() + "]"
-    return host_port.split(":", 1)[0].lower()
 
 
 #: What stands for a stream key in a Secret when the operator reads a resource's spec.
@@ -594,23 +548,6 @@ def spec_boolean(value: Any, default: bool) -> bool | None:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     return None
-
-
-def verifies_rtmps(url: str, tls_verify: bool) -> bool:
-    """Whether publishing to ``url`` checks the server's certificate (through the bridge's
-    RTMPS relay); the operator mounts a CA bundle for exactly these calls."""
-    return urlsplit(url.strip()).scheme.lower() == "rtmps" and tls_verify
-
-
-def verifies_sip_tls(transport: str, tls_verify: bool) -> bool:
-    """Whether the SIP connection checks a TLS server's certificate; the operator mounts the
-    same CA bundle for these calls (the bridge reads it through ``SSL_CERT_FILE``)."""
-    return transport.strip().lower() == "tls" and tls_verify
-
-
-def rtmp_port(parts: SplitResult) -> int:
-    """An rtmp(s):// URL's port, or its scheme's default (RTMP 1935, RTMPS 443)."""
-    return parts.port or (443 if parts.scheme.lower() == "rtmps" else 1935)
 
 
 def _check_rtmp_url(url: str) -> str:
@@ -694,7 +631,7 @@ def canonical_codec(name: str) -> str | None:
 
 def _parse_nat(reader: _Reader, networking: _Reader) -> NatSettings:
     """NAT settings; the operator's ``networking`` adds the local SIP port of a host-port window."""
-    bind = reader.string("bindAddress") or "0.0.0.0"
+    bind = reader.string("bindAddress") or default("nat.bindAddress")
     public = reader.string("publicAddress")
     for name, value in (("bindAddress", bind), ("publicAddress", public)):
         if value and not _is_host(value):
@@ -703,39 +640,26 @@ def _parse_nat(reader: _Reader, networking: _Reader) -> NatSettings:
     for server in stun:
         if not _is_host_port(server):
             raise SpecError(reader.path("stunServers"), f"is not host[:port]: {server!r}")
-    low = reader.integer("rtpPortMin", 10000)
-    high = reader.integer("rtpPortMax", 20000)
+    low = reader.integer("rtpPortMin")
+    high = reader.integer("rtpPortMax")
     assert low is not None and high is not None
     if high - low < 1:
         raise SpecError(reader.path("rtpPortMax"), "must be above nat.rtpPortMin (RTP + RTCP)")
-    keep_alive = reader.integer("keepAliveSeconds", 15)
+    keep_alive = reader.integer("keepAliveSeconds")
     assert keep_alive is not None
-    reader.check_unknown(
-        frozenset(
-            {
-                "bindAddress",
-                "publicAddress",
-                "stunServers",
-                "rtpPortMin",
-                "rtpPortMax",
-                "keepAliveSeconds",
-            }
-        )
-    )
-    sip_port = networking.integer("sipLocalPort", None)
-    networking.check_unknown(
-        frozenset({"mode", "publicAddressSource", "sipLocalPort", "statusPort"})
-    )
+    reader.check_unknown(names("nat"))
+    sip_port = networking.integer("sipLocalPort")
+    networking.check_unknown(names("networking"))
     return NatSettings(bind, public, stun, low, high, keep_alive, sip_port)
 
 
 def _parse_audio(reader: _Reader) -> AudioSettings:
-    bitrate = reader.integer("bitrate", 64000)
-    rate = reader.integer("sampleRate", 48000)
+    bitrate = reader.integer("bitrate")
+    rate = reader.integer("sampleRate")
     assert bitrate is not None and rate is not None
     if rate not in OUTPUT_SAMPLE_RATES:
         raise SpecError(reader.path("sampleRate"), "must be 44100 or 48000 (what CDNs accept)")
-    reader.check_unknown(frozenset({"bitrate", "sampleRate"}))
+    reader.check_unknown(names("audio"))
     return AudioSettings(bitrate, rate)
 
 
@@ -745,9 +669,9 @@ def _parse_video(reader: _Reader) -> VideoSettings:
     if mode_value is False or (isinstance(mode_value, str) and mode_value.lower() == "off"):
         mode = "disabled"
     else:
-        mode = reader.choice("mode", VIDEO_MODES, "disabled", any_case=True)
-    when_absent = reader.choice("whenAbsent", VIDEO_WHEN_ABSENT, "audioOnly")
-    reader.check_unknown(frozenset({"mode", "whenAbsent"}))
+        mode = reader.choice("mode", any_case=True)
+    when_absent = reader.choice("whenAbsent")
+    reader.check_unknown(names("video"))
     return VideoSettings(mode, when_absent)
 
 

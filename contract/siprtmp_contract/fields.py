@@ -1,0 +1,540 @@
+"""Every field of the ``SipRtmpBridge`` spec, declared once: name, JSON type, default, bounds,
+enum, pattern, description and nesting.
+
+The spec parser reads its defaults, bounds and known names from here; scripts/generate.py writes
+the CRD's schema, docs/spec.md's tables and the REST API's field lists from it. A field added
+here is one the bridge reads, the API server checks and the docs describe. Descriptions are
+Markdown (the CRD shows them without the backticks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from siprtmp_contract.dtmf import MAX_DIGITS, SEQUENCE_PATTERN, DtmfMethod
+
+#: Characters that end a URI in a header or a log line. Written out rather than ``\s``, which
+#: Python reads as any Unicode space and the API server (RE2) as ASCII ones only.
+_SPACE = r"\t\n\v\f\r "
+#: A SIP URI's user part as RFC 3261 writes it: unreserved, user-unreserved and ``%`` escapes
+#: (a ``#`` is written ``%23``; pjsip refuses it bare).
+USER_PART = r"[A-Za-z0-9_.!~*'()&=+$,;?/%-]+"
+_HOST = rf'([^{_SPACE}<>"@;:\[\]]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{{1,5}})?(;[^{_SPACE}<>"]*)?'
+_USER_AT = rf'[^{_SPACE}<>"@]+@'
+#: ``sip:``/``sips:`` URI, with or without a user.
+SIP_URI = rf"sips?:({_USER_AT})?{_HOST}"
+#: ``user@host``: the bridge calls ``sip:user@host``. No ``:`` in its user, so that no
+#: ``sip:``-prefixed string is one.
+SIP_ADDRESS = rf'[^{_SPACE}<>"@:]+@{_HOST}'
+#: What ``callee`` may be: the bridge's parser and the CRD's pattern are this one expression
+#: (Python's ``re.fullmatch``; the CRD anchors it), so they admit the same callees. The three
+#: forms are told apart by their start (``sip:``/``sips:``; a ``@``; neither), as the parser
+#: tells them apart.
+CALLEE = rf"{SIP_URI}|{SIP_ADDRESS}|{USER_PART}"
+
+_DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+_NO_SPACE = r"^[^\s]+$"
+_IP = r"[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]+"
+#: Canonical names of the audio codecs, as the parser takes them (spec.canonical_codec).
+CODEC_PATTERN = (
+    r"^((PCMU|PCMA|pcmu|pcma|ulaw|alaw|iLBC|GSM)(/8000(/1)?)?|G722(/(8000|16000)(/1)?)?"
+    r"|speex(/(8000|16000|32000)(/1)?)?)$"
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One spec field. ``default`` is what the parser takes when the field is absent;
+    ``crd_default`` also has the API server write it into the resource."""
+
+    name: str
+    type: str  # JSON Schema type: string, integer, number, boolean, object, array
+    description: str = ""
+    default: Any = None
+    #: The default as the docs show it, when it is not simply ``default``.
+    shown_default: str | None = None
+    crd_default: bool = False
+    minimum: int | None = None
+    maximum: int | None = None
+    enum: tuple[Any, ...] | None = None
+    pattern: str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    max_items: int | None = None
+    items: Field | None = None
+    fields: tuple[Field, ...] = ()
+    required: tuple[str, ...] = ()
+    #: Where the field is declared: the resource's CRD, the docs' tables. A field outside the
+    #: CRD is one the bridge reads from its own spec file only.
+    in_crd: bool = True
+    in_docs: bool = True
+
+    def __post_init__(self) -> None:
+        if self.type == "object" and self.items is not None:
+            raise ValueError(f"{self.name}: an object has fields, not items")
+
+    @property
+    def bounds(self) -> tuple[int, int] | None:
+        """The closed range of a number (an enum of numbers: its extremes)."""
+        if self.type not in ("integer", "number"):
+            return None
+        if self.minimum is not None and self.maximum is not None:
+            return self.minimum, self.maximum
+        if self.enum:
+            return min(self.enum), max(self.enum)
+        return None  # read by nothing (networking.statusPort is the operator's own)
+
+
+def _secret_ref(name: str, description: str) -> Field:
+    return Field(
+        name,
+        "object",
+        description,
+        required=("name", "key"),
+        fields=(
+            Field("name", "string", pattern=_DNS_NAME, max_length=253, in_docs=False),
+            Field("key", "string", pattern=_SECRET_KEY, max_length=253, in_docs=False),
+        ),
+    )
+
+
+def _seconds(name: str, description: str, low: int, high: int, default: float | None) -> Field:
+    return Field(
+        name,
+        "integer",
+        description,
+        default=default,
+        shown_default=None if default is not None else "none",
+        minimum=low,
+        maximum=high,
+    )
+
+
+CONNECTION = Field(
+    "connection",
+    "object",
+    "SIP account and transport. The password lives in a Secret, never here.",
+    fields=(
+        Field(
+            "sipDomain",
+            "string",
+            "the SIP service (registrar, and where a bare `callee` user part goes): its domain, "
+            "host name or IP address",
+            shown_default="—",
+            max_length=253,
+            pattern=r"^(([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+            r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$",
+        ),
+        Field(
+            "sipPort",
+            "integer",
+            "the SIP service's port",
+            shown_default="5060 (5061 for TLS)",
+            minimum=1,
+            maximum=65535,
+        ),
+        Field(
+            "sipLogin",
+            "string",
+            "the user in From/Contact, and the digest user unless `sipAuthenticationName` is set",
+            shown_default="`sip-rtmp-bridge`",
+            max_length=256,
+            pattern=_NO_SPACE,
+        ),
+        Field(
+            "sipAuthenticationName",
+            "string",
+            "the digest user name",
+            shown_default="`sipLogin`",
+            max_length=256,
+            pattern=_NO_SPACE,
+        ),
+        Field(
+            "sipPassword",
+            "string",
+            "in clear, for local use only; in a cluster use `sipPasswordSecretRef`",
+            shown_default="—",
+            in_crd=False,
+        ),
+        _secret_ref(
+            "sipPasswordSecretRef",
+            "`{name, key}` of a Secret in the same namespace holding the SIP password; the "
+            "operator mounts it and passes `--sip-password-file`",
+        ),
+        Field(
+            "sipRegisterRequired",
+            "boolean",
+            "REGISTER (with digest auth) before calling; refused → `RegistrationFailed`, exit 3",
+            default=False,
+            crd_default=True,
+        ),
+        Field(
+            "sipOutboundProxy",
+            "string",
+            "a SIP URI or `host[:port]`; every request goes through it (`;lr` added)",
+            shown_default="—",
+            max_length=512,
+            pattern=r'^(sips?:)?[^\s<>"]+$',
+        ),
+        Field(
+            "sipTransport",
+            "string",
+            "`udp`, `tcp` or `tls`",
+            default="udp",
+            crd_default=True,
+            enum=("udp", "tcp", "tls"),
+        ),
+        Field(
+            "sipTlsVerifyServer",
+            "boolean",
+            "verify the TLS server's certificate against the system CAs",
+            default=True,
+            crd_default=True,
+        ),
+        Field(
+            "sipRealm",
+            "string",
+            "the only digest realm the password is given to: a challenge from any other realm "
+            "is not answered (the call fails `AuthenticationFailed`, exit 3), so a server the "
+            "callee names cannot collect a digest of the password. Set it when the service's "
+            "realm is not its domain (Asterisk's default realm is `asterisk`)",
+            shown_default="`sipDomain`, else the callee's host",
+            max_length=253,
+            pattern=r'^[^\s"\\]+$',
+        ),
+        Field(
+            "appKey",
+            "string",
+            "accepted for compatibility with the seed; unused",
+            shown_default="—",
+            max_length=128,
+        ),
+    ),
+)
+
+SPEC = Field(
+    "spec",
+    "object",
+    required=("callee", "rtmpUrl"),
+    fields=(
+        Field(
+            "callId",
+            "string",
+            "the call's id, echoed in every status document (in a cluster: the resource's UID)",
+            shown_default="`call-<random>`",
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        ),
+        Field(
+            "callee",
+            "string",
+            "a SIP URI (`sip:1000@pbx.example.com`, `sips:`, an IPv6 host in brackets), "
+            "`user@host`, or a user part (RFC 3261's characters; `#` is written `%23`) "
+            "completed with `connection.sipDomain` and `sipPort`",
+            shown_default="required",
+            min_length=1,
+            max_length=512,
+            pattern=f"^({CALLEE})$",
+        ),
+        Field(
+            "rtmpUrl",
+            "string",
+            "`rtmp://` or `rtmps://` URL of the application; credentials in it are never logged",
+            shown_default="required",
+            max_length=2048,
+            pattern=r"^rtmps?://[A-Za-z0-9.\-\[\]:@%_~!$&'()*+,;=]+(:[0-9]{1,5})?(/[^\s]*)?$",
+        ),
+        Field(
+            "rtmpStream",
+            "string",
+            "stream name (often the CDN's stream key); the bridge publishes to "
+            "`rtmpUrl/rtmpStream`, no prefix added. Nothing the bridge or the operator prints "
+            "shows it (status shows `rtmpUrl/***`)",
+            shown_default="required unless `rtmpStreamSecretRef`",
+            min_length=1,
+            max_length=512,
+            pattern=_NO_SPACE,
+        ),
+        _secret_ref(
+            "rtmpStreamSecretRef",
+            "`{name, key}` of a Secret in the same namespace holding the stream key, instead of "
+            "`rtmpStream` (exactly one of the two): the operator mounts it and passes "
+            "`--rtmp-stream-file`, as it does the SIP password; such a bridge is not checked "
+            "for duplicate streams (the operator cannot read the key). Refused by the REST API",
+        ),
+        Field(
+            "rtmpTlsVerify",
+            "boolean",
+            "`rtmps://` only: the server's certificate and host name are verified against the "
+            "image's CA bundle (`SSL_CERT_FILE` overrides it; in Kubernetes the chart's "
+            "`bridge.rtmpsCaBundle` names a ConfigMap whose bundle replaces it); an untrusted "
+            "server ends the call with `RtmpFailed` naming the certificate, before anything is "
+            "dialled. `false` publishes without checking (a test server's self-signed "
+            "certificate)",
+            default=True,
+            crd_default=True,
+        ),
+        Field(
+            "hasAudio",
+            "boolean",
+            "as in the seed: `true` → `a=sendrecv` and the bridge sends silence; `false` → "
+            "`a=recvonly`. The far end's audio is bridged either way",
+            default=True,
+            crd_default=True,
+        ),
+        Field(
+            "hasVideo",
+            "boolean",
+            "as in the seed, the direction of the video m-line the bridge answers: `true` → "
+            "`a=sendrecv`, `false` → `a=recvonly` (the bridge sends no video RTP of its own "
+            "either way). Whether video is bridged at all is `video.mode`",
+            default=False,
+            crd_default=True,
+        ),
+        Field(
+            "dtmfAfterAnswer",
+            "string",
+            "keys sent once the call is answered, to enter a conference PIN: `0-9 * # A-D` (at "
+            f'most {MAX_DIGITS} keys) with pauses `w` (0.5 s) and `W` (1 s), e.g. `"W1234#"`. '
+            "The first key goes out 1 s after the 200 OK (the far end's media path and prompt "
+            "are up by then), then one key every 0.4 s (each pressed for 160 ms), a pause adding "
+            "its length. It sits in the resource in clear: whoever may read the resource can "
+            "read the PIN. A bad sequence is refused naming the field",
+            shown_default="none",
+            max_length=256,
+            pattern=SEQUENCE_PATTERN,
+        ),
+        Field(
+            "dtmfMethod",
+            "string",
+            "how `dtmfAfterAnswer` is sent: `RFC2833` (RFC 2833 / RFC 4733 events in the "
+            "bridge's RTP; needs `hasAudio: true`) or `INFO` (one SIP INFO per key, "
+            "`application/dtmf-relay`, `Signal=`/`Duration=`, for far ends that ignore in-band "
+            "events; works on a receive-only call too)",
+            default=DtmfMethod.RFC2833.value,
+            enum=tuple(method.value for method in DtmfMethod),
+        ),
+        CONNECTION,
+        Field(
+            "codecs",
+            "array",
+            "priority order; `ulaw`/`alaw` accepted as the seed's servers write them. Known: "
+            "PCMU, PCMA, G722, speex/8000, speex/16000, speex/32000, iLBC, GSM",
+            default=("PCMU", "PCMA", "G722", "speex/16000"),
+            shown_default="`[PCMU, PCMA, G722, speex/16000]`",
+            max_items=16,
+            items=Field("codec", "string", pattern=CODEC_PATTERN),
+        ),
+        _seconds(
+            "callSetupTimeoutSeconds",
+            "no answer by then → CANCEL, `NoAnswer` (or `Unreachable` if nothing answered at all)",
+            1,
+            600,
+            60.0,
+        ),
+        _seconds(
+            "rtpInactivityTimeoutSeconds",
+            "no RTP for this long while the far end should be sending → BYE, `RtpInactivity` "
+            "(paused while on hold)",
+            1,
+            3600,
+            30.0,
+        ),
+        _seconds(
+            "maxDurationSeconds",
+            "BYE after this long, `MaxDuration` (a normal end, exit 0)",
+            1,
+            604800,
+            None,
+        ),
+        _seconds(
+            "rtmpReconnectTimeoutSeconds",
+            "how long one RTMP outage (or the first connect) may last before the call ends with "
+            "`RtmpFailed`",
+            0,
+            3600,
+            60.0,
+        ),
+        Field(
+            "audio",
+            "object",
+            "Encoding of the published audio (AAC).",
+            fields=(
+                Field(
+                    "bitrate",
+                    "integer",
+                    "AAC bitrate, 16000 to 320000",
+                    default=64000,
+                    minimum=16000,
+                    maximum=320000,
+                ),
+                Field(
+                    "sampleRate",
+                    "integer",
+                    "44100 or 48000 (what CDNs accept)",
+                    default=48000,
+                    # The parser's bounds, before it names the two rates a CDN takes.
+                    minimum=8000,
+                    maximum=96000,
+                    enum=(44100, 48000),
+                ),
+            ),
+        ),
+        Field(
+            "video",
+            "object",
+            "Bridging the far end's video (H.264, remuxed without re-encoding beside the AAC "
+            "audio). `hasVideo` keeps its meaning: the direction the bridge answers with.",
+            fields=(
+                Field(
+                    "mode",
+                    "string",
+                    "`disabled`: the audio-only bridge, exactly as without the field (an "
+                    "ordinary audio offer). `passthrough`: the far end's H.264 is published "
+                    "beside the AAC without re-encoding (see below). `off` and YAML's unquoted "
+                    "`off` (false) are read as `disabled`",
+                    default="disabled",
+                    crd_default=True,
+                    enum=("disabled", "passthrough"),
+                ),
+                Field(
+                    "whenAbsent",
+                    "string",
+                    "what the stream carries while the far end sends no video: `audioOnly`, or "
+                    "`slate` (a generated still picture, 640x360 at 10 frames/s, for CDNs that "
+                    "refuse audio-only streams; the stream then has its H.264 track from the "
+                    "first packet on)",
+                    default="audioOnly",
+                    crd_default=True,
+                    enum=("audioOnly", "slate"),
+                ),
+            ),
+        ),
+        Field(
+            "nat",
+            "object",
+            "NAT traversal for SIP media: what a bridge behind NAT or in a pod needs (see "
+            "docs/operator.md).",
+            fields=(
+                Field(
+                    "bindAddress",
+                    "string",
+                    "local address for SIP and RTP sockets",
+                    default="0.0.0.0",
+                    max_length=253,
+                    pattern=rf"^({_IP})$",
+                ),
+                Field(
+                    "publicAddress",
+                    "string",
+                    "address advertised in SDP and Contact (e.g. the node's external IP with "
+                    "host networking)",
+                    shown_default="—",
+                    max_length=253,
+                    pattern=rf"^({_IP}|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$",
+                ),
+                Field(
+                    "stunServers",
+                    "array",
+                    "`host[:port]` list; used to learn the public address when none is given",
+                    default=(),
+                    shown_default="`[]`",
+                    max_items=8,
+                    items=Field(
+                        "server",
+                        "string",
+                        pattern=r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$",
+                    ),
+                ),
+                Field(
+                    "rtpPortMin",
+                    "integer",
+                    "the RTP/RTCP port window's first port; the bridge claims one free pair in "
+                    "the window exclusively",
+                    default=10000,
+                    minimum=1024,
+                    maximum=65534,
+                ),
+                Field(
+                    "rtpPortMax",
+                    "integer",
+                    "the RTP/RTCP port window's last port",
+                    default=20000,
+                    minimum=1025,
+                    maximum=65535,
+                ),
+                Field(
+                    "keepAliveSeconds",
+                    "integer",
+                    "SIP keep-alive interval, and on a listen-only (recvonly) call a bare RTP "
+                    "keep-alive from the RTP port so the NAT binding stays open (0 disables)",
+                    default=15,
+                    minimum=0,
+                    maximum=3600,
+                ),
+            ),
+        ),
+        Field(
+            "networking",
+            "object",
+            "How the bridge pod reaches the SIP peer's media (defaults from the chart).",
+            in_docs=False,
+            fields=(
+                Field(
+                    "mode",
+                    "string",
+                    "PodNetwork (pod IP; needs STUN/publicAddress or a peer on the cluster "
+                    "network) or HostNetwork (node address, a non-overlapping RTP port window per "
+                    "pod).",
+                    enum=("PodNetwork", "HostNetwork"),
+                ),
+                Field(
+                    "publicAddressSource",
+                    "string",
+                    "None, or NodeExternalIP: place the pod on a node with an ExternalIP and "
+                    "advertise that address (HostNetwork only).",
+                    enum=("None", "NodeExternalIP"),
+                ),
+                # Written by the operator into the pod's copy of the spec (its host-port window).
+                Field("sipLocalPort", "integer", minimum=1, maximum=65535, in_crd=False),
+                Field("statusPort", "integer", in_crd=False),
+            ),
+        ),
+        Field(
+            "maxRetries",
+            "integer",
+            "Redials after a failed call (like a Job's backoffLimit); default from the operator.",
+            minimum=0,
+            maximum=20,
+            in_docs=False,
+        ),
+        Field(
+            "ttlSecondsAfterFinished",
+            "integer",
+            "Delete the bridge this long after it Succeeded or Failed.",
+            minimum=0,
+            maximum=31536000,
+            in_docs=False,
+        ),
+    ),
+)
+
+
+def walk(field: Field = SPEC, prefix: str = "") -> Iterator[tuple[str, Field]]:
+    """Every field below ``field`` with its dotted path (``nat.rtpPortMin``), parents first."""
+    for child in field.fields:
+        path = f"{prefix}{child.name}"
+        yield path, child
+        yield from walk(child, f"{path}.")
+
+
+#: Every field by its dotted path.
+BY_PATH: dict[str, Field] = dict(walk())
+
+
+def names(path: str = "") -> frozenset[str]:
+    """The names a spec object (``""``: the spec itself) may hold."""
+    parent = BY_PATH[path] if path else SPEC
+    return frozenset(child.name for child in parent.fields)

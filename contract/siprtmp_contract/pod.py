@@ -1,0 +1,28 @@
+"""The bridge pod's interface: where the operator mounts what the bridge reads, and the
+environment it sets. The operator builds the pod from these names and the bridge's image and
+CLI default to them, so the two cannot point at different files.
+"""
+
+from __future__ import annotations
+
+#: The spec the operator writes into a Secret of its own, mounted read-only.
+SPEC_DIR = "/etc/siprtmp/spec"
+SPEC_KEY = "spec.json"
+SPEC_FILE = f"{SPEC_DIR}/{SPEC_KEY}"
+#: The user's SIP password Secret (``connection.sipPasswordSecretRef``).
+SECRET_DIR = "/etc/siprtmp/secret"
+PASSWORD_FILE = f"{SECRET_DIR}/password"
+#: The user's stream key Secret (``rtmpStreamSecretRef``).
+STREAM_DIR = "/etc/siprtmp/stream"
+STREAM_FILE = f"{STREAM_DIR}/key"
+#: The CA bundle TLS servers (RTMPS, SIP over TLS) are checked against, when one is configured.
+CA_BUNDLE_DIR = "/etc/siprtmp/ca"
+CA_BUNDLE_NAME = "ca.crt"
+CA_BUNDLE_FILE = f"{CA_BUNDLE_DIR}/{CA_BUNDLE_NAME}"
+#: Where the bridge writes its final status; Kubernetes shows it as the termination message.
+TERMINATION_LOG = "/dev/termination-log"
+
+#: Where the bridge finds the bearer token a POST /dtmf must carry. The operator sets a new one
+#: in each bridge pod (its REST API reads it back from the pod to forward DTMF): anything else
+#: that reaches the pod's status port can read /status, but not press keys in the call.
+CONTROL_TOKEN_ENV = "SIPRTMP_CONTROL_TOKEN"
