@@ -264,7 +264,7 @@ def _step(
     resource: JSON = {
         "metadata": dict(body.metadata),
         "spec": dict(spec),
-        "status": copy.deepcopy(dict(stored)),
+        "status": dict(stored),
     }
     prev = read_status(stored)
     name = str(body.metadata["name"])
