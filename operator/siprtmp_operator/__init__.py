@@ -1,8 +1,8 @@
 """Kubernetes operator for SipRtmpBridge resources: one bridge pod per SIP call.
 
-The package keeps pure builders (``pod``, ``status``, ``policy``, ``networking``) apart from the
-kopf wiring (``handlers``) so that everything that decides *what* to write can be unit-tested
-without a cluster.
+The package keeps pure builders and decisions (``pod``, ``status``, ``statusmodel``, ``policy``,
+``networking``, ``reconcile``) apart from the kopf handlers (``handlers``) so that everything that
+decides *what* to write can be unit-tested without a cluster.
 """
 
 GROUP = "siprtmp.io"

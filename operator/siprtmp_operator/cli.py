@@ -7,9 +7,7 @@ import asyncio
 import logging
 import sys
 
-import kopf
-
-from .handlers import build_registry, kopf_settings
+from .handlers import operate
 from .settings import Settings
 
 
@@ -48,16 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sip-rtmp-operator: {exc}", file=sys.stderr)
         return 2
     namespaces = list(args.namespace) or list(settings.watch_namespaces)
-    registry = build_registry(settings)
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            settings=kopf_settings(settings.workers),
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            standalone=True,
-        )
-    )
+    asyncio.run(operate(settings, namespaces))
     return 0
 
 

@@ -10,7 +10,7 @@ advertised explicitly. See docs/operator.md for when to use which.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .settings import Settings
@@ -53,6 +53,16 @@ class NetworkPlan:
     window: PortWindow | None = None
     node_name: str | None = None
     public_address: str | None = None
+
+
+@dataclass(frozen=True)
+class PlacementWorld:
+    """What placing a pod reads: the port slots other live bridges hold, the nodes (listed only
+    when the spec needs one, ``needs_node``) and how many live bridge pods each runs."""
+
+    taken_slots: frozenset[int] = frozenset()
+    nodes: tuple[Mapping[str, Any], ...] = ()
+    bridges_per_node: Mapping[str, int] = field(default_factory=dict)
 
 
 def effective_mode(spec: Mapping[str, Any], settings: Settings) -> tuple[str, str]:
@@ -119,3 +129,51 @@ def choose_node(
         return None
     _, name, ip = min(candidates)
     return name, ip
+
+
+def needs_node(spec: Mapping[str, Any], settings: Settings) -> bool:
+    """Whether placing the spec's pod picks a node (it advertises the node's ExternalIP)."""
+    return effective_mode(spec, settings)[1] == "NodeExternalIP"
+
+
+def bridges_per_node(pods: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Bridge pods still running or to run, per node they are bound to."""
+    counts: dict[str, int] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and (pod.get("status") or {}).get("phase") not in {"Succeeded", "Failed"}:
+            counts[node] = counts.get(node, 0) + 1
+    return counts
+
+
+def plan_network(
+    spec: Mapping[str, Any],
+    slot: int | None,
+    uid: str,
+    settings: Settings,
+    world: PlacementWorld,
+) -> NetworkPlan | None:
+    """How the next pod of bridge ``uid`` is networked; None when it cannot be placed (it needs a
+    node's ExternalIP and no Ready node has one).
+
+    ``slot`` is the port slot the bridge already holds (its status): a redial keeps its window.
+    """
+    mode, source = effective_mode(spec, settings)
+    window = None
+    if mode == "HostNetwork":
+        window = window_for_slot(
+            slot if slot is not None else choose_slot(world.taken_slots, settings, uid), settings
+        )
+    node = address = None
+    if source == "NodeExternalIP":
+        choice = choose_node(world.nodes, world.bridges_per_node)
+        if choice is None:
+            return None
+        node, address = choice
+    return NetworkPlan(
+        mode=mode,
+        public_address_source=source,
+        window=window,
+        node_name=node,
+        public_address=address,
+    )

@@ -1,50 +1,66 @@
-"""The pure decision of one reconcile step: observed world → new status and what to do.
+"""The operator's pure decisions: observed world → new status and what to do.
 
-The kopf handlers gather the inputs (the resource, its current pod, the bridge's live status,
-a possible duplicate) and carry out the returned Plan; every branch of the state machine lives
-here, where tests exercise it without a cluster.
+The kopf handlers (``handlers``) read the world (the resource, its current pod, the bridge's live
+status, a possible duplicate; the slots and nodes a new pod's placement needs; the pods of a
+deleted bridge), call these functions and carry out what they return. Every branch of the state
+machine lives here, where tests exercise it without a cluster:
+
+- ``plan_step``: one reconcile step (create a pod, redial, finish, delete after the TTL);
+- ``place``: the networking of the pod a step creates, or ``NoPlacement``;
+- ``plan_stop``: what deleting a bridge does (stop its pods, ``Terminating``, release).
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from siprtmp_contract.outcome import Reason
+from siprtmp_contract.states import Phase
 
 from .names import pod_name
+from .networking import NetworkPlan, PlacementWorld, plan_network
 from .policy import call_refusal, decide_retry, ttl_remaining
 from .settings import Settings
 from .status import TERMINAL_PHASES, PodObservation, derive_status, with_conditions
+from .statusmodel import BridgeStatus, LastFailure, Networking, read_status, render_status
 from .timeutil import fmt, parse
 
-JSON = dict[str, Any]
+Event = tuple[str, str, str]  # (type, reason, message)
 
 
 @dataclass(frozen=True)
 class Plan:
     """Outcome of one step. ``status`` is the full desired status (written when it changed)."""
 
-    status: JSON
+    status: BridgeStatus
     create_pod: int | None = None
+    #: How the pod ``create_pod`` asks for is networked (``place`` sets it).
+    network: NetworkPlan | None = None
     delete_resource: bool = False
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    events: list[Event] = field(default_factory=list)
 
 
-def _finish(status: JSON, now: datetime) -> None:
-    status.setdefault("finishedAt", fmt(now))
-    status.pop("nextRetryAt", None)
+def _finished(status: BridgeStatus, now: datetime) -> BridgeStatus:
+    return replace(status, finished_at=status.finished_at or fmt(now), next_retry_at=None)
 
 
-def _dtmf_events(prev: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+def _transition_events(prev: BridgeStatus, new: BridgeStatus) -> list[Event]:
+    if new.phase == prev.phase:
+        return []
+    kind = "Warning" if new.phase == Phase.FAILED else "Normal"
+    transition = f"{prev.phase or 'New'} → {new.phase}"
+    return [(kind, str(new.reason or new.phase), f"{transition}: {new.message or ''}")]
+
+
+def _dtmf_events(prev: BridgeStatus, new: BridgeStatus) -> list[Event]:
     """An Event when the bridge counts keys the far end pressed (a participant on the
     conference, an IVR): who watches the resource sees them without polling its status."""
-    call = new.get("call") or {}
+    call = new.call or {}
     received = call.get("dtmfReceived") or 0
-    if received == ((prev.get("call") or {}).get("dtmfReceived") or 0) or not received:
+    if received == ((prev.call or {}).get("dtmfReceived") or 0) or not received:
         return []
     last = call.get("dtmfLastDigits") or ""
     return [
@@ -67,110 +83,161 @@ def plan_step(
     exist (never created, or gone). ``duplicate_of`` names the live bridge that already
     publishes the same stream (policy.holder_shown), checked only before the first dial. The
     message names neither the URL nor the key: it goes into status, an Event and REST answers.
+    A plan that creates a pod goes through ``place`` before it is carried out.
     """
     meta = resource.get("metadata") or {}
     spec = resource.get("spec") or {}
     generation = int(meta.get("generation") or 1)
-    name = str(meta["name"])
-    prev: JSON = copy.deepcopy(dict(resource.get("status") or {}))
-    status: JSON = copy.deepcopy(prev)
-    status.setdefault("attempt", 0)
-    status.setdefault("retries", 0)
-    attempt = int(status["attempt"])
-    current_pod = pod_name(name, attempt)
-    events: list[tuple[str, str, str]] = []
+    prev = read_status(resource.get("status"))
+    attempt = prev.attempt
+    current_pod = pod_name(str(meta["name"]), attempt)
 
-    def done(**kw: Any) -> Plan:
-        if pod is not None and pod.phase == "Running" and not status.get("podRunningAt"):
-            status["podRunningAt"] = fmt(now)
-        if status.get("phase") == "Streaming" and not status.get("streamingAt"):
-            status["streamingAt"] = fmt(now)
+    def done(status: BridgeStatus, *, events: Sequence[Event] = (), **actions: Any) -> Plan:
+        if pod is not None and pod.phase == "Running" and not status.pod_running_at:
+            status = replace(status, pod_running_at=fmt(now))
+        if status.phase == Phase.STREAMING and not status.streaming_at:
+            status = replace(status, streaming_at=fmt(now))
         full = with_conditions(status, generation, now)
-        if full.get("phase") != prev.get("phase"):
-            kind = "Warning" if full.get("phase") == "Failed" else "Normal"
-            transition = f"{prev.get('phase') or 'New'} → {full.get('phase')}"
-            reason = str(full.get("reason") or full.get("phase"))
-            events.append((kind, reason, f"{transition}: {full.get('message', '')}"))
-        events.extend(_dtmf_events(prev, full))
-        return Plan(status=full, events=events, **kw)
+        timeline = [*events, *_transition_events(prev, full), *_dtmf_events(prev, full)]
+        return Plan(status=full, events=timeline, **actions)
 
-    if prev.get("phase") in TERMINAL_PHASES:
-        remaining = ttl_remaining(spec, prev, settings, now)
-        return done(delete_resource=remaining is not None and remaining <= 0)
+    if prev.phase in TERMINAL_PHASES:
+        remaining = ttl_remaining(spec, render_status(prev), settings, now)
+        return done(prev, delete_resource=remaining is not None and remaining <= 0)
 
-    placed = status.get("podName") == current_pod
-    if not placed:
+    if prev.pod_name != current_pod:
         # Checked before every pod, redials included: the settings may have changed.
         refusal = call_refusal(spec, settings)
         if refusal is not None:
-            status.update(
-                phase="Failed",
-                reason=refusal.reason,
-                message=f"spec.{refusal.field}: {refusal.message}; no pod was created",
-            )
-            _finish(status, now)
-            return done()
+            message = f"spec.{refusal.field}: {refusal.message}; no pod was created"
+            failed = replace(prev, phase=Phase.FAILED, reason=refusal.reason, message=message)
+            return done(_finished(failed, now))
         if attempt == 0 and duplicate_of:
-            status.update(
-                phase="Failed",
-                reason=Reason.DUPLICATE_STREAM,
-                message=(
-                    f"the stream is already published by {duplicate_of}; "
-                    "delete one of them (no pod was created)"
-                ),
+            message = (
+                f"the stream is already published by {duplicate_of}; "
+                "delete one of them (no pod was created)"
             )
-            _finish(status, now)
-            return done()
-        due = parse(status.get("nextRetryAt"))
+            failed = replace(prev, phase=Phase.FAILED, reason=Reason.DUPLICATE_STREAM, message=message)
+            return done(_finished(failed, now))
+        due = parse(prev.next_retry_at)
         if due is not None and now < due:
-            return done()
-        status.update(
-            phase="Pending",
+            return done(prev)
+        creating = replace(
+            prev,
+            phase=Phase.PENDING,
             reason=Reason.POD_CREATING if attempt == 0 else Reason.REDIALING,
             message=f"creating bridge pod {current_pod}",
-            podName=current_pod,
+            pod_name=current_pod,
+            next_retry_at=None,
+            started_at=prev.started_at or fmt(now),
         )
-        status.pop("nextRetryAt", None)
-        status.setdefault("startedAt", fmt(now))
-        return done(create_pod=attempt)
+        return done(creating, create_pod=attempt)
 
     if pod is None:
         # Our pod vanished (deleted by someone, evicted and garbage-collected): a failure.
-        failed = copy.deepcopy(status)
-        failed.update(
-            phase="Failed",
+        failed = replace(
+            prev,
+            phase=Phase.FAILED,
             reason=Reason.POD_DELETED,
             message=f"bridge pod {current_pod} disappeared",
         )
     else:
-        failed = derive_status(status, pod, live, str(spec.get("rtmpUrl", "")), now)
-        if failed.get("phase") != "Failed":
-            status = failed
-            if status.get("phase") == "Succeeded":
-                _finish(status, now)
-            return done()
+        failed = derive_status(prev, pod, live, str(spec.get("rtmpUrl", "")), now)
+        if failed.phase == Phase.SUCCEEDED:
+            return done(_finished(failed, now))
+        if failed.phase != Phase.FAILED:
+            return done(failed)
 
-    reason = str(failed.get("reason") or Reason.POD_FAILED)
-    decision = decide_retry(spec, reason, int(status.get("retries", 0)), settings)
+    reason = failed.reason or Reason.POD_FAILED
+    decision = decide_retry(spec, reason, prev.retries, settings)
+    told = failed.message if failed.message is not None else reason
     if not decision.retry:
-        status = failed
-        status["message"] = f"{failed.get('message', reason)} ({decision.why})"[:1024]
-        _finish(status, now)
-        return done()
+        final = replace(failed, message=f"{told} ({decision.why})"[:1024])
+        return done(_finished(final, now))
     due_at = now + timedelta(seconds=decision.delay_seconds)
-    status = failed
-    status.pop("finishedAt", None)
-    status.update(
-        phase="Pending",
+    redial = replace(
+        failed,
+        finished_at=None,
+        phase=Phase.PENDING,
         reason=Reason.RETRY_BACKOFF,
         message=(
-            f"attempt {attempt} failed ({reason}: {failed.get('message', '')}); "
+            f"attempt {attempt} failed ({reason}: {failed.message or ''}); "
             f"redialing in {decision.delay_seconds:g}s"
         )[:1024],
         attempt=attempt + 1,
-        retries=int(status.get("retries", 0)) + 1,
-        nextRetryAt=fmt(due_at),
-        lastFailure={"reason": reason, "exitCode": failed.get("exitCode"), "pod": current_pod},
+        retries=prev.retries + 1,
+        next_retry_at=fmt(due_at),
+        last_failure=LastFailure(reason=reason, exit_code=failed.exit_code, pod=current_pod),
     )
-    events.append(("Warning", "CallFailed", f"attempt {attempt} failed: {reason}; will redial"))
-    return done()
+    failure = ("Warning", "CallFailed", f"attempt {attempt} failed: {reason}; will redial")
+    return done(redial, events=[failure])
+
+
+#: Why a pod that advertises its node's ExternalIP cannot be placed (status.message).
+NO_NODE_MESSAGE = "no Ready node has an ExternalIP address"
+
+
+def place(
+    plan: Plan,
+    prev: BridgeStatus,
+    spec: Mapping[str, Any],
+    uid: str,
+    settings: Settings,
+    world: PlacementWorld,
+) -> Plan:
+    """``plan`` with the pod it creates placed: its networking in the status; or, when it
+    cannot be placed yet, no pod and ``prev`` marked Pending/NoPlacement (no Event: the next
+    step tries again)."""
+    if plan.create_pod is None:
+        return plan
+    slot = prev.networking.port_slot if prev.networking else None
+    net = plan_network(spec, slot, uid, settings, world)
+    if net is None:
+        waiting = replace(prev, phase=Phase.PENDING, reason=Reason.NO_PLACEMENT, message=NO_NODE_MESSAGE)
+        return Plan(status=waiting)
+    return replace(plan, network=net, status=replace(plan.status, networking=Networking.of(net)))
+
+
+@dataclass(frozen=True)
+class StopPlan:
+    """What one run of the delete handler does."""
+
+    #: Pods to delete (gracefully: SIGTERM, the bridge sends BYE); those already going are left.
+    delete_pods: tuple[str, ...]
+    #: Pods still running: the resource keeps its finalizer until they are gone.
+    wait_for: tuple[str, ...] = ()
+    #: The status to write while waiting (Terminating), None when it stays as it is.
+    status: BridgeStatus | None = None
+    #: Pods still stop after terminatingTimeoutSeconds: the resource is let go regardless.
+    gave_up: bool = False
+
+
+def plan_stop(
+    status: BridgeStatus,
+    pods: Sequence[Mapping[str, Any]],
+    waited_seconds: float,
+    settings: Settings,
+) -> StopPlan:
+    """Deleting a bridge: stop its ``pods`` and hold the resource until they stop, at most
+    ``settings.terminating_timeout_seconds`` (``waited_seconds`` since the deletion began)."""
+    delete = tuple(
+        p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")
+    )
+    running = tuple(
+        p["metadata"]["name"]
+        for p in pods
+        if (p.get("status") or {}).get("phase") not in {"Succeeded", "Failed"}
+    )
+    if not running:
+        return StopPlan(delete_pods=delete)
+    if waited_seconds >= settings.terminating_timeout_seconds:
+        return StopPlan(delete_pods=delete, gave_up=True)
+    terminating = None
+    if status.phase not in TERMINAL_PHASES and status.phase != Phase.TERMINATING:
+        terminating = replace(
+            status,
+            phase=Phase.TERMINATING,
+            reason=Reason.DELETING,
+            message="bridge deleted: hanging up the call and flushing the stream",
+        )
+    return StopPlan(delete_pods=delete, wait_for=running, status=terminating)

@@ -1,29 +1,25 @@
 """Pure builders: what the pod and the bridge say → the resource's status and conditions.
 
 Inputs are the pod object (phase, IP, container state, termination message) and the bridge's
-live ``/status`` document; the output is the resource's status as docs/operator.md's "Status"
-describes it. Nothing here talks to the cluster, so every mapping is unit-tested.
+live ``/status`` document; the output is the resource's status (``statusmodel.BridgeStatus``) as
+docs/operator.md's "Status" describes it. Nothing here talks to the cluster, so every mapping is
+unit-tested.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from siprtmp_contract.outcome import Reason
 from siprtmp_contract.pod import CONTROL_TOKEN_ENV
 from siprtmp_contract.redact import redacted_publish_url
-from siprtmp_contract.states import (
-    ANSWERED_CALL_STATES,
-    CallState,
-    Phase,
-    StreamState,
-)
+from siprtmp_contract.states import ANSWERED_CALL_STATES, CallState, Phase, StreamState
 
+from .statusmodel import BridgeStatus, CallBlock, Condition, StreamBlock, VideoBlock
 from .timeutil import fmt
 
 JSON = dict[str, Any]
@@ -59,7 +55,7 @@ class PodObservation:
     termination_message: str | None = None
     pod_reason: str | None = None
     pod_message: str | None = None
-    #: What the bridge asks of a POST /dtmf (pod.CONTROL_TOKEN_ENV in the container's env).
+    #: What the bridge asks of a POST /dtmf (dtmf.CONTROL_TOKEN_ENV in the container's env).
     control_token: str | None = field(default=None, repr=False)
 
 
@@ -134,122 +130,121 @@ def parse_status_document(text: str | None) -> JSON | None:
     return doc if isinstance(doc, dict) and "phase" in doc else None
 
 
-def _clean_call(doc: Mapping[str, Any] | None) -> JSON | None:
+def _clean_call(doc: Any) -> CallBlock | None:
     if not isinstance(doc, Mapping):
         return None
     call = {k: v for k, v in doc.items() if v is not None}
     if call.get("state") not in CALL_STATES:
         call.pop("state", None)
-    return call
+    return cast(CallBlock, call)
 
 
-def _clean_stream(doc: Mapping[str, Any] | None, rtmp_url: str) -> JSON | None:
+def _clean_stream(doc: Any, rtmp_url: str) -> StreamBlock | None:
     if not isinstance(doc, Mapping):
         return None
     stream = {k: v for k, v in doc.items() if v is not None}
     if stream.get("state") not in STREAM_STATES:
         stream.pop("state", None)
     stream["url"] = redacted_publish_url(rtmp_url)  # never trust a key to be redacted upstream
-    return stream
+    return cast(StreamBlock, stream)
 
 
-def _apply_document(status: JSON, doc: Mapping[str, Any], rtmp_url: str) -> None:
+def _apply_document(status: BridgeStatus, doc: Mapping[str, Any], rtmp_url: str) -> BridgeStatus:
+    """``status`` with what a bridge document says (its blocks replace the old ones whole)."""
+    changes: dict[str, Any] = {}
     call = _clean_call(doc.get("call"))
     stream = _clean_stream(doc.get("stream"), rtmp_url)
     if call is not None:
-        status["call"] = call
+        changes["call"] = call
     if stream is not None:
-        status["stream"] = stream
+        changes["stream"] = stream
     video = doc.get("video")
     if isinstance(video, Mapping):  # only with spec.video: what video was negotiated, flowing
-        status["video"] = {k: v for k, v in video.items() if v is not None}
+        changes["video"] = cast(VideoBlock, {k: v for k, v in video.items() if v is not None})
     if doc.get("reason"):
-        status["reason"] = str(doc["reason"])
+        changes["reason"] = str(doc["reason"])
     if doc.get("message"):
-        status["message"] = str(doc["message"])[:1024]
+        changes["message"] = str(doc["message"])[:1024]
+    return replace(status, **changes)
+
+
+def _terminal_reason(obs: PodObservation, code: int | None) -> str:
+    """A failed pod's reason when its bridge said none: OOM, the exit code's, the pod's."""
+    if obs.terminated_reason == Reason.OOM_KILLED:
+        return obs.terminated_reason
+    return Reason.for_exit_code(code if code is not None else -1) or obs.pod_reason or Reason.POD_FAILED
 
 
 def derive_status(
-    prev: Mapping[str, Any],
+    prev: BridgeStatus,
     obs: PodObservation,
     live: Mapping[str, Any] | None,
     rtmp_url: str,
     now: datetime,
-) -> JSON:
+) -> BridgeStatus:
     """The status an observed pod (and its live document, if reachable) stands for.
 
     Keeps the operator's bookkeeping fields of ``prev`` (attempt, retries, podName, networking,
     timestamps). A terminal pod yields Succeeded/Failed here; whether a failure is final is the
     retry policy's decision (``policy``).
     """
-    status: JSON = copy.deepcopy(dict(prev))
-    for key in ("exitCode", "nextRetryAt"):
-        status.pop(key, None)
+    status = replace(prev, exit_code=None, next_retry_at=None)
 
     if obs.phase in {"Succeeded", "Failed"}:
         doc = parse_status_document(obs.termination_message)
         if doc is not None:
-            _apply_document(status, doc, rtmp_url)
+            status = _apply_document(status, doc, rtmp_url)
         code = obs.exit_code
         if code is None and doc is not None and isinstance(doc.get("exitCode"), int):
             code = doc["exitCode"]
-        if code is not None:
-            status["exitCode"] = code
+        status = replace(status, exit_code=code, finished_at=status.finished_at or fmt(now))
         if obs.phase == "Succeeded":
-            status["phase"] = "Succeeded"
+            status = replace(status, phase=Phase.SUCCEEDED)
             if doc is None or not doc.get("reason"):
-                status["reason"] = Reason.COMPLETED
-                status["message"] = "bridge exited 0"
-        else:
-            status["phase"] = "Failed"
-            if doc is None or not doc.get("reason") or doc.get("phase") != "Failed":
-                status["reason"] = (
-                    obs.terminated_reason
-                    if obs.terminated_reason == Reason.OOM_KILLED
-                    # the reason of the exit code when the termination message says nothing
-                    else Reason.for_exit_code(code if code is not None else -1)
-                    or obs.pod_reason
-                    or Reason.POD_FAILED
-                )
-                status["message"] = (
-                    obs.pod_message or obs.termination_message or f"bridge exited {code}"
-                )[:1024]
-        status.setdefault("finishedAt", fmt(now))
+                status = replace(status, reason=Reason.COMPLETED, message="bridge exited 0")
+            return status
+        status = replace(status, phase=Phase.FAILED)
+        if doc is None or not doc.get("reason") or doc.get("phase") != "Failed":
+            message = obs.pod_message or obs.termination_message or f"bridge exited {code}"
+            status = replace(status, reason=_terminal_reason(obs, code), message=message[:1024])
         return status
 
     if obs.deleting:
-        status["phase"] = "Terminating"
-        status["reason"] = Reason.STOPPING
-        status["message"] = "bridge pod is stopping: hanging up and flushing the stream"
+        status = replace(
+            status,
+            reason=Reason.STOPPING,
+            message="bridge pod is stopping: hanging up and flushing the stream",
+        )
         if live is not None:
-            _apply_document(status, live, rtmp_url)
-            status["phase"] = "Terminating"
-        return status
+            status = _apply_document(status, live, rtmp_url)
+        return replace(status, phase=Phase.TERMINATING)
 
     if obs.phase == "Running":
         if live is not None and live.get("phase") in PHASES:
-            _apply_document(status, live, rtmp_url)
-            phase = str(live["phase"])
+            status = _apply_document(status, live, rtmp_url)
+            phase = Phase(live["phase"])
             # The pod is still up: a final phase becomes final only when the process exits.
-            status["phase"] = "Terminating" if phase in TERMINAL_PHASES else phase
-        else:
-            prev_phase = prev.get("phase")
-            status["phase"] = prev_phase if prev_phase in LIVE_PHASES else "Connecting"
-            if prev_phase not in LIVE_PHASES:
-                status["reason"] = Reason.BRIDGE_STARTING
-                status["message"] = "bridge running, live status not reachable yet"
-        return status
+            return replace(status, phase=Phase.TERMINATING if phase in TERMINAL_PHASES else phase)
+        if prev.phase in LIVE_PHASES:
+            return status
+        return replace(
+            status,
+            phase=Phase.CONNECTING,
+            reason=Reason.BRIDGE_STARTING,
+            message="bridge running, live status not reachable yet",
+        )
 
-    status["phase"] = "Pending"
-    status["reason"] = obs.waiting_reason or obs.pod_reason or Reason.POD_PENDING
-    status["message"] = (
-        obs.waiting_message or obs.pod_message or "waiting for the bridge pod to start"
-    )[:1024]
-    return status
+    message = obs.waiting_message or obs.pod_message or "waiting for the bridge pod to start"
+    return replace(
+        status,
+        phase=Phase.PENDING,
+        reason=obs.waiting_reason or obs.pod_reason or Reason.POD_PENDING,
+        message=message[:1024],
+    )
 
 
 def _condition(
-    prev: Mapping[str, Mapping[str, Any]],
+    prev: Mapping[str, Condition],
     *,
     type_: str,
     ok: bool,
@@ -257,41 +252,39 @@ def _condition(
     message: str,
     generation: int,
     now: datetime,
-) -> JSON:
+) -> Condition:
     value = "True" if ok else "False"
     old = prev.get(type_)
-    since = old.get("lastTransitionTime") if old and old.get("status") == value else None
-    return {
-        "type": type_,
-        "status": value,
-        "reason": reason,
-        "message": message[:1024],
-        "lastTransitionTime": since or fmt(now),
-        "observedGeneration": generation,
-    }
+    since = old.last_transition_time if old and old.status == value else None
+    return Condition(
+        type=type_,
+        status=value,
+        reason=reason,
+        message=message[:1024],
+        last_transition_time=since or fmt(now),
+        observed_generation=generation,
+    )
 
 
 def _camel(word: str) -> str:
     return "".join(p.capitalize() for p in word.lower().split("_")) or "Unknown"
 
 
-def with_conditions(status: Mapping[str, Any], generation: int, now: datetime) -> JSON:
+def with_conditions(status: BridgeStatus, generation: int, now: datetime) -> BridgeStatus:
     """``status`` plus observedGeneration and the CallEstablished/Streaming/Ready conditions.
 
     A condition's lastTransitionTime changes only when its status flips.
     """
-    out: JSON = copy.deepcopy(dict(status))
-    prev = {c["type"]: c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
-    phase = str(out.get("phase") or "Pending")
-    reason = str(out.get("reason") or phase)
-    message = str(out.get("message") or "")
+    prev = {c.type: c for c in status.conditions}
+    phase = status.phase or Phase.PENDING
+    reason = status.reason or phase.value
+    message = status.message or ""
     live = phase not in TERMINAL_PHASES
-    call_state = str((out.get("call") or {}).get("state") or "")
-    stream_state = str((out.get("stream") or {}).get("state") or "")
+    call_state, stream_state = status.call_state, status.stream_state
     call_ok = live and call_state in ESTABLISHED_CALL_STATES
     stream_ok = live and stream_state == "PUBLISHING"
-    ready = call_ok and stream_ok and phase == "Streaming"
-    out["conditions"] = [
+    ready = call_ok and stream_ok and phase == Phase.STREAMING
+    conditions = (
         _condition(
             prev,
             type_="CallEstablished",
@@ -323,6 +316,5 @@ def with_conditions(status: Mapping[str, Any], generation: int, now: datetime) -
             generation=generation,
             now=now,
         ),
-    ]
-    out["observedGeneration"] = generation
-    return out
+    )
+    return replace(status, conditions=conditions, observed_generation=generation)

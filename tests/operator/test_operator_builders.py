@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 
 from siprtmp_contract.pod import CONTROL_TOKEN_ENV
 from siprtmp_contract.spec import parse_spec
-from siprtmp_operator.handlers import merge_patch
+from siprtmp_contract.states import Phase
 from siprtmp_operator.livestatus import post, status_url
 from siprtmp_operator.names import pod_name
 from siprtmp_operator.networking import (
@@ -43,6 +44,7 @@ from siprtmp_operator.status import (
     parse_status_document,
     with_conditions,
 )
+from siprtmp_operator.statusmodel import BridgeStatus, merge_patch, render_status
 from siprtmp_operator.timeutil import fmt
 
 REPO = Path(__file__).resolve().parents[2]
@@ -331,6 +333,9 @@ def test_choose_node_needs_ready_external_ip_and_balances() -> None:
 # --- status ------------------------------------------------------------------------------
 
 
+NEW = BridgeStatus()
+
+
 def running(ip: str = "10.1.1.1") -> PodObservation:
     return PodObservation(phase="Running", pod_ip=ip, status_port=8080)
 
@@ -374,38 +379,39 @@ def test_observe_pod_reads_phase_ip_port_and_termination() -> None:
 
 
 def test_live_document_maps_to_status_and_redacts_the_key() -> None:
-    st = derive_status({}, running(), LIVE, SPEC["rtmpUrl"], NOW)
-    assert st["phase"] == "Streaming"
-    assert st["call"]["state"] == "ESTABLISHED"
-    assert st["stream"]["url"] == "rtmp://***@rtmp.example.test:1935/live/***"
-    assert "secret-key" not in json.dumps(st) and "pw" not in st["stream"]["url"]
+    st = derive_status(NEW, running(), LIVE, SPEC["rtmpUrl"], NOW)
+    assert st.phase == "Streaming"
+    assert st.call_state == "ESTABLISHED"
+    assert (st.stream or {})["url"] == "rtmp://***@rtmp.example.test:1935/live/***"
+    assert "secret-key" not in json.dumps(render_status(st))
+    assert "pw" not in (st.stream or {})["url"]
 
 
 def test_video_status_is_copied_only_when_the_bridge_reports_it() -> None:
-    assert "video" not in derive_status({}, running(), LIVE, SPEC["rtmpUrl"], NOW)
+    assert "video" not in render_status(derive_status(NEW, running(), LIVE, SPEC["rtmpUrl"], NOW))
     video = {"mode": "passthrough", "state": "RECEIVING", "resolution": "640x360", "reason": None}
-    st = derive_status({}, running(), {**LIVE, "video": video}, SPEC["rtmpUrl"], NOW)
-    assert st["video"] == {"mode": "passthrough", "state": "RECEIVING", "resolution": "640x360"}
+    st = derive_status(NEW, running(), {**LIVE, "video": video}, SPEC["rtmpUrl"], NOW)
+    assert st.video == {"mode": "passthrough", "state": "RECEIVING", "resolution": "640x360"}
 
 
 def test_running_pod_without_live_status_is_connecting_and_keeps_last_known() -> None:
-    assert derive_status({}, running(), None, "rtmp://h/a", NOW)["phase"] == "Connecting"
-    prev = derive_status({}, running(), LIVE, "rtmp://h/a", NOW)
+    assert derive_status(NEW, running(), None, "rtmp://h/a", NOW).phase == "Connecting"
+    prev = derive_status(NEW, running(), LIVE, "rtmp://h/a", NOW)
     again = derive_status(prev, running(), None, "rtmp://h/a", NOW)
-    assert again["phase"] == "Streaming" and again["stream"]["bytesSent"] == 5
+    assert again.phase == "Streaming" and (again.stream or {})["bytesSent"] == 5
 
 
 def test_live_terminal_phase_waits_for_the_process_to_exit() -> None:
-    st = derive_status({}, running(), {**LIVE, "phase": "Succeeded"}, "rtmp://h/a", NOW)
-    assert st["phase"] == "Terminating"
+    st = derive_status(NEW, running(), {**LIVE, "phase": "Succeeded"}, "rtmp://h/a", NOW)
+    assert st.phase == "Terminating"
 
 
 def test_pending_pod_reports_waiting_reason() -> None:
     obs = PodObservation(
         phase="Pending", waiting_reason="ImagePullBackOff", waiting_message="no such image"
     )
-    st = derive_status({}, obs, None, "rtmp://h/a", NOW)
-    assert (st["phase"], st["reason"], st["message"]) == (
+    st = derive_status(NEW, obs, None, "rtmp://h/a", NOW)
+    assert (st.phase, st.reason, st.message) == (
         "Pending",
         "ImagePullBackOff",
         "no such image",
@@ -418,13 +424,13 @@ def test_pending_pod_reports_waiting_reason() -> None:
 )
 def test_exit_code_without_message_gives_reason(code: int, reason: str) -> None:
     obs = PodObservation(phase="Failed", exit_code=code)
-    st = derive_status({}, obs, None, "rtmp://h/a", NOW)
-    assert (st["phase"], st["reason"], st["exitCode"]) == ("Failed", reason, code)
+    st = derive_status(NEW, obs, None, "rtmp://h/a", NOW)
+    assert (st.phase, st.reason, st.exit_code) == ("Failed", reason, code)
 
 
 def test_oom_killed_is_named() -> None:
     obs = PodObservation(phase="Failed", exit_code=137, terminated_reason="OOMKilled")
-    assert derive_status({}, obs, None, "rtmp://h/a", NOW)["reason"] == "OOMKilled"
+    assert derive_status(NEW, obs, None, "rtmp://h/a", NOW).reason == "OOMKilled"
 
 
 def test_termination_message_document_wins() -> None:
@@ -436,8 +442,8 @@ def test_termination_message_document_wins() -> None:
         "call": {"state": "BUSY", "sipStatusCode": 486},
     }
     obs = PodObservation(phase="Failed", exit_code=4, termination_message=json.dumps(final))
-    st = derive_status({}, obs, None, "rtmp://h/a", NOW)
-    assert (st["reason"], st["call"]["sipStatusCode"]) == ("Busy", 486)
+    st = derive_status(NEW, obs, None, "rtmp://h/a", NOW)
+    assert (st.reason, (st.call or {})["sipStatusCode"]) == ("Busy", 486)
 
 
 def test_status_document_found_in_log_tail() -> None:
@@ -448,20 +454,20 @@ def test_status_document_found_in_log_tail() -> None:
 
 
 def test_conditions_follow_status_and_keep_transition_times() -> None:
-    st = with_conditions(derive_status({}, running(), LIVE, "rtmp://h/a", NOW), 3, NOW)
-    by = {c["type"]: c for c in st["conditions"]}
-    assert all(by[t]["status"] == "True" for t in ("CallEstablished", "Streaming", "Ready"))
-    assert all(c["observedGeneration"] == 3 for c in st["conditions"])
-    assert st["observedGeneration"] == 3
+    st = with_conditions(derive_status(NEW, running(), LIVE, "rtmp://h/a", NOW), 3, NOW)
+    by = {c.type: c for c in st.conditions}
+    assert all(by[t].status == "True" for t in ("CallEstablished", "Streaming", "Ready"))
+    assert all(c.observed_generation == 3 for c in st.conditions)
+    assert st.observed_generation == 3
     later = NOW + timedelta(seconds=30)
     same = with_conditions(st, 3, later)
-    assert [c["lastTransitionTime"] for c in same["conditions"]] == [fmt(NOW)] * 3
-    reconnecting = {**st, "phase": "Reconnecting", "stream": {"state": "RECONNECTING"}}
-    flipped = {c["type"]: c for c in with_conditions(reconnecting, 3, later)["conditions"]}
-    assert flipped["Streaming"]["status"] == "False"
-    assert flipped["Streaming"]["reason"] == "Reconnecting"
-    assert flipped["Streaming"]["lastTransitionTime"] == fmt(later)
-    assert flipped["CallEstablished"]["lastTransitionTime"] == fmt(NOW)
+    assert [c.last_transition_time for c in same.conditions] == [fmt(NOW)] * 3
+    reconnecting = replace(st, phase=Phase.RECONNECTING, stream={"state": "RECONNECTING"})
+    flipped = {c.type: c for c in with_conditions(reconnecting, 3, later).conditions}
+    assert flipped["Streaming"].status == "False"
+    assert flipped["Streaming"].reason == "Reconnecting"
+    assert flipped["Streaming"].last_transition_time == fmt(later)
+    assert flipped["CallEstablished"].last_transition_time == fmt(NOW)
 
 
 # --- policies ----------------------------------------------------------------------------
@@ -517,7 +523,8 @@ def test_duplicate_owner_prefers_placed_then_older() -> None:
 # --- the reconcile plan ------------------------------------------------------------------
 
 
-def resource(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+def resource(status: BridgeStatus | None = None, **spec: Any) -> dict[str, Any]:
+    """The test bridge ``ns/b`` with ``status`` as the API stores it."""
     return {
         "metadata": {
             "name": "b",
@@ -527,7 +534,7 @@ def resource(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any
             "creationTimestamp": fmt(NOW),
         },
         "spec": {**SPEC, **spec},
-        "status": status or {},
+        "status": render_status(status or NEW),
     }
 
 
@@ -537,7 +544,7 @@ FAST = Settings(retry_backoff_seconds=5, default_max_retries=1)
 def test_new_bridge_creates_attempt_zero() -> None:
     plan = plan_step(resource(), None, None, NOW, FAST)
     assert plan.create_pod == 0
-    assert plan.status["podName"] == "b-bridge-0" and plan.status["phase"] == "Pending"
+    assert plan.status.pod_name == "b-bridge-0" and plan.status.phase == "Pending"
     assert plan.events and plan.events[0][0] == "Normal"
 
 
@@ -548,10 +555,10 @@ def test_duplicate_is_failed_without_pod_and_shows_neither_url_nor_key() -> None
         resource(rtmpStream=key), None, None, NOW, FAST, duplicate_of=holder_shown("ns", owner)
     )
     assert plan.create_pod is None
-    assert (plan.status["phase"], plan.status["reason"]) == ("Failed", "DuplicateStream")
-    assert plan.status["finishedAt"]
+    assert (plan.status.phase, plan.status.reason) == ("Failed", "DuplicateStream")
+    assert plan.status.finished_at
     (event,) = plan.events
-    for text in (plan.status["message"], event[2]):
+    for text in (plan.status.message or "", event[2]):
         assert "already published by bridge other;" in text
         assert not [s for s in ("barstream", "SEKRIT7731", "pw@", "rtmp.example") if s in text]
 
@@ -567,36 +574,37 @@ def test_failed_attempt_schedules_redial_then_creates_next_pod() -> None:
     failed_pod = PodObservation(phase="Failed", exit_code=5)
     plan = plan_step(resource(placed), failed_pod, None, NOW, FAST)
     st = plan.status
-    assert (st["phase"], st["reason"], st["attempt"], st["retries"]) == (
+    assert (st.phase, st.reason, st.attempt, st.retries) == (
         "Pending",
         "RetryBackoff",
         1,
         1,
     )
-    assert st["nextRetryAt"] == fmt(NOW + timedelta(seconds=5))
+    assert st.next_retry_at == fmt(NOW + timedelta(seconds=5))
     assert plan.create_pod is None
     early = plan_step(resource(st), None, None, NOW + timedelta(seconds=2), FAST)
     assert early.create_pod is None
     due = plan_step(resource(st), None, None, NOW + timedelta(seconds=5), FAST)
-    assert due.create_pod == 1 and due.status["podName"] == "b-bridge-1"
-    assert "nextRetryAt" not in due.status
+    assert due.create_pod == 1 and due.status.pod_name == "b-bridge-1"
+    assert "nextRetryAt" not in render_status(due.status)
     final = plan_step(resource(due.status), failed_pod, None, NOW + timedelta(seconds=9), FAST)
-    assert (final.status["phase"], final.status["reason"]) == ("Failed", "NoAnswer")
-    assert "maxRetries (1) reached" in final.status["message"]
+    assert (final.status.phase, final.status.reason) == ("Failed", "NoAnswer")
+    assert "maxRetries (1) reached" in (final.status.message or "")
 
 
 def test_vanished_pod_counts_as_failure() -> None:
     placed = plan_step(resource(), None, None, NOW, FAST).status
     plan = plan_step(resource(placed), None, None, NOW, FAST)
-    assert plan.status["reason"] == "RetryBackoff"
-    assert plan.status["lastFailure"]["reason"] == "PodDeleted"
+    assert plan.status.reason == "RetryBackoff"
+    assert plan.status.last_failure is not None
+    assert plan.status.last_failure.reason == "PodDeleted"
 
 
 def test_streaming_records_first_times_and_success_finishes() -> None:
     placed = plan_step(resource(), None, None, NOW, FAST).status
     live = plan_step(resource(placed), running(), LIVE, NOW, FAST).status
-    assert live["phase"] == "Streaming"
-    assert live["podRunningAt"] == live["streamingAt"] == fmt(NOW)
+    assert live.phase == "Streaming"
+    assert live.pod_running_at == live.streaming_at == fmt(NOW)
     done = plan_step(
         resource(live),
         PodObservation(phase="Succeeded", exit_code=0),
@@ -604,8 +612,8 @@ def test_streaming_records_first_times_and_success_finishes() -> None:
         NOW + timedelta(seconds=60),
         FAST,
     ).status
-    assert done["phase"] == "Succeeded" and done["finishedAt"] == fmt(NOW + timedelta(seconds=60))
-    assert done["streamingAt"] == fmt(NOW)
+    assert done.phase == "Succeeded" and done.finished_at == fmt(NOW + timedelta(seconds=60))
+    assert done.streaming_at == fmt(NOW)
 
 
 def test_keys_from_the_far_end_become_an_event_when_their_count_changes() -> None:
@@ -614,7 +622,7 @@ def test_keys_from_the_far_end_become_an_event_when_their_count_changes() -> Non
     call = {"state": "ESTABLISHED", "dtmfReceived": 2, "dtmfLastDigits": "42"}
     pressed = {**LIVE, "call": call}
     plan = plan_step(resource(streaming), running(), pressed, NOW, FAST)
-    assert plan.status["call"]["dtmfReceived"] == 2
+    assert (plan.status.call or {})["dtmfReceived"] == 2
     assert plan.events == [
         ("Normal", "DtmfReceived", "2 DTMF keys received from the far end, last 42")
     ]
@@ -622,7 +630,7 @@ def test_keys_from_the_far_end_become_an_event_when_their_count_changes() -> Non
 
 
 def test_finished_bridge_is_deleted_after_ttl_only() -> None:
-    st = {"phase": "Succeeded", "finishedAt": fmt(NOW), "podName": "b-bridge-0"}
+    st = BridgeStatus(phase=Phase.SUCCEEDED, finished_at=fmt(NOW), pod_name="b-bridge-0")
     keep = plan_step(
         resource(st, ttlSecondsAfterFinished=30), None, None, NOW + timedelta(seconds=10), FAST
     )

@@ -98,8 +98,8 @@ def test_the_operator_fails_a_call_it_leaves_out_without_a_pod() -> None:
     plan = plan_step(resource(SPEC), None, None, NOW, settings)
     assert plan.create_pod is None
     status = plan.status
-    assert (status["phase"], status["reason"]) == ("Failed", "NotAllowed")
-    assert status["message"].startswith(
+    assert (status.phase, status.reason) == ("Failed", "NotAllowed")
+    assert (status.message or "").startswith(
         "spec.rtmpUrl: a.rtmp.example is not an allowed RTMP host ("
     )
     assert plan.events[0][:2] == ("Warning", "NotAllowed")
@@ -134,11 +134,13 @@ def test_host_networking_only_where_the_chart_allows_it() -> None:
     host = {**SPEC, "networking": {"mode": "HostNetwork"}}
     refused = plan_step(resource(host), None, None, NOW, Settings())
     assert refused.create_pod is None
-    assert (refused.status["phase"], refused.status["reason"]) == (
+    assert (refused.status.phase, refused.status.reason) == (
         "Failed",
         "HostNetworkNotAllowed",
     )
-    assert refused.status["message"].startswith("spec.networking.mode: HostNetwork is not allowed")
+    assert (refused.status.message or "").startswith(
+        "spec.networking.mode: HostNetwork is not allowed"
+    )
     allowed = plan_step(resource(host), None, None, NOW, Settings(allow_host_network=True))
     assert allowed.create_pod == 0
     with pytest.raises(ValueError, match="ALLOW_HOST_NETWORK"):

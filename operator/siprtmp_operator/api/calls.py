@@ -22,6 +22,7 @@ from .. import livestatus
 from ..policy import call_refusal
 from ..settings import Settings
 from ..status import LIVE_PHASES, observe_pod
+from ..statusmodel import read_status
 from .bodies import parse_call_ref, parse_find, parse_send_dtmf, parse_startup
 from .errors import ApiError
 from .manifests import (
@@ -127,14 +128,14 @@ class Calls:
         2833 events or SIP INFOs."""
         request = parse_send_dtmf(body)
         call = await self._find_one(request.call_id)
-        status = call.get("status") or {}
+        status = read_status(call.get("status"))
         view = call_view(call)
-        pod_name = status.get("podName")
-        if status.get("phase") not in LIVE_PHASES or not pod_name or view["terminating"]:
+        pod_name = status.pod_name
+        if status.phase not in LIVE_PHASES or not pod_name or view["terminating"]:
             raise ApiError(
                 409,
                 f"callId: call {request.call_id!r} is {view['status']} "
-                f"({status.get('phase') or Phase.PENDING.value}), not {CallState.ESTABLISHED}",
+                f"({status.phase or Phase.PENDING.value}), not {CallState.ESTABLISHED}",
                 "callId",
             )
         pod = await asyncio.to_thread(self.store.get_pod, pod_name)

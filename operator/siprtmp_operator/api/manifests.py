@@ -23,6 +23,7 @@ from .. import API_VERSION, KIND
 from ..names import LABEL_MANAGED_BY, MANAGED_BY
 from ..policy import stream_key
 from ..status import TERMINAL_PHASES
+from ..statusmodel import read_status
 from .bodies import StartupRequest
 
 JSON = dict[str, Any]
@@ -102,7 +103,7 @@ def call_id_of(resource: Mapping[str, Any]) -> str:
 
 
 def is_live(resource: Mapping[str, Any]) -> bool:
-    return (resource.get("status") or {}).get("phase") not in TERMINAL_PHASES
+    return read_status(resource.get("status")).phase not in TERMINAL_PHASES
 
 
 def publishes_to(resource: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
@@ -119,10 +120,10 @@ def call_view(resource: Mapping[str, Any]) -> JSON:
     what players need), as in the seed's answers.
     """
     spec = resource.get("spec") or {}
-    status = resource.get("status") or {}
+    status = read_status(resource.get("status"))
     meta = resource.get("metadata") or {}
-    call = status.get("call") or {}
-    stream = status.get("stream") or {}
+    call = status.call or {}
+    stream = status.stream or {}
     connection = spec.get("connection") or {}
     return {
         "callId": call_id_of(resource),
@@ -131,11 +132,11 @@ def call_view(resource: Mapping[str, Any]) -> JSON:
         "rtmpStream": spec.get("rtmpStream"),
         "hasAudio": spec.get("hasAudio", True),
         "hasVideo": spec.get("hasVideo", False),
-        "status": call.get("state") or CallState.NEW.value,
-        "streamStatus": stream.get("state") or StreamState.PENDING.value,
-        "phase": status.get("phase") or Phase.PENDING.value,
-        "reason": status.get("reason"),
-        "message": status.get("message"),
+        "status": status.call_state or CallState.NEW.value,
+        "streamStatus": status.stream_state or StreamState.PENDING.value,
+        "phase": (status.phase or Phase.PENDING).value,
+        "reason": status.reason,
+        "message": status.message,
         "sipStatusCode": call.get("sipStatusCode"),
         "sipLogin": connection.get("sipLogin"),
         "sipDomain": connection.get("sipDomain"),
