@@ -10,7 +10,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -677,24 +677,6 @@ def test_a_resolution_change_mid_call_is_passed_on(
     assert sizes[0][1][0] > 180 and sizes[1][1][1] > 160, sizes  # red, then green
 
 
-@pytest.fixture
-def baresip(tmp_path: Path) -> Iterator[Callable[[Path, int], BaresipPeer]]:
-    peers: list[BaresipPeer] = []
-
-    def start(media: Path, seconds: int) -> BaresipPeer:
-        workdir = tmp_path / f"baresip-{len(peers)}"
-        peer = BaresipPeer(
-            workdir, free_port(socket.SOCK_DGRAM), free_udp_window(10), media, seconds
-        )
-        peers.append(peer.start())
-        peer.wait_ready()
-        return peer
-
-    yield start
-    for peer in peers:
-        peer.stop()
-
-
 def far_end_media(directory: Path, seconds: float) -> Path:
     """What baresip's camera gives: the test picture as H.264 in a file, which baresip decodes
     and encodes again itself. Video only (tests/support/baresip.py says why)."""
@@ -712,7 +694,7 @@ def far_end_media(directory: Path, seconds: float) -> Path:
 
 
 def test_baresip_sending_h264_from_a_file_is_published_with_its_audio(
-    baresip: Callable[[Path, int], BaresipPeer],
+    baresip: Callable[..., BaresipPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
     pcap_dir: Path,
