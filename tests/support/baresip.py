@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.video_pcap import picture_filter
+
 AUDIO_MODULES = ("g711.so", "g722.so", "ausine.so", "ctrl_tcp.so")
 VIDEO_MODULES = ("avformat.so", "avcodec.so", "fakevideo.so")
 #: How baresip 1.0 logs a key it received: an RFC 4733 event (when it starts; its end is logged
@@ -78,6 +80,22 @@ def config_text(
     for address in _ADDRESS.findall(text):
         assert ipaddress.ip_address(address).is_loopback, f"baresip would reach {address}"
     return text
+
+
+def camera_file(directory: Path, seconds: float) -> Path:
+    """What baresip's camera gives: the test picture as H.264 in a file, which baresip decodes
+    and encodes again itself. Video only (the module's docstring says why)."""
+    path = directory / f"baresip-camera-{seconds:g}s.mkv"
+    if not path.exists():
+        subprocess.run(
+            [
+                "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                "-f", "lavfi", "-i", picture_filter(), "-t", str(seconds),
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", str(path),
+            ],
+            check=True,
+        )  # fmt: skip
+    return path
 
 
 @dataclass
