@@ -123,10 +123,12 @@ def test_normal_offer_is_anchored_in_rtpengine(
         assert peer.wait(10) == 0, peer.text()[-3000:]
     assert process.final["reason"] == "RemoteHangup", process.final
 
-    (answer,) = sip_bodies(capture, f"sip.Status-Code == 200 && udp.srcport == {sbc.proxy.port}")
+    (sent,) = sip_bodies(capture, f'sip.Method == "INVITE" && udp.dstport == {sbc.proxy.port}')
     (offer,) = sip_bodies(capture, f'sip.Method == "INVITE" && udp.dstport == {peer.port}')
-    assert media_ports(answer)["audio"] in sbc.media.ports, answer
+    (answer,) = sip_bodies(capture, f"sip.Status-Code == 200 && udp.srcport == {sbc.proxy.port}")
+    assert media_ports(sent)["audio"] == bridge_ports, sent  # the bridge's own, then rtpengine's
     assert media_ports(offer)["audio"] in sbc.media.ports, offer
+    assert media_ports(answer)["audio"] in sbc.media.ports, answer
     log = sbc.proxy.text()
     assert all(f"SBC {step}" in log for step in ("offer in INVITE", "answer in 200", "delete")), log
     assert_anchored(flows(capture), bridge_ports, True, peer, sbc)
@@ -168,8 +170,10 @@ def test_delayed_offer_is_anchored_in_rtpengine(
     (invite,) = capture.udp_payloads(f'sip.Method == "INVITE" && udp.dstport == {sbc.proxy.port}')
     assert invite[-4:] == b"\r\n\r\n", invite  # the delayed offer: no body
     (offer,) = sip_bodies(capture, f"sip.Status-Code == 200 && udp.srcport == {sbc.proxy.port}")
+    (sent,) = sip_bodies(capture, f'sip.Method == "ACK" && udp.dstport == {sbc.proxy.port}')
     (answer,) = sip_bodies(capture, f'sip.Method == "ACK" && udp.dstport == {peer.port}')
-    for sdp in (offer, answer):
+    assert media_ports(sent) == {"audio": bridge_ports, "video": bridge_ports + 2}, sent
+    for sdp in (offer, answer):  # rtpengine's, in the offer the bridge got and the answer sent on
         ports = media_ports(sdp)
         assert set(ports) == {"audio", "video"}, sdp
         assert all(port in sbc.media.ports for port in ports.values()), sdp
