@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs (Python deps, the real
-# peers: SIPp, Kamailio, nginx-rtmp, FFmpeg, tshark, Chromium), then runs the fast checks first
+# peers: SIPp, baresip, Kamailio, rtpengine, nginx-rtmp, FFmpeg, tshark, Chromium), then runs the fast checks first
 # (ruff, mypy, the unit tier: a lint error fails in seconds), then builds the control plane, the
 # node and the images, and runs every tier.
 #
@@ -39,7 +39,8 @@ echo "== unit" && pytest_run -q tests/unit
 [ "$tier" = unit ] && exit 0
 
 source scripts/lib/apt.sh
-apt_install sip-tester baresip-core baresip-ffmpeg kamailio kamailio-tls-modules nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg tshark coturn openssl
+# rtpengine runs in userspace (tests/support/rtpengine.py): no kernel module, no iptables.
+apt_install sip-tester baresip-core baresip-ffmpeg kamailio kamailio-tls-modules rtpengine-daemon nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg tshark coturn openssl
 # The REST API's web console is driven in headless Chromium (Selenium uses Debian's driver).
 apt_install chromium chromium-driver
 # The real-node tier: Debian's containerd (CRI), runc, CNI plugins, iptables.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import Any
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
+from tests.support.baresip import BaresipPeer
 from tests.support.bridge_process import BridgeProcess
 from tests.support.nginx_rtmp import NginxRtmp
-from tests.support.ports import free_udp_pair
+from tests.support.ports import free_udp_pair, free_udp_window
 from tests.support.publish_log import PublishLog
 from tests.support.rtp_pcap import G722, PCMA, PCMU, RtpCodec, make_tone_pcap
 from tests.support.silent_callee import SilentCallee
@@ -149,6 +151,32 @@ def sipp(tmp_path: Path, peer_host: str) -> Iterator[Callable[..., SippPeer]]:
             extra_args=extra_args,
         )
         peers.append(peer.start())
+        return peer
+
+    yield start
+    for peer in peers:
+        peer.stop()
+
+
+@pytest.fixture
+def baresip(tmp_path: Path) -> Iterator[Callable[..., BaresipPeer]]:
+    """baresip far ends, ready to answer: ``start(media, seconds, audio_codec=, tone_hz=)``
+    (``media`` None: audio only); each stopped at the end of the test."""
+    peers: list[BaresipPeer] = []
+
+    def start(media: Path | None, seconds: int, **options: Any) -> BaresipPeer:
+        workdir = tmp_path / f"baresip-{len(peers)}"
+        peer = BaresipPeer(
+            workdir,
+            free_port(socket.SOCK_DGRAM),
+            free_udp_window(10),
+            media,
+            seconds,
+            free_port(),
+            **options,
+        )
+        peers.append(peer)
+        peer.start().wait_ready()
         return peer
 
     yield start

@@ -404,6 +404,9 @@ class BridgeRunner:
             if self.call_answered_at is not None:
                 held_at_answer = bool(self.call.held_at_answer)
                 state = answered_state(event.remote_sending, event.remote_hold, held_at_answer)
+                # A far end that put the call on hold (a=sendonly) may send nothing until it
+                # resumes (baresip does): no RTP is expected, so none is missed, while on HOLD.
+                self.remote_sending = state is CallState.ESTABLISHED
                 self.reporter.update(lambda s: with_call(s, state=state, codec=event.codec))
             else:
                 self.reporter.update(

@@ -117,7 +117,9 @@ def plan_step(
                 f"the stream is already published by {duplicate_of}; "
                 "delete one of them (no pod was created)"
             )
-            failed = replace(prev, phase=Phase.FAILED, reason=Reason.DUPLICATE_STREAM, message=message)
+            failed = replace(
+                prev, phase=Phase.FAILED, reason=Reason.DUPLICATE_STREAM, message=message
+            )
             return done(_finished(failed, now))
         due = parse(prev.next_retry_at)
         if due is not None and now < due:
@@ -193,7 +195,9 @@ def place(
     slot = prev.networking.port_slot if prev.networking else None
     net = plan_network(spec, slot, uid, settings, world)
     if net is None:
-        waiting = replace(prev, phase=Phase.PENDING, reason=Reason.NO_PLACEMENT, message=NO_NODE_MESSAGE)
+        waiting = replace(
+            prev, phase=Phase.PENDING, reason=Reason.NO_PLACEMENT, message=NO_NODE_MESSAGE
+        )
         return Plan(status=waiting)
     return replace(plan, network=net, status=replace(plan.status, networking=Networking.of(net)))
 

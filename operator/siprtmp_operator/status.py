@@ -172,7 +172,11 @@ def _terminal_reason(obs: PodObservation, code: int | None) -> str:
     """A failed pod's reason when its bridge said none: OOM, the exit code's, the pod's."""
     if obs.terminated_reason == Reason.OOM_KILLED:
         return obs.terminated_reason
-    return Reason.for_exit_code(code if code is not None else -1) or obs.pod_reason or Reason.POD_FAILED
+    return (
+        Reason.for_exit_code(code if code is not None else -1)
+        or obs.pod_reason
+        or Reason.POD_FAILED
+    )
 
 
 def derive_status(

@@ -6,12 +6,8 @@ sent to SIPp's RTP port and reads the INFOs SIPp's scenario answered; the spec's
 from __future__ import annotations
 
 import itertools
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -32,7 +28,7 @@ from tests.support.capture import (
     rfc2833_events,
     sip_info_keys,
 )
-from tests.support.http import http_get
+from tests.support.http import http_get, post_dtmf
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.rtp_pcap import PCMU, encode_payload, rtp_with_dtmf, tone_pcm, write_udp_pcap
 from tests.support.sipp import SippPeer
@@ -40,20 +36,6 @@ from tests.support.sipp import SippPeer
 #: The payload type of telephone-event in the bridge's offer (pjmedia's default): a far end
 #: sends its events with it, whatever number its answer gives them.
 OFFERED_EVENT_PAYLOAD_TYPE = 120
-
-
-def post_dtmf(port: int, body: object) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/dtmf",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def info_signals(capture: LoopbackCapture, peer: SippPeer) -> str:

@@ -8,9 +8,8 @@ import itertools
 import re
 import socket
 import struct
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from siprtmp_bridge.video.session import VIDEO_MISSING_SECONDS
 from siprtmp_bridge.video.slate import HEIGHT as SLATE_HEIGHT
 from siprtmp_bridge.video.slate import WIDTH as SLATE_WIDTH
 from tests.conftest import call_spec
-from tests.support.baresip import BaresipPeer
+from tests.support.baresip import BaresipPeer, camera_file
 from tests.support.bridge_process import BridgeProcess
 from tests.support.capture import LoopbackCapture
 from tests.support.http import http_get as get
@@ -47,7 +46,6 @@ from tests.support.video_pcap import (
     continued,
     encode_h264_rtp,
     nal_unit_types,
-    picture_filter,
     with_payload_type,
     write_call_pcap,
 )
@@ -677,42 +675,8 @@ def test_a_resolution_change_mid_call_is_passed_on(
     assert sizes[0][1][0] > 180 and sizes[1][1][1] > 160, sizes  # red, then green
 
 
-@pytest.fixture
-def baresip(tmp_path: Path) -> Iterator[Callable[[Path, int], BaresipPeer]]:
-    peers: list[BaresipPeer] = []
-
-    def start(media: Path, seconds: int) -> BaresipPeer:
-        workdir = tmp_path / f"baresip-{len(peers)}"
-        peer = BaresipPeer(
-            workdir, free_port(socket.SOCK_DGRAM), free_udp_window(10), media, seconds
-        )
-        peers.append(peer.start())
-        peer.wait_ready()
-        return peer
-
-    yield start
-    for peer in peers:
-        peer.stop()
-
-
-def far_end_media(directory: Path, seconds: float) -> Path:
-    """What baresip's camera gives: the test picture as H.264 in a file, which baresip decodes
-    and encodes again itself. Video only (tests/support/baresip.py says why)."""
-    path = directory / f"baresip-camera-{seconds:g}s.mkv"
-    if not path.exists():
-        subprocess.run(
-            [
-                "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-                "-f", "lavfi", "-i", picture_filter(), "-t", str(seconds),
-                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", str(path),
-            ],
-            check=True,
-        )  # fmt: skip
-    return path
-
-
 def test_baresip_sending_h264_from_a_file_is_published_with_its_audio(
-    baresip: Callable[[Path, int], BaresipPeer],
+    baresip: Callable[..., BaresipPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
     pcap_dir: Path,
@@ -721,7 +685,7 @@ def test_baresip_sending_h264_from_a_file_is_published_with_its_audio(
     """A real softphone: baresip offers H.264 as 96 (mode 0) and 97 (mode 1) and sends under
     whatever number the ACK's answer gives; the bridge must answer one of them consistently,
     and the picture and the tone must both reach the recording."""
-    peer = baresip(far_end_media(pcap_dir, 30), 10)
+    peer = baresip(camera_file(pcap_dir, 30), 10)
     low = free_udp_window(4)
     spec = call_spec(peer.uri, rtmp_server, "baresip", video={"mode": "passthrough"})
     spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 3}

@@ -1,9 +1,11 @@
-"""Plain HTTP GETs for the tests' probes of the bridge's and the operator's endpoints."""
+"""Plain HTTP for the tests' probes of the bridge's and the operator's endpoints."""
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
+from typing import Any
 
 
 def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
@@ -15,3 +17,18 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
         return error.code, error.read().decode()
     except OSError:
         return 0, ""  # not listening (yet), or no answer in time
+
+
+def post_dtmf(port: int, body: object) -> tuple[int, dict[str, Any]]:
+    """``POST /dtmf`` to a bridge's status port: (status, the JSON answer)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/dtmf",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())

@@ -1,4 +1,5 @@
-"""Kamailio as a real registrar and digest-auth proxy in front of a SIPp far end."""
+"""Kamailio as a real registrar and digest-auth proxy in front of a SIPp far end, or as an SBC
+anchoring the media in rtpengine (tests/support/rtpengine.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
 from tests.support.certificates import self_signed
 
@@ -87,58 +89,86 @@ certificate = {root}/cert.pem
 """
 
 
-class Kamailio:
-    def __init__(
-        self,
-        root: Path,
-        port: int,
-        user: str,
-        password: str,
-        target_port: int,
-        tls_port: int | None = None,
-        host: str = "127.0.0.1",
-        realm: str | None = None,
-        tls_method: str = "TLSv1.2+",
-        tls_name: str = "127.0.0.1",
-    ) -> None:
-        """``realm``: the one Kamailio challenges with; by default the request's domain (To's
-        for REGISTER, From's for INVITE), as most registrars do. ``tls_method``: the TLS
-        versions the TLS port takes (Kamailio's words); ``tls_name``: the name or address its
-        self-signed certificate is issued for (``self.certificate``, to trust it)."""
+SBC_CONFIG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+listen=udp:{host}:{port}
+mpath="{modules}/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "textopsx.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "rtpengine.so"
+modparam("rtpengine", "rtpengine_sock", "udp:{host}:{ng_port}")
+
+# An INVITE without SDP (a delayed offer): the offer comes in the 200 OK, the answer in the ACK.
+#!define DELAYED_OFFER 1
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    if (is_method("OPTIONS") && uri == myself) {{ sl_send_reply("200", "OK"); exit; }}
+    if (has_totag() && !loose_route() && !is_method("ACK|BYE")) {{
+        sl_send_reply("404", "Not Here");
+        exit;
+    }}
+    if (is_method("BYE")) {{
+        rtpengine_delete();
+        xlog("L_NOTICE", "SBC delete $ci\n");
+    }} else if (is_method("ACK") && has_body("application/sdp")) {{
+        rtpengine_answer("{flags}");
+        xlog("L_NOTICE", "SBC answer in ACK $ci\n");
+    }} else if (is_method("INVITE|UPDATE")) {{
+        if (!has_totag()) {{ record_route(); }}
+        if (has_body("application/sdp")) {{
+            rtpengine_offer("{flags}");
+            xlog("L_NOTICE", "SBC offer in $rm $ci\n");
+        }} else {{
+            setflag(DELAYED_OFFER);
+            xlog("L_NOTICE", "SBC delayed offer $ci\n");
+        }}
+        t_on_reply("SDP");
+    }}
+    t_relay();
+}}
+
+onreply_route[SDP] {{
+    if (has_body("application/sdp")) {{
+        if (isflagset(DELAYED_OFFER)) {{
+            rtpengine_offer("{flags}");
+            xlog("L_NOTICE", "SBC offer in $rs $ci\n");
+        }} else {{
+            rtpengine_answer("{flags}");
+            xlog("L_NOTICE", "SBC answer in $rs $ci\n");
+        }}
+    }}
+}}
+"""
+
+# rtpengine rewrites o= and the session's c= too (the SDP then names it alone), drops any ICE.
+SBC_FLAGS = "replace-origin replace-session-connection ICE=remove"
+
+
+class KamailioProcess:
+    """One Kamailio running ``config`` (written to ``root``), answering SIP on UDP ``port``."""
+
+    def __init__(self, root: Path, host: str, port: int, config: str) -> None:
         self.root = root
         self.host = host
         self.port = port
-        self.tls_port = tls_port
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "kamailio.cfg"
-        tls_listen = tls_module = tls_log = ""
-        #: The TLS port's certificate (its own CA: trust it with SSL_CERT_FILE).
-        self.certificate: Path | None = None
-        if tls_port is not None:
-            self.certificate, _ = self_signed(root, tls_name)
-            (root / "tls.cfg").write_text(TLS_CONFIG.format(root=root, method=tls_method))
-            tls_listen = f"enable_tls=yes\nlisten=tls:{host}:{tls_port}"
-            tls_module = f'loadmodule "tls.so"\nmodparam("tls", "config", "{root}/tls.cfg")'
-            tls_log = 'if (proto == TLS) { xlog("L_NOTICE", "TLS $tls_version\\n"); }'
-        self.config.write_text(
-            CONFIG.format(
-                host=host,
-                port=port,
-                modules=MODULES,
-                user=user,
-                password=password,
-                target_port=target_port,
-                tls_listen=tls_listen,
-                tls_module=tls_module,
-                tls_log=tls_log,
-                realm_of_to=realm or "$td",
-                realm_of_from=realm or "$fd",
-            )
-        )
+        self.config.write_text(config)
         self.log = root / "kamailio.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Kamailio:
+    def start(self) -> Self:
         assert shutil.which("kamailio"), "kamailio is not installed (scripts/test.sh installs it)"
         check = subprocess.run(
             ["kamailio", "-c", "-f", str(self.config)], check=False, capture_output=True, text=True
@@ -163,11 +193,15 @@ class Kamailio:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends every child
             )
-        self._wait_until_answering()
+        try:
+            self._wait_until_answering()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _wait_until_answering(self) -> None:
-        """Ready once it answers an OPTIONS (with 405, by this config) over UDP."""
+        """Ready once it answers an OPTIONS (whatever its config answers) over UDP."""
         deadline = time.monotonic() + 10
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind((self.host, 0))
@@ -203,3 +237,65 @@ class Kamailio:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+
+class KamailioSbc(KamailioProcess):
+    """Kamailio as a session border controller: a stateful proxy (record-routed, so every
+    in-dialog request passes it) that hands each SDP to rtpengine's ng control on ``ng_port``
+    (offer, answer, delete on BYE). Requests go where their URI says (the caller names this
+    proxy as its outbound proxy). Nothing asks for credentials."""
+
+    def __init__(self, root: Path, port: int, ng_port: int, host: str = "127.0.0.1") -> None:
+        config = SBC_CONFIG.format(
+            host=host, port=port, modules=MODULES, ng_port=ng_port, flags=SBC_FLAGS
+        )
+        super().__init__(root, host, port, config)
+
+
+class Kamailio(KamailioProcess):
+    def __init__(
+        self,
+        root: Path,
+        port: int,
+        user: str,
+        password: str,
+        target_port: int,
+        tls_port: int | None = None,
+        host: str = "127.0.0.1",
+        realm: str | None = None,
+        tls_method: str = "TLSv1.2+",
+        tls_name: str = "127.0.0.1",
+    ) -> None:
+        """``realm``: the one Kamailio challenges with; by default the request's domain (To's
+        for REGISTER, From's for INVITE), as most registrars do. ``tls_method``: the TLS
+        versions the TLS port takes (Kamailio's words); ``tls_name``: the name or address its
+        self-signed certificate is issued for (``self.certificate``, to trust it)."""
+        self.tls_port = tls_port
+        root.mkdir(parents=True, exist_ok=True)
+        tls_listen = tls_module = tls_log = ""
+        #: The TLS port's certificate (its own CA: trust it with SSL_CERT_FILE).
+        self.certificate: Path | None = None
+        if tls_port is not None:
+            self.certificate, _ = self_signed(root, tls_name)
+            (root / "tls.cfg").write_text(TLS_CONFIG.format(root=root, method=tls_method))
+            tls_listen = f"enable_tls=yes\nlisten=tls:{host}:{tls_port}"
+            tls_module = f'loadmodule "tls.so"\nmodparam("tls", "config", "{root}/tls.cfg")'
+            tls_log = 'if (proto == TLS) { xlog("L_NOTICE", "TLS $tls_version\\n"); }'
+        super().__init__(
+            root,
+            host,
+            port,
+            CONFIG.format(
+                host=host,
+                port=port,
+                modules=MODULES,
+                user=user,
+                password=password,
+                target_port=target_port,
+                tls_listen=tls_listen,
+                tls_module=tls_module,
+                tls_log=tls_log,
+                realm_of_to=realm or "$td",
+                realm_of_from=realm or "$fd",
+            ),
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from siprtmp_bridge.status import Phase
+from siprtmp_contract.states import Phase
 from siprtmp_operator.networking import PlacementWorld, bridges_per_node, needs_node
 from siprtmp_operator.reconcile import (
     NO_NODE_MESSAGE,

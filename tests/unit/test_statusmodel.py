@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from siprtmp_bridge.status import Phase
+from siprtmp_contract.states import Phase
 from siprtmp_operator.statusmodel import (
     BridgeStatus,
     Condition,
