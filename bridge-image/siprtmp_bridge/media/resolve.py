@@ -84,7 +84,7 @@ class Resolver:
             lookup.start()
         lookup.join(timeout)
         if lookup.is_alive():
-            raise OSError(f"host {self.host} could not be resolved within {timeout:g} s")
+            raise OSError(f"host {self.host} could not be resolved within {timeout:.3g} s")
         self._running = None
         if lookup.error is not None:
             reason = lookup.error.strerror or str(lookup.error)
