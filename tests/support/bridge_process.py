@@ -28,6 +28,9 @@ class BridgeProcess:
     env: dict[str, str] = field(default_factory=dict)
     #: Stderr appended to this file (as a shell's ``2>>FILE``) instead of read from a pipe.
     stderr_file: Path | None = None
+    #: A command the bridge is run under (one that ends in ``exec``, keeping its pid), such as
+    #: support/slow_dns.py's mount namespace with a resolv.conf of its own.
+    wrapper: list[str] = field(default_factory=list)
     process: subprocess.Popen[str] | None = None
     lines: list[dict[str, Any]] = field(default_factory=list)
     stderr_text: str = ""
@@ -42,6 +45,7 @@ class BridgeProcess:
         spec_path.write_text(text)
         executable = Path(sys.executable).parent / "sip-rtmp-bridge"
         command = [
+            *self.wrapper,
             str(executable),
             "run",
             "--spec",

@@ -229,6 +229,15 @@ def tc_url_prefix(url: str) -> str:
     return f"{parts.scheme}://{host}:{rtmp_port(parts)}"
 
 
+def with_address(url: str, address: str) -> str:
+    """``url`` with its host replaced by ``address`` (IPv6 in brackets) and its port written
+    out; ``user:password@`` and everything after the authority as written."""
+    userinfo, _, rest = split_url(url)
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    return f"{parts.scheme}://{userinfo}{host}:{rtmp_port(parts)}{rest}"
+
+
 def _type1_header(basic: bytes, stream: _ChunkStream) -> bytes:
     """A type-1 header (timestamp delta, length, type) for a message that came with a type-2 or
     type-3 one: the server must not take its length from the rewritten connect's."""

@@ -1,4 +1,9 @@
-"""Where FFmpeg connects to publish: the RTMP server itself, or the RTMPS relay in front of it."""
+"""Where FFmpeg connects to publish: the RTMP server itself, or the RTMPS relay in front of it.
+
+Either way FFmpeg is given an address, never a name to resolve: it would resolve it inside
+``av.open`` holding the GIL (media/resolve.py). The name is resolved here first, within the
+attempt's timeout.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import time
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from siprtmp_bridge.media.rtmp_connect import HANDSHAKE_PACKET_BYTES
+from siprtmp_bridge.media.resolve import Resolver, needs_resolution
+from siprtmp_bridge.media.rtmp_connect import HANDSHAKE_PACKET_BYTES, with_address
 from siprtmp_bridge.media.rtmps_tunnel import RtmpsTunnel
 from siprtmp_contract.urls import (
     rtmp_port,
@@ -29,10 +35,17 @@ class RtmpRoute(Protocol):
 
 
 class DirectRoute:
-    """FFmpeg connects to the server itself (rtmp://, or rtmps:// with verification off)."""
+    """FFmpeg connects to the server itself (rtmp://, or rtmps:// with verification off).
+
+    With a host name, FFmpeg is given the address instead, so the ``connect`` command's tcUrl
+    and, for rtmps://, FFmpeg's TLS (which verifies nothing here) name the address: FFmpeg can
+    be told neither a tcUrl nor an SNI name (PyAV passes no options to the connection).
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
+        parts = urlsplit(url)
+        self._resolver = Resolver(parts.hostname or "", rtmp_port(parts))
 
     def open(self, timeout: float) -> str:
         # PyAV opens output I/O holding the GIL, without options or an interrupt callback: a
@@ -41,8 +54,12 @@ class DirectRoute:
         # server that accepts and never answers, for ever. A bounded TCP connect first, and for
         # plain RTMP the server's answer to a handshake, made from Python (which releases the
         # GIL), turn those into a failed attempt within ``timeout``.
-        reachable(self.url, timeout)
-        return self.url
+        deadline = time.monotonic() + timeout
+        addresses = self._resolver.resolve(timeout)
+        address = reachable(self.url, addresses, deadline)
+        if not needs_resolution(self._resolver.host):
+            return self.url  # an address or localhost already: the URL as written
+        return with_address(self.url, address)
 
     def close(self) -> None:
         pass
@@ -56,20 +73,32 @@ def route_for(url: str, verify_tls: bool) -> RtmpRoute:
     return DirectRoute(url)
 
 
-def reachable(url: str, timeout: float) -> None:
-    """Raise OSError unless a TCP connection to the URL's server opens within ``timeout`` and,
-    for rtmp://, the server answers the start of an RTMP handshake (S0 and S1) in that time.
+def reachable(url: str, addresses: list[str], deadline: float) -> str:
+    """The first of the URL's server's ``addresses`` that opens a TCP connection before
+    ``deadline`` (a ``time.monotonic()``) and, for rtmp://, answers the start of an RTMP
+    handshake (S0 and S1) by then; OSError if none does.
 
     Loopback is not probed: it answers or refuses at once, and the probe would use up the one
     connection a single-client receiver (``ffmpeg -listen 1``, the demo's) accepts.
     """
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if host == "localhost" or _is_loopback(host):
-        return
-    deadline = time.monotonic() + timeout
-    with socket.create_connection((host, rtmp_port(parts)), timeout=timeout) as sock:
-        if parts.scheme.lower() != "rtmp":
+    if addresses[0] == "localhost" or _is_loopback(addresses[0]):
+        return addresses[0]
+    failure: OSError = OSError("no address to connect to")
+    for address in addresses:
+        try:
+            _probe(parts.scheme, address, rtmp_port(parts), deadline)
+        except OSError as error:
+            failure = error
+            continue
+        return address
+    raise failure
+
+
+def _probe(scheme: str, address: str, port: int, deadline: float) -> None:
+    timeout = max(0.01, deadline - time.monotonic())
+    with socket.create_connection((address, port), timeout=timeout) as sock:
+        if scheme.lower() != "rtmp":
             return  # rtmps:// unverified: FFmpeg's TLS comes first, not probed here
         sock.sendall(PROBE_C0_C1)
         answered = 0

@@ -6,6 +6,8 @@ also import the relay's asyncio and ssl for calls that never start one.
 """
 
 CONNECT = "connect"
+#: Between the addresses a ``connect`` names.
+ADDRESS_SEPARATOR = ","
 READY = "ready"
 ERROR = "error"
 LISTENING = "listening"

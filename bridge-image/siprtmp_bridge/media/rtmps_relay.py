@@ -12,10 +12,13 @@ this process's answer with the GIL released, and only then lets FFmpeg connect.
 
 Protocol (media/rtmps_tunnel.py is the other end): one JSON line on stdin names the server
 (``{"host": ..., "port": ...}``; no stream key ever reaches this process), this process answers
-``listening PORT``. Each ``connect SECONDS`` line then opens and verifies one TLS connection,
-answered ``ready`` or ``error REASON``; the next connection FFmpeg makes to PORT is joined to
-it. The ``connect`` command's tcUrl is given back the server's own address
-(media/rtmp_connect.py), as FFmpeg would have sent it connecting directly.
+``listening PORT``. Each ``connect SECONDS ADDRESS[,ADDRESS...]`` line then opens and verifies
+one TLS connection to the first of the server's addresses that takes it (the bridge resolved the
+name, media/resolve.py; without addresses the host is dialled as named), answered ``ready`` or
+``error REASON``; the next connection FFmpeg makes to PORT is joined to it. The certificate is
+checked against the host name, which is also sent as SNI, whatever address is dialled. The
+``connect`` command's tcUrl is given back the server's own address (media/rtmp_connect.py), as
+FFmpeg would have sent it connecting directly.
 End of stdin ends the process.
 """
 
@@ -31,6 +34,7 @@ import sys
 
 from siprtmp_bridge.media.rtmp_connect import HANDSHAKE_BYTES, PublisherStream
 from siprtmp_bridge.media.rtmps_protocol import (
+    ADDRESS_SEPARATOR,
     CLOSE_TIMEOUT_SECONDS,
     CONNECT,
     ERROR,
@@ -63,6 +67,8 @@ class Relay:
 
     def __init__(self, host: str, port: int, tc_url_prefix: str, context: ssl.SSLContext) -> None:
         self.host, self.port, self.context = host, port, context
+        #: Where to dial the server, in order; the last ``connect`` names them.
+        self.addresses = [host]
         self.tc_url_prefix = tc_url_prefix
         self.local_prefix = ""
         self._waiting: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -75,9 +81,11 @@ class Relay:
         self.local_prefix = f"rtmp://127.0.0.1:{port}"
         return port
 
-    async def prepare(self, timeout: float) -> str:
-        """``ready`` once a verified connection waits for FFmpeg, else ``error REASON``."""
+    async def prepare(self, timeout: float, addresses: list[str]) -> str:
+        """``ready`` once a verified connection to one of ``addresses`` (the host itself if
+        none) waits for FFmpeg, else ``error REASON``."""
         self._drop_waiting()
+        self.addresses = addresses or [self.host]
         try:
             self._waiting = await self._dial(timeout)
         except ssl.SSLCertVerificationError as error:
@@ -98,15 +106,25 @@ class Relay:
         return READY
 
     async def _dial(self, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
-                self.host, self.port, ssl=self.context, server_hostname=self.host
-            ),
-            timeout,
-        )
+        reader, writer = await asyncio.wait_for(self._dial_any(), timeout)
         # A stalled server ends the connection in STALL_SECONDS, not WRITE_TIMEOUT_SECONDS.
         set_stall_limit(writer.get_extra_info("socket"))
         return reader, writer
+
+    async def _dial_any(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The first of the addresses that takes a TCP connection; its TLS handshake's outcome
+        is the server's answer (a certificate is not retried on another address)."""
+        failure: OSError = OSError(f"no address for {self.host}")
+        for address in self.addresses:
+            try:
+                return await asyncio.open_connection(
+                    address, self.port, ssl=self.context, server_hostname=self.host
+                )
+            except ssl.SSLError:
+                raise
+            except OSError as error:
+                failure = error
+        raise failure
 
     def _drop_waiting(self) -> None:
         if self._expiry is not None:
@@ -212,6 +230,14 @@ async def _commands() -> asyncio.StreamReader:
     return reader
 
 
+def connect_arguments(arguments: str) -> tuple[float, list[str]]:
+    """A ``connect`` command's timeout (at most CONNECT_TIMEOUT_SECONDS) and the addresses to
+    dial, in order (none: the host as named)."""
+    seconds, _, addresses = arguments.strip().partition(" ")
+    timeout = min(float(seconds or CONNECT_TIMEOUT_SECONDS), CONNECT_TIMEOUT_SECONDS)
+    return timeout, [address for address in addresses.split(ADDRESS_SEPARATOR) if address]
+
+
 def _answer(line: str) -> None:
     sys.stdout.write(line.replace("\n", " ") + "\n")
     sys.stdout.flush()
@@ -224,13 +250,9 @@ async def _main() -> int:
     relay = Relay(str(config["host"]), int(config["port"]), str(config["tcUrlPrefix"]), context)
     _answer(f"{LISTENING} {await relay.listen()}")
     while line := await commands.readline():
-        command, _, seconds = line.decode().strip().partition(" ")
+        command, _, arguments = line.decode().strip().partition(" ")
         if command == CONNECT:
-            _answer(
-                await relay.prepare(
-                    min(float(seconds or CONNECT_TIMEOUT_SECONDS), CONNECT_TIMEOUT_SECONDS)
-                )
-            )
+            _answer(await relay.prepare(*connect_arguments(arguments)))
         else:
             _answer(f"{ERROR} unknown command {command!r}")
     await relay.finish()

@@ -1,8 +1,10 @@
 """The bridge's end of the RTMPS relay (media/rtmps_relay.py): starts it, asks it for a verified
 connection before each FFmpeg connect, and stops it with the publisher.
 
-Every wait here is a ``select`` on the relay's pipe, which releases the GIL: the pjsua poll loop
-and /status keep running while a TLS connection is being made.
+Every wait here is a ``select`` on the relay's pipe or a lookup on a thread of its own
+(media/resolve.py), both of which release the GIL: the pjsua poll loop and /status keep running
+while the server's name is resolved and a TLS connection is made. The relay is given the
+addresses to dial; it verifies the certificate against the host name, and sends it as SNI.
 
 ``open`` runs on the publisher's thread; ``close`` may come from another one (the publisher is
 being finished while an attempt is still under way): it then kills the relay, and the waiting
@@ -20,8 +22,15 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from siprtmp_bridge.media.resolve import Resolver
 from siprtmp_bridge.media.rtmp_connect import split_url, tc_url_prefix
-from siprtmp_bridge.media.rtmps_protocol import CLOSE_TIMEOUT_SECONDS, CONNECT, LISTENING, READY
+from siprtmp_bridge.media.rtmps_protocol import (
+    ADDRESS_SEPARATOR,
+    CLOSE_TIMEOUT_SECONDS,
+    CONNECT,
+    LISTENING,
+    READY,
+)
 from siprtmp_contract.urls import rtmp_port
 
 #: Python's start-up and the relay's imports; not a network wait.
@@ -41,6 +50,7 @@ class RtmpsTunnel:
         # FFmpeg gets the URL as written after the authority (a '#' or '?' in the stream key
         # included), on the relay's address; user:password stays for FFmpeg's RTMP logins.
         self._userinfo, _, self._after_authority = split_url(url)
+        self._resolver = Resolver(parts.hostname or "", rtmp_port(parts))
         self._lock = threading.Lock()
         self._relay: subprocess.Popen[bytes] | None = None
         self._asking = False
@@ -49,6 +59,9 @@ class RtmpsTunnel:
         self._pending = b""
 
     def open(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        addresses = ADDRESS_SEPARATOR.join(self._resolver.resolve(timeout))
+        remaining = max(0.01, deadline - time.monotonic())
         with self._lock:
             if self._closed:
                 raise OSError("the publisher is finished")
@@ -56,7 +69,9 @@ class RtmpsTunnel:
         try:
             if self._relay is None or self._relay.poll() is not None:
                 self._start()
-            answer = self._ask(f"{CONNECT} {timeout:.3f}", timeout + ANSWER_MARGIN_SECONDS)
+            answer = self._ask(
+                f"{CONNECT} {remaining:.3f} {addresses}", remaining + ANSWER_MARGIN_SECONDS
+            )
         finally:
             with self._lock:
                 self._asking = False
