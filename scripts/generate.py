@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from siprtmp_contract.fields import SPEC, USER_PART, Field
+from siprtmp_contract.fields import SPEC, USER_PART, Adapt, Field, json_schema
 from siprtmp_operator.settings import settings_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,38 +41,20 @@ def crd_description(text: str) -> str:
     return text.replace("`", "")
 
 
-def crd_schema(field: Field, path: str, rules: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
-    """The structural schema of one field and what it holds, with its CEL rules."""
-    schema: dict[str, Any] = {"type": field.type}
-    if field.description:
-        schema["description"] = crd_description(field.description)
-    if field.required:
-        schema["required"] = list(field.required)
-    for key, value in (
-        ("minLength", field.min_length),
-        ("maxLength", field.max_length),
-        ("pattern", field.pattern),
-        ("maxItems", field.max_items),
-    ):
-        if value is not None:
-            schema[key] = value
-    if field.enum is not None:
-        schema["enum"] = list(field.enum)
-    elif field.minimum is not None:
-        schema["minimum"], schema["maximum"] = field.minimum, field.maximum
-    if field.crd_default:
-        schema["default"] = field.default
-    if path in rules:
-        schema["x-kubernetes-validations"] = rules[path]
-    if field.items is not None:
-        schema["items"] = crd_schema(field.items, f"{path}[]", rules)
-    children = [child for child in field.fields if child.in_crd]
-    if children:
-        prefix = f"{path}." if path else ""
-        schema["properties"] = {
-            child.name: crd_schema(child, f"{prefix}{child.name}", rules) for child in children
-        }
-    return schema
+def crd_adapt(rules: dict[str, list[dict[str, str]]]) -> Adapt:
+    """The CRD's reading of a field's schema: descriptions without backticks, the defaults the
+    API server writes, the CEL rules by path."""
+
+    def adapt(field: Field, path: str, schema: dict[str, Any]) -> dict[str, Any]:
+        if "description" in schema:
+            schema["description"] = crd_description(schema["description"])
+        if field.crd_default:
+            schema["default"] = field.json_default
+        if path in rules:
+            schema["x-kubernetes-validations"] = rules[path]
+        return schema
+
+    return adapt
 
 
 def crd() -> str:
@@ -97,7 +79,7 @@ def crd() -> str:
     root = base["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     properties = root["properties"]
     status = properties.pop("status")
-    properties["spec"] = crd_schema(SPEC, "", rules)
+    properties["spec"] = json_schema(SPEC, crd_adapt(rules), keep=lambda field: field.in_crd)
     properties["status"] = status
     header = (
         "# SipRtmpBridge: one SIP call re-streamed live to RTMP(S), run by one bridge pod.\n"
