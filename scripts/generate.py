@@ -4,14 +4,17 @@
 Each generated part lives in a file between two marker lines, so the hand-written text around
 it stays as it is:
 - docs/operator.md, the settings table: from the fields of ``siprtmp_operator.settings.Settings``.
+- docs/spec.md, the spec's field tables: from ``siprtmp_contract.fields``.
 
 Whole files:
 - crds/siprtmpbridges.siprtmp.io.yaml and its copy in helm/crds/: scripts/crd/base.yaml with
   the spec schema written from ``siprtmp_contract.fields`` and the CEL rules of
   scripts/crd/validations.yaml merged in.
 
-Usage: .venv/bin/python scripts/generate.py [--check]
+Usage: .venv/bin/python scripts/generate.py [--check] [--root DIR]
     --check   write nothing; exit 1 naming each stale file (the unit tier runs this).
+    --root    the tree whose generated files are checked or written (default: this repository;
+              the sources are always this repository's).
 """
 
 from __future__ import annotations
@@ -24,16 +27,12 @@ from typing import Any
 
 import yaml
 
-from siprtmp_contract.fields import SPEC, USER_PART, Field
+from siprtmp_contract.fields import SPEC, USER_PART, Adapt, Field, json_schema
 from siprtmp_operator.settings import settings_table
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_SOURCES = REPO / "scripts" / "crd"
 CRD_NAME = "siprtmpbridges.siprtmp.io.yaml"
-#: file → (marker name, the generator of the text between its markers)
-GENERATED: dict[Path, tuple[str, Callable[[], str]]] = {
-    REPO / "docs" / "operator.md": ("settings", settings_table),
-}
 
 
 def crd_description(text: str) -> str:
@@ -41,38 +40,20 @@ def crd_description(text: str) -> str:
     return text.replace("`", "")
 
 
-def crd_schema(field: Field, path: str, rules: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
-    """The structural schema of one field and what it holds, with its CEL rules."""
-    schema: dict[str, Any] = {"type": field.type}
-    if field.description:
-        schema["description"] = crd_description(field.description)
-    if field.required:
-        schema["required"] = list(field.required)
-    for key, value in (
-        ("minLength", field.min_length),
-        ("maxLength", field.max_length),
-        ("pattern", field.pattern),
-        ("maxItems", field.max_items),
-    ):
-        if value is not None:
-            schema[key] = value
-    if field.enum is not None:
-        schema["enum"] = list(field.enum)
-    elif field.minimum is not None:
-        schema["minimum"], schema["maximum"] = field.minimum, field.maximum
-    if field.crd_default:
-        schema["default"] = field.default
-    if path in rules:
-        schema["x-kubernetes-validations"] = rules[path]
-    if field.items is not None:
-        schema["items"] = crd_schema(field.items, f"{path}[]", rules)
-    children = [child for child in field.fields if child.in_crd]
-    if children:
-        prefix = f"{path}." if path else ""
-        schema["properties"] = {
-            child.name: crd_schema(child, f"{prefix}{child.name}", rules) for child in children
-        }
-    return schema
+def crd_adapt(rules: dict[str, list[dict[str, str]]]) -> Adapt:
+    """The CRD's reading of a field's schema: descriptions without backticks, the defaults the
+    API server writes, the CEL rules by path."""
+
+    def adapt(field: Field, path: str, schema: dict[str, Any]) -> dict[str, Any]:
+        if "description" in schema:
+            schema["description"] = crd_description(schema["description"])
+        if field.crd_default:
+            schema["default"] = field.json_default
+        if path in rules:
+            schema["x-kubernetes-validations"] = rules[path]
+        return schema
+
+    return adapt
 
 
 def crd() -> str:
@@ -97,7 +78,7 @@ def crd() -> str:
     root = base["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     properties = root["properties"]
     status = properties.pop("status")
-    properties["spec"] = crd_schema(SPEC, "", rules)
+    properties["spec"] = json_schema(SPEC, crd_adapt(rules), keep=lambda field: field.in_crd)
     properties["status"] = status
     header = (
         "# SipRtmpBridge: one SIP call re-streamed live to RTMP(S), run by one bridge pod.\n"
@@ -107,10 +88,80 @@ def crd() -> str:
     return header + yaml.safe_dump(base, sort_keys=False, width=100, allow_unicode=True)
 
 
-#: Whole generated files → their generator.
+NOTHING = "—"
+#: Between the ends of a range, as the docs write one (an en dash).
+TO = "\N{EN DASH}"
+
+
+def _code(value: Any) -> str:
+    """A value as the docs write one: JSON's spelling, in backticks when it is text."""
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return f"`[{', '.join(map(str, value))}]`"
+    return f"`{value}`" if isinstance(value, str) else str(value)
+
+
+def _type(field: Field) -> str:
+    if field.items is not None:
+        return f"list of {field.items.type}s"
+    return field.type
+
+
+def _allowed(field: Field) -> str:
+    """What the field takes beyond its type: its values, its range, its sizes (patterns are
+    left to the description: a regular expression is no reading)."""
+    if field.enum is not None:
+        return ", ".join(map(_code, field.enum))
+    if field.bounds is not None:
+        low, high = field.bounds
+        return f"{low}{TO}{high}"
+    if field.max_length is not None:
+        least = f"{field.min_length}{TO}" if field.min_length else "≤ "
+        return f"{least}{field.max_length} characters"
+    if field.max_items is not None:
+        return f"≤ {field.max_items} items"
+    return ""
+
+
+def _default(field: Field) -> str:
+    if field.shown_default is not None:
+        return field.shown_default
+    return NOTHING if field.default is None else _code(field.json_default)
+
+
+def _table(parent: Field) -> list[str]:
+    rows = ["| field | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+    for field in parent.fields:
+        if field.in_docs and not _has_table(field):
+            cells = (f"`{field.name}`", _type(field), _default(field), _allowed(field))
+            rows.append(f"| {' | '.join(cells)} | {field.description} |")
+    return rows
+
+
+def _has_table(field: Field) -> bool:
+    """An object whose fields the docs describe gets a table of its own."""
+    return any(child.in_docs for child in field.fields)
+
+
+def spec_tables() -> str:
+    """docs/spec.md's tables: the spec's own fields, then one table per object in it."""
+    lines = _table(SPEC)
+    for field in SPEC.fields:
+        if field.in_docs and _has_table(field):
+            lines += ["", f"`{field.name}`: {field.description}", "", *_table(field)]
+    return "\n".join(lines) + "\n"
+
+
+#: Whole generated files (relative to the tree) → their generator.
 GENERATED_FILES: dict[Path, Callable[[], str]] = {
-    REPO / "crds" / CRD_NAME: crd,
-    REPO / "helm" / "crds" / CRD_NAME: crd,
+    Path("crds") / CRD_NAME: crd,
+    Path("helm") / "crds" / CRD_NAME: crd,
+}
+#: Files with a generated part → (its marker name, the generator of the text between its markers)
+GENERATED: dict[Path, tuple[str, Callable[[], str]]] = {
+    Path("docs") / "operator.md": ("settings", settings_table),
+    Path("docs") / "spec.md": ("spec fields", spec_tables),
 }
 
 
@@ -131,22 +182,29 @@ def regenerated(text: str, name: str, body: str) -> str:
     return f"{head}{begin}{body}{end}{tail}"
 
 
+def stale_files(root: Path, write: bool) -> list[Path]:
+    """The generated files under ``root`` that are not what their sources make (relative to
+    ``root``); ``write`` rewrites them."""
+    wanted_files = {path: generate() for path, generate in GENERATED_FILES.items()}
+    for path, (name, generate) in GENERATED.items():
+        wanted_files[path] = regenerated((root / path).read_text(), name, generate())
+    stale = []
+    for path, wanted in wanted_files.items():
+        target = root / path
+        if wanted != (target.read_text() if target.exists() else ""):
+            stale.append(path)
+            if write:
+                target.write_text(wanted)
+    return stale
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale files")
-    check = parser.parse_args().check
-    stale = []
-    wanted_files = {path: generate() for path, generate in GENERATED_FILES.items()}
-    for path, (name, generate) in GENERATED.items():
-        text = path.read_text()
-        wanted_files[path] = regenerated(text, name, generate())
-    for path, wanted in wanted_files.items():
-        text = path.read_text() if path.exists() else ""
-        if wanted != text:
-            stale.append(path.relative_to(REPO))
-            if not check:
-                path.write_text(wanted)
-    if check and stale:
+    parser.add_argument("--root", type=Path, default=REPO, help="the tree to check or write")
+    args = parser.parse_args()
+    stale = stale_files(args.root, write=not args.check)
+    if args.check and stale:
         names = ", ".join(map(str, stale))
         print(f"generate: stale: {names} (run scripts/generate.py)", file=sys.stderr)
         return 1

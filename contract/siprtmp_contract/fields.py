@@ -2,14 +2,15 @@
 enum, pattern, description and nesting.
 
 The spec parser reads its defaults, bounds and known names from here; scripts/generate.py writes
-the CRD's schema, docs/spec.md's tables and the REST API's field lists from it. A field added
-here is one the bridge reads, the API server checks and the docs describe. Descriptions are
-Markdown (the CRD shows them without the backticks).
+the CRD's schema and docs/spec.md's tables from it, and the REST API its OpenAPI document and the
+types it converts the seed's strings to (all through ``json_schema`` but the docs). A field added
+here is one the bridge reads, the API server checks, the REST API documents and the docs
+describe. Descriptions are Markdown (the CRD shows them without the backticks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ _DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 _NO_SPACE = r"^[^\s]+$"
 _IP = r"[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]+"
+#: Names pjsua's audio-only build knows, as they appear in its codec ids ("PCMU/8000/1").
+KNOWN_CODECS = ("PCMU", "PCMA", "G722", "speex/8000", "speex/16000", "speex/32000", "iLBC", "GSM")
 #: Canonical names of the audio codecs, as the parser takes them (spec.canonical_codec).
 CODEC_PATTERN = (
     r"^((PCMU|PCMA|pcmu|pcma|ulaw|alaw|iLBC|GSM)(/8000(/1)?)?|G722(/(8000|16000)(/1)?)?"
@@ -75,6 +78,16 @@ class Field:
     def __post_init__(self) -> None:
         if self.type == "object" and self.items is not None:
             raise ValueError(f"{self.name}: an object has fields, not items")
+
+    @property
+    def json_default(self) -> Any:
+        """``default`` as a JSON document writes it: a tuple as a list, 60.0 as 60."""
+        value = self.default
+        if isinstance(value, tuple):
+            return list(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
     @property
     def bounds(self) -> tuple[int, int] | None:
@@ -182,7 +195,7 @@ CONNECTION = Field(
         Field(
             "sipTransport",
             "string",
-            "`udp`, `tcp` or `tls`",
+            "the transport of every SIP request",
             default="udp",
             crd_default=True,
             enum=("udp", "tcp", "tls"),
@@ -208,7 +221,7 @@ CONNECTION = Field(
         Field(
             "appKey",
             "string",
-            "accepted for compatibility with the seed; unused",
+            "accepted for compatibility with the SIP-as-RTMP REST API the project follows; unused",
             shown_default="—",
             max_length=128,
         ),
@@ -279,17 +292,18 @@ SPEC = Field(
         Field(
             "hasAudio",
             "boolean",
-            "as in the seed: `true` → `a=sendrecv` and the bridge sends silence; `false` → "
-            "`a=recvonly`. The far end's audio is bridged either way",
+            "the direction of the audio the bridge answers, as the SIP-as-RTMP REST API the "
+            "project follows has it: `true` → `a=sendrecv` and the bridge sends silence; "
+            "`false` → `a=recvonly`. The far end's audio is bridged either way",
             default=True,
             crd_default=True,
         ),
         Field(
             "hasVideo",
             "boolean",
-            "as in the seed, the direction of the video m-line the bridge answers: `true` → "
-            "`a=sendrecv`, `false` → `a=recvonly` (the bridge sends no video RTP of its own "
-            "either way). Whether video is bridged at all is `video.mode`",
+            "the direction of the video m-line the bridge answers, as `hasAudio` is the "
+            "audio's: `true` → `a=sendrecv`, `false` → `a=recvonly` (the bridge sends no video "
+            "RTP of its own either way). Whether video is bridged at all is `video.mode`",
             default=False,
             crd_default=True,
         ),
@@ -320,8 +334,8 @@ SPEC = Field(
         Field(
             "codecs",
             "array",
-            "priority order; `ulaw`/`alaw` accepted as the seed's servers write them. Known: "
-            "PCMU, PCMA, G722, speex/8000, speex/16000, speex/32000, iLBC, GSM",
+            "priority order; `ulaw`/`alaw` accepted as SIP servers often write them. Known: "
+            f"{', '.join(KNOWN_CODECS)}",
             default=("PCMU", "PCMA", "G722", "speex/16000"),
             shown_default="`[PCMU, PCMA, G722, speex/16000]`",
             max_items=16,
@@ -365,7 +379,7 @@ SPEC = Field(
                 Field(
                     "bitrate",
                     "integer",
-                    "AAC bitrate, 16000 to 320000",
+                    "the AAC encoder's bitrate, in bits/s",
                     default=64000,
                     minimum=16000,
                     maximum=320000,
@@ -373,7 +387,7 @@ SPEC = Field(
                 Field(
                     "sampleRate",
                     "integer",
-                    "44100 or 48000 (what CDNs accept)",
+                    "the published audio's sample rate (the rates CDNs accept)",
                     default=48000,
                     # The parser's bounds, before it names the two rates a CDN takes.
                     minimum=8000,
@@ -538,3 +552,47 @@ def names(path: str = "") -> frozenset[str]:
     """The names a spec object (``""``: the spec itself) may hold."""
     parent = BY_PATH[path] if path else SPEC
     return frozenset(child.name for child in parent.fields)
+
+
+JSONSchema = dict[str, Any]
+#: ``adapt(field, path, schema)``: the schema as one reader of the field takes it.
+Adapt = Callable[[Field, str, JSONSchema], JSONSchema]
+
+
+def json_schema(
+    field: Field, adapt: Adapt, keep: Callable[[Field], bool], path: str = ""
+) -> JSONSchema:
+    """The JSON Schema of ``field`` and of what it holds: the one mapping of the table onto
+    JSON Schema's keywords, which the CRD and the REST API's OpenAPI document are written from.
+
+    ``keep`` picks the fields a reader has (the CRD has no ``sipPassword``); ``adapt`` turns each
+    schema, children done, into the reader's (the CRD's defaults and CEL rules, the REST API's
+    string forms). ``path`` is the field's dotted path, ``[]`` marking an array's items.
+    """
+    schema: JSONSchema = {"type": field.type}
+    if field.description:
+        schema["description"] = field.description
+    if field.required:
+        schema["required"] = list(field.required)
+    for key, value in (
+        ("minLength", field.min_length),
+        ("maxLength", field.max_length),
+        ("pattern", field.pattern),
+        ("maxItems", field.max_items),
+    ):
+        if value is not None:
+            schema[key] = value
+    if field.enum is not None:  # an enum of numbers is its own bounds
+        schema["enum"] = list(field.enum)
+    elif field.minimum is not None:
+        schema["minimum"], schema["maximum"] = field.minimum, field.maximum
+    if field.items is not None:
+        schema["items"] = json_schema(field.items, adapt, keep, f"{path}[]")
+    children = [child for child in field.fields if keep(child)]
+    if children:
+        prefix = f"{path}." if path else ""
+        schema["properties"] = {
+            child.name: json_schema(child, adapt, keep, f"{prefix}{child.name}")
+            for child in children
+        }
+    return adapt(field, path, schema)

@@ -19,7 +19,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from siprtmp_contract.dtmf import DtmfError, DtmfMethod, parse_digits, parse_method
-from siprtmp_contract.fields import BY_PATH, CALLEE, SIP_ADDRESS, SIP_URI, USER_PART, names
+from siprtmp_contract.fields import (
+    BY_PATH,
+    CALLEE,
+    KNOWN_CODECS,
+    SIP_ADDRESS,
+    SIP_URI,
+    USER_PART,
+    names,
+)
 from siprtmp_contract.redact import (
     Scrubber,
     key_parts,
@@ -43,8 +51,6 @@ def _choices(path: str) -> tuple[str, ...]:
 
 TRANSPORTS = _choices("connection.sipTransport")
 DEFAULT_CODECS: tuple[str, ...] = default("codecs")
-# Names pjsua's audio-only build knows, as they appear in its codec ids ("PCMU/8000/1").
-KNOWN_CODECS = ("PCMU", "PCMA", "G722", "speex/8000", "speex/16000", "speex/32000", "iLBC", "GSM")
 CODEC_ALIASES = {"ulaw": "PCMU", "alaw": "PCMA", "g711u": "PCMU", "g711a": "PCMA"}
 OUTPUT_SAMPLE_RATES: tuple[int, ...] = BY_PATH["audio.sampleRate"].enum or ()
 #: The three forms of ``callee`` (fields.CALLEE, which the CRD's pattern is), whole strings.
@@ -412,11 +418,10 @@ class _Reader:
         value = self.data.get(name)
         if value is None:
             return None
-        if isinstance(value, str):
-            value = [part for part in re.split(r"[,\s]+", value) if part]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        items = spec_list(value)
+        if items is None:
             raise SpecError(self.path(name), "must be a list of strings")
-        return tuple(v.strip() for v in value)
+        return items
 
     def check_unknown(self, known: frozenset[str]) -> None:
         for name in self.data:
@@ -548,6 +553,16 @@ def spec_boolean(value: Any, default: bool) -> bool | None:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     return None
+
+
+def spec_list(value: Any) -> tuple[str, ...] | None:
+    """A list of strings as a spec may write it: a JSON list, or the seed's one string of items
+    separated by commas or spaces; None when it is neither."""
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[,\s]+", value) if part]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return None
+    return tuple(v.strip() for v in value)
 
 
 def _check_rtmp_url(url: str) -> str:

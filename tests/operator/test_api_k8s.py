@@ -156,6 +156,34 @@ def test_the_flat_startup_shape_is_accepted_and_stored_nested(
     assert api.call("terminate", {"callId": call_id}).status == 200
 
 
+def test_lists_and_numbers_sent_as_strings_are_stored_as_the_crd_types_them(
+    cluster: Cluster, api: ApiClient
+) -> None:
+    """Every field the CRD types boolean, integer or list (siprtmp_contract.fields) may come as
+    the seed's string; the API server admits the resource written from it."""
+    call_id = unique("typed")
+    extra = {
+        "codecs": "PCMU, G722",
+        "callSetupTimeoutSeconds": "30",
+        "audio": {"sampleRate": "44100"},
+        "nat": {
+            "stunServers": "stun.example.test:3478",
+            "rtpPortMin": "12000",
+            "rtpPortMax": "12100",
+        },
+    }
+    answer = api.call("startup", seed_body(call_id, unique("typed"), **extra))
+    assert answer.status == 200, answer.body
+    obj = resource(cluster, call_id)
+    assert obj is not None
+    spec = obj["spec"]
+    assert spec["codecs"] == ["PCMU", "G722"] and spec["callSetupTimeoutSeconds"] == 30
+    assert spec["audio"]["sampleRate"] == 44100
+    assert spec["nat"]["stunServers"] == ["stun.example.test:3478"]
+    assert (spec["nat"]["rtpPortMin"], spec["nat"]["rtpPortMax"]) == (12000, 12100)
+    assert api.call("terminate", {"callId": call_id}).status == 200
+
+
 def test_conflicts_are_409(cluster: Cluster, api: ApiClient) -> None:
     call_id, stream = unique("dup"), unique("dup-stream")
     assert api.call("startup", seed_body(call_id, stream)).status == 200

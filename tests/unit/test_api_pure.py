@@ -11,8 +11,10 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
+from siprtmp_contract.fields import BY_PATH
 from siprtmp_contract.spec import (
     CONNECTION_FIELDS,
     SPEC_FIELDS,
@@ -175,6 +177,14 @@ def test_find_and_dtmf_bodies() -> None:
     assert (info.value.status, info.value.field) == (400, "type")
 
 
+def test_a_list_sent_as_one_string_becomes_the_list_the_crd_declares() -> None:
+    request = parse_startup({**SEED_BODY, "codecs": "PCMU, G722", "nat": {"stunServers": "a:3478"}})
+    assert request.spec["codecs"] == ["PCMU", "G722"]
+    assert request.spec["nat"] == {"stunServers": ["a:3478"]}
+    listed = parse_startup({**SEED_BODY, "codecs": ["PCMA"]})
+    assert listed.spec["codecs"] == ["PCMA"]
+
+
 def test_startup_takes_dtmf_after_answer_and_writes_the_method_as_the_crd_does() -> None:
     request = parse_startup({**SEED_BODY, "dtmfAfterAnswer": "W1234#", "dtmfMethod": "info"})
     assert (request.spec["dtmfAfterAnswer"], request.spec["dtmfMethod"]) == ("W1234#", "INFO")
@@ -322,3 +332,77 @@ def test_openapi_document_is_valid_openapi_3_1() -> None:
     document = openapi_document()
     assert str(document["openapi"]).startswith("3.1")
     validate(document)  # raises on any violation
+
+
+def startup_validator() -> OAS31Validator:
+    """The document's startup body schema, its references resolved within the document."""
+    return OAS31Validator({**openapi_document(), "$ref": "#/components/schemas/Startup"})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        SEED_BODY,
+        {**SEED_BODY, "hasVideo": False, "dtmfAfterAnswer": "W1234#", "dtmfMethod": "INFO"},
+        {
+            "callee": "sip:a@pbx.example.com",
+            "rtmpUrl": "rtmp://cdn.example.com/live",
+            "rtmpStream": "s",
+            "sipLogin": "flat",
+            "sipPassword": "pw",
+            "sipPort": "5080",
+            "codecs": "PCMU,G722",
+            "nat": {"rtpPortMin": 20000, "rtpPortMax": "20100", "bindAddress": ""},
+            "audio": {"sampleRate": "44100"},
+            "callSetupTimeoutSeconds": "30",
+        },
+    ],
+)
+def test_bodies_the_api_takes_are_valid_by_its_document(body: dict[str, Any]) -> None:
+    """The seed's forms (strings for booleans, numbers and lists, "" for empty) are in it."""
+    parse_startup(body)
+    errors = [error.message for error in startup_validator().iter_errors(body)]
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"rtmpStream": None}, "rtmpStream"),
+        ({"sipTransport": "smtp"}, "connection.sipTransport"),
+        ({"audio": {"sampleRate": 22050}}, "audio.sampleRate"),
+        ({"nat": {"rtpPortMin": 80}}, "nat.rtpPortMin"),
+        ({"callee": "tel:+15551234567"}, "callee"),
+        ({"nat": {"unknown": 1}}, "nat.unknown"),
+    ],
+)
+def test_bodies_the_api_refuses_are_invalid_by_its_document(
+    change: dict[str, Any], field: str
+) -> None:
+    body = {k: v for k, v in {**SEED_BODY, **change}.items() if v is not None}
+    with pytest.raises(ApiError) as info:
+        parse_startup(body)
+    assert info.value.field == field
+    assert not startup_validator().is_valid(body)
+
+
+def test_the_startup_schema_is_written_from_the_spec_fields() -> None:
+    """Descriptions, bounds, patterns and enums are the field table's (siprtmp_contract.fields)."""
+    schemas = openapi_document()["components"]["schemas"]
+    checked = 0
+    for path, field in BY_PATH.items():
+        first, *rest = path.split(".")
+        schema = schemas["Connection"] if first == "connection" else schemas["Startup"]
+        for name in rest if first == "connection" else [first, *rest]:
+            schema = schema.get("properties", {}).get(name, {})
+        if not schema or "$ref" in schema:
+            continue  # a Secret reference, or a field the body does not carry
+        checked += 1
+        assert schema.get("description", "").startswith(field.description), path
+        if field.bounds and field.enum is None:
+            assert (schema["minimum"], schema["maximum"]) == field.bounds, path
+        if field.pattern:
+            assert schema["pattern"] in (field.pattern, f"^$|{field.pattern}"), path
+        if field.enum:
+            assert set(field.enum) <= set(schema["enum"]), path
+    assert checked >= 40

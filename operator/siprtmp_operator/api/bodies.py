@@ -3,8 +3,8 @@
 The startup body is validated by the bridge's own spec parser (``siprtmp_contract.spec``), which
 already accepts the seed's nested body and its later flat ``/rest-api/call/startup`` shape, so the
 API refuses exactly what a bridge would refuse, with the same messages. What is left here is what
-only the API knows: the password goes to a Secret, and the seed's string booleans and ports become
-the types the CRD declares.
+only the API knows: the password goes to a Secret, and the seed's string booleans, ports and lists
+become the types the CRD declares (which fields have which type: ``siprtmp_contract.fields``).
 """
 
 from __future__ import annotations
@@ -21,46 +21,40 @@ from siprtmp_contract.dtmf import (
     parse_digits,
     parse_method,
 )
+from siprtmp_contract.fields import BY_PATH, walk
 from siprtmp_contract.spec import (
     CONNECTION_FIELDS,
     SpecError,
     parse_spec,
+    spec_boolean,
+    spec_list,
 )
 
 from .errors import bad_request
 
 JSON = dict[str, Any]
 
-#: The CRD's pattern for ``spec.callId`` (it also has to fit in a resource name's hash input).
-CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: ``spec.callId`` as the CRD takes it (it is also the resource name's hash input). The bridge's
+#: parser takes any id, so the API checks it before it names a resource after it.
+CALL_ID = re.compile(BY_PATH["callId"].pattern or "")
 
-#: Fields typed boolean / integer in the CRD, which the seed sends as strings ("true", "5060").
-#: tests/unit/test_api_requests.py checks these lists against the CRD's schema.
-BOOLEAN_FIELDS: tuple[tuple[str, ...], ...] = (
-    ("hasAudio",),
-    ("hasVideo",),
-    ("rtmpTlsVerify",),
-    ("connection", "sipRegisterRequired"),
-    ("connection", "sipTlsVerifyServer"),
-)
-INTEGER_FIELDS: tuple[tuple[str, ...], ...] = (
-    ("connection", "sipPort"),
-    ("callSetupTimeoutSeconds",),
-    ("rtpInactivityTimeoutSeconds",),
-    ("maxDurationSeconds",),
-    ("rtmpReconnectTimeoutSeconds",),
-    ("maxRetries",),
-    ("ttlSecondsAfterFinished",),
-    ("audio", "bitrate"),
-    ("audio", "sampleRate"),
-    ("nat", "rtpPortMin"),
-    ("nat", "rtpPortMax"),
-    ("nat", "keepAliveSeconds"),
-)
+
+def _typed_in_crd(json_type: str) -> tuple[tuple[str, ...], ...]:
+    """The paths of the CRD's fields of one JSON type."""
+    return tuple(tuple(path.split(".")) for path, f in walk() if f.type == json_type and f.in_crd)
+
+
+#: Fields typed boolean / integer / array in the CRD, which the seed sends as strings ("true",
+#: "5060", "PCMU,G722"); the spec parser takes those forms, the resource takes the CRD's types.
+BOOLEAN_FIELDS = _typed_in_crd("boolean")
+INTEGER_FIELDS = _typed_in_crd("integer")
+LIST_FIELDS = _typed_in_crd("array")
+#: Secret references a body may not name: the API stores the password itself, and a caller
+#: must not have a Secret of the namespace mounted into a bridge.
+SECRET_REFS = frozenset({"sipPasswordSecretRef", "rtmpStreamSecretRef"})
 
 #: What a find body may filter on: the call object's own field names.
 FIND_FIELDS = ("callId", "callee", "rtmpUrl", "rtmpStream", "status", "streamStatus")
-DTMF_TYPES = tuple(method.value for method in DtmfMethod)
 
 
 @dataclass(frozen=True)
@@ -114,9 +108,8 @@ def parse_startup(body: Any) -> StartupRequest:
     """The seed's nested or flat startup body → the resource's spec and the password."""
     doc = _object(body)
     nested = doc.get("connection")
-    if nested is not None and not isinstance(nested, Mapping):
-        raise bad_request("connection", "must be an object")
-    if "sipPasswordSecretRef" in doc or "sipPasswordSecretRef" in (nested or {}):
+    nested = nested if isinstance(nested, Mapping) else {}  # the parser refuses any other
+    if "sipPasswordSecretRef" in doc or "sipPasswordSecretRef" in nested:
         raise bad_request(
             "connection.sipPasswordSecretRef",
             "is managed by the API: send connection.sipPassword, it is stored in a Secret",
@@ -137,7 +130,7 @@ def parse_startup(body: Any) -> StartupRequest:
         )
     connection: JSON = {
         **{k: v for k, v in doc.items() if k in CONNECTION_FIELDS},
-        **(nested or {}),
+        **nested,
     }
     # As sent: the spec parser strips strings, but a password's spaces are the password's.
     password = connection.pop("sipPassword", None)
@@ -164,11 +157,14 @@ def _without_empty(doc: Mapping[str, Any]) -> JSON:
 
 
 def _typed(spec: JSON) -> JSON:
-    """The seed's strings as the CRD's booleans and integers (the spec parser accepted them)."""
+    """The seed's strings as the CRD's booleans, integers and lists (the spec parser accepted
+    them, so each converts)."""
     for path in BOOLEAN_FIELDS:
-        _convert(spec, path, _as_boolean)
+        _convert(spec, path, lambda value: spec_boolean(value, default=False))
     for path in INTEGER_FIELDS:
         _convert(spec, path, _as_integer)
+    for path in LIST_FIELDS:
+        _convert(spec, path, _as_list)
     return spec
 
 
@@ -183,12 +179,6 @@ def _convert(doc: JSON, path: tuple[str, ...], convert: Callable[[Any], Any]) ->
         doc[name] = convert(doc[name])
 
 
-def _as_boolean(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return value
-
-
 def _as_integer(value: Any) -> Any:
     """Whole numbers become ints; anything else is left for the API server to refuse by name."""
     if isinstance(value, bool):
@@ -198,6 +188,11 @@ def _as_integer(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _as_list(value: Any) -> Any:
+    """The seed's one string of items as the list it stands for; a list as sent."""
+    return list(spec_list(value) or ()) if isinstance(value, str) else value
 
 
 def _call_id(doc: Mapping[str, Any]) -> str:

@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 document of the REST API, served at ``/rest-api/openapi.json``.
 
-Field names come from the bridge's spec parser (``SPEC_FIELDS``, ``CONNECTION_FIELDS``) and
-status names from its status model, so the document cannot list a field the API refuses or miss
-one it accepts.
+The startup body's schema is written from the spec's field table (``siprtmp_contract.fields``,
+which the CRD is generated from too): its names, types, bounds, patterns and descriptions, in the
+forms the seed's clients send (``_as_sent``). So the document cannot list a field the API
+refuses, miss one it accepts or describe one otherwise than the CRD does. What only the API has
+(its other bodies, the call object, what it does with a field beyond the spec) is declared here.
 """
 
 from __future__ import annotations
@@ -14,89 +16,87 @@ from siprtmp_contract.dtmf import (
     SEQUENCE_PATTERN,
     DtmfMethod,
 )
-from siprtmp_contract.spec import (
-    CONNECTION_FIELDS,
-    SPEC_FIELDS,
-)
+from siprtmp_contract.fields import SPEC, Field, json_schema
 from siprtmp_contract.states import (
     CallState,
     Phase,
     StreamState,
 )
 
-from .bodies import BOOLEAN_FIELDS, CALL_ID, FIND_FIELDS, INTEGER_FIELDS
+from .bodies import (
+    BOOLEAN_FIELDS,
+    FIND_FIELDS,
+    INTEGER_FIELDS,
+    LIST_FIELDS,
+    SECRET_REFS,
+)
 
 JSON = dict[str, Any]
 REF = "#/components/schemas/"
-SEED_FIELDS = ("callId", "callee", "rtmpUrl", "rtmpStream", "hasAudio", "hasVideo")
-DESCRIPTIONS = {
-    "callId": "Identifier of the call; generated when absent. Unique among the API's calls.",
-    "callee": "SIP URI, or a user part completed with connection.sipDomain and sipPort.",
-    "rtmpUrl": "RTMP(S) application URL; the call is published to rtmpUrl/rtmpStream.",
-    "rtmpStream": "Stream name under rtmpUrl. One live call per rtmpUrl/rtmpStream.",
-    "hasAudio": "true: the bridge sends audio (a=sendrecv; needed for DTMF); false: recvonly.",
-    "hasVideo": "true: a=sendrecv video; false: recvonly.",
-    "sipPassword": "Stored in a Secret owned by the call's SipRtmpBridge; never echoed.",
-    "appKey": "Accepted for compatibility with the seed; unused.",
-    "dtmfAfterAnswer": "Keys sent 1 s after the answer (a conference PIN): 0-9 * # A-D, pauses "
-    f"w (0.5 s) and W (1 s), at most {MAX_DIGITS} keys, e.g. W1234#.",
-    "dtmfMethod": "How dtmfAfterAnswer is sent: RFC2833 (default; needs hasAudio) or INFO.",
+#: What the API does with a spec field beyond what the spec says, by the field's path.
+API_NOTES = {
+    "callId": "Unique among the API's calls.",
+    "rtmpStream": "One live call per rtmpUrl/rtmpStream (409 otherwise). Required by the API, "
+    "which refuses rtmpStreamSecretRef.",
+    "connection.sipPassword": "The API stores it in a Secret owned by the call's "
+    "SipRtmpBridge (the resource gets sipPasswordSecretRef) and never echoes it.",
 }
 DTMF_METHODS = [method.value for method in DtmfMethod]
+#: The fields the seed's clients send as strings too (bodies._typed converts them).
+_AS_STRING = {".".join(path) for path in (*BOOLEAN_FIELDS, *INTEGER_FIELDS, *LIST_FIELDS)}
+#: The startup body's required fields: the spec's, and rtmpStream (no rtmpStreamSecretRef).
+_REQUIRED = (*SPEC.required, "rtmpStream")
 
 
-def _field(path: tuple[str, ...]) -> JSON:
-    """Schema of one body field: the seed sends booleans and ports as strings too."""
-    schema: JSON
-    if path in BOOLEAN_FIELDS:
-        schema = {"type": ["boolean", "string"], "enum": [True, False, "true", "false"]}
-    elif path in INTEGER_FIELDS:
-        schema = {"type": ["integer", "string"]}
-    elif path[-1] in ("connection", "nat", "audio", "networking", "video"):
-        schema = {"type": "object"}
-    elif path[-1] == "codecs":
-        schema = {"type": ["array", "string"], "items": {"type": "string"}}
-    else:
-        schema = {"type": "string"}
-    if path == ("callId",):
-        schema["pattern"] = CALL_ID.pattern
-    if path == ("dtmfAfterAnswer",):
-        schema["pattern"] = SEQUENCE_PATTERN
-    if path == ("dtmfMethod",):
-        schema["enum"] = DTMF_METHODS
-    if path[-1] in DESCRIPTIONS:
-        schema["description"] = DESCRIPTIONS[path[-1]]
+def _in_body(field: Field) -> bool:
+    """A field a startup body may carry: the resource's, and the password the API moves to a
+    Secret; no Secret reference."""
+    return (field.in_crd or field.name == "sipPassword") and field.name not in SECRET_REFS
+
+
+def _as_sent(field: Field, path: str, schema: JSON) -> JSON:
+    """A field's schema in the forms the seed's clients send: booleans, integers and lists also
+    as strings ("true", "5060", "PCMU,G722"), and "" for a scalar left empty (the API drops it)."""
+    if path in API_NOTES:
+        schema["description"] = f"{schema.get('description', '')}. {API_NOTES[path]}"
+    if field.default is not None:
+        schema["default"] = field.json_default
+    if field.type == "object":
+        schema["additionalProperties"] = False  # the parser refuses unknown fields
+        return schema
+    if path in _AS_STRING:
+        schema["type"] = [field.type, "string"]
+        if field.type == "boolean":
+            schema["enum"] = [True, False, "true", "false"]
+        elif "enum" in schema:
+            schema["enum"] += [str(value) for value in schema["enum"]]
+    if path in _REQUIRED or field.type == "array" or path.endswith("[]"):
+        return schema
+    if "enum" in schema:
+        schema["enum"].append("")
+    if "pattern" in schema:
+        schema["pattern"] = f"^$|{schema['pattern']}"
     return schema
 
 
-#: Secret references a body may not name: the API stores the password itself, and a caller
-#: must not have a Secret of the namespace mounted into a bridge (bodies.parse_startup).
-SECRET_REFS = frozenset({"sipPasswordSecretRef", "rtmpStreamSecretRef"})
-
-
-def _connection() -> JSON:
-    names = sorted(CONNECTION_FIELDS - SECRET_REFS)
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {name: _field(("connection", name)) for name in names},
-    }
-
-
-def _startup() -> JSON:
-    """The nested body, and the flat one (connection fields on top) of the later seed server."""
-    properties: JSON = {name: _field((name,)) for name in SEED_FIELDS}
+def _startup_and_connection() -> tuple[JSON, JSON]:
+    """The nested body, and the flat one (connection fields on top) of the later seed server;
+    and its connection object."""
+    spec = json_schema(SPEC, _as_sent, keep=_in_body)
+    properties: JSON = spec["properties"]
+    connection: JSON = properties["connection"]
     properties["connection"] = {"$ref": f"{REF}Connection"}
-    for name in sorted(SPEC_FIELDS - set(SEED_FIELDS) - {"connection"} - SECRET_REFS):
-        properties[name] = {**_field((name,)), "description": "As in the SipRtmpBridge spec."}
-    for name in sorted(CONNECTION_FIELDS - SECRET_REFS):
-        properties[name] = {**_field(("connection", name)), "description": "Flat shape."}
-    return {
-        "type": "object",
-        "required": ["callee", "rtmpUrl", "rtmpStream"],
-        "additionalProperties": False,
-        "properties": properties,
+    for name, schema in connection["properties"].items():
+        properties[name] = {
+            **schema,
+            "description": f"The flat shape's connection.{name}; the nested one wins.",
+        }
+    startup = {
+        **spec,
+        "description": "A SipRtmpBridge spec, its connection fields nested or flat.",
+        "required": list(_REQUIRED),
     }
+    return startup, connection
 
 
 def _call() -> JSON:
@@ -151,6 +151,7 @@ def _operation(summary: str, body: str | None, answer: JSON, errors: tuple[int, 
 
 
 def openapi_document() -> JSON:
+    startup, connection = _startup_and_connection()
     call = {"schema": {"$ref": f"{REF}Call"}}
     calls = {"schema": {"type": "array", "items": {"$ref": f"{REF}Call"}}}
     call_ref = {
@@ -170,8 +171,8 @@ def openapi_document() -> JSON:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
-                "Connection": _connection(),
-                "Startup": _startup(),
+                "Connection": connection,
+                "Startup": startup,
                 "CallRef": call_ref,
                 "Find": {
                     "type": "object",
