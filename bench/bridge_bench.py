@@ -195,7 +195,7 @@ def start_bridge(workdir: Path, spec: dict[str, Any], name: str) -> subprocess.P
 def tone_peer(workdir: Path, pcap: Path, seconds: float) -> SippPeer:
     return SippPeer(
         "uas_tone_hangup.xml",
-        free_port(socket.SOCK_DGRAM),
+        free_port(),
         free_udp_pair(),
         workdir,
         {

@@ -11,7 +11,6 @@ offset is measured from the blinking marker and tone when the test picture is us
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ def video_peer(workdir: Path, pcap: Path, rtp: H264Rtp, seconds: float) -> SippP
     )
     return SippPeer(
         "uas_video_offer.xml",
-        free_port(socket.SOCK_DGRAM),
+        free_port(),
         free_udp_pair(),
         workdir,
         {

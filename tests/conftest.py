@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,7 +137,7 @@ def sipp(tmp_path: Path, peer_host: str) -> Iterator[Callable[..., SippPeer]]:
         extra_args: tuple[str, ...] = (),
         **values: Any,
     ) -> SippPeer:
-        port = free_port(2)  # SOCK_DGRAM
+        port = free_port()
         peer = SippPeer(
             scenario,
             port,
@@ -168,7 +167,7 @@ def baresip(tmp_path: Path) -> Iterator[Callable[..., BaresipPeer]]:
         workdir = tmp_path / f"baresip-{len(peers)}"
         peer = BaresipPeer(
             workdir,
-            free_port(socket.SOCK_DGRAM),
+            free_port(),
             free_udp_window(10),
             media,
             seconds,

@@ -52,7 +52,7 @@ def test_public_address_is_advertised_in_sdp_and_contact_and_media_still_arrives
 @pytest.fixture
 def stun_server(tmp_path: Path) -> Iterator[int]:
     assert shutil.which("turnserver"), "coturn is not installed (scripts/test.sh installs it)"
-    port = free_port(2)
+    port = free_port()
     process = subprocess.Popen(
         [
             "turnserver",

@@ -8,7 +8,6 @@ without SDP, rtpengine rewrites the offer in the 200 OK and the answer in the AC
 from __future__ import annotations
 
 import re
-import socket
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,10 +41,8 @@ class Sbc:
 @pytest.fixture
 def sbc(tmp_path: Path) -> Iterator[Sbc]:
     low = free_udp_window(RTPENGINE_PORTS)
-    media = Rtpengine(
-        tmp_path / "rtpengine", free_port(socket.SOCK_DGRAM), low, low + RTPENGINE_PORTS - 1
-    )
-    proxy = KamailioSbc(tmp_path / "kamailio", free_port(socket.SOCK_DGRAM), media.ng_port)
+    media = Rtpengine(tmp_path / "rtpengine", free_port(), low, low + RTPENGINE_PORTS - 1)
+    proxy = KamailioSbc(tmp_path / "kamailio", free_port(), media.ng_port)
     try:
         media.start()
         proxy.start()

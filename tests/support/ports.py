@@ -10,7 +10,7 @@ from siprtmp_bridge.demo.ports import free_port
 def free_udp_pair() -> int:
     """An even port whose successor is free too (RTP + RTCP)."""
     for _ in range(100):
-        port = free_port(socket.SOCK_DGRAM) & ~1
+        port = free_port() & ~1
         try:
             with (
                 socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
@@ -27,7 +27,7 @@ def free_udp_pair() -> int:
 def free_udp_window(size: int) -> int:
     """An even port starting ``size`` consecutive free UDP ports (a bridge's own RTP window)."""
     for _ in range(100):
-        base = free_port(socket.SOCK_DGRAM) & ~1
+        base = free_port() & ~1
         sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(size)]
         try:
             for offset, claimed in enumerate(sockets):

@@ -8,6 +8,7 @@ import struct
 import numpy as np
 import pytest
 
+from siprtmp_bridge.demo.ports import LISTENER_PORTS, bindable, free_port, listener_ports
 from siprtmp_bridge.media.analysis import dominant_frequency, measure_tone
 from siprtmp_bridge.media.backoff import backoff_delay
 from siprtmp_bridge.media.clock import StreamPosition, silence_needed
@@ -93,3 +94,13 @@ def test_tone_analysis_finds_frequency_and_length() -> None:
     assert tone.tone_seconds == pytest.approx(2.0, abs=0.02)
     assert tone.total_seconds == pytest.approx(3.0)
     assert dominant_frequency(np.zeros(4), rate) == 0.0
+
+
+def test_listener_ports_stay_below_the_ephemeral_range() -> None:
+    """Listening peers never take a port an outgoing connection could take meanwhile."""
+    assert listener_ports("32768\t60999\n") == range(20000, 32768)
+    assert listener_ports("25000 60999") == range(20000, 25000)
+    # A range that leaves too little room below is not followed (the defaults are kept).
+    assert listener_ports("20500 60999") == LISTENER_PORTS
+    port = free_port()
+    assert port in listener_ports() and bindable(port)

@@ -8,7 +8,6 @@ demo prints the tone it measured.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ FREQUENCY_TOLERANCE_HZ = 5.0
 
 
 def run_demo(seconds: float, frequency: float) -> int:
-    sip_port = free_port(socket.SOCK_DGRAM)
+    sip_port = free_port()
     rtmp_port = free_port()
     receiver = subprocess.Popen(
         [
