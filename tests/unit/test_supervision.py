@@ -15,6 +15,7 @@ import pytest
 from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.http_api import StatusServer
 from siprtmp_bridge.limits import limit_reached
+from siprtmp_bridge.logs import logging_to_stderr
 from siprtmp_bridge.media.publisher import (
     DEGRADED_SECONDS,
     RtmpPublisher,
@@ -24,6 +25,7 @@ from siprtmp_bridge.media.publisher import (
 from siprtmp_bridge.media.rtmp_route import DirectRoute
 from siprtmp_bridge.media.stall import STALL_SECONDS, limit_stalls, socket_inodes
 from siprtmp_bridge.outcome import ExitCode
+from siprtmp_bridge.redact import Scrubber
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.status import StreamState, initial_status
 from siprtmp_bridge.supervision import Supervisor, health_problem
@@ -46,9 +48,10 @@ def test_a_worker_that_raises_is_recorded_reported_and_no_longer_watched(
     def broken() -> None:
         raise ValueError("bad packet")
 
-    thread = threading.Thread(target=supervisor.supervised("media-pipeline", broken))
-    thread.start()
-    thread.join(5)
+    with logging_to_stderr(Scrubber()):  # the bridge's log, as a run configures it
+        thread = threading.Thread(target=supervisor.supervised("media-pipeline", broken))
+        thread.start()
+        thread.join(5)
     assert supervisor.failure == "media-pipeline thread failed: ValueError: bad packet"
     assert supervisor.problem() == supervisor.failure
     stderr = capsys.readouterr().err
