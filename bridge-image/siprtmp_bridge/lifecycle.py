@@ -304,7 +304,7 @@ def begin(spec: BridgeSpec, now: float) -> CallLife:
 def step(life: CallLife, event: Event, now: float) -> tuple[CallLife, Actions]:
     """The one transition: the life after ``event`` at ``now``, and what to do about it."""
     if life.stage is Stage.ENDED:
-        return life, _after_the_end(life, event)
+        return life, _after_the_end(life, event, now)
     match event:
         case StopRequested():
             return _check(replace(life, stop_requested=True), now)
@@ -344,11 +344,11 @@ def step(life: CallLife, event: Event, now: float) -> tuple[CallLife, Actions]:
     raise AssertionError(f"unhandled event {event!r}")
 
 
-def _after_the_end(life: CallLife, event: Event) -> Actions:
+def _after_the_end(life: CallLife, event: Event, now: float) -> Actions:
     """What an ended run still answers: keys are refused, everything else is too late."""
     match event:
         case KeysRequested(request):
-            return (_take_keys(life, request, 0.0),)
+            return (_take_keys(life, request, now),)
         case KeyDue(due):
             return (DropKey(due, "the call is ending"),)
     return ()
@@ -360,28 +360,9 @@ def _ended(life: CallLife, outcome: Outcome) -> CallLife:
 
 def _check(life: CallLife, now: float) -> tuple[CallLife, Actions]:
     """End the run if a fact or a deadline says so; earlier rules win (``limits``)."""
-    spec = life.spec
-    if life.stage is Stage.CONNECTING:
-        if life.stop_requested:
-            return _ended(
-                life, Outcome(ExitCode.OK, "Stopped", "stopped before the call was placed")
-            ), ()
-        if life.worker_failure is not None:
-            return _ended(
-                life, Outcome(ExitCode.INTERNAL, "InternalError", life.worker_failure)
-            ), ()
-        deadline = life.since + spec.timeouts.rtmp_reconnect_seconds + CONNECT_MARGIN_SECONDS
-        if life.stream_failed or now >= deadline:
-            failure = life.stream_error or "no connection"
-            message = f"cannot publish to {spec.redacted_publish_url}: {failure}"
-            return _ended(life, Outcome(ExitCode.RTMP_FAILED, "RtmpFailed", message)), ()
-        return life, ()
-    if life.stage is Stage.REGISTERING:
-        if life.stop_requested:
-            return _ended(life, Outcome(ExitCode.OK, "Stopped", "stopped while registering")), ()
-        if now >= life.since + spec.timeouts.call_setup_seconds:
-            return _ended(life, registration_failure(408, "no answer from the registrar")), ()
-        return life, ()
+    if life.stage in (Stage.CONNECTING, Stage.REGISTERING):
+        ended = _before_the_call(life, now)
+        return (life, ()) if ended is None else (_ended(life, ended), ())
     if life.stage is Stage.ENDING:
         return life, ()
     clock = CallClock(
@@ -396,11 +377,34 @@ def _check(life: CallLife, now: float) -> tuple[CallLife, Actions]:
         pipeline_error=life.pipeline_error,
         worker_failure=life.worker_failure,
     )
+    spec = life.spec
     outcome = limit_reached(clock, spec.timeouts, spec.callee, spec.redacted_publish_url)
     if outcome is None:
         return life, ()
     actions: Actions = (ShowTerminating(), HangUp()) if life.stop_requested else (HangUp(),)
     return replace(life, stage=Stage.ENDING, outcome=outcome), actions
+
+
+def _before_the_call(life: CallLife, now: float) -> Outcome | None:
+    """Why a run ends before its INVITE, or None: the order as ``limits`` ranks them."""
+    spec = life.spec
+    if life.stop_requested:
+        where = (
+            "before the call was placed" if life.stage is Stage.CONNECTING else "while registering"
+        )
+        return Outcome(ExitCode.OK, "Stopped", f"stopped {where}")
+    if life.stage is Stage.REGISTERING:
+        if now >= life.since + spec.timeouts.call_setup_seconds:
+            return registration_failure(408, "no answer from the registrar")
+        return None
+    if life.worker_failure is not None:
+        return Outcome(ExitCode.INTERNAL, "InternalError", life.worker_failure)
+    deadline = life.since + spec.timeouts.rtmp_reconnect_seconds + CONNECT_MARGIN_SECONDS
+    if life.stream_failed or now >= deadline:
+        failure = life.stream_error or "no connection"
+        message = f"cannot publish to {spec.redacted_publish_url}: {failure}"
+        return Outcome(ExitCode.RTMP_FAILED, "RtmpFailed", message)
+    return None
 
 
 def _connected(life: CallLife, now: float) -> tuple[CallLife, Actions]:
