@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
 
+from siprtmp_bridge.logs import DEFAULT_LEVEL, LEVELS, logging_to_stderr
 from siprtmp_contract.outcome import ExitCode
 from siprtmp_contract.pod import TERMINATION_LOG
+from siprtmp_contract.redact import Scrubber
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TERMINATION_LOG = Path(TERMINATION_LOG)
 
@@ -37,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the final status is written (Kubernetes termination message)",
     )
     run.add_argument("--sip-log-level", type=int, default=1, help="pjsua log level on stderr")
+    run.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LEVELS,
+        default=DEFAULT_LEVEL,
+        help="the bridge's own log on stderr, from this level on",
+    )
     demo = commands.add_parser("demo", help="call a built-in tone peer and prove the tone arrived")
     demo.add_argument("--seconds", type=float, default=4.0, help="length of the demo call")
     demo.add_argument("--frequency", type=float, default=440.0, help="the demo tone in Hz")
@@ -64,7 +76,8 @@ def run_command(arguments: argparse.Namespace) -> int:
             arguments.spec, arguments.sip_password_file, arguments.rtmp_stream_file
         )
     except SpecError as error:
-        print(f"sip-rtmp-bridge: invalid spec: {error}", file=sys.stderr)
+        with logging_to_stderr(Scrubber(), arguments.log_level):  # no spec: no secrets known
+            log.error("invalid spec: %s", error)
         return int(ExitCode.INVALID_SPEC)
     from siprtmp_bridge.service import serve_one_call
 
@@ -81,6 +94,7 @@ def run_command(arguments: argparse.Namespace) -> int:
         status_address=(arguments.status_host, arguments.status_port),
         termination_log=arguments.termination_log,
         sip_log_level=arguments.sip_log_level,
+        log_level=arguments.log_level,
     )
 
 

@@ -16,11 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from siprtmp_bridge.counters import MediaCounters
-from siprtmp_bridge.dtmf import (
-    DtmfQueue,
-    DtmfRefusedError,
-    authorized,
-)
+from siprtmp_bridge.dtmf import DtmfQueue, DtmfRefusedError, authorized
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.supervision import Supervisor
 from siprtmp_contract.dtmf import (

@@ -4,22 +4,22 @@ printed as a JSON line on each change, served over HTTP, and written out at the 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from siprtmp_bridge.status import (
-    BridgeStatus,
-    to_document,
-)
+from siprtmp_bridge.status import BridgeStatus, to_document
 from siprtmp_bridge.video.status import VIDEO_COUNTERS
 from siprtmp_contract.redact import Scrubber
 
 # Termination messages are cut by Kubernetes at 4096 bytes; the document is well under.
 TERMINATION_MESSAGE_LIMIT = 4096
 STREAM_COUNTERS = frozenset({"bytesSent", "droppedPackets"})
+
+log = logging.getLogger(__name__)
 
 
 def significant(document: dict[str, Any]) -> dict[str, Any]:
@@ -95,4 +95,4 @@ class StatusReporter:
         try:
             path.write_text(text, encoding="utf-8")
         except OSError as error:
-            print(f"cannot write termination message to {path}: {error}", file=sys.stderr)
+            log.warning("cannot write termination message to %s: %s", path, error)

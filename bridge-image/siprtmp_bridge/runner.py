@@ -1,14 +1,16 @@
-"""One bridge run: connect RTMP, place the call, bridge its audio, end it for one clear reason.
+"""One bridge run: the loop around the call's state machine (``lifecycle``).
 
-The runner is the only code that touches both sides; it turns SIP events and media state into
-status transitions (pure functions in ``status``) and decides when and why the call ends.
+The runner is the only code that touches both sides. It polls pjsua and the media chain, feeds
+what it sees to ``lifecycle.step`` and carries out the actions that come back: every decision
+about the call (when and why it ends, what the status shows, when keys may go out) is made
+there. All pjsua calls and callbacks happen on this thread (``SipEndpoint``).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -19,40 +21,54 @@ from typing import Any
 
 import pjsua2 as pj
 
+from siprtmp_bridge.chain import MediaChain
 from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.dtmf import (
-    ANSWER_SETTLE_SECONDS,
     RECEIVED_KEYS_SHOWN,
     DtmfQueue,
     DtmfRefusedError,
+    DueKey,
     KeyPlayer,
-    refusal,
     refuse,
 )
-from siprtmp_bridge.limits import CallClock, limit_reached
-from siprtmp_bridge.media.encoder import AacEncoder
+from siprtmp_bridge.lifecycle import (
+    Action,
+    CallLife,
+    Crashed,
+    Dial,
+    DropKey,
+    Event,
+    HangUp,
+    KeepPathOpen,
+    KeyDue,
+    KeysRequested,
+    PipelineFailed,
+    QueueKeys,
+    Redial,
+    RefuseKeys,
+    Register,
+    ReInviteForVideo,
+    RtpCounted,
+    SendKey,
+    ShowCall,
+    ShowKeyReceived,
+    ShowTerminating,
+    Stage,
+    StartMedia,
+    StopRequested,
+    StreamConnected,
+    StreamFailed,
+    Tick,
+    WorkerDied,
+    begin,
+    step,
+)
 from siprtmp_bridge.media.keepalive import RtpKeepAlive, RtpPortClaim
-from siprtmp_bridge.media.pipeline import MediaPipeline
-from siprtmp_bridge.media.publisher import RtmpPublisher, StreamFormat
-from siprtmp_bridge.media.rtmp_route import route_for
 from siprtmp_bridge.media.silence import write_silence_wav
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.sip.call import BridgeAccount, BridgeCall, account_config
 from siprtmp_bridge.sip.endpoint import SipEndpoint
-from siprtmp_bridge.sip.events import (
-    CallEnded,
-    CallMediaChanged,
-    CallProgressed,
-    DtmfReceived,
-    Registered,
-    SipEvent,
-)
-from siprtmp_bridge.sip.states import (
-    answered_state,
-    call_state_for_progress,
-    ended_state,
-    state_with_early_media,
-)
+from siprtmp_bridge.sip.events import SipEvent
 from siprtmp_bridge.status import (
     BridgeStatus,
     finished,
@@ -65,27 +81,19 @@ from siprtmp_bridge.status import (
 )
 from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.keyframes import PICTURE_FAST_UPDATE, PICTURE_FAST_UPDATE_TYPE
-from siprtmp_bridge.video.session import VideoSession
-from siprtmp_bridge.video.slate import Slate
-from siprtmp_contract.outcome import (
-    ExitCode,
-    Outcome,
-    Reason,
-    outcome_for_sip_failure,
-    registration_failure,
-)
+from siprtmp_contract.outcome import Outcome
 from siprtmp_contract.spec import BridgeSpec
-from siprtmp_contract.states import (
-    CallState,
-    StreamState,
-)
+from siprtmp_contract.states import StreamState
 
 # pjsua returns from a poll as soon as a SIP message or timer is due, so this bounds only how
 # late the runner notices a stop request or a limit: each wake-up costs CPU, so poll rarely.
 POLL_MILLISECONDS = 250
+#: Before anything is dialled the runner waits on the publisher instead, this long at a time.
+CONNECT_POLL_SECONDS = 0.1
 STATS_INTERVAL_SECONDS = 0.5
 HANGUP_WAIT_SECONDS = 2.0
-FLUSH_SECONDS = 1.5
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,27 +126,25 @@ class BridgeRunner:
         self.counters = counters
         self.stop_requested = stop_requested
         self.options = options
-        self.events: list[SipEvent] = []
-        self.pending_outcome: Outcome | None = None
-        self.outcome: Outcome | None = None
+        self.life: CallLife  # begins with the run
+        self.chain: MediaChain  # made by the run, in its working directory
+        self.events: list[SipEvent] = []  # from pjsua's callbacks, fed after each poll
+        self.endpoint: SipEndpoint | None = None
+        self.account: BridgeAccount | None = None
+        self.rtp_claim: RtpPortClaim | None = None  # held from the account until the INVITE
+        self.call: BridgeCall | None = None
         self.recorder: Any = None
         self.silence_player: Any = None
-        self.call: BridgeCall | None = None
-        self.account: BridgeAccount | None = None
-        self.remote_sending = False
-        self.call_answered_at: float | None = None
-        self.last_rtp_packets = 0
-        self.last_rtp_at = 0.0
+        self.keepalive: RtpKeepAlive | None = None
         self.workdir = Path()
         self.fifo_path = Path()
-        self.keepalive: RtpKeepAlive | None = None
-        self.video: VideoSession | None = None
+        self.next_stats_at = 0.0
 
     def run(self) -> Outcome:
         self.workdir = Path(tempfile.mkdtemp(prefix="siprtmp-", dir=self.options.workdir))
         self.fifo_path = self.workdir / "call-audio.wav"
         try:
-            outcome = self._run_media_and_call()
+            outcome = self._run()
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
             if self.dtmf is not None:
@@ -147,167 +153,128 @@ class BridgeRunner:
         self.reporter.update(lambda status: finished(status, outcome))
         return outcome
 
-    def _run_media_and_call(self) -> Outcome:
-        audio = self.spec.audio
-        # With a slate, the stream has its video track from the first packet on.
-        slate = (
-            Slate() if self.spec.video.enabled and self.spec.video.when_absent == "slate" else None
-        )
-        publisher = RtmpPublisher(
-            route_for(self.spec.publish_url, self.spec.rtmp_tls_verify),
-            StreamFormat(audio.sample_rate, audio.bitrate),
-            self._on_stream_state,
-            self.spec.timeouts.rtmp_reconnect_seconds,
-            self.supervisor,
-            video=self.spec.video.enabled,
-            video_template=slate.stream if slate is not None else None,
-        )
-        encoder = AacEncoder(self.options.clock_rate, audio.sample_rate, audio.bitrate)
-        pipeline = MediaPipeline(
+    def _run(self) -> Outcome:
+        self.chain = MediaChain(
+            self.spec,
+            self.workdir,
             self.fifo_path,
             self.options.clock_rate,
-            encoder,
-            publisher,
+            self._on_stream_state,
             self._on_first_audio,
             self.supervisor,
         )
-        publisher.start()
-        if not self._wait_connected(publisher):
-            pipeline.stop(FLUSH_SECONDS)
-            if self.stop_requested.is_set():
-                return Outcome(ExitCode.OK, Reason.STOPPED, "stopped before the call was placed")
-            if self.supervisor.failure is not None:
-                return Outcome(ExitCode.INTERNAL, Reason.INTERNAL_ERROR, self.supervisor.failure)
-            return Outcome(
-                ExitCode.RTMP_FAILED,
-                Reason.RTMP_FAILED,
-                f"cannot publish to {self.spec.redacted_publish_url}: "
-                f"{publisher.failure or 'no connection'}",
-            )
-        pipeline.start()
-        if self.spec.video.enabled:
-            self.video = VideoSession(
-                self.spec,
-                self.workdir,
-                publisher.submit_video,
-                publisher.add_video,
-                pipeline.stream_seconds_at,
-                slate,
-            )
-            self.reporter.update(partial(with_video, video=self.video.status))
-        endpoint = SipEndpoint(self.spec, self.options.clock_rate, self.options.sip_log_level)
+        self.life = begin(self.spec, time.monotonic())
+        self.chain.connect()
         try:
-            self._place_and_bridge(pipeline, publisher)
+            self._drive()
         except pj.Error as error:
-            self.outcome = self.outcome or Outcome(
-                ExitCode.INTERNAL, Reason.INTERNAL_ERROR, f"pjsua: {error.info()}"
-            )
+            self._feed(Crashed(f"pjsua: {error.info()}"))
         except OSError as error:  # no RTP port pair free in the window
-            self.outcome = self.outcome or Outcome(
-                ExitCode.INTERNAL, Reason.INTERNAL_ERROR, str(error)
-            )
+            self._feed(Crashed(str(error)))
         finally:
-            self._hang_up_and_wait(endpoint)
-            self._release_media()
-            if self.video is not None:
-                self.video.stop()  # no more video packets: the publisher flushes next
-            pipeline.stop(FLUSH_SECONDS)
-            if self.video is not None:
-                self.reporter.update(partial(with_video, video=self.video.snapshot()))
-                self.video.close()
-            self.counters.frames_encoded = encoder.frames_encoded
-            self.call = None
-            self.account = None
-            endpoint.destroy()
-        assert self.outcome is not None
-        return self.outcome
+            self._tear_down()
+        assert self.life.outcome is not None
+        return self.life.outcome
 
-    def _wait_connected(self, publisher: RtmpPublisher) -> bool:
-        """Publish before dialling: a dead RTMP server should not cost the far end a call."""
-        # The publisher gives up after the budget; a connect blocked in the kernel does not.
-        deadline = time.monotonic() + self.spec.timeouts.rtmp_reconnect_seconds + 1
-        while time.monotonic() < deadline and not self.stop_requested.is_set():
-            if publisher.wait_connected(0.1):
-                return True
-            if publisher.state is StreamState.FAILED or self.supervisor.failure is not None:
-                return False
-        return False
+    # -- the loop ----------------------------------------------------------------------------
 
-    # -- SIP ---------------------------------------------------------------------------------
-
-    def _place_and_bridge(self, pipeline: MediaPipeline, publisher: RtmpPublisher) -> None:
-        if not self._dial():
-            return
-        self.reporter.update(lambda s: with_call(s, state=CallState.PENDING))
-        placed_at = time.monotonic()
-        next_stats = placed_at
-        while self.outcome is None:
-            self.endpoint_poll(self._poll_milliseconds())
+    def _drive(self) -> None:
+        while self.life.stage is not Stage.ENDED:
+            self._wait()
             now = time.monotonic()
-            if self.keepalive is not None:
-                self.keepalive.tick(now)
-            if self.video is not None:
-                self.video.tick(now, self.call_answered_at is not None)
-            if now >= next_stats:
-                next_stats = now + STATS_INTERVAL_SECONDS
-                self._refresh_counters(now, pipeline, publisher)
-            if self.pending_outcome is None:
-                self._check_limits(now, placed_at, pipeline, publisher)
-            self._take_dtmf_requests(now)
+            if self.call is not None:
+                self._tend_call(now)
+            for event in self._observed():
+                self._feed(event, now)
+            self._feed(Tick(), now)
+            self._take_dtmf_requests()
             self._play_keys()
 
-    def _dial(self) -> bool:
-        """Register if asked, then send the INVITE; False when registration ended the run."""
-        nat = self.spec.nat
-        claim = None
-        if nat.keep_alive_seconds > 0:
-            claim = RtpPortClaim(nat.bind_address, nat.rtp_port_min, nat.rtp_port_max)
-        try:
-            self.account = BridgeAccount(self.events.append)
-            self.account.create(account_config(self.spec, claim.port if claim else None))
-            if self.spec.connection.sip_register_required and not self._register():
-                return False
-            self._place_call(delayed_offer=self.video is not None)
-            return True
-        finally:
-            if claim is not None:
-                claim.release()  # pjsua has bound the pair to make its offer
-
-    def _take_dtmf_requests(self, now: float) -> None:
-        """Queue each request the call can carry now, behind the keys already waiting; refuse
-        the others at once."""
-        if self.dtmf is None:
+    def _wait(self) -> None:
+        """Until pjsua has something (or a key is due); before there is an endpoint, on the
+        publisher's first connection."""
+        if self.endpoint is None:
+            self.chain.publisher.wait_connected(CONNECT_POLL_SECONDS)
             return
-        for request in self.dtmf.take():
-            if request.future.cancelled():
-                continue  # the HTTP request gave up waiting: do not send stale digits
-            why = refusal(self.spec.has_audio, self.reporter.status.call.state, request.method)
-            if why is None and (self.call is None or self.pending_outcome is not None):
-                why = "the call is ending"
-            if why is not None:
-                refuse(request.future, why)
-            else:
-                self.keys.add(request.digits, request.method, now, request.future)
+        self.endpoint.poll(self._poll_milliseconds())
+        while self.events:
+            self._feed(self.events.pop(0))
 
-    def _play_keys(self) -> None:
-        """Send the keys that are due; a request is settled by its first key."""
-        while (due := self.keys.pop_due(time.monotonic())) is not None:
-            if due.future is not None and not due.future.set_running_or_notify_cancel():
-                self.keys.abandon(due)  # its caller gave up waiting: not sent late
-                continue
-            try:
-                if self.call is None or self.pending_outcome is not None:
-                    raise DtmfRefusedError("the call is ending")
-                self.call.send_key(due.key, due.method)
-            except (pj.Error, DtmfRefusedError) as error:  # e.g. no telephone-event in the SDP
-                why = f"pjsua: {error.info()}" if isinstance(error, pj.Error) else str(error)
-                print(f"sip-rtmp-bridge: DTMF {due.method} not sent: {why}", file=sys.stderr)
-                self.keys.abandon(due)
-                if due.future is not None:
-                    due.future.set_exception(DtmfRefusedError(why))
-            else:
-                if due.future is not None:
-                    due.future.set_result(None)
+    def _observed(self) -> list[Event]:
+        """What the media side and the signals say that the call has not been told, in the
+        order the limits rank them (``limits.limit_reached``)."""
+        life, publisher, pipeline = self.life, self.chain.publisher, self.chain.pipeline
+        found: list[Event] = []
+        if self.stop_requested.is_set() and not life.stop_requested:
+            found.append(StopRequested())
+        failure = self.supervisor.failure
+        if failure is not None and life.worker_failure is None:
+            found.append(WorkerDied(failure))
+        if publisher.state is StreamState.FAILED and not life.stream_failed:
+            found.append(StreamFailed(publisher.failure))
+        if pipeline.error is not None and life.pipeline_error is None:
+            found.append(PipelineFailed(pipeline.error))
+        if life.stage is Stage.CONNECTING and publisher.state is StreamState.PUBLISHING:
+            found.append(StreamConnected())
+        return found
+
+    def _feed(self, event: Event, now: float | None = None) -> None:
+        self.life, actions = step(self.life, event, time.monotonic() if now is None else now)
+        for action in actions:
+            self._carry_out(action)
+
+    def _carry_out(self, action: Action) -> None:
+        match action:
+            case StartMedia():
+                self.chain.start()
+                if self.chain.video is not None:
+                    self.reporter.update(partial(with_video, video=self.chain.video.status))
+            case Register():
+                self._open_account()
+            case Dial(delayed_offer):
+                self._open_account()
+                self._place_call(delayed_offer)
+            case Redial(status_code, reason):
+                log.info(
+                    "delayed offer refused (%s %s); calling again with an audio offer",
+                    status_code,
+                    reason,
+                )
+                if self.chain.video is not None:
+                    self.chain.video.fell_back(status_code, reason)
+                self._place_call(delayed_offer=False)
+            case ReInviteForVideo():
+                self._reinvite_for_video()
+            case ShowCall(changes):
+                self.reporter.update(lambda s: with_call(s, **changes))
+            case ShowKeyReceived(key):
+                self.reporter.update(
+                    partial(with_dtmf_received, key=key, shown=RECEIVED_KEYS_SHOWN)
+                )
+            case ShowTerminating():
+                self.reporter.update(terminating)
+            case HangUp():
+                self._hang_up()
+            case KeepPathOpen(rtp_path):
+                self._keep_media_path_open(rtp_path)
+            case QueueKeys(digits, method, start_at, future):
+                self.keys.add(digits, method, start_at, future)
+            case RefuseKeys(future, why):
+                refuse(future, why)
+            case SendKey(due):
+                self._send_key(due)
+            case DropKey(due, why):
+                self._key_not_sent(due, why)
+
+    def _tend_call(self, now: float) -> None:
+        """What runs beside the call on every round: keep-alives, video, live counters."""
+        if self.keepalive is not None:
+            self.keepalive.tick(now)
+        if self.chain.video is not None:
+            self.chain.video.tick(now, self.life.answered)
+        if now >= self.next_stats_at:
+            self.next_stats_at = now + STATS_INTERVAL_SECONDS
+            self._refresh_counters(now)
 
     def _poll_milliseconds(self) -> int:
         """As long as pjsua may wait for a message, but no later than the next key is due (a
@@ -317,8 +284,25 @@ class BridgeRunner:
             return POLL_MILLISECONDS
         return max(0, min(POLL_MILLISECONDS, int((due - time.monotonic()) * 1000) + 1))
 
+    # -- SIP ---------------------------------------------------------------------------------
+
+    def _open_account(self) -> None:
+        """The endpoint and the account, once (the account registers when the spec asks)."""
+        if self.endpoint is None:
+            self.endpoint = SipEndpoint(
+                self.spec, self.options.clock_rate, self.options.sip_log_level
+            )
+        if self.account is not None:
+            return
+        nat = self.spec.nat
+        if nat.keep_alive_seconds > 0:
+            self.rtp_claim = RtpPortClaim(nat.bind_address, nat.rtp_port_min, nat.rtp_port_max)
+        port = self.rtp_claim.port if self.rtp_claim is not None else None
+        self.account = BridgeAccount(self.events.append)
+        self.account.create(account_config(self.spec, port))
+
     def _place_call(self, delayed_offer: bool) -> None:
-        video = self.video
+        video = self.chain.video
         assert self.account is not None
         self.call = BridgeCall(
             self.account,
@@ -330,30 +314,15 @@ class BridgeRunner:
             video.send_info = partial(
                 self.call.send_info, PICTURE_FAST_UPDATE_TYPE, PICTURE_FAST_UPDATE
             )
-        self.call.makeCall(self.spec.callee, self._call_parameters(delayed_offer))
+        try:
+            self.call.makeCall(self.spec.callee, self._call_parameters(delayed_offer))
+        finally:
+            self._release_rtp_claim()  # pjsua has bound the pair to make its offer
 
-    def endpoint_poll(self, milliseconds: int) -> None:
-        pj.Endpoint.instance().libHandleEvents(milliseconds)
-        while self.events:
-            self._handle(self.events.pop(0))
-
-    def _register(self) -> bool:
-        deadline = time.monotonic() + self.spec.timeouts.call_setup_seconds
-        while time.monotonic() < deadline and not self.stop_requested.is_set():
-            pj.Endpoint.instance().libHandleEvents(POLL_MILLISECONDS)
-            for event in self.events:
-                if isinstance(event, Registered):
-                    self.events.clear()
-                    if event.ok:
-                        return True
-                    self.outcome = registration_failure(event.status_code, event.reason)
-                    return False
-        self.outcome = (
-            Outcome(ExitCode.OK, Reason.STOPPED, "stopped while registering")
-            if self.stop_requested.is_set()
-            else registration_failure(408, "no answer from the registrar")
-        )
-        return False
+    def _release_rtp_claim(self) -> None:
+        if self.rtp_claim is not None:
+            self.rtp_claim.release()
+            self.rtp_claim = None
 
     def _call_parameters(self, delayed_offer: bool = False) -> Any:
         parameters = pj.CallOpParam(True)
@@ -371,127 +340,12 @@ class BridgeRunner:
             setting.flag |= pj.PJSUA_CALL_NO_SDP_OFFER
         return parameters
 
-    def _handle(self, event: SipEvent) -> None:
-        if isinstance(event, CallProgressed):
-            state = call_state_for_progress(event.progress)
-            if state is CallState.ESTABLISHED and self.call_answered_at is None:
-                self.call_answered_at = time.monotonic()
-                self.last_rtp_at = self.call_answered_at
-                if self.spec.dtmf_after_answer:
-                    settled = self.call_answered_at + ANSWER_SETTLE_SECONDS
-                    self.keys.add(self.spec.dtmf_after_answer, self.spec.dtmf_method, settled)
-                if self.video is not None and self.video.fell_back:
-                    self._reinvite_for_video()
-            if state is not None and not (
-                state is CallState.ESTABLISHED and self.reporter.status.call.state is CallState.HOLD
-            ):
-                self.reporter.update(
-                    lambda s: with_call(
-                        s,
-                        state=state,
-                        sip_status_code=event.progress.status_code or None,
-                        reason=event.reason or None,
-                        sip_call_id=event.sip_call_id,
-                    )
-                )
-        elif isinstance(event, CallMediaChanged):
-            self.remote_sending = event.remote_sending
-            # A re-INVITE may recreate the stream, restarting its packet counters.
-            self.last_rtp_packets = 0
-            self.last_rtp_at = time.monotonic()
-            self._keep_media_path_open(event)
-            assert self.call is not None
-            if self.call_answered_at is not None:
-                held_at_answer = bool(self.call.held_at_answer)
-                state = answered_state(event.remote_sending, event.remote_hold, held_at_answer)
-                # A far end that put the call on hold (a=sendonly) may send nothing until it
-                # resumes (baresip does): no RTP is expected, so none is missed, while on HOLD.
-                self.remote_sending = state is CallState.ESTABLISHED
-                self.reporter.update(lambda s: with_call(s, state=state, codec=event.codec))
-            else:
-                self.reporter.update(
-                    lambda s: with_call(
-                        s, state=state_with_early_media(s.call.state), codec=event.codec
-                    )
-                )
-        elif isinstance(event, CallEnded):
-            self._call_ended(event)
-        elif isinstance(event, DtmfReceived):
-            self.reporter.update(
-                partial(with_dtmf_received, key=event.key, shown=RECEIVED_KEYS_SHOWN)
-            )
-
-    def _call_ended(self, event: CallEnded) -> None:
-        if (
-            self.video is not None
-            and not event.was_answered
-            and self.video.fall_back(event.status_code, event.reason)
-        ):
-            # The far end refused an INVITE without SDP: call again with an audio offer, then
-            # let it offer video in a re-INVITE without SDP once the call is up.
-            print(
-                f"sip-rtmp-bridge: delayed offer refused ({event.status_code} {event.reason}); "
-                "calling again with an audio offer",
-                file=sys.stderr,
-            )
-            self._place_call(delayed_offer=False)
-            return
-        state = ended_state(event.status_code, event.was_answered)
-        self.reporter.update(
-            lambda s: with_call(
-                s, state=state, sip_status_code=event.status_code, reason=event.reason or None
-            )
-        )
-        if self.pending_outcome is not None:
-            self.outcome = self.pending_outcome
-        elif event.was_answered:
-            self.outcome = Outcome(ExitCode.OK, Reason.REMOTE_HANGUP, "the far end hung up")
-        else:
-            self.outcome = outcome_for_sip_failure(
-                event.status_code, event.reason, got_response=event.got_response
-            )
-
     def _reinvite_for_video(self) -> None:
         assert self.call is not None
         try:
             self.call.reinvite(self._call_parameters(delayed_offer=True))
         except pj.Error as error:
-            print(f"sip-rtmp-bridge: re-INVITE for video: {error.info()}", file=sys.stderr)
-
-    # -- limits ------------------------------------------------------------------------------
-
-    def _check_limits(
-        self, now: float, placed_at: float, pipeline: MediaPipeline, publisher: RtmpPublisher
-    ) -> None:
-        assert self.call is not None
-        clock = CallClock(
-            now=now,
-            placed_at=placed_at,
-            answered_at=self.call_answered_at,
-            last_rtp_at=self.last_rtp_at,
-            remote_sending=self.remote_sending,
-            got_response=self.call.got_response,
-            stop_requested=self.stop_requested.is_set(),
-            rtmp_failure=(
-                publisher.failure or "gave up" if publisher.state is StreamState.FAILED else None
-            ),
-            pipeline_error=pipeline.error,
-            worker_failure=self.supervisor.failure,
-        )
-        outcome = limit_reached(
-            clock, self.spec.timeouts, self.spec.callee, self.spec.redacted_publish_url
-        )
-        if outcome is None:
-            return
-        if clock.stop_requested:
-            self.reporter.update(terminating)
-        self._end(outcome)
-
-    def _end(self, outcome: Outcome) -> None:
-        """Decide the outcome now; it takes effect when pjsua reports the call disconnected."""
-        self.pending_outcome = outcome
-        assert self.call is not None
-        self._hang_up()
+            log.warning("re-INVITE for video: %s", error.info())
 
     def _hang_up(self) -> None:
         if self.call is None:
@@ -502,31 +356,78 @@ class BridgeRunner:
         except pj.Error:
             pass
 
-    def _hang_up_and_wait(self, endpoint: SipEndpoint) -> None:
+    def _tear_down(self) -> None:
+        """Hang up, then free pjsua's media, the media chain (in its order) and pjsua itself."""
+        self._hang_up_and_wait()
+        self._release_media()
+        video = self.chain.stop()
+        if video is not None:
+            self.reporter.update(partial(with_video, video=video))
+        self.counters.frames_encoded = self.chain.encoder.frames_encoded
+        self._release_rtp_claim()
+        self.call = None
+        self.account = None
+        if self.endpoint is not None:
+            self.endpoint.destroy()
+
+    def _hang_up_and_wait(self) -> None:
         """BYE (or CANCEL) and wait briefly for the far end, so SIGTERM really ends the call."""
-        if self.outcome is None:
-            self.pending_outcome = self.pending_outcome or Outcome(
-                ExitCode.INTERNAL, Reason.INTERNAL_ERROR, "the bridge stopped unexpectedly"
-            )
         self._hang_up()
         deadline = time.monotonic() + HANGUP_WAIT_SECONDS
-        while self.call is not None and self.call.isActive() and time.monotonic() < deadline:
-            endpoint.poll(POLL_MILLISECONDS)
+        while (
+            self.endpoint is not None
+            and self.call is not None
+            and self.call.isActive()
+            and time.monotonic() < deadline
+        ):
+            self.endpoint.poll(POLL_MILLISECONDS)
         self.events.clear()
-        if self.outcome is None:
-            self.outcome = self.pending_outcome
 
-    def _refresh_counters(
-        self, now: float, pipeline: MediaPipeline, publisher: RtmpPublisher
-    ) -> None:
-        """Copy live counters into metrics and status, and note when RTP last arrived."""
+    # -- DTMF --------------------------------------------------------------------------------
+
+    def _take_dtmf_requests(self) -> None:
+        if self.dtmf is None:
+            return
+        for request in self.dtmf.take():
+            if not request.future.cancelled():  # else the HTTP request gave up waiting
+                self._feed(KeysRequested(request))
+
+    def _play_keys(self) -> None:
+        """Offer each key that is due; a request is settled by its first key."""
+        while (due := self.keys.pop_due(time.monotonic())) is not None:
+            if due.future is not None and not due.future.set_running_or_notify_cancel():
+                self.keys.abandon(due)  # its caller gave up waiting: not sent late
+                continue
+            self._feed(KeyDue(due))
+
+    def _send_key(self, due: DueKey) -> None:
+        assert self.call is not None
+        try:
+            self.call.send_key(due.key, due.method)
+        except pj.Error as error:  # e.g. no telephone-event in the SDP
+            self._key_not_sent(due, f"pjsua: {error.info()}")
+            return
+        if due.future is not None:
+            due.future.set_result(None)
+
+    def _key_not_sent(self, due: DueKey, why: str) -> None:
+        log.warning("DTMF %s not sent: %s", due.method, why)
+        self.keys.abandon(due)
+        if due.future is not None:
+            due.future.set_exception(DtmfRefusedError(why))
+
+    # -- media -------------------------------------------------------------------------------
+
+    def _refresh_counters(self, now: float) -> None:
+        """Copy live counters into metrics and status, and tell the call what RTP arrived."""
+        pipeline, publisher, video = self.chain.pipeline, self.chain.publisher, self.chain.video
         self.counters.frames_encoded = pipeline.encoder.frames_encoded
         self.counters.silence_seconds = pipeline.silence_samples / pipeline.clock_rate
-        video = None
-        if self.video is not None:
-            if self.call_answered_at is not None:
-                self.video.call_media_without_video()
-            video = self.video.snapshot()
+        snapshot = None
+        if video is not None:
+            if self.life.answered:
+                video.call_media_without_video()
+            snapshot = video.snapshot()
 
         def refreshed(status: BridgeStatus) -> BridgeStatus:
             status = with_stream(
@@ -535,20 +436,16 @@ class BridgeRunner:
                 dropped_packets=publisher.packets_dropped,
                 degraded=publisher.degraded(now),
             )
-            return status if video is None else with_video(status, video)
+            return status if snapshot is None else with_video(status, snapshot)
 
         self.reporter.update(refreshed)  # one status line for both, not one each
-        if self.call is None or self.call_answered_at is None:
+        if self.call is None or not self.life.answered:
             return
         packets, lost, jitter = self.call.rtp_packets_received()
-        if packets > self.last_rtp_packets:
-            self.last_rtp_packets = packets
-            self.last_rtp_at = now
+        self._feed(RtpCounted(packets), now)
         self.counters.rtp_packets = packets
         self.counters.rtp_lost = lost
         self.counters.rtp_jitter_us = jitter
-
-    # -- media -------------------------------------------------------------------------------
 
     def _attach_audio(self, call_audio: Any) -> None:
         """Connect the call's audio to the recorder (and our silence to the call, if sending).
@@ -566,21 +463,21 @@ class BridgeRunner:
                 self.silence_player.createPlayer(str(write_silence_wav(self.workdir)), 0)
             self.silence_player.startTransmit(call_audio)
 
-    def _keep_media_path_open(self, event: CallMediaChanged) -> None:
+    def _keep_media_path_open(self, rtp_path: tuple[int, str] | None) -> None:
         """Send NAT keep-alives from our RTP port while we send no RTP of our own."""
         if self.keepalive is not None:
             self.keepalive.close()
             self.keepalive = None
-        interval = self.spec.nat.keep_alive_seconds
-        if event.local_sending or event.rtp_path is None or interval <= 0:
+        if rtp_path is None:
             return
-        port, remote = event.rtp_path
+        port, remote = rtp_path
+        nat = self.spec.nat
         try:
             self.keepalive = RtpKeepAlive(
-                self.spec.nat.bind_address, port, remote, interval, ssrc=random.getrandbits(32)
+                nat.bind_address, port, remote, nat.keep_alive_seconds, ssrc=random.getrandbits(32)
             )
         except OSError as error:
-            print(f"sip-rtmp-bridge: no RTP keep-alive: {error}", file=sys.stderr)
+            log.warning("no RTP keep-alive: %s", error)
 
     def _release_media(self) -> None:
         """Drop pjsua media objects before libDestroy(); closing the recorder ends the FIFO."""

@@ -1,13 +1,13 @@
-"""Wires one run: status reporter, HTTP status server, runner; prints the one closing line.
+"""Wires one run: the log, status reporter, HTTP status server, runner; logs the closing line.
 
 Everything the run emits passes the spec's one Scrubber: the status document (its stdout lines,
-/status, the termination message) in the reporter, and every line on stderr (the bridge's own,
-PyAV's error strings it quotes, tracebacks) through a ScrubbedStream put in place of sys.stderr
-for the whole run.
+/status, the termination message) in the reporter, and every log line on stderr (the bridge's
+own, PyAV's error strings it quotes, tracebacks) in the log's formatter (``logs``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -17,14 +17,16 @@ from typing import TextIO
 from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.dtmf import DtmfQueue
 from siprtmp_bridge.http_api import StatusServer
+from siprtmp_bridge.logs import DEFAULT_LEVEL, logging_to_stderr
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.runner import BridgeRunner, RunOptions
 from siprtmp_bridge.status import initial_status
 from siprtmp_bridge.supervision import Supervisor
 from siprtmp_contract.outcome import ExitCode
 from siprtmp_contract.pod import CONTROL_TOKEN_ENV
-from siprtmp_contract.redact import ScrubbedStream
 from siprtmp_contract.spec import BridgeSpec
+
+log = logging.getLogger(__name__)
 
 
 def serve_one_call(
@@ -34,14 +36,10 @@ def serve_one_call(
     termination_log: Path | None,
     sip_log_level: int = 1,
     status_lines: TextIO = sys.stdout,
+    log_level: str = DEFAULT_LEVEL,
 ) -> int:
-    stderr = sys.stderr
-    sys.stderr = ScrubbedStream(stderr, spec.scrubber)
-    try:
+    with logging_to_stderr(spec.scrubber, log_level):
         return _serve(spec, stop, status_address, termination_log, sip_log_level, status_lines)
-    finally:
-        sys.stderr.flush()
-        sys.stderr = stderr
 
 
 def _serve(
@@ -67,10 +65,7 @@ def _serve(
         try:
             server = StatusServer(*status_address, reporter, counters, dtmf, token, supervisor)
         except OSError as error:
-            print(
-                f"sip-rtmp-bridge: cannot serve status on {status_address}: {error}",
-                file=sys.stderr,
-            )
+            log.error("cannot serve status on %s: %s", status_address, error)
             return int(ExitCode.INTERNAL)
         server.start()
     try:
@@ -81,5 +76,5 @@ def _serve(
         reporter.write_termination_message(termination_log)
         if server is not None:
             server.stop()
-    print(f"sip-rtmp-bridge: {outcome.reason}: {outcome.message}", file=sys.stderr)
+    log.info("%s: %s", outcome.reason, outcome.message)
     return int(outcome.exit_code)

@@ -2,23 +2,24 @@
 
 A thread that dies of an unexpected exception would otherwise leave the call up with no media:
 the supervisor records the first failure (the runner ends the call with InternalError) and
-prints it on stderr. Each worker also beats while it makes progress; ``/healthz`` fails when a
-running worker has not beaten for ``PROGRESS_TIMEOUT_SECONDS`` (kubelet's liveness probe then
-ends a bridge that is stuck beyond what its own bounds catch).
+logs it with its traceback. Each worker also beats while it makes progress; ``/healthz`` fails
+when a running worker has not beaten for ``PROGRESS_TIMEOUT_SECONDS`` (kubelet's liveness probe
+then ends a bridge that is stuck beyond what its own bounds catch).
 """
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping
 
 #: The longest a running worker may go without progress and still count as healthy. The
 #: longest legitimate gap is one RTMP connect attempt (5 s, plus the RTMPS relay's 1 s margin);
 #: the pipeline beats at least every 0.5 s.
 PROGRESS_TIMEOUT_SECONDS = 10.0
+
+log = logging.getLogger(__name__)
 
 
 def health_problem(
@@ -78,5 +79,4 @@ class Supervisor:
         message = f"{name} thread failed: {type(error).__name__}: {error}"
         with self._lock:
             self._failure = self._failure or message
-        print(f"sip-rtmp-bridge: {message}", file=sys.stderr)
-        traceback.print_exception(error, file=sys.stderr)
+        log.error("%s", message, exc_info=error)

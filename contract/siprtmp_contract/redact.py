@@ -4,19 +4,17 @@ Two tools, both pure: ``redact_url`` and ``redacted_publish_url`` show an RTMP U
 credentials masked (what status shows on purpose), and a ``Scrubber`` masks every occurrence of
 a run's secrets in whatever text or document the bridge emits, however it got there (PyAV
 appends the URL it was given to its errors; a library may quote, escape or split it). The
-bridge passes everything it prints through one Scrubber (``ScrubbedStream`` and the status
+bridge passes everything it prints through one Scrubber (the log's formatter and the status
 reporter) instead of taking care at each call site.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"
@@ -145,45 +143,3 @@ class Scrubber:
         if isinstance(value, list | tuple):
             return [self.document(v, vocabulary, at) for v in value]
         return value
-
-
-class ScrubbedStream(io.TextIOBase):
-    """A text stream that scrubs whole lines before they reach ``target``.
-
-    Line-buffered so that a secret written in two pieces (``print`` writes its arguments one
-    by one) is still seen whole; thread-safe because the publisher, the video receiver and the
-    SIP loop all print.
-    """
-
-    def __init__(self, target: TextIO, scrubber: Scrubber) -> None:
-        super().__init__()
-        self.target = target
-        self.scrubber = scrubber
-        self._pending = ""
-        self._lock = threading.Lock()
-
-    def write(self, text: str) -> int:
-        with self._lock:
-            lines = (self._pending + text).split("\n")
-            self._pending = lines.pop()
-            if lines:
-                self.target.write(self.scrubber.text("\n".join(lines)) + "\n")
-                self.target.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        with self._lock:
-            if self._pending:
-                self.target.write(self.scrubber.text(self._pending))
-                self._pending = ""
-            self.target.flush()
-
-    def fileno(self) -> int:
-        return self.target.fileno()
-
-    def isatty(self) -> bool:
-        return self.target.isatty()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return self.target.encoding

@@ -12,11 +12,7 @@ from pathlib import Path
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
-from siprtmp_bridge.dtmf import (
-    ANSWER_SETTLE_SECONDS,
-    KEY_DURATION_MS,
-    KEY_INTERVAL_SECONDS,
-)
+from siprtmp_bridge.dtmf import ANSWER_SETTLE_SECONDS, KEY_DURATION_MS, KEY_INTERVAL_SECONDS
 from siprtmp_contract.dtmf import PAUSE_SECONDS
 from tests.conftest import call_spec
 from tests.operator.k8s_harness import wait_for

@@ -16,11 +16,7 @@ from siprtmp_bridge.dtmf import (
     refusal,
     schedule,
 )
-from siprtmp_bridge.status import (
-    initial_status,
-    to_document,
-    with_dtmf_received,
-)
+from siprtmp_bridge.status import initial_status, to_document, with_dtmf_received
 from siprtmp_contract.dtmf import (
     MAX_DIGITS,
     PAUSE_SECONDS,

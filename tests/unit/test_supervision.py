@@ -15,6 +15,7 @@ import pytest
 from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.http_api import StatusServer
 from siprtmp_bridge.limits import limit_reached
+from siprtmp_bridge.logs import logging_to_stderr
 from siprtmp_bridge.media.publisher import (
     DEGRADED_SECONDS,
     RtmpPublisher,
@@ -27,6 +28,7 @@ from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.status import initial_status
 from siprtmp_bridge.supervision import Supervisor, health_problem
 from siprtmp_contract.outcome import ExitCode
+from siprtmp_contract.redact import Scrubber
 from siprtmp_contract.states import StreamState
 from tests.support.http import http_get
 from tests.unit.test_limits import ANSWERED, TIMEOUTS
@@ -47,9 +49,10 @@ def test_a_worker_that_raises_is_recorded_reported_and_no_longer_watched(
     def broken() -> None:
         raise ValueError("bad packet")
 
-    thread = threading.Thread(target=supervisor.supervised("media-pipeline", broken))
-    thread.start()
-    thread.join(5)
+    with logging_to_stderr(Scrubber()):  # the bridge's log, as a run configures it
+        thread = threading.Thread(target=supervisor.supervised("media-pipeline", broken))
+        thread.start()
+        thread.join(5)
     assert supervisor.failure == "media-pipeline thread failed: ValueError: bad packet"
     assert supervisor.problem() == supervisor.failure
     stderr = capsys.readouterr().err

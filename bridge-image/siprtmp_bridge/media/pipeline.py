@@ -36,7 +36,8 @@ THREAD_NAME = "media-pipeline"
 
 
 class MediaPipeline:
-    """Runs from ``start()`` (the stream's time zero) until ``stop()``, which flushes it all."""
+    """Runs from ``start()`` (the stream's time zero) until ``stop()``; feeds the publisher,
+    never starts or finishes it."""
 
     def __init__(
         self,
@@ -75,13 +76,13 @@ class MediaPipeline:
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
-        """Drain what pjsua wrote, flush the encoder and close the RTMP stream."""
+        """Drain what pjsua wrote and flush the encoder into the publisher, within ``timeout``.
+        The publisher is left running: its owner (``chain.MediaChain``) finishes it next."""
         self._stop.set()
         if self._thread.ident is not None:
             self._thread.join(timeout)
         if not self._thread.is_alive():  # never started, or ended (a failure included)
             self._close_fifo()
-        self.publisher.finish(timeout)
         with contextlib.suppress(FileNotFoundError):
             self.fifo_path.unlink()
 

@@ -11,8 +11,8 @@ is dropped by the kernel after ``stall.STALL_SECONDS`` (media/stall.py), and rec
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +57,8 @@ class StreamFormat:
 
 StateListener = Callable[[StreamState, int], None]
 THREAD_NAME = "rtmp-publisher"
+
+log = logging.getLogger(__name__)
 
 
 def queue_items(video: bool) -> int:
@@ -212,7 +214,7 @@ class RtmpPublisher:
             packet.stream = self._video_stream if video else self._stream
             self._container.mux(packet)
         except (av.FFmpegError, OSError) as error:
-            print(f"sip-rtmp-bridge: RTMP write failed: {error}", file=sys.stderr)
+            log.warning("RTMP write failed: %s", error)
             self._close()
             return False
         self._supervisor.beat(THREAD_NAME)
@@ -263,7 +265,7 @@ class RtmpPublisher:
         except (av.FFmpegError, OSError) as error:
             return _describe(error)
         if not limit_stalls(rtmp_port(urlsplit(url)), sockets_before):
-            print("sip-rtmp-bridge: RTMP socket not found: stalls are not bounded", file=sys.stderr)
+            log.warning("RTMP socket not found: stalls are not bounded")
         self._container, self._stream, self._video_stream = container, stream, video_stream
         self._video.connected()
         return None

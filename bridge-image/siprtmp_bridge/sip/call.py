@@ -161,7 +161,6 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
         self.rewrite_sdp = rewrite_sdp
         self.was_answered = False
         self.got_response = False
-        self.held_at_answer: bool | None = None
         self.audio_index = 0
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802
@@ -186,6 +185,7 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
                 InviteProgress(info.state, info.lastStatusCode, early_media=has_media),
                 reason=str(info.lastReason),
                 sip_call_id=str(info.callIdString),
+                got_response=self.got_response,
             )
         )
 
@@ -207,10 +207,9 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
             if bridged:
                 self.audio_index = index
                 self.attach_audio(self.getAudioMedia(index))
-            if self.held_at_answer is None and bridged:
-                self.held_at_answer = remote_hold
             self.emit(
                 CallMediaChanged(
+                    bridged=bridged,
                     remote_sending=bridged and remote_sends(media.dir),
                     remote_hold=remote_hold,
                     codec=self._codec(index) if bridged else None,

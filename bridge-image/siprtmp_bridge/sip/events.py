@@ -1,4 +1,5 @@
-"""What the SIP side reports to the runner: plain values, copied out of pjsua's callbacks."""
+"""What the SIP side reports to the runner: plain values, copied out of pjsua's callbacks,
+which the runner feeds to the call's state machine (``lifecycle``)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ class CallProgressed:
     progress: InviteProgress
     reason: str
     sip_call_id: str
+    got_response: bool  # the far end has answered this INVITE with anything at all
 
 
 @dataclass(frozen=True)
 class CallMediaChanged:
+    bridged: bool  # the audio flows, or is held by the far end
     remote_sending: bool
     remote_hold: bool
     codec: str | None

@@ -7,10 +7,9 @@ reports. No picture is decoded: that would cost what re-encoding costs.
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,6 +29,8 @@ READ_TIMEOUT_SECONDS = 0.5  # how often the thread looks at its stop flag while 
 # A gap in the frames' timestamps this many times the usual spacing means lost frames.
 LOSS_GAP_FACTOR = 3.0
 MILLISECONDS = Fraction(1, 1000)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -136,7 +137,7 @@ class VideoReceiver:
             self.error = f"video receiver: {error}"
         except Exception as error:  # a bug here must not pass for a healthy stream
             self.error = f"video receiver failed: {type(error).__name__}: {error}"
-            print(f"sip-rtmp-bridge: {self.error}\n{traceback.format_exc()}", file=sys.stderr)
+            log.exception("%s", self.error)
 
     def _receive(self) -> None:
         self._container = self._open()

@@ -19,7 +19,6 @@ from typing import Any
 
 from siprtmp_bridge.media.keepalive import RtpPortClaim
 from siprtmp_bridge.video.keyframes import KeyframePolicy, RtcpFeedbackSender
-from siprtmp_bridge.video.negotiation import refuses_delayed_offer
 from siprtmp_bridge.video.payload_type import install_h264_match
 from siprtmp_bridge.video.receiver import VideoReceiver
 from siprtmp_bridge.video.relay import LOOPBACK, VideoRelay
@@ -89,7 +88,6 @@ class VideoSession:
         self._awaited_since: float | None = None  # the call is up, the receiver's first frame not
         self._missing = False  # the receiver's first frame is VIDEO_MISSING_SECONDS overdue
         self._retired: list[VideoReceiver] = []  # replaced by a re-INVITE, closed at the end
-        self.fell_back = False  # the delayed offer was refused: audio first, video by re-INVITE
 
     # -- negotiation (pjsua's thread) ---------------------------------------------------------
 
@@ -290,17 +288,14 @@ class VideoSession:
         receiver = self.receiver
         return "far end" if receiver is not None and receiver.stats.frames else None
 
-    def fall_back(self, status_code: int, reason: str) -> bool:
-        """Whether a failed delayed-offer INVITE is worth one more try with an audio offer."""
-        if self.fell_back or not refuses_delayed_offer(status_code):
-            return False
-        self.fell_back = True
+    def fell_back(self, status_code: int, reason: str) -> None:
+        """The far end refused the delayed offer: the call goes again with an audio offer and
+        asks for video once it is up (the decision is the call's: ``lifecycle``)."""
         self.status = replace(
             self.status,
             negotiation=f"audio first, then a re-INVITE without SDP (the far end refused "
             f"an INVITE without SDP: {status_code} {reason})",
         )
-        return True
 
     def call_media_without_video(self) -> None:
         """The call is up and no video was negotiated (an audio-only answer)."""

@@ -1,0 +1,94 @@
+"""The call's media chain, from pjsua's recorder to the RTMP server: its one owner, so it
+starts and stops in one order.
+
+Start: the publisher connects first (``connect``: before anything is dialled), then the
+pipeline's clock starts, the stream's time zero, and video with it (``start``). Stop, the other
+way round (``stop``): video stops feeding the publisher; the pipeline drains the FIFO and
+flushes the encoder into the publisher; the publisher sends what it has queued and closes the
+stream; only then is video's FFmpeg input freed (the publisher's H.264 track was copied from
+it). Each step is bounded, so no end waits for the network for more than a few seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from siprtmp_bridge.media.encoder import AacEncoder
+from siprtmp_bridge.media.pipeline import MediaPipeline
+from siprtmp_bridge.media.publisher import RtmpPublisher, StateListener, StreamFormat
+from siprtmp_bridge.media.rtmp_route import route_for
+from siprtmp_bridge.supervision import Supervisor
+from siprtmp_bridge.video.session import VideoSession
+from siprtmp_bridge.video.slate import Slate
+from siprtmp_bridge.video.status import VideoStatus
+from siprtmp_contract.spec import BridgeSpec
+
+#: How long the pipeline may take to drain, and then the publisher to send its queue.
+FLUSH_SECONDS = 1.5
+
+
+class MediaChain:
+    def __init__(
+        self,
+        spec: BridgeSpec,
+        workdir: Path,
+        fifo_path: Path,
+        clock_rate: int,
+        on_stream_state: StateListener,
+        on_first_audio: Callable[[], None],
+        supervisor: Supervisor,
+    ) -> None:
+        self.spec = spec
+        self.workdir = workdir
+        audio = spec.audio
+        # With a slate, the stream has its video track from the first packet on.
+        self.slate = Slate() if spec.video.enabled and spec.video.when_absent == "slate" else None
+        self.publisher = RtmpPublisher(
+            route_for(spec.publish_url, spec.rtmp_tls_verify),
+            StreamFormat(audio.sample_rate, audio.bitrate),
+            on_stream_state,
+            spec.timeouts.rtmp_reconnect_seconds,
+            supervisor,
+            video=spec.video.enabled,
+            video_template=self.slate.stream if self.slate is not None else None,
+        )
+        self.encoder = AacEncoder(clock_rate, audio.sample_rate, audio.bitrate)
+        self.pipeline = MediaPipeline(
+            fifo_path, clock_rate, self.encoder, self.publisher, on_first_audio, supervisor
+        )
+        self.video: VideoSession | None = None
+
+    def connect(self) -> None:
+        """Start publishing (silence until the call's audio comes)."""
+        self.publisher.start()
+
+    def start(self) -> None:
+        """The stream is up: its clock starts now, and video with it when the spec asks."""
+        self.pipeline.start()
+        if self.spec.video.enabled:
+            publisher = self.publisher
+            self.video = VideoSession(
+                self.spec,
+                self.workdir,
+                publisher.submit_video,
+                publisher.add_video,
+                self.pipeline.stream_seconds_at,
+                self.slate,
+            )
+
+    def stop(self) -> VideoStatus | None:
+        """Flush and close everything, in order; the video's last status, when there is video.
+        pjsua's recorder must be closed first (that ends the FIFO's audio)."""
+        video = self.video
+        if video is not None:
+            video.stop()
+        self.pipeline.stop(FLUSH_SECONDS)
+        self.publisher.finish(FLUSH_SECONDS)
+        if video is None:
+            if self.slate is not None:
+                self.slate.close()
+            return None
+        last = video.snapshot()
+        video.close()  # closes the slate too
+        return last
