@@ -49,6 +49,7 @@ INTEGER_FIELDS: tuple[tuple[str, ...], ...] = (
     ("rtpInactivityTimeoutSeconds",),
     ("maxDurationSeconds",),
     ("rtmpReconnectTimeoutSeconds",),
+    ("podStartTimeoutSeconds",),
     ("maxRetries",),
     ("ttlSecondsAfterFinished",),
     ("audio", "bitrate"),
