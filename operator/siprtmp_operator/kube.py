@@ -53,9 +53,10 @@ class Kube:
     def __init__(self, pool_size: int = 32, timeout: float = 10.0) -> None:
         cfg = kubernetes.client.Configuration.get_default_copy()
         cfg.connection_pool_maxsize = pool_size
-        # A stalled answer is not retried (each retry would wait the timeout again); a refused
-        # or dropped connection (a pooled one the server closed) is, twice.
-        cfg.retries = urllib3.util.Retry(total=2, read=0, redirect=0)
+        # A stalled answer is not retried (a retry would wait the timeout again); a refused or
+        # dropped connection (a pooled one the server closed) is, once: a request costs at most
+        # twice the timeout.
+        cfg.retries = urllib3.util.Retry(total=1, read=0, redirect=0)
         self.api = BoundedApiClient(cfg, timeout)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)

@@ -357,7 +357,9 @@ def disruption_budget(name: str, namespace: str, uid: str) -> JSON:
             "ownerReferences": [_owned_by(name, uid)],
         },
         "spec": {
-            "maxUnavailable": 0,
+            # minAvailable, not maxUnavailable: Kubernetes computes the latter from the pods'
+            # controller's scale, which a SipRtmpBridge does not have.
+            "minAvailable": 1,
             "selector": {"matchLabels": {LABEL_BRIDGE_UID: uid}},
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },

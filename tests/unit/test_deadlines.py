@@ -180,7 +180,7 @@ def test_bridge_pods_tolerate_a_lost_node_briefly_and_ask_not_to_be_disrupted() 
     ]
     assert pod["metadata"]["annotations"].items() >= DO_NOT_DISRUPT.items()
     budget = disruption_budget("b", "ns", "u")
-    assert budget["spec"]["maxUnavailable"] == 0
+    assert budget["spec"]["minAvailable"] == 1
     assert budget["spec"]["selector"] == {"matchLabels": {"siprtmp.io/bridge-uid": "u"}}
     assert budget["metadata"]["ownerReferences"][0]["uid"] == "u"
     off = Settings(bridge_disruption_budget=False)
