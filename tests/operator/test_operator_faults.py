@@ -170,11 +170,11 @@ def test_a_pod_its_node_never_confirms_deleted_is_force_deleted_and_redialled(
     # What the taint manager does once the not-ready toleration ran out: a graceful delete,
     # which no kubelet will ever confirm.
     cluster.core.delete_namespaced_pod("stuck-bridge-0", ns, grace_period_seconds=1)
-    obj = cluster.wait_phase(ns, "stuck", "Terminating")
+    cluster.wait_phase(ns, "stuck", "Terminating")
     assert cluster.pod(ns, "stuck-bridge-0") is not None
     wait_for("the pod force-deleted", lambda: gone(cluster, ns, "stuck-bridge-0"), 40)
     cluster.wait_pod(ns, "stuck-bridge-1", timeout=30)
-    obj = cluster.wait_bridge(
+    cluster.wait_bridge(
         ns,
         "stuck",
         lambda o: (o["status"].get("lastFailure") or {}).get("reason") == "BridgeLost",
