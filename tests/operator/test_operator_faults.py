@@ -149,9 +149,9 @@ def test_a_bridge_whose_status_stops_answering_is_unreachable_then_redialled(
     deleted_after = time.monotonic() - silenced
     cluster.wait_pod(ns, "silent-bridge-1", timeout=30)
     redialled_after = time.monotonic() - silenced
-    obj = cluster.bridge(ns, "silent")
-    assert obj is not None
-    assert obj["status"]["lastFailure"] == {"reason": "BridgeLost", "pod": "silent-bridge-0"}
+    after = cluster.bridge(ns, "silent")
+    assert after is not None
+    assert after["status"]["lastFailure"] == {"reason": "BridgeLost", "pod": "silent-bridge-0"}
     # Timestamps are whole seconds: the clock may have started up to a second early.
     assert LOST_SECONDS - 1.5 <= deleted_after < LOST_SECONDS + 10
     print(
