@@ -372,6 +372,16 @@ SPEC = Field(
             60.0,
         ),
         Field(
+            "podStartTimeoutSeconds",
+            "integer",
+            "how long the bridge pod may take to start (placed, scheduled, image pulled, "
+            "Secrets mounted) before the attempt fails with `PodStartTimeout`; read by the "
+            "operator only",
+            shown_default="the chart's `policies.podStartTimeoutSeconds`",
+            minimum=1,
+            maximum=3600,
+        ),
+        Field(
             "audio",
             "object",
             "Encoding of the published audio (AAC).",

@@ -71,6 +71,12 @@ class Reason(StrEnum):
     # How the operator ends a call without the bridge saying why.
     POD_FAILED = "PodFailed", (), True
     POD_DELETED = "PodDeleted", (), True
+    #: The bridge's /status went unanswered past the operator's deadline (its node lost, the
+    #: process frozen): the pod was force-deleted.
+    BRIDGE_LOST = "BridgeLost", (), True
+    #: The pod did not start within podStartTimeoutSeconds. Redialled when it waited for room
+    #: (a port window, a node); not when its image or Secrets are missing (policy.start_heals).
+    POD_START_TIMEOUT = "PodStartTimeout", (), True
     DUPLICATE_STREAM = "DuplicateStream"
     NOT_ALLOWED = "NotAllowed"
     HOST_NETWORK_NOT_ALLOWED = "HostNetworkNotAllowed"
@@ -85,6 +91,10 @@ class Reason(StrEnum):
     NO_PLACEMENT = "NoPlacement"
     POD_PENDING = "PodPending"
     BRIDGE_STARTING = "BridgeStarting"
+    #: A Running pod whose /status has not answered for a while (the conditions say so).
+    BRIDGE_UNREACHABLE = "BridgeUnreachable"
+    #: The API server refused to create the pod (admission: PodSecurity, a quota).
+    POD_REJECTED = "PodRejected"
     STOPPING = "Stopping"
     DELETING = "Deleting"
 

@@ -283,7 +283,7 @@ def parse_spec(
         ),
     )
     spec = _with_dtmf(spec, document)
-    for operator_field in ("maxRetries", "ttlSecondsAfterFinished"):
+    for operator_field in ("maxRetries", "ttlSecondsAfterFinished", "podStartTimeoutSeconds"):
         reader.integer(operator_field)
     # The seed's later flat shape of /rest-api/call/startup puts connection fields on top.
     reader.check_unknown(SPEC_FIELDS | CONNECTION_FIELDS)

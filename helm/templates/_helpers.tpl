@@ -57,6 +57,12 @@ app.kubernetes.io/component: operator
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if .Values.bridge.disruptionBudget }}
+# One PodDisruptionBudget per bridge (owned by it: the garbage collector removes it).
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["create"]
+{{- end }}
 {{- end -}}
 
 {{/* A map as k=v,k=v (sorted), for SIPRTMP_EXTRA_POD_LABELS. */}}

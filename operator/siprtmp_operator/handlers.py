@@ -27,7 +27,7 @@ from siprtmp_contract.outcome import Reason
 
 from . import GROUP, PLURAL, VERSION
 from .api import app as api_app
-from .kube import Kube, load_config
+from .kube import Kube, PodRefusedError, load_config
 from .livestatus import fetch, status_url
 from .metrics import (
     PHASE_TRACKER,
@@ -39,9 +39,9 @@ from .metrics import (
 )
 from .names import FINALIZER, LABEL_BRIDGE_UID, LABEL_MANAGED_BY, MANAGED_BY, pod_name
 from .networking import PlacementWorld, bridges_per_node, needs_node
-from .pod import PodAttempt, build_pod, spec_secret_manifest
+from .pod import PodAttempt, build_pod, disruption_budget, spec_secret_manifest
 from .policy import BridgeRef, duplicate_owner, holder_shown, stream_key
-from .reconcile import Event, Plan, place, plan_step, plan_stop
+from .reconcile import Event, Plan, not_created, place, plan_step, plan_stop
 from .settings import Settings
 from .status import TERMINAL_PHASES, observe_pod
 from .statusmodel import BridgeStatus, read_status, status_patch
@@ -109,12 +109,14 @@ class OperatorMemo(kopf.Memo):
     api_check: asyncio.Task[None]
 
 
-def kopf_settings(workers: int = 16) -> kopf.OperatorSettings:
-    """kopf's own settings: our finalizer and annotation prefix, standalone, a bounded pool.
+def kopf_settings(workers: int = 16, request_timeout: float = 10.0) -> kopf.OperatorSettings:
+    """kopf's own settings: our finalizer and annotation prefix, standalone, a bounded pool,
+    bounded requests.
 
     The pool bounds how many reconcile steps run at once, and so how many API connections kopf
     opens to write their patches (its connection pool is unbounded; each TLS connection costs
-    memory).
+    memory). Its patches and connects time out as our own calls do (its default: 5 minutes);
+    a watch that goes quiet is restarted after its ``inactivity_timeout`` (70 s).
     """
     ks = kopf.OperatorSettings()
     ks.persistence.finalizer = FINALIZER
@@ -125,6 +127,9 @@ def kopf_settings(workers: int = 16) -> kopf.OperatorSettings:
     ks.posting.level = logging.WARNING
     ks.execution.max_workers = workers
     ks.watching.server_timeout = 300
+    ks.networking.request_timeout = request_timeout
+    ks.networking.connect_timeout = request_timeout
+    ks.watching.connect_timeout = request_timeout
     ks.peering.standalone = True
     # No dynamic discovery of CRDs and namespaces: that would need cluster-wide list/watch on
     # both. The CRD is installed before the operator (helm's crds/), and the watched
@@ -148,7 +153,7 @@ async def startup(memo: OperatorMemo, **_: Any) -> None:
     """Create the shared state, start the probes server (and the REST API), then turn ready."""
     settings = memo.settings
     load_config()
-    memo.kube = Kube(pool_size=settings.workers + 4)
+    memo.kube = Kube(pool_size=settings.workers + 4, timeout=settings.kube_request_timeout_seconds)
     memo.probes = Probes()
     memo.slots = SlotReservations()
     memo.locks = BridgeLocks()
@@ -294,20 +299,15 @@ def _step(
         logger.info("ttlSecondsAfterFinished elapsed: deleting %s/%s", namespace, name)
         kube.delete_bridge(namespace, name, uid)
         return
+    if plan.force_delete_pod is not None:
+        logger.warning(
+            "force-deleting bridge pod %s: %s", plan.force_delete_pod, plan.status.message
+        )
+        kube.delete_pod(namespace, plan.force_delete_pod, 0)
     if plan.create_pod is not None:
         plan = _placed(plan, prev, spec, uid, memo, pods_index, slots_index)
     if plan.network is not None and plan.create_pod is not None:
-        call = PodAttempt(name, namespace, uid, spec, plan.create_pod, plan.network, settings)
-        secret = spec_secret_manifest(call)
-        kube.create_secret(secret)
-        manifest = build_pod(
-            call,
-            control_token=secrets.token_urlsafe(32),
-            spec_secret=secret["metadata"]["name"],
-        )
-        if kube.create_pod(manifest):
-            PODS_CREATED.inc()
-            logger.info("created bridge pod %s", manifest["metadata"]["name"])
+        plan = _create_pod(plan, prev, name, namespace, uid, spec, memo, logger)
     new = plan.status
     if new.phase in TERMINAL_PHASES:
         memo.slots.release(uid)
@@ -319,6 +319,41 @@ def _step(
     if new.streaming_at and not prev.streaming_at:
         _observe_since_creation(TO_STREAMING, created, now)
     _write(body=body, patch=patch, stored=stored, new=new, events=plan.events, uid=uid)
+
+
+def _create_pod(
+    plan: Plan,
+    prev: BridgeStatus,
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: Mapping[str, Any],
+    memo: OperatorMemo,
+    logger: Logger,
+) -> Plan:
+    """Create the pod ``plan`` places (with its spec Secret and, when asked, the bridge's
+    disruption budget); a pod the API server refuses leaves the attempt waiting."""
+    settings, kube = memo.settings, memo.kube
+    assert plan.create_pod is not None and plan.network is not None
+    call = PodAttempt(name, namespace, uid, spec, plan.create_pod, plan.network, settings)
+    secret = spec_secret_manifest(call)
+    kube.create_secret(secret)
+    if settings.bridge_disruption_budget:
+        kube.create_disruption_budget(disruption_budget(name, namespace, uid))
+    manifest = build_pod(
+        call,
+        control_token=secrets.token_urlsafe(32),
+        spec_secret=secret["metadata"]["name"],
+    )
+    try:
+        created = kube.create_pod(manifest)
+    except PodRefusedError as refused:
+        logger.warning("bridge pod %s refused: %s", manifest["metadata"]["name"], refused)
+        return not_created(plan, prev, Reason.POD_REJECTED, str(refused))
+    if created:
+        PODS_CREATED.inc()
+        logger.info("created bridge pod %s", manifest["metadata"]["name"])
+    return plan
 
 
 def _placed(
@@ -388,6 +423,8 @@ def stop(
         plan = plan_stop(read_status(status), pods, runtime.total_seconds(), settings)
         for pod in plan.delete_pods:
             kube.delete_pod(ns, pod, settings.bridge_termination_grace_seconds)
+        for pod in plan.force_delete:
+            kube.delete_pod(ns, pod, 0)
     except Exception:
         RECONCILE_ERRORS.labels("delete").inc()
         raise
@@ -430,7 +467,7 @@ async def operate(settings: Settings, namespaces: Sequence[str]) -> None:
     """Run the operator until it is stopped: over ``namespaces``, or cluster-wide when empty."""
     await kopf.operator(
         registry=registry(settings),
-        settings=kopf_settings(settings.workers),
+        settings=kopf_settings(settings.workers, settings.kube_request_timeout_seconds),
         memo=OperatorMemo(settings=settings),
         clusterwide=not namespaces,
         namespaces=list(namespaces),

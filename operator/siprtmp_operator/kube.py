@@ -6,6 +6,7 @@ from the pod's service account in a cluster, else from KUBECONFIG (tests, local 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import kubernetes
@@ -23,21 +24,49 @@ def load_config() -> None:
         kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
+class PodRefusedError(Exception):
+    """The API server refused a pod (an admission check: PodSecurity, a policy, a quota)."""
+
+
+class BoundedApiClient(kubernetes.client.ApiClient):
+    """The client whose every request has a timeout: ``timeout`` seconds unless the call sets
+    its own ``_request_timeout``. One API call that hangs then fails in bounded time instead of
+    holding a worker (and whatever it locked) for ever."""
+
+    def __init__(self, configuration: kubernetes.client.Configuration, timeout: float) -> None:
+        super().__init__(configuration)
+        self.timeout = timeout
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:  # the generated calls pass it by name
+            kwargs["_request_timeout"] = self.timeout
+        return super().call_api(*args, **kwargs)
+
+
+#: What a request that got no answer raises (timed out, refused, reset).
+UNANSWERED = (OSError, urllib3.exceptions.HTTPError)
+
+
 class Kube:
     """The handful of calls the operator makes besides kopf's own watches and patches."""
 
-    def __init__(self, pool_size: int = 32) -> None:
+    def __init__(self, pool_size: int = 32, timeout: float = 10.0) -> None:
         cfg = kubernetes.client.Configuration.get_default_copy()
         cfg.connection_pool_maxsize = pool_size
-        self.api = kubernetes.client.ApiClient(cfg)
+        # A stalled answer is not retried (a retry would wait the timeout again); a refused or
+        # dropped connection (a pooled one the server closed) is, once: a request costs at most
+        # twice the timeout.
+        cfg.retries = urllib3.util.Retry(total=1, read=0, redirect=0)
+        self.api = BoundedApiClient(cfg, timeout)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        self.policy = kubernetes.client.PolicyV1Api(self.api)
 
     def api_answers(self) -> bool:
         """Whether the API server answers us, credentials included (its /version, 5 s)."""
         try:
             kubernetes.client.VersionApi(self.api).get_code(_request_timeout=5)
-        except (ApiException, OSError, urllib3.exceptions.HTTPError):
+        except (ApiException, *UNANSWERED):
             return False
         return True
 
@@ -47,7 +76,8 @@ class Kube:
         return result
 
     def create_pod(self, manifest: dict[str, Any]) -> bool:
-        """Create; False when it already exists (an earlier run created it: adopt it)."""
+        """Create; False when it already exists (an earlier run created it: adopt it).
+        PodRefusedError, with the API server's message, when an admission check refuses it."""
         try:
             self.core.create_namespaced_pod(
                 manifest["metadata"]["namespace"],
@@ -56,8 +86,21 @@ class Kube:
         except ApiException as exc:
             if exc.status == 409:
                 return False
+            if exc.status in (403, 422):
+                raise PodRefusedError(_message(exc)) from exc
             raise
         return True
+
+    def create_disruption_budget(self, manifest: dict[str, Any]) -> None:
+        """Create; one that exists (an earlier attempt's) is kept."""
+        try:
+            self.policy.create_namespaced_pod_disruption_budget(
+                manifest["metadata"]["namespace"],
+                manifest,  # type: ignore[arg-type]
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
 
     def create_secret(self, manifest: dict[str, Any]) -> None:
         """Create; one that exists is kept (its name is its content's: names.spec_secret_name)."""
@@ -111,3 +154,12 @@ class Kube:
         except ApiException as exc:
             if exc.status not in {404, 409}:
                 raise
+
+
+def _message(exc: ApiException) -> str:
+    """The API server's own words for a refusal (its Status document's message)."""
+    try:
+        status = json.loads(exc.body or "{}")
+    except ValueError:
+        status = {}
+    return str(status.get("message") or exc.reason or exc.status)

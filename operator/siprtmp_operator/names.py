@@ -19,6 +19,14 @@ LABEL_BRIDGE_UID = f"{GROUP}/bridge-uid"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 ANNOTATION_PORT_SLOT = f"{GROUP}/port-slot"
 FINALIZER = f"{GROUP}/bridge-pod"
+#: What keeps the autoscalers from moving a live call: Karpenter's and the cluster autoscaler's
+#: own annotations (neither consults a PodDisruptionBudget before picking a node to empty).
+DO_NOT_DISRUPT = {
+    "karpenter.sh/do-not-disrupt": "true",
+    "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+}
+#: The taints a node gets when it stops reporting; bridge pods tolerate them only briefly.
+NODE_LOST_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 CONTAINER_NAME = "bridge"
 STATUS_PORT_NAME = "status"
 
@@ -26,6 +34,11 @@ STATUS_PORT_NAME = "status"
 def pod_name(bridge_name: str, attempt: int) -> str:
     """Name of the pod running ``attempt`` (0 = first dial) of a bridge."""
     return f"{bridge_name}-bridge-{attempt}"
+
+
+def disruption_budget_name(bridge_name: str) -> str:
+    """Name of a bridge's PodDisruptionBudget (one for all its attempts' pods)."""
+    return f"{bridge_name}-bridge"
 
 
 def spec_secret_name(pod: str, content: str) -> str:

@@ -40,7 +40,11 @@ from . import API_VERSION, KIND
 from .names import (
     ANNOTATION_PORT_SLOT,
     CONTAINER_NAME,
+    DO_NOT_DISRUPT,
+    LABEL_BRIDGE_UID,
+    NODE_LOST_TAINTS,
     STATUS_PORT_NAME,
+    disruption_budget_name,
     pod_labels,
     pod_name,
     spec_secret_name,
@@ -233,7 +237,7 @@ def build_pod(call: PodAttempt, *, control_token: str, spec_secret: str) -> JSON
         env.append({"name": "SSL_CERT_FILE", "value": CA_BUNDLE_FILE})
         env.append({"name": "SSL_CERT_DIR", "value": CA_BUNDLE_DIR})
 
-    annotations: dict[str, str] = {}
+    annotations: dict[str, str] = dict(DO_NOT_DISRUPT) if settings.bridge_disruption_budget else {}
     if plan.window is not None:
         annotations[ANNOTATION_PORT_SLOT] = str(plan.window.slot)
 
@@ -286,6 +290,17 @@ def build_pod(call: PodAttempt, *, control_token: str, spec_secret: str) -> JSON
         },
         "containers": [container],
         "volumes": volumes,
+        # Short, so a pod on a node that stopped reporting is deleted soon (the default is
+        # 300 s); the operator force-deletes a silent bridge sooner still (reconcile).
+        "tolerations": [
+            {
+                "key": taint,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": settings.bridge_node_toleration_seconds,
+            }
+            for taint in NODE_LOST_TAINTS
+        ],
     }
     if settings.bridge_service_account:
         pod_spec["serviceAccountName"] = settings.bridge_service_account
@@ -326,6 +341,28 @@ def build_pod(call: PodAttempt, *, control_token: str, spec_secret: str) -> JSON
             "ownerReferences": [_owned_by(name, uid)],
         },
         "spec": pod_spec,
+    }
+
+
+def disruption_budget(name: str, namespace: str, uid: str) -> JSON:
+    """The PodDisruptionBudget of bridge ``namespace/name``: none of its pods may be evicted
+    (a drain waits for the call to end), unless it is not Ready (a pod that never started, or
+    stuck, may go). Owned by the resource, so it goes with it; deleting a pod is unaffected."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": disruption_budget_name(name),
+            "namespace": namespace,
+            "ownerReferences": [_owned_by(name, uid)],
+        },
+        "spec": {
+            # minAvailable, not maxUnavailable: Kubernetes computes the latter from the pods'
+            # controller's scale, which a SipRtmpBridge does not have.
+            "minAvailable": 1,
+            "selector": {"matchLabels": {LABEL_BRIDGE_UID: uid}},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     }
 
 

@@ -1,7 +1,8 @@
 """Pure policies users expect.
 
-Redial with bounded backoff, TTL after finish, one live publisher per stream, calls only to the
-SIP and RTMP hosts an administrator allowed.
+Redial with bounded backoff (and which pods that never started are worth it), TTL after
+finish, one live publisher per stream, calls only to the SIP and RTMP hosts an administrator
+allowed.
 """
 
 from __future__ import annotations
@@ -60,6 +61,34 @@ def decide_retry(
     if retries_done >= limit:
         return RetryDecision(False, why=f"maxRetries ({limit}) reached")
     return RetryDecision(True, backoff_seconds(retries_done, settings))
+
+
+def pod_start_timeout(spec: Mapping[str, Any], settings: Settings) -> int:
+    """The resource's podStartTimeoutSeconds, else the operator's default."""
+    value = spec.get("podStartTimeoutSeconds")
+    return value if isinstance(value, int) else settings.pod_start_timeout_seconds
+
+
+#: What a pod that did not start waited for, when a new pod would wait for the same thing: its
+#: image (not pulled, or misnamed), a Secret or key it mounts, the admission refusing it. A
+#: redial helps only a pod that waited for room (a port window, a node's resources).
+UNHEALING_START_CAUSES = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        Reason.POD_REJECTED.value,
+    }
+)
+
+
+def start_heals(cause: str) -> bool:
+    """Whether redialling a pod that did not start because of ``cause`` (its last pending
+    reason) may help."""
+    return cause not in UNHEALING_START_CAUSES
 
 
 def ttl_seconds(spec: Mapping[str, Any], settings: Settings) -> int | None:

@@ -22,7 +22,14 @@ from siprtmp_contract.states import Phase
 
 from .names import pod_name
 from .networking import NetworkPlan, PlacementWorld, plan_network
-from .policy import call_refusal, decide_retry, ttl_remaining
+from .policy import (
+    RetryDecision,
+    call_refusal,
+    decide_retry,
+    pod_start_timeout,
+    start_heals,
+    ttl_remaining,
+)
 from .settings import Settings
 from .status import TERMINAL_PHASES, PodObservation, derive_status, with_conditions
 from .statusmodel import BridgeStatus, LastFailure, Networking, read_status, render_status
@@ -39,6 +46,9 @@ class Plan:
     create_pod: int | None = None
     #: How the pod ``create_pod`` asks for is networked (``place`` sets it).
     network: NetworkPlan | None = None
+    #: A pod to delete at once (grace 0): lost with its node, or never started. A pod on an
+    #: unreachable node is never confirmed gone otherwise.
+    force_delete_pod: str | None = None
     delete_resource: bool = False
     events: list[Event] = field(default_factory=list)
 
@@ -124,18 +134,22 @@ def plan_step(
         due = parse(prev.next_retry_at)
         if due is not None and now < due:
             return done(prev)
-        creating = replace(
-            prev,
-            phase=Phase.PENDING,
-            reason=Reason.POD_CREATING if attempt == 0 else Reason.REDIALING,
-            message=f"creating bridge pod {current_pod}",
-            pod_name=current_pod,
-            next_retry_at=None,
-            started_at=prev.started_at or fmt(now),
-        )
-        return done(creating, create_pod=attempt)
-
-    if pod is None:
+        # Waiting since an earlier step (no port window, creation refused): the clock runs on.
+        waiting = replace(prev, pending_since=prev.pending_since or fmt(now))
+        timed_out = _start_deadline(waiting, spec, current_pod, now, settings)
+        if timed_out is None:
+            creating = replace(
+                waiting,
+                phase=Phase.PENDING,
+                reason=Reason.POD_CREATING if attempt == 0 else Reason.REDIALING,
+                message=f"creating bridge pod {current_pod}",
+                pod_name=current_pod,
+                next_retry_at=None,
+                started_at=prev.started_at or fmt(now),
+            )
+            return done(creating, create_pod=attempt)
+        failed, cause, kill = timed_out, str(prev.reason), None
+    elif pod is None:
         # Our pod vanished (deleted by someone, evicted and garbage-collected): a failure.
         failed = replace(
             prev,
@@ -143,23 +157,32 @@ def plan_step(
             reason=Reason.POD_DELETED,
             message=f"bridge pod {current_pod} disappeared",
         )
+        cause, kill = str(failed.reason), None
     else:
-        failed = derive_status(prev, pod, live, str(spec.get("rtmpUrl", "")), now)
+        derived = derive_status(prev, pod, live, str(spec.get("rtmpUrl", "")), now)
+        cause = str(derived.reason)
+        failed = _deadlines(derived, pod, live, spec, current_pod, now, settings)
         if failed.phase == Phase.SUCCEEDED:
             return done(_finished(failed, now))
         if failed.phase != Phase.FAILED:
             return done(failed)
+        # The deadlines' failures leave a pod behind that will not end by itself.
+        kill = current_pod if failed is not derived else None
 
     reason = failed.reason or Reason.POD_FAILED
     decision = decide_retry(spec, reason, prev.retries, settings)
+    if reason == Reason.POD_START_TIMEOUT and not start_heals(cause):
+        decision = RetryDecision(False, why=f"{cause} does not heal by redialling")
     told = failed.message if failed.message is not None else reason
     if not decision.retry:
         final = replace(failed, message=f"{told} ({decision.why})"[:1024])
-        return done(_finished(final, now))
+        return done(_finished(final, now), force_delete_pod=kill)
     due_at = now + timedelta(seconds=decision.delay_seconds)
     redial = replace(
         failed,
         finished_at=None,
+        pending_since=None,
+        unreachable_since=None,
         phase=Phase.PENDING,
         reason=Reason.RETRY_BACKOFF,
         message=(
@@ -172,7 +195,85 @@ def plan_step(
         last_failure=LastFailure(reason=reason, exit_code=failed.exit_code, pod=current_pod),
     )
     failure = ("Warning", "CallFailed", f"attempt {attempt} failed: {reason}; will redial")
-    return done(redial, events=[failure])
+    return done(redial, events=[failure], force_delete_pod=kill)
+
+
+def _seconds_since(stamp: str | None, now: datetime) -> float:
+    since = parse(stamp)
+    return 0.0 if since is None else (now - since).total_seconds()
+
+
+def _start_deadline(
+    waiting: BridgeStatus,
+    spec: Mapping[str, Any],
+    current_pod: str,
+    now: datetime,
+    settings: Settings,
+) -> BridgeStatus | None:
+    """``waiting`` Failed with PodStartTimeout once its attempt has waited for its pod longer
+    than podStartTimeoutSeconds (its reason and message say what it waited for); else None."""
+    limit = pod_start_timeout(spec, settings)
+    if _seconds_since(waiting.pending_since, now) < limit:
+        return None
+    why = f"{waiting.reason or Reason.POD_PENDING}: {waiting.message or ''}".rstrip(": ")
+    return replace(
+        waiting,
+        phase=Phase.FAILED,
+        reason=Reason.POD_START_TIMEOUT,
+        message=f"bridge pod {current_pod} did not start within {limit}s ({why})"[:1024],
+    )
+
+
+def _deadlines(
+    status: BridgeStatus,
+    pod: PodObservation,
+    live: Mapping[str, Any] | None,
+    spec: Mapping[str, Any],
+    current_pod: str,
+    now: datetime,
+    settings: Settings,
+) -> BridgeStatus:
+    """``status`` (derived from a pod still there) with the operator's deadlines applied: a pod
+    not started in time (PodStartTimeout), a running bridge whose /status stopped answering
+    (BridgeUnreachable, then BridgeLost), a pod still there long after its grace period ended
+    (BridgeLost: its node no longer confirms anything). The same object when none applies."""
+    if status.phase in TERMINAL_PHASES:
+        return status
+    if pod.deleting:
+        overdue = _seconds_since(pod.deletion_at, now)
+        if pod.deletion_at is None or overdue < settings.bridge_lost_seconds:
+            return status
+        return replace(
+            status,
+            phase=Phase.FAILED,
+            reason=Reason.BRIDGE_LOST,
+            message=f"bridge pod {current_pod} still there {overdue:.0f}s after its grace "
+            "period ended (its node is not reporting): force-deleted",
+        )
+    if pod.phase != "Running":
+        waiting = replace(status, pending_since=status.pending_since or fmt(now))
+        return _start_deadline(waiting, spec, current_pod, now, settings) or waiting
+    status = replace(status, pending_since=None)
+    if live is not None:
+        if status.reason == Reason.BRIDGE_UNREACHABLE:  # the bridge's document said no reason
+            status = replace(status, reason=None, message=None)
+        return replace(status, unreachable_since=None)
+    status = replace(status, unreachable_since=status.unreachable_since or fmt(now))
+    silent = _seconds_since(status.unreachable_since, now)
+    if silent >= settings.bridge_lost_seconds:
+        return replace(
+            status,
+            phase=Phase.FAILED,
+            reason=Reason.BRIDGE_LOST,
+            message=f"bridge /status unanswered for {silent:.0f}s: pod {current_pod} force-deleted",
+        )
+    if silent >= settings.bridge_unreachable_seconds:
+        return replace(
+            status,
+            reason=Reason.BRIDGE_UNREACHABLE,
+            message=f"bridge /status unanswered for {silent:.0f}s",
+        )
+    return status
 
 
 #: Why a pod that advertises its node's ExternalIP cannot be placed (status.message).
@@ -195,11 +296,22 @@ def place(
     slot = prev.networking.port_slot if prev.networking else None
     net = plan_network(spec, slot, uid, settings, world)
     if net is None:
-        waiting = replace(
-            prev, phase=Phase.PENDING, reason=Reason.NO_PLACEMENT, message=NO_NODE_MESSAGE
-        )
-        return Plan(status=waiting)
+        return not_created(plan, prev, Reason.NO_PLACEMENT, NO_NODE_MESSAGE)
     return replace(plan, network=net, status=replace(plan.status, networking=Networking.of(net)))
+
+
+def not_created(plan: Plan, prev: BridgeStatus, reason: Reason, message: str) -> Plan:
+    """``plan``'s pod not created after all (no room for it, or the API server refused it):
+    ``prev`` marked Pending with ``reason``, no Event; the next step tries again, the attempt's
+    podStartTimeoutSeconds running on."""
+    waiting = replace(
+        prev,
+        phase=Phase.PENDING,
+        reason=reason,
+        message=message[:1024],
+        pending_since=plan.status.pending_since,
+    )
+    return Plan(status=waiting)
 
 
 @dataclass(frozen=True)
@@ -214,6 +326,9 @@ class StopPlan:
     status: BridgeStatus | None = None
     #: Pods still stop after terminatingTimeoutSeconds: the resource is let go regardless.
     gave_up: bool = False
+    #: Those pods, deleted at once (grace 0): on a node that stopped reporting, nothing else
+    #: ever removes them.
+    force_delete: tuple[str, ...] = ()
 
 
 def plan_stop(
@@ -235,7 +350,7 @@ def plan_stop(
     if not running:
         return StopPlan(delete_pods=delete)
     if waited_seconds >= settings.terminating_timeout_seconds:
-        return StopPlan(delete_pods=delete, gave_up=True)
+        return StopPlan(delete_pods=delete, gave_up=True, force_delete=running)
     terminating = None
     if status.phase not in TERMINAL_PHASES and status.phase != Phase.TERMINATING:
         terminating = replace(

@@ -180,7 +180,27 @@ class Settings:
         chart="policies.allowedRtmpHosts",
     )
     terminating_timeout_seconds: float = setting(
-        90.0, "how long a deleted resource waits for its pods to stop before letting go"
+        90.0,
+        "how long a deleted resource waits for its pods to stop before letting go (those still "
+        "there are then force-deleted)",
+    )
+    pod_start_timeout_seconds: int = setting(
+        180,
+        "`spec.podStartTimeoutSeconds` for resources that do not set it: an attempt whose pod "
+        "is not Running by then fails `PodStartTimeout`",
+        chart="policies.podStartTimeoutSeconds",
+    )
+    bridge_disruption_budget: bool = setting(
+        True,
+        "give each bridge a PodDisruptionBudget (no voluntary eviction: a node drain waits for "
+        "the call to end) and its pods the autoscalers' do-not-disrupt annotations",
+        chart="bridge.disruptionBudget",
+    )
+    bridge_node_toleration_seconds: int = setting(
+        30,
+        "tolerationSeconds of the bridge pods for the `node.kubernetes.io/not-ready` and "
+        "`unreachable` taints: how long a pod stays bound to a node that stopped reporting",
+        chart="bridge.nodeLostTolerationSeconds",
     )
 
     # Reconciling.
@@ -188,6 +208,23 @@ class Settings:
         2.0, "how often each bridge is reconciled", chart="policies.pollIntervalSeconds"
     )
     status_timeout_seconds: float = setting(1.0, "timeout of one read of a bridge's /status")
+    bridge_unreachable_seconds: float = setting(
+        15.0,
+        "a Running bridge whose /status has not answered for this long is shown unreachable "
+        "(conditions `Streaming` and `CallEstablished` Unknown, `Ready` False, reason "
+        "`BridgeUnreachable`)",
+        chart="policies.bridgeUnreachableSeconds",
+    )
+    bridge_lost_seconds: float = setting(
+        45.0,
+        "a bridge silent for this long (or a pod still there this long after its grace period "
+        "ended) is force-deleted and the attempt fails `BridgeLost` (redialled); longer than "
+        "the bridge's liveness window (30 s), so the kubelet of a live node speaks first",
+        chart="policies.bridgeLostSeconds",
+    )
+    kube_request_timeout_seconds: float = setting(
+        10.0, "timeout of each Kubernetes API request the operator and its REST API make"
+    )
     status_scheme: str = setting(
         "http", "scheme of the bridges' /status", choices=("http", "https")
     )
@@ -272,6 +309,10 @@ class Settings:
             raise ValueError("workers must be at least 1")
         if self.poll_interval_seconds <= 0:
             raise ValueError("poll interval must be positive")
+        if not 0 < self.bridge_unreachable_seconds <= self.bridge_lost_seconds:
+            raise ValueError("a bridge must be shown unreachable before it is declared lost")
+        if self.kube_request_timeout_seconds <= 0:
+            raise ValueError("the Kubernetes request timeout must be positive")
         if self.retry_backoff_seconds < 0 or self.retry_backoff_max_seconds < 0:
             raise ValueError("retry backoff must not be negative")
         if self.api_enabled and len(self.api_token) < 16:

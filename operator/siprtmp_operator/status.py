@@ -48,6 +48,8 @@ class PodObservation:
     pod_ip: str | None = None
     status_port: int | None = None
     deleting: bool = False
+    #: The pod's deletionTimestamp: when its grace period ends.
+    deletion_at: str | None = None
     waiting_reason: str | None = None
     waiting_message: str | None = None
     exit_code: int | None = None
@@ -94,6 +96,7 @@ def observe_pod(pod: Mapping[str, Any], container: str = "bridge") -> PodObserva
         status_port=port,
         control_token=token,
         deleting=bool(meta.get("deletionTimestamp")),
+        deletion_at=meta.get("deletionTimestamp"),
         waiting_reason=waiting_reason,
         waiting_message=waiting_message,
         exit_code=exit_code,
@@ -251,13 +254,13 @@ def _condition(
     prev: Mapping[str, Condition],
     *,
     type_: str,
-    ok: bool,
+    ok: bool | None,
     reason: str,
     message: str,
     generation: int,
     now: datetime,
 ) -> Condition:
-    value = "True" if ok else "False"
+    value = "Unknown" if ok is None else "True" if ok else "False"
     old = prev.get(type_)
     since = old.last_transition_time if old and old.status == value else None
     return Condition(
@@ -288,26 +291,33 @@ def with_conditions(status: BridgeStatus, generation: int, now: datetime) -> Bri
     call_ok = live and call_state in ESTABLISHED_CALL_STATES
     stream_ok = live and stream_state == "PUBLISHING"
     ready = call_ok and stream_ok and phase == Phase.STREAMING
+    # Unreachable: what the bridge last said may no longer be true; None shows Unknown.
+    unseen = status.reason == Reason.BRIDGE_UNREACHABLE
+    ready = ready and not unseen
     conditions = (
         _condition(
             prev,
             type_="CallEstablished",
-            ok=call_ok,
-            reason="Established"
+            ok=None if unseen else call_ok,
+            reason=reason
+            if unseen
+            else "Established"
             if call_ok
             else (_camel(call_state) if live and call_state else reason),
-            message=f"call {call_state}" if call_state else message,
+            message=f"call {call_state}" if call_state and not unseen else message,
             generation=generation,
             now=now,
         ),
         _condition(
             prev,
             type_="Streaming",
-            ok=stream_ok,
-            reason="Publishing"
+            ok=None if unseen else stream_ok,
+            reason=reason
+            if unseen
+            else "Publishing"
             if stream_ok
             else (_camel(stream_state) if live and stream_state else reason),
-            message=f"stream {stream_state}" if stream_state else message,
+            message=f"stream {stream_state}" if stream_state and not unseen else message,
             generation=generation,
             now=now,
         ),

@@ -158,6 +158,11 @@ class BridgeStatus:
     pod_running_at: str | None = field(default=None, metadata=_as(_text))
     streaming_at: str | None = field(default=None, metadata=_as(_text))
     finished_at: str | None = field(default=None, metadata=_as(_text))
+    #: When the current attempt began waiting for its pod (podStartTimeoutSeconds counts from
+    #: it); cleared once the pod runs.
+    pending_since: str | None = field(default=None, metadata=_as(_text))
+    #: When the running bridge's /status first went unanswered; cleared once it answers.
+    unreachable_since: str | None = field(default=None, metadata=_as(_text))
     #: What the bridge reported last (its live document, or its final one).
     call: CallBlock | None = field(default=None, metadata=_as(_block))
     stream: StreamBlock | None = field(default=None, metadata=_as(_block))

@@ -57,6 +57,9 @@ TEST_ENV = {
     "SIPRTMP_BRIDGE_TERMINATION_GRACE_SECONDS": "7",
     "SIPRTMP_TERMINATING_TIMEOUT_SECONDS": "60",
     "SIPRTMP_STATUS_TIMEOUT_SECONDS": "0.5",
+    # A silent bridge: unreachable after 3 s, force-deleted and redialled after 15 s.
+    "SIPRTMP_BRIDGE_UNREACHABLE_SECONDS": "3",
+    "SIPRTMP_BRIDGE_LOST_SECONDS": "15",
     "SIPRTMP_HOST_PORT_MIN": "40000",
     "SIPRTMP_HOST_PORT_MAX": "40031",
     # The chart takes it from a Secret (secretKeyRef), which a subprocess cannot read.

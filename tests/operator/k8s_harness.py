@@ -1,10 +1,10 @@
 """A real Kubernetes control plane on loopback for the operator's `k8s` test tier and benchmark.
 
 etcd, kube-apiserver and kube-controller-manager (garbage collector, service accounts,
-namespaces) built from source by scripts/build-k8s.sh, with certificates made at run time by
-openssl. There is no kubelet and no scheduler: tests drive pod status themselves. The operator
-runs as a subprocess under the chart's ServiceAccount (a TokenRequest token), so RBAC the chart
-forgets fails the tests instead of hiding behind an admin identity.
+namespaces, disruption budgets) built from source by scripts/build-k8s.sh, with certificates
+made at run time by openssl. There is no kubelet and no scheduler: tests drive pod status
+themselves. The operator runs as a subprocess under the chart's ServiceAccount (a TokenRequest
+token), so RBAC the chart forgets fails the tests instead of hiding behind an admin identity.
 """
 
 from __future__ import annotations
@@ -323,7 +323,7 @@ class ControlPlane:
                 [
                     str(b / "kube-controller-manager"),
                     f"--kubeconfig={self.admin_kubeconfig}",
-                    "--controllers=garbagecollector,serviceaccount,namespace",
+                    "--controllers=garbagecollector,serviceaccount,namespace,disruption",
                     "--leader-elect=false",
                     "--secure-port=0",
                     "--concurrent-gc-syncs=5",

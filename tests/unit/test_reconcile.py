@@ -89,13 +89,14 @@ def test_without_a_ready_node_with_an_external_ip_no_pod_is_placed() -> None:
     placed = place(plan, prev, EXTERNAL, "u", SETTINGS, world)
     assert placed.create_pod is None and placed.network is None and placed.events == []
     # What the step had planned (podName, startedAt, conditions) is not written: the next
-    # step tries again from the same status.
+    # step tries again from the same status; only the attempt's wait has begun.
     assert placed.status == BridgeStatus(
         phase=Phase.PENDING,
         reason="NoPlacement",
         message=NO_NODE_MESSAGE,
         retries=1,
         networking=prev.networking,
+        pending_since="2026-01-02T03:04:05Z",
     )
 
 

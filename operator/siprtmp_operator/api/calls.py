@@ -1,8 +1,10 @@
 """The API's use cases: startup, terminate, find, find_all, send_dtmf over SipRtmpBridges.
 
-Kubernetes calls block, so each runs in a thread; one lock makes "is this callId or stream
-taken? then create" atomic within the API (the operator's own duplicate-stream check still
-guards against bridges created around the API).
+Kubernetes calls block, so each runs in a thread, and none is made holding a lock: one that
+hangs (until its timeout) delays only its own request. "Is this callId or stream taken, is there
+room? then create" stays atomic within the API through ``Placements``: the checks see the calls
+other startups are creating as well as those listed (the operator's own duplicate-stream check
+still guards against bridges created around the API).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from siprtmp_contract.outcome import Reason
@@ -45,6 +48,50 @@ REFUSAL_STATUS = {Reason.HOST_NETWORK_NOT_ALLOWED: 400, Reason.NOT_ALLOWED: 403}
 DTMF_TIMEOUT_SECONDS = 8.0
 
 
+@dataclass
+class _Placing:
+    manifest: JSON
+    #: ``Placements.created`` once its create returned: a list begun after that shows it.
+    created: int | None = None
+
+
+class Placements:
+    """The calls startups are creating, until a list of the calls is sure to show them.
+
+    A startup lists the calls, then (with no await in between, so no other startup runs) checks
+    ``with_pending`` of them and ``add``s its own; its create then runs unlocked. A list begun
+    after a create returned shows that call: it is forgotten then, never sooner.
+    """
+
+    def __init__(self) -> None:
+        self._placing: list[_Placing] = []
+        #: How many creates have returned: what a list begun now is sure to show.
+        self.created = 0
+
+    def with_pending(self, listed: list[JSON], listed_at: int) -> list[JSON]:
+        """``listed`` (a list begun when ``created`` was ``listed_at``) and the calls being
+        created that it does not show; what it is sure to show is forgotten."""
+        self._placing = [p for p in self._placing if p.created is None or p.created > listed_at]
+        names = {c["metadata"]["name"] for c in listed}
+        return [
+            *listed,
+            *(p.manifest for p in self._placing if p.manifest["metadata"]["name"] not in names),
+        ]
+
+    def add(self, manifest: JSON) -> _Placing:
+        placing = _Placing(manifest)
+        self._placing.append(placing)
+        return placing
+
+    def finish(self, placing: _Placing, created: bool) -> None:
+        """Its create returned (``created``) or failed (forgotten at once)."""
+        if created:
+            self.created += 1
+            placing.created = self.created
+        else:
+            self._placing.remove(placing)
+
+
 class Calls:
     def __init__(
         self,
@@ -56,7 +103,7 @@ class Calls:
         #: The operator's: its policies (call_refusal), the bridges' status port, the limits.
         self.settings = settings
         self.post = post
-        self.lock = asyncio.Lock()
+        self.placements = Placements()
 
     async def startup(self, body: Any) -> JSON:
         request = parse_startup(body)
@@ -65,27 +112,33 @@ class Calls:
             status = REFUSAL_STATUS[refusal.reason]
             raise ApiError(status, f"{refusal.field}: {refusal.message}", refusal.field)
         manifest = bridge_manifest(self.store.namespace, request)
-        async with self.lock:
-            calls = await asyncio.to_thread(self.store.list_calls)
-            if any(call_id_of(c) == request.call_id for c in calls):
-                raise ApiError(409, f"callId: call {request.call_id!r} exists", "callId")
-            owner = next((c for c in calls if is_live(c) and publishes_to(c, request.spec)), None)
-            if owner is not None:
-                raise ApiError(
-                    409,
-                    f"rtmpStream: rtmpUrl/rtmpStream is already live in call {call_id_of(owner)!r}",
-                    "rtmpStream",
-                )
-            # Calls being hung up (terminated, their pods stopping) leave room at once.
-            live = sum(
-                1 for c in calls if is_live(c) and not c["metadata"].get("deletionTimestamp")
+        listed_at = self.placements.created
+        listed = await asyncio.to_thread(self.store.list_calls)
+        # From here to ``add``, no await: no other startup checks or adds in between.
+        calls = self.placements.with_pending(listed, listed_at)
+        if any(call_id_of(c) == request.call_id for c in calls):
+            raise ApiError(409, f"callId: call {request.call_id!r} exists", "callId")
+        owner = next((c for c in calls if is_live(c) and publishes_to(c, request.spec)), None)
+        if owner is not None:
+            raise ApiError(
+                409,
+                f"rtmpStream: rtmpUrl/rtmpStream is already live in call {call_id_of(owner)!r}",
+                "rtmpStream",
             )
-            limit = self.settings.api_max_calls
-            if limit and live >= limit:
-                raise ApiError(
-                    429, f"{live} calls are live: the most this API places at once (api.maxCalls)"
-                )
+        # Calls being hung up (terminated, their pods stopping) leave room at once.
+        live = sum(1 for c in calls if is_live(c) and not c["metadata"].get("deletionTimestamp"))
+        limit = self.settings.api_max_calls
+        if limit and live >= limit:
+            raise ApiError(
+                429, f"{live} calls are live: the most this API places at once (api.maxCalls)"
+            )
+        placing = self.placements.add(manifest)
+        try:
             created = await asyncio.to_thread(self.store.create_call, manifest)
+        except BaseException:
+            self.placements.finish(placing, created=False)
+            raise
+        self.placements.finish(placing, created=True)
         if request.password is not None:
             try:
                 secret = password_secret(created, request.password)

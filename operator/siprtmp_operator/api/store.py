@@ -9,7 +9,7 @@ from typing import Any, cast
 from kubernetes.client.exceptions import ApiException
 
 from .. import GROUP, PLURAL, VERSION
-from ..kube import Kube
+from ..kube import UNANSWERED, Kube
 from .errors import ApiError, bad_request
 
 JSON = dict[str, Any]
@@ -34,6 +34,11 @@ def refusal(exc: ApiException, what: str) -> ApiError:
     return ApiError(502, f"{what}: Kubernetes API answered {exc.status} {exc.reason}")
 
 
+def unanswered(what: str) -> ApiError:
+    """A Kubernetes request that timed out (or found no server): the API's 504."""
+    return ApiError(504, f"{what}: the Kubernetes API did not answer in time")
+
+
 class CallStore:
     """SipRtmpBridges and their Secrets in the API's namespace."""
 
@@ -48,6 +53,8 @@ class CallStore:
             )
         except ApiException as exc:
             raise refusal(exc, "listing calls") from exc
+        except UNANSWERED as exc:
+            raise unanswered("listing calls") from exc
         return cast(list[JSON], cast(JSON, found).get("items") or [])
 
     def create_call(self, manifest: JSON) -> JSON:
@@ -62,6 +69,9 @@ class CallStore:
             if exc.status == 409:
                 raise ApiError(409, "callId: a call with this callId exists", "callId") from exc
             raise refusal(exc, "creating the call") from exc
+        except UNANSWERED as exc:
+            # It may have been created all the same: the caller finds it by its callId.
+            raise unanswered("creating the call") from exc
 
     def create_secret(self, manifest: JSON) -> None:
         try:
@@ -77,6 +87,8 @@ class CallStore:
                     "callId",
                 ) from exc
             raise refusal(exc, "storing the SIP password") from exc
+        except UNANSWERED as exc:
+            raise unanswered("storing the SIP password") from exc
 
     def delete_call(self, name: str) -> None:
         """Delete (the operator's finalizer hangs up first); gone already is fine."""
@@ -87,9 +99,13 @@ class CallStore:
         except ApiException as exc:
             if exc.status != 404:
                 raise refusal(exc, "terminating the call") from exc
+        except UNANSWERED as exc:
+            raise unanswered("terminating the call") from exc
 
     def get_pod(self, name: str) -> JSON | None:
         try:
             return self.kube.get_pod(self.namespace, name)
         except ApiException as exc:
             raise refusal(exc, "reading the bridge pod") from exc
+        except UNANSWERED as exc:
+            raise unanswered("reading the bridge pod") from exc
