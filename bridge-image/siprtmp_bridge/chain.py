@@ -16,8 +16,8 @@ from pathlib import Path
 
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.pipeline import MediaPipeline
-from siprtmp_bridge.media.publisher import RtmpPublisher, StateListener, StreamFormat
-from siprtmp_bridge.media.rtmp_route import route_for
+from siprtmp_bridge.rtmp.publisher import RtmpPublisher, StateListener, StreamFormat
+from siprtmp_bridge.rtmp.route import route_for
 from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.session import VideoSession
 from siprtmp_bridge.video.slate import Slate

@@ -63,9 +63,9 @@ from siprtmp_bridge.lifecycle import (
     begin,
     step,
 )
-from siprtmp_bridge.media.keepalive import RtpKeepAlive, RtpPortClaim
 from siprtmp_bridge.media.silence import write_silence_wav
 from siprtmp_bridge.reporter import StatusReporter
+from siprtmp_bridge.rtp.keepalive import RtpKeepAlive, RtpPortClaim
 from siprtmp_bridge.sip.call import BridgeAccount, BridgeCall, account_config
 from siprtmp_bridge.sip.endpoint import SipEndpoint
 from siprtmp_bridge.sip.events import SipEvent

@@ -156,7 +156,7 @@ class BridgeSpec:
     callee: str
     rtmp_url: str
     rtmp_stream: str
-    #: rtmps:// only: the server's certificate is checked (media/rtmps_relay.py).
+    #: rtmps:// only: the server's certificate is checked (rtmp/rtmps_relay.py).
     rtmp_tls_verify: bool = default("rtmpTlsVerify")
     has_audio: bool = default("hasAudio")
     has_video: bool = default("hasVideo")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from siprtmp_bridge.media.analysis import decode_audio
+from siprtmp_bridge.demo.analysis import decode_audio
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.capture import LoopbackCapture

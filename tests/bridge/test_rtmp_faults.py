@@ -17,8 +17,8 @@ import pytest
 
 from siprtmp_bridge.demo.ports import free_port
 from siprtmp_bridge.media.pipeline import BATCH_SECONDS
-from siprtmp_bridge.media.publisher import queue_items
-from siprtmp_bridge.media.stall import STALL_SECONDS
+from siprtmp_bridge.rtmp.publisher import queue_items
+from siprtmp_bridge.rtmp.stall import STALL_SECONDS
 from siprtmp_bridge.video.slate import FRAMES_PER_SECOND
 from tests.bridge.test_call_failures import local_address
 from tests.bridge.test_video import video_far_end, video_spec

@@ -17,8 +17,8 @@ import av
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
-from siprtmp_bridge.media.rtmps_relay import SETUP_TIMEOUT_SECONDS
-from siprtmp_bridge.media.rtmps_tunnel import RtmpsTunnel
+from siprtmp_bridge.rtmp.rtmps_relay import SETUP_TIMEOUT_SECONDS
+from siprtmp_bridge.rtmp.rtmps_tunnel import RtmpsTunnel
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.certificates import self_signed
@@ -29,7 +29,7 @@ from tests.support.silent_callee import SilentCallee
 from tests.support.sipp import SippPeer
 
 EXIT_RTMP = 7
-RELAY_MODULE = "siprtmp_bridge.media.rtmps_relay"
+RELAY_MODULE = "siprtmp_bridge.rtmp.rtmps_relay"
 
 
 def relays_of(parent: int) -> set[int]:

@@ -105,7 +105,7 @@ def test_rtmps_relay_runs_in_the_image_with_a_ca_bundle() -> None:
     assert counted.returncode == 0, counted.stderr[-2000:]
     assert int(counted.stdout) > 50  # Debian's / python-slim's CA bundle
     relay = subprocess.run(
-        ["docker", *locked_down, "python", IMAGE, "-P", "-m", "siprtmp_bridge.media.rtmps_relay"],
+        ["docker", *locked_down, "python", IMAGE, "-P", "-m", "siprtmp_bridge.rtmp.rtmps_relay"],
         input='{"host": "127.0.0.1", "port": 1, "tcUrlPrefix": "rtmps://127.0.0.1:1"}\nconnect 1\n',
         capture_output=True,
         text=True,

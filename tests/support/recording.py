@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from siprtmp_bridge.media.analysis import ToneMeasurement, decode_audio, measure_tone
+from siprtmp_bridge.demo.analysis import ToneMeasurement, decode_audio, measure_tone
 
 
 def measure_recording(path: Path) -> ToneMeasurement:

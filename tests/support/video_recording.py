@@ -11,7 +11,7 @@ from typing import Any
 import av
 import numpy as np
 
-from siprtmp_bridge.media.analysis import dominant_frequency
+from siprtmp_bridge.demo.analysis import dominant_frequency
 from siprtmp_bridge.video.slate import BACKGROUND as SLATE_BACKGROUND
 from tests.support.video_pcap import BLUE, MARKER_BOX, RED
 

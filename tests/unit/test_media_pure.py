@@ -8,12 +8,12 @@ import struct
 import numpy as np
 import pytest
 
+from siprtmp_bridge.demo.analysis import dominant_frequency, measure_tone
 from siprtmp_bridge.demo.ports import LISTENER_PORTS, bindable, free_port, listener_ports
-from siprtmp_bridge.media.analysis import dominant_frequency, measure_tone
-from siprtmp_bridge.media.backoff import backoff_delay
 from siprtmp_bridge.media.clock import StreamPosition, silence_needed
-from siprtmp_bridge.media.keepalive import keepalive_packet, split_address
 from siprtmp_bridge.media.wav import WavHeaderError, parse_wav_header
+from siprtmp_bridge.rtmp.backoff import backoff_delay
+from siprtmp_bridge.rtp.keepalive import keepalive_packet, split_address
 
 
 def test_no_silence_while_audio_keeps_up() -> None:

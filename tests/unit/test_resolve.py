@@ -1,6 +1,6 @@
-"""The bridge's own resolution of the RTMP host (media/resolve.py) and what FFmpeg is given
-instead of the name (media/rtmp_connect.py), and the relay's reading of the addresses
-(media/rtmps_relay.py): the pure parts and the bound, with a lookup that takes as long as the
+"""The bridge's own resolution of the RTMP host (rtmp/resolve.py) and what FFmpeg is given
+instead of the name (rtmp/connect.py), and the relay's reading of the addresses
+(rtmp/rtmps_relay.py): the pure parts and the bound, with a lookup that takes as long as the
 test says (the real resolver's stalls are tests/bridge/test_rtmp_dns.py's)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from siprtmp_bridge.media.resolve import Resolver, addresses_of, needs_resolution
-from siprtmp_bridge.media.rtmp_connect import with_address
-from siprtmp_bridge.media.rtmps_relay import CONNECT_TIMEOUT_SECONDS, connect_arguments
+from siprtmp_bridge.rtmp.connect import with_address
+from siprtmp_bridge.rtmp.resolve import Resolver, addresses_of, needs_resolution
+from siprtmp_bridge.rtmp.rtmps_relay import CONNECT_TIMEOUT_SECONDS, connect_arguments
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The RTMPS relay's rewrite of FFmpeg's ``connect`` command (media/rtmp_connect.py), on RTMP
+"""The RTMPS relay's rewrite of FFmpeg's ``connect`` command (rtmp/connect.py), on RTMP
 chunk streams built here the way FFmpeg's rtmppkt.c writes them, read back the way a server
 reads them."""
 
@@ -8,9 +8,9 @@ import struct
 
 import pytest
 
-from siprtmp_bridge.media.rtmp_connect import PublisherStream, split_url, tc_url_prefix
-from siprtmp_bridge.media.rtmp_route import DirectRoute, route_for
-from siprtmp_bridge.media.rtmps_tunnel import RtmpsTunnel
+from siprtmp_bridge.rtmp.connect import PublisherStream, split_url, tc_url_prefix
+from siprtmp_bridge.rtmp.route import DirectRoute, route_for
+from siprtmp_bridge.rtmp.rtmps_tunnel import RtmpsTunnel
 
 LOCAL = "rtmp://127.0.0.1:40000"
 REMOTE = "rtmps://live.example.net:443"

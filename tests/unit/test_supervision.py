@@ -16,15 +16,15 @@ from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.http_api import StatusServer
 from siprtmp_bridge.limits import limit_reached
 from siprtmp_bridge.logs import logging_to_stderr
-from siprtmp_bridge.media.publisher import (
+from siprtmp_bridge.reporter import StatusReporter
+from siprtmp_bridge.rtmp.publisher import (
     DEGRADED_SECONDS,
     RtmpPublisher,
     StreamFormat,
     queue_items,
 )
-from siprtmp_bridge.media.rtmp_route import DirectRoute
-from siprtmp_bridge.media.stall import STALL_SECONDS, limit_stalls, socket_inodes
-from siprtmp_bridge.reporter import StatusReporter
+from siprtmp_bridge.rtmp.route import DirectRoute
+from siprtmp_bridge.rtmp.stall import STALL_SECONDS, limit_stalls, socket_inodes
 from siprtmp_bridge.status import initial_status
 from siprtmp_bridge.supervision import Supervisor, health_problem
 from siprtmp_contract.outcome import ExitCode

@@ -12,10 +12,10 @@ import av
 import pytest
 import yaml
 
-from siprtmp_bridge.media.keepalive import RtpPortClaim
 from siprtmp_bridge.reporter import significant
+from siprtmp_bridge.rtmp.flv import VideoTrackGate, extradata_of, with_extradata
+from siprtmp_bridge.rtp.keepalive import RtpPortClaim
 from siprtmp_bridge.status import initial_status, to_document, with_video
-from siprtmp_bridge.video.flv import VideoTrackGate, extradata_of, with_extradata
 from siprtmp_bridge.video.keyframes import (
     KeyframePolicy,
     RtcpFeedbackSender,

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import sys
 
-from siprtmp_bridge.media.analysis import decode_audio, measure_tone
+from siprtmp_bridge.demo.analysis import decode_audio, measure_tone
 
 
 def main() -> int:

@@ -13,8 +13,8 @@ import sys
 import threading
 from typing import Any
 
+from siprtmp_bridge.demo.analysis import ToneMeasurement
 from siprtmp_bridge.demo.ports import free_port
-from siprtmp_bridge.media.analysis import ToneMeasurement
 from siprtmp_bridge.service import serve_one_call
 from siprtmp_contract.spec import parse_spec
 

@@ -1,1 +1,2 @@
-"""Media side: call audio (PCM from pjsua's recorder) → AAC → FLV → RTMP, with a steady clock."""
+"""The audio chain: call audio (PCM from pjsua's recorder) → AAC on a steady clock, handed to the
+publisher (``rtmp``)."""

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from siprtmp_bridge.media.clock import StreamPosition, silence_needed
 from siprtmp_bridge.media.encoder import AacEncoder
-from siprtmp_bridge.media.publisher import RtmpPublisher
 from siprtmp_bridge.media.wav import WAV_HEADER_SIZE, WavHeaderError, parse_wav_header
+from siprtmp_bridge.rtmp.publisher import RtmpPublisher
 from siprtmp_bridge.supervision import Supervisor
 
 # The recorder flushes about every 40-120 ms; more lag than this means no audio is coming.

@@ -84,7 +84,7 @@ def account_config(spec: BridgeSpec, rtp_port: int | None = None) -> Any:
     # RTCP on the RTP port (when the far end agrees) refreshes the NAT binding of the RTP port.
     media.rtcpMuxEnabled = True
     if nat.keep_alive_seconds > 0:
-        # Lets the bridge's own keep-alive socket share the RTP port (media/keepalive.py).
+        # Lets the bridge's own keep-alive socket share the RTP port (rtp/keepalive.py).
         options = pj.SockOptParams()
         options.sockOpts = pj.SockOptVector([_reuse_address()])
         media.transportConfig.sockOptParams = options

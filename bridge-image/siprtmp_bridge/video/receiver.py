@@ -18,7 +18,7 @@ from typing import Any
 
 import av
 
-from siprtmp_bridge.video.flv import with_extradata
+from siprtmp_bridge.rtmp.flv import with_extradata
 from siprtmp_bridge.video.h264 import first_sps, parameter_sets, parse_sps
 from siprtmp_bridge.video.keyframes import KeyframePolicy
 from siprtmp_bridge.video.sender_clock import plausible_capture

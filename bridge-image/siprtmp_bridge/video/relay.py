@@ -22,9 +22,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from siprtmp_bridge.media.keepalive import RtpPortClaim
+from siprtmp_bridge.rtp.keepalive import RtpPortClaim
+from siprtmp_bridge.rtp.source import SourceLatch
 from siprtmp_bridge.video.sender_clock import RTP_WRAP, CaptureClock, next_clock, sender_report
-from siprtmp_bridge.video.source import SourceLatch
 from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK
 
 LOOPBACK = "127.0.0.1"

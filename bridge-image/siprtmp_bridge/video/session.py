@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from siprtmp_bridge.media.keepalive import RtpPortClaim
+from siprtmp_bridge.rtp.keepalive import RtpPortClaim
 from siprtmp_bridge.video.keyframes import KeyframePolicy, RtcpFeedbackSender
 from siprtmp_bridge.video.payload_type import install_h264_match
 from siprtmp_bridge.video.receiver import VideoReceiver

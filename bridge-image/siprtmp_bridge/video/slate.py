@@ -14,7 +14,7 @@ from typing import Any
 
 import av
 
-from siprtmp_bridge.video.flv import with_extradata
+from siprtmp_bridge.rtmp.flv import with_extradata
 from siprtmp_bridge.video.h264 import parameter_sets
 
 WIDTH, HEIGHT = 640, 360

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from siprtmp_bridge.video.flv import extradata_of, with_extradata
+from siprtmp_bridge.rtmp.flv import extradata_of, with_extradata
 from siprtmp_bridge.video.slate import FRAMES_PER_SECOND, Slate
 
 LIVE_TIMEOUT_SECONDS = 2.0

@@ -1,8 +1,8 @@
-"""The bridge's end of the RTMPS relay (media/rtmps_relay.py): starts it, asks it for a verified
+"""The bridge's end of the RTMPS relay (rtmp/rtmps_relay.py): starts it, asks it for a verified
 connection before each FFmpeg connect, and stops it with the publisher.
 
 Every wait here is a ``select`` on the relay's pipe or a lookup on a thread of its own
-(media/resolve.py), both of which release the GIL: the pjsua poll loop and /status keep running
+(rtmp/resolve.py), both of which release the GIL: the pjsua poll loop and /status keep running
 while the server's name is resolved and a TLS connection is made. The relay is given the
 addresses to dial; it verifies the certificate against the host name, and sends it as SNI.
 
@@ -22,9 +22,9 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from siprtmp_bridge.media.resolve import Resolver
-from siprtmp_bridge.media.rtmp_connect import split_url, tc_url_prefix
-from siprtmp_bridge.media.rtmps_protocol import (
+from siprtmp_bridge.rtmp.connect import split_url, tc_url_prefix
+from siprtmp_bridge.rtmp.resolve import Resolver
+from siprtmp_bridge.rtmp.rtmps_protocol import (
     ADDRESS_SEPARATOR,
     CLOSE_TIMEOUT_SECONDS,
     CONNECT,
@@ -113,7 +113,7 @@ class RtmpsTunnel:
         # -P: nothing is imported from the working directory into a process that carries the
         # stream; the relay comes from the installed package.
         self._relay = subprocess.Popen(
-            [sys.executable, "-P", "-m", "siprtmp_bridge.media.rtmps_relay"],
+            [sys.executable, "-P", "-m", "siprtmp_bridge.rtmp.rtmps_relay"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )

@@ -1,5 +1,5 @@
 """The words the bridge and its RTMPS relay process exchange over the relay's stdin and stdout
-(media/rtmps_relay.py describes the exchange).
+(rtmp/rtmps_relay.py describes the exchange).
 
 A module of its own so that the bridge, which imports it at start for every call, does not
 also import the relay's asyncio and ssl for calls that never start one.

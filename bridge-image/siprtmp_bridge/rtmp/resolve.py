@@ -3,7 +3,7 @@
 FFmpeg resolves a URL's host inside ``av.open``, which PyAV runs holding the GIL: a slow DNS
 answer froze every Python thread (the pjsua poll loop, SIGTERM handling, /status and /healthz),
 long enough for a liveness probe to kill a live call. So the bridge resolves the name itself and
-gives FFmpeg an address (media/rtmp_route.py). ``socket.getaddrinfo`` releases the GIL, and run
+gives FFmpeg an address (rtmp/route.py). ``socket.getaddrinfo`` releases the GIL, and run
 on a thread of its own it can be given up on when the attempt's time is spent, however long the
 resolver takes: glibc's own limit is ``timeout * attempts`` per name server and per search
 domain, tens of seconds with Kubernetes' ``ndots:5``.

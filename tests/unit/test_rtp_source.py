@@ -1,8 +1,8 @@
-"""The video relay takes media from the far end only (video/source.py)."""
+"""The video relay takes media from the far end only (rtp/source.py)."""
 
 from __future__ import annotations
 
-from siprtmp_bridge.video.source import PROBATION_PACKETS, SILENCE_SECONDS, SourceLatch
+from siprtmp_bridge.rtp.source import PROBATION_PACKETS, SILENCE_SECONDS, SourceLatch
 
 FAR = ("192.0.2.10", 40002)
 NAT = ("198.51.100.7", 61000)

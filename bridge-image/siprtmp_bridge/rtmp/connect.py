@@ -1,7 +1,7 @@
 """The publisher's side of an RTMP connection, passed on with its ``connect`` command rewritten
 (pure: bytes in, bytes out).
 
-The RTMPS relay (media/rtmps_relay.py) puts FFmpeg on a loopback address, so FFmpeg's
+The RTMPS relay (rtmp/rtmps_relay.py) puts FFmpeg on a loopback address, so FFmpeg's
 ``connect`` command names ``rtmp://127.0.0.1:PORT/app`` as its tcUrl. Servers may route or
 check on tcUrl, so the relay gives it back the server's own scheme and address, which is what
 FFmpeg would have sent connecting directly. The rewritten message is longer or shorter than

@@ -5,7 +5,7 @@ own behind a bounded queue: the encoder and pjsua's media clock never wait for t
 While the server is unreachable, packets wait in the queue and, once it is full, the oldest are
 dropped (counted; the timeline keeps running on the encoder's sample count), and publishing
 resumes at the current timestamp on a fresh connection. A connection that stalls without failing
-is dropped by the kernel after ``stall.STALL_SECONDS`` (media/stall.py), and reconnected.
+is dropped by the kernel after ``stall.STALL_SECONDS`` (rtmp/stall.py), and reconnected.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 
 import av
 
-from siprtmp_bridge.media.backoff import backoff_delay
-from siprtmp_bridge.media.rtmp_route import RtmpRoute
-from siprtmp_bridge.media.stall import limit_stalls, socket_inodes
+from siprtmp_bridge.rtmp.backoff import backoff_delay
+from siprtmp_bridge.rtmp.flv import VideoTrackGate
+from siprtmp_bridge.rtmp.route import RtmpRoute
+from siprtmp_bridge.rtmp.stall import limit_stalls, socket_inodes
 from siprtmp_bridge.supervision import Supervisor
-from siprtmp_bridge.video.flv import VideoTrackGate
 from siprtmp_contract.states import StreamState
 from siprtmp_contract.urls import rtmp_port
 

@@ -1,7 +1,7 @@
 """Where FFmpeg connects to publish: the RTMP server itself, or the RTMPS relay in front of it.
 
 Either way FFmpeg is given an address, never a name to resolve: it would resolve it inside
-``av.open`` holding the GIL (media/resolve.py). The name is resolved here first, within the
+``av.open`` holding the GIL (rtmp/resolve.py). The name is resolved here first, within the
 attempt's timeout.
 """
 
@@ -13,9 +13,9 @@ import time
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from siprtmp_bridge.media.resolve import Resolver, needs_resolution
-from siprtmp_bridge.media.rtmp_connect import HANDSHAKE_PACKET_BYTES, with_address
-from siprtmp_bridge.media.rtmps_tunnel import RtmpsTunnel
+from siprtmp_bridge.rtmp.connect import HANDSHAKE_PACKET_BYTES, with_address
+from siprtmp_bridge.rtmp.resolve import Resolver, needs_resolution
+from siprtmp_bridge.rtmp.rtmps_tunnel import RtmpsTunnel
 from siprtmp_contract.urls import (
     rtmp_port,
     verifies_rtmps,

@@ -10,14 +10,14 @@ Why a process: PyAV holds the GIL while FFmpeg connects and handshakes, so a rel
 the bridge's own process could never answer it (tried: it deadlocks). Here the bridge waits for
 this process's answer with the GIL released, and only then lets FFmpeg connect.
 
-Protocol (media/rtmps_tunnel.py is the other end): one JSON line on stdin names the server
+Protocol (rtmp/rtmps_tunnel.py is the other end): one JSON line on stdin names the server
 (``{"host": ..., "port": ...}``; no stream key ever reaches this process), this process answers
 ``listening PORT``. Each ``connect SECONDS ADDRESS[,ADDRESS...]`` line then opens and verifies
 one TLS connection to the first of the server's addresses that takes it (the bridge resolved the
-name, media/resolve.py; without addresses the host is dialled as named), answered ``ready`` or
+name, rtmp/resolve.py; without addresses the host is dialled as named), answered ``ready`` or
 ``error REASON``; the next connection FFmpeg makes to PORT is joined to it. The certificate is
 checked against the host name, which is also sent as SNI, whatever address is dialled. The
-``connect`` command's tcUrl is given back the server's own address (media/rtmp_connect.py), as
+``connect`` command's tcUrl is given back the server's own address (rtmp/connect.py), as
 FFmpeg would have sent it connecting directly.
 End of stdin ends the process.
 """
@@ -32,8 +32,8 @@ import signal
 import ssl
 import sys
 
-from siprtmp_bridge.media.rtmp_connect import HANDSHAKE_BYTES, PublisherStream
-from siprtmp_bridge.media.rtmps_protocol import (
+from siprtmp_bridge.rtmp.connect import HANDSHAKE_BYTES, PublisherStream
+from siprtmp_bridge.rtmp.rtmps_protocol import (
     ADDRESS_SEPARATOR,
     CLOSE_TIMEOUT_SECONDS,
     CONNECT,
@@ -41,7 +41,7 @@ from siprtmp_bridge.media.rtmps_protocol import (
     LISTENING,
     READY,
 )
-from siprtmp_bridge.media.stall import set_stall_limit
+from siprtmp_bridge.rtmp.stall import set_stall_limit
 
 #: A TCP connect and TLS handshake with the server, together, at most.
 CONNECT_TIMEOUT_SECONDS = 5.0

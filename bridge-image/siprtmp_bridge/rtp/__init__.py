@@ -1,0 +1,1 @@
+"""RTP on the bridge's own sockets: port claims, NAT keep-alive, the far end's source."""
