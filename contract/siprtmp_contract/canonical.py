@@ -35,8 +35,10 @@ def _boolean(value: Any) -> Any:
 
 
 def _integer(field: Field, value: Any) -> Any:
-    """ASCII digits as the number; no longer than the field's bound is (Python's ``int()``
-    refuses over 4300 digits, and such a number is out of bounds anyway)."""
+    """ASCII digits as the number, no longer than the field's bound is (Python's ``int()``
+    refuses over 4300 digits, and such a number is out of bounds anyway); 5060.0 as 5060."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
     text = value.strip() if isinstance(value, str) else None
     if text and text.isascii() and text.isdigit():
         high = field.bounds[1] if field.bounds else 0

@@ -604,6 +604,11 @@ def _parse_nat(reader: _Reader, networking: _Reader) -> NatSettings:
     low = reader.integer("rtpPortMin")
     high = reader.integer("rtpPortMax")
     assert low is not None and high is not None
+    for name in ("rtpPortMin", "rtpPortMax"):
+        if isinstance(reader.data.get(name), float):
+            # The schema takes 1024.0 for an integer, but the API server's CEL rules that read
+            # the window refuse it (a double where they expect an int).
+            raise SpecError(reader.path(name), "must be written as an integer (1024, not 1024.0)")
     if (reader.data.get("rtpPortMin") is None) != (reader.data.get("rtpPortMax") is None):
         raise SpecError(reader.path("rtpPortMax"), "and nat.rtpPortMin are set together")
     if high - low < 1:
