@@ -17,12 +17,10 @@ DTMF_KEYS = "0123456789*#ABCD"
 #: (a conference's PIN prompt may need a moment before it listens: ``"W1234#"``).
 PAUSE_SECONDS = {"w": 0.5, "W": 1.0}
 MAX_DIGITS = 32
-#: What ``parse_digits`` takes, but for the count of keys: the CRD's pattern for
-#: ``dtmfAfterAnswer`` and the REST API's.
-SEQUENCE_PATTERN = (
-    f"^[{DTMF_KEYS}abcd{''.join(PAUSE_SECONDS)}]*[{DTMF_KEYS}abcd]"
-    f"[{DTMF_KEYS}abcd{''.join(PAUSE_SECONDS)}]*$"
-)
+_PAUSES = "".join(PAUSE_SECONDS)
+#: What ``parse_digits`` takes (one to MAX_DIGITS keys, any pauses around them): the CRD's
+#: pattern for ``dtmfAfterAnswer`` and the REST API's.
+SEQUENCE_PATTERN = f"^[{_PAUSES}]*([{DTMF_KEYS}abcd][{_PAUSES}]*){{1,{MAX_DIGITS}}}$"
 
 
 class DtmfMethod(StrEnum):

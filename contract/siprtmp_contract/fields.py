@@ -10,6 +10,7 @@ describe. Descriptions are Markdown (the CRD shows them without the backticks).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,17 +36,60 @@ SIP_ADDRESS = rf'[^{_SPACE}<>"@:]+@{_HOST}'
 #: tells them apart.
 CALLEE = rf"{SIP_URI}|{SIP_ADDRESS}|{USER_PART}"
 
+#: A port, 1 to 65535, as its digits (no leading zero).
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_HOST_NAME = r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]"
 _DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
-_NO_SPACE = r"^[^\s]+$"
+_NO_SPACE = rf"^[^{_SPACE}]+$"
 _IP = r"[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]+"
 #: Names pjsua's audio-only build knows, as they appear in its codec ids ("PCMU/8000/1").
 KNOWN_CODECS = ("PCMU", "PCMA", "G722", "speex/8000", "speex/16000", "speex/32000", "iLBC", "GSM")
-#: Canonical names of the audio codecs, as the parser takes them (spec.canonical_codec).
+#: The names a resource may give a codec: the known ones, ``ulaw``/``alaw`` as SIP servers write
+#: them, with or without their clock rate ("PCMU/8000/1", "G722/16000", "speex" for speex/16000).
+#: The CRD's pattern and the bridge's reading of a resource (``canonical_codec``) are this one
+#: expression; the REST API takes it in any case, and ``g711u``/``g711a`` too.
 CODEC_PATTERN = (
     r"^((PCMU|PCMA|pcmu|pcma|ulaw|alaw|iLBC|GSM)(/8000(/1)?)?|G722(/(8000|16000)(/1)?)?"
     r"|speex(/(8000|16000|32000)(/1)?)?)$"
 )
+#: A codec's name (before its clock rate), lower case, → the bridge's name of it.
+_CODEC_NAMES = {
+    **{name.lower(): name for name in ("PCMU", "PCMA", "G722", "iLBC", "GSM")},
+    **{"ulaw": "PCMU", "alaw": "PCMA", "g711u": "PCMU", "g711a": "PCMA"},
+}
+
+
+def canonical_codec(name: str, any_case: bool = True) -> str | None:
+    """The bridge's name (one of KNOWN_CODECS) of a codec as ``CODEC_PATTERN`` writes one; with
+    ``any_case`` (the REST API's and a bridge's own spec file's reading) also in any
+    capitalisation, around spaces, and as ``g711u``/``g711a``. None when it is none of those."""
+    written = name.strip() if any_case else name
+    base, slash, rate = written.partition("/")
+    if any_case:
+        written = f"{_CODEC_NAMES.get(base.lower(), base)}{slash}{rate}"
+    if not re.fullmatch(CODEC_PATTERN, written, re.IGNORECASE if any_case else 0):
+        return None
+    if base.lower() == "speex":
+        return f"speex/{rate.partition('/')[0] or 16000}"
+    return _CODEC_NAMES[base.lower()]
+
+
+def _codec_any_case(value: Any) -> Any:
+    return canonical_codec(value) if isinstance(value, str) else None
+
+
+def _off_is_disabled(value: Any) -> Any:
+    """``off``, and YAML 1.1's unquoted ``off`` (false), for ``disabled``."""
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return "disabled"
+    return None
+
+
+def _as_written(value: Any) -> Any:
+    """Kept as written: DTMF keys given as a number (``1234``) would have lost their leading
+    zeros, so no number is taken for them."""
+    return value
 
 
 @dataclass(frozen=True)
@@ -66,6 +110,7 @@ class Field:
     pattern: str | None = None
     min_length: int | None = None
     max_length: int | None = None
+    min_items: int | None = None
     max_items: int | None = None
     items: Field | None = None
     fields: tuple[Field, ...] = ()
@@ -74,6 +119,13 @@ class Field:
     #: CRD is one the bridge reads from its own spec file only.
     in_crd: bool = True
     in_docs: bool = True
+    #: How the REST API (and a bridge's own spec file) reads a value the resource would refuse,
+    #: before the readings every field has (strings for numbers, booleans and lists, an enum's
+    #: value in any case, a number for a string): the canonical value, or None to leave it to
+    #: those. The resource itself takes only canonical values (siprtmp_contract.canonical).
+    normalise: Callable[[Any], Any] | None = None
+    #: Its value never appears in an error message (a stream key, a URL's credentials, a PIN).
+    secret: bool = False
 
     def __post_init__(self) -> None:
         if self.type == "object" and self.items is not None:
@@ -171,6 +223,7 @@ CONNECTION = Field(
             "in clear, for local use only; in a cluster use `sipPasswordSecretRef`",
             shown_default="—",
             in_crd=False,
+            secret=True,
         ),
         _secret_ref(
             "sipPasswordSecretRef",
@@ -190,7 +243,7 @@ CONNECTION = Field(
             "a SIP URI or `host[:port]`; every request goes through it (`;lr` added)",
             shown_default="—",
             max_length=512,
-            pattern=r'^(sips?:)?[^\s<>"]+$',
+            pattern=rf'^(sips?:)?([^{_SPACE}<>"@]+@)?({_HOST_NAME})(:{_PORT})?(;[^{_SPACE}<>"]*)?$',
         ),
         Field(
             "sipTransport",
@@ -216,7 +269,7 @@ CONNECTION = Field(
             "realm is not its domain (Asterisk's default realm is `asterisk`)",
             shown_default="`sipDomain`, else the callee's host",
             max_length=253,
-            pattern=r'^[^\s"\\]+$',
+            pattern=rf'^[^{_SPACE}"\\]+$',
         ),
         Field(
             "appKey",
@@ -257,7 +310,11 @@ SPEC = Field(
             "`rtmp://` or `rtmps://` URL of the application; credentials in it are never logged",
             shown_default="required",
             max_length=2048,
-            pattern=r"^rtmps?://[A-Za-z0-9.\-\[\]:@%_~!$&'()*+,;=]+(:[0-9]{1,5})?(/[^\s]*)?$",
+            # Credentials, a host, a port from 1 to 65535 and a path naming an application.
+            pattern=rf'^rtmps?://([^{_SPACE}/?#@<>"]*@)?'
+            rf"([A-Za-z0-9._~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(:{_PORT})?"
+            rf"/+[^{_SPACE}/?#][^{_SPACE}]*$",
+            secret=True,
         ),
         Field(
             "rtmpStream",
@@ -268,7 +325,8 @@ SPEC = Field(
             shown_default="required unless `rtmpStreamSecretRef`",
             min_length=1,
             max_length=512,
-            pattern=_NO_SPACE,
+            pattern=rf"^[^/{_SPACE}][^{_SPACE}]*$",
+            secret=True,
         ),
         _secret_ref(
             "rtmpStreamSecretRef",
@@ -319,6 +377,8 @@ SPEC = Field(
             shown_default="none",
             max_length=256,
             pattern=SEQUENCE_PATTERN,
+            normalise=_as_written,
+            secret=True,
         ),
         Field(
             "dtmfMethod",
@@ -338,8 +398,9 @@ SPEC = Field(
             f"{', '.join(KNOWN_CODECS)}",
             default=("PCMU", "PCMA", "G722", "speex/16000"),
             shown_default="`[PCMU, PCMA, G722, speex/16000]`",
+            min_items=1,
             max_items=16,
-            items=Field("codec", "string", pattern=CODEC_PATTERN),
+            items=Field("codec", "string", pattern=CODEC_PATTERN, normalise=_codec_any_case),
         ),
         _seconds(
             "callSetupTimeoutSeconds",
@@ -417,11 +478,13 @@ SPEC = Field(
                     "string",
                     "`disabled`: the audio-only bridge, exactly as without the field (an "
                     "ordinary audio offer). `passthrough`: the far end's H.264 is published "
-                    "beside the AAC without re-encoding (see below). `off` and YAML's unquoted "
-                    "`off` (false) are read as `disabled`",
+                    "beside the AAC without re-encoding (see below). The REST API and a "
+                    "bridge's own spec file also read `off` and YAML's unquoted `off` (false) "
+                    "as `disabled`",
                     default="disabled",
                     crd_default=True,
                     enum=("disabled", "passthrough"),
+                    normalise=_off_is_disabled,
                 ),
                 Field(
                     "whenAbsent",
@@ -469,7 +532,7 @@ SPEC = Field(
                     items=Field(
                         "server",
                         "string",
-                        pattern=r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$",
+                        pattern=rf"^({_HOST_NAME})(:{_PORT})?$",
                     ),
                 ),
                 Field(
@@ -588,6 +651,7 @@ def json_schema(
         ("minLength", field.min_length),
         ("maxLength", field.max_length),
         ("pattern", field.pattern),
+        ("minItems", field.min_items),
         ("maxItems", field.max_items),
     ):
         if value is not None:

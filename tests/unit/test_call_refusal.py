@@ -68,6 +68,7 @@ def test_every_host_the_invite_reaches_is_checked_and_the_rtmp_host() -> None:
             "sipDomain": "registrar.evil.test",
             "sipRegisterRequired": True,
             "sipLogin": "u",
+            "sipPasswordSecretRef": {"name": "sip", "key": "password"},
         },
     }
     assert destination_refusal(registrar, domains, ())[0] == "connection.sipDomain"  # type: ignore[index]

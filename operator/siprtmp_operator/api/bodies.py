@@ -1,20 +1,22 @@
 """Request bodies → validated requests (pure). Every refusal is a 400 naming the field.
 
-The startup body is validated by the bridge's own spec parser (``siprtmp_contract.spec``), which
-already accepts the seed's nested body and its later flat ``/rest-api/call/startup`` shape, so the
-API refuses exactly what a bridge would refuse, with the same messages. What is left here is what
-only the API knows: the password goes to a Secret, and the seed's string booleans, ports and lists
-become the types the CRD declares (which fields have which type: ``siprtmp_contract.fields``).
+The startup body is read as the seed's clients write it: ``siprtmp_contract.canonical.normalise``
+turns its string booleans, ports and lists, its enum values in any case, codec aliases, empty
+fields and flat connection fields into the canonical spec the resource holds, and the bridge's
+own spec parser (``siprtmp_contract.spec``) validates that, so the API refuses exactly what a
+bridge would refuse, with the same messages. What is left here is what only the API knows: the
+password goes to a Secret, no Secret may be named by a caller.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from siprtmp_contract.canonical import normalise
 from siprtmp_contract.dtmf import (
     DtmfError,
     DtmfMethod,
@@ -22,20 +24,14 @@ from siprtmp_contract.dtmf import (
     parse_method,
 )
 from siprtmp_contract.fields import BY_PATH, walk
-from siprtmp_contract.spec import (
-    CONNECTION_FIELDS,
-    SpecError,
-    parse_spec,
-    spec_boolean,
-    spec_list,
-)
+from siprtmp_contract.spec import SpecError, parse_spec
 
 from .errors import bad_request
 
 JSON = dict[str, Any]
 
-#: ``spec.callId`` as the CRD takes it (it is also the resource name's hash input). The bridge's
-#: parser takes any id, so the API checks it before it names a resource after it.
+#: ``spec.callId`` as the CRD takes it (it is also the resource name's hash input): the parser
+#: refuses a given id of another form, and generates ids of this one.
 CALL_ID = re.compile(BY_PATH["callId"].pattern or "")
 
 
@@ -45,7 +41,7 @@ def _typed_in_crd(json_type: str) -> tuple[tuple[str, ...], ...]:
 
 
 #: Fields typed boolean / integer / array in the CRD, which the seed sends as strings ("true",
-#: "5060", "PCMU,G722"); the spec parser takes those forms, the resource takes the CRD's types.
+#: "5060", "PCMU,G722"); ``normalise`` turns those forms into the CRD's types.
 BOOLEAN_FIELDS = _typed_in_crd("boolean")
 INTEGER_FIELDS = _typed_in_crd("integer")
 LIST_FIELDS = _typed_in_crd("array")
@@ -118,81 +114,20 @@ def parse_startup(body: Any) -> StartupRequest:
         # A caller of the API could otherwise have any Secret of the namespace published.
         raise bad_request("rtmpStreamSecretRef", "is not accepted by the API: send rtmpStream")
     try:
-        parsed = parse_spec(doc)
+        spec = normalise(doc)
+        parsed = parse_spec(spec)
     except SpecError as error:
         raise bad_request(error.field_path or "body", error.problem) from error
     except RecursionError as error:
         raise bad_request("body", "is nested too deeply") from error
-    if not CALL_ID.match(parsed.call_id):
-        raise bad_request(
-            "callId",
-            "must be 1-64 letters, digits, '.', '_' or '-', starting with one of the first two",
-        )
-    connection: JSON = {
-        **{k: v for k, v in doc.items() if k in CONNECTION_FIELDS},
-        **nested,
-    }
-    # As sent: the spec parser strips strings, but a password's spaces are the password's.
-    password = connection.pop("sipPassword", None)
-    spec: JSON = {k: v for k, v in doc.items() if k not in CONNECTION_FIELDS and k != "connection"}
+    # As sent: the spec's strings are stripped, but a password's spaces are the password's.
+    password = nested.get("sipPassword", doc.get("sipPassword"))
+    connection = spec.pop("connection", {})
+    connection.pop("sipPassword", None)
     spec["callId"] = parsed.call_id
     if connection:
         spec["connection"] = connection
-    spec = _typed(_without_empty(spec))
-    if "dtmfMethod" in spec:  # any case here, the CRD's enum is upper case
-        spec["dtmfMethod"] = parsed.dtmf_method.value
     return StartupRequest(parsed.call_id, spec, str(password) if _present(password) else None)
-
-
-def _without_empty(doc: Mapping[str, Any]) -> JSON:
-    """Drop fields sent empty, one level down too (``connection``, ``nat``, ``audio``)."""
-    result: JSON = {}
-    for key, value in doc.items():
-        kept = (
-            {k: v for k, v in value.items() if _present(v)} if isinstance(value, Mapping) else value
-        )
-        if _present(kept) and kept != {}:
-            result[key] = kept
-    return result
-
-
-def _typed(spec: JSON) -> JSON:
-    """The seed's strings as the CRD's booleans, integers and lists (the spec parser accepted
-    them, so each converts)."""
-    for path in BOOLEAN_FIELDS:
-        _convert(spec, path, lambda value: spec_boolean(value, default=False))
-    for path in INTEGER_FIELDS:
-        _convert(spec, path, _as_integer)
-    for path in LIST_FIELDS:
-        _convert(spec, path, _as_list)
-    return spec
-
-
-def _convert(doc: JSON, path: tuple[str, ...], convert: Callable[[Any], Any]) -> None:
-    *parents, name = path
-    for parent in parents:
-        child = doc.get(parent)
-        if not isinstance(child, dict):
-            return
-        doc = child
-    if name in doc:
-        doc[name] = convert(doc[name])
-
-
-def _as_integer(value: Any) -> Any:
-    """Whole numbers become ints; anything else is left for the API server to refuse by name."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())  # the spec parser refused more digits than its bounds allow
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _as_list(value: Any) -> Any:
-    """The seed's one string of items as the list it stands for; a list as sent."""
-    return list(spec_list(value) or ()) if isinstance(value, str) else value
 
 
 def _call_id(doc: Mapping[str, Any]) -> str:
