@@ -477,6 +477,7 @@ class BridgeRunner:
             ),
             pipeline_error=pipeline.error,
             worker_failure=self.supervisor.failure,
+            on_hold=self.reporter.status.call.state is CallState.HOLD,
         )
         outcome = limit_reached(
             clock, self.spec.timeouts, self.spec.callee, self.spec.redacted_publish_url

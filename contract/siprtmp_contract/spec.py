@@ -138,6 +138,7 @@ class Timeouts:
 
     call_setup_seconds: float = default("callSetupTimeoutSeconds")
     rtp_inactivity_seconds: float = default("rtpInactivityTimeoutSeconds")
+    hold_seconds: float = default("holdTimeoutSeconds")
     max_duration_seconds: float | None = default("maxDurationSeconds")
     rtmp_reconnect_seconds: float = default("rtmpReconnectTimeoutSeconds")
 
@@ -272,6 +273,7 @@ def parse_spec(
         timeouts=Timeouts(
             call_setup_seconds=reader.number("callSetupTimeoutSeconds"),
             rtp_inactivity_seconds=reader.number("rtpInactivityTimeoutSeconds"),
+            hold_seconds=reader.number("holdTimeoutSeconds"),
             max_duration_seconds=reader.optional_number("maxDurationSeconds"),
             rtmp_reconnect_seconds=reader.number("rtmpReconnectTimeoutSeconds"),
         ),

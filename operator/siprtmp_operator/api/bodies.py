@@ -47,6 +47,7 @@ INTEGER_FIELDS: tuple[tuple[str, ...], ...] = (
     ("connection", "sipPort"),
     ("callSetupTimeoutSeconds",),
     ("rtpInactivityTimeoutSeconds",),
+    ("holdTimeoutSeconds",),
     ("maxDurationSeconds",),
     ("rtmpReconnectTimeoutSeconds",),
     ("maxRetries",),
