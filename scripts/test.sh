@@ -5,7 +5,7 @@
 # node and the images, and runs every tier.
 #
 # Usage: scripts/test.sh [--cold] [TIER] [PYTEST ARGS...]
-#   TIER       one of: unit bridge operator image e2e (the directories under tests/); unit needs
+#   TIER       one of: unit bridge chaos operator image e2e (the directories under tests/); unit needs
 #              no builds and stops after the fast checks.
 #   --cold     as a fresh machine would: a new .venv without pip's cache, the Go builds in an
 #              empty directory (SIPRTMP_CACHE), and the images built cold (SIPRTMP_COLD_IMAGES=1:
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TIERS=(unit bridge operator image e2e)
+TIERS=(unit bridge chaos operator image e2e)
 cold=0
 if [ "${1:-}" = --cold ]; then cold=1; shift; fi
 tier=""

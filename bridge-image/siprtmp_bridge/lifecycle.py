@@ -378,6 +378,7 @@ def _check(life: CallLife, now: float) -> tuple[CallLife, Actions]:
         rtmp_failure=(life.stream_error or "gave up") if life.stream_failed else None,
         pipeline_error=life.pipeline_error,
         worker_failure=life.worker_failure,
+        on_hold=life.shown is CallState.HOLD,
     )
     spec = life.spec
     outcome = limit_reached(clock, spec.timeouts, spec.callee, spec.redacted_publish_url)
@@ -481,9 +482,6 @@ def _media_changed(life: CallLife, event: CallMediaChanged, now: float) -> tuple
     )
     if life.answered:
         state = answered_state(event.remote_sending, event.remote_hold, bool(held_at_answer))
-        # A far end that put the call on hold (a=sendonly) may send nothing until it resumes
-        # (baresip does): no RTP is expected while on HOLD, so none is missed.
-        life = replace(life, remote_sending=state is CallState.ESTABLISHED)
     else:
         state = state_with_early_media(life.shown)
     keep_alive = life.spec.nat.keep_alive_seconds > 0 and not event.local_sending

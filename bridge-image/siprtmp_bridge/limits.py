@@ -30,6 +30,7 @@ class CallClock:
     rtmp_failure: str | None  # set once the publisher gave up
     pipeline_error: str | None
     worker_failure: str | None = None  # a media thread died (supervision.Supervisor)
+    on_hold: bool = False  # call.state is HOLD: the far end may send nothing
 
 
 def limit_reached(clock: CallClock, timeouts: Timeouts, callee: str, stream: str) -> Outcome | None:
@@ -47,15 +48,11 @@ def limit_reached(clock: CallClock, timeouts: Timeouts, callee: str, stream: str
             Reason.UNREACHABLE,
             f"no response from {callee} within {setup:g} s",
         )
-    inactivity = timeouts.rtp_inactivity_seconds
-    if (
-        clock.answered_at is not None
-        and clock.remote_sending
-        and clock.now - clock.last_rtp_at > inactivity
-    ):
-        return Outcome(
-            ExitCode.RTP_INACTIVITY, Reason.RTP_INACTIVITY, f"no RTP received for {inactivity:g} s"
-        )
+    silence = silence_limit(clock, timeouts)
+    if silence is not None and clock.now - clock.last_rtp_at > silence[0]:
+        seconds, why = silence
+        held = " while on hold" if why is Reason.HOLD_TIMEOUT else ""
+        return Outcome(ExitCode.RTP_INACTIVITY, why, f"no RTP received for {seconds:g} s{held}")
     longest = timeouts.max_duration_seconds
     answered_for = None if clock.answered_at is None else clock.now - clock.answered_at
     if longest is not None and answered_for is not None and answered_for > longest:
@@ -68,4 +65,21 @@ def limit_reached(clock: CallClock, timeouts: Timeouts, callee: str, stream: str
         )
     if clock.pipeline_error is not None:
         return Outcome(ExitCode.INTERNAL, Reason.INTERNAL_ERROR, clock.pipeline_error)
+    return None
+
+
+def silence_limit(clock: CallClock, timeouts: Timeouts) -> tuple[float, Reason] | None:
+    """How long the far end may send no RTP now, and the reason the call ends with after that;
+    None while no RTP is expected at all (before the answer, or receiving nothing by our own
+    choice).
+
+    On hold the far end may rightly send nothing (baresip does), so the RTP inactivity timeout
+    gives way to the longer hold limit: a far end that vanished while holding is still noticed.
+    """
+    if clock.answered_at is None:
+        return None
+    if clock.on_hold:
+        return timeouts.hold_seconds, Reason.HOLD_TIMEOUT
+    if clock.remote_sending:
+        return timeouts.rtp_inactivity_seconds, Reason.RTP_INACTIVITY
     return None

@@ -412,10 +412,18 @@ SPEC = Field(
         _seconds(
             "rtpInactivityTimeoutSeconds",
             "no RTP for this long while the far end should be sending → BYE, `RtpInactivity` "
-            "(paused while on hold)",
+            "(on hold, `holdTimeoutSeconds` applies instead)",
             1,
             3600,
             30.0,
+        ),
+        _seconds(
+            "holdTimeoutSeconds",
+            "no RTP for this long while the far end holds the call (it need send nothing then) → "
+            "BYE, `HoldTimeout` (exit 6): a far end that vanished while on hold is noticed",
+            1,
+            86400,
+            3600.0,
         ),
         _seconds(
             "maxDurationSeconds",

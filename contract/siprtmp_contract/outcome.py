@@ -57,6 +57,8 @@ class Reason(StrEnum):
     REJECTED = "Rejected", (ExitCode.REJECTED,)
     NO_ANSWER = "NoAnswer", (ExitCode.NO_ANSWER,), True
     RTP_INACTIVITY = "RtpInactivity", (ExitCode.RTP_INACTIVITY,), True
+    #: No RTP for ``holdTimeoutSeconds`` while the far end held the call: it may have vanished.
+    HOLD_TIMEOUT = "HoldTimeout", (ExitCode.RTP_INACTIVITY,), True
     RTMP_FAILED = "RtmpFailed", (ExitCode.RTMP_FAILED,), True
     UNREACHABLE = "Unreachable", (ExitCode.UNREACHABLE,), True
     STOPPED = "Stopped", (ExitCode.OK,)

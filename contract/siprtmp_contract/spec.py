@@ -147,6 +147,7 @@ class Timeouts:
 
     call_setup_seconds: float = default("callSetupTimeoutSeconds")
     rtp_inactivity_seconds: float = default("rtpInactivityTimeoutSeconds")
+    hold_seconds: float = default("holdTimeoutSeconds")
     max_duration_seconds: float | None = default("maxDurationSeconds")
     rtmp_reconnect_seconds: float = default("rtmpReconnectTimeoutSeconds")
 
@@ -317,6 +318,7 @@ def _parse(
         timeouts=Timeouts(
             call_setup_seconds=reader.number("callSetupTimeoutSeconds"),
             rtp_inactivity_seconds=reader.number("rtpInactivityTimeoutSeconds"),
+            hold_seconds=reader.number("holdTimeoutSeconds"),
             max_duration_seconds=reader.optional_number("maxDurationSeconds"),
             rtmp_reconnect_seconds=reader.number("rtmpReconnectTimeoutSeconds"),
         ),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -56,9 +55,12 @@ class NginxRtmp:
         host: str = "127.0.0.1",
         on_publish: str | None = None,
         certificate: tuple[Path, Path] | None = None,
+        wrapper: tuple[str, ...] = (),
     ) -> None:
         """``on_publish``: a URL nginx-rtmp notifies of each publisher (support/publish_log.py).
-        ``certificate``: (cert, key) the TLS port presents; a new self-signed one by default."""
+        ``certificate``: (cert, key) the TLS port presents; a new self-signed one by default.
+        ``wrapper``: a command nginx is run under, such as ``ip netns exec NS``."""
+        self.wrapper = wrapper
         self.root = root
         self.host = host
         self.port = port
@@ -104,19 +106,32 @@ class NginxRtmp:
     def start(self) -> NginxRtmp:
         assert shutil.which("nginx"), "nginx is not installed (scripts/test.sh installs it)"
         self.process = subprocess.Popen(
-            ["nginx", "-c", str(self.root / "nginx.conf"), "-p", str(self.root)],
+            [*self.wrapper, "nginx", "-c", str(self.root / "nginx.conf"), "-p", str(self.root)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex((self.host, self.port)) == 0:
-                    return self
+            if self._listening():
+                return self
             time.sleep(0.05)
         raise RuntimeError(
             f"nginx-rtmp did not listen on {self.port}: "
             f"{(self.root / 'error.log').read_text()[-2000:]}"
+        )
+
+    def _listening(self) -> bool:
+        """nginx listens on its port, as its own network namespace sees it (the test's may be
+        another: a ``wrapper`` entering one)."""
+        assert self.process is not None
+        try:
+            table = Path(f"/proc/{self.process.pid}/net/tcp").read_text().splitlines()[1:]
+        except OSError:
+            return False
+        # local_address is ADDR:PORT in hex; state 0A is LISTEN.
+        return any(
+            int(row.split()[1].split(":")[1], 16) == self.port and row.split()[3] == "0A"
+            for row in table
         )
 
     def stop(self) -> None:

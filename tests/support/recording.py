@@ -7,7 +7,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from siprtmp_bridge.demo.analysis import ToneMeasurement, decode_audio, measure_tone
+import av
+
+from siprtmp_bridge.demo.analysis import (
+    ToneMeasurement,
+    decode_audio,
+    measure_tone,
+    silent_gaps,
+)
 
 
 def measure_recording(path: Path) -> ToneMeasurement:
@@ -25,3 +32,20 @@ def ffprobe(path: Path) -> dict[str, Any]:
     ).stdout
     result: dict[str, Any] = json.loads(output)
     return result
+
+
+def packet_times(path: Path, kind: str = "audio") -> list[int]:
+    """Decoding timestamps (ms) of one track's packets, as the file stores them."""
+    with av.open(str(path)) as container:
+        stream = getattr(container.streams, kind)[0]
+        return [
+            round(float(packet.dts * packet.time_base) * 1000)
+            for packet in container.demux(stream)
+            if packet.dts is not None and packet.time_base is not None
+        ]
+
+
+def tone_gaps(path: Path) -> list[tuple[float, float]]:
+    """(start, length) in seconds of each hole in the recording's tone (analysis.silent_gaps)."""
+    samples, rate, _ = decode_audio(str(path))
+    return silent_gaps(samples, rate)

@@ -51,26 +51,40 @@ def encode_payload(codec: RtpCodec, pcm: np.ndarray[Any, Any]) -> bytes:
     return b"".join(bytes(packet) for packet in packets)
 
 
-def write_rtp_pcap(path: Path, codec: RtpCodec, payload: bytes, ssrc: int = 0x5EED) -> int:
-    """Write 20 ms RTP packets (Ethernet/IPv4/UDP framing, 20 ms apart); returns the count."""
-    return write_udp_pcap(path, rtp_audio_packets(codec, payload, ssrc))
+@dataclass(frozen=True)
+class RtpSource:
+    """Where an RTP stream's numbering starts from at a given packet: a sender (re)starting, as
+    a new SSRC after an SBC's failover, or counters close to their wrap."""
+
+    from_packet: int
+    ssrc: int = 0x5EED
+    first_sequence: int = 1
+    first_timestamp: int = 0
 
 
 def rtp_audio_packets(
-    codec: RtpCodec, payload: bytes, ssrc: int = 0x5EED, port: int = 6000
+    codec: RtpCodec,
+    payload: bytes,
+    ssrc: int = 0x5EED,
+    port: int = 6000,
+    sources: tuple[RtpSource, ...] = (),
 ) -> list[tuple[int, int, bytes]]:
-    """(microseconds, destination port, RTP packet) of 20 ms packets carrying ``payload``."""
+    """(microseconds, destination port, RTP packet) of 20 ms packets carrying ``payload``;
+    ``sources`` (ordered by ``from_packet``) renumber the stream from their packet on."""
     packets = []
     step = codec.bytes_per_20ms
+    source = RtpSource(0, ssrc)
     for index, offset in enumerate(range(0, len(payload) - step + 1, step)):
+        source = next((s for s in reversed(sources) if s.from_packet <= index), source)
+        nth = index - source.from_packet
         rtp = (
             struct.pack(
                 "!BBHII",
                 0x80,
                 codec.payload_type,
-                (index + 1) & 0xFFFF,
-                (index * codec.rtp_clock // 50) & 0xFFFFFFFF,
-                ssrc,
+                (source.first_sequence + nth) & 0xFFFF,
+                (source.first_timestamp + nth * codec.rtp_clock // 50) & 0xFFFFFFFF,
+                source.ssrc,
             )
             + payload[offset : offset + step]
         )
@@ -151,8 +165,14 @@ def write_udp_pcap(path: Path, packets: list[tuple[int, int, bytes]]) -> int:
     return len(packets)
 
 
-def make_tone_pcap(path: Path, codec: RtpCodec, frequency: float, seconds: float) -> Path:
-    write_rtp_pcap(
-        path, codec, encode_payload(codec, tone_pcm(frequency, seconds, codec.sample_rate))
-    )
+def make_tone_pcap(
+    path: Path,
+    codec: RtpCodec,
+    frequency: float,
+    seconds: float,
+    sources: tuple[RtpSource, ...] = (),
+) -> Path:
+    """A pcap of 20 ms RTP packets of the tone (Ethernet/IPv4/UDP framing, 20 ms apart)."""
+    payload = encode_payload(codec, tone_pcm(frequency, seconds, codec.sample_rate))
+    write_udp_pcap(path, rtp_audio_packets(codec, payload, sources=sources))
     return path

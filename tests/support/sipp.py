@@ -25,6 +25,8 @@ class SippPeer:
     #: tier's pod bridge.
     host: str = "127.0.0.1"
     extra_args: tuple[str, ...] = ()  # e.g. "-aa": answer INFO/NOTIFY/OPTIONS/UPDATE with 200
+    #: A command SIPp is run under, such as ``ip netns exec NS`` (support/netem.py).
+    wrapper: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -39,6 +41,7 @@ class SippPeer:
         scenario = self.workdir / f"sipp-{self.port}-{self.scenario}"
         scenario.write_text(template)
         command = [
+            *self.wrapper,
             "sipp",
             "-sf",
             str(scenario),

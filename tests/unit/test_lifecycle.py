@@ -299,6 +299,15 @@ def test_no_rtp_inactivity_while_held_with_sendonly_and_silent() -> None:
     ending_with(life, "RtpInactivity", *actions)
 
 
+def test_a_far_end_silent_on_hold_past_the_hold_limit_ends_the_call() -> None:
+    spec = replace(SPEC, timeouts=replace(SPEC.timeouts, hold_seconds=20))
+    held = replace(MEDIA, remote_sending=True, remote_hold=True)
+    life, _ = feed(answered(spec), (3.0, held), (22.5, Tick()))
+    assert life.stage is Stage.ANSWERED, life.outcome  # the last packet came at the hold's start
+    life, actions = feed(life, (23.5, Tick()))
+    ending_with(life, "HoldTimeout", *actions)
+
+
 def test_a_far_end_that_answers_sendonly_is_established_not_held() -> None:
     sendonly = replace(MEDIA, remote_hold=True)
     _, actions = feed(dialling(), *at(2.0, ANSWER, sendonly))

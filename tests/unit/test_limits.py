@@ -66,3 +66,14 @@ def test_a_stop_request_wins_over_everything() -> None:
         ANSWERED, now=500, last_rtp_at=0, stop_requested=True, rtmp_failure="x", pipeline_error="y"
     )
     assert reason(everything) == "Stopped"
+
+
+def test_on_hold_the_hold_limit_replaces_rtp_inactivity() -> None:
+    held = replace(ANSWERED, remote_sending=False, on_hold=True, last_rtp_at=10)
+    timeouts = replace(TIMEOUTS, hold_seconds=30)
+    assert reason(replace(held, now=39), timeouts) is None  # silent 29 s: past 5 s, within 30 s
+    outcome = limit_reached(replace(held, now=41), timeouts, "c", "s")
+    assert outcome is not None
+    assert (outcome.reason, outcome.exit_code) == ("HoldTimeout", ExitCode.RTP_INACTIVITY)
+    assert outcome.message == "no RTP received for 30 s while on hold"
+    assert reason(replace(held, now=41, answered_at=None), timeouts) == "NoAnswer"

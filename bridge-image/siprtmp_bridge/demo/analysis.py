@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,12 +42,40 @@ def dominant_frequency(samples: np.ndarray[Any, Any], sample_rate: int) -> float
 AUDIBLE_RMS = 0.02
 
 
+WINDOW_SECONDS = 0.02
+
+
+def _windows(samples: np.ndarray[Any, Any], sample_rate: int) -> np.ndarray[Any, Any]:
+    """``samples`` cut into 20 ms windows, as rows (a partial last window is left out)."""
+    window = max(1, int(sample_rate * WINDOW_SECONDS))
+    return samples[: samples.size - samples.size % window].reshape(-1, window)
+
+
+def _audible(windows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return np.asarray(np.sqrt(np.mean(windows**2, axis=1)) > AUDIBLE_RMS)
+
+
 def audible_windows(samples: np.ndarray[Any, Any], sample_rate: int) -> np.ndarray[Any, Any]:
     """The 20 ms windows of ``samples`` louder than ``AUDIBLE_RMS``, as rows."""
-    window = max(1, sample_rate // 50)
-    usable = samples[: samples.size - samples.size % window].reshape(-1, window)
-    rms = np.sqrt(np.mean(usable**2, axis=1))
-    return np.asarray(usable[rms > AUDIBLE_RMS])
+    windows = _windows(samples, sample_rate)
+    return np.asarray(windows[_audible(windows)])
+
+
+def silent_gaps(samples: np.ndarray[Any, Any], sample_rate: int) -> list[tuple[float, float]]:
+    """(start, length) in seconds of each inaudible stretch between the first and the last
+    audible window: the holes in a tone that should be continuous (the envelope, in 20 ms
+    steps, so a gap shorter than one window may go unseen)."""
+    loud = _audible(_windows(samples, sample_rate))
+    heard = np.flatnonzero(loud)
+    gaps: list[tuple[float, float]] = []
+    if heard.size < 2:
+        return gaps
+    for before, after in itertools.pairwise(heard):
+        if after - before > 1:
+            gaps.append(
+                (float(before + 1) * WINDOW_SECONDS, float(after - before - 1) * WINDOW_SECONDS)
+            )
+    return gaps
 
 
 def measure_tone(samples: np.ndarray[Any, Any], sample_rate: int, codec: str) -> ToneMeasurement:

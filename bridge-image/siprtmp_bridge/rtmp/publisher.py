@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +48,20 @@ IDLE_BEAT_SECONDS = 1.0
 # How far the muxer may hold one track back waiting for the other (FFmpeg's default, 10 s,
 # would stall the live audio while a video track has nothing yet).
 MAX_INTERLEAVE_MICROSECONDS = 200_000
+#: For tests only: the stream's first timestamp, in milliseconds (normally 0). The RTMP
+#: extended-timestamp boundary (0xFFFFFF ms) lies 4 h 39 m into a call; starting the stream
+#: clock near it lets a test cross it in seconds. Both tracks move together.
+STREAM_START_ENV = "SIPRTMP_TEST_STREAM_START_MS"
+
+
+def muxer_options(environ: Mapping[str, str]) -> dict[str, str]:
+    """The FLV muxer's options: the interleaving bound, and the test-only start offset."""
+    options = {"max_interleave_delta": str(MAX_INTERLEAVE_MICROSECONDS)}
+    start_ms = int(environ.get(STREAM_START_ENV) or 0)
+    if start_ms:
+        # FFmpeg adds it to every packet's timestamps (a duration in seconds).
+        options["output_ts_offset"] = f"{start_ms / 1000:.3f}"
+    return options
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,7 @@ class RtmpPublisher:
         self._state = StreamState.PENDING
         self._stop = threading.Event()
         self.failure: str | None = None
+        self._muxer_options = muxer_options(os.environ)
 
     def start(self) -> None:
         self._thread.start()
@@ -252,7 +268,7 @@ class RtmpPublisher:
                 url,
                 mode="w",
                 format="flv",
-                container_options={"max_interleave_delta": str(MAX_INTERLEAVE_MICROSECONDS)},
+                container_options=self._muxer_options,
             )
             stream: Any = container.add_stream("aac", rate=self.format.sample_rate)
             stream.codec_context.layout = "mono"
