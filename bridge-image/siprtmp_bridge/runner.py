@@ -37,6 +37,7 @@ from siprtmp_bridge.media.publisher import RtmpPublisher, StreamFormat
 from siprtmp_bridge.media.rtmp_route import route_for
 from siprtmp_bridge.media.silence import write_silence_wav
 from siprtmp_bridge.reporter import StatusReporter
+from siprtmp_bridge.srtp import require_refused
 from siprtmp_bridge.sip.call import BridgeAccount, BridgeCall, account_config
 from siprtmp_bridge.sip.endpoint import SipEndpoint
 from siprtmp_bridge.sip.events import (
@@ -46,6 +47,7 @@ from siprtmp_bridge.sip.events import (
     DtmfReceived,
     Registered,
     SipEvent,
+    SrtpNegotiated,
 )
 from siprtmp_bridge.sip.states import (
     answered_state,
@@ -420,6 +422,8 @@ class BridgeRunner:
             self.reporter.update(
                 partial(with_dtmf_received, key=event.key, shown=RECEIVED_KEYS_SHOWN)
             )
+        elif isinstance(event, SrtpNegotiated):
+            self.reporter.update(partial(with_call, srtp_suite=event.suite))
 
     def _call_ended(self, event: CallEnded) -> None:
         if (
@@ -442,8 +446,13 @@ class BridgeRunner:
                 s, state=state, sip_status_code=event.status_code, reason=event.reason or None
             )
         )
+        refused = None
+        if self.spec.connection.media_encryption == "require" and self.call is not None:
+            refused = require_refused(event.status_code, event.reason, self.call.remote_sdp)
         if self.pending_outcome is not None:
             self.outcome = self.pending_outcome
+        elif refused is not None:
+            self.outcome = refused
         elif event.was_answered:
             self.outcome = Outcome(ExitCode.OK, Reason.REMOTE_HANGUP, "the far end hung up")
         else:

@@ -45,4 +45,13 @@ class DtmfReceived:
     key: str
 
 
-SipEvent = Registered | CallProgressed | CallMediaChanged | CallEnded | DtmfReceived
+@dataclass(frozen=True)
+class SrtpNegotiated:
+    """The audio's SRTP suite as the latest offer and answer have it; None: plain RTP."""
+
+    suite: str | None
+
+
+SipEvent = (
+    Registered | CallProgressed | CallMediaChanged | CallEnded | DtmfReceived | SrtpNegotiated
+)
