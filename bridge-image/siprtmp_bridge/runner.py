@@ -37,7 +37,6 @@ from siprtmp_bridge.media.publisher import RtmpPublisher, StreamFormat
 from siprtmp_bridge.media.rtmp_route import route_for
 from siprtmp_bridge.media.silence import write_silence_wav
 from siprtmp_bridge.reporter import StatusReporter
-from siprtmp_bridge.srtp import require_refused
 from siprtmp_bridge.sip.call import BridgeAccount, BridgeCall, account_config
 from siprtmp_bridge.sip.endpoint import SipEndpoint
 from siprtmp_bridge.sip.events import (
@@ -55,6 +54,7 @@ from siprtmp_bridge.sip.states import (
     ended_state,
     state_with_early_media,
 )
+from siprtmp_bridge.srtp import require_refused
 from siprtmp_bridge.status import (
     BridgeStatus,
     finished,

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from siprtmp_bridge.video.sdp import media_sections
+from siprtmp_bridge.video.sdp import crypto_values, media_sections
 from siprtmp_contract.outcome import ExitCode, Outcome, Reason
 
 #: The suites the video relay can apply (pylibsrtp's profiles), with the length of their
@@ -70,11 +70,6 @@ def new_crypto(tag: int, suite: str) -> Crypto:
     return Crypto(tag, suite, secrets.token_bytes(SUITES[suite]))
 
 
-def section_cryptos(lines: Iterable[str]) -> tuple[str, ...]:
-    """The values of a media section's ``a=crypto`` lines, in their order."""
-    return tuple(line[len("a=crypto:") :] for line in lines if line.startswith("a=crypto:"))
-
-
 def choose_crypto(offered: Iterable[str]) -> Crypto | None:
     """The far end's key the bridge answers: the first offered line it can apply."""
     return next((c for value in offered if (c := parse_crypto(value)) is not None), None)
@@ -85,7 +80,7 @@ def _audio(sdp: str) -> tuple[str, tuple[str, ...]] | None:
     for lines in media_sections(sdp)[1]:
         fields = lines[0][2:].split()
         if len(fields) >= 3 and fields[0] == "audio" and fields[1] != "0":
-            return fields[2], section_cryptos(lines[1:])
+            return fields[2], crypto_values(lines[1:])
     return None
 
 
@@ -136,3 +131,34 @@ def require_refused(status_code: int, reason: str, remote_sdp: str) -> Outcome |
         Reason.SRTP_REFUSED,
         f"{why}; mediaEncryption: require accepts no plain RTP",
     )
+
+
+@dataclass(frozen=True)
+class VideoKeys:
+    """The video m-line's SRTP: the far end's key (from its offer) and the bridge's (answered
+    with the same tag and suite)."""
+
+    remote: Crypto
+    local: Crypto
+
+
+def video_keys(
+    mode: str, proto: str, offered: tuple[str, ...], kept: Crypto | None = None
+) -> VideoKeys | str | None:
+    """How the bridge answers the far end's video under ``mediaEncryption`` ``mode``: with SRTP
+    keys, in plain RTP (None), or not at all (the reason, a str). ``kept`` is the bridge's key
+    from an earlier answer, kept when the suite and tag stay (a re-INVITE)."""
+    secure = "SAVP" in proto.upper()
+    remote = choose_crypto(offered) if mode != "disable" else None
+    if remote is None:
+        if secure and mode == "disable":
+            return f"the far end offers {proto} video and mediaEncryption is disable"
+        if secure:
+            suites = ", ".join(_suite(value) for value in offered) or "none"
+            return f"the far end's {proto} video offers no SRTP suite the bridge applies ({suites})"
+        if mode == "require":
+            return "the far end offers video without SRTP keys and mediaEncryption is require"
+        return None
+    if kept is not None and (kept.tag, kept.suite) == (remote.tag, remote.suite):
+        return VideoKeys(remote, kept)
+    return VideoKeys(remote, new_crypto(remote.tag, remote.suite))

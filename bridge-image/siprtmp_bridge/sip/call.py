@@ -14,7 +14,6 @@ from typing import Any
 import pjsua2 as pj
 
 from siprtmp_bridge.dtmf import KEY_DURATION_MS
-from siprtmp_bridge.srtp import negotiated_suite, sdp_body
 from siprtmp_bridge.sip.events import (
     CallEnded,
     CallMediaChanged,
@@ -32,6 +31,7 @@ from siprtmp_bridge.sip.states import (
     local_sends,
     remote_sends,
 )
+from siprtmp_bridge.srtp import negotiated_suite, sdp_body
 from siprtmp_contract.dtmf import DtmfMethod
 from siprtmp_contract.spec import BridgeSpec
 
@@ -131,17 +131,6 @@ def _reuse_address() -> Any:
     return option
 
 
-def _received_sdp(event: Any) -> str | None:
-    """The SDP of the message from the far end that caused ``event``, if it carried one."""
-    if event.type == pj.PJSIP_EVENT_RX_MSG:
-        message = event.body.rxMsg.rdata.wholeMsg
-    elif event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG:
-        message = event.body.tsxState.src.rdata.wholeMsg
-    else:
-        return None
-    return sdp_body(str(message))
-
-
 def _is_received_message(event: Any) -> bool:
     """Whether a state change was caused by a message from the far end (not a timer or error)."""
     if event.type == pj.PJSIP_EVENT_RX_MSG:
@@ -149,6 +138,15 @@ def _is_received_message(event: Any) -> bool:
     return bool(
         event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG
     )
+
+
+def _received_sdp(event: Any) -> str | None:
+    """The SDP of the message from the far end that caused ``event``, if it carried one."""
+    if not _is_received_message(event):
+        return None
+    if event.type == pj.PJSIP_EVENT_RX_MSG:
+        return sdp_body(str(event.body.rxMsg.rdata.wholeMsg))
+    return sdp_body(str(event.body.tsxState.src.rdata.wholeMsg))
 
 
 class BridgeAccount(pj.Account):  # type: ignore[misc]

@@ -39,6 +39,7 @@ class VideoOffer:
     rtcp_mux: bool = False
     feedback: tuple[str, ...] = ()  # rtcp-fb values offered for the chosen or every format
     ssrc: int | None = None  # a=ssrc: the target of keyframe requests
+    cryptos: tuple[str, ...] = ()  # a=crypto values: the far end's SRTP keys (SDES)
 
     @property
     def sends(self) -> bool:
@@ -94,6 +95,11 @@ def media_sections(sdp: str) -> tuple[list[str], list[list[str]]]:
         else:
             session.append(line)
     return session, sections
+
+
+def crypto_values(lines: list[str]) -> tuple[str, ...]:
+    """The values of a media section's ``a=crypto`` lines (SDES keys), in their order."""
+    return tuple(line[len("a=crypto:") :] for line in lines if line.startswith("a=crypto:"))
 
 
 def _connection_address(lines: list[str]) -> str | None:
@@ -154,6 +160,7 @@ def parse_video_offer(sdp: str) -> VideoOffer | None:
             rtcp_mux=rtcp_mux,
             feedback=tuple(feedback),
             ssrc=ssrc,
+            cryptos=crypto_values(lines[1:]),
         )
     return None
 
@@ -200,9 +207,10 @@ def answer_fmtp(chosen: H264Format) -> str:
 
 
 def video_answer_section(
-    accepted: VideoAccepted, port: int, address: str, sendrecv: bool
+    accepted: VideoAccepted, port: int, address: str, sendrecv: bool, crypto: str | None = None
 ) -> list[str]:
-    """The live m=video section the bridge answers with (``hasVideo``: sendrecv or recvonly)."""
+    """The live m=video section the bridge answers with (``hasVideo``: sendrecv or recvonly);
+    ``crypto``: the ``a=crypto`` line of the bridge's SRTP key, when the video is SRTP."""
     chosen = accepted.format
     pt = chosen.payload_type
     family = "IP6" if ":" in address else "IP4"
@@ -219,6 +227,8 @@ def video_answer_section(
     # A sendonly offer can only be answered recvonly (RFC 3264, 6.1), whatever hasVideo says.
     sends_too = sendrecv and accepted.offer.direction == "sendrecv"
     lines.append("a=sendrecv" if sends_too else "a=recvonly")
+    if crypto is not None:
+        lines.append(crypto)
     return lines
 
 
