@@ -105,10 +105,12 @@ def negotiated_suite(local_sdp: str, remote_sdp: str) -> str | None:
 
 def sdp_body(message: str) -> str | None:
     """The SDP a SIP message carries (its Content-Type ``application/sdp``), else None."""
-    head, separator, body = message.replace("\r\n", "\n").partition("\n\n")
+    head, separator, body = message.partition("\r\n\r\n")
+    if not separator:
+        head, separator, body = message.partition("\n\n")
     if not separator or not body.strip():
         return None
-    for line in head.split("\n"):
+    for line in head.splitlines():
         name, _, value = line.partition(":")
         if name.strip().lower() in ("content-type", "c"):
             return body if value.strip().lower().startswith("application/sdp") else None
