@@ -31,6 +31,7 @@ from enum import Enum
 
 from siprtmp_bridge.dtmf import ANSWER_SETTLE_SECONDS, DtmfRequest, DueKey, refusal
 from siprtmp_bridge.limits import CallClock, limit_reached
+from siprtmp_bridge.rtp.srtp import require_refused
 from siprtmp_bridge.sip.events import (
     CallEnded,
     CallMediaChanged,
@@ -38,6 +39,7 @@ from siprtmp_bridge.sip.events import (
     DtmfReceived,
     Registered,
     SipEvent,
+    SrtpNegotiated,
 )
 from siprtmp_bridge.sip.states import (
     answered_state,
@@ -333,6 +335,8 @@ def step(life: CallLife, event: Event, now: float) -> tuple[CallLife, Actions]:
             return _call_ended(life, event)
         case DtmfReceived(key):
             return life, (ShowKeyReceived(key),)
+        case SrtpNegotiated(suite):
+            return life, (ShowCall({"srtp_suite": suite}),)
         case RtpCounted(packets):
             if life.answered and packets > life.rtp_packets:
                 return replace(life, rtp_packets=packets, last_rtp_at=now), ()
@@ -508,7 +512,14 @@ def _call_ended(life: CallLife, event: CallEnded) -> tuple[CallLife, Actions]:
     shown = ShowCall(
         {"state": state, "sip_status_code": event.status_code, "reason": event.reason or None}
     )
-    if event.was_answered:
+    refused = (
+        require_refused(event.status_code, event.reason, event.remote_sdp)
+        if life.spec.connection.media_encryption == "require"
+        else None
+    )
+    if refused is not None:
+        outcome = refused
+    elif event.was_answered:
         outcome = Outcome(ExitCode.OK, Reason.REMOTE_HANGUP, "the far end hung up")
     else:
         outcome = outcome_for_sip_failure(

@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from siprtmp_bridge.counters import MediaCounters
 from siprtmp_bridge.reporter import StatusReporter
+from siprtmp_bridge.status import BridgeStatus
 from siprtmp_bridge.video.metrics import video_metrics
 from siprtmp_contract.states import (
     CallState,
@@ -67,6 +68,7 @@ class BridgeCollector(Collector):
             status.stream.state.value,
             [s.value for s in StreamState],
         )
+        yield _srtp(status)
         yield from video_metrics(status.video)
 
 
@@ -82,6 +84,19 @@ def _state_set(name: str, doc: str, current: str, states: list[str]) -> Metric:
     family = GaugeMetricFamily(name, doc, labels=["state"])
     for state in states:
         family.add_metric([state], 1.0 if state == current else 0.0)
+    return family
+
+
+def _srtp(status: BridgeStatus) -> Metric:
+    """1 per media with the SRTP suite it negotiated (``none``: plain RTP, or not yet)."""
+    family = GaugeMetricFamily(
+        "siprtmp_srtp_suite",
+        "SRTP crypto suite of each media (none: plain RTP)",
+        labels=["media", "suite"],
+    )
+    family.add_metric(["audio", status.call.srtp_suite or "none"], 1.0)
+    if status.video is not None:
+        family.add_metric(["video", status.video.srtp_suite or "none"], 1.0)
     return family
 
 

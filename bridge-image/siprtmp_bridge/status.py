@@ -34,6 +34,7 @@ class CallStatus:
     reason: str | None = None
     sip_call_id: str | None = None
     codec: str | None = None
+    srtp_suite: str | None = None  # the audio's SRTP crypto suite; None: plain RTP
     started_at: str | None = None
     established_at: str | None = None
     ended_at: str | None = None
@@ -170,6 +171,7 @@ def to_document(status: BridgeStatus) -> dict[str, Any]:
             "reason": call.reason,
             "sipCallId": call.sip_call_id,
             "codec": call.codec,
+            "srtpSuite": call.srtp_suite,
             "startedAt": call.started_at,
             "establishedAt": call.established_at,
             "endedAt": call.ended_at,

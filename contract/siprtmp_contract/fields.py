@@ -272,6 +272,20 @@ CONNECTION = Field(
             pattern=rf'^[^{_SPACE}"\\]+$',
         ),
         Field(
+            "mediaEncryption",
+            "string",
+            "SRTP with keys in the SDP (SDES, RFC 4568), for audio and video. `allow`: the "
+            "bridge offers `a=crypto` keys in an RTP/AVP m-line and takes SRTP or plain RTP, "
+            "whichever the far end answers, and answers a far end's RTP/SAVP offer (a video "
+            "call's) with SRTP. `require`: the bridge offers RTP/SAVP and accepts nothing "
+            "else; a far end that will not do SRTP ends the call with `SrtpRefused`, exit 4. "
+            "`disable`: plain RTP only, no `a=crypto` offered. A far end that insists on "
+            "RTP/SAVP in the bridge's offer (baresip's `srtp-mand`) needs `require`. The "
+            "negotiated suite is `status.call.srtpSuite`",
+            default="allow",
+            enum=("disable", "allow", "require"),
+        ),
+        Field(
             "appKey",
             "string",
             "accepted for compatibility with the SIP-as-RTMP REST API the project follows; unused",

@@ -70,6 +70,9 @@ class Reason(StrEnum):
     UNAVAILABLE = "Unavailable", (ExitCode.REJECTED,)
     BUSY = "Busy", (ExitCode.REJECTED,), True
     DECLINED = "Declined", (ExitCode.REJECTED,)
+    #: ``mediaEncryption: require`` and a far end that will not do SRTP (refused the RTP/SAVP
+    #: offer, or answered or offered plain RTP): it will not change on a redial.
+    SRTP_REFUSED = "SrtpRefused", (ExitCode.REJECTED,)
     # How the operator ends a call without the bridge saying why.
     POD_FAILED = "PodFailed", (), True
     POD_DELETED = "PodDeleted", (), True

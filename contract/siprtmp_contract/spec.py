@@ -89,6 +89,8 @@ class Connection:
     app_key: str | None = None
     #: The digest realm the password is given to; None: ``BridgeSpec.digest_realm`` decides.
     sip_realm: str | None = None
+    #: SRTP (SDES): "disable", "allow" or "require" (fields.py says what each does).
+    media_encryption: str = default("connection.mediaEncryption")
 
     @property
     def auth_user(self) -> str | None:
@@ -477,6 +479,7 @@ def _parse_connection(outer: _Reader, password: str | None) -> Connection:
         sip_tls_verify_server=outer.boolean("sipTlsVerifyServer"),
         app_key=outer.string("appKey"),
         sip_realm=outer.string("sipRealm"),
+        media_encryption=outer.choice("mediaEncryption"),
     )
     if connection.sip_register_required and not (connection.sip_domain and connection.sip_login):
         raise SpecError(

@@ -188,3 +188,39 @@ def test_delayed_offer_is_anchored_in_rtpengine(
     assert (picture.width, picture.height) == (WIDTH, HEIGHT) and picture.seconds > 5, picture
     tone = tone_in(recording)
     assert abs(tone.frequency_hz - 1000) < 10 and tone.audible_seconds > 5, tone
+
+
+def test_srtp_audio_through_rtpengine(
+    sbc: Sbc,
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    """baresip requiring SRTP (``srtp-mand``) behind the SBC, the bridge's ``require`` offer:
+    both SDPs the bridge sent and got are RTP/SAVP with keys, the SRTP crosses rtpengine alone,
+    the suite is in the status and the decrypted tone in the recording."""
+    peer = baresip(None, 8, mediaenc="srtp-mand")
+    bridge_ports = free_udp_window(4)
+    spec = through_sbc(
+        call_spec(peer.uri, rtmp_server, "sbc-srtp", hasAudio=True), sbc, bridge_ports
+    )
+    spec["connection"]["mediaEncryption"] = "require"
+    with LoopbackCapture(tmp_path / "sbc.pcap", "udp") as capture:
+        process = bridge(spec)
+        assert process.wait(30) == 0, process.stderr_text[-3000:]
+        assert peer.wait(10) == 0, peer.text()[-3000:]
+    final = process.final
+    assert final["reason"] == "RemoteHangup", final
+    assert final["call"]["srtpSuite"] == "AES_CM_128_HMAC_SHA1_80", final["call"]
+
+    (sent,) = sip_bodies(capture, f'sip.Method == "INVITE" && udp.dstport == {sbc.proxy.port}')
+    (answer,) = sip_bodies(capture, f"sip.Status-Code == 200 && udp.srcport == {sbc.proxy.port}")
+    for sdp in (sent, answer):
+        assert re.search(r"^m=audio \d+ RTP/SAVP ", sdp, re.MULTILINE), sdp
+    assert len(re.findall(r"^a=crypto:", answer, re.MULTILINE)) == 1, answer
+    assert_anchored(flows(capture), bridge_ports, True, peer, sbc)
+
+    (recording,) = rtmp_server.recordings_of("sbc-srtp")
+    tone = measure_recording(recording)
+    assert abs(tone.frequency_hz - 1000) < 10 and tone.tone_seconds > 5, tone

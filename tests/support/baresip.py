@@ -45,11 +45,13 @@ def config_text(
     media: Path | None,
     control_port: int,
     tone_hz: int = 1000,
+    srtp: bool = False,
 ) -> str:
     """baresip's ``config``: ausine the microphone (48 kHz stereo is all it makes; baresip
     resamples for the codec), nothing is played (no audio player); with ``media``, the file is
     the camera and video is shown nowhere (fakevideo), without it no video module is loaded
-    and baresip offers and answers audio alone. ctrl_tcp takes commands on ``control_port``."""
+    and baresip offers and answers audio alone. ctrl_tcp takes commands on ``control_port``;
+    ``srtp`` loads the SDES module an account's ``mediaenc`` names."""
     video = [
         f"video_source avformat,{media}",
         "video_display fakevideo,nil",
@@ -73,6 +75,7 @@ def config_text(
         "module_path /usr/lib/baresip/modules",
         *(f"module {name}" for name in AUDIO_MODULES),
         *(f"module {name}" for name in (VIDEO_MODULES if media is not None else ())),
+        *(["module srtp.so"] if srtp else []),
         "module_app account.so",
         "module_app menu.so",
     ]
@@ -101,7 +104,8 @@ def camera_file(directory: Path, seconds: float) -> Path:
 @dataclass
 class BaresipPeer:
     """One baresip answering one call on ``port``, hanging up when it quits after ``seconds``;
-    video from ``media`` (None: audio only), audio ``audio_codec`` at ``tone_hz``."""
+    video from ``media`` (None: audio only), audio ``audio_codec`` at ``tone_hz``; SRTP as
+    its account's ``mediaenc`` says (``srtp-mand``: RTP/SAVP only, in offers and answers)."""
 
     workdir: Path
     port: int
@@ -111,6 +115,7 @@ class BaresipPeer:
     control_port: int
     audio_codec: str = "PCMU"
     tone_hz: int = 1000
+    mediaenc: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -134,10 +139,13 @@ class BaresipPeer:
                 self.media,
                 self.control_port,
                 self.tone_hz,
+                srtp=self.mediaenc is not None,
             )
         )
+        mediaenc = f";mediaenc={self.mediaenc}" if self.mediaenc else ""
         (self.workdir / "accounts").write_text(
-            f"<sip:far@127.0.0.1>;regint=0;answermode=auto;audio_codecs={self.audio_codec}\n"
+            f"<sip:far@127.0.0.1>;regint=0;answermode=auto;audio_codecs={self.audio_codec}"
+            f"{mediaenc}\n"
         )
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(

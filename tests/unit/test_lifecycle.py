@@ -49,6 +49,7 @@ from siprtmp_bridge.sip.events import (
     CallProgressed,
     DtmfReceived,
     Registered,
+    SrtpNegotiated,
 )
 from siprtmp_bridge.sip.states import (
     INV_CONFIRMED,
@@ -463,3 +464,21 @@ def test_a_key_that_falls_due_is_sent_in_the_call_and_dropped_once_it_is_ending(
 def test_keys_from_the_far_end_are_shown() -> None:
     _, actions = feed(answered(), (5.0, DtmfReceived("5")))
     assert actions == [ShowKeyReceived("5")]
+
+
+# -- SRTP -----------------------------------------------------------------------------------
+
+
+def test_the_negotiated_srtp_suite_is_shown() -> None:
+    _, actions = feed(answered(), (3.0, SrtpNegotiated("AES_CM_128_HMAC_SHA1_80")))
+    assert actions == [ShowCall({"srtp_suite": "AES_CM_128_HMAC_SHA1_80"})]
+
+
+def test_require_refused_by_the_far_end_ends_srtp_refused_not_rejected() -> None:
+    spec = replace(SPEC, connection=replace(SPEC.connection, media_encryption="require"))
+    refused = CallEnded(488, "Not Acceptable Here", got_response=True, was_answered=False)
+    life, _ = feed(dialling(spec), (2.0, refused))
+    assert life.outcome is not None and life.outcome.reason == "SrtpRefused"
+    # The same answer under "allow" is an ordinary refusal.
+    life, _ = feed(dialling(), (2.0, refused))
+    assert life.outcome is not None and life.outcome.reason != "SrtpRefused"

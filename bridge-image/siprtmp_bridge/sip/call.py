@@ -14,6 +14,7 @@ from typing import Any
 import pjsua2 as pj
 
 from siprtmp_bridge.dtmf import KEY_DURATION_MS
+from siprtmp_bridge.rtp.srtp import negotiated_suite, sdp_body
 from siprtmp_bridge.sip.events import (
     CallEnded,
     CallMediaChanged,
@@ -21,6 +22,7 @@ from siprtmp_bridge.sip.events import (
     DtmfReceived,
     Registered,
     SipEvent,
+    SrtpNegotiated,
 )
 from siprtmp_bridge.sip.states import (
     INV_CONFIRMED,
@@ -42,6 +44,12 @@ _BRIDGED_MEDIA = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 _DTMF_METHODS = {
     DtmfMethod.RFC2833: pj.PJSUA_DTMF_METHOD_RFC2833,
     DtmfMethod.INFO: pj.PJSUA_DTMF_METHOD_SIP_INFO,
+}
+# connection.mediaEncryption: pjsua's OPTIONAL offers a=crypto in RTP/AVP, MANDATORY RTP/SAVP.
+_SRTP_USE = {
+    "disable": pj.PJMEDIA_SRTP_DISABLED,
+    "allow": pj.PJMEDIA_SRTP_OPTIONAL,
+    "require": pj.PJMEDIA_SRTP_MANDATORY,
 }
 
 
@@ -83,6 +91,11 @@ def account_config(spec: BridgeSpec, rtp_port: int | None = None) -> Any:
         media.transportConfig.publicAddress = nat.public_address
     # RTCP on the RTP port (when the far end agrees) refreshes the NAT binding of the RTP port.
     media.rtcpMuxEnabled = True
+    media.srtpUse = _SRTP_USE[connection.media_encryption]
+    # SDES keys travel in the SDP over whatever transport the call uses (UDP and TCP too), as
+    # trunks and softphones send them; keys only (no DTLS-SRTP, which needs no SDP keys).
+    media.srtpSecureSignaling = 0
+    media.srtpOpt.keyings = pj.IntVector([pj.PJMEDIA_SRTP_KEYING_SDES])
     if nat.keep_alive_seconds > 0:
         # Lets the bridge's own keep-alive socket share the RTP port (rtp/keepalive.py).
         options = pj.SockOptParams()
@@ -127,6 +140,15 @@ def _is_received_message(event: Any) -> bool:
     )
 
 
+def _received_sdp(event: Any) -> str | None:
+    """The SDP of the message from the far end that caused ``event``, if it carried one."""
+    if not _is_received_message(event):
+        return None
+    if event.type == pj.PJSIP_EVENT_RX_MSG:
+        return sdp_body(str(event.body.rxMsg.rdata.wholeMsg))
+    return sdp_body(str(event.body.tsxState.src.rdata.wholeMsg))
+
+
 class BridgeAccount(pj.Account):  # type: ignore[misc]
     def __init__(self, emit: EventSink) -> None:
         super().__init__()
@@ -162,9 +184,28 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
         self.was_answered = False
         self.got_response = False
         self.audio_index = 0
+        # The latest SDP each side sent: which SRTP suite the audio runs (srtp.py).
+        self.local_sdp = ""
+        self.remote_sdp = ""
+        self.srtp_suite: str | None = None
+
+    def _note_sdp(self, local: str | None = None, remote: str | None = None) -> None:
+        self.local_sdp = local or self.local_sdp
+        self.remote_sdp = remote or self.remote_sdp
+        suite = negotiated_suite(self.local_sdp, self.remote_sdp)
+        if suite != self.srtp_suite:
+            self.srtp_suite = suite
+            self.emit(SrtpNegotiated(suite))
+
+    def onCallTsxState(self, prm: Any) -> None:  # noqa: N802
+        """A response within the call (a re-INVITE's answer) may carry the far end's SDP."""
+        if (remote := _received_sdp(prm.e)) is not None:
+            self._note_sdp(remote=remote)
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802
         info = self.getInfo()
+        if (remote := _received_sdp(prm.e)) is not None:
+            self._note_sdp(remote=remote)
         if INV_EARLY <= info.state <= INV_CONFIRMED or _is_received_message(prm.e):
             self.got_response = True
         if info.state == INV_CONFIRMED:
@@ -176,6 +217,7 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
                     reason=str(info.lastReason),
                     got_response=self.got_response,
                     was_answered=self.was_answered,
+                    remote_sdp=self.remote_sdp,
                 )
             )
             return
@@ -191,11 +233,12 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
 
     def onCallSdpCreated(self, prm: Any) -> None:  # noqa: N802
         """Let the video side turn pjsua's disabled video slot into a live answer (video/)."""
-        if self.rewrite_sdp is None:
-            return
-        rewritten = self.rewrite_sdp(str(prm.sdp.wholeSdp), str(prm.remSdp.wholeSdp))
-        if rewritten is not None:
-            prm.sdp.wholeSdp = rewritten
+        local, remote = str(prm.sdp.wholeSdp), str(prm.remSdp.wholeSdp)
+        if self.rewrite_sdp is not None:
+            rewritten = self.rewrite_sdp(local, remote)
+            if rewritten is not None:
+                prm.sdp.wholeSdp = local = rewritten
+        self._note_sdp(local, remote if remote.strip() else None)
 
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
         info = self.getInfo()  # keep referenced while iterating info.media (pjsua2 trap)

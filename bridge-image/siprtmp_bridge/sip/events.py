@@ -39,6 +39,8 @@ class CallEnded:
     reason: str
     got_response: bool
     was_answered: bool
+    #: The far end's latest SDP ("" when it sent none): tells an SRTP refusal from others.
+    remote_sdp: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,4 +50,13 @@ class DtmfReceived:
     key: str
 
 
-SipEvent = Registered | CallProgressed | CallMediaChanged | CallEnded | DtmfReceived
+@dataclass(frozen=True)
+class SrtpNegotiated:
+    """The audio's SRTP suite as the latest offer and answer have it; None: plain RTP."""
+
+    suite: str | None
+
+
+SipEvent = (
+    Registered | CallProgressed | CallMediaChanged | CallEnded | DtmfReceived | SrtpNegotiated
+)

@@ -24,7 +24,9 @@ from collections.abc import Callable
 
 from siprtmp_bridge.rtp.keepalive import RtpPortClaim
 from siprtmp_bridge.rtp.source import SourceLatch
+from siprtmp_bridge.rtp.srtp import VideoKeys
 from siprtmp_bridge.video.sender_clock import RTP_WRAP, CaptureClock, next_clock, sender_report
+from siprtmp_bridge.video.srtp import SrtpChannel
 from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK
 
 LOOPBACK = "127.0.0.1"
@@ -52,7 +54,10 @@ class VideoRelay:
     """Holds the answered pair (taken over from its claim) from ``start()`` until ``close()``.
 
     ``on_ssrc`` is called (on the relay's thread) with the far end's SSRC when the first RTP
-    packet comes and whenever it changes; ``inner_port`` is where FFmpeg receives.
+    packet comes and whenever it changes; ``inner_port`` is where FFmpeg receives. With
+    ``keys`` (SRTP video), what the far end sends is authenticated and decrypted before it is
+    looked at or forwarded, and what goes to the far end is protected: the far end's port and
+    the wire carry no plain RTP or RTCP, FFmpeg's loopback only plain.
     """
 
     def __init__(
@@ -60,7 +65,10 @@ class VideoRelay:
         claim: RtpPortClaim,
         remote_rtcp: tuple[str | None, int],
         on_ssrc: Callable[[int], None],
+        keys: VideoKeys | None = None,
     ) -> None:
+        self.srtp: SrtpChannel | None = None
+        self.use_srtp(keys)
         self.rtp, self.rtcp = claim.sockets
         claim.sockets = []  # the relay closes them
         self.remote_rtcp = remote_rtcp
@@ -89,6 +97,15 @@ class VideoRelay:
         claim = RtpPortClaim(LOOPBACK, INNER_PORT_MIN, INNER_PORT_MAX)
         claim.release()  # FFmpeg binds it next, within milliseconds
         return claim.port
+
+    def use_srtp(self, keys: VideoKeys | None) -> None:
+        """The keys of the latest offer and answer; the channel (and libsrtp's replay window)
+        is kept while they stay the same."""
+        current = self.srtp
+        if keys is None:
+            self.srtp = None
+        elif current is None or (current.remote, current.local) != (keys.remote, keys.local):
+            self.srtp = SrtpChannel(keys.remote, keys.local)
 
     def renew_inner_port(self) -> None:
         """A new loopback pair for a new FFmpeg input (a re-INVITE that changes the format:
@@ -133,6 +150,12 @@ class VideoRelay:
             if not self.latch.same_host(source[:2]):
                 self.latch.dropped += 1
                 return
+            srtp = self.srtp
+            if srtp is not None:
+                plain = srtp.unprotect(packet, rtcp=True)
+                if plain is None:
+                    return
+                packet = plain
             self._far_rtcp_source = source[:2]
             self._note_sender_report(packet)
             if self.base_timestamp is not None:
@@ -140,6 +163,12 @@ class VideoRelay:
         elif sock is self.rtp:
             if not self.latch.admit(source[:2], time.monotonic()):
                 return
+            srtp = self.srtp
+            if srtp is not None:
+                plain = srtp.unprotect(packet, rtcp=False)
+                if plain is None:
+                    return
+                packet = plain
             ssrc = rtp_ssrc(packet)
             if ssrc is not None:
                 if ssrc != self.ssrc:
@@ -160,6 +189,10 @@ class VideoRelay:
         address; dropped while neither is known. Safe from any thread, also after ``close()``."""
         host, port = self.remote_rtcp
         target = self._far_rtcp_source or ((host, port) if host is not None else None)
-        if target is not None:
-            with contextlib.suppress(OSError):  # closed, or a lost datagram as on the wire
-                self.rtcp.sendto(packet, target)
+        if target is None:
+            return
+        srtp = self.srtp
+        if srtp is not None:
+            packet = srtp.protect_rtcp(packet)
+        with contextlib.suppress(OSError):  # closed, or a lost datagram as on the wire
+            self.rtcp.sendto(packet, target)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from siprtmp_bridge.rtp.sdp import crypto_values, media_sections
 from siprtmp_bridge.video.h264 import FmtpError, H264Format, h264_format
 
 _RTPMAP = re.compile(r"^a=rtpmap:(\d+)\s+([^/\s]+)/(\d+)", re.IGNORECASE)
@@ -39,6 +40,7 @@ class VideoOffer:
     rtcp_mux: bool = False
     feedback: tuple[str, ...] = ()  # rtcp-fb values offered for the chosen or every format
     ssrc: int | None = None  # a=ssrc: the target of keyframe requests
+    cryptos: tuple[str, ...] = ()  # a=crypto values: the far end's SRTP keys (SDES)
 
     @property
     def sends(self) -> bool:
@@ -78,22 +80,6 @@ class VideoDeclined:
 
 
 VideoDecision = VideoAccepted | VideoDeclined
-
-
-def media_sections(sdp: str) -> tuple[list[str], list[list[str]]]:
-    """Session lines and the lines of each media section (each starting with its m= line)."""
-    session: list[str] = []
-    sections: list[list[str]] = []
-    for line in sdp.replace("\r\n", "\n").split("\n"):
-        if not line.strip():
-            continue
-        if line.startswith("m="):
-            sections.append([line])
-        elif sections:
-            sections[-1].append(line)
-        else:
-            session.append(line)
-    return session, sections
 
 
 def _connection_address(lines: list[str]) -> str | None:
@@ -154,6 +140,7 @@ def parse_video_offer(sdp: str) -> VideoOffer | None:
             rtcp_mux=rtcp_mux,
             feedback=tuple(feedback),
             ssrc=ssrc,
+            cryptos=crypto_values(lines[1:]),
         )
     return None
 
@@ -200,9 +187,10 @@ def answer_fmtp(chosen: H264Format) -> str:
 
 
 def video_answer_section(
-    accepted: VideoAccepted, port: int, address: str, sendrecv: bool
+    accepted: VideoAccepted, port: int, address: str, sendrecv: bool, crypto: str | None = None
 ) -> list[str]:
-    """The live m=video section the bridge answers with (``hasVideo``: sendrecv or recvonly)."""
+    """The live m=video section the bridge answers with (``hasVideo``: sendrecv or recvonly);
+    ``crypto``: the ``a=crypto`` line of the bridge's SRTP key, when the video is SRTP."""
     chosen = accepted.format
     pt = chosen.payload_type
     family = "IP6" if ":" in address else "IP4"
@@ -219,6 +207,8 @@ def video_answer_section(
     # A sendonly offer can only be answered recvonly (RFC 3264, 6.1), whatever hasVideo says.
     sends_too = sendrecv and accepted.offer.direction == "sendrecv"
     lines.append("a=sendrecv" if sends_too else "a=recvonly")
+    if crypto is not None:
+        lines.append(crypto)
     return lines
 
 

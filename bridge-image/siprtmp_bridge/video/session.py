@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from siprtmp_bridge.rtp.keepalive import RtpPortClaim
+from siprtmp_bridge.rtp.srtp import VideoKeys, video_keys
 from siprtmp_bridge.video.keyframes import KeyframePolicy, RtcpFeedbackSender
 from siprtmp_bridge.video.payload_type import install_h264_match
 from siprtmp_bridge.video.receiver import VideoReceiver
@@ -74,6 +75,7 @@ class VideoSession:
         self.accepted: VideoAccepted | None = None
         self.port: int | None = None
         self.section: list[str] | None = None  # our live video m-line, kept for re-offers
+        self.keys: VideoKeys | None = None  # the video's SRTP keys; None: plain RTP
         self.receiver: VideoReceiver | None = None
         self.relay: VideoRelay | None = None  # holds the answered port, feeds FFmpeg
         self._claim: RtpPortClaim | None = None  # the answered port, until the relay takes it
@@ -102,6 +104,16 @@ class VideoSession:
             state = VideoState.REFUSED if decision.refused else VideoState.ABSENT
             self.status = replace(self.status, state=state, reason=decision.reason)
             return None
+        offer = decision.offer
+        keys = video_keys(
+            self.spec.connection.media_encryption,
+            offer.proto,
+            offer.cryptos,
+            self.keys.local if self.keys is not None else None,
+        )
+        if isinstance(keys, str):  # pjsua's disabled slot stays: the video is declined
+            self.status = replace(self.status, state=VideoState.REFUSED, reason=keys)
+            return None
         # Without it pjsua would renumber the answer to the offer's first H.264 format.
         if (problem := install_h264_match()) is not None:
             self.status = replace(self.status, state=VideoState.FAILED, reason=problem)
@@ -112,7 +124,13 @@ class VideoSession:
             self.status = replace(self.status, state=VideoState.FAILED, reason=str(error))
             return None
         address = local_media_address(local_sdp) or self.spec.nat.bind_address
-        section = video_answer_section(decision, port, address, sendrecv=self.spec.has_video)
+        section = video_answer_section(
+            decision,
+            port,
+            address,
+            sendrecv=self.spec.has_video,
+            crypto=keys.local.attribute() if keys is not None else None,
+        )
         rewritten = rewrite_answer(local_sdp, section)
         self.section = section if rewritten is not None else None
         if rewritten is None:
@@ -132,7 +150,11 @@ class VideoSession:
             packetization_mode=chosen.packetization_mode,
             profile=chosen.profile_name,
             local_port=port,
+            srtp_suite=keys.remote.suite if keys is not None else None,
         )
+        self.keys = keys
+        if self.relay is not None:
+            self.relay.use_srtp(keys)  # a re-INVITE's offer may bring new keys
         self._receive(decision, port)
         return rewritten
 
@@ -190,7 +212,9 @@ class VideoSession:
         fresh loopback port on it (``inner_port``)."""
         if self.relay is None:
             assert self._claim is not None
-            self.relay = VideoRelay(self._claim, accepted.remote_rtcp, self._learned_ssrc)
+            self.relay = VideoRelay(
+                self._claim, accepted.remote_rtcp, self._learned_ssrc, self.keys
+            )
             self._claim = None
             self.relay.start()
         else:
@@ -249,7 +273,11 @@ class VideoSession:
         """The status with the receiver's (and the slate's) live figures."""
         self.status = replace(self.status, source=self._source())
         if self.relay is not None:
-            self.status = replace(self.status, foreign_packets=self.relay.latch.dropped)
+            self.status = replace(
+                self.status,
+                foreign_packets=self.relay.latch.dropped,
+                srtp_rejected=self.relay.srtp.rejected if self.relay.srtp is not None else 0,
+            )
         if self.track is not None:
             self.status = replace(self.status, slate_frames=self.track.slate_frames)
         receiver = self.receiver

@@ -39,6 +39,8 @@ class VideoStatus:
     keyframe_requests: int = 0
     missing_count: int = 0  # times negotiated video turned MISSING (a re-INVITE may renegotiate)
     foreign_packets: int = 0  # RTP/RTCP from others than the far end, dropped (source.py)
+    srtp_suite: str | None = None  # the video's SRTP crypto suite; None: plain RTP
+    srtp_rejected: int = 0  # SRTP/SRTCP packets that failed authentication, dropped
     av_offset_ms: float | None = None
     av_sync: str | None = None  # "sender reports" (RTCP SR) or "arrival"
     local_port: int | None = None
@@ -55,6 +57,7 @@ VIDEO_COUNTERS = frozenset(
         "keyframeRequests",
         "avOffsetMs",
         "foreignPackets",
+        "srtpRejected",
     }
 )
 
@@ -76,6 +79,8 @@ def video_document(video: VideoStatus) -> dict[str, Any]:
         "keyframeIntervalSeconds": video.keyframe_interval_seconds,
         "frames": video.frames,
         "foreignPackets": video.foreign_packets,
+        "srtpSuite": video.srtp_suite,
+        "srtpRejected": video.srtp_rejected,
         "keyframes": video.keyframes,
         "bytesReceived": video.bytes_received,
         "keyframeRequests": video.keyframe_requests,

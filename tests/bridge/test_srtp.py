@@ -1,0 +1,198 @@
+"""SRTP (SDES, RFC 4568) against real far ends: baresip requiring it (``mediaenc srtp-mand``)
+for audio and for audio with H.264 video, and far ends without it. Each is proven by what was
+decoded from the recording, and a capture shows that no plain RTP crossed the wire."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from siprtmp_bridge.rtp.sdp import media_sections
+from tests.conftest import call_spec
+from tests.support.baresip import BaresipPeer, camera_file
+from tests.support.bridge_process import BridgeProcess
+from tests.support.capture import LoopbackCapture, RtpPacket
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.ports import free_udp_window
+from tests.support.recording import measure_recording
+from tests.support.sipp import SippPeer
+from tests.support.video_recording import measure_video, tone_in
+
+CALL_SECONDS = 6
+SUITE = "AES_CM_128_HMAC_SHA1_80"  # the first of baresip's offer, taken by pjsua too
+AUTH_TAG = 10  # bytes of HMAC-SHA1-80 after each SRTP payload
+PCMU_FRAME = 160  # 20 ms at 8 kHz
+
+
+def _srtp_spec(
+    peer: BaresipPeer, rtmp: NginxRtmp, stream: str, mode: str, low: int
+) -> dict[str, Any]:
+    spec = call_spec(peer.uri, rtmp, stream, hasAudio=True)
+    spec["connection"] = {"mediaEncryption": mode}
+    spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 3}
+    return spec
+
+
+def _assert_no_clear_audio(packets: list[RtpPacket]) -> None:
+    """Every PCMU packet (both ways) is SRTP: 160 bytes of ciphertext plus the 80-bit tag, and
+    looks random. In clear, the 1 kHz tone is one µ-law period of 8 samples repeated (at most
+    8 distinct bytes) and the bridge's silence one byte value."""
+    audio = [p for p in packets if p.payload_type == 0]
+    assert len(audio) > 100, len(audio)
+    assert {len(p.payload) for p in audio} == {PCMU_FRAME + AUTH_TAG}, audio[:3]
+    assert min(len(set(p.payload)) for p in audio) > 60, audio[:3]
+
+
+def _rtp_payload(packet: bytes) -> bytes:
+    """What follows an RTP header (its CSRCs and extension too): tshark, reading the SDP in
+    the capture, would dissect an SRTP payload no further."""
+    start = 12 + 4 * (packet[0] & 0x0F)
+    if packet[0] & 0x10:  # a header extension: its length in 32-bit words
+        start += 4 + 4 * int.from_bytes(packet[start + 2 : start + 4], "big")
+    return packet[start:]
+
+
+def test_baresip_requiring_srtp_is_called_and_its_tone_published(
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    """baresip with ``srtp-mand`` accepts only RTP/SAVP: the bridge's ``require`` offer gets a
+    200 with a=crypto, the tone comes through SRTP into the recording, the suite is in the
+    status, and the wire shows only SRTP."""
+    peer = baresip(None, CALL_SECONDS, mediaenc="srtp-mand")
+    low = free_udp_window(4)
+    spec = _srtp_spec(peer, rtmp_server, "srtp-audio", "require", low)
+    with LoopbackCapture(tmp_path / "rtp.pcap", f"udp portrange {low}-{low + 1}") as capture:
+        process = bridge(spec)
+        assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0, peer.text()[-3000:]
+    final = process.final
+    assert final["reason"] == "RemoteHangup", final
+    assert final["call"]["srtpSuite"] == SUITE, final["call"]
+    assert "stream: audio: starting mediaenc 'srtp-mand'" in peer.text()
+
+    (recording,) = rtmp_server.recordings_of("srtp-audio")
+    tone = measure_recording(recording)
+    assert abs(tone.frequency_hz - 1000) < 10, tone
+    assert tone.tone_seconds > CALL_SECONDS - 2.5, tone
+    _assert_no_clear_audio(capture.rtp(low))
+
+
+def test_srtp_video_from_baresip_is_decrypted_and_published_with_its_audio(
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    pcap_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """baresip offers RTP/SAVP audio and video (``srtp-mand``) in its 200 OK to the bridge's
+    delayed offer; with the default ``allow`` the bridge answers both with keys of its own in
+    the ACK, its relay decrypts the video for FFmpeg and protects its keyframe requests: the
+    picture's colours and the tone are in the recording, and no clear H.264 is on the wire."""
+    peer = baresip(camera_file(pcap_dir, 30), 10, mediaenc="srtp-mand")
+    low = free_udp_window(4)
+    spec = call_spec(peer.uri, rtmp_server, "srtp-video", video={"mode": "passthrough"})
+    spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 3}
+    capture_filter = f"udp port {peer.port} or udp portrange {low}-{low + 3}"
+    with LoopbackCapture(tmp_path / "call.pcap", capture_filter) as capture:
+        process = bridge(spec)
+        assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0, peer.text()[-3000:]
+
+    final = process.final
+    assert final["reason"] == "RemoteHangup", final
+    assert final["call"]["srtpSuite"] == SUITE, final["call"]
+    video = final["video"]
+    assert video["state"] == "RECEIVING", (video, peer.text()[-3000:])
+    # baresip sends an RTCP APP "PING" in clear as the call starts and a BYE at its end that
+    # does not authenticate: both dropped, never forwarded.
+    assert video["srtpSuite"] == SUITE and video["srtpRejected"] <= 3, video
+    assert video["frames"] > 40, video
+    (ack,) = capture.udp_payloads('sip.Method == "ACK"')
+    sections = media_sections(ack.decode().partition("\r\n\r\n")[2])[1]
+    for lines in sections:  # audio (pjsua's) and video (the bridge's): each its own key
+        assert " RTP/SAVP " in lines[0], lines
+        assert sum(line.startswith(f"a=crypto:1 {SUITE} inline:") for line in lines) == 1, lines
+
+    video_port = video["localPort"]
+    received = capture.udp_payloads(f"udp.dstport == {video_port}")
+    h264 = [_rtp_payload(packet) for packet in received if 96 <= packet[1] & 0x7F <= 127]
+    assert len(h264) > 40, len(h264)
+    # A clear H.264 payload starts with a NAL unit header, whose forbidden bit is 0.
+    assert sum(payload[0] >> 7 for payload in h264) > len(h264) / 4, h264[:3]
+    # The bridge's keyframe requests and FFmpeg's reports leave as SRTCP: the E flag and
+    # index word (4 bytes) and the 80-bit tag follow the RTCP, which never ends on them in clear.
+    sent = capture.fields(
+        f"udp.srcport == {video_port + 1} || (udp.srcport == {video_port} && rtcp)",
+        "udp.length",
+        decode_as=f"udp.port=={video_port + 1},rtcp",
+    )
+    assert sent and all((int(row[0]) - 8 - 4 - AUTH_TAG) % 4 == 0 for row in sent), sent
+
+    recording = rtmp_server.recordings_of("srtp-video")[-1]
+    picture = measure_video(recording)
+    assert picture.left_is_red and picture.right_is_blue, picture
+    assert picture.seconds > 5, picture
+    tone = tone_in(recording)
+    assert abs(tone.frequency_hz - 1000) < 10 and tone.audible_seconds > 5, tone
+
+
+def test_require_against_baresip_without_srtp_fails_with_its_own_reason(
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    """baresip without SRTP refuses the RTP/SAVP offer: ``SrtpRefused``, exit 4, at once."""
+    peer = baresip(None, 20)
+    spec = _srtp_spec(peer, rtmp_server, "srtp-refused", "require", free_udp_window(4))
+    started = time.monotonic()
+    process = bridge(spec)
+    assert process.wait(20) == 4, process.stderr_text[-3000:]
+    assert time.monotonic() - started < 10
+    final = process.final
+    assert (final["reason"], final["exitCode"]) == ("SrtpRefused", 4), final
+    assert "require accepts no plain RTP" in final["message"], final
+    assert re.search(r"^m=audio \d+ RTP/SAVP ", peer.text(), re.MULTILINE), peer.text()[-2000:]
+
+
+def test_require_against_a_plain_rtp_answer_fails_with_its_own_reason(
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    """A SIPp far end that answers any offer with plain RTP/AVP: pjsua cannot take the answer
+    to its RTP/SAVP offer, and the call ends ``SrtpRefused`` (not ``Rejected``), exit 4."""
+    peer = tone_peer(3.0)
+    spec = call_spec(peer.uri, rtmp_server, "srtp-plain-answer")
+    spec["connection"] = {"mediaEncryption": "require"}
+    started = time.monotonic()
+    process = bridge(spec)
+    assert process.wait(20) == 4, process.stderr_text[-3000:]
+    assert time.monotonic() - started < 10
+    final = process.final
+    assert (final["reason"], final["exitCode"]) == ("SrtpRefused", 4), final
+    assert "audio RTP/AVP without SRTP keys" in final["message"], final
+
+
+def test_allow_against_a_far_end_without_srtp_bridges_plain_rtp(
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    """``allow`` (the default) offers keys in RTP/AVP; baresip without SRTP ignores them and
+    answers plain RTP, which the bridge takes: no suite in the status, the tone published."""
+    peer = baresip(None, CALL_SECONDS)
+    process = bridge(call_spec(peer.uri, rtmp_server, "srtp-allow-plain", hasAudio=True))
+    assert process.wait(30) == 0, process.stderr_text[-3000:]
+    final = process.final
+    assert final["reason"] == "RemoteHangup", final
+    assert final["call"]["srtpSuite"] is None, final["call"]
+    assert re.search(r"^a=crypto:\d+ ", peer.text(), re.MULTILINE), peer.text()[-2000:]
+    (recording,) = rtmp_server.recordings_of("srtp-allow-plain")
+    tone = measure_recording(recording)
+    assert abs(tone.frequency_hz - 1000) < 10 and tone.tone_seconds > CALL_SECONDS - 2.5, tone
