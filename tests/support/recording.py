@@ -11,8 +11,7 @@ from siprtmp_bridge.demo.analysis import ToneMeasurement, decode_audio, measure_
 
 
 def measure_recording(path: Path) -> ToneMeasurement:
-    samples, rate, codec = decode_audio(str(path))
-    return measure_tone(samples, rate, codec)
+    return measure_tone(decode_audio(str(path)))
 
 
 def ffprobe(path: Path) -> dict[str, Any]:
