@@ -76,9 +76,9 @@ def tone_frequency(samples: Sequence[float], sample_rate: int, runs: Sequence[ra
     Hann-windowed DFT, interpolated between bins on a log scale; 0.0 when there are too few
     samples or nothing crosses zero (no tone).
 
-    Only the bins from the zero-crossing estimate (within about a bin of the tone) to the nearest
-    peak are computed: for one clear tone that peak is the spectrum's highest, where an FFT of
-    the same samples peaks too.
+    Only the bins from the zero-crossing estimate (for a clean tone well within a bin of it) up
+    to the nearest peak are computed: for one clear tone that peak is the spectrum's highest,
+    where an FFT of the same samples peaks too.
     """
     audible = joined(samples, runs)
     size = len(audible)
@@ -107,33 +107,45 @@ def tone_frequency(samples: Sequence[float], sample_rate: int, runs: Sequence[ra
 
 
 def crossing_frequency(samples: Sequence[float], sample_rate: int, runs: Sequence[range]) -> float:
-    """The periods between the first and last upward zero crossing of each run, over the time
-    they span; 0.0 when no run holds a full period.
+    """The tone's frequency from its upward zero crossings: the slope of crossing time against
+    period number, fitted by least squares over all runs (each run its own offset); 0.0 when no
+    run holds a full period.
 
-    A run's periods are its span over the median gap between crossings, rounded: a few stray
-    crossings (a codec's ringing where the tone starts or stops abruptly) do not move the median,
-    so they add no periods. A crossing counts only once the signal has been below
-    ``-CROSSING_HYSTERESIS`` since the last one, so noise around zero (in the quiet edge of a
-    window) cannot stretch the span; it is placed between its two samples by linear
+    Each gap between crossings counts as the whole number of periods nearest to it, in units of
+    the run's median gap, so a stray crossing (a codec's ringing where a tone starts or stops
+    abruptly) or a missed one shifts only the few crossings near it, which the fit outweighs.
+    A crossing counts only once the signal has been below ``-CROSSING_HYSTERESIS`` since the
+    last one, so noise around zero adds none; it is placed between its two samples by linear
     interpolation. Upward crossings only, so a DC offset does not bias the estimate.
     """
-    periods = 0
-    span = 0.0
+    covariance = variance = 0.0
     for run in runs:
-        crossings: list[float] = []
-        armed = False
-        for index in range(run.start, run.stop - 1):
-            before = samples[index]
-            if before < -CROSSING_HYSTERESIS:
-                armed = True
-            if armed and before < 0.0 <= samples[index + 1]:
-                crossings.append(index + before / (before - samples[index + 1]))
-                armed = False
-        if len(crossings) >= 2:
-            gap = statistics.median(b - a for a, b in itertools.pairwise(crossings))
-            periods += round((crossings[-1] - crossings[0]) / gap)
-            span += crossings[-1] - crossings[0]
-    return periods * sample_rate / span if span else 0.0
+        crossings = _upward_crossings(samples, run)
+        gaps = [later - earlier for earlier, later in itertools.pairwise(crossings)]
+        if not gaps:
+            continue
+        typical = statistics.median(gaps)
+        periods = list(itertools.accumulate((round(gap / typical) for gap in gaps), initial=0))
+        mean_period = statistics.fmean(periods)
+        mean_crossing = statistics.fmean(crossings)
+        for period, crossing in zip(periods, crossings, strict=True):
+            covariance += (period - mean_period) * (crossing - mean_crossing)
+            variance += (period - mean_period) ** 2
+    # covariance / variance: samples per period (positive: crossings come in order).
+    return sample_rate * variance / covariance if covariance else 0.0
+
+
+def _upward_crossings(samples: Sequence[float], run: range) -> list[float]:
+    crossings: list[float] = []
+    armed = False
+    for index in range(run.start, run.stop - 1):
+        before = samples[index]
+        if before < -CROSSING_HYSTERESIS:
+            armed = True
+        if armed and before < 0.0 <= samples[index + 1]:
+            crossings.append(index + before / (before - samples[index + 1]))
+            armed = False
+    return crossings
 
 
 def _goertzel_power(samples: Sequence[float], omega: float) -> float:
