@@ -19,6 +19,7 @@ from tests.support.ports import free_udp_pair
 from tests.support.recording import measure_recording
 from tests.support.rtp_pcap import PCMU, encode_payload, rtp_audio_packets, tone_pcm
 from tests.support.sipp import SippPeer
+from tests.support.spectrum import magnitude_spectrum
 
 KEEPALIVE_PAYLOAD_TYPE = 20
 
@@ -141,9 +142,8 @@ def test_audio_sent_by_anyone_but_the_far_end_never_reaches_the_stream(
     assert process.wait(20) == 0
     assert peer.wait(10) == 0
     (recording,) = rtmp_server.recordings_of("stranger")
-    samples, rate, _ = decode_audio(str(recording))
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
-    frequencies = np.fft.rfftfreq(samples.size, 1 / rate)
+    audio = decode_audio(str(recording))
+    spectrum, frequencies = magnitude_spectrum(audio.samples, audio.sample_rate)
 
     def energy(hz: float) -> float:
         return float(spectrum[np.abs(frequencies - hz) < 20].sum())

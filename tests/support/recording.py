@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -9,17 +10,11 @@ from typing import Any
 
 import av
 
-from siprtmp_bridge.demo.analysis import (
-    ToneMeasurement,
-    decode_audio,
-    measure_tone,
-    silent_gaps,
-)
+from siprtmp_bridge.demo.analysis import ToneMeasurement, audible_runs, decode_audio, measure_tone
 
 
 def measure_recording(path: Path) -> ToneMeasurement:
-    samples, rate, codec = decode_audio(str(path))
-    return measure_tone(samples, rate, codec)
+    return measure_tone(decode_audio(str(path)))
 
 
 def ffprobe(path: Path) -> dict[str, Any]:
@@ -46,6 +41,12 @@ def packet_times(path: Path, kind: str = "audio") -> list[int]:
 
 
 def tone_gaps(path: Path) -> list[tuple[float, float]]:
-    """(start, length) in seconds of each hole in the recording's tone (analysis.silent_gaps)."""
-    samples, rate, _ = decode_audio(str(path))
-    return silent_gaps(samples, rate)
+    """(start, length) in seconds of each hole in the recording's tone: the inaudible stretches
+    between its first and last audible 20 ms window (a gap shorter than a window may go unseen)."""
+    audio = decode_audio(str(path))
+    runs = audible_runs(audio.samples, audio.sample_rate)
+    rate = audio.sample_rate
+    return [
+        (done.stop / rate, (after.start - done.stop) / rate)
+        for done, after in itertools.pairwise(runs)
+    ]

@@ -4,6 +4,7 @@ colours, the tone, and the offset between the blinking marker and the blinking t
 from __future__ import annotations
 
 import itertools
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import av
 import numpy as np
 
-from siprtmp_bridge.demo.analysis import dominant_frequency
+from siprtmp_bridge.demo.analysis import audible_runs, decode_audio, tone_frequency
 from siprtmp_bridge.video.slate import BACKGROUND as SLATE_BACKGROUND
 from tests.support.video_pcap import BLUE, MARKER_BOX, RED
 
@@ -81,36 +82,16 @@ class ToneTrack:
     onsets: list[float]  # stream times where the tone starts
 
 
-def _audio(path: Path) -> tuple[np.ndarray[Any, Any], int, float]:
-    chunks = []
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        rate = int(stream.codec_context.sample_rate)
-        start: float | None = None
-        for frame in container.decode(stream):
-            if start is None:
-                start = float(frame.time or 0.0)
-            chunks.append(frame.to_ndarray().astype(np.float64).mean(axis=0))
-    return np.concatenate(chunks), rate, start or 0.0
-
-
 def tone_in(path: Path) -> ToneTrack:
-    samples, rate, start = _audio(path)
-    window = rate // 100  # 10 ms
-    usable = samples[: samples.size - samples.size % window].reshape(-1, window)
-    loud = np.sqrt(np.mean(usable**2, axis=1)) > 0.02
-    audible = usable[loud].reshape(-1)
-    onsets = [
-        start + index * window / rate
-        for index in range(1, loud.size)
-        if loud[index] and not loud[index - 1]
-    ]
-    first = int(np.argmax(loud)) if loud.any() else 0
+    """The tone in 10 ms windows: fine enough to time its onsets against the video's marker."""
+    audio = decode_audio(str(path))
+    rate = audio.sample_rate
+    runs = audible_runs(audio.samples, rate, windows_per_second=100)
     return ToneTrack(
-        frequency_hz=dominant_frequency(audible, rate),
-        start_seconds=start + first * window / rate,
-        audible_seconds=audible.size / rate,
-        onsets=onsets,
+        frequency_hz=tone_frequency(audio.samples, rate, runs),
+        start_seconds=audio.start_seconds + (runs[0].start / rate if runs else 0.0),
+        audible_seconds=sum(len(run) for run in runs) / rate,
+        onsets=[audio.start_seconds + run.start / rate for run in runs if run.start > 0],
     )
 
 
@@ -129,7 +110,7 @@ def av_offset_seconds(path: Path) -> float:
         if nearest is not None and abs(onset - nearest) < 0.45:
             differences.append(onset - nearest)
     assert len(differences) >= 3, (marker_onsets(video), tone.onsets)
-    return float(np.median(differences))
+    return statistics.median(differences)
 
 
 def frame_sources(path: Path, slate_width: int) -> list[tuple[float, str]]:

@@ -1,14 +1,12 @@
-"""Pure media helpers: the stream clock, backoff, WAV header, keep-alive packet,
-and the tone analysis the tests and the demo rely on."""
+"""Pure media helpers: the stream clock, backoff, WAV header, keep-alive packet, the demo's
+listener ports (the demo's tone analysis: test_demo_analysis.py)."""
 
 from __future__ import annotations
 
 import struct
 
-import numpy as np
 import pytest
 
-from siprtmp_bridge.demo.analysis import dominant_frequency, measure_tone
 from siprtmp_bridge.demo.ports import LISTENER_PORTS, bindable, free_port, listener_ports
 from siprtmp_bridge.media.clock import StreamPosition, silence_needed
 from siprtmp_bridge.media.wav import WavHeaderError, parse_wav_header
@@ -83,17 +81,6 @@ def test_keepalive_is_a_bare_rtp_header_with_an_unassigned_type() -> None:
     assert (version >> 6, payload_type, sequence, ssrc) == (2, 20, 1, 0xDEADBEEF)
     assert split_address("[::1]:4000") == ("::1", 4000)
     assert split_address("10.0.0.1:5004") == ("10.0.0.1", 5004)
-
-
-def test_tone_analysis_finds_frequency_and_length() -> None:
-    rate = 48000
-    t = np.arange(rate * 2) / rate
-    signal = np.concatenate([0.5 * np.sin(2 * np.pi * 1234.5 * t), np.zeros(rate)])
-    tone = measure_tone(signal, rate, "pcm")
-    assert abs(tone.frequency_hz - 1234.5) < 0.5
-    assert tone.tone_seconds == pytest.approx(2.0, abs=0.02)
-    assert tone.total_seconds == pytest.approx(3.0)
-    assert dominant_frequency(np.zeros(4), rate) == 0.0
 
 
 def test_listener_ports_stay_below_the_ephemeral_range() -> None:

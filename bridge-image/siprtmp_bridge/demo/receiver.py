@@ -22,13 +22,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=30.0)
     arguments = parser.parse_args()
     try:
-        samples, rate, codec = decode_audio(
-            arguments.url, options={"listen": "1"}, timeout=arguments.timeout
-        )
+        audio = decode_audio(arguments.url, options={"listen": "1"}, timeout=arguments.timeout)
     except Exception as error:
         print(json.dumps({"error": str(error)}), flush=True)
         return 1
-    print(json.dumps(dataclasses.asdict(measure_tone(samples, rate, codec))), flush=True)
+    print(json.dumps(dataclasses.asdict(measure_tone(audio))), flush=True)
     return 0
 
 
