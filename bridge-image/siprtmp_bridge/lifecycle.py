@@ -51,6 +51,7 @@ from siprtmp_contract.outcome import (
     ExitCode,
     Outcome,
     Reason,
+    outcome_after_answer,
     outcome_for_sip_failure,
     registration_failure,
 )
@@ -509,7 +510,9 @@ def _call_ended(life: CallLife, event: CallEnded) -> tuple[CallLife, Actions]:
         {"state": state, "sip_status_code": event.status_code, "reason": event.reason or None}
     )
     if event.was_answered:
-        outcome = Outcome(ExitCode.OK, Reason.REMOTE_HANGUP, "the far end hung up")
+        outcome = outcome_after_answer(
+            event.status_code, event.reason, bye_received=event.bye_received
+        )
     else:
         outcome = outcome_for_sip_failure(
             event.status_code, event.reason, got_response=event.got_response

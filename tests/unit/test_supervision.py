@@ -24,8 +24,8 @@ from siprtmp_bridge.rtmp.publisher import (
     queue_items,
 )
 from siprtmp_bridge.rtmp.route import DirectRoute
-from siprtmp_bridge.rtp.keepalive import RtpPortClaim
 from siprtmp_bridge.rtmp.stall import STALL_SECONDS, limit_stalls, socket_inodes
+from siprtmp_bridge.rtp.keepalive import RtpPortClaim
 from siprtmp_bridge.status import initial_status
 from siprtmp_bridge.supervision import Supervisor, health_problem
 from siprtmp_bridge.video.relay import VideoRelay

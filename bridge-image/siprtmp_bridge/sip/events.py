@@ -39,6 +39,8 @@ class CallEnded:
     reason: str
     got_response: bool
     was_answered: bool
+    # The far end's BYE ended the call; otherwise pjsip ended it (or the bridge hung up).
+    bye_received: bool
 
 
 @dataclass(frozen=True)
