@@ -57,6 +57,7 @@ class MediaChain:
         self.pipeline = MediaPipeline(
             fifo_path, clock_rate, self.encoder, self.publisher, on_first_audio, supervisor
         )
+        self.supervisor = supervisor
         self.video: VideoSession | None = None
 
     def connect(self) -> None:
@@ -74,6 +75,7 @@ class MediaChain:
                 publisher.submit_video,
                 publisher.add_video,
                 self.pipeline.stream_seconds_at,
+                self.supervisor,
                 self.slate,
             )
 

@@ -53,6 +53,7 @@ from siprtmp_contract.outcome import (
     ExitCode,
     Outcome,
     Reason,
+    outcome_after_answer,
     outcome_for_sip_failure,
     registration_failure,
 )
@@ -520,7 +521,9 @@ def _call_ended(life: CallLife, event: CallEnded) -> tuple[CallLife, Actions]:
     if refused is not None:
         outcome = refused
     elif event.was_answered:
-        outcome = Outcome(ExitCode.OK, Reason.REMOTE_HANGUP, "the far end hung up")
+        outcome = outcome_after_answer(
+            event.status_code, event.reason, bye_received=event.bye_received
+        )
     else:
         outcome = outcome_for_sip_failure(
             event.status_code, event.reason, got_response=event.got_response

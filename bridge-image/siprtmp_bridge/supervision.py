@@ -1,4 +1,5 @@
-"""Supervision of the bridge's media worker threads (the pipeline, the RTMP publisher).
+"""Supervision of the bridge's media worker threads (the pipeline, the RTMP publisher, and
+with video the relay, the receivers and the slate).
 
 A thread that dies of an unexpected exception would otherwise leave the call up with no media:
 the supervisor records the first failure (the runner ends the call with InternalError) and
@@ -16,7 +17,8 @@ from collections.abc import Callable, Mapping
 
 #: The longest a running worker may go without progress and still count as healthy. The
 #: longest legitimate gap is one RTMP connect attempt (5 s, plus the RTMPS relay's 1 s margin);
-#: the pipeline beats at least every 0.5 s.
+#: the pipeline and the video relay beat at least every 0.5 s, the slate every frame, a video
+#: receiver every 0.5 s once FFmpeg has opened its input (within 2 s).
 PROGRESS_TIMEOUT_SECONDS = 10.0
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     RTP_INACTIVITY = 6
     RTMP_FAILED = 7
     UNREACHABLE = 8
+    DIALOG_LOST = 9
 
 
 class Reason(StrEnum):
@@ -61,6 +62,10 @@ class Reason(StrEnum):
     HOLD_TIMEOUT = "HoldTimeout", (ExitCode.RTP_INACTIVITY,), True
     RTMP_FAILED = "RtmpFailed", (ExitCode.RTMP_FAILED,), True
     UNREACHABLE = "Unreachable", (ExitCode.UNREACHABLE,), True
+    #: The answered call's dialog ended without a BYE from the far end: a session refresh or
+    #: another in-dialog request unanswered (408) or unknown to it (481), the session timer
+    #: expired, the SIP transport failed. The far end may be back; the call is not done.
+    DIALOG_LOST = "DialogLost", (ExitCode.DIALOG_LOST,), True
     STOPPED = "Stopped", (ExitCode.OK,)
     REMOTE_HANGUP = "RemoteHangup", (ExitCode.OK,)
     MAX_DURATION = "MaxDuration", (ExitCode.OK,)
@@ -161,6 +166,23 @@ def outcome_for_sip_failure(code: int, reason_phrase: str, *, got_response: bool
     reason = REASONS_BY_SIP_CODE.get(code, Reason.REJECTED)
     exit_code = reason.exit_codes[0]
     return Outcome(exit_code, reason, f"call refused by the far end: {code} {phrase}")
+
+
+def outcome_after_answer(code: int, reason_phrase: str, *, bye_received: bool) -> Outcome:
+    """Classify the end of an answered call that the bridge did not hang up itself.
+
+    Only the far end's BYE ends it normally. Otherwise pjsip ended the dialog on its own (RFC
+    3261 §12.2.1.2, RFC 4028 §10): an in-dialog request of ours timed out or met a 481, the
+    session expired unrefreshed, the transport failed; ``code`` is the cause pjsip recorded.
+    """
+    if bye_received:
+        return Outcome(ExitCode.OK, Reason.REMOTE_HANGUP, "the far end hung up")
+    phrase = reason_phrase or "no reason given"
+    return Outcome(
+        ExitCode.DIALOG_LOST,
+        Reason.DIALOG_LOST,
+        f"the dialog ended without a BYE from the far end ({code} {phrase})",
+    )
 
 
 def registration_failure(code: int, reason_phrase: str) -> Outcome:

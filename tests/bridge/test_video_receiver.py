@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.session import VideoSession
 from siprtmp_bridge.video.status import VideoState
 from siprtmp_contract.spec import parse_spec
@@ -32,7 +33,7 @@ def far_end_offer(rtp: H264Rtp, video_port: int) -> str:
     )
 
 
-def session_for(workdir: Path, submit: Any) -> VideoSession:
+def session_for(workdir: Path, submit: Any, supervisor: Supervisor) -> VideoSession:
     low = free_udp_window(4)
     spec = parse_spec(
         {
@@ -43,10 +44,10 @@ def session_for(workdir: Path, submit: Any) -> VideoSession:
             "nat": {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 3},
         }
     )
-    return VideoSession(spec, workdir, submit, lambda stream: None, lambda at: at)
+    return VideoSession(spec, workdir, submit, lambda stream: None, lambda at: at, supervisor)
 
 
-def test_an_unexpected_error_past_ffmpeg_fails_the_video_not_the_call(
+def test_an_unexpected_error_past_ffmpeg_fails_the_video_and_ends_the_call(
     pcap_dir: Path, tmp_path: Path
 ) -> None:
     rtp = encode_h264_rtp(pcap_dir, 2.0)
@@ -54,7 +55,8 @@ def test_an_unexpected_error_past_ffmpeg_fails_the_video_not_the_call(
     def broken_publisher(packet: Any) -> None:
         raise RuntimeError("publisher went away")
 
-    session = session_for(tmp_path, broken_publisher)
+    supervisor = Supervisor()
+    session = session_for(tmp_path, broken_publisher, supervisor)
     audio = session.spec.nat.rtp_port_min
     try:
         answer = session.rewrite_sdp(PJSUA_ANSWER.format(audio=audio), far_end_offer(rtp, 40002))
@@ -74,6 +76,10 @@ def test_an_unexpected_error_past_ffmpeg_fails_the_video_not_the_call(
         status = session.snapshot()
         assert status.state is VideoState.FAILED, status
         assert status.reason == "video receiver failed: RuntimeError: publisher went away"
+        # A bug, not the far end's video: the runner ends the call with InternalError.
+        assert supervisor.failure == (
+            "video-receiver thread failed: RuntimeError: publisher went away"
+        )
     finally:
         session.stop()
         session.close()

@@ -79,7 +79,7 @@ ANSWER = CallProgressed(InviteProgress(INV_CONFIRMED, 200), "OK", "id-1", got_re
 MEDIA = CallMediaChanged(
     bridged=True, remote_sending=True, remote_hold=False, codec="PCMU/8000", rtp_path=(4000, "x")
 )
-BYE = CallEnded(200, "Normal call clearing", got_response=True, was_answered=True)
+BYE = CallEnded(200, "Normal call clearing", True, was_answered=True, bye_received=True)
 
 
 def feed(life: CallLife, *timed: tuple[float, Event]) -> tuple[CallLife, list[Action]]:
@@ -218,6 +218,43 @@ def test_an_answered_call_shows_its_states_and_ends_on_the_far_ends_bye() -> Non
 
 
 @pytest.mark.parametrize(
+    ("code", "phrase"),
+    [
+        (408, "No session refresh received."),  # pjsip's own, as the session timer expires
+        (408, "Request Timeout"),  # a refresh (re-INVITE, UPDATE) nobody answered
+        (481, "Call/Transaction Does Not Exist"),  # the far end forgot the dialog
+        (503, "Service Unavailable"),  # the transport failed under the refresh
+    ],
+)
+def test_an_answered_call_whose_dialog_ends_without_a_bye_is_lost_and_retryable(
+    code: int, phrase: str
+) -> None:
+    lost = CallEnded(code, phrase, True, was_answered=True, bye_received=False)
+    life, actions = feed(answered(), (100.0, lost))
+    assert life.stage is Stage.ENDED
+    assert life.outcome is not None
+    assert (life.outcome.reason, life.outcome.exit_code) == ("DialogLost", ExitCode.DIALOG_LOST)
+    assert life.outcome.reason.retryable and not life.outcome.succeeded
+    assert life.outcome.message == (
+        f"the dialog ended without a BYE from the far end ({code} {phrase})"
+    )
+    assert actions == [
+        ShowCall({"state": CallState.FINISH, "sip_status_code": code, "reason": phrase})
+    ]
+    # A BYE from the far end is a normal end whatever cause pjsip recorded.
+    bye = replace(lost, bye_received=True)
+    life, _ = feed(answered(), (100.0, bye))
+    assert life.outcome is not None and life.outcome.reason == "RemoteHangup"
+
+
+def test_the_bridges_own_hang_up_is_never_taken_for_a_lost_dialog() -> None:
+    ending, _ = feed(answered(), (5.0, StopRequested()))
+    ours = CallEnded(408, "Request Timeout", True, was_answered=True, bye_received=False)
+    ended, _ = feed(ending, (7.0, ours))  # our BYE went unanswered
+    assert ended.outcome is not None and ended.outcome.reason == "Stopped"
+
+
+@pytest.mark.parametrize(
     ("code", "got_response", "reason", "exit_code", "shown"),
     [
         (486, True, "Busy", ExitCode.REJECTED, CallState.BUSY),
@@ -230,7 +267,8 @@ def test_a_refused_call_ends_with_the_sip_reason(
     code: int, got_response: bool, reason: str, exit_code: ExitCode, shown: CallState
 ) -> None:
     life, actions = feed(
-        dialling(), (2.0, CallEnded(code, "phrase", got_response, was_answered=False))
+        dialling(),
+        (2.0, CallEnded(code, "phrase", got_response, was_answered=False, bye_received=False)),
     )
     assert life.stage is Stage.ENDED
     assert life.outcome is not None
@@ -246,7 +284,7 @@ def test_no_answer_within_the_set_up_time_cancels_and_tells_no_answer_from_unrea
     ringing, actions = feed(life, (2.0, RINGING), (11.1, Tick()))
     ending_with(ringing, "NoAnswer", *actions)
     # The CANCEL's 487 ends it; the outcome decided first stands.
-    ended, _ = feed(ringing, (11.2, CallEnded(487, "Request Terminated", True, False)))
+    ended, _ = feed(ringing, (11.2, CallEnded(487, "Request Terminated", True, False, False)))
     assert ended.stage is Stage.ENDED
     assert ended.outcome is not None
     assert (ended.outcome.reason, ended.outcome.exit_code) == ("NoAnswer", ExitCode.NO_ANSWER)
@@ -337,7 +375,7 @@ def test_a_media_fault_mid_call_hangs_up_with_its_reason(
 
 
 def test_a_stop_signal_hangs_up_and_shows_terminating_before_and_after_the_answer() -> None:
-    cancelled = CallEnded(487, "Request Terminated", True, was_answered=False)
+    cancelled = CallEnded(487, "Request Terminated", True, was_answered=False, bye_received=False)
     for before, far_end_ends in ((dialling(), cancelled), (answered(), BYE)):
         life, actions = feed(before, (3.0, StopRequested()))
         assert actions == [ShowTerminating(), HangUp()]
@@ -391,7 +429,7 @@ def test_nothing_leaves_the_end() -> None:
 
 def test_a_refused_delayed_offer_calls_again_with_audio_then_asks_for_video() -> None:
     spec = replace(SPEC, video=VideoSettings(mode="passthrough"))
-    refused = CallEnded(488, "Not Acceptable Here", True, was_answered=False)
+    refused = CallEnded(488, "Not Acceptable Here", True, was_answered=False, bye_received=False)
     life, actions = feed(dialling(spec), (1.5, refused))
     assert actions == [Redial(488, "Not Acceptable Here")]
     assert (life.stage, life.got_response) == (Stage.DIALLING, False)
@@ -404,7 +442,7 @@ def test_a_refused_delayed_offer_calls_again_with_audio_then_asks_for_video() ->
 
 
 def test_an_audio_call_refused_with_488_is_not_called_again() -> None:
-    life, _ = feed(dialling(), (1.5, CallEnded(488, "Not Acceptable Here", True, False)))
+    life, _ = feed(dialling(), (1.5, CallEnded(488, "Not Acceptable Here", True, False, False)))
     assert life.stage is Stage.ENDED
 
 

@@ -25,8 +25,12 @@ from siprtmp_bridge.rtmp.publisher import (
 )
 from siprtmp_bridge.rtmp.route import DirectRoute
 from siprtmp_bridge.rtmp.stall import STALL_SECONDS, limit_stalls, socket_inodes
+from siprtmp_bridge.rtp.keepalive import RtpPortClaim
 from siprtmp_bridge.status import initial_status
 from siprtmp_bridge.supervision import Supervisor, health_problem
+from siprtmp_bridge.video.relay import VideoRelay
+from siprtmp_bridge.video.slate import Slate
+from siprtmp_bridge.video.track import SlatedTrack
 from siprtmp_contract.outcome import ExitCode
 from siprtmp_contract.redact import Scrubber
 from siprtmp_contract.states import StreamState
@@ -75,6 +79,54 @@ def test_a_worker_failure_ends_the_call_as_internal_error_before_other_limits() 
     assert outcome is not None
     assert (outcome.exit_code, outcome.reason) == (ExitCode.INTERNAL, "InternalError")
     assert outcome.message == "rtmp-publisher thread failed"
+
+
+def wait_for_failure(supervisor: Supervisor, seconds: float = 5.0) -> str | None:
+    deadline = time.monotonic() + seconds
+    while supervisor.failure is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return supervisor.failure
+
+
+def test_a_video_relay_that_raises_is_a_worker_failure_and_beats_while_it_runs() -> None:
+    """The relay's thread calls back into the session for each new SSRC: a bug there (here,
+    a callback that raises) ends the relay, and the call with it."""
+    supervisor = Supervisor(bound=1.0)
+
+    def broken(ssrc: int) -> None:
+        raise RuntimeError(f"cannot take SSRC {ssrc:#x}")
+
+    claim = RtpPortClaim("127.0.0.1", 40000, 40998)
+    port = claim.port
+    relay = VideoRelay(claim, ("127.0.0.1", port + 11), broken, supervisor)
+    relay.start()
+    try:
+        time.sleep(1.2)  # beyond the bound: an idle relay still beats
+        assert supervisor.problem() is None
+        rtp = bytes.fromhex("80600001000000000000abcd") + b"payload"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as far_end:
+            far_end.sendto(rtp, ("127.0.0.1", port))
+        failure = wait_for_failure(supervisor)
+    finally:
+        relay.close()
+    assert failure == "video-relay thread failed: RuntimeError: cannot take SSRC 0xabcd"
+
+
+def test_a_slate_track_whose_publisher_raises_is_a_worker_failure() -> None:
+    supervisor = Supervisor()
+
+    def broken(packet: object) -> None:
+        raise RuntimeError("queue gone")
+
+    slate = Slate()
+    track = SlatedTrack(slate, broken, lambda at: at, supervisor)
+    track.start()
+    try:
+        failure = wait_for_failure(supervisor)
+    finally:
+        track.stop()
+        slate.close()
+    assert failure == "video-slate thread failed: RuntimeError: queue gone"
 
 
 @pytest.fixture

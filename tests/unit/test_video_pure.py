@@ -16,6 +16,7 @@ from siprtmp_bridge.reporter import significant
 from siprtmp_bridge.rtmp.flv import VideoTrackGate, extradata_of, with_extradata
 from siprtmp_bridge.rtp.keepalive import RtpPortClaim
 from siprtmp_bridge.status import initial_status, to_document, with_video
+from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.keyframes import (
     KeyframePolicy,
     RtcpFeedbackSender,
@@ -101,7 +102,7 @@ def test_keyframe_request_waits_for_the_far_ends_ssrc_and_leaves_from_the_answer
         far_end.settimeout(0.3)
         claim = RtpPortClaim("127.0.0.1", 40000, 40998)
         answered_rtcp = claim.port + 1
-        relay = VideoRelay(claim, far_end.getsockname(), lambda ssrc: None)
+        relay = VideoRelay(claim, far_end.getsockname(), lambda ssrc: None, Supervisor())
         sender = RtcpFeedbackSender(relay.send_rtcp, 0x11111111)
         try:
             sender.request_keyframe()

@@ -40,6 +40,19 @@ AudioAttacher = Callable[[Any], None]
 # (our SDP as pjsua made it, the far end's SDP) → our SDP to send instead, or None to keep it.
 SdpRewriter = Callable[[str, str], "str | None"]
 
+#: RFC 4028 session timers, offered in the INVITE (``Supported: timer``), never required. A far
+#: end that wants them names the refresher in its answer; RFC 4028 §9 has it pick the UAC (the
+#: bridge) when the UAC supports them. As refresher the bridge sends a refresh (UPDATE when the
+#: far end allows it, else a re-INVITE) every half interval; one that goes unanswered (408) or
+#: that the far end no longer knows (481), or an interval that expires unrefreshed, ends the
+#: dialog as ``DialogLost``. The far end may lower the interval in its answer, down to the
+#: floor that RFC 4028 and pjsip share (pjsip refuses less). 600 s, not pjsua's 1800: a dialog
+#: lost behind an SBC that still relays media is noticed within about 10 minutes, for one
+#: refresh every 5. Not a spec field: the far end, which knows its own needs, can ask for less.
+#: Far ends that want no timer get no refreshes (ALWAYS would send them to UAs that never
+#: asked); the RTP inactivity and hold limits watch those calls.
+SESSION_EXPIRES_SECONDS = 600
+MIN_SESSION_EXPIRES_SECONDS = 90
 _BRIDGED_MEDIA = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 _DTMF_METHODS = {
     DtmfMethod.RFC2833: pj.PJSUA_DTMF_METHOD_RFC2833,
@@ -81,6 +94,10 @@ def account_config(spec: BridgeSpec, rtp_port: int | None = None) -> Any:
                 "digest", spec.digest_realm, connection.auth_user, 0, connection.sip_password
             )
         )
+    calls = config.callConfig
+    calls.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
+    calls.timerSessExpiresSec = SESSION_EXPIRES_SECONDS
+    calls.timerMinSESec = MIN_SESSION_EXPIRES_SECONDS
     media = config.mediaConfig
     first_port = rtp_port or nat.rtp_port_min
     media.transportConfig.port = first_port
@@ -147,6 +164,20 @@ def _received_sdp(event: Any) -> str | None:
     if event.type == pj.PJSIP_EVENT_RX_MSG:
         return sdp_body(str(event.body.rxMsg.rdata.wholeMsg))
     return sdp_body(str(event.body.tsxState.src.rdata.wholeMsg))
+
+
+def _is_far_end_bye(event: Any) -> bool:
+    """Whether a disconnect was caused by a BYE from the far end: the state change of a BYE
+    transaction we serve, on a received message (pjsip answers it 200 and disconnects)."""
+    if event.type != pj.PJSIP_EVENT_TSX_STATE:
+        return False
+    change = event.body.tsxState
+    transaction = change.tsx
+    return bool(
+        change.type == pj.PJSIP_EVENT_RX_MSG
+        and str(transaction.method) == "BYE"
+        and transaction.role == pj.PJSIP_ROLE_UAS
+    )
 
 
 class BridgeAccount(pj.Account):  # type: ignore[misc]
@@ -217,6 +248,7 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
                     reason=str(info.lastReason),
                     got_response=self.got_response,
                     was_answered=self.was_answered,
+                    bye_received=_is_far_end_bye(prm.e),
                     remote_sdp=self.remote_sdp,
                 )
             )

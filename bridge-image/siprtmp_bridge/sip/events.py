@@ -39,6 +39,8 @@ class CallEnded:
     reason: str
     got_response: bool
     was_answered: bool
+    # The far end's BYE ended the call; otherwise pjsip ended it (or the bridge hung up).
+    bye_received: bool
     #: The far end's latest SDP ("" when it sent none): tells an SRTP refusal from others.
     remote_sdp: str = ""
 

@@ -7,7 +7,6 @@ reports. No picture is decoded: that would cost what re-encoding costs.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 import av
 
 from siprtmp_bridge.rtmp.flv import with_extradata
+from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.h264 import first_sps, parameter_sets, parse_sps
 from siprtmp_bridge.video.keyframes import KeyframePolicy
 from siprtmp_bridge.video.sender_clock import plausible_capture
@@ -29,8 +29,7 @@ READ_TIMEOUT_SECONDS = 0.5  # how often the thread looks at its stop flag while 
 # A gap in the frames' timestamps this many times the usual spacing means lost frames.
 LOSS_GAP_FACTOR = 3.0
 MILLISECONDS = Fraction(1, 1000)
-
-log = logging.getLogger(__name__)
+THREAD_NAME = "video-receiver"
 
 
 @dataclass
@@ -68,6 +67,7 @@ class VideoReceiver:
         capture_time: Callable[[int], float | None],
         policy: KeyframePolicy,
         audio_delay_seconds: float,
+        supervisor: Supervisor,
     ) -> None:
         self.sdp_path = sdp_path
         self.bind_address = bind_address
@@ -87,7 +87,10 @@ class VideoReceiver:
         self._last_keyframe_pts: int | None = None
         self._spacing: float | None = None  # usual frame spacing, RTP clock ticks
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="video-receiver", daemon=True)
+        self._supervisor = supervisor
+        self._thread = threading.Thread(
+            target=supervisor.supervised(THREAD_NAME, self._run), name=THREAD_NAME, daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -129,15 +132,17 @@ class VideoReceiver:
 
     def _run(self) -> None:
         """Any failure ends the receiver with its reason in ``error``, which the status shows
-        as FAILED: a thread that died silently would leave the status saying RECEIVING. The
-        call and its audio go on either way."""
+        as FAILED: a thread that died silently would leave the status saying RECEIVING. What
+        the far end's video can cause (FFmpeg's errors, the socket's) leaves the call and its
+        audio going; anything else is a bug, raised on to the supervisor, which ends the call
+        (``InternalError``) and logs its traceback."""
         try:
             self._receive()
         except (av.FFmpegError, OSError) as error:
             self.error = f"video receiver: {error}"
-        except Exception as error:  # a bug here must not pass for a healthy stream
+        except Exception as error:
             self.error = f"video receiver failed: {type(error).__name__}: {error}"
-            log.exception("%s", self.error)
+            raise
 
     def _receive(self) -> None:
         self._container = self._open()
@@ -148,14 +153,15 @@ class VideoReceiver:
         while not self._stop.is_set():
             try:
                 for packet in self._container.demux(stream):
+                    self._supervisor.beat(THREAD_NAME)
                     if packet.size:
                         self._handle(packet, stream)
                     if self._stop.is_set():
                         break
                 else:
                     return  # end of input: FFmpeg gave up on the stream
-            except av.ExitError:
-                continue  # a read timeout: look at the stop flag, then read on
+            except av.ExitError:  # a read timeout: look at the stop flag, then read on
+                self._supervisor.beat(THREAD_NAME)
 
     def _handle(self, packet: Any, stream: Any) -> None:
         arrived = time.monotonic()

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from siprtmp_bridge.rtp.keepalive import RtpPortClaim
 from siprtmp_bridge.rtp.source import SourceLatch
 from siprtmp_bridge.rtp.srtp import VideoKeys
+from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.sender_clock import RTP_WRAP, CaptureClock, next_clock, sender_report
 from siprtmp_bridge.video.srtp import SrtpChannel
 from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK
@@ -34,6 +35,7 @@ POLL_SECONDS = 0.5  # how often the thread looks at its stop flag while nothing 
 MAX_DATAGRAM = 65535
 # FFmpeg's loopback pair: claimed, then released for FFmpeg to bind, as the answered pair was.
 INNER_PORT_MIN, INNER_PORT_MAX = 49152, 65534
+THREAD_NAME = "video-relay"
 
 
 def is_rtcp(packet: bytes) -> bool:
@@ -65,6 +67,7 @@ class VideoRelay:
         claim: RtpPortClaim,
         remote_rtcp: tuple[str | None, int],
         on_ssrc: Callable[[int], None],
+        supervisor: Supervisor,
         keys: VideoKeys | None = None,
     ) -> None:
         self.srtp: SrtpChannel | None = None
@@ -90,7 +93,10 @@ class VideoRelay:
         self.inner_port = self._ffmpeg_port()
         self._far_rtcp_source: tuple[str, int] | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="video-relay", daemon=True)
+        self._supervisor = supervisor
+        self._thread = threading.Thread(
+            target=supervisor.supervised(THREAD_NAME, self._run), name=THREAD_NAME, daemon=True
+        )
 
     @staticmethod
     def _ffmpeg_port() -> int:
@@ -134,6 +140,7 @@ class VideoRelay:
     def _run(self) -> None:
         sockets = [self.rtp, self.rtcp, self.inner_rtcp]
         while not self._stop.is_set():
+            self._supervisor.beat(THREAD_NAME)  # at least every POLL_SECONDS
             try:
                 ready, _, _ = select.select(sockets, [], [], POLL_SECONDS)
             except (OSError, ValueError):

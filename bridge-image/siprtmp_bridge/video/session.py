@@ -19,6 +19,7 @@ from typing import Any
 
 from siprtmp_bridge.rtp.keepalive import RtpPortClaim
 from siprtmp_bridge.rtp.srtp import VideoKeys, video_keys
+from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.keyframes import KeyframePolicy, RtcpFeedbackSender
 from siprtmp_bridge.video.payload_type import install_h264_match
 from siprtmp_bridge.video.receiver import VideoReceiver
@@ -63,9 +64,12 @@ class VideoSession:
         publisher_submit: Callable[[Any], None],
         publisher_add_track: Callable[[Any], None],
         stream_seconds_at: Callable[[float], float],
+        supervisor: Supervisor,
         slate: Slate | None = None,
     ) -> None:
         self.spec = spec
+        # Watches the relay's, the receivers' and the slate's threads, as the pipeline's.
+        self.supervisor = supervisor
         self.workdir = workdir
         self.publisher_submit = publisher_submit
         self.publisher_add_track = publisher_add_track
@@ -85,7 +89,7 @@ class VideoSession:
         self.slate = slate
         self.track: SlatedTrack | None = None
         if slate is not None:
-            self.track = SlatedTrack(slate, publisher_submit, stream_seconds_at)
+            self.track = SlatedTrack(slate, publisher_submit, stream_seconds_at, supervisor)
             self.track.start()
         self._awaited_since: float | None = None  # the call is up, the receiver's first frame not
         self._missing = False  # the receiver's first frame is VIDEO_MISSING_SECONDS overdue
@@ -204,6 +208,7 @@ class VideoSession:
             relay.capture_time,
             self.policy,
             AUDIO_PATH_DELAY_SECONDS,
+            self.supervisor,
         )
         self.receiver.start()
 
@@ -213,7 +218,11 @@ class VideoSession:
         if self.relay is None:
             assert self._claim is not None
             self.relay = VideoRelay(
-                self._claim, accepted.remote_rtcp, self._learned_ssrc, self.keys
+                self._claim,
+                accepted.remote_rtcp,
+                self._learned_ssrc,
+                self.supervisor,
+                self.keys,
             )
             self._claim = None
             self.relay.start()

@@ -14,9 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from siprtmp_bridge.rtmp.flv import extradata_of, with_extradata
+from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.slate import FRAMES_PER_SECOND, Slate
 
 LIVE_TIMEOUT_SECONDS = 2.0
+THREAD_NAME = "video-slate"
 
 
 class SlatedTrack:
@@ -25,6 +27,7 @@ class SlatedTrack:
         slate: Slate,
         submit: Callable[[Any], None],
         stream_seconds_at: Callable[[float], float],
+        supervisor: Supervisor,
         live_timeout: float = LIVE_TIMEOUT_SECONDS,
     ) -> None:
         self.slate = slate
@@ -38,7 +41,10 @@ class SlatedTrack:
         self.switches = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="video-slate", daemon=True)
+        self._supervisor = supervisor
+        self._thread = threading.Thread(
+            target=supervisor.supervised(THREAD_NAME, self._run), name=THREAD_NAME, daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -70,6 +76,7 @@ class SlatedTrack:
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):
             next_at += interval
             now = time.monotonic()
+            self._supervisor.beat(THREAD_NAME)
             with self._lock:
                 if self.live and now - self.live_last_at > self.live_timeout:
                     self.live = False
