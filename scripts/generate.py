@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from siprtmp_contract.fields import SPEC, USER_PART, Adapt, Field, json_schema
+from siprtmp_contract.profiles import cel_rules
 from siprtmp_operator.settings import settings_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +76,7 @@ def crd() -> str:
             "so it needs connection.sipDomain",
         }
     )
+    rules[""].extend(cel_rules())  # what each destination profile refuses
     root = base["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     properties = root["properties"]
     status = properties.pop("status")
