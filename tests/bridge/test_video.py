@@ -755,3 +755,29 @@ def test_baresip_sending_h264_from_a_file_is_published_with_its_audio(
     assert picture.seconds > 5, picture
     tone = tone_in(recording)
     assert abs(tone.frequency_hz - 1000) < 10 and tone.audible_seconds > 5, tone
+
+
+def test_baresip_which_sends_keyframes_only_when_asked_keeps_to_the_interval(
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    pcap_dir: Path,
+) -> None:
+    """baresip's encoder makes one keyframe at the start and then only on request (PLI, FIR
+    or the INFO): under ``profile: youtube`` (at most 4 s apart) the bridge's requests keep
+    the recording's keyframes within YouTube's rule."""
+    peer = baresip(camera_file(pcap_dir, 30), 13)
+    low = free_udp_window(4)
+    spec = call_spec(
+        peer.uri, rtmp_server, "asked", profile="youtube", video={"mode": "passthrough"}
+    )
+    spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 3}
+    process = bridge(spec)
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0, peer.text()[-3000:]
+
+    video = process.final["video"]
+    assert video["state"] == "RECEIVING" and video["keyframeRequestsIgnored"] == 0, video
+    assert video["keyframes"] >= 3 and video["keyframeIntervalMaxSeconds"] <= 4.0, video
+    recording = rtmp_server.recordings_of("asked")[-1]
+    assert cdn_problems(recording, PROFILES["youtube"]) == []
