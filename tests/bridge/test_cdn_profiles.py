@@ -43,9 +43,10 @@ def channel_tones(path: Path) -> list[tuple[float, float]]:
 def audio_bitrate(path: Path) -> float:
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
-        packets = [p for p in container.demux(stream) if p.size and p.dts is not None]
-    seconds = float((packets[-1].dts - packets[0].dts) * stream.time_base)
-    return sum(p.size for p in packets) * 8 / seconds
+        timed = [(p.dts, p.size) for p in container.demux(stream) if p.size and p.dts is not None]
+        assert stream.time_base is not None
+        seconds = float((timed[-1][0] - timed[0][0]) * stream.time_base)
+    return sum(size for _, size in timed) * 8 / seconds
 
 
 def slate_frames(path: Path) -> list[np.ndarray[Any, Any]]:
