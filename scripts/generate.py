@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from siprtmp_contract.fields import SPEC, USER_PART, Adapt, Field, json_schema
+from siprtmp_contract.profiles import PROFILES, cel_rules
 from siprtmp_operator.settings import settings_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +76,7 @@ def crd() -> str:
             "so it needs connection.sipDomain",
         }
     )
+    rules[""].extend(cel_rules())  # what each destination profile refuses
     root = base["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     properties = root["properties"]
     status = properties.pop("status")
@@ -153,6 +155,28 @@ def spec_tables() -> str:
     return "\n".join(lines) + "\n"
 
 
+def profile_table() -> str:
+    """docs/spec.md's table of destination profiles (siprtmp_contract.profiles)."""
+    rows = [
+        "| `profile` | for | URL | video track | channels | keyframes at most | defaults |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for profile in PROFILES.values():
+        defaults = ", ".join(f"`{path}: {value}`" for path, value in profile.defaults.items())
+        limit = profile.max_keyframe_seconds
+        cells = (
+            f"`{profile.name}`",
+            profile.cdn,
+            " or ".join(f"`{scheme}://`" for scheme in profile.schemes),
+            "required (`whenAbsent: slate`)" if profile.video_track else "optional",
+            " or ".join(map(str, profile.channels)),
+            NOTHING if limit is None else f"{limit} s",
+            defaults or "the fields' own",
+        )
+        rows.append(f"| {' | '.join(cells)} |")
+    return "\n".join(rows) + "\n"
+
+
 #: Whole generated files (relative to the tree) → their generator.
 GENERATED_FILES: dict[Path, Callable[[], str]] = {
     Path("crds") / CRD_NAME: crd,
@@ -162,6 +186,10 @@ GENERATED_FILES: dict[Path, Callable[[], str]] = {
 GENERATED: dict[Path, tuple[str, Callable[[], str]]] = {
     Path("docs") / "operator.md": ("settings", settings_table),
     Path("docs") / "spec.md": ("spec fields", spec_tables),
+}
+#: A second generated part of docs/spec.md.
+GENERATED_MORE: dict[Path, tuple[str, Callable[[], str]]] = {
+    Path("docs") / "spec.md": ("profiles", profile_table),
 }
 
 
@@ -188,6 +216,8 @@ def stale_files(root: Path, write: bool) -> list[Path]:
     wanted_files = {path: generate() for path, generate in GENERATED_FILES.items()}
     for path, (name, generate) in GENERATED.items():
         wanted_files[path] = regenerated((root / path).read_text(), name, generate())
+    for path, (name, generate) in GENERATED_MORE.items():
+        wanted_files[path] = regenerated(wanted_files[path], name, generate())
     stale = []
     for path, wanted in wanted_files.items():
         target = root / path

@@ -11,8 +11,11 @@ it). Each step is bounded, so no end waits for the network for more than a few s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
+
+import av
 
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.pipeline import MediaPipeline
@@ -20,12 +23,31 @@ from siprtmp_bridge.rtmp.publisher import RtmpPublisher, StateListener, StreamFo
 from siprtmp_bridge.rtmp.route import route_for
 from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.session import VideoSession
-from siprtmp_bridge.video.slate import Slate
-from siprtmp_bridge.video.status import VideoStatus
+from siprtmp_bridge.video.slate import Slate, slate_keyframe_seconds
+from siprtmp_bridge.video.status import VideoState, VideoStatus
+from siprtmp_bridge.video.track import SlatedTrack
 from siprtmp_contract.spec import BridgeSpec
 
 #: How long the pipeline may take to drain, and then the publisher to send its queue.
 FLUSH_SECONDS = 1.5
+
+log = logging.getLogger(__name__)
+
+
+def make_slate(spec: BridgeSpec) -> Slate | None:
+    """The spec's slate, or None when it asks for none. An image FFmpeg cannot read gives the
+    built-in card (and a warning): the call and its video track go on."""
+    video = spec.video
+    if not video.slate:
+        return None
+    seconds = slate_keyframe_seconds(video.max_keyframe_interval_seconds)
+    try:
+        return Slate(video.slate_text, video.slate_image, seconds)
+    except (av.FFmpegError, OSError, StopIteration) as error:
+        log.warning(
+            "slate image %s unreadable (%s): the built-in card instead", video.slate_image, error
+        )
+        return Slate(video.slate_text, None, seconds)
 
 
 class MediaChain:
@@ -43,22 +65,24 @@ class MediaChain:
         self.workdir = workdir
         audio = spec.audio
         # With a slate, the stream has its video track from the first packet on.
-        self.slate = Slate() if spec.video.enabled and spec.video.when_absent == "slate" else None
+        self.slate = make_slate(spec)
         self.publisher = RtmpPublisher(
             route_for(spec.publish_url, spec.rtmp_tls_verify),
-            StreamFormat(audio.sample_rate, audio.bitrate),
+            StreamFormat(audio.sample_rate, audio.bitrate, audio.channels),
             on_stream_state,
             spec.timeouts.rtmp_reconnect_seconds,
             supervisor,
-            video=spec.video.enabled,
+            video=spec.video.enabled or self.slate is not None,
             video_template=self.slate.stream if self.slate is not None else None,
         )
-        self.encoder = AacEncoder(clock_rate, audio.sample_rate, audio.bitrate)
+        self.encoder = AacEncoder(clock_rate, audio.sample_rate, audio.bitrate, audio.channels)
         self.pipeline = MediaPipeline(
             fifo_path, clock_rate, self.encoder, self.publisher, on_first_audio, supervisor
         )
         self.supervisor = supervisor
         self.video: VideoSession | None = None
+        #: ``video.mode: disabled`` with a slate: the slate alone is the video track.
+        self.slate_track: SlatedTrack | None = None
 
     def connect(self) -> None:
         """Start publishing (silence until the call's audio comes)."""
@@ -78,6 +102,26 @@ class MediaChain:
                 self.supervisor,
                 self.slate,
             )
+        elif self.slate is not None:
+            self.slate_track = SlatedTrack(
+                self.slate, self.publisher.submit_video, self.pipeline.stream_seconds_at
+            )
+            self.slate_track.start()
+
+    def video_status(self) -> VideoStatus | None:
+        """The video part of the status: the session's, the slate's alone, or none."""
+        if self.video is not None:
+            return self.video.snapshot()
+        if self.slate_track is None:
+            return None
+        return VideoStatus(
+            mode=self.spec.video.mode,
+            state=VideoState.ABSENT,
+            reason="video.mode is disabled: the slate is the video track",
+            negotiation="none (an audio offer)",
+            source="slate",
+            slate_frames=self.slate_track.slate_frames,
+        )
 
     def stop(self) -> VideoStatus | None:
         """Flush and close everything, in order; the video's last status, when there is video.
@@ -85,12 +129,13 @@ class MediaChain:
         video = self.video
         if video is not None:
             video.stop()
+        if self.slate_track is not None:
+            self.slate_track.stop()
         self.pipeline.stop(FLUSH_SECONDS)
         self.publisher.finish(FLUSH_SECONDS)
-        if video is None:
-            if self.slate is not None:
-                self.slate.close()
-            return None
-        last = video.snapshot()
-        video.close()  # closes the slate too
+        last = self.video_status()
+        if video is not None:
+            video.close()  # closes the slate too
+        elif self.slate is not None:
+            self.slate.close()
         return last

@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--rtmp-stream-file", type=Path, help="file holding the stream key (rtmpStreamSecretRef)"
     )
+    run.add_argument(
+        "--slate-image-file",
+        type=Path,
+        help="the slate's picture, PNG or JPEG (video.slate.imageConfigMapRef)",
+    )
     run.add_argument("--status-host", default="0.0.0.0", help="address of the status server")
     run.add_argument(
         "--status-port", type=int, default=8080, help="port of /status, /metrics; 0 disables"
@@ -73,7 +78,10 @@ def run_command(arguments: argparse.Namespace) -> int:
 
     try:
         spec = load_spec_file(
-            arguments.spec, arguments.sip_password_file, arguments.rtmp_stream_file
+            arguments.spec,
+            arguments.sip_password_file,
+            arguments.rtmp_stream_file,
+            arguments.slate_image_file,
         )
     except SpecError as error:
         with logging_to_stderr(Scrubber(), arguments.log_level):  # no spec: no secrets known

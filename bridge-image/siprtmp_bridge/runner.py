@@ -227,8 +227,8 @@ class BridgeRunner:
         match action:
             case StartMedia():
                 self.chain.start()
-                if self.chain.video is not None:
-                    self.reporter.update(partial(with_video, video=self.chain.video.status))
+                if (shown := self.chain.video_status()) is not None:
+                    self.reporter.update(partial(with_video, video=shown))
             case Register():
                 self._open_account()
             case Dial(delayed_offer):
@@ -423,11 +423,9 @@ class BridgeRunner:
         pipeline, publisher, video = self.chain.pipeline, self.chain.publisher, self.chain.video
         self.counters.frames_encoded = pipeline.encoder.frames_encoded
         self.counters.silence_seconds = pipeline.silence_samples / pipeline.clock_rate
-        snapshot = None
-        if video is not None:
-            if self.life.answered:
-                video.call_media_without_video()
-            snapshot = video.snapshot()
+        if video is not None and self.life.answered:
+            video.call_media_without_video()
+        snapshot = self.chain.video_status()
 
         def refreshed(status: BridgeStatus) -> BridgeStatus:
             status = with_stream(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from siprtmp_contract.dtmf import MAX_DIGITS, SEQUENCE_PATTERN, DtmfMethod
+from siprtmp_contract.profiles import DEFAULT_PROFILE, PROFILES
 
 #: Characters that end a URI in a header or a log line. Written out rather than ``\s``, which
 #: Python reads as any Unicode space and the API server (RE2) as ASCII ones only.
@@ -43,6 +44,8 @@ _DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 _NO_SPACE = rf"^[^{_SPACE}]+$"
 _IP = r"[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]+"
+#: What the slate's built-in font draws (video/font.py); letters in either case.
+SLATE_TEXT_PATTERN = r"^[A-Za-z0-9 .,:;!?'()&+/#@-]*$"
 #: Names pjsua's audio-only build knows, as they appear in its codec ids ("PCMU/8000/1").
 KNOWN_CODECS = ("PCMU", "PCMA", "G722", "speex/8000", "speex/16000", "speex/32000", "iLBC", "GSM")
 #: The names a resource may give a codec: the known ones, ``ulaw``/``alaw`` as SIP servers write
@@ -362,6 +365,14 @@ SPEC = Field(
             crd_default=True,
         ),
         Field(
+            "profile",
+            "string",
+            "the destination's CDN: its defaults fill the fields the spec leaves out, and what "
+            "it refuses is refused before anything is dialled (the table below)",
+            default=DEFAULT_PROFILE,
+            enum=tuple(PROFILES),
+        ),
+        Field(
             "hasAudio",
             "boolean",
             "the direction of the audio the bridge answers, as the SIP-as-RTMP REST API the "
@@ -487,6 +498,14 @@ SPEC = Field(
                     maximum=96000,
                     enum=(44100, 48000),
                 ),
+                Field(
+                    "channels",
+                    "integer",
+                    "1: mono AAC; 2: stereo AAC, the call's audio on both channels (what "
+                    "Facebook asks for)",
+                    default=1,
+                    enum=(1, 2),
+                ),
             ),
         ),
         Field(
@@ -512,12 +531,74 @@ SPEC = Field(
                     "whenAbsent",
                     "string",
                     "what the stream carries while the far end sends no video: `audioOnly`, or "
-                    "`slate` (a generated still picture, 640x360 at 10 frames/s, for CDNs that "
-                    "refuse audio-only streams; the stream then has its H.264 track from the "
-                    "first packet on)",
+                    "`slate` (a still picture, 640x360 at 10 frames/s, keyframe every 2 s, for "
+                    "CDNs that refuse audio-only streams; the stream then has its H.264 track "
+                    "from the first packet on). With `mode: disabled` the slate is the whole "
+                    "video track and SIP is untouched (an ordinary audio offer)",
                     default="audioOnly",
-                    crd_default=True,
+                    shown_default="`audioOnly` (`slate` under a CDN's profile)",
                     enum=("audioOnly", "slate"),
+                ),
+                Field(
+                    "maxKeyframeIntervalSeconds",
+                    "integer",
+                    "`passthrough`: when the far end's keyframes come further apart than this, "
+                    "the bridge asks for one (RTCP PLI/FIR and SIP INFO) in time; "
+                    "`status.video` shows the measured interval and whether the far end "
+                    "ignores the requests. The slate's keyframes come every 2 s, or this often "
+                    "if less",
+                    default=4,
+                    shown_default="4 (the profile's)",
+                    minimum=1,
+                    maximum=60,
+                ),
+                Field(
+                    "slate",
+                    "object",
+                    "What the slate shows.",
+                    fields=(
+                        Field(
+                            "text",
+                            "string",
+                            "a line of text across the picture (the call's title): letters, "
+                            "digits, spaces and `.,:;!?'()&+-/#@`, drawn in capitals",
+                            shown_default="none",
+                            max_length=48,
+                            pattern=SLATE_TEXT_PATTERN,
+                        ),
+                        Field(
+                            "imageConfigMapRef",
+                            "object",
+                            "`{name, key}` of a ConfigMap in the same namespace holding a PNG "
+                            "or JPEG (as `binaryData`), shown scaled to 640x360 instead of the "
+                            "built-in card; the operator mounts it and passes "
+                            "`--slate-image-file`",
+                            required=("name", "key"),
+                            fields=(
+                                Field(
+                                    "name",
+                                    "string",
+                                    pattern=_DNS_NAME,
+                                    max_length=253,
+                                    in_docs=False,
+                                ),
+                                Field(
+                                    "key",
+                                    "string",
+                                    pattern=_SECRET_KEY,
+                                    max_length=253,
+                                    in_docs=False,
+                                ),
+                            ),
+                        ),
+                        Field(
+                            "imageFile",
+                            "string",
+                            "a bridge's own spec file only: the path of that image",
+                            shown_default="none",
+                            in_crd=False,
+                        ),
+                    ),
                 ),
             ),
         ),

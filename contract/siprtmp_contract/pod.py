@@ -15,6 +15,9 @@ PASSWORD_FILE = f"{SECRET_DIR}/password"
 #: The user's stream key Secret (``rtmpStreamSecretRef``).
 STREAM_DIR = "/etc/siprtmp/stream"
 STREAM_FILE = f"{STREAM_DIR}/key"
+#: The slate's image ConfigMap (``video.slate.imageConfigMapRef``).
+SLATE_DIR = "/etc/siprtmp/slate"
+SLATE_IMAGE_FILE = f"{SLATE_DIR}/image"
 #: The CA bundle TLS servers (RTMPS, SIP over TLS) are checked against, when one is configured.
 CA_BUNDLE_DIR = "/etc/siprtmp/ca"
 CA_BUNDLE_NAME = "ca.crt"

@@ -33,6 +33,7 @@ from siprtmp_contract.fields import (
     canonical_codec,
     names,
 )
+from siprtmp_contract.profiles import PROFILES, Output, Profile, problem, with_defaults
 from siprtmp_contract.redact import (
     Scrubber,
     key_parts,
@@ -121,6 +122,7 @@ class AudioSettings:
 
     bitrate: int = default("audio.bitrate")
     sample_rate: int = default("audio.sampleRate")
+    channels: int = default("audio.channels")
 
 
 VIDEO_MODES = _choices("video.mode")
@@ -137,10 +139,19 @@ class VideoSettings:
 
     mode: str = default("video.mode")
     when_absent: str = default("video.whenAbsent")
+    max_keyframe_interval_seconds: int = default("video.maxKeyframeIntervalSeconds")
+    #: The slate's line of text, and its picture (a file; None: the built-in card).
+    slate_text: str = ""
+    slate_image: str | None = None
 
     @property
     def enabled(self) -> bool:
         return self.mode != "disabled"
+
+    @property
+    def slate(self) -> bool:
+        """The stream has an H.264 track from its first packet on (with any ``mode``)."""
+        return self.when_absent == "slate"
 
 
 @dataclass(frozen=True)
@@ -175,6 +186,8 @@ class BridgeSpec:
     #: Keys and pauses sent once the call is answered (a conference PIN), "" for none.
     dtmf_after_answer: str = field(default="", repr=False)
     dtmf_method: DtmfMethod = DtmfMethod.RFC2833
+    #: The destination's CDN (siprtmp_contract.profiles); its defaults are already applied.
+    profile: str = default("profile")
 
     @property
     def publish_url(self) -> str:
@@ -229,10 +242,14 @@ def _unparsable(path: Path, error: Exception) -> SpecError:
 
 
 def load_spec_file(
-    path: Path, password_file: Path | None = None, stream_file: Path | None = None
+    path: Path,
+    password_file: Path | None = None,
+    stream_file: Path | None = None,
+    slate_image_file: Path | None = None,
 ) -> BridgeSpec:
     """Read a JSON or YAML spec (a resource's spec, a whole resource, or the seed's body), with
-    the SIP password and the stream key from the files their Secrets are mounted as."""
+    the SIP password and the stream key from the files their Secrets are mounted as, and the
+    slate's image from where its ConfigMap is mounted."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -244,6 +261,7 @@ def load_spec_file(
         document,
         password=_secret_file(password_file, "connection.sipPasswordSecretRef", "password"),
         rtmp_stream=_secret_file(stream_file, "rtmpStreamSecretRef", "stream key"),
+        slate_image=None if slate_image_file is None else str(slate_image_file),
     )
 
 
@@ -259,19 +277,24 @@ def _secret_file(path: Path | None, field_path: str, what: str) -> str | None:
 
 
 def parse_spec(
-    document: Any, password: str | None = None, rtmp_stream: str | None = None
+    document: Any,
+    password: str | None = None,
+    rtmp_stream: str | None = None,
+    slate_image: str | None = None,
 ) -> BridgeSpec:
     """A bridge's own spec: a resource's spec or the seed's body, read as the REST API reads one
     (``normalise``), then as the resource; ``password`` and ``rtmp_stream`` come from mounted
-    Secrets (``password`` wins over ``sipPassword``)."""
+    Secrets (``password`` wins over ``sipPassword``), ``slate_image`` is where the ConfigMap of
+    ``video.slate.imageConfigMapRef`` is mounted."""
     if not isinstance(document, Mapping):
         raise SpecError("", "must be a mapping of fields")
-    return _parse(normalise(document), password, rtmp_stream, keep=lambda _: True)
+    return _parse(normalise(document), password, rtmp_stream, lambda _: True, slate_image)
 
 
 #: What stands for a stream key and a password in Secrets when the operator reads a resource.
 UNREAD_STREAM_KEY = "key-in-a-secret"
 UNREAD_PASSWORD = "password-in-a-secret"
+UNREAD_SLATE_IMAGE = "image-in-a-config-map"
 
 
 def parse_resource_spec(document: Any) -> BridgeSpec:
@@ -284,7 +307,9 @@ def parse_resource_spec(document: Any) -> BridgeSpec:
     connection = document.get("connection")
     has_password = isinstance(connection, Mapping) and connection.get("sipPasswordSecretRef")
     password = UNREAD_PASSWORD if has_password else None
-    return _parse(document, password, UNREAD_STREAM_KEY, keep=lambda field: field.in_crd)
+    return _parse(
+        document, password, UNREAD_STREAM_KEY, lambda field: field.in_crd, UNREAD_SLATE_IMAGE
+    )
 
 
 def _parse(
@@ -292,10 +317,14 @@ def _parse(
     password: str | None,
     rtmp_stream: str | None,
     keep: Callable[[Field], bool],
+    slate_image: str | None,
 ) -> BridgeSpec:
-    """A canonical spec → the bridge's settings. The readers' checks come first, for their
-    messages; the field table's schema (``violation``) last, so that nothing the CRD refuses
-    passes. What the readers check beyond that schema is what the CRD's CEL rules check."""
+    """A canonical spec → the bridge's settings. The profile's defaults go in first; the
+    readers' checks come next, for their messages, then the profile's rules; the field table's
+    schema (``violation``) last, so that nothing the CRD refuses passes. What the readers check
+    beyond that schema is what the CRD's CEL rules check."""
+    profile = PROFILES[_Reader(document, "").choice("profile")]
+    document = with_defaults(profile, document)
     reader = _Reader(document, "")
     connection = _parse_connection(reader.mapping("connection"), password)
     call_id = reader.string("callId")
@@ -316,7 +345,7 @@ def _parse(
         codecs=_parse_codecs(reader),
         nat=_parse_nat(reader.mapping("nat"), reader.mapping("networking")),
         audio=_parse_audio(reader.mapping("audio")),
-        video=_parse_video(reader.mapping("video")),
+        video=_parse_video(reader.mapping("video"), slate_image),
         timeouts=Timeouts(
             call_setup_seconds=reader.number("callSetupTimeoutSeconds"),
             rtp_inactivity_seconds=reader.number("rtpInactivityTimeoutSeconds"),
@@ -326,6 +355,10 @@ def _parse(
         ),
     )
     spec = _with_dtmf(spec, document)
+    spec = replace(spec, profile=profile.name)
+    found = profile_problem(profile, spec)
+    if found is not None:
+        raise SpecError(*found)
     for operator_field in ("maxRetries", "ttlSecondsAfterFinished", "podStartTimeoutSeconds"):
         reader.integer(operator_field)
     found = violation(document, keep)
@@ -634,14 +667,48 @@ def _parse_nat(reader: _Reader, networking: _Reader) -> NatSettings:
 def _parse_audio(reader: _Reader) -> AudioSettings:
     bitrate = reader.integer("bitrate")
     rate = reader.integer("sampleRate")
-    assert bitrate is not None and rate is not None
+    channels = reader.integer("channels")
+    assert bitrate is not None and rate is not None and channels is not None
     if rate not in OUTPUT_SAMPLE_RATES:
         raise SpecError(reader.path("sampleRate"), "must be 44100 or 48000 (what CDNs accept)")
-    return AudioSettings(bitrate, rate)
+    if channels not in (1, 2):
+        raise SpecError(reader.path("channels"), "must be 1 (mono) or 2 (stereo)")
+    return AudioSettings(bitrate, rate, channels)
 
 
-def _parse_video(reader: _Reader) -> VideoSettings:
-    return VideoSettings(reader.choice("mode"), reader.choice("whenAbsent"))
+def _parse_video(reader: _Reader, slate_image: str | None) -> VideoSettings:
+    interval = reader.integer("maxKeyframeIntervalSeconds")
+    assert interval is not None
+    slate = reader.mapping("slate")
+    text = slate.string("text") or ""
+    if not re.fullmatch(BY_PATH["video.slate.text"].pattern or "", text):
+        raise SpecError(slate.path("text"), "may hold letters, digits, spaces and .,:;!?'()&+-/#@")
+    ref = slate.data.get("imageConfigMapRef")
+    image = slate.string("imageFile")
+    if ref is not None:
+        _check_secret_ref(slate.path("imageConfigMapRef"), ref)
+        if image is not None:
+            raise SpecError(slate.path("imageFile"), "is an alternative to imageConfigMapRef")
+        if slate_image is None:
+            raise SpecError(
+                slate.path("imageConfigMapRef"),
+                "is set but no image file was given (--slate-image-file)",
+            )
+        image = slate_image
+    return VideoSettings(reader.choice("mode"), reader.choice("whenAbsent"), interval, text, image)
+
+
+def profile_problem(profile: Profile, spec: BridgeSpec) -> tuple[str, str] | None:
+    """What ``profile``'s CDN would refuse in the stream ``spec`` makes (``profiles.problem``)."""
+    return problem(
+        profile,
+        Output(
+            rtmp_url=spec.rtmp_url,
+            video_track=spec.video.slate,
+            channels=spec.audio.channels,
+            max_keyframe_seconds=spec.video.max_keyframe_interval_seconds,
+        ),
+    )
 
 
 def _with_dtmf(spec: BridgeSpec, document: Mapping[str, Any]) -> BridgeSpec:

@@ -23,6 +23,8 @@ from siprtmp_contract.pod import (
     CONTROL_TOKEN_ENV,
     PASSWORD_FILE,
     SECRET_DIR,
+    SLATE_DIR,
+    SLATE_IMAGE_FILE,
     SPEC_DIR,
     SPEC_FILE,
     SPEC_KEY,
@@ -30,6 +32,7 @@ from siprtmp_contract.pod import (
     STREAM_FILE,
     TERMINATION_LOG,
 )
+from siprtmp_contract.profiles import DEFAULT_PROFILE
 from siprtmp_contract.spec import spec_boolean
 from siprtmp_contract.urls import (
     verifies_rtmps,
@@ -75,10 +78,9 @@ def bridge_spec(spec: Mapping[str, Any], uid: str, plan: NetworkPlan, settings: 
     if nat:
         doc["nat"] = nat
     if "video" not in doc and settings.default_video_mode != "disabled":
-        doc["video"] = {
-            "mode": settings.default_video_mode,
-            "whenAbsent": settings.default_video_when_absent,
-        }
+        doc["video"] = {"mode": settings.default_video_mode}
+        if doc.get("profile", DEFAULT_PROFILE) == DEFAULT_PROFILE:  # else the profile decides
+            doc["video"]["whenAbsent"] = settings.default_video_when_absent
     networking: JSON = {"mode": plan.mode, "publicAddressSource": plan.public_address_source}
     if plan.window is not None:
         networking["sipLocalPort"] = plan.window.sip_port
@@ -176,6 +178,9 @@ def build_pod(call: PodAttempt, *, control_token: str, spec_secret: str) -> JSON
         args += ["--sip-password-file", PASSWORD_FILE]
     if stream_ref:
         args += ["--rtmp-stream-file", STREAM_FILE]
+    slate_ref = ((spec.get("video") or {}).get("slate") or {}).get("imageConfigMapRef")
+    if slate_ref:
+        args += ["--slate-image-file", SLATE_IMAGE_FILE]
     args += list(settings.bridge_extra_args)
 
     mounts: list[JSON] = [
@@ -209,6 +214,17 @@ def build_pod(call: PodAttempt, *, control_token: str, spec_secret: str) -> JSON
                     },
                 }
             )
+    if slate_ref:
+        mounts.append({"name": "slate-image", "mountPath": SLATE_DIR, "readOnly": True})
+        volumes.append(
+            {
+                "name": "slate-image",
+                "configMap": {
+                    "name": slate_ref["name"],
+                    "items": [{"key": slate_ref["key"], "path": SLATE_IMAGE_FILE.rsplit("/")[-1]}],
+                },
+            }
+        )
 
     env: list[JSON] = [
         {"name": "PYTHONUNBUFFERED", "value": "1"},

@@ -20,10 +20,12 @@ from siprtmp_bridge.demo.ports import free_port
 from siprtmp_bridge.video.session import VIDEO_MISSING_SECONDS
 from siprtmp_bridge.video.slate import HEIGHT as SLATE_HEIGHT
 from siprtmp_bridge.video.slate import WIDTH as SLATE_WIDTH
+from siprtmp_contract.profiles import PROFILES
 from tests.conftest import call_spec
 from tests.support.baresip import BaresipPeer, camera_file
 from tests.support.bridge_process import BridgeProcess
 from tests.support.capture import LoopbackCapture
+from tests.support.cdn_rules import cdn_problems
 from tests.support.http import http_get as get
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_window
@@ -586,6 +588,45 @@ def test_keyframes_are_requested_at_the_start_and_after_loss(
     assert picture.left_is_red and picture.right_is_blue
 
 
+def test_keyframes_further_apart_than_the_limit_are_asked_for_and_a_far_end_ignoring_is_reported(
+    sipp: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    pcap_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """SIPp sends a keyframe every 6 s whatever it is asked (a pcap does not listen): the
+    bridge asks 1 s before its 4 s run out, and again each second, and says the far end
+    ignores it, in the status and in the metrics."""
+    rtp = encode_h264_rtp(pcap_dir, 13.0, keyframe_seconds=6)
+    offered = one_h264(rtp.fmtp)
+    pcap = write_call_pcap(
+        pcap_dir / "call-h264-gop6.pcap", with_payload_type(rtp, offered.answered), 13.0
+    )
+    peer = video_far_end(sipp, pcap, offered.mline(), call_ms=13500)
+    rtcp_port = peer.media_port + 3
+    status_port = free_port()
+    with LoopbackCapture(tmp_path / "rtcp.pcap", f"udp dst port {rtcp_port}") as capture:
+        process = bridge(video_spec(peer, rtmp_server, "gop6"), status_port=status_port)
+        process.wait_for(lambda line: line.get("video", {}).get("keyframeRequestsIgnored"), 25)
+        code, metrics = get(f"http://127.0.0.1:{status_port}/metrics")
+        video = finished_call(process, peer)["video"]
+    assert code == 200 and "siprtmp_video_keyframe_requests_ignored_total 1.0" in metrics
+
+    assert video["keyframeRequestsIgnored"] == 2, video  # the intervals from 0 s and from 6 s
+    assert abs(video["keyframeIntervalMaxSeconds"] - 6.0) < 0.1, video
+    # One at the start, then three in each interval (at 3, 4 and 5 s after its keyframe).
+    assert 6 <= video["keyframeRequests"] <= 8, video
+    feedback = capture.fields(
+        "rtcp.pt == 206", "rtcp.psfb.fmt", decode_as=f"udp.port=={rtcp_port},rtcp"
+    )
+    plis = [value for row in feedback for value in row[0].split(",") if value == "1"]
+    assert len(plis) == video["keyframeRequests"], feedback
+    assert peer.messages().count("<picture_fast_update/>") == video["keyframeRequests"]
+    recording = rtmp_server.recordings_of("gop6")[-1]
+    assert cdn_problems(recording, PROFILES["youtube"]) == ["keyframes 6.00 s apart, more than 4 s"]
+
+
 def test_slate_stands_in_for_a_far_end_without_video(
     sipp: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
@@ -714,3 +755,29 @@ def test_baresip_sending_h264_from_a_file_is_published_with_its_audio(
     assert picture.seconds > 5, picture
     tone = tone_in(recording)
     assert abs(tone.frequency_hz - 1000) < 10 and tone.audible_seconds > 5, tone
+
+
+def test_baresip_which_sends_keyframes_only_when_asked_keeps_to_the_interval(
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    pcap_dir: Path,
+) -> None:
+    """baresip's encoder makes one keyframe at the start and then only on request (PLI, FIR
+    or the INFO): under ``profile: youtube`` (at most 4 s apart) the bridge's requests keep
+    the recording's keyframes within YouTube's rule."""
+    peer = baresip(camera_file(pcap_dir, 30), 13)
+    low = free_udp_window(4)
+    spec = call_spec(
+        peer.uri, rtmp_server, "asked", profile="youtube", video={"mode": "passthrough"}
+    )
+    spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 3}
+    process = bridge(spec)
+    assert process.wait(40) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0, peer.text()[-3000:]
+
+    video = process.final["video"]
+    assert video["state"] == "RECEIVING" and video["keyframeRequestsIgnored"] == 0, video
+    assert video["keyframes"] >= 3 and video["keyframeIntervalMaxSeconds"] <= 4.0, video
+    recording = rtmp_server.recordings_of("asked")[-1]
+    assert cdn_problems(recording, PROFILES["youtube"]) == []

@@ -236,6 +236,25 @@ def test_bridge_spec_applies_the_charts_video_default_unless_the_resource_sets_v
     assert own["video"] == {"mode": "disabled"}
     with pytest.raises(ValueError, match="SIPRTMP_DEFAULT_VIDEO_MODE"):
         Settings.from_env({"SIPRTMP_DEFAULT_VIDEO_MODE": "transcode"})
+    # Under a CDN's profile the chart's whenAbsent would override the profile's slate.
+    profiled = bridge_spec({**SPEC, "profile": "youtube"}, "uid", POD_NET, chart)
+    assert profiled["video"] == {"mode": "passthrough"}
+
+
+def test_a_slate_image_config_map_is_mounted_and_handed_to_the_bridge() -> None:
+    ref = {"name": "town-hall", "key": "card.png"}
+    pod = make_pod(spec={**SPEC, "video": {"slate": {"imageConfigMapRef": ref}}})
+    container = pod["spec"]["containers"][0]
+    args = container["args"]
+    assert args[args.index("--slate-image-file") + 1] == "/etc/siprtmp/slate/image"
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "slate-image"]
+    assert volume["configMap"] == {
+        "name": "town-hall",
+        "items": [{"key": "card.png", "path": "image"}],
+    }
+    mount = {"name": "slate-image", "mountPath": "/etc/siprtmp/slate", "readOnly": True}
+    assert mount in container["volumeMounts"]
+    assert "--slate-image-file" not in make_pod(spec=SPEC)["spec"]["containers"][0]["args"]
 
 
 def test_bridge_spec_keeps_user_call_id_and_adds_operator_stun() -> None:

@@ -68,8 +68,10 @@ def encode_h264_rtp(
     picture: str | None = None,
     bitrate: str | None = None,
     in_band_parameter_sets: bool = True,
+    keyframe_seconds: int = 1,
 ) -> H264Rtp:
-    """Run FFmpeg's CLI (libx264, baseline, a keyframe a second) sending RTP to a socket here.
+    """Run FFmpeg's CLI (libx264, baseline, a keyframe every ``keyframe_seconds``) sending RTP
+    to a socket here.
 
     ``picture`` is a lavfi source (the test picture by default); ``bitrate`` e.g. ``"800k"``
     (a busy picture at a phone's bitrate, for the benchmark) is sent at 4x real time so that
@@ -80,7 +82,7 @@ def encode_h264_rtp(
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     receiver.bind(("127.0.0.1", 0))
     port = receiver.getsockname()[1]
-    sdp_file = workdir / f"h264-mode{packetization_mode}.sdp"
+    sdp_file = workdir / f"h264-mode{packetization_mode}-gop{keyframe_seconds}.sdp"
     # SPS/PPS before every IDR as well as in sprop-parameter-sets (or in sprop alone).
     x264 = "repeat-headers=1" if in_band_parameter_sets else "repeat-headers=0"
     in_band = ["-bsf:v", "dump_extra"] if in_band_parameter_sets else []
@@ -94,7 +96,7 @@ def encode_h264_rtp(
         "-f", "lavfi", "-i", picture or picture_filter(), "-t", str(seconds),
         *(["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate] if bitrate else []),
         "-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast",
-        "-tune", "zerolatency", "-g", str(FPS), "-flags", "+global_header",
+        "-tune", "zerolatency", "-g", str(FPS * keyframe_seconds), "-flags", "+global_header",
         "-x264-params", x264, *in_band,
         *rtp_flags,
         "-f", "rtp", "-payload_type", str(VIDEO_PAYLOAD_TYPE), "-sdp_file", str(sdp_file),

@@ -60,6 +60,7 @@ COMPANIONS: dict[str, dict[str, Any]] = {
     "nat.rtpPortMin": {"nat.rtpPortMax": 65535},
     "nat.rtpPortMax": {"nat.rtpPortMin": 1024},
     "networking.publicAddressSource": {"networking.mode": "HostNetwork"},
+    "video.slate.imageConfigMapRef": {"video.slate.imageConfigMapRef": {"name": "s", "key": "k"}},
 }
 
 #: Hand-picked values of the fields, taken or refused; every field with a pattern has some.
@@ -125,6 +126,10 @@ SAMPLES: dict[str, list[Any]] = {
         "opus/48000/2",
         "PCMU/16000",
     ],
+    "video.slate.text": ["Town hall, 4 Dec: Q&A", "a" * 48, "caf\u00e9", "a\nb", "<b>"],
+    "video.slate.imageConfigMapRef": [{"name": "slate", "key": "card.png"}, {"name": "slate"}],
+    "video.slate.imageConfigMapRef.name": ["slate", "Slate", "-a"],
+    "video.slate.imageConfigMapRef.key": ["card.png", "a/b"],
     "nat.bindAddress": ["0.0.0.0", "127.0.0.1", "::", "xyz", "1.2.3"],
     "nat.publicAddress": ["203.0.113.7", "node.example.com", "-a", "a b"],
     "nat.stunServers[]": [
@@ -177,6 +182,24 @@ ACROSS: list[dict[str, Any]] = [
     {**BASE, "sipDomain": "flat.example.com"},
     {**BASE, "connection": {"sipPassword": "in clear"}},
     {**BASE, "hasAudio": None},
+    # Destination profiles (siprtmp_contract.profiles): what each CDN refuses, and its defaults.
+    {**BASE, "profile": "facebook"},
+    {**BASE, "profile": "facebook", "rtmpUrl": "rtmps://127.0.0.1/live"},
+    {**BASE, "profile": "facebook", "rtmpUrl": "rtmps://h/live", "audio": {"channels": 1}},
+    {**BASE, "profile": "facebook", "rtmpUrl": "rtmps://h/live", "audio": {"channels": 2}},
+    {**BASE, "profile": "facebook", "rtmpUrl": "rtmps://h/l", "video": {"whenAbsent": "audioOnly"}},
+    {**BASE, "profile": "youtube", "video": {"whenAbsent": "audioOnly"}},
+    {**BASE, "profile": "youtube", "video": {"mode": "passthrough"}},
+    {**BASE, "profile": "youtube", "video": {"maxKeyframeIntervalSeconds": 5}},
+    {
+        **BASE,
+        "profile": "facebook",
+        "rtmpUrl": "rtmps://h/l",
+        "video": {"maxKeyframeIntervalSeconds": 5},
+    },
+    {**BASE, "profile": "twitch", "video": {"maxKeyframeIntervalSeconds": 3}},
+    {**BASE, "profile": "twitch", "video": {"whenAbsent": "audioOnly"}, "audio": {"channels": 1}},
+    {**BASE, "profile": "generic", "video": {"maxKeyframeIntervalSeconds": 60}},
 ]
 
 

@@ -69,13 +69,32 @@ def test_keyframe_policy() -> None:
     assert policy.due(0.0)  # at the start
     assert not policy.due(0.5)
     assert policy.due(1.0)  # still no keyframe
-    policy.keyframe_received()
+    policy.keyframe_received(1.5)
     assert not policy.due(5.0)
     policy.loss_detected()
     assert policy.due(5.1)
     assert policy.due(6.2) and policy.due(7.3)
     assert not policy.due(8.4)  # three unanswered: stop asking
     assert policy.requests == 5
+
+
+def test_keyframe_cadence_asks_before_the_interval_runs_out_and_notes_a_far_end_ignoring() -> None:
+    policy = KeyframePolicy(retry_seconds=1.0, give_up_after=10, max_interval_seconds=4)
+    policy.keyframe_received(10.0)
+    assert not policy.due(12.9)
+    assert policy.due(13.0)  # 1 s before the 4 s run out
+    policy.keyframe_received(13.2)  # honoured: 3.2 s apart
+    assert (policy.ignored, policy.requests) == (0, 1)
+    assert not policy.due(15.0) and policy.due(16.2)
+    assert not policy.due(16.9) and policy.due(17.2)  # not honoured: asked again a second on
+    assert policy.ignored == 0
+    assert not policy.due(17.3) and policy.ignored == 1  # past 4 s although asked in time
+    assert policy.due(18.2) and policy.ignored == 1  # counted once per interval
+    policy.keyframe_received(23.2)  # its own 10 s cadence
+    assert policy.cadence_requests == 0 and policy.requests == 4
+    without = KeyframePolicy(max_interval_seconds=None)
+    without.keyframe_received(0.0)
+    assert not without.due(100.0)
 
 
 def test_rtcp_feedback_packets() -> None:

@@ -10,22 +10,29 @@ import av
 AAC_FRAME_SAMPLES = 1024
 
 
+def layout(channels: int) -> str:
+    """FFmpeg's name of the published audio's channel layout."""
+    return "stereo" if channels == 2 else "mono"
+
+
 class AacEncoder:
-    """Encodes mono 16-bit PCM at ``input_rate`` into AAC at ``output_rate``.
+    """Encodes mono 16-bit PCM at ``input_rate`` into AAC at ``output_rate``, mono or stereo
+    (``channels`` 2: the call's audio at full level on both channels).
 
     Timestamps come from the count of samples fed in, so the encoded timeline is exactly as long
     as the audio (including inserted silence), whatever the RTMP connection does meanwhile.
     """
 
-    def __init__(self, input_rate: int, output_rate: int, bitrate: int) -> None:
+    def __init__(self, input_rate: int, output_rate: int, bitrate: int, channels: int = 1) -> None:
         self.codec: Any = av.CodecContext.create("aac", "w")
         self.codec.sample_rate = output_rate
-        self.codec.layout = "mono"
+        self.codec.layout = layout(channels)
         self.codec.format = "fltp"
         self.codec.bit_rate = bitrate
         self.codec.time_base = Fraction(1, output_rate)
         self.codec.open()
         self.input_rate = input_rate
+        self.channels = channels
         self.samples_in = 0
         self.frames_encoded = 0
 
@@ -36,13 +43,17 @@ class AacEncoder:
         numpy in the bridge process (it would cost 20 MiB and 0.15 CPU-s to import). PyAV's
         encoder converts the frame itself (one FFmpeg filter graph resamples to the encoder's
         rate and format and cuts the 1024-sample AAC frames): a resampler of our own in front
-        of it would be a second graph doing half of that work again.
+        of it would be a second graph doing half of that work again. Stereo is the same bytes
+        in both planes of a planar frame: FFmpeg's mono-to-stereo mix would lower each channel
+        by 3 dB.
         """
         samples = len(pcm) // 2
         if samples == 0:
             return []
-        frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
-        frame.planes[0].update(pcm)
+        planar = "s16p" if self.channels > 1 else "s16"
+        frame = av.AudioFrame(format=planar, layout=layout(self.channels), samples=samples)
+        for plane in frame.planes:
+            plane.update(pcm)
         frame.sample_rate = self.input_rate
         frame.pts = self.samples_in
         frame.time_base = Fraction(1, self.input_rate)

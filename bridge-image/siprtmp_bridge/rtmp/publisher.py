@@ -68,6 +68,7 @@ def muxer_options(environ: Mapping[str, str]) -> dict[str, str]:
 class StreamFormat:
     sample_rate: int
     bitrate: int
+    channels: int = 1
 
 
 StateListener = Callable[[StreamState, int], None]
@@ -271,7 +272,7 @@ class RtmpPublisher:
                 container_options=self._muxer_options,
             )
             stream: Any = container.add_stream("aac", rate=self.format.sample_rate)
-            stream.codec_context.layout = "mono"
+            stream.codec_context.layout = "stereo" if self.format.channels == 2 else "mono"
             stream.codec_context.bit_rate = self.format.bitrate
             video_stream: Any = None
             if self._video_template is not None:

@@ -43,39 +43,72 @@ def fir_packet(sender_ssrc: int, media_ssrc: int, sequence: int) -> bytes:
     )
 
 
+#: How long before ``max_interval_seconds`` runs out a cadence request goes: the far end's
+#: encoder needs a frame or two, the network a round trip (at most half the interval).
+CADENCE_LEAD_SECONDS = 1.0
+
+
 @dataclass
 class KeyframePolicy:
     """When to ask: decided from what the receiver saw, so it is tested without a network.
 
-    ``retry_seconds`` spaces requests while no keyframe has come (at the start or after loss);
+    ``retry_seconds`` spaces requests while no keyframe has come (at the start or after loss,
+    or as ``max_interval_seconds`` since the last one runs out: the cadence CDNs ask for);
     ``give_up_after`` bounds how many go unanswered in a row (a far end that never answers
-    is not flooded).
+    is not flooded). An interval that runs past ``max_interval_seconds`` although a request
+    went out in it counts in ``ignored``: the far end does not honour requests.
     """
 
     retry_seconds: float = 1.0
     give_up_after: int = 10
+    max_interval_seconds: float | None = None
     waiting: bool = True  # no keyframe since the start or the latest loss
     last_request_at: float | None = None
+    last_keyframe_at: float | None = None
     unanswered: int = 0
     requests: int = 0
+    #: Cadence requests sent since the last keyframe; intervals that ran past the limit anyway.
+    cadence_requests: int = 0
+    ignored: int = 0
+    _overran: bool = False  # this interval has been counted in ``ignored``
 
-    def keyframe_received(self) -> None:
+    def keyframe_received(self, now: float) -> None:
         self.waiting = False
         self.unanswered = 0
+        self.last_keyframe_at = now
+        self.cadence_requests = 0
+        self._overran = False
 
     def loss_detected(self) -> None:
         self.waiting = True
 
     def due(self, now: float) -> bool:
         """Whether to send a request now (counted as sent)."""
-        if not self.waiting or self.unanswered >= self.give_up_after:
+        self._note_overrun(now)
+        if not (self.waiting or self._cadence_due(now)) or self.unanswered >= self.give_up_after:
             return False
         if self.last_request_at is not None and now - self.last_request_at < self.retry_seconds:
             return False
+        if not self.waiting:
+            self.cadence_requests += 1
         self.last_request_at = now
         self.unanswered += 1
         self.requests += 1
         return True
+
+    def _cadence_due(self, now: float) -> bool:
+        limit, last = self.max_interval_seconds, self.last_keyframe_at
+        if limit is None or last is None:
+            return False
+        return now - last >= limit - min(CADENCE_LEAD_SECONDS, limit / 2)
+
+    def _note_overrun(self, now: float) -> None:
+        limit, last = self.max_interval_seconds, self.last_keyframe_at
+        if limit is None or last is None or self._overran or not self.cadence_requests:
+            return
+        if now - last > limit:
+            self._overran = True
+            self.ignored += 1
 
 
 class RtcpFeedbackSender:

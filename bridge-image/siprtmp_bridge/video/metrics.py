@@ -18,6 +18,12 @@ def video_metrics(video: VideoStatus | None) -> Iterator[Metric]:
         ("siprtmp_video_bytes_received", "Video bytes received", video.bytes_received),
         ("siprtmp_video_keyframe_requests", "Keyframe requests sent", video.keyframe_requests),
         (
+            "siprtmp_video_keyframe_requests_ignored",
+            "Keyframe intervals past video.maxKeyframeIntervalSeconds although a keyframe was "
+            "requested in time (the far end ignores requests)",
+            video.keyframe_requests_ignored,
+        ),
+        (
             "siprtmp_video_missing",
             "Times negotiated video sent no frame within VIDEO_MISSING_SECONDS",
             video.missing_count,

@@ -44,6 +44,7 @@ class VideoStats:
     profile: str | None = None
     frame_rate: float | None = None
     keyframe_interval: float | None = None
+    keyframe_interval_max: float | None = None  # the longest seen in the call
     av_offset_ms: float | None = None
     # What places frames against the audio: "sender reports" (RTCP SR) or "arrival".
     sync: str | None = None
@@ -179,7 +180,7 @@ class VideoReceiver:
         elif keyframe and not self._track_added and self._extradata is not None:
             with_extradata(packet, self._extradata)
         if keyframe:
-            self._keyframe(pts)
+            self._keyframe(pts, arrived)
         if not self._track_added:
             if not keyframe or self._extradata is None:
                 return  # nothing decodable before the first keyframe with its parameter sets
@@ -212,10 +213,15 @@ class VideoReceiver:
             self.stats.losses += 1
             self.policy.loss_detected()
 
-    def _keyframe(self, pts: int) -> None:
-        self.policy.keyframe_received()
+    def _keyframe(self, pts: int, arrived: float) -> None:
+        self.policy.keyframe_received(arrived)
         if self._last_keyframe_pts is not None and pts > self._last_keyframe_pts:
-            self.stats.keyframe_interval = (pts - self._last_keyframe_pts) / RTP_VIDEO_CLOCK
+            interval = (pts - self._last_keyframe_pts) / RTP_VIDEO_CLOCK
+            self.stats.keyframe_interval = interval
+            longest = self.stats.keyframe_interval_max
+            self.stats.keyframe_interval_max = (
+                interval if longest is None else max(longest, interval)
+            )
         self._last_keyframe_pts = pts
         self.stats.keyframes += 1
 

@@ -75,7 +75,7 @@ class VideoSession:
         self.publisher_add_track = publisher_add_track
         self.stream_seconds_at = stream_seconds_at
         self.status = VideoStatus(mode=spec.video.mode)
-        self.policy = KeyframePolicy()
+        self.policy = self._new_policy()
         self.accepted: VideoAccepted | None = None
         self.port: int | None = None
         self.section: list[str] | None = None  # our live video m-line, kept for re-offers
@@ -191,7 +191,7 @@ class VideoSession:
         relay = self._relay_for(accepted)
         sdp_path = self.workdir / f"video-{port}.sdp"
         sdp_path.write_text(receiver_sdp(accepted, relay.inner_port))
-        self.policy = KeyframePolicy()
+        self.policy = self._new_policy()
         self._awaited_since = None
         self._missing = False
         self.feedback = RtcpFeedbackSender(relay.send_rtcp, random.getrandbits(32))
@@ -211,6 +211,9 @@ class VideoSession:
             self.supervisor,
         )
         self.receiver.start()
+
+    def _new_policy(self) -> KeyframePolicy:
+        return KeyframePolicy(max_interval_seconds=self.spec.video.max_keyframe_interval_seconds)
 
     def _relay_for(self, accepted: VideoAccepted) -> VideoRelay:
         """The relay, started with the first receiver; a later receiver (a re-INVITE) gets a
@@ -310,6 +313,8 @@ class VideoSession:
             profile=stats.profile or self.status.profile,
             frame_rate=stats.frame_rate,
             keyframe_interval_seconds=stats.keyframe_interval,
+            keyframe_interval_max_seconds=stats.keyframe_interval_max,
+            keyframe_requests_ignored=self.policy.ignored,
             frames=stats.frames,
             keyframes=stats.keyframes,
             bytes_received=stats.bytes,

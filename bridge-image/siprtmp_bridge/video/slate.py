@@ -1,9 +1,11 @@
 """A still picture as an H.264 track, for CDNs that refuse audio-only streams.
 
-It is encoded once per call (a one-second loop: one keyframe and nine tiny P-frames at 10
-frames/s, about 2 kB, 0.2 CPU-s of libx264 at start-up) and then sent over and over: no
-encoder runs during the call. Its raw H.264 is also opened as an input, whose stream is the
-FLV track's template, so the stream has its video track from the first packet on.
+It is encoded once per call (a loop of one keyframe interval: one keyframe and P-frames of a few
+bytes at 10 frames/s, a few kB, about 0.2 CPU-s of libx264 at start-up) and then sent over and
+over: no encoder runs during the call. Its raw H.264 is also opened as an input, whose stream is
+the FLV track's template, so the stream has its video track from the first packet on. The
+picture is the built-in card or the user's image (``video.slate``), with a line of text
+(the call's title) across its lower part.
 """
 
 from __future__ import annotations
@@ -15,16 +17,31 @@ from typing import Any
 import av
 
 from siprtmp_bridge.rtmp.flv import with_extradata
+from siprtmp_bridge.video.font import GLYPH_HEIGHT, text_mask
 from siprtmp_bridge.video.h264 import parameter_sets
 
 WIDTH, HEIGHT = 640, 360
 FRAMES_PER_SECOND = 10
+#: The keyframe interval CDNs ask for (Facebook, Twitch: 2 s), shorter only when the spec's
+#: ``video.maxKeyframeIntervalSeconds`` is.
+KEYFRAME_SECONDS = 2
 BACKGROUND = (0x20, 0x30, 0x40)  # dark slate blue
 BAR = (0xF0, 0xA0, 0x20)  # an amber bar across the middle: visibly a placeholder
+TEXT = (0xFF, 0xFF, 0xFF)
+TEXT_BAND = (0x10, 0x10, 0x10)  # behind the text, so it reads on any image
+#: The text band: its top row and height; the text's largest scale (pixels per font pixel).
+TEXT_TOP, TEXT_BAND_HEIGHT, TEXT_SCALE = 270, 60, 4
+TEXT_MARGIN = 20
 
 
-def encode_slate() -> bytes:
-    """One second of the still picture as Annex B H.264 (baseline: every player decodes it)."""
+def slate_keyframe_seconds(max_keyframe_interval_seconds: int) -> int:
+    return max(1, min(KEYFRAME_SECONDS, max_keyframe_interval_seconds))
+
+
+def encode_slate(picture: Any, keyframe_seconds: int = KEYFRAME_SECONDS) -> bytes:
+    """One keyframe interval of the picture as Annex B H.264 (baseline: every player decodes
+    it), a keyframe first."""
+    frames = FRAMES_PER_SECOND * keyframe_seconds
     output = io.BytesIO()
     container: Any = av.open(output, "w", format="h264")
     stream = container.add_stream("libx264", rate=FRAMES_PER_SECOND)
@@ -33,11 +50,9 @@ def encode_slate() -> bytes:
         "preset": "veryfast",
         "tune": "stillimage",
         "profile": "baseline",
-        "x264-params": f"keyint={FRAMES_PER_SECOND}:min-keyint={FRAMES_PER_SECOND}"
-        ":scenecut=0:repeat-headers=1",
+        "x264-params": f"keyint={frames}:min-keyint={frames}:scenecut=0:repeat-headers=1",
     }
-    picture = _picture()
-    for index in range(FRAMES_PER_SECOND):
+    for index in range(frames):
         picture.pts = index
         for packet in stream.encode(picture):
             container.mux(packet)
@@ -47,28 +62,70 @@ def encode_slate() -> bytes:
     return output.getvalue()
 
 
-def _picture() -> Any:
-    """The slate in YUV 4:2:0, drawn plane by plane (no numpy in the bridge process)."""
+def slate_picture(text: str = "", image: str | None = None) -> Any:
+    """The slate in YUV 4:2:0: the user's image scaled to the slate's size (any format FFmpeg
+    decodes; a PNG or a JPEG) or the built-in card, and the text over it. Drawn as RGB rows
+    (no numpy in the bridge process)."""
+    if image is None:
+        rows = _card_rows()
+    else:
+        with av.open(image) as container:
+            first = next(container.decode(video=0))
+            scaled = first.reformat(width=WIDTH, height=HEIGHT, format="rgb24")
+        plane = scaled.planes[0]
+        data = bytes(plane)
+        rows = [
+            bytearray(data[y * plane.line_size : y * plane.line_size + WIDTH * 3])
+            for y in range(HEIGHT)
+        ]
+    if text:
+        _draw_text(rows, text)
     frame = av.VideoFrame(WIDTH, HEIGHT, "rgb24")
+    plane = frame.planes[0]
+    padding = bytes(plane.line_size - WIDTH * 3)
+    plane.update(b"".join(bytes(row) + padding for row in rows))
+    return frame.reformat(format="yuv420p")
+
+
+def _card_rows() -> list[bytearray]:
     row = bytes(BACKGROUND) * WIDTH
     bar_row = (
         bytes(BACKGROUND) * (WIDTH // 4)
         + bytes(BAR) * (WIDTH // 2)
         + bytes(BACKGROUND) * (WIDTH - WIDTH // 4 - WIDTH // 2)
     )
-    rows = [bar_row if HEIGHT * 5 // 12 <= y < HEIGHT * 7 // 12 else row for y in range(HEIGHT)]
-    plane = frame.planes[0]
-    stride = plane.line_size
-    padding = bytes(stride - WIDTH * 3)
-    plane.update(b"".join(r + padding for r in rows))
-    return frame.reformat(format="yuv420p")
+    return [
+        bytearray(bar_row if HEIGHT * 5 // 12 <= y < HEIGHT * 7 // 12 else row)
+        for y in range(HEIGHT)
+    ]
+
+
+def _draw_text(rows: list[bytearray], text: str) -> None:
+    """The text, centred in a dark band, as large as fits (TEXT_SCALE at most)."""
+    mask = text_mask(text)
+    columns = len(mask[0])
+    scale = max(1, min(TEXT_SCALE, (WIDTH - 2 * TEXT_MARGIN) // columns))
+    for y in range(TEXT_TOP, TEXT_TOP + TEXT_BAND_HEIGHT):
+        rows[y][:] = bytes(TEXT_BAND) * WIDTH
+    left = (WIDTH - columns * scale) // 2
+    top = TEXT_TOP + (TEXT_BAND_HEIGHT - GLYPH_HEIGHT * scale) // 2
+    lit = bytes(TEXT) * scale
+    for mask_y, mask_row in enumerate(mask):
+        spans = [left + x * scale for x, cell in enumerate(mask_row) if cell == "#"]
+        for y in range(top + mask_y * scale, top + (mask_y + 1) * scale):
+            row = rows[y]
+            for x in spans:
+                row[x * 3 : (x + scale) * 3] = lit
 
 
 class Slate:
     """The encoded loop, its frames, and the input stream the FLV track is modelled on."""
 
-    def __init__(self) -> None:
-        container: Any = av.open(io.BytesIO(encode_slate()), format="h264")
+    def __init__(
+        self, text: str = "", image: str | None = None, keyframe_seconds: int = KEYFRAME_SECONDS
+    ) -> None:
+        encoded = encode_slate(slate_picture(text, image), keyframe_seconds)
+        container: Any = av.open(io.BytesIO(encoded), format="h264")
         self._input = container
         self.stream: Any = container.streams.video[0]
         self.frames = [bytes(p) for p in container.demux(self.stream) if p.size]

@@ -33,6 +33,10 @@ class VideoStatus:
     height: int | None = None
     frame_rate: float | None = None
     keyframe_interval_seconds: float | None = None
+    #: The longest interval seen, and how many ran past ``video.maxKeyframeIntervalSeconds``
+    #: although the bridge had asked for a keyframe in time (a far end that ignores requests).
+    keyframe_interval_max_seconds: float | None = None
+    keyframe_requests_ignored: int = 0
     frames: int = 0
     keyframes: int = 0
     bytes_received: int = 0
@@ -77,6 +81,8 @@ def video_document(video: VideoStatus) -> dict[str, Any]:
         "resolution": f"{video.width}x{video.height}" if video.width and video.height else None,
         "frameRate": video.frame_rate,
         "keyframeIntervalSeconds": video.keyframe_interval_seconds,
+        "keyframeIntervalMaxSeconds": video.keyframe_interval_max_seconds,
+        "keyframeRequestsIgnored": video.keyframe_requests_ignored,
         "frames": video.frames,
         "foreignPackets": video.foreign_packets,
         "srtpSuite": video.srtp_suite,
