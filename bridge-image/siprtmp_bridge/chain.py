@@ -104,7 +104,10 @@ class MediaChain:
             )
         elif self.slate is not None:
             self.slate_track = SlatedTrack(
-                self.slate, self.publisher.submit_video, self.pipeline.stream_seconds_at
+                self.slate,
+                self.publisher.submit_video,
+                self.pipeline.stream_seconds_at,
+                self.supervisor,
             )
             self.slate_track.start()
 

@@ -514,7 +514,9 @@ def test_the_negotiated_srtp_suite_is_shown() -> None:
 
 def test_require_refused_by_the_far_end_ends_srtp_refused_not_rejected() -> None:
     spec = replace(SPEC, connection=replace(SPEC.connection, media_encryption="require"))
-    refused = CallEnded(488, "Not Acceptable Here", got_response=True, was_answered=False)
+    refused = CallEnded(
+        488, "Not Acceptable Here", got_response=True, was_answered=False, bye_received=False
+    )
     life, _ = feed(dialling(spec), (2.0, refused))
     assert life.outcome is not None and life.outcome.reason == "SrtpRefused"
     # The same answer under "allow" is an ordinary refusal.
