@@ -32,10 +32,17 @@ fi
 pytest_run() { .venv/bin/python -m pytest -p no:cacheprovider -ra "$@"; }
 
 ./scripts/setup.sh
-echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
-echo "== mypy" && .venv/bin/mypy
-echo "== imports" && .venv/bin/lint-imports --no-cache
-echo "== unit" && pytest_run -q tests/unit
+# One command per line: under `set -e` a failure inside an `a && b` list is not fatal unless
+# it is the list's last command.
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== imports"
+.venv/bin/lint-imports --no-cache
+echo "== unit"
+pytest_run -q tests/unit
 [ "$tier" = unit ] && exit 0
 
 source scripts/lib/apt.sh

@@ -114,3 +114,34 @@ def test_a_stale_broken_or_absent_go_binary_is_removed_and_rebuilt(cache: Path) 
     assert not (bin_dir / "kube-apiserver").exists()
     assert not (bin_dir / "kubelet").exists()
     assert not (bin_dir / "etcd").exists()
+
+
+@pytest.mark.parametrize("failing", ["ruff check", "ruff format", "mypy", "lint-imports"])
+def test_a_failing_fast_check_fails_the_test_command(tmp_path: Path, failing: str) -> None:
+    """The test command stops at the first fast check that fails, with its status: a lint
+    error must never be printed and then passed over."""
+    tree = tmp_path / "repo"
+    (tree / "scripts").mkdir(parents=True)
+    (tree / "scripts" / "test.sh").write_text((REPO / "scripts" / "test.sh").read_text())
+    (tree / "scripts" / "setup.sh").write_text("#!/usr/bin/env bash\n")
+    bin_dir = tree / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    ran = tmp_path / "ran"
+    for tool in ("ruff", "mypy", "lint-imports", "python"):
+        (bin_dir / tool).write_text(
+            "#!/usr/bin/env bash\n"
+            f'echo "{tool} $*" >> {ran}\n'
+            f'case "{tool} $*" in "{failing}"*) exit 1;; esac\n'
+        )
+    for script in [*bin_dir.iterdir(), tree / "scripts" / "setup.sh", tree / "scripts" / "test.sh"]:
+        script.chmod(0o755)
+    result = subprocess.run(
+        ["bash", str(tree / "scripts" / "test.sh"), "unit"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode != 0, result.stdout
+    assert ran.read_text().splitlines()[-1].startswith(failing)  # nothing ran after it
