@@ -272,6 +272,9 @@ class BridgeRunner:
             self.keepalive.tick(now)
         if self.chain.video is not None:
             self.chain.video.tick(now, self.life.answered)
+            buffered = self.call.audio_buffer_ms() if self.call is not None else None
+            if buffered is not None:
+                self.chain.video.audio_buffered(now, buffered / 1000)
         if now >= self.next_stats_at:
             self.next_stats_at = now + STATS_INTERVAL_SECONDS
             self._refresh_counters(now)

@@ -7,8 +7,6 @@ import itertools
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.chaos.conftest import RTP_PORTS, ChaosCall, impairment
 from tests.support.bridge_process import BridgeProcess
 from tests.support.netem import NEAR_ADDRESS
@@ -100,12 +98,6 @@ def test_video_keeps_being_decoded_through_loss_jitter_and_reordering(
     assert times[-1] - times[0] >= VIDEO_SECONDS - 1.5, picture
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not yet: a frame lost alone (one RTP packet) is not noticed, so no keyframe is "
-    "requested after it; video placed by arrival beside audio delayed by its jitter buffer "
-    "runs about 100 ms early under 50 ms jitter",
-)
 def test_video_loss_brings_a_keyframe_request_and_stays_in_step(
     chaos_call: Callable[[Impairment], ChaosCall], pcap_dir: Path
 ) -> None:

@@ -3,6 +3,7 @@ the spec's video settings and the status document."""
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 from pathlib import Path
@@ -31,8 +32,9 @@ from siprtmp_bridge.video.sender_clock import (
     plausible_capture,
     sender_report,
 )
+from siprtmp_bridge.video.sequence import SequenceGaps
 from siprtmp_bridge.video.status import VideoState, VideoStatus
-from siprtmp_bridge.video.timeline import VideoTimeline
+from siprtmp_bridge.video.timeline import ArrivalSpread, SmoothedLevel, VideoTimeline
 from siprtmp_contract.spec import (
     SpecError,
     parse_spec,
@@ -62,6 +64,70 @@ def test_timeline_reanchors_on_a_timestamp_jump_and_stays_monotonic() -> None:
     assert timeline.place(5_003_600, 1.12) == 1120
     # A small step back in timestamps still yields strictly increasing times.
     assert timeline.place(5_003_000, 1.13) == 1121
+
+
+def test_timeline_adds_the_delay_after_anchoring_so_that_a_growing_delay_is_followed() -> None:
+    timeline = VideoTimeline()
+    assert timeline.place(0, 1.0, 0.09) == 1090
+    # The anchor is the earliest arrival, whatever the delay: a larger delay moves the frames.
+    assert timeline.place(3600, 1.04, 0.15) == 1190
+    assert timeline.place(7200, 1.08, 0.15) == 1230
+    # A delay that shrinks squeezes frames (1 ms apart) rather than going back in time.
+    assert timeline.place(10800, 1.12, 0.0) == 1231
+
+
+def test_arrival_spread_is_the_mean_queueing_over_the_least_delayed_frame() -> None:
+    spread = ArrivalSpread(weight=0.5)
+    # Frames 40 ms apart; delays 0, 60, 60 ms: transit least 0, mean moving toward 60 ms.
+    assert spread.add(0, 10.0) == 0.0
+    assert spread.add(3600, 10.1) == pytest.approx(0.03)
+    assert spread.add(7200, 10.14) == pytest.approx(0.045)
+    # The far end restarted its timestamps: the old transits say nothing about the new.
+    assert spread.add(90_000_000, 10.18) == 0.0
+    assert spread.least == pytest.approx(10.18 - 1000)
+
+
+def test_smoothed_level_weighs_samples_by_the_time_between_them() -> None:
+    level = SmoothedLevel(seconds=1.0)
+    assert level.add(0.0, 0.0) == 0.0
+    assert level.add(1.0, 0.1) == pytest.approx(0.1 * (1 - math.exp(-1)))
+    same_moment = level.value
+    assert level.add(1.0, 5.0) == same_moment  # no time passed: no weight
+
+
+def _gaps(sequences: list[int], ssrc: int = 7, window: int = 3) -> tuple[list[int], SequenceGaps]:
+    gaps = SequenceGaps(window=window)
+    return [gaps.packet(ssrc, sequence) for sequence in sequences], gaps
+
+
+def test_a_packet_lost_alone_is_found_once_the_window_has_passed_it() -> None:
+    found, gaps = _gaps([10, 11, 13, 14, 15, 16, 17])
+    assert found == [0, 0, 0, 0, 1, 0, 0]  # 12: missing at 13, lost once 15 came
+    assert gaps.lost == 1
+
+
+def test_reordering_within_the_window_is_not_loss() -> None:
+    found, gaps = _gaps([10, 12, 13, 11, 14, 15, 16, 17, 17])
+    assert found == [0] * 9 and gaps.lost == 0  # 11 late, 17 repeated
+
+
+def test_sequence_numbers_wrap() -> None:
+    found, gaps = _gaps([65534, 65535, 0, 2, 3, 4, 5])
+    assert found == [0, 0, 0, 0, 0, 1, 0]  # 1 lost across the wrap
+    found, gaps = _gaps([65534, 65535, 0, 1, 2, 3])
+    assert gaps.lost == 0
+
+
+def test_a_new_ssrc_or_a_confirmed_jump_starts_afresh() -> None:
+    gaps = SequenceGaps(window=3)
+    assert [gaps.packet(1, n) for n in (100, 101)] == [0, 0]
+    # An SBC failover: another SSRC, numbers of its own; nothing counted lost.
+    assert [gaps.packet(2, n) for n in (40_000, 40_001, 40_002, 40_003)] == [0, 0, 0, 0]
+    # A restart under the same SSRC: a jump, confirmed by the next packet.
+    assert [gaps.packet(2, n) for n in (9, 10, 11, 12, 13, 14)] == [0, 0, 0, 0, 0, 0]
+    assert gaps.lost == 0
+    # A lone stray far away is ignored, and loss is counted on from where it was.
+    assert [gaps.packet(2, n) for n in (15, 30_000, 17, 18, 19, 20)] == [0, 0, 0, 0, 1, 0]
 
 
 def test_keyframe_policy() -> None:
@@ -121,7 +187,9 @@ def test_keyframe_request_waits_for_the_far_ends_ssrc_and_leaves_from_the_answer
         far_end.settimeout(0.3)
         claim = RtpPortClaim("127.0.0.1", 40000, 40998)
         answered_rtcp = claim.port + 1
-        relay = VideoRelay(claim, far_end.getsockname(), lambda ssrc: None, Supervisor())
+        relay = VideoRelay(
+            claim, far_end.getsockname(), lambda ssrc: None, lambda: None, Supervisor()
+        )
         sender = RtcpFeedbackSender(relay.send_rtcp, 0x11111111)
         try:
             sender.request_keyframe()

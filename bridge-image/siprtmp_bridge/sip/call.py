@@ -339,6 +339,19 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
         200) here; ``onDtmfEvent`` would repeat an RTP key for every packet of it."""
         self.emit(DtmfReceived(str(prm.digit).upper()))
 
+    def audio_buffer_ms(self) -> float | None:
+        """How much audio the jitter buffer holds right now (ms), None before the stream is
+        up: its frames times the codec's frame time. Averaged over time this is how long a
+        packet waits in it (Little's law), which pjsua's ``avgDelayMsec`` is not: that is
+        sampled after arrivals only, and averaged since the stream started."""
+        try:
+            stat = self.getStreamStat(self.audio_index)
+            info = self.getStreamInfo(self.audio_index).audCodecParam.info
+        except pj.Error:
+            return None
+        frame_ms = info.frameLen / max(1, info.frameLenDenum)
+        return float(stat.jbuf.size * frame_ms)
+
     def rtp_packets_received(self) -> tuple[int, int, int]:
         """(packets, lost, jitter µs) received on the audio stream: for inactivity and metrics."""
         try:

@@ -22,12 +22,13 @@ from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.h264 import first_sps, parameter_sets, parse_sps
 from siprtmp_bridge.video.keyframes import KeyframePolicy
 from siprtmp_bridge.video.sender_clock import plausible_capture
-from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK, VideoTimeline
+from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK, ArrivalSpread, VideoTimeline
 
 OPEN_TIMEOUT_SECONDS = 2.0
 READ_TIMEOUT_SECONDS = 0.5  # how often the thread looks at its stop flag while no RTP comes
-# A gap in the frames' timestamps this many times the usual spacing means lost frames.
-LOSS_GAP_FACTOR = 3.0
+# A step in the frames' timestamps this many times the usual spacing is a gap (lost frames, a
+# pause), not a spacing.
+GAP_FACTOR = 3.0
 MILLISECONDS = Fraction(1, 1000)
 THREAD_NAME = "video-receiver"
 
@@ -67,7 +68,7 @@ class VideoReceiver:
         stream_seconds_at: Callable[[float], float],
         capture_time: Callable[[int], float | None],
         policy: KeyframePolicy,
-        audio_delay_seconds: float,
+        audio_delay: Callable[[], float],
         supervisor: Supervisor,
     ) -> None:
         self.sdp_path = sdp_path
@@ -77,10 +78,13 @@ class VideoReceiver:
         self.stream_seconds_at = stream_seconds_at
         self.capture_time = capture_time  # a frame's pts → when it was captured, if known
         self.policy = policy
-        self.audio_delay = audio_delay_seconds
+        # How much later than its arrival audio reaches the stream, beyond the network's
+        # queueing (the jitter buffer's wait included): read per frame, it follows the buffer.
+        self.audio_delay = audio_delay
         self.stats = VideoStats()
         self.error: str | None = None
         self.timeline = VideoTimeline()
+        self.spread = ArrivalSpread()
         self._container: Any = None
         self._extradata: bytes | None = None
         self._track_added = False
@@ -168,7 +172,7 @@ class VideoReceiver:
         arrived = time.monotonic()
         pts = packet.pts if packet.pts is not None else self._guess_pts()
         keyframe = bool(packet.is_keyframe)
-        self._watch_for_loss(pts, bool(packet.is_corrupt))
+        self._watch(pts, bool(packet.is_corrupt))
         self._last_pts = pts
         # Only keyframes are looked into (for parameter sets): no copy of the others.
         extradata = parameter_sets(bytes(packet)) if keyframe else None
@@ -190,7 +194,8 @@ class VideoReceiver:
         self.stats.sync = "arrival" if captured is None else "sender reports"
         # Where the audio that was captured with the frame (else: arrived with it) is.
         moment = arrived if captured is None else captured
-        milliseconds = self.timeline.place(pts, self.stream_seconds_at(moment) + self.audio_delay)
+        delay = self.audio_delay() + self.spread.add(pts, arrived)
+        milliseconds = self.timeline.place(pts, self.stream_seconds_at(moment), delay)
         packet.pts = packet.dts = milliseconds
         packet.time_base = MILLISECONDS
         self.submit(packet)
@@ -202,12 +207,13 @@ class VideoReceiver:
             return 0
         return self._last_pts + int(self._spacing or RTP_VIDEO_CLOCK / 30)
 
-    def _watch_for_loss(self, pts: int, corrupt: bool) -> None:
+    def _watch(self, pts: int, corrupt: bool) -> None:
+        """The usual frame spacing, from steps that are not gaps; a frame FFmpeg found damaged
+        asks for a keyframe (lost packets are told by the relay, from sequence numbers)."""
         if self._last_pts is not None and pts > self._last_pts:
             step = pts - self._last_pts
-            if self._spacing is not None and step > LOSS_GAP_FACTOR * self._spacing:
-                corrupt = True
-            elif step < 2 * RTP_VIDEO_CLOCK:
+            gap = self._spacing is not None and step > GAP_FACTOR * self._spacing
+            if not gap and step < 2 * RTP_VIDEO_CLOCK:
                 self._spacing = step if self._spacing is None else 0.9 * self._spacing + 0.1 * step
         if corrupt and self._track_added:
             self.stats.losses += 1

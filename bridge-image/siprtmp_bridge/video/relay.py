@@ -28,6 +28,7 @@ from siprtmp_bridge.rtp.srtp import VideoKeys
 from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.sender_clock import RTP_WRAP, CaptureClock, next_clock, sender_report
 from siprtmp_bridge.video.srtp import SrtpChannel
+from siprtmp_bridge.video.sequence import SequenceGaps
 from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK
 
 LOOPBACK = "127.0.0.1"
@@ -56,10 +57,11 @@ class VideoRelay:
     """Holds the answered pair (taken over from its claim) from ``start()`` until ``close()``.
 
     ``on_ssrc`` is called (on the relay's thread) with the far end's SSRC when the first RTP
-    packet comes and whenever it changes; ``inner_port`` is where FFmpeg receives. With
-    ``keys`` (SRTP video), what the far end sends is authenticated and decrypted before it is
-    looked at or forwarded, and what goes to the far end is protected: the far end's port and
-    the wire carry no plain RTP or RTCP, FFmpeg's loopback only plain.
+    packet comes and whenever it changes, ``on_loss`` whenever packets are found lost
+    (sequence.py); ``inner_port`` is where FFmpeg receives. With ``keys`` (SRTP video), what
+    the far end sends is authenticated and decrypted before it is looked at or forwarded, and
+    what goes to the far end is protected: the far end's port and the wire carry no plain RTP
+    or RTCP, FFmpeg's loopback only plain.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class VideoRelay:
         claim: RtpPortClaim,
         remote_rtcp: tuple[str | None, int],
         on_ssrc: Callable[[int], None],
+        on_loss: Callable[[], None],
         supervisor: Supervisor,
         keys: VideoKeys | None = None,
     ) -> None:
@@ -78,7 +81,9 @@ class VideoRelay:
         # Media only from the far end (source.py): RTP by its source, RTCP by its host.
         self.latch = SourceLatch(remote_rtcp[0])
         self.on_ssrc = on_ssrc
+        self.on_loss = on_loss
         self.ssrc: int | None = None
+        self.gaps = SequenceGaps()
         # The far end's capture clock, from its sender reports (sender_clock.py).
         self.capture_clock: CaptureClock | None = None
         # FFmpeg counts a stream's timestamps from its first RTP packet's (or from a sender
@@ -183,6 +188,8 @@ class VideoRelay:
                     self.on_ssrc(ssrc)
                 if self.base_timestamp is None:
                     self.base_timestamp = struct.unpack("!I", packet[4:8])[0]
+                if self.gaps.packet(ssrc, struct.unpack("!H", packet[2:4])[0]):
+                    self.on_loss()
             self.inner_rtp.sendto(packet, (LOOPBACK, self.inner_port))
 
     def _note_sender_report(self, packet: bytes) -> None:

@@ -35,16 +35,18 @@ from siprtmp_bridge.video.sdp import (
 )
 from siprtmp_bridge.video.slate import Slate
 from siprtmp_bridge.video.status import VideoState, VideoStatus
+from siprtmp_bridge.video.timeline import SmoothedLevel
 from siprtmp_bridge.video.track import SlatedTrack
 from siprtmp_contract.spec import BridgeSpec
 
-# Audio reaches the stream later than video arriving at the same moment: pjsua's jitter buffer
-# holds it (20 ms on a clean path, in its own statistics), the conference bridge and the WAV
-# recorder a frame or two more, and the AAC encoder adds its priming (21 ms at 48 kHz). Video,
-# which FFmpeg hands on as soon as a frame is complete, is placed that much later to match.
-# Calibrated end to end once the stream position was estimated steadily (media/clock.py): the
-# blinking marker and tone of tests/bridge/test_video.py and bench/video_bench.py, +8…+11 ms in
-# every 20-60 s call at 0.1 s.
+# Audio reaches the stream later than video arriving at the same moment: pjsua's conference
+# bridge and the WAV recorder hold it a frame or two, the AAC encoder adds its priming (21 ms at
+# 48 kHz), and its jitter buffer holds it as long as the network's jitter needs (next to nothing
+# on a clean path; measured as the call goes, ``audio_buffered``, and added on top, as is the
+# network's queueing, timeline.py). Video, which FFmpeg hands on as soon as a frame is complete,
+# is placed that much later to match. Calibrated end to end once the stream position was
+# estimated steadily (media/clock.py): the blinking marker and tone of tests/bridge/test_video.py
+# and bench/video_bench.py, +8…+11 ms in every 20-60 s call at 0.1 s.
 AUDIO_PATH_DELAY_SECONDS = 0.09
 # How long negotiated video may take to produce its first frame before the status calls it
 # MISSING: a phone's camera and encoder start within a second or two of the answer, and by then
@@ -94,6 +96,9 @@ class VideoSession:
         self._awaited_since: float | None = None  # the call is up, the receiver's first frame not
         self._missing = False  # the receiver's first frame is VIDEO_MISSING_SECONDS overdue
         self._retired: list[VideoReceiver] = []  # replaced by a re-INVITE, closed at the end
+        self._far_ssrc: int | None = None  # the far end's video SSRC, once its RTP came
+        self._audio_buffer = SmoothedLevel()
+        self.audio_buffer_seconds = 0.0  # until pjsua's first figures: none on a clean path
 
     # -- negotiation (pjsua's thread) ---------------------------------------------------------
 
@@ -207,7 +212,7 @@ class VideoSession:
             self.stream_seconds_at,
             relay.capture_time,
             self.policy,
-            AUDIO_PATH_DELAY_SECONDS,
+            self._audio_delay,
             self.supervisor,
         )
         self.receiver.start()
@@ -224,6 +229,7 @@ class VideoSession:
                 self._claim,
                 accepted.remote_rtcp,
                 self._learned_ssrc,
+                self._lost_packets,
                 self.supervisor,
                 self.keys,
             )
@@ -236,10 +242,27 @@ class VideoSession:
         return self.relay
 
     def _learned_ssrc(self, ssrc: int) -> None:
-        """The relay's thread: the far end's first video packet (or a new SSRC)."""
+        """The relay's thread: the far end's first video packet, or a new SSRC (a new source,
+        whose pictures cannot be decoded against the old one's: a keyframe is asked for)."""
         feedback = self.feedback
         if feedback is not None:
             feedback.learned_ssrc(ssrc)
+        if self._far_ssrc is not None:
+            self.policy.loss_detected()
+        self._far_ssrc = ssrc
+
+    def _lost_packets(self) -> None:
+        """The relay's thread: video packets were lost, so the picture is broken until the
+        next keyframe: ask for one now (the policy spaces the requests)."""
+        self.policy.loss_detected()
+
+    def _audio_delay(self) -> float:
+        """The receiver's thread: how much later than its arrival audio reaches the stream."""
+        return AUDIO_PATH_DELAY_SECONDS + self.audio_buffer_seconds
+
+    def audio_buffered(self, now: float, seconds: float) -> None:
+        """pjsua's thread: how much audio the jitter buffer holds now (its statistics)."""
+        self.audio_buffer_seconds = self._audio_buffer.add(now, seconds)
 
     def _live_sink(self) -> Callable[[Any], None]:
         """Where the far end's frames go: straight to the publisher, or through the slated
