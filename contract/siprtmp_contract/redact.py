@@ -103,22 +103,34 @@ def encoded_forms(secret: str) -> tuple[str, ...]:
     )
 
 
-@dataclass(frozen=True)
+def _sorted_forms(secrets: Iterable[str | None]) -> tuple[str, ...]:
+    forms = {
+        form
+        for secret in secrets
+        if secret and len(secret) >= MIN_SECRET_LENGTH
+        for form in encoded_forms(secret)
+        if len(form) >= MIN_SECRET_LENGTH
+    }
+    return tuple(sorted(forms, key=lambda s: (-len(s), s)))
+
+
+@dataclass
 class Scrubber:
-    """Masks every form of each secret; longest first, so a key goes before its pieces."""
+    """Masks every form of each secret; longest first, so a key goes before its pieces.
+
+    Not frozen: a live call that gains a destination gains its stream key as a secret
+    (``widen``), and the log's formatter and the status reporter share the run's one Scrubber.
+    """
 
     patterns: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, secrets: Iterable[str | None]) -> Scrubber:
-        forms = {
-            form
-            for secret in secrets
-            if secret and len(secret) >= MIN_SECRET_LENGTH
-            for form in encoded_forms(secret)
-            if len(form) >= MIN_SECRET_LENGTH
-        }
-        return cls(tuple(sorted(forms, key=lambda s: (-len(s), s))))
+        return cls(_sorted_forms(secrets))
+
+    def widen(self, secrets: Iterable[str | None]) -> None:
+        """Mask these too from now on (one assignment: a reader sees the old or the new set)."""
+        self.patterns = _sorted_forms((*self.patterns, *secrets))
 
     def text(self, text: str) -> str:
         for pattern in self.patterns:
