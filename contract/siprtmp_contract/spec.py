@@ -580,9 +580,7 @@ def _check_rtmp_url(url: str, path: str) -> str:
         )
     if not parts.path.strip("/"):
         raise SpecError(path, "must name an application, e.g. rtmp://host/live")
-    raise SpecError(
-        path, f"is not an rtmp:// URL the bridge can publish to: {redact_url(url)!r}"
-    )
+    raise SpecError(path, f"is not an rtmp:// URL the bridge can publish to: {redact_url(url)!r}")
 
 
 def _check_secret_ref(path: str, ref: Any) -> None:
@@ -637,6 +635,9 @@ def parse_destinations(value: Any, path: str) -> tuple[Destination, ...]:
                 profile or default("destinations[].profile"),
             )
         )
+    problem = violation(value, lambda _: True, BY_PATH["destinations"], path)
+    if problem is not None:
+        raise SpecError(*problem)
     return tuple(found)
 
 
