@@ -211,6 +211,7 @@ def _destination_document(destination: DestinationSnapshot) -> dict[str, Any]:
         "id": destination.id,
         "url": destination.url,
         "profile": destination.profile,
+        "name": destination.name,
         "state": destination.state.value,
         "bytesSent": destination.bytes_sent,
         "droppedPackets": destination.dropped_packets,

@@ -312,6 +312,8 @@ RTMP_STREAM = Field(
 PROFILES = ("generic", "youtube", "facebook", "twitch")
 #: More destinations than this is a fan-out service's work, not one call's.
 MAX_DESTINATIONS = 8
+#: ``destinations[].name``: a DNS label, so it reads the same in a URL, a log line and a label.
+DESTINATION_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 DESTINATIONS = Field(
     "destinations",
@@ -339,6 +341,17 @@ DESTINATIONS = Field(
                 "the CDN whose rules this destination follows",
                 default="generic",
                 enum=PROFILES,
+            ),
+            Field(
+                "name",
+                "string",
+                "a name telling this destination apart from the others in "
+                "`status.destinations[]` (the bridge reports it beside the redacted URL) and in "
+                "the REST API's `/push/*` calls, which give one to each destination they add. "
+                "Not a secret: never put a stream key in it",
+                shown_default="none",
+                max_length=63,
+                pattern=DESTINATION_NAME,
             ),
         ),
     ),

@@ -159,6 +159,8 @@ class Destination:
     rtmp_url: str
     rtmp_stream: str = field(repr=False)
     profile: str = default("destinations[].profile")
+    #: ``destinations[].name``: what status and the REST API tell it apart by (None: unnamed).
+    name: str | None = None
 
     @property
     def publish_url(self) -> str:
@@ -633,6 +635,7 @@ def parse_destinations(value: Any, path: str) -> tuple[Destination, ...]:
                 _check_rtmp_url(reader.required_string("rtmpUrl"), reader.path("rtmpUrl")),
                 _check_stream(reader.required_string("rtmpStream"), reader.path("rtmpStream")),
                 profile or default("destinations[].profile"),
+                reader.string("name"),
             )
         )
     problem = violation(value, lambda _: True, BY_PATH["destinations"], path)

@@ -26,7 +26,7 @@ JSON = dict[str, Any]
 #: (it sends its queue first).
 SEND_TIMEOUT_SECONDS = 5.0
 #: The fields of a destination the bridge takes (the CRD's, as the resource holds them).
-SENT_FIELDS = ("rtmpUrl", "rtmpStream", "profile")
+SENT_FIELDS = ("rtmpUrl", "rtmpStream", "profile", "name")
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ class DestinationBlock(TypedDict, total=False):
 
     id: int
     url: str
+    name: str
     state: str
     bytesSent: int
 

@@ -40,7 +40,8 @@ def test_the_spec_lists_its_own_destination_first_and_masks_every_key() -> None:
         ([{"rtmpUrl": "http://x/y", "rtmpStream": "s"}], "destinations[0].rtmpUrl"),
         ([MORE[0], {"rtmpUrl": "rtmp://x/y"}], "destinations[1].rtmpStream"),
         ([{**MORE[0], "profile": "myspace"}], "destinations[0].profile"),
-        ([{**MORE[0], "name": "x"}], "destinations.name"),
+        ([{**MORE[0], "colour": "x"}], "destinations.colour"),
+        ([{**MORE[0], "name": "Not a DNS label"}], "destinations.name"),
         ([MORE[0]] * 9, "destinations"),
         ("rtmp://x/y/s", "destinations"),
     ],
@@ -108,3 +109,13 @@ def test_the_resource_shows_only_urls_its_spec_names() -> None:
         ("rtmp://a/live/***", "PUBLISHING"),
         ("***", "FAILED"),
     ]
+
+
+def test_a_destinations_name_is_read_and_sent_to_the_bridge() -> None:
+    """The name is how status and the REST API tell two destinations of one CDN apart."""
+    named = [{**MORE[0], "name": "youtube-1"}, {**MORE[0], "rtmpStream": "other"}]
+    first, second = parse_destinations(named, "destinations")
+    assert (first.name, second.name) == ("youtube-1", None)
+    assert live_destinations({**BASE, "destinations": named}, (), lambda _: None).body == {
+        "destinations": named
+    }

@@ -102,6 +102,7 @@ SAMPLES: dict[str, list[Any]] = {
     ],
     "destinations[].rtmpUrl": ["rtmp://cdn.example.com/live", "rtmp://h", "http://h/live", "x"],
     "destinations[].rtmpStream": ["key?s=1", "/key", "a b"],
+    "destinations[].name": ["youtube-1", "a", "Main", "-a", "a_b", "a" * 63, "a" * 64],
     "dtmfAfterAnswer": ["W1234#", "w1a", "1" * 32, "1" * 33, "Ww", "12x", "1 2", "1\n"],
     "rtmpStreamSecretRef": [{"name": "c", "key": "k"}, {"name": "c"}],
     "connection.sipPasswordSecretRef": [dict(SECRET), {"key": "k"}],

@@ -59,6 +59,7 @@ class DestinationSnapshot:
     id: int  # in the order the destinations were added; 0 is rtmpUrl/rtmpStream's
     url: str  # rtmpUrl/***
     profile: str
+    name: str | None  # destinations[].name: what tells two destinations of one host apart
     state: StreamState
     bytes_sent: int
     dropped_packets: int
@@ -79,6 +80,7 @@ class _Outlet:
             id=self.id,
             url=self.destination.redacted_url,
             profile=self.destination.profile,
+            name=self.destination.name,
             state=publisher.state,
             bytes_sent=publisher.bytes_sent,
             dropped_packets=publisher.packets_dropped,
@@ -216,7 +218,8 @@ class Fanout:
     def set_destinations(self, more: Sequence[Destination], timeout: float) -> None:
         """The call's destinations are now the first one and ``more``: new ones are opened,
         those no longer listed send their queue and close (within ``timeout``). A destination
-        is known by its publish URL; listed twice, it is published to once."""
+        is known by its publish URL; listed twice, it is published to once (a kept one is shown
+        under its new listing's name; its connection goes on)."""
         with self._changing:
             with self._lock:
                 first, *rest = self._outlets
@@ -224,10 +227,17 @@ class Fanout:
                 wanted: dict[str, _Outlet] = {first.destination.publish_url: first}
                 for destination in more:
                     url = destination.publish_url
-                    if url not in wanted:
-                        wanted[url] = kept.pop(url) if url in kept else self._outlet(destination)
+                    if url in wanted:
+                        continue
+                    old = kept.pop(url, None)
+                    wanted[url] = (
+                        self._outlet(destination)
+                        if old is None
+                        else _Outlet(old.id, destination, old.publisher)
+                    )
                 removed = tuple(kept.values())
-                added = [o for o in wanted.values() if o not in self._outlets]
+                running = {id(o.publisher) for o in self._outlets}
+                added = [o for o in wanted.values() if id(o.publisher) not in running]
                 self._closing += removed
                 self._outlets = tuple(wanted.values())
                 if self._started:
