@@ -11,6 +11,7 @@ reporter) instead of taking care at each call site.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -155,3 +156,15 @@ class Scrubber:
         if isinstance(value, list | tuple):
             return [self.document(v, vocabulary, at) for v in value]
         return value
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """Formats a record, traceback included, then masks every secret in the result (the
+    bridge's log and the operator's share it)."""
+
+    def __init__(self, scrubber: Scrubber, fmt: str, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+        self.scrubber = scrubber
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.scrubber.text(super().format(record))

@@ -573,5 +573,7 @@ def test_openapi_push_bodies_are_the_destination_fields() -> None:
         document["paths"]
     )
     validator = OAS31Validator({**document, "$ref": "#/components/schemas/Push"})
-    assert validator.is_valid({**PUSH, "profile": "youtube"}) and not validator.is_valid({**PUSH, "rtmpStream": ""})
+    assert validator.is_valid({**PUSH, "profile": "youtube"}) and not validator.is_valid(
+        {**PUSH, "rtmpStream": ""}
+    )
     assert not validator.is_valid({**PUSH, "rtmpStreamSecretRef": {"name": "a", "key": "b"}})

@@ -8,7 +8,9 @@ other startups are creating as well as those listed (the operator's own duplicat
 still guards against bridges created around the API).
 
 A push changes the resource only (``spec.destinations``, written only if the resource is as it
-was read: a change in between means reading and deciding again); the operator tells the call's
+was read: a change in between, by the operator or another API replica, means reading and
+deciding again); pushes to one call take turns within the API (a lock per call: one push's
+hanging Kubernetes request delays only that call's other pushes). The operator tells the call's
 bridge, which opens or closes that destination's connection. Its stream key is the body's
 secret: every answer and log line of a push is scrubbed of it (``PushRequest.scrubber``), and
 the bridge masks it from the moment it reads it.
@@ -20,6 +22,7 @@ import asyncio
 import logging
 import secrets
 import traceback
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,6 +37,7 @@ from siprtmp_contract.states import (
 
 from .. import KIND, livestatus
 from ..policy import call_refusal
+from ..redaction import LOG_SCRUBBER
 from ..settings import Settings
 from ..status import LIVE_PHASES, observe_pod
 from ..statusmodel import read_status
@@ -130,6 +134,16 @@ class Calls:
         self.settings = settings
         self.post = post
         self.placements = Placements()
+        #: callId → the lock its pushes take turns on (gone when no push holds or awaits it).
+        self.push_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def _push_lock(self, call_id: str) -> asyncio.Lock:
+        lock = self.push_locks.get(call_id)
+        if lock is None:
+            lock = self.push_locks[call_id] = asyncio.Lock()
+        return lock
 
     async def startup(self, body: Any) -> JSON:
         request = parse_startup(body)
@@ -214,9 +228,14 @@ class Calls:
         would be (allowlist 403, the stream live anywhere 409), and when the call is over (409),
         its list is full (409) or the name is taken (409)."""
         request = parse_push(body)
+        LOG_SCRUBBER.widen(request.parsed.secrets)  # before the resource (and kopf) has it
         return await _scrubbed(request.scrubber, self._push_startup(request))
 
     async def _push_startup(self, request: PushRequest) -> JSON:
+        async with self._push_lock(request.call_id):
+            return await self._push_startup_turn(request)
+
+    async def _push_startup_turn(self, request: PushRequest) -> JSON:
         wanted = dict(request.destination)
         for _ in range(PUSH_ATTEMPTS):
             listed_at = self.placements.created
@@ -300,6 +319,10 @@ class Calls:
         return await _scrubbed(ref.scrubber, self._push_terminate(ref))
 
     async def _push_terminate(self, ref: PushRef) -> JSON:
+        async with self._push_lock(ref.call_id):
+            return await self._push_terminate_turn(ref)
+
+    async def _push_terminate_turn(self, ref: PushRef) -> JSON:
         for _ in range(PUSH_ATTEMPTS):
             call = await self._find_one(ref.call_id)
             index = _index_of(call, ref)
