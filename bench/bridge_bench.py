@@ -267,6 +267,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="*", default=[4, 8, 16])
     parser.add_argument("--concurrency-seconds", type=float, default=20.0)
     parser.add_argument("--no-video", action="store_true", help="skip the video run")
+    parser.add_argument(
+        "--no-destinations", action="store_true", help="skip the several-destinations run"
+    )
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="siprtmp-bench-") as directory:
         workdir = Path(directory)
@@ -308,6 +311,10 @@ def main() -> int:
                 from bench.video_bench import report  # it imports this module
 
                 report(bridge, arguments.seconds, workdir, rtmp)
+            if not arguments.no_destinations:
+                from bench import destinations_bench  # it imports this module
+
+                destinations_bench.report(arguments.seconds, workdir, rtmp)
             short_pcap = make_tone_pcap(
                 workdir / "short.pcap", PCMU, FREQUENCY, arguments.concurrency_seconds
             )

@@ -152,6 +152,13 @@ def spec_tables() -> str:
     for field in SPEC.fields:
         if field.in_docs and _has_table(field):
             lines += ["", f"`{field.name}`: {field.description}", "", *_table(field)]
+        elif field.in_docs and field.items is not None and _has_table(field.items):
+            lines += [
+                "",
+                f"`{field.name}[]`: each item of `{field.name}`.",
+                "",
+                *_table(field.items),
+            ]
     return "\n".join(lines) + "\n"
 
 

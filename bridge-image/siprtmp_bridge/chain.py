@@ -1,12 +1,13 @@
-"""The call's media chain, from pjsua's recorder to the RTMP server: its one owner, so it
+"""The call's media chain, from pjsua's recorder to the RTMP servers: its one owner, so it
 starts and stops in one order.
 
-Start: the publisher connects first (``connect``: before anything is dialled), then the
-pipeline's clock starts, the stream's time zero, and video with it (``start``). Stop, the other
-way round (``stop``): video stops feeding the publisher; the pipeline drains the FIFO and
-flushes the encoder into the publisher; the publisher sends what it has queued and closes the
-stream; only then is video's FFmpeg input freed (the publisher's H.264 track was copied from
-it). Each step is bounded, so no end waits for the network for more than a few seconds.
+Start: the publishers (one per destination, behind one ``Fanout``) connect first
+(``connect``: before anything is dialled), then the pipeline's clock starts, the stream's time
+zero, and video with it (``start``). Stop, the other way round (``stop``): video stops feeding
+the publishers; the pipeline drains the FIFO and flushes the encoder into them; the publishers
+send what they have queued and close their streams; only then is video's FFmpeg input freed
+(the publishers' H.264 tracks were copied from it). Each step is bounded, so no end waits for
+the network for more than a few seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import av
 
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.pipeline import MediaPipeline
+from siprtmp_bridge.rtmp.fanout import Fanout
 from siprtmp_bridge.rtmp.publisher import RtmpPublisher, StateListener, StreamFormat
 from siprtmp_bridge.rtmp.route import route_for
 from siprtmp_bridge.supervision import Supervisor
@@ -26,7 +28,7 @@ from siprtmp_bridge.video.session import VideoSession
 from siprtmp_bridge.video.slate import Slate, slate_keyframe_seconds
 from siprtmp_bridge.video.status import VideoState, VideoStatus
 from siprtmp_bridge.video.track import SlatedTrack
-from siprtmp_contract.spec import BridgeSpec
+from siprtmp_contract.spec import BridgeSpec, Destination
 
 #: How long the pipeline may take to drain, and then the publisher to send its queue.
 FLUSH_SECONDS = 1.5
@@ -66,18 +68,33 @@ class MediaChain:
         audio = spec.audio
         # With a slate, the stream has its video track from the first packet on.
         self.slate = make_slate(spec)
-        self.publisher = RtmpPublisher(
-            route_for(spec.publish_url, spec.rtmp_tls_verify),
-            StreamFormat(audio.sample_rate, audio.bitrate, audio.channels),
+        stream_format = StreamFormat(audio.sample_rate, audio.bitrate, audio.channels)
+        with_video = spec.video.enabled or self.slate is not None
+
+        def publisher(
+            destination: Destination, name: str, on_state: StateListener, template: object
+        ) -> RtmpPublisher:
+            return RtmpPublisher(
+                route_for(destination.publish_url, spec.rtmp_tls_verify),
+                stream_format,
+                on_state,
+                spec.timeouts.rtmp_reconnect_seconds,
+                supervisor,
+                video=with_video,
+                video_template=template,
+                name=name,
+            )
+
+        # Encoded once, published to each destination (rtmp/fanout.py).
+        self.fanout = Fanout(
+            spec.destinations,
+            publisher,
             on_stream_state,
-            spec.timeouts.rtmp_reconnect_seconds,
-            supervisor,
-            video=spec.video.enabled or self.slate is not None,
-            video_template=self.slate.stream if self.slate is not None else None,
+            self.slate.stream if self.slate is not None else None,
         )
         self.encoder = AacEncoder(clock_rate, audio.sample_rate, audio.bitrate, audio.channels)
         self.pipeline = MediaPipeline(
-            fifo_path, clock_rate, self.encoder, self.publisher, on_first_audio, supervisor
+            fifo_path, clock_rate, self.encoder, self.fanout, on_first_audio, supervisor
         )
         self.supervisor = supervisor
         self.video: VideoSession | None = None
@@ -86,18 +103,18 @@ class MediaChain:
 
     def connect(self) -> None:
         """Start publishing (silence until the call's audio comes)."""
-        self.publisher.start()
+        self.fanout.start()
 
     def start(self) -> None:
         """The stream is up: its clock starts now, and video with it when the spec asks."""
         self.pipeline.start()
         if self.spec.video.enabled:
-            publisher = self.publisher
+            fanout = self.fanout
             self.video = VideoSession(
                 self.spec,
                 self.workdir,
-                publisher.submit_video,
-                publisher.add_video,
+                fanout.submit_video,
+                fanout.add_video,
                 self.pipeline.stream_seconds_at,
                 self.supervisor,
                 self.slate,
@@ -105,7 +122,7 @@ class MediaChain:
         elif self.slate is not None:
             self.slate_track = SlatedTrack(
                 self.slate,
-                self.publisher.submit_video,
+                self.fanout.submit_video,
                 self.pipeline.stream_seconds_at,
                 self.supervisor,
             )
@@ -135,7 +152,7 @@ class MediaChain:
         if self.slate_track is not None:
             self.slate_track.stop()
         self.pipeline.stop(FLUSH_SECONDS)
-        self.publisher.finish(FLUSH_SECONDS)
+        self.fanout.finish(FLUSH_SECONDS)
         last = self.video_status()
         if video is not None:
             video.close()  # closes the slate too

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from siprtmp_contract.redact import Scrubber
+from siprtmp_contract.redact import Scrubber, ScrubbingFormatter
 
 #: ``--log-level``'s choices; INFO shows the run's closing line, WARNING and up only problems.
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -30,17 +30,6 @@ DATE_FORMAT = "%H:%M:%S"
 log = logging.getLogger(__name__)
 
 
-class ScrubbingFormatter(logging.Formatter):
-    """Formats a record, traceback included, then masks every secret in the result."""
-
-    def __init__(self, scrubber: Scrubber) -> None:
-        super().__init__(FORMAT, DATE_FORMAT)
-        self.scrubber = scrubber
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self.scrubber.text(super().format(record))
-
-
 @contextmanager
 def logging_to_stderr(
     scrubber: Scrubber, level: str = DEFAULT_LEVEL, stream: TextIO | None = None
@@ -48,7 +37,7 @@ def logging_to_stderr(
     """Log to ``stream`` (stderr) through ``scrubber`` from ``level`` on, for as long as the
     context lasts; what was configured before comes back afterwards."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(ScrubbingFormatter(scrubber))
+    handler.setFormatter(ScrubbingFormatter(scrubber, FORMAT, DATE_FORMAT))
     root = logging.getLogger()
     previous_level, previous_hook = root.level, threading.excepthook
     root.addHandler(handler)

@@ -69,7 +69,40 @@ class BridgeCollector(Collector):
             [s.value for s in StreamState],
         )
         yield _srtp(status)
+        yield from destination_metrics(status)
         yield from video_metrics(status.video)
+
+
+def destination_metrics(status: BridgeStatus) -> Iterator[Metric]:
+    """Each destination's counters and state, labelled with its number (never its URL or key:
+    ``status.destinations[].id``)."""
+    families = {
+        "bytes": CounterMetricFamily(
+            "siprtmp_destination_bytes_sent",
+            "Media bytes sent to one destination",
+            labels=["destination"],
+        ),
+        "dropped": CounterMetricFamily(
+            "siprtmp_destination_packets_dropped",
+            "Media packets one destination's queue dropped",
+            labels=["destination"],
+        ),
+        "reconnects": CounterMetricFamily(
+            "siprtmp_destination_reconnects", "One destination's reconnects", labels=["destination"]
+        ),
+    }
+    state = GaugeMetricFamily(
+        "siprtmp_destination_state", "One destination's state", labels=["destination", "state"]
+    )
+    for destination in status.destinations:
+        label = str(destination.id)
+        families["bytes"].add_metric([label], destination.bytes_sent)
+        families["dropped"].add_metric([label], destination.dropped_packets)
+        families["reconnects"].add_metric([label], destination.reconnects)
+        for each in StreamState:
+            state.add_metric([label, each.value], 1.0 if each is destination.state else 0.0)
+    yield from families.values()
+    yield state
 
 
 def _counter(name: str, doc: str, value: float) -> Metric:

@@ -25,10 +25,15 @@ log = logging.getLogger(__name__)
 def significant(document: dict[str, Any]) -> dict[str, Any]:
     """The document minus counters that change with every packet: a change here is worth a line."""
     stream = {k: v for k, v in document["stream"].items() if k not in STREAM_COUNTERS}
+    destinations = [
+        {k: v for k, v in destination.items() if k not in STREAM_COUNTERS}
+        for destination in document["destinations"]
+    ]
+    line = {**document, "stream": stream, "destinations": destinations}
     if "video" in document:
         video = {k: v for k, v in document["video"].items() if k not in VIDEO_COUNTERS}
-        return {**document, "stream": stream, "video": video}
-    return {**document, "stream": stream}
+        return {**line, "video": video}
+    return line
 
 
 #: The status document's fields whose values come from a fixed vocabulary (phases, reason
@@ -39,6 +44,8 @@ FIXED_VOCABULARY = frozenset(
         ("reason",),
         ("call", "state"),
         ("stream", "state"),
+        ("destinations", "state"),
+        ("destinations", "profile"),
         ("video", "state"),
         ("video", "source"),
     }

@@ -23,6 +23,7 @@ import pjsua2 as pj
 
 from siprtmp_bridge.chain import MediaChain
 from siprtmp_bridge.counters import MediaCounters
+from siprtmp_bridge.destinations import DestinationControl
 from siprtmp_bridge.dtmf import (
     RECEIVED_KEYS_SHOWN,
     DtmfQueue,
@@ -75,6 +76,7 @@ from siprtmp_bridge.status import (
     now_iso,
     terminating,
     with_call,
+    with_destinations,
     with_dtmf_received,
     with_stream,
     with_video,
@@ -117,8 +119,10 @@ class BridgeRunner:
         options: RunOptions,
         dtmf: DtmfQueue | None = None,
         supervisor: Supervisor | None = None,
+        destinations: DestinationControl | None = None,
     ) -> None:
         self.spec = spec
+        self.destinations = destinations  # a live call's changes (POST /destinations)
         self.supervisor = supervisor or Supervisor()
         self.dtmf = dtmf
         self.keys = KeyPlayer()  # the spec's dtmfAfterAnswer and requests, played in turn
@@ -165,6 +169,8 @@ class BridgeRunner:
         )
         self.life = begin(self.spec, time.monotonic())
         self.chain.connect()
+        if self.destinations is not None:
+            self.destinations.attach(self.chain.fanout)
         try:
             self._drive()
         except pj.Error as error:
@@ -194,7 +200,7 @@ class BridgeRunner:
         """Until pjsua has something (or a key is due); before there is an endpoint, on the
         publisher's first connection."""
         if self.endpoint is None:
-            self.chain.publisher.wait_connected(CONNECT_POLL_SECONDS)
+            self.chain.fanout.wait_connected(CONNECT_POLL_SECONDS)
             return
         self.endpoint.poll(self._poll_milliseconds())
         while self.events:
@@ -203,7 +209,7 @@ class BridgeRunner:
     def _observed(self) -> list[Event]:
         """What the media side and the signals say that the call has not been told, in the
         order the limits rank them (``limits.limit_reached``)."""
-        life, publisher, pipeline = self.life, self.chain.publisher, self.chain.pipeline
+        life, publisher, pipeline = self.life, self.chain.fanout, self.chain.pipeline
         found: list[Event] = []
         if self.stop_requested.is_set() and not life.stop_requested:
             found.append(StopRequested())
@@ -363,9 +369,13 @@ class BridgeRunner:
         """Hang up, then free pjsua's media, the media chain (in its order) and pjsua itself."""
         self._hang_up_and_wait()
         self._release_media()
+        if self.destinations is not None:
+            self.destinations.detach()
         video = self.chain.stop()
         if video is not None:
             self.reporter.update(partial(with_video, video=video))
+        destinations = self.chain.fanout.snapshot(time.monotonic())
+        self.reporter.update(partial(with_destinations, destinations=destinations))
         self.counters.frames_encoded = self.chain.encoder.frames_encoded
         self._release_rtp_claim()
         self.call = None
@@ -423,12 +433,14 @@ class BridgeRunner:
 
     def _refresh_counters(self, now: float) -> None:
         """Copy live counters into metrics and status, and tell the call what RTP arrived."""
-        pipeline, publisher, video = self.chain.pipeline, self.chain.publisher, self.chain.video
+        pipeline, publisher, video = self.chain.pipeline, self.chain.fanout, self.chain.video
         self.counters.frames_encoded = pipeline.encoder.frames_encoded
         self.counters.silence_seconds = pipeline.silence_samples / pipeline.clock_rate
         if video is not None and self.life.answered:
             video.call_media_without_video()
         snapshot = self.chain.video_status()
+
+        destinations = publisher.snapshot(now)
 
         def refreshed(status: BridgeStatus) -> BridgeStatus:
             status = with_stream(
@@ -437,6 +449,7 @@ class BridgeRunner:
                 dropped_packets=publisher.packets_dropped,
                 degraded=publisher.degraded(now),
             )
+            status = with_destinations(status, destinations)
             return status if snapshot is None else with_video(status, snapshot)
 
         self.reporter.update(refreshed)  # one status line for both, not one each
@@ -493,4 +506,11 @@ class BridgeRunner:
         self.reporter.update(partial(with_stream, audio_started_at=stamp))
 
     def _on_stream_state(self, state: StreamState, bytes_sent: int) -> None:
-        self.reporter.update(lambda s: with_stream(s, state=state, bytes_sent=bytes_sent))
+        """A destination's state changed (from its publisher's thread): the stream's and the
+        destinations' status with it."""
+        destinations = self.chain.fanout.snapshot(time.monotonic())
+        self.reporter.update(
+            lambda s: with_destinations(
+                with_stream(s, state=state, bytes_sent=bytes_sent), destinations
+            )
+        )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from siprtmp_bridge.counters import MediaCounters
+from siprtmp_bridge.destinations import DestinationControl
 from siprtmp_bridge.dtmf import DtmfQueue
 from siprtmp_bridge.http_api import StatusServer
 from siprtmp_bridge.logs import DEFAULT_LEVEL, logging_to_stderr
@@ -58,19 +59,29 @@ def _serve(
     counters = MediaCounters()
     dtmf = DtmfQueue()
     supervisor = Supervisor()
+    destinations = DestinationControl(reporter, spec.scrubber)
     # Out of the environment once read: child processes (the RTMPS relay) need not have it.
     token = os.environ.pop(CONTROL_TOKEN_ENV, None) or None
     server = None
     if status_address is not None and status_address[1] > 0:
         try:
-            server = StatusServer(*status_address, reporter, counters, dtmf, token, supervisor)
+            server = StatusServer(
+                *status_address, reporter, counters, dtmf, token, supervisor, destinations
+            )
         except OSError as error:
             log.error("cannot serve status on %s: %s", status_address, error)
             return int(ExitCode.INTERNAL)
         server.start()
     try:
         outcome = BridgeRunner(
-            spec, reporter, counters, stop, RunOptions(sip_log_level), dtmf, supervisor
+            spec,
+            reporter,
+            counters,
+            stop,
+            RunOptions(sip_log_level),
+            dtmf,
+            supervisor,
+            destinations,
         ).run()
     finally:
         reporter.write_termination_message(termination_log)

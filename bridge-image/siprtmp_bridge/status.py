@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from siprtmp_bridge.rtmp.fanout import DestinationSnapshot
 from siprtmp_bridge.video.status import VideoStatus, video_document
 from siprtmp_contract.outcome import Outcome
 from siprtmp_contract.states import (
@@ -44,6 +45,10 @@ class CallStatus:
 
 @dataclass(frozen=True)
 class StreamStatus:
+    """The call's one stream, over all its destinations (rtmp/fanout.py): its state is the best
+    of theirs (failed only when every one has failed), its counters their sums, its reconnects
+    the times no destination was on the air; ``url`` is the first destination's."""
+
     url: str
     state: StreamState = StreamState.PENDING
     bytes_sent: int = 0
@@ -64,6 +69,8 @@ class BridgeStatus:
     terminating: bool = False
     outcome: Outcome | None = None
     video: VideoStatus | None = None  # only when the spec asks for video
+    #: Each destination the stream is published to, the first (rtmpUrl/rtmpStream) first.
+    destinations: tuple[DestinationSnapshot, ...] = ()
 
     @property
     def phase(self) -> Phase:
@@ -135,6 +142,12 @@ def with_video(status: BridgeStatus, video: VideoStatus) -> BridgeStatus:
     return replace(status, video=video)
 
 
+def with_destinations(
+    status: BridgeStatus, destinations: tuple[DestinationSnapshot, ...]
+) -> BridgeStatus:
+    return replace(status, destinations=destinations)
+
+
 def terminating(status: BridgeStatus) -> BridgeStatus:
     return replace(status, terminating=True)
 
@@ -159,7 +172,7 @@ def to_document(status: BridgeStatus) -> dict[str, Any]:
     """The JSON document of docs/bridge-process.md (camelCase, as in the resource's status)."""
     call, stream, outcome = status.call, status.stream, status.outcome
     phase = status.phase
-    document = {
+    document: dict[str, Any] = {
         "callId": status.call_id,
         "phase": phase.value,
         "reason": outcome.reason if outcome else phase.value,
@@ -189,9 +202,25 @@ def to_document(status: BridgeStatus) -> dict[str, Any]:
             "degraded": stream.degraded,
         },
     }
+    document["destinations"] = [_destination_document(d) for d in status.destinations]
     if status.video is not None:
         document["video"] = video_document(status.video)
     return document
+
+
+def _destination_document(destination: DestinationSnapshot) -> dict[str, Any]:
+    return {
+        "id": destination.id,
+        "url": destination.url,
+        "profile": destination.profile,
+        "name": destination.name,
+        "state": destination.state.value,
+        "bytesSent": destination.bytes_sent,
+        "droppedPackets": destination.dropped_packets,
+        "reconnects": destination.reconnects,
+        "degraded": destination.degraded,
+        "failure": destination.failure,
+    }
 
 
 def _message(status: BridgeStatus) -> str:

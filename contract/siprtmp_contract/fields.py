@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from siprtmp_contract.dtmf import MAX_DIGITS, SEQUENCE_PATTERN, DtmfMethod
@@ -298,6 +298,80 @@ CONNECTION = Field(
     ),
 )
 
+#: Where one destination publishes: the spec's own (the call's first destination) and each
+#: of ``destinations`` have these two fields.
+RTMP_URL = Field(
+    "rtmpUrl",
+    "string",
+    "`rtmp://` or `rtmps://` URL of the application; credentials in it are never logged",
+    shown_default="required",
+    max_length=2048,
+    # Credentials, a host, a port from 1 to 65535 and a path naming an application.
+    pattern=rf'^rtmps?://([^{_SPACE}/?#@<>"]*@)?'
+    rf"([A-Za-z0-9._~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(:{_PORT})?"
+    rf"/+[^{_SPACE}/?#][^{_SPACE}]*$",
+    secret=True,
+)
+RTMP_STREAM = Field(
+    "rtmpStream",
+    "string",
+    "stream name (often the CDN's stream key); the bridge publishes to "
+    "`rtmpUrl/rtmpStream`, no prefix added. Nothing the bridge or the operator prints "
+    "shows it (status shows `rtmpUrl/***`)",
+    shown_default="required unless `rtmpStreamSecretRef`",
+    min_length=1,
+    max_length=512,
+    pattern=rf"^[^/{_SPACE}][^{_SPACE}]*$",
+    secret=True,
+)
+
+#: More destinations than this is a fan-out service's work, not one call's.
+MAX_DESTINATIONS = 8
+#: ``destinations[].name``: a DNS label, so it reads the same in a URL, a log line and a label.
+DESTINATION_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+DESTINATIONS = Field(
+    "destinations",
+    "array",
+    "further RTMP(S) destinations of the same stream, beside `rtmpUrl`/`rtmpStream` (the "
+    "call's first destination, fixed for its life). The call's media is encoded once and "
+    "published to each destination on a connection of its own (its own reconnect budget, "
+    "queue and RTMPS relay); one destination failing never stops the others, and the call "
+    "ends `RtmpFailed` only when every destination has failed. Unlike the call's other fields "
+    "this list may be changed on a live call: the operator tells the bridge, which opens a "
+    "new destination's connection (it joins at the next keyframe) and closes a removed one's",
+    default=(),
+    shown_default="`[]`",
+    max_items=MAX_DESTINATIONS,
+    items=Field(
+        "destination",
+        "object",
+        required=("rtmpUrl", "rtmpStream"),
+        fields=(
+            RTMP_URL,
+            replace(RTMP_STREAM, shown_default="required"),
+            Field(
+                "profile",
+                "string",
+                "the CDN whose rules this destination follows",
+                default="generic",
+                enum=tuple(PROFILES),
+            ),
+            Field(
+                "name",
+                "string",
+                "a name telling this destination apart from the others in "
+                "`status.destinations[]` (the bridge reports it beside the redacted URL) and in "
+                "the REST API's `/push/*` calls, which give one to each destination they add. "
+                "Not a secret: never put a stream key in it",
+                shown_default="none",
+                max_length=63,
+                pattern=DESTINATION_NAME,
+            ),
+        ),
+    ),
+)
+
 SPEC = Field(
     "spec",
     "object",
@@ -321,30 +395,8 @@ SPEC = Field(
             max_length=512,
             pattern=f"^({CALLEE})$",
         ),
-        Field(
-            "rtmpUrl",
-            "string",
-            "`rtmp://` or `rtmps://` URL of the application; credentials in it are never logged",
-            shown_default="required",
-            max_length=2048,
-            # Credentials, a host, a port from 1 to 65535 and a path naming an application.
-            pattern=rf'^rtmps?://([^{_SPACE}/?#@<>"]*@)?'
-            rf"([A-Za-z0-9._~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(:{_PORT})?"
-            rf"/+[^{_SPACE}/?#][^{_SPACE}]*$",
-            secret=True,
-        ),
-        Field(
-            "rtmpStream",
-            "string",
-            "stream name (often the CDN's stream key); the bridge publishes to "
-            "`rtmpUrl/rtmpStream`, no prefix added. Nothing the bridge or the operator prints "
-            "shows it (status shows `rtmpUrl/***`)",
-            shown_default="required unless `rtmpStreamSecretRef`",
-            min_length=1,
-            max_length=512,
-            pattern=rf"^[^/{_SPACE}][^{_SPACE}]*$",
-            secret=True,
-        ),
+        RTMP_URL,
+        RTMP_STREAM,
         _secret_ref(
             "rtmpStreamSecretRef",
             "`{name, key}` of a Secret in the same namespace holding the stream key, instead of "
@@ -364,6 +416,7 @@ SPEC = Field(
             default=True,
             crd_default=True,
         ),
+        DESTINATIONS,
         Field(
             "profile",
             "string",
@@ -713,11 +766,14 @@ SPEC = Field(
 
 
 def walk(field: Field = SPEC, prefix: str = "") -> Iterator[tuple[str, Field]]:
-    """Every field below ``field`` with its dotted path (``nat.rtpPortMin``), parents first."""
+    """Every field below ``field`` with its dotted path (``nat.rtpPortMin``; a list's items'
+    fields with ``[]``: ``destinations[].rtmpUrl``), parents first."""
     for child in field.fields:
         path = f"{prefix}{child.name}"
         yield path, child
         yield from walk(child, f"{path}.")
+        if child.items is not None:  # a list of objects: its items' fields
+            yield from walk(child.items, f"{path}[].")
 
 
 #: Every field by its dotted path.

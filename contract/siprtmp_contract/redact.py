@@ -11,6 +11,7 @@ reporter) instead of taking care at each call site.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -103,22 +104,34 @@ def encoded_forms(secret: str) -> tuple[str, ...]:
     )
 
 
-@dataclass(frozen=True)
+def _sorted_forms(secrets: Iterable[str | None]) -> tuple[str, ...]:
+    forms = {
+        form
+        for secret in secrets
+        if secret and len(secret) >= MIN_SECRET_LENGTH
+        for form in encoded_forms(secret)
+        if len(form) >= MIN_SECRET_LENGTH
+    }
+    return tuple(sorted(forms, key=lambda s: (-len(s), s)))
+
+
+@dataclass
 class Scrubber:
-    """Masks every form of each secret; longest first, so a key goes before its pieces."""
+    """Masks every form of each secret; longest first, so a key goes before its pieces.
+
+    Not frozen: a live call that gains a destination gains its stream key as a secret
+    (``widen``), and the log's formatter and the status reporter share the run's one Scrubber.
+    """
 
     patterns: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, secrets: Iterable[str | None]) -> Scrubber:
-        forms = {
-            form
-            for secret in secrets
-            if secret and len(secret) >= MIN_SECRET_LENGTH
-            for form in encoded_forms(secret)
-            if len(form) >= MIN_SECRET_LENGTH
-        }
-        return cls(tuple(sorted(forms, key=lambda s: (-len(s), s))))
+        return cls(_sorted_forms(secrets))
+
+    def widen(self, secrets: Iterable[str | None]) -> None:
+        """Mask these too from now on (one assignment: a reader sees the old or the new set)."""
+        self.patterns = _sorted_forms((*self.patterns, *secrets))
 
     def text(self, text: str) -> str:
         for pattern in self.patterns:
@@ -143,3 +156,15 @@ class Scrubber:
         if isinstance(value, list | tuple):
             return [self.document(v, vocabulary, at) for v in value]
         return value
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """Formats a record, traceback included, then masks every secret in the result (the
+    bridge's log and the operator's share it)."""
+
+    def __init__(self, scrubber: Scrubber, fmt: str, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+        self.scrubber = scrubber
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.scrubber.text(super().format(record))

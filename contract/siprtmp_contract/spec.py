@@ -166,6 +166,31 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Destination:
+    """One place the stream is published: ``rtmpUrl/rtmpStream``, with no prefix added."""
+
+    rtmp_url: str
+    rtmp_stream: str = field(repr=False)
+    profile: str = default("destinations[].profile")
+    #: ``destinations[].name``: what status and the REST API tell it apart by (None: unnamed).
+    name: str | None = None
+
+    @property
+    def publish_url(self) -> str:
+        return f"{self.rtmp_url.rstrip('/')}/{self.rtmp_stream}"
+
+    @cached_property
+    def redacted_url(self) -> str:
+        """``rtmpUrl/***``: what status, metrics and logs show of it."""
+        return redacted_publish_url(self.rtmp_url)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What of it must never be printed: the stream key's pieces, the URL's credentials."""
+        return (*key_parts(self.rtmp_stream), *url_secrets(self.rtmp_url))
+
+
+@dataclass(frozen=True)
 class BridgeSpec:
     """Everything one bridge run needs, normalised (``callee`` is always a full SIP URI)."""
 
@@ -188,6 +213,14 @@ class BridgeSpec:
     dtmf_method: DtmfMethod = DtmfMethod.RFC2833
     #: The destination's CDN (siprtmp_contract.profiles); its defaults are already applied.
     profile: str = default("profile")
+    #: ``destinations``: published to beside ``rtmpUrl/rtmpStream``.
+    more_destinations: tuple[Destination, ...] = ()
+
+    @property
+    def destinations(self) -> tuple[Destination, ...]:
+        """Every destination of the call: ``rtmpUrl/rtmpStream`` first, then ``destinations``."""
+        first = Destination(self.rtmp_url, self.rtmp_stream)
+        return (first, *self.more_destinations)
 
     @property
     def publish_url(self) -> str:
@@ -210,13 +243,8 @@ class BridgeSpec:
     def scrubber(self) -> Scrubber:
         """What must never be printed: the stream key and its pieces, the URL's credentials,
         the SIP password (service.py passes every output of the run through it)."""
-        return Scrubber.of(
-            (
-                *key_parts(self.rtmp_stream),
-                *url_secrets(self.rtmp_url),
-                self.connection.sip_password,
-            )
-        )
+        secrets = (secret for destination in self.destinations for secret in destination.secrets)
+        return Scrubber.of((*secrets, self.connection.sip_password))
 
 
 def _parse_document(text: str, path: Path) -> Any:
@@ -336,7 +364,7 @@ def _parse(
     spec = BridgeSpec(
         call_id=call_id or f"call-{uuid.uuid4().hex[:12]}",
         callee=_normalise_callee(reader.required_string("callee"), connection),
-        rtmp_url=_check_rtmp_url(reader.required_string("rtmpUrl")),
+        rtmp_url=_check_rtmp_url(reader.required_string("rtmpUrl"), "rtmpUrl"),
         rtmp_stream=_parse_stream(reader, rtmp_stream),
         rtmp_tls_verify=reader.boolean("rtmpTlsVerify"),
         has_audio=reader.boolean("hasAudio"),
@@ -353,6 +381,7 @@ def _parse(
             max_duration_seconds=reader.optional_number("maxDurationSeconds"),
             rtmp_reconnect_seconds=reader.number("rtmpReconnectTimeoutSeconds"),
         ),
+        more_destinations=parse_destinations(document.get("destinations"), "destinations"),
     )
     spec = _with_dtmf(spec, document)
     spec = replace(spec, profile=profile.name)
@@ -573,25 +602,23 @@ def spec_boolean(value: Any, default: bool) -> bool | None:
     return None
 
 
-def _check_rtmp_url(url: str) -> str:
+def _check_rtmp_url(url: str, path: str) -> str:
     """The URL if the field's pattern takes it (a host, a port from 1 to 65535, an
-    application); else the first thing wrong with it, as the message says."""
+    application); else the first thing wrong with it, as the message (naming ``path``) says."""
     if re.fullmatch(BY_PATH["rtmpUrl"].pattern or "", url):
         return url
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as error:
-        raise SpecError("rtmpUrl", f"has an invalid port or host: {redact_url(url)!r}") from error
+        raise SpecError(path, f"has an invalid port or host: {redact_url(url)!r}") from error
     if parts.scheme not in ("rtmp", "rtmps") or not parts.hostname:
         raise SpecError(
-            "rtmpUrl", f"must be an rtmp:// or rtmps:// URL with a host, got {redact_url(url)!r}"
+            path, f"must be an rtmp:// or rtmps:// URL with a host, got {redact_url(url)!r}"
         )
     if not parts.path.strip("/"):
-        raise SpecError("rtmpUrl", "must name an application, e.g. rtmp://host/live")
-    raise SpecError(
-        "rtmpUrl", f"is not an rtmp:// URL the bridge can publish to: {redact_url(url)!r}"
-    )
+        raise SpecError(path, "must name an application, e.g. rtmp://host/live")
+    raise SpecError(path, f"is not an rtmp:// URL the bridge can publish to: {redact_url(url)!r}")
 
 
 def _check_secret_ref(path: str, ref: Any) -> None:
@@ -614,10 +641,40 @@ def _parse_stream(reader: _Reader, from_file: str | None) -> str:
     return _check_stream(from_file)
 
 
-def _check_stream(stream: str) -> str:
+def _check_stream(stream: str, path: str = "rtmpStream") -> str:
     if not re.fullmatch(BY_PATH["rtmpStream"].pattern or "", stream):
-        raise SpecError("rtmpStream", "must be a stream name without spaces or a leading '/'")
+        raise SpecError(path, "must be a stream name without spaces or a leading '/'")
     return stream
+
+
+def parse_destinations(value: Any, path: str) -> tuple[Destination, ...]:
+    """A canonical ``destinations`` list (absent: none); each problem names the item
+    (``destinations[1].rtmpUrl``). The bridge's HTTP API reads a live call's list with it."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise SpecError(path, "must be a list")
+    found = []
+    for index, item in enumerate(value):
+        at = f"{path}[{index}]"
+        if not isinstance(item, Mapping):
+            raise SpecError(at, "must be an object")
+        reader = _Reader(item, f"{at}.")
+        profile = item.get("profile")
+        if profile is not None and (not isinstance(profile, str) or profile not in PROFILES):
+            raise SpecError(reader.path("profile"), f"must be one of {', '.join(PROFILES)}")
+        found.append(
+            Destination(
+                _check_rtmp_url(reader.required_string("rtmpUrl"), reader.path("rtmpUrl")),
+                _check_stream(reader.required_string("rtmpStream"), reader.path("rtmpStream")),
+                profile or default("destinations[].profile"),
+                reader.string("name"),
+            )
+        )
+    problem = violation(value, lambda _: True, BY_PATH["destinations"], path)
+    if problem is not None:
+        raise SpecError(*problem)
+    return tuple(found)
 
 
 def _parse_codecs(reader: _Reader) -> tuple[str, ...]:

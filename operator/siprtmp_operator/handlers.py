@@ -15,7 +15,7 @@ import copy
 import logging
 import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,8 +27,9 @@ from siprtmp_contract.outcome import Reason
 
 from . import GROUP, PLURAL, VERSION
 from .api import app as api_app
+from .destinations import SEND_TIMEOUT_SECONDS, live_destinations
 from .kube import Kube, PodRefusedError, load_config
-from .livestatus import fetch, status_url
+from .livestatus import bridge_url, fetch, post, status_url
 from .metrics import (
     PHASE_TRACKER,
     PODS_CREATED,
@@ -40,10 +41,10 @@ from .metrics import (
 from .names import FINALIZER, LABEL_BRIDGE_UID, LABEL_MANAGED_BY, MANAGED_BY, pod_name
 from .networking import PlacementWorld, bridges_per_node, needs_node
 from .pod import PodAttempt, build_pod, disruption_budget, spec_secret_manifest
-from .policy import BridgeRef, duplicate_owner, holder_shown, stream_key
+from .policy import BridgeRef, duplicate_owner, holder_shown, stream_keys
 from .reconcile import Event, Plan, not_created, place, plan_step, plan_stop
 from .settings import Settings
-from .status import TERMINAL_PHASES, observe_pod
+from .status import TERMINAL_PHASES, PodObservation, observe_pod
 from .statusmodel import BridgeStatus, read_status, status_patch
 from .timeutil import now_utc, parse
 from .web import Probes, keep_checking_api
@@ -104,6 +105,9 @@ class OperatorMemo(kopf.Memo):
     probes: Probes
     slots: SlotReservations
     locks: BridgeLocks
+    #: By bridge UID, the ``destinations`` body its running bridge last took (an operator
+    #: restarted sends it once more: the bridge's change is idempotent).
+    destinations_sent: dict[str, JSON]
     #: The probes/metrics server, then the REST API when enabled: stopped in reverse.
     servers: list[web.AppRunner]
     api_check: asyncio.Task[None]
@@ -157,6 +161,7 @@ async def startup(memo: OperatorMemo, **_: Any) -> None:
     memo.probes = Probes()
     memo.slots = SlotReservations()
     memo.locks = BridgeLocks()
+    memo.destinations_sent = {}
     memo.servers = [await start_probes(memo.probes, settings.http_host, settings.http_port)]
     if settings.api_enabled:
         memo.servers.append(await api_app.start(settings, memo.kube))
@@ -194,8 +199,8 @@ def _ref(meta: Mapping[str, Any], status: BridgeStatus, namespace: str | None) -
 def bridges_by_stream(
     *, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, namespace: str | None, **_: Any
 ) -> Any:
-    key = stream_key(spec)
-    return None if key is None else {key: _ref(meta, read_status(status), namespace)}
+    ref = _ref(meta, read_status(status), namespace)
+    return {key: ref for key in stream_keys(spec)} or None
 
 
 def port_slots(*, status: kopf.Status, uid: str, **_: Any) -> Any:
@@ -288,11 +293,14 @@ def _step(
     if obs is not None and obs.phase == "Running" and not obs.deleting:
         url = status_url(obs, settings.status_scheme, settings.bridge_status_port)
         live = fetch(url, settings.status_timeout_seconds) if url else None
-    key = stream_key(spec)
-    owner = duplicate_owner(
-        _ref(body.metadata, prev, namespace), streams_index.get(key, []) if key else []
-    )
-    duplicate = holder_shown(namespace, owner) if owner else None
+    me = _ref(body.metadata, prev, namespace)
+
+    def published_by(key: str) -> str | None:
+        owner = duplicate_owner(me, streams_index.get(key, []))
+        return holder_shown(namespace, owner) if owner else None
+
+    # Before a pod: DuplicateStream if any destination's stream is another live bridge's.
+    duplicate = next(filter(None, map(published_by, stream_keys(spec))), None)
 
     plan = plan_step(resource, obs, live, now, settings, duplicate_of=duplicate)
     if plan.delete_resource:
@@ -318,7 +326,35 @@ def _step(
         _observe_since_creation(TO_POD_RUNNING, created, now)
     if new.streaming_at and not prev.streaming_at:
         _observe_since_creation(TO_STREAMING, created, now)
-    _write(body=body, patch=patch, stored=stored, new=new, events=plan.events, uid=uid)
+    events = list(plan.events)
+    if obs is not None and live is not None and new.phase not in TERMINAL_PHASES:
+        events += _send_destinations(obs, spec, uid, memo, published_by, logger)
+    _write(body=body, patch=patch, stored=stored, new=new, events=events, uid=uid)
+
+
+def _send_destinations(
+    obs: PodObservation,
+    spec: Mapping[str, Any],
+    uid: str,
+    memo: OperatorMemo,
+    published_by: Callable[[str], str | None],
+    logger: Logger,
+) -> list[Event]:
+    """Tell a running bridge its ``destinations`` when they differ from what it last took
+    (siprtmp_operator.destinations); Warning events for those left out, once per change."""
+    settings = memo.settings
+    wanted = live_destinations(spec, settings.allowed_rtmp_hosts, published_by)
+    if memo.destinations_sent.get(uid) == wanted.body:
+        return []
+    url = bridge_url(obs, settings.status_scheme, settings.bridge_status_port, "/destinations")
+    if url is None:
+        return []
+    answer = post(url, wanted.body, SEND_TIMEOUT_SECONDS, obs.control_token)
+    if answer is None or answer[0] != 200:
+        logger.warning("the bridge did not take its destinations: %s", answer)
+        return []
+    memo.destinations_sent[uid] = wanted.body
+    return [("Warning", reason, message) for reason, message in wanted.left_out]
 
 
 def _create_pod(
@@ -418,6 +454,7 @@ def stop(
     PHASE_TRACKER.forget(uid)
     memo.slots.release(uid)
     memo.locks.forget(uid)
+    memo.destinations_sent.pop(uid, None)
     try:
         pods = kube.list_pods(ns, f"{LABEL_BRIDGE_UID}={uid}")
         plan = plan_stop(read_status(status), pods, runtime.total_seconds(), settings)

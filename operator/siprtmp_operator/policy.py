@@ -111,10 +111,28 @@ def ttl_remaining(
     return (finished + timedelta(seconds=ttl) - now).total_seconds()
 
 
+def destinations_of(spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """Every destination of a spec: the spec itself (``rtmpUrl``/``rtmpStream``) first, then
+    each of ``destinations``."""
+    more = spec.get("destinations")
+    listed = tuple(d for d in more if isinstance(d, Mapping)) if isinstance(more, list) else ()
+    return (spec, *listed)
+
+
+def rtmp_urls(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``rtmpUrl`` of every destination, the spec's own first."""
+    return tuple(str(d.get("rtmpUrl") or "") for d in destinations_of(spec))
+
+
+def stream_keys(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``stream_key`` of every destination (``DuplicateStream`` applies to each)."""
+    return tuple(key for d in destinations_of(spec) if (key := stream_key(d)) is not None)
+
+
 def stream_key(spec: Mapping[str, Any]) -> str | None:
     """Canonical ``scheme://host:port/app/stream`` so spelling variants collide as they should;
     None with ``rtmpStreamSecretRef``: the operator cannot read the key, so such a bridge is
-    not checked for duplicates."""
+    not checked for duplicates. ``spec`` may also be one of its ``destinations``."""
     if spec.get("rtmpStreamSecretRef"):
         return None
     url = str(spec.get("rtmpUrl") or "")
@@ -204,9 +222,11 @@ def destination_refusal(
         ):
             if uri and not host_allowed(sip_uri_host(uri), callee_domains):
                 return field, f"{sip_uri_host(uri)} is not an allowed SIP domain"
-    host = urlsplit(parsed.rtmp_url).hostname or ""
-    if rtmp_hosts and not host_allowed(host, rtmp_hosts):
-        return "rtmpUrl", f"{host} is not an allowed RTMP host"
+    for index, destination in enumerate(parsed.destinations):
+        host = urlsplit(destination.rtmp_url).hostname or ""
+        if rtmp_hosts and not host_allowed(host, rtmp_hosts):
+            field = f"destinations[{index - 1}].rtmpUrl" if index else "rtmpUrl"
+            return field, f"{host} is not an allowed RTMP host"
     return None
 
 

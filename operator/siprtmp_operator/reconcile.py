@@ -27,6 +27,7 @@ from .policy import (
     call_refusal,
     decide_retry,
     pod_start_timeout,
+    rtmp_urls,
     start_heals,
     ttl_remaining,
 )
@@ -159,7 +160,7 @@ def plan_step(
         )
         cause, kill = str(failed.reason), None
     else:
-        derived = derive_status(prev, pod, live, str(spec.get("rtmpUrl", "")), now)
+        derived = derive_status(prev, pod, live, rtmp_urls(spec), now)
         cause = str(derived.reason)
         failed = _deadlines(derived, pod, live, spec, current_pod, now, settings)
         if failed.phase == Phase.SUCCEEDED:

@@ -16,10 +16,17 @@ from typing import Any, cast
 
 from siprtmp_contract.outcome import Reason
 from siprtmp_contract.pod import CONTROL_TOKEN_ENV
-from siprtmp_contract.redact import redacted_publish_url
+from siprtmp_contract.redact import MASK, redacted_publish_url
 from siprtmp_contract.states import ANSWERED_CALL_STATES, CallState, Phase, StreamState
 
-from .statusmodel import BridgeStatus, CallBlock, Condition, StreamBlock, VideoBlock
+from .statusmodel import (
+    BridgeStatus,
+    CallBlock,
+    Condition,
+    DestinationBlock,
+    StreamBlock,
+    VideoBlock,
+)
 from .timeutil import fmt
 
 JSON = dict[str, Any]
@@ -152,11 +159,35 @@ def _clean_stream(doc: Any, rtmp_url: str) -> StreamBlock | None:
     return cast(StreamBlock, stream)
 
 
-def _apply_document(status: BridgeStatus, doc: Mapping[str, Any], rtmp_url: str) -> BridgeStatus:
-    """``status`` with what a bridge document says (its blocks replace the old ones whole)."""
+def _clean_destinations(doc: Any, rtmp_urls: tuple[str, ...]) -> tuple[DestinationBlock, ...]:
+    """Each destination as the bridge reports it; a URL shown only if it is the redacted form
+    of one the spec names (never trust a key to be redacted upstream), else masked whole."""
+    if not isinstance(doc, list):
+        return ()
+    shown = {redacted_publish_url(url) for url in rtmp_urls}
+    found = []
+    for item in doc:
+        if not isinstance(item, Mapping):
+            continue
+        destination = {k: v for k, v in item.items() if v is not None}
+        if destination.get("state") not in STREAM_STATES:
+            destination.pop("state", None)
+        if destination.get("url") not in shown:
+            destination["url"] = MASK
+        found.append(cast(DestinationBlock, destination))
+    return tuple(found)
+
+
+def _apply_document(
+    status: BridgeStatus, doc: Mapping[str, Any], rtmp_urls: tuple[str, ...]
+) -> BridgeStatus:
+    """``status`` with what a bridge document says (its blocks replace the old ones whole);
+    ``rtmp_urls``: the spec's, ``rtmpUrl`` first."""
     changes: dict[str, Any] = {}
     call = _clean_call(doc.get("call"))
-    stream = _clean_stream(doc.get("stream"), rtmp_url)
+    stream = _clean_stream(doc.get("stream"), rtmp_urls[0])
+    if "destinations" in doc:
+        changes["destinations"] = _clean_destinations(doc["destinations"], rtmp_urls)
     if call is not None:
         changes["call"] = call
     if stream is not None:
@@ -186,7 +217,7 @@ def derive_status(
     prev: BridgeStatus,
     obs: PodObservation,
     live: Mapping[str, Any] | None,
-    rtmp_url: str,
+    rtmp_urls: tuple[str, ...],
     now: datetime,
 ) -> BridgeStatus:
     """The status an observed pod (and its live document, if reachable) stands for.
@@ -200,7 +231,7 @@ def derive_status(
     if obs.phase in {"Succeeded", "Failed"}:
         doc = parse_status_document(obs.termination_message)
         if doc is not None:
-            status = _apply_document(status, doc, rtmp_url)
+            status = _apply_document(status, doc, rtmp_urls)
         code = obs.exit_code
         if code is None and doc is not None and isinstance(doc.get("exitCode"), int):
             code = doc["exitCode"]
@@ -223,12 +254,12 @@ def derive_status(
             message="bridge pod is stopping: hanging up and flushing the stream",
         )
         if live is not None:
-            status = _apply_document(status, live, rtmp_url)
+            status = _apply_document(status, live, rtmp_urls)
         return replace(status, phase=Phase.TERMINATING)
 
     if obs.phase == "Running":
         if live is not None and live.get("phase") in PHASES:
-            status = _apply_document(status, live, rtmp_url)
+            status = _apply_document(status, live, rtmp_urls)
             phase = Phase(live["phase"])
             # The pod is still up: a final phase becomes final only when the process exits.
             return replace(status, phase=Phase.TERMINATING if phase in TERMINAL_PHASES else phase)

@@ -6,9 +6,9 @@ patch that takes the stored status to a new one. Every other module works on the
 
 JSON keys are the camelCase of the field names (``pod_name`` → ``podName``), so each key is
 written once, as a field. ``None`` and empty tuples are absent from the rendered document.
-The ``call``, ``stream`` and ``video`` blocks are the bridge's own status document (its
-``to_document``, minus nulls): typed here as far as the operator reads them, the rest passes
-through as the bridge wrote it.
+The ``call``, ``stream``, ``video`` and ``destinations`` blocks are the bridge's own status
+document (its ``to_document``, minus nulls): typed here as far as the operator reads them,
+the rest passes through as the bridge wrote it.
 """
 
 from __future__ import annotations
@@ -44,6 +44,17 @@ class StreamBlock(TypedDict, total=False):
     bytesSent: int
 
 
+class DestinationBlock(TypedDict, total=False):
+    """One of ``status.destinations``: the bridge's document of one destination; ``url`` is
+    the redacted form of one the spec names."""
+
+    id: int
+    url: str
+    name: str
+    state: str
+    bytesSent: int
+
+
 class VideoBlock(TypedDict, total=False):
     """``status.video``: present only with spec.video, what was negotiated and what flows."""
 
@@ -72,6 +83,10 @@ def _phase(value: Any) -> Phase | None:
 
 def _block(value: Any) -> Any:
     return copy.deepcopy(dict(value)) if isinstance(value, Mapping) else None
+
+
+def _blocks(value: Any) -> tuple[Any, ...]:
+    return tuple(_block(item) for item in value if isinstance(item, Mapping)) if value else ()
 
 
 def _one(cls: type[T]) -> Callable[[Any], T | None]:
@@ -167,6 +182,7 @@ class BridgeStatus:
     call: CallBlock | None = field(default=None, metadata=_as(_block))
     stream: StreamBlock | None = field(default=None, metadata=_as(_block))
     video: VideoBlock | None = field(default=None, metadata=_as(_block))
+    destinations: tuple[DestinationBlock, ...] = field(default=(), metadata=_as(_blocks))
     conditions: tuple[Condition, ...] = field(default=(), metadata=_as(_many(Condition)))
 
     @property

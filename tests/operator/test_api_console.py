@@ -7,6 +7,7 @@ events on the wire.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+from siprtmp_bridge.demo.ports import free_port
 from siprtmp_operator.api.manifests import resource_name
 from tests.operator.conftest import API_NAMESPACE, API_TOKEN, run_pod
 from tests.operator.k8s_harness import LocalKubelet, wait_for
@@ -175,3 +177,111 @@ def test_console_shows_refusals_and_marks_the_field(cluster: Cluster, tmp_path: 
         logs: list[dict[str, Any]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
         # No script errors (the 4xx answers themselves are logged by Chromium as network errors).
         assert not [entry for entry in logs if "Uncaught" in str(entry.get("message"))], logs
+
+
+def destination_row(browser: WebDriver, key: str, state: str, timeout: float = 60) -> WebElement:
+    """The destination's row once the poller shows it in ``state`` with bytes sent."""
+    selector = f'#destinations tr[data-destination="{key}"]'
+
+    def shown(driver: WebDriver) -> WebElement | None:
+        for row in driver.find_elements(By.CSS_SELECTOR, selector):
+            cells = (
+                row.find_element(By.CSS_SELECTOR, "td.destination-state").text,
+                row.find_element(By.CSS_SELECTOR, "td.destination-bytes").text,
+            )
+            if cells[0] == state and int(cells[1] or 0) > 0:
+                return row
+        return None
+
+    try:
+        return cast(WebElement, WebDriverWait(browser, timeout).until(shown))
+    except Exception as exc:
+        rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#destinations tr")]
+        raise AssertionError(f"{key} never showed {state}; rows: {rows}") from exc
+
+
+def reported_names(cluster: Cluster, name: str) -> list[str | None]:
+    """The names of the destinations the bridge reports (None: the call's own)."""
+    obj = cluster.bridge(API_NAMESPACE, name) or {}
+    return [d.get("name") for d in (obj.get("status") or {}).get("destinations") or []]
+
+
+def test_console_adds_a_destination_to_a_live_call_shows_it_publishing_and_removes_it(
+    cluster: Cluster,
+    kubelets: list[LocalKubelet],
+    tmp_path: Path,
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+) -> None:
+    """A live call's destinations in the page: the one added there is published to by the
+    real bridge (its state and bytes come from the bridge's report), its key never shown;
+    removed there, the bridge closes it and the call goes on."""
+    key = "console-push-key?sig=pagesecret7"
+    second = NginxRtmp(tmp_path / "second-nginx", free_port()).start()
+    peer = tone_peer(30.0, "uas_tone_wait_bye.xml")
+    call_id = f"console-push-{uuid.uuid4().hex[:8]}"
+    name = resource_name(call_id)
+    try:
+        with headless_chromium(tmp_path / "browser") as browser:
+            open_console(browser, cluster)
+            fill(
+                browser,
+                {
+                    "callee": peer.uri,
+                    "rtmpUrl": rtmp_server.url,
+                    "rtmpStream": "console-main",
+                    "callId": call_id,
+                    "extra": json.dumps(LOOPBACK_NAT),
+                },
+            )
+            browser.find_element(By.ID, "startup").click()
+            message(browser, f"Call {call_id} started")
+            kubelet = run_pod(cluster, kubelets, tmp_path, API_NAMESPACE, f"{name}-bridge-0")
+            row = row_showing(browser, call_id, "ESTABLISHED", "PUBLISHING")
+            row.find_element(By.CSS_SELECTOR, "button.show-destinations").click()
+            destination_row(browser, "primary", "PUBLISHING")
+
+            form = browser.find_element(By.ID, "push-form")
+            form.find_element(By.NAME, "rtmpUrl").send_keys(second.url)
+            form.find_element(By.NAME, "rtmpStream").send_keys(key)
+            form.find_element(By.NAME, "name").send_keys("second")
+            browser.find_element(By.ID, "push-add").click()
+            message(browser, f"Destination second added to {call_id}: {second.url}/***")
+            added = destination_row(browser, "second", "PUBLISHING")
+            assert added.find_element(By.CSS_SELECTOR, "td.destination-url").text == (
+                f"{second.url}/***"
+            )
+            browser.save_screenshot(str(tmp_path / "console-destinations.png"))
+            assert "pagesecret7" not in browser.page_source
+            time.sleep(3)  # a few seconds of tone at the second server
+
+            added.find_element(By.CSS_SELECTOR, "button.push-remove").click()
+            message(browser, f"Destination second removed from {call_id}")
+            WebDriverWait(browser, 30).until(
+                lambda d: (
+                    not d.find_elements(
+                        By.CSS_SELECTOR, '#destinations tr[data-destination="second"]'
+                    )
+                )
+            )
+            obj = cluster.bridge(API_NAMESPACE, name)
+            assert obj is not None and obj["status"]["phase"] == "Streaming"
+            wait_for(
+                "the bridge closed the second destination",
+                lambda: reported_names(cluster, name) == [None],
+                timeout=20,
+            )
+            row.find_element(By.CSS_SELECTOR, "button.hangup").click()
+            message(browser, f"Hanging up {call_id}")
+            WebDriverWait(browser, 60).until(
+                lambda d: not d.find_elements(By.CSS_SELECTOR, f'tr[data-call-id="{call_id}"]')
+            )
+        assert kubelet.exit_code == 0
+        assert peer.wait(10) == 0
+        assert "pagesecret7" not in (kubelet.dir / "bridge.log").read_text()
+        assert "pagesecret7" not in cluster.operator.log_text()
+    finally:
+        second.stop()
+    (joined,) = second.recordings_of("console-push-key")
+    tone = measure_recording(joined)
+    assert abs(tone.frequency_hz - 1000) < 5 and tone.tone_seconds > 2.0

@@ -11,6 +11,7 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import kubernetes
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
+from siprtmp_contract.fields import MAX_DESTINATIONS
 from siprtmp_operator import GROUP, PLURAL, VERSION
 from siprtmp_operator.api.manifests import resource_name, secret_name
 from siprtmp_operator.api.openapi import openapi_document
@@ -339,7 +341,7 @@ def test_openapi_and_console_are_served_without_a_token(api: ApiClient) -> None:
     assert doc.status == 200 and doc.body == openapi_document()
     assert set(doc.body["paths"]) == {
         f"/rest-api/call/{n}" for n in ("startup", "terminate", "find", "find_all", "send_dtmf")
-    }
+    } | {f"/rest-api/push/{n}" for n in ("startup", "find", "terminate")}
     page = api.request("/console/", method="GET", token="")
     assert page.status == 200 and '<form id="startup-form"' in page.body
     assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
@@ -474,7 +476,10 @@ def test_fuzzed_startup_bodies_get_an_answer_naming_the_field(
     if answer.status == 200:
         call_id = answer.body["callId"]
         obj = cluster.bridge(API_NAMESPACE, resource_name(call_id))
-        assert obj is not None and "sipPassword" not in str(obj["spec"])
+        assert obj is not None
+        # No password field (sipPasswordSecretRef, which only names the Secret, may be there).
+        spec = obj["spec"]
+        assert "sipPassword" not in spec and "sipPassword" not in spec.get("connection", {})
         assert api.call("terminate", {"callId": call_id}).status == 200
 
 
@@ -499,3 +504,126 @@ def test_the_operator_identity_may_create_secrets_but_never_read_them(cluster: C
         for verb in ("get", "list", "watch", "update", "patch", "delete"):
             assert not allowed(verb, "secrets", namespace), (verb, namespace)
     assert "forbidden" not in cluster.operator.log_text().lower()
+
+
+# -- pushes: a live call's further destinations ----------------------------------------------
+
+PUSH_KEY = "yt-key-0001?sig=pushsecret42"
+CDN = "rtmp://pusher:cdnpass99@cdn.example.test/live2"
+
+
+def push(api: ApiClient, name: str, body: object, **kwargs: Any) -> Any:
+    return api.request(f"/rest-api/push/{name}", body, **kwargs)
+
+
+def test_push_adds_lists_and_removes_a_live_calls_destinations(
+    cluster: Cluster, api: ApiClient
+) -> None:
+    """The seed successor's republishing calls over spec.destinations: the resource changes,
+    the operator does the rest; no answer and no log line shows a key."""
+    call_id, other_id = unique("pushed"), unique("other")
+    assert api.call("startup", seed_body(call_id, unique("main"))).status == 200
+    other_stream = unique("other-main")
+    assert api.call("startup", seed_body(other_id, other_stream)).status == 200
+
+    added = push(api, "startup", {"callId": call_id, "rtmpUrl": CDN, "rtmpStream": PUSH_KEY,
+                                  "profile": "YouTube"})  # fmt: skip
+    assert added.status == 200, added.body
+    first = added.body
+    assert first["name"].startswith("push-") and first["primary"] is False
+    assert (first["state"], first["profile"]) == ("PENDING", "youtube")
+    assert first["url"] == "rtmp://***@cdn.example.test/live2/***"
+    named = push(api, "startup", {"callId": call_id, "rtmpUrl": CDN, "rtmpStream": "key-two-2",
+                                  "name": "yt-2"})  # fmt: skip
+    assert named.status == 200 and named.body["name"] == "yt-2", named.body
+    obj = resource(cluster, call_id)
+    assert obj is not None
+    assert obj["spec"]["destinations"] == [
+        {"rtmpUrl": CDN, "rtmpStream": PUSH_KEY, "profile": "youtube", "name": first["name"]},
+        {"rtmpUrl": CDN, "rtmpStream": "key-two-2", "name": "yt-2"},
+    ]
+
+    refusals = [
+        ({"callId": call_id, "rtmpUrl": CDN, "rtmpStream": "k3", "name": "yt-2"}, 409, "name"),
+        # The same stream spelled otherwise (host case, default port), in this call...
+        ({"callId": call_id, "rtmpUrl": "rtmp://pusher:cdnpass99@CDN.example.test:1935/live2/",
+          "rtmpStream": PUSH_KEY}, 409, "rtmpStream"),
+        # ... or another call's own rtmpUrl/rtmpStream.
+        ({"callId": call_id, "rtmpUrl": "rtmp://rtmp.example.test/live",
+          "rtmpStream": other_stream}, 409, "rtmpStream"),
+        ({"callId": unique("nobody"), "rtmpUrl": CDN, "rtmpStream": "k4"}, 404, "callId"),
+        ({"callId": call_id, "rtmpUrl": "http://cdn.example.test/x", "rtmpStream": "k"}, 400,
+         "rtmpUrl"),
+        ({"callId": call_id, "rtmpUrl": CDN, "rtmpStreamSecretRef": {"name": "a", "key": "b"}},
+         400, "rtmpStreamSecretRef"),
+    ]  # fmt: skip
+    for body, status, field in refusals:
+        answer = push(api, "startup", body)
+        assert (answer.status, answer.body["field"]) == (status, field), (body, answer.body)
+        assert answer.body["error"].startswith(f"{field}: ")
+    busy = push(api, "startup", {"callId": other_id, "rtmpUrl": CDN, "rtmpStream": PUSH_KEY})
+    assert busy.status == 409 and call_id in busy.body["error"]
+    # A startup publishing to a stream a live call pushes to is refused as well.
+    rival = seed_body(unique("rival"), "key-two-2", rtmpUrl=CDN)
+    assert api.call("startup", rival).status == 409
+
+    found = push(api, "find", {"callId": call_id})
+    assert found.status == 200, found.body
+    assert [(v["name"], v["primary"], v["state"]) for v in found.body] == [
+        (None, True, "PENDING"),
+        (first["name"], False, "PENDING"),
+        ("yt-2", False, "PENDING"),
+    ]
+    by_stream = push(api, "find", {"callId": call_id, "rtmpUrl": CDN, "rtmpStream": PUSH_KEY})
+    assert [v["name"] for v in by_stream.body] == [first["name"]]
+
+    gone = push(api, "terminate", {"callId": call_id, "name": "yt-2"})
+    assert gone.status == 200 and gone.body["terminating"] is True, gone.body
+    assert push(api, "terminate", {"callId": call_id, "name": "yt-2"}).status == 404
+    fixed = push(api, "terminate", {"callId": other_id, "rtmpUrl": "rtmp://rtmp.example.test/live",
+                                    "rtmpStream": other_stream})  # fmt: skip
+    assert fixed.status == 409 and "terminate the call" in fixed.body["error"]
+    by_key = push(api, "terminate", {"callId": call_id, "rtmpUrl": CDN, "rtmpStream": PUSH_KEY})
+    assert by_key.status == 200, by_key.body
+    obj = resource(cluster, call_id)
+    assert obj is not None and not obj["spec"].get("destinations")
+    assert [v["primary"] for v in push(api, "find", {"callId": call_id}).body] == [True]
+
+    assert api.call("terminate", {"callId": call_id}).status == 200
+    late = push(api, "startup", {"callId": call_id, "rtmpUrl": CDN, "rtmpStream": "k5"})
+    assert late.status in (404, 409), late.body  # hanging up, or gone
+    for secret in ("pushsecret42", "yt-key-0001", "cdnpass99", "key-two-2"):
+        assert secret not in cluster.operator.log_text(), secret
+    for answer in (added, named, found, by_stream, gone, by_key):
+        assert "pushsecret42" not in json.dumps(answer.body)
+        assert "cdnpass99" not in json.dumps(answer.body)
+
+
+def test_pushes_at_once_to_one_call_all_land_then_the_list_is_full(
+    cluster: Cluster, api: ApiClient
+) -> None:
+    """Each push writes over the version it read: those racing are read and decided again,
+    none is lost; past the most a call takes, a 409."""
+    call_id = unique("crowd")
+    assert api.call("startup", seed_body(call_id, unique("crowd"))).status == 200
+    bodies = [
+        {"callId": call_id, "rtmpUrl": CDN, "rtmpStream": f"crowd-key-{n}", "name": f"c-{n}"}
+        for n in range(MAX_DESTINATIONS)
+    ]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(lambda body: push(api, "startup", body), bodies))
+    assert [a.status for a in answers] == [200] * len(bodies), [a.body for a in answers]
+    obj = resource(cluster, call_id)
+    assert obj is not None
+    assert sorted(d["name"] for d in obj["spec"]["destinations"]) == sorted(
+        b["name"] for b in bodies
+    )
+    full = push(api, "startup", {"callId": call_id, "rtmpUrl": CDN, "rtmpStream": "one-more"})
+    assert (full.status, full.body["field"]) == (409, "destinations")
+    assert api.call("terminate", {"callId": call_id}).status == 200
+
+
+def test_the_push_calls_need_the_token(api: ApiClient) -> None:
+    for name in ("startup", "find", "terminate"):
+        answer = push(api, name, {"callId": "x"}, token="wrong-token-0123456789")
+        assert answer.status == 401, (name, answer.body)

@@ -398,7 +398,7 @@ def test_observe_pod_reads_phase_ip_port_and_termination() -> None:
 
 
 def test_live_document_maps_to_status_and_redacts_the_key() -> None:
-    st = derive_status(NEW, running(), LIVE, SPEC["rtmpUrl"], NOW)
+    st = derive_status(NEW, running(), LIVE, (SPEC["rtmpUrl"],), NOW)
     assert st.phase == "Streaming"
     assert st.call_state == "ESTABLISHED"
     assert (st.stream or {})["url"] == "rtmp://***@rtmp.example.test:1935/live/***"
@@ -407,21 +407,23 @@ def test_live_document_maps_to_status_and_redacts_the_key() -> None:
 
 
 def test_video_status_is_copied_only_when_the_bridge_reports_it() -> None:
-    assert "video" not in render_status(derive_status(NEW, running(), LIVE, SPEC["rtmpUrl"], NOW))
+    assert "video" not in render_status(
+        derive_status(NEW, running(), LIVE, (SPEC["rtmpUrl"],), NOW)
+    )
     video = {"mode": "passthrough", "state": "RECEIVING", "resolution": "640x360", "reason": None}
-    st = derive_status(NEW, running(), {**LIVE, "video": video}, SPEC["rtmpUrl"], NOW)
+    st = derive_status(NEW, running(), {**LIVE, "video": video}, (SPEC["rtmpUrl"],), NOW)
     assert st.video == {"mode": "passthrough", "state": "RECEIVING", "resolution": "640x360"}
 
 
 def test_running_pod_without_live_status_is_connecting_and_keeps_last_known() -> None:
-    assert derive_status(NEW, running(), None, "rtmp://h/a", NOW).phase == "Connecting"
-    prev = derive_status(NEW, running(), LIVE, "rtmp://h/a", NOW)
-    again = derive_status(prev, running(), None, "rtmp://h/a", NOW)
+    assert derive_status(NEW, running(), None, ("rtmp://h/a",), NOW).phase == "Connecting"
+    prev = derive_status(NEW, running(), LIVE, ("rtmp://h/a",), NOW)
+    again = derive_status(prev, running(), None, ("rtmp://h/a",), NOW)
     assert again.phase == "Streaming" and (again.stream or {})["bytesSent"] == 5
 
 
 def test_live_terminal_phase_waits_for_the_process_to_exit() -> None:
-    st = derive_status(NEW, running(), {**LIVE, "phase": "Succeeded"}, "rtmp://h/a", NOW)
+    st = derive_status(NEW, running(), {**LIVE, "phase": "Succeeded"}, ("rtmp://h/a",), NOW)
     assert st.phase == "Terminating"
 
 
@@ -429,7 +431,7 @@ def test_pending_pod_reports_waiting_reason() -> None:
     obs = PodObservation(
         phase="Pending", waiting_reason="ImagePullBackOff", waiting_message="no such image"
     )
-    st = derive_status(NEW, obs, None, "rtmp://h/a", NOW)
+    st = derive_status(NEW, obs, None, ("rtmp://h/a",), NOW)
     assert (st.phase, st.reason, st.message) == (
         "Pending",
         "ImagePullBackOff",
@@ -443,13 +445,13 @@ def test_pending_pod_reports_waiting_reason() -> None:
 )
 def test_exit_code_without_message_gives_reason(code: int, reason: str) -> None:
     obs = PodObservation(phase="Failed", exit_code=code)
-    st = derive_status(NEW, obs, None, "rtmp://h/a", NOW)
+    st = derive_status(NEW, obs, None, ("rtmp://h/a",), NOW)
     assert (st.phase, st.reason, st.exit_code) == ("Failed", reason, code)
 
 
 def test_oom_killed_is_named() -> None:
     obs = PodObservation(phase="Failed", exit_code=137, terminated_reason="OOMKilled")
-    assert derive_status(NEW, obs, None, "rtmp://h/a", NOW).reason == "OOMKilled"
+    assert derive_status(NEW, obs, None, ("rtmp://h/a",), NOW).reason == "OOMKilled"
 
 
 def test_termination_message_document_wins() -> None:
@@ -461,7 +463,7 @@ def test_termination_message_document_wins() -> None:
         "call": {"state": "BUSY", "sipStatusCode": 486},
     }
     obs = PodObservation(phase="Failed", exit_code=4, termination_message=json.dumps(final))
-    st = derive_status(NEW, obs, None, "rtmp://h/a", NOW)
+    st = derive_status(NEW, obs, None, ("rtmp://h/a",), NOW)
     assert (st.reason, (st.call or {})["sipStatusCode"]) == ("Busy", 486)
 
 
@@ -473,7 +475,7 @@ def test_status_document_found_in_log_tail() -> None:
 
 
 def test_conditions_follow_status_and_keep_transition_times() -> None:
-    st = with_conditions(derive_status(NEW, running(), LIVE, "rtmp://h/a", NOW), 3, NOW)
+    st = with_conditions(derive_status(NEW, running(), LIVE, ("rtmp://h/a",), NOW), 3, NOW)
     by = {c.type: c for c in st.conditions}
     assert all(by[t].status == "True" for t in ("CallEstablished", "Streaming", "Ready"))
     assert all(c.observed_generation == 3 for c in st.conditions)

@@ -9,12 +9,15 @@ the audio at the RTMP server is decoded.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from siprtmp_bridge.demo.ports import free_port
 from siprtmp_operator.livestatus import bridge_url, post
 from siprtmp_operator.status import observe_pod
 from tests.operator.conftest import run_pod
@@ -186,3 +189,47 @@ def test_real_bridge_rtmp_restart_shows_reconnecting_then_streaming(
     assert obj["status"]["reason"] == "RemoteHangup"
     assert obj["status"]["stream"]["reconnects"] == 1
     assert len(rtmp_server.recordings_of("drop")) == 2
+
+
+def test_patched_destinations_reach_the_running_bridge(
+    cluster: Cluster,
+    ns: str,
+    kubelets: list[LocalKubelet],
+    tmp_path: Path,
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+) -> None:
+    """The destinations list is the one field a live call may change: the operator POSTs it
+    to the pod's bridge, which opens the new destination (the tone recorded there from then
+    on) and closes it again when it is removed."""
+    second = NginxRtmp(tmp_path / "second-nginx", free_port()).start()
+    try:
+        peer = tone_peer(20.0, "uas_tone_wait_bye.xml")
+        place_call(cluster, kubelets, tmp_path, ns, "fan", bridge_spec(peer, rtmp_server, "one"))
+        cluster.wait_phase(ns, "fan", "Streaming")
+        added = [{"rtmpUrl": second.url, "rtmpStream": "two?k=not-shown"}]
+        cluster.custom.patch_namespaced_custom_object(
+            "siprtmp.io", "v1alpha1", ns, "siprtmpbridges", "fan", {"spec": {"destinations": added}}
+        )
+
+        def states(obj: dict[str, Any]) -> list[tuple[str, str]]:
+            shown = obj["status"].get("destinations") or []
+            return [(d.get("url", ""), d.get("state", "")) for d in shown]
+
+        both = [(f"{rtmp_server.url}/***", "PUBLISHING"), (f"{second.url}/***", "PUBLISHING")]
+        cluster.wait_bridge(ns, "fan", lambda o: states(o) == both, "two destinations", 20)
+        time.sleep(3)
+        cluster.custom.patch_namespaced_custom_object(
+            "siprtmp.io", "v1alpha1", ns, "siprtmpbridges", "fan", {"spec": {"destinations": []}}
+        )
+        cluster.wait_bridge(ns, "fan", lambda o: states(o) == both[:1], "one destination", 20)
+        assert "not-shown" not in json.dumps(cluster.bridge(ns, "fan"))
+        cluster.delete_bridge(ns, "fan")
+        wait_for("bridge gone", lambda: cluster.bridge(ns, "fan") is None, timeout=30)
+        assert peer.wait(10) == 0
+    finally:
+        second.stop()
+    (joined,) = second.recordings_of("two")
+    tone = measure_recording(joined)
+    assert abs(tone.frequency_hz - 1000) < 5
+    assert tone.tone_seconds > 2.0

@@ -21,8 +21,13 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
 
 def post_dtmf(port: int, body: object) -> tuple[int, dict[str, Any]]:
     """``POST /dtmf`` to a bridge's status port: (status, the JSON answer)."""
+    return post_json(port, "/dtmf", body)
+
+
+def post_json(port: int, path: str, body: object) -> tuple[int, dict[str, Any]]:
+    """``POST path`` to a bridge's status port: (status, the JSON answer)."""
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/dtmf",
+        f"http://127.0.0.1:{port}{path}",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",

@@ -18,6 +18,7 @@ from siprtmp_contract.fields import BY_PATH
 from siprtmp_contract.spec import (
     CONNECTION_FIELDS,
     SPEC_FIELDS,
+    parse_destinations,
 )
 from siprtmp_contract.states import (
     CallState,
@@ -27,10 +28,15 @@ from siprtmp_operator.api.auth import authorized, cors_headers
 from siprtmp_operator.api.bodies import (
     BOOLEAN_FIELDS,
     CALL_ID,
+    DESTINATION_FIELDS,
     INTEGER_FIELDS,
+    PushRef,
+    PushRequest,
     StartupRequest,
     parse_find,
     parse_json,
+    parse_push,
+    parse_push_ref,
     parse_send_dtmf,
     parse_startup,
 )
@@ -40,6 +46,8 @@ from siprtmp_operator.api.manifests import (
     bridge_manifest,
     call_view,
     password_secret,
+    publishes_to,
+    push_views,
     resource_name,
 )
 from siprtmp_operator.api.openapi import openapi_document
@@ -406,3 +414,166 @@ def test_the_startup_schema_is_written_from_the_spec_fields() -> None:
         if field.enum:
             assert set(field.enum) <= set(schema["enum"]), path
     assert checked >= 40
+
+
+# -- pushes: a live call's further destinations ----------------------------------------------
+
+PUSH_KEY = "push-key-0123?sig=hunter2secret"
+PUSH = {
+    "callId": "c-1",
+    "rtmpUrl": "rtmp://user:pw-secret@cdn.example.com/live",
+    "rtmpStream": PUSH_KEY,
+    "profile": "YouTube",
+}
+
+
+def test_a_push_body_becomes_a_destination_as_the_resource_holds_it() -> None:
+    request = parse_push({**PUSH, "rtmpStream": f" {PUSH_KEY} "})
+    assert request.call_id == "c-1"
+    assert request.destination == {
+        "rtmpUrl": PUSH["rtmpUrl"],
+        "rtmpStream": PUSH_KEY,
+        "profile": "youtube",
+    }
+    assert PUSH_KEY not in repr(request)
+    assert request.scrubber.text(f"to {PUSH_KEY}, sig hunter2secret, pw-secret") == (
+        "to ***, sig ***, ***"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ([], "body"),
+        ({**PUSH, "callId": 5}, "callId"),
+        ({k: v for k, v in PUSH.items() if k != "callId"}, "callId"),
+        ({**PUSH, "rtmpUrl": "http://cdn.example.com/live"}, "rtmpUrl"),
+        ({**PUSH, "rtmpStream": ""}, "rtmpStream"),
+        ({**PUSH, "rtmpStream": "/leading"}, "rtmpStream"),
+        ({**PUSH, "profile": "myspace"}, "profile"),
+        ({**PUSH, "name": "Not A Label"}, "name"),
+        ({**PUSH, "colour": "red"}, "colour"),
+        ({**PUSH, "rtmpStreamSecretRef": {"name": "a", "key": "b"}}, "rtmpStreamSecretRef"),
+    ],
+)
+def test_push_refusals_name_the_bodys_field_and_never_show_the_key(body: Any, field: str) -> None:
+    with pytest.raises(ApiError) as info:
+        parse_push(body)
+    assert (info.value.status, info.value.field) == (400, field)
+    assert info.value.message.startswith(f"{field}: ")
+    assert "hunter2secret" not in info.value.message and "pw-secret" not in info.value.message
+
+
+def test_a_push_ref_names_a_destination_by_name_or_by_stream() -> None:
+    assert parse_push_ref({"callId": "c", "name": "yt"}) == PushRef("c", name="yt")
+    by_stream = parse_push_ref({"callId": "c", "rtmpUrl": PUSH["rtmpUrl"], "rtmpStream": "k1"})
+    assert by_stream.destination == {"rtmpUrl": PUSH["rtmpUrl"], "rtmpStream": "k1"}
+    assert parse_push_ref({"callId": "c"}, required=False) == PushRef("c")
+    for body, field in (
+        ({"callId": "c"}, "name"),
+        ({"callId": "c", "rtmpUrl": PUSH["rtmpUrl"]}, "rtmpStream"),
+        ({"callId": "c", "name": "yt", "rtmpStream": "k"}, "name"),
+        ({"callId": "c", "name": 3}, "name"),
+        ({"callId": "c", "profile": "youtube"}, "profile"),
+    ):
+        with pytest.raises(ApiError) as info:
+            parse_push_ref(body)
+        assert (info.value.status, info.value.field) == (400, field), body
+
+
+push_bodies = st.dictionaries(
+    st.sampled_from(["callId", *DESTINATION_FIELDS, "rtmpStreamSecretRef"]) | st.text(max_size=8),
+    json_values,
+    max_size=6,
+) | st.builds(
+    lambda extra: {**PUSH, **extra},
+    st.dictionaries(st.sampled_from(["callId", *DESTINATION_FIELDS]), json_values, max_size=3),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=push_bodies)
+def test_any_push_body_is_a_destination_or_a_400_naming_a_field(body: dict[str, Any]) -> None:
+    """Hostile push bodies: never another exception, never the key in a refusal; what is
+    accepted is a destination the bridge's parser takes."""
+    for parse in (parse_push, parse_push_ref):
+        try:
+            request = parse(body)
+        except ApiError as error:
+            assert error.status == 400 and error.field
+            assert error.message.startswith(f"{error.field}: ")
+            assert "hunter2secret" not in error.message
+            continue
+        if isinstance(request, PushRequest):
+            assert parse_destinations([request.destination], "destinations")
+            assert set(request.destination) <= set(DESTINATION_FIELDS)
+
+
+def _named(name: str | None, stream: str, url: str = "rtmp://cdn.example.com/live") -> Any:
+    item = {"rtmpUrl": url, "rtmpStream": stream}
+    return item if name is None else {**item, "name": name}
+
+
+def test_push_views_match_the_bridges_report_by_name_and_never_show_a_key() -> None:
+    """Two destinations at one CDN differ only by their keys: the bridge's report is matched
+    to each by name (in any order), an unnamed one by its URL; the rest is PENDING."""
+    shown = "rtmp://cdn.example.com/live/***"
+    resource = {
+        "metadata": {"name": "n", "uid": "u"},
+        "spec": {
+            "callId": "c",
+            "rtmpUrl": "rtmp://main.example.com/app",
+            "rtmpStream": "main-key-1",
+            "destinations": [
+                _named("yt-1", "key-one-1"),
+                _named("yt-2", "key-two-2"),
+                _named(None, "key-three-3", "rtmp://other.example.com/live"),
+                _named("late", "key-four-4"),
+            ],
+        },
+        "status": {
+            "phase": "Streaming",
+            "destinations": [
+                {"id": 0, "url": "rtmp://main.example.com/app/***", "state": "PUBLISHING"},
+                {"id": 2, "url": shown, "name": "yt-2", "state": "FAILED", "bytesSent": 7},
+                {"id": 1, "url": shown, "name": "yt-1", "state": "PUBLISHING", "bytesSent": 9},
+                {"id": 3, "url": "rtmp://other.example.com/live/***", "state": "RECONNECTING"},
+            ],
+        },
+    }
+    views = push_views(resource)
+    assert [(v["name"], v["primary"], v["state"], v["bytesSent"]) for v in views] == [
+        (None, True, "PUBLISHING", 0),
+        ("yt-1", False, "PUBLISHING", 9),
+        ("yt-2", False, "FAILED", 7),
+        (None, False, "RECONNECTING", 0),
+        ("late", False, "PENDING", 0),
+    ]
+    assert views[1]["url"] == shown and views[1]["profile"] == "generic"
+    assert "key-" not in json.dumps(views)
+    assert set(views[0]) <= set(
+        openapi_document()["components"]["schemas"]["PushView"]["properties"]
+    )
+
+
+def test_a_stream_is_taken_by_any_destination_of_a_call() -> None:
+    other = {"spec": {"rtmpUrl": "rtmp://a/live", "rtmpStream": "k", "destinations": [
+        _named("x", "taken-key")]}}  # fmt: skip
+    assert publishes_to(other, _named(None, "taken-key", "rtmp://CDN.example.com:1935/live/"))
+    assert publishes_to(other, {"rtmpUrl": "rtmp://a/live", "rtmpStream": "k"})
+    assert not publishes_to(other, _named(None, "free-key"))
+
+
+def test_openapi_push_bodies_are_the_destination_fields() -> None:
+    document = openapi_document()
+    schemas = document["components"]["schemas"]
+    assert set(schemas["Push"]["properties"]) == {"callId", *DESTINATION_FIELDS}
+    assert set(schemas["Push"]["required"]) == {"callId", "rtmpUrl", "rtmpStream"}
+    assert {f"/rest-api/push/{n}" for n in ("startup", "find", "terminate")} <= set(
+        document["paths"]
+    )
+    validator = OAS31Validator({**document, "$ref": "#/components/schemas/Push"})
+    assert validator.is_valid({**PUSH, "profile": "youtube"}) and not validator.is_valid(
+        {**PUSH, "rtmpStream": ""}
+    )
+    assert not validator.is_valid({**PUSH, "rtmpStreamSecretRef": {"name": "a", "key": "b"}})

@@ -57,6 +57,8 @@ COMPANIONS: dict[str, dict[str, Any]] = {
         "connection.sipLogin": "u",
         "connection.sipPasswordSecretRef": dict(SECRET),
     },
+    # An item of a list of objects: the fields the item requires.
+    "destinations[]": {"destinations[]": {"rtmpUrl": "rtmp://127.0.0.1/b", "rtmpStream": "t"}},
     "nat.rtpPortMin": {"nat.rtpPortMax": 65535},
     "nat.rtpPortMax": {"nat.rtpPortMin": 1024},
     "networking.publicAddressSource": {"networking.mode": "HostNetwork"},
@@ -91,6 +93,17 @@ SAMPLES: dict[str, list[Any]] = {
         "RTMP://h/live",
     ],
     "rtmpStream": ["key?s=1", "/key", "a b", "a\tb", "a\u00a0b", "k\n"],
+    "destinations[]": [
+        {"rtmpUrl": "rtmp://127.0.0.1/b", "rtmpStream": "t"},
+        {"rtmpUrl": "rtmps://cdn.example.com:443/app", "rtmpStream": "k", "profile": "youtube"},
+        {"rtmpUrl": "rtmp://127.0.0.1/b"},
+        {"rtmpStream": "t"},
+        {"rtmpUrl": "rtmp://127.0.0.1/b", "rtmpStream": "t", "name": "x"},
+        "rtmp://127.0.0.1/b/t",
+    ],
+    "destinations[].rtmpUrl": ["rtmp://cdn.example.com/live", "rtmp://h", "http://h/live", "x"],
+    "destinations[].rtmpStream": ["key?s=1", "/key", "a b"],
+    "destinations[].name": ["youtube-1", "a", "Main", "-a", "a_b", "a" * 63, "a" * 64],
     "dtmfAfterAnswer": ["W1234#", "w1a", "1" * 32, "1" * 33, "Ww", "12x", "1 2", "1\n"],
     "rtmpStreamSecretRef": [{"name": "c", "key": "k"}, {"name": "c"}],
     "connection.sipPasswordSecretRef": [dict(SECRET), {"key": "k"}],
@@ -242,10 +255,18 @@ def path_of(wanted: Field) -> str:
 
 
 def _set(document: dict[str, Any], path: str, value: Any) -> None:
+    """``value`` at ``path``; a parent ``name[]`` is the list ``name``'s first item (made with
+    its companions by ``spec_with``), a final one the list's only item."""
     *parents, name = path.split(".")
     for parent in parents:
+        if parent.endswith("[]"):
+            items = document.get(parent[:-2])
+            document = items[0] if isinstance(items, list) and items else {}
+            continue
         child = document.get(parent)
         document = document.setdefault(parent, {}) if isinstance(child, dict | None) else {}
+    if name.endswith("[]"):
+        name, value = name[:-2], value if value is DROP else [value]
     if value is DROP:
         document.pop(name, None)
     else:
@@ -262,8 +283,6 @@ def spec_with(path: str, value: Any) -> dict[str, Any]:
         if path == prefix or path.startswith(f"{prefix}."):
             for at, companion in companions.items():
                 _set(document, at, companion if companion is DROP else copy.deepcopy(companion))
-    if path.endswith("[]"):
-        path, value = path[:-2], [value]
     _set(document, path, value)
     return document
 
@@ -353,6 +372,8 @@ def create_rules(schema: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]
             yield schema, rule["rule"]
     for sub in schema.get("properties", {}).values():
         yield from create_rules(sub)
+    if "items" in schema:
+        yield from create_rules(schema["items"])
 
 
 def _double_for_int(schema: dict[str, Any], value: Any, rule: str) -> bool:
@@ -388,6 +409,9 @@ def _rules_hold(schema: dict[str, Any], value: Any, failed: set[str]) -> None:
         for name, sub in schema.get("properties", {}).items():
             if name in value:
                 _rules_hold(sub, value[name], failed)
+    if isinstance(value, list) and "items" in schema:
+        for item in value:
+            _rules_hold(schema["items"], item, failed)
 
 
 def crd_verdict(spec: dict[str, Any]) -> tuple[bool, set[str]]:

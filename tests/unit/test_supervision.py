@@ -98,7 +98,7 @@ def test_a_video_relay_that_raises_is_a_worker_failure_and_beats_while_it_runs()
 
     claim = RtpPortClaim("127.0.0.1", 40000, 40998)
     port = claim.port
-    relay = VideoRelay(claim, ("127.0.0.1", port + 11), broken, supervisor)
+    relay = VideoRelay(claim, ("127.0.0.1", port + 11), broken, lambda: None, supervisor)
     relay.start()
     try:
         time.sleep(1.2)  # beyond the bound: an idle relay still beats

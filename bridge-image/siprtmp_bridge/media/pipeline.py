@@ -19,7 +19,7 @@ from pathlib import Path
 from siprtmp_bridge.media.clock import StreamPosition, silence_needed
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.wav import WAV_HEADER_SIZE, WavHeaderError, parse_wav_header
-from siprtmp_bridge.rtmp.publisher import RtmpPublisher
+from siprtmp_bridge.rtmp.fanout import Fanout
 from siprtmp_bridge.supervision import Supervisor
 
 # The recorder flushes about every 40-120 ms; more lag than this means no audio is coming.
@@ -44,7 +44,7 @@ class MediaPipeline:
         fifo_path: Path,
         clock_rate: int,
         encoder: AacEncoder,
-        publisher: RtmpPublisher,
+        publisher: Fanout,
         on_first_audio: Callable[[], None],
         supervisor: Supervisor,
     ) -> None:

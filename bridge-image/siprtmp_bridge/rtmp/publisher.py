@@ -74,6 +74,12 @@ class StreamFormat:
 StateListener = Callable[[StreamState, int], None]
 THREAD_NAME = "rtmp-publisher"
 
+
+def thread_name(destination: int) -> str:
+    """The publisher thread of a destination (0: the call's first) as the supervisor names it."""
+    return THREAD_NAME if destination == 0 else f"{THREAD_NAME}-{destination}"
+
+
 log = logging.getLogger(__name__)
 
 
@@ -94,21 +100,25 @@ class RtmpPublisher:
         supervisor: Supervisor,
         video: bool = False,
         video_template: Any = None,
+        name: str = THREAD_NAME,
     ) -> None:
-        """``video``: the call may publish video (the queue makes room for its frames)."""
+        """``video``: the call may publish video (the queue makes room for its frames);
+        ``name``: its thread's, one per destination (``thread_name``)."""
         self.route = route
         self.format = stream_format
         self.on_state = on_state
         self.reconnect_budget = reconnect_budget_seconds
         self.bytes_sent = 0
         self.packets_dropped = 0
+        self.reconnects = 0  # entries into RECONNECTING
         self.last_drop_at: float | None = None
         self._queue: queue.Queue[tuple[list[Any], bool] | None] = queue.Queue(
             maxsize=queue_items(video)
         )
         self._supervisor = supervisor
+        self._name = name
         self._thread = threading.Thread(
-            target=supervisor.supervised(THREAD_NAME, self._run), name=THREAD_NAME, daemon=True
+            target=supervisor.supervised(name, self._run), name=name, daemon=True
         )
         self._container: Any = None
         self._stream: Any = None
@@ -125,6 +135,12 @@ class RtmpPublisher:
 
     def start(self) -> None:
         self._thread.start()
+
+    def knows_extradata(self, extradata: bytes | None) -> None:
+        """Parameter sets the stream already carried: a publisher that joins a live call sends
+        them with its first keyframe, which need not bring them along."""
+        if extradata is not None and self._video.extradata is None:
+            self._video.extradata = extradata
 
     def add_video(self, template: Any) -> None:
         """Publish an H.264 track like ``template`` (an input stream, kept open by its owner
@@ -167,9 +183,20 @@ class RtmpPublisher:
         whatever the thread is doing. A thread that has ended (its reconnect budget was spent)
         is not waited for; one still blocked in a write when the time is up is a daemon left to
         the kernel's stall limit, and holds up nothing."""
+        self.end_of_stream()
+        self.close(time.monotonic() + timeout)
+
+    def end_of_stream(self) -> None:
+        """Nothing more will be queued: the thread closes the stream once it has sent the rest
+        (several publishers are told first, then waited for together: ``close``)."""
         if self._thread.is_alive():
             self._enqueue(None)
-            self._thread.join(timeout)
+
+    def close(self, deadline: float) -> None:
+        """Wait until ``deadline`` (monotonic) for the queue to go out, then stop: the second
+        half of ``finish``."""
+        if self._thread.is_alive():
+            self._thread.join(max(0.0, deadline - time.monotonic()))
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(0.5)
@@ -198,7 +225,7 @@ class RtmpPublisher:
         if not self._connect_with_backoff(StreamState.PENDING):
             return
         while True:
-            self._supervisor.beat(THREAD_NAME)
+            self._supervisor.beat(self._name)
             try:
                 item = self._queue.get(timeout=IDLE_BEAT_SECONDS)
             except queue.Empty:
@@ -234,7 +261,7 @@ class RtmpPublisher:
             log.warning("RTMP write failed: %s", error)
             self._close()
             return False
-        self._supervisor.beat(THREAD_NAME)
+        self._supervisor.beat(self._name)
         self.bytes_sent += packet.size
         if not video and self._video_stream is not None:
             return all(self._write(held, video=True) for held in self._video.audio_written())
@@ -242,11 +269,13 @@ class RtmpPublisher:
 
     def _connect_with_backoff(self, waiting_state: StreamState) -> bool:
         if waiting_state is not self._state:
+            if waiting_state is StreamState.RECONNECTING:
+                self.reconnects += 1
             self._set_state(waiting_state)
         deadline = time.monotonic() + self.reconnect_budget
         attempt = 0
         while not self._stop.is_set():
-            self._supervisor.beat(THREAD_NAME)
+            self._supervisor.beat(self._name)
             attempt += 1
             # An attempt never runs past the budget by more than a moment.
             error = self._open(min(CONNECT_TIMEOUT_SECONDS, max(0.5, deadline - time.monotonic())))

@@ -27,8 +27,8 @@ from siprtmp_bridge.rtp.source import SourceLatch
 from siprtmp_bridge.rtp.srtp import VideoKeys
 from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.sender_clock import RTP_WRAP, CaptureClock, next_clock, sender_report
-from siprtmp_bridge.video.srtp import SrtpChannel
 from siprtmp_bridge.video.sequence import SequenceGaps
+from siprtmp_bridge.video.srtp import SrtpChannel
 from siprtmp_bridge.video.timeline import RTP_VIDEO_CLOCK
 
 LOOPBACK = "127.0.0.1"

@@ -1,8 +1,8 @@
 """The HTTP adapter: routes, token, CORS, JSON in and out. Decisions live in ``calls``.
 
-Served on its own port (``SIPRTMP_API_PORT``) by the operator process: ``/rest-api/call/*``
-(bearer token), ``/rest-api/openapi.json`` and the console under ``/console/`` (no token: the
-page asks for it and sends it with each call).
+Served on its own port (``SIPRTMP_API_PORT``) by the operator process: ``/rest-api/call/*`` and
+``/rest-api/push/*`` (bearer token), ``/rest-api/openapi.json`` and the console under
+``/console/`` (no token: the page asks for it and sends it with each call).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ CONSOLE_FILES = {
     "console.css": "text/css",
 }
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: The paths of the calls: each rate-limited, each asks for the token.
+GUARDED = ("/rest-api/call/", "/rest-api/push/")
 
 
 def _json(status: int, doc: Any) -> web.Response:
@@ -59,7 +61,7 @@ def build_app(
     limiter = limiter or RateLimiter(per_minute=0, burst=0)
 
     def guard_call(request: web.Request) -> None:
-        """The rate limit, then the token, of one /rest-api/call/ request."""
+        """The rate limit, then the token, of one request to a GUARDED path."""
         client = request.remote or "unknown"
         wait = limiter.take(client, time.monotonic())
         if wait > 0:
@@ -85,7 +87,7 @@ def build_app(
         if request.method == "OPTIONS" and request.path.startswith("/rest-api/"):
             return web.Response(status=204 if cors else 403, headers=cors)
         try:
-            if request.path.startswith("/rest-api/call/"):
+            if request.path.startswith(GUARDED):
                 guard_call(request)
             response = await handler(request)
         except ApiError as error:
@@ -118,6 +120,15 @@ def build_app(
     async def send_dtmf(request: web.Request) -> web.Response:
         return _json(200, await calls.send_dtmf(await body(request)))
 
+    async def push_startup(request: web.Request) -> web.Response:
+        return _json(200, await calls.push_startup(await body(request)))
+
+    async def push_find(request: web.Request) -> web.Response:
+        return _json(200, await calls.push_find(await body(request)))
+
+    async def push_terminate(request: web.Request) -> web.Response:
+        return _json(200, await calls.push_terminate(await body(request)))
+
     async def openapi(_: web.Request) -> web.Response:
         return _json(200, openapi_document())
 
@@ -149,6 +160,12 @@ def build_app(
         ("send_dtmf", send_dtmf),
     ):
         app.router.add_post(f"/rest-api/call/{name}", handler)
+    for name, handler in (
+        ("startup", push_startup),
+        ("find", push_find),
+        ("terminate", push_terminate),
+    ):
+        app.router.add_post(f"/rest-api/push/{name}", handler)
     app.router.add_get("/rest-api/call/find_all", find_all)
     app.router.add_get("/rest-api/openapi.json", openapi)
     app.router.add_get("/console/", console)

@@ -24,7 +24,8 @@ from siprtmp_contract.dtmf import (
     parse_method,
 )
 from siprtmp_contract.fields import BY_PATH, walk
-from siprtmp_contract.spec import SpecError, parse_spec
+from siprtmp_contract.redact import Scrubber
+from siprtmp_contract.spec import Destination, SpecError, parse_destinations, parse_spec
 
 from .errors import bad_request
 
@@ -52,6 +53,11 @@ SECRET_REFS = frozenset({"sipPasswordSecretRef", "rtmpStreamSecretRef"})
 #: What a find body may filter on: the call object's own field names.
 FIND_FIELDS = ("callId", "callee", "rtmpUrl", "rtmpStream", "status", "streamStatus")
 
+#: A destination's fields, as ``spec.destinations[]`` has them (a push body carries them).
+DESTINATION_FIELDS = tuple(f.name for f in getattr(BY_PATH["destinations"].items, "fields", ()))
+#: What identifies a destination in a push/terminate body: its name, or where it publishes.
+PUSH_REF_FIELDS = ("callId", "name", "rtmpUrl", "rtmpStream")
+
 
 @dataclass(frozen=True)
 class StartupRequest:
@@ -60,6 +66,37 @@ class StartupRequest:
     call_id: str
     spec: JSON
     password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """A destination to add to a live call: as ``spec.destinations[]`` holds it (canonical;
+    ``name`` absent when the caller gave none) and as the bridge reads it."""
+
+    call_id: str
+    destination: JSON = field(repr=False)
+    parsed: Destination
+
+    @property
+    def scrubber(self) -> Scrubber:
+        """What of the body no answer or log line may show: the key's pieces, the URL's
+        credentials."""
+        return Scrubber.of(self.parsed.secrets)
+
+
+@dataclass(frozen=True)
+class PushRef:
+    """The destination a push/terminate (or a push/find filter) names: by ``name``, or by the
+    ``rtmpUrl``/``rtmpStream`` it publishes to (``destination``)."""
+
+    call_id: str
+    name: str | None = None
+    destination: JSON | None = field(default=None, repr=False)
+    parsed: Destination | None = None
+
+    @property
+    def scrubber(self) -> Scrubber:
+        return Scrubber.of(self.parsed.secrets if self.parsed is not None else ())
 
 
 @dataclass(frozen=True)
@@ -139,6 +176,8 @@ def _call_id(doc: Mapping[str, Any]) -> str:
 
 def _only(doc: Mapping[str, Any], known: tuple[str, ...]) -> None:
     for name in doc:
+        if not name:
+            raise bad_request("body", "has a field with an empty name")
         if name not in known:
             raise bad_request(str(name), f"is not a known field (known: {', '.join(known)})")
 
@@ -174,3 +213,53 @@ def parse_send_dtmf(body: Any) -> DtmfRequest:
     except DtmfError as error:
         raise bad_request(error.field_path, error.problem) from error
     return DtmfRequest(call_id, digits, method)
+
+
+def _destination(item: Mapping[str, Any]) -> tuple[JSON, Destination]:
+    """One ``destinations[]`` item from a push body's fields: read as the startup body's are
+    (``normalise``), checked by the bridge's own parser; a problem names the body's field."""
+    if "rtmpStreamSecretRef" in item:
+        raise bad_request(
+            "rtmpStreamSecretRef",
+            "is not accepted by the API: send rtmpStream (a destination's Secret reference can "
+            "only be written into the resource when the call is created)",
+        )
+    canonical: JSON = normalise({"destinations": [dict(item)]}).get("destinations", [{}])[0]
+    try:
+        (parsed,) = parse_destinations([canonical], "destinations")
+    except SpecError as error:
+        path = error.field_path.removeprefix("destinations[0].").removeprefix("destinations.")
+        raise bad_request(path if path in DESTINATION_FIELDS else "body", error.problem) from error
+    except RecursionError as error:
+        raise bad_request("body", "is nested too deeply") from error
+    return canonical, parsed
+
+
+def parse_push(body: Any) -> PushRequest:
+    """push/startup: ``{"callId", "rtmpUrl", "rtmpStream", "profile"?, "name"?}``."""
+    doc = _object(body)
+    if "rtmpStreamSecretRef" not in doc:
+        _only(doc, ("callId", *DESTINATION_FIELDS))
+    call_id = _call_id(doc)
+    canonical, parsed = _destination({k: v for k, v in doc.items() if k != "callId"})
+    return PushRequest(call_id, canonical, parsed)
+
+
+def parse_push_ref(body: Any, *, required: bool = True) -> PushRef:
+    """push/terminate: ``{"callId", "name"}`` or ``{"callId", "rtmpUrl", "rtmpStream"}``;
+    push/find (``required`` False): ``{"callId"}``, optionally narrowed the same ways."""
+    doc = _object(body)
+    _only(doc, PUSH_REF_FIELDS)
+    call_id = _call_id(doc)
+    name = doc.get("name")
+    if name is not None and not isinstance(name, str):
+        raise bad_request("name", "must be a string")
+    by_url = "rtmpUrl" in doc or "rtmpStream" in doc
+    if name is not None and by_url:
+        raise bad_request("name", "names the destination: send it or rtmpUrl/rtmpStream, not both")
+    if by_url:
+        canonical, parsed = _destination({k: doc.get(k) for k in ("rtmpUrl", "rtmpStream")})
+        return PushRef(call_id, destination=canonical, parsed=parsed)
+    if name is None and required:
+        raise bad_request("name", "is required: the destination's name, or rtmpUrl and rtmpStream")
+    return PushRef(call_id, name=name.strip() if name else None)

@@ -1,51 +1,81 @@
-"""The API's use cases: startup, terminate, find, find_all, send_dtmf over SipRtmpBridges.
+"""The API's use cases: startup, terminate, find, find_all, send_dtmf over SipRtmpBridges, and
+push startup/find/terminate over a call's ``spec.destinations``.
 
 Kubernetes calls block, so each runs in a thread, and none is made holding a lock: one that
 hangs (until its timeout) delays only its own request. "Is this callId or stream taken, is there
 room? then create" stays atomic within the API through ``Placements``: the checks see the calls
 other startups are creating as well as those listed (the operator's own duplicate-stream check
 still guards against bridges created around the API).
+
+A push changes the resource only (``spec.destinations``, written only if the resource is as it
+was read: a change in between, by the operator or another API replica, means reading and
+deciding again); pushes to one call take turns within the API (a lock per call: one push's
+hanging Kubernetes request delays only that call's other pushes). The operator tells the call's
+bridge, which opens or closes that destination's connection. Its stream key is the body's
+secret: every answer and log line of a push is scrubbed of it (``PushRequest.scrubber``), and
+the bridge masks it from the moment it reads it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import secrets
+import traceback
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from siprtmp_contract.fields import MAX_DESTINATIONS
 from siprtmp_contract.outcome import Reason
+from siprtmp_contract.redact import Scrubber
 from siprtmp_contract.states import (
     CallState,
     Phase,
 )
 
-from .. import livestatus
+from .. import KIND, livestatus
 from ..policy import call_refusal
+from ..redaction import LOG_SCRUBBER
 from ..settings import Settings
 from ..status import LIVE_PHASES, observe_pod
 from ..statusmodel import read_status
-from .bodies import parse_call_ref, parse_find, parse_send_dtmf, parse_startup
+from .bodies import (
+    PushRef,
+    PushRequest,
+    parse_call_ref,
+    parse_find,
+    parse_push,
+    parse_push_ref,
+    parse_send_dtmf,
+    parse_startup,
+)
 from .errors import ApiError
 from .manifests import (
     bridge_manifest,
     call_id_of,
     call_view,
+    destination_named,
     is_live,
     matches,
     password_secret,
     publishes_to,
+    push_views,
 )
 from .store import CallStore
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 #: A call the settings forbid: a body asking for what the API does not offer is a 400, a
 #: destination off the allowlists a 403.
 REFUSAL_STATUS = {Reason.HOST_NETWORK_NOT_ALLOWED: 400, Reason.NOT_ALLOWED: 403}
 #: The bridge waits up to 5 s for its poll loop to take the digits; leave room for that.
 DTMF_TIMEOUT_SECONDS = 8.0
+#: Reads-and-writes of one push before it gives up: each retry follows a change the operator
+#: (status, finalizers) or another push made to the resource in between.
+PUSH_ATTEMPTS = 5
 
 
 @dataclass
@@ -104,6 +134,16 @@ class Calls:
         self.settings = settings
         self.post = post
         self.placements = Placements()
+        #: callId → the lock its pushes take turns on (gone when no push holds or awaits it).
+        self.push_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def _push_lock(self, call_id: str) -> asyncio.Lock:
+        lock = self.push_locks.get(call_id)
+        if lock is None:
+            lock = self.push_locks[call_id] = asyncio.Lock()
+        return lock
 
     async def startup(self, body: Any) -> JSON:
         request = parse_startup(body)
@@ -125,8 +165,13 @@ class Calls:
                 f"rtmpStream: rtmpUrl/rtmpStream is already live in call {call_id_of(owner)!r}",
                 "rtmpStream",
             )
-        # Calls being hung up (terminated, their pods stopping) leave room at once.
-        live = sum(1 for c in calls if is_live(c) and not c["metadata"].get("deletionTimestamp"))
+        # Calls being hung up (terminated, their pods stopping) leave room at once; a push
+        # being written (no kind: not a call) takes none.
+        live = sum(
+            1
+            for c in calls
+            if c.get("kind") == KIND and is_live(c) and not c["metadata"].get("deletionTimestamp")
+        )
         limit = self.settings.api_max_calls
         if limit and live >= limit:
             raise ApiError(
@@ -176,6 +221,129 @@ class Calls:
         calls = await asyncio.to_thread(self.store.list_calls)
         return sorted((call_view(c) for c in calls), key=lambda v: str(v["createdAt"]))
 
+    # -- pushes: a live call's further destinations ---------------------------------------------
+
+    async def push_startup(self, body: Any) -> JSON:
+        """Add a destination to a live call (its ``spec.destinations``): refused as a startup
+        would be (allowlist 403, the stream live anywhere 409), and when the call is over (409),
+        its list is full (409) or the name is taken (409)."""
+        request = parse_push(body)
+        LOG_SCRUBBER.widen(request.parsed.secrets)  # before the resource (and kopf) has it
+        return await _scrubbed(request.scrubber, self._push_startup(request))
+
+    async def _push_startup(self, request: PushRequest) -> JSON:
+        async with self._push_lock(request.call_id):
+            return await self._push_startup_turn(request)
+
+    async def _push_startup_turn(self, request: PushRequest) -> JSON:
+        wanted = dict(request.destination)
+        for _ in range(PUSH_ATTEMPTS):
+            listed_at = self.placements.created
+            listed = await asyncio.to_thread(self.store.list_calls)
+            # From here to ``add``, no await: no startup or push checks or adds in between.
+            calls = self.placements.with_pending(listed, listed_at)
+            call = _live_call(calls, request.call_id)
+            spec = call.get("spec") or {}
+            more = list(spec.get("destinations") or [])
+            if len(more) >= MAX_DESTINATIONS:
+                raise ApiError(
+                    409,
+                    f"destinations: call {request.call_id!r} has {len(more)} destinations beside "
+                    "rtmpUrl/rtmpStream, the most a call takes",
+                    "destinations",
+                )
+            if "name" not in wanted:
+                wanted["name"] = _new_name(more)
+            elif destination_named(call, wanted["name"], None) is not None:
+                raise ApiError(
+                    409,
+                    f"name: call {request.call_id!r} has a destination {wanted['name']!r}",
+                    "name",
+                )
+            candidate = {**spec, "destinations": [*more, wanted]}
+            refusal = call_refusal(candidate, self.settings)
+            if refusal is not None:
+                field = "rtmpUrl" if refusal.field.startswith("destinations[") else refusal.field
+                status = REFUSAL_STATUS[refusal.reason]
+                raise ApiError(status, f"{field}: {refusal.message}", field)
+            owner = next((c for c in calls if is_live(c) and publishes_to(c, wanted)), None)
+            if owner is not None:
+                where = "this call" if owner is call else f"call {call_id_of(owner)!r}"
+                raise ApiError(
+                    409, f"rtmpStream: rtmpUrl/rtmpStream is already live in {where}", "rtmpStream"
+                )
+            # Until a list shows it, other startups and pushes see the stream as taken.
+            placing = self.placements.add(
+                {
+                    "metadata": {"name": f"{call['metadata']['name']}/push"},
+                    "spec": {**wanted, "callId": request.call_id},
+                }
+            )
+            try:
+                written = await asyncio.to_thread(
+                    self.store.set_destinations,
+                    call["metadata"]["name"],
+                    call["metadata"]["resourceVersion"],
+                    candidate["destinations"],
+                )
+            except BaseException:
+                self.placements.finish(placing, created=False)
+                raise
+            self.placements.finish(placing, created=written)
+            if written:
+                log.info("REST API: call %s publishes to %s too", request.call_id, wanted["name"])
+                (view,) = [
+                    v
+                    for v in push_views({**call, "spec": candidate})
+                    if v["name"] == wanted["name"]
+                ]
+                return view
+        raise ApiError(409, f"callId: call {request.call_id!r} kept changing; retry", "callId")
+
+    async def push_find(self, body: Any) -> list[JSON]:
+        """A call's destinations with what its bridge reports of each, keys never shown."""
+        ref = parse_push_ref(body, required=False)
+        return await _scrubbed(ref.scrubber, self._push_find(ref))
+
+    async def _push_find(self, ref: PushRef) -> list[JSON]:
+        call = await self._find_one(ref.call_id)
+        views = push_views(call)
+        if ref.name is None and ref.destination is None:
+            return views
+        index = _index_of(call, ref)
+        return [views[index + 1]]
+
+    async def push_terminate(self, body: Any) -> JSON:
+        """Remove a destination (not rtmpUrl/rtmpStream: that is the call's, for its life)."""
+        ref = parse_push_ref(body)
+        return await _scrubbed(ref.scrubber, self._push_terminate(ref))
+
+    async def _push_terminate(self, ref: PushRef) -> JSON:
+        async with self._push_lock(ref.call_id):
+            return await self._push_terminate_turn(ref)
+
+    async def _push_terminate_turn(self, ref: PushRef) -> JSON:
+        for _ in range(PUSH_ATTEMPTS):
+            call = await self._find_one(ref.call_id)
+            index = _index_of(call, ref)
+            more = list((call.get("spec") or {}).get("destinations") or [])
+            view = push_views(call)[index + 1]
+            del more[index]
+            written = await asyncio.to_thread(
+                self.store.set_destinations,
+                call["metadata"]["name"],
+                call["metadata"]["resourceVersion"],
+                more,
+            )
+            if written:
+                log.info(
+                    "REST API: call %s no longer publishes to %s",
+                    ref.call_id,
+                    view["name"] or view["url"],
+                )
+                return {**view, "terminating": True}
+        raise ApiError(409, f"callId: call {ref.call_id!r} kept changing; retry", "callId")
+
     async def send_dtmf(self, body: Any) -> JSON:
         """Forward to the bridge process of the call's current pod, which sends the keys as RFC
         2833 events or SIP INFOs."""
@@ -216,3 +384,67 @@ class Calls:
             reason = str(doc.get("error") or f"the bridge answered {code}")
             raise ApiError(409 if code in (400, 409) else 502, reason, "dtmf")
         return {"callId": request.call_id, "dtmf": request.digits, "type": request.method.value}
+
+
+def _live_call(calls: list[JSON], call_id: str) -> JSON:
+    """The call a push is for: it must exist and not be over or hanging up."""
+    # A call being created is not there yet for its caller (its startup has not answered).
+    call = next(
+        (
+            c
+            for c in calls
+            if c.get("kind") == KIND
+            and "resourceVersion" in c["metadata"]
+            and call_id_of(c) == call_id
+        ),
+        None,
+    )
+    if call is None:
+        raise ApiError(404, f"callId: no call {call_id!r}", "callId")
+    status = read_status(call.get("status"))
+    if not is_live(call) or call["metadata"].get("deletionTimestamp"):
+        phase = (status.phase or Phase.PENDING).value
+        raise ApiError(
+            409, f"callId: call {call_id!r} is over ({phase}): it publishes nowhere", "callId"
+        )
+    return call
+
+
+def _index_of(call: JSON, ref: PushRef) -> int:
+    """The index in ``spec.destinations`` of the destination ``ref`` names (404 when none)."""
+    index = destination_named(call, ref.name, ref.destination)
+    if index is not None:
+        return index
+    if ref.destination is not None and publishes_to(
+        {"spec": call.get("spec") or {}}, ref.destination
+    ):
+        raise ApiError(
+            409,
+            "rtmpStream: that is the call's own rtmpUrl/rtmpStream, fixed for its life: "
+            "terminate the call",
+            "rtmpStream",
+        )
+    field = "name" if ref.name is not None else "rtmpStream"
+    raise ApiError(404, f"{field}: call {ref.call_id!r} has no such destination", field)
+
+
+def _new_name(listed: list[JSON]) -> str:
+    """A name no destination of the list has (``push-`` and 8 hex digits)."""
+    taken = {d.get("name") for d in listed if isinstance(d, dict)}
+    while (name := f"push-{secrets.token_hex(4)}") in taken:
+        pass
+    return name
+
+
+async def _scrubbed(scrubber: Scrubber, work: Awaitable[T]) -> T:
+    """``work``'s answer, or its refusal with the body's secrets masked; any other failure is
+    logged masked too and answered as the API's 500 (the middleware would log it as raised)."""
+    try:
+        return await work
+    except ApiError as error:
+        raise ApiError(
+            error.status, scrubber.text(error.message), error.field, error.retry_after
+        ) from None
+    except Exception:
+        log.error("REST API: a push failed: %s", scrubber.text(traceback.format_exc()))
+        raise ApiError(500, "internal error (logged by the operator)") from None

@@ -1,5 +1,5 @@
 """Pure builders: a startup request → the SipRtmpBridge and its password Secret; a resource → the
-seed's call object.
+seed's call object and its destinations' push objects.
 
 Names are derived from the callId, so a second startup with the same callId collides in the API
 server itself (409 AlreadyExists), even between two API replicas.
@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from siprtmp_contract.redact import redact_url
+from siprtmp_contract.redact import redact_url, redacted_publish_url
+from siprtmp_contract.spec import default
 from siprtmp_contract.states import (
     CallState,
     Phase,
@@ -21,7 +22,7 @@ from siprtmp_contract.states import (
 
 from .. import API_VERSION, KIND
 from ..names import LABEL_MANAGED_BY, MANAGED_BY
-from ..policy import stream_key
+from ..policy import destinations_of, stream_key, stream_keys
 from ..status import TERMINAL_PHASES
 from ..statusmodel import read_status
 from .bodies import StartupRequest
@@ -31,6 +32,7 @@ PASSWORD_KEY = "password"
 LABEL_CREATED_BY = "app.kubernetes.io/created-by"
 CREATED_BY = "sip-rtmp-rest-api"
 ANNOTATION_CALL_ID = "siprtmp.io/call-id"
+DEFAULT_PROFILE = default("destinations[].profile")
 #: The CRD limits names to 50 characters (the bridge pod is named ``NAME-bridge-N``).
 MAX_NAME = 50
 
@@ -107,9 +109,76 @@ def is_live(resource: Mapping[str, Any]) -> bool:
 
 
 def publishes_to(resource: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
-    """Whether the resource publishes to the same rtmpUrl/rtmpStream (spelling-insensitive)."""
-    key = stream_key(spec)
-    return key is not None and stream_key(resource.get("spec") or {}) == key
+    """Whether the resource publishes to any stream ``spec`` does (spelling-insensitive): its
+    rtmpUrl/rtmpStream or one of its destinations; ``spec`` may be one destination."""
+    return bool(set(stream_keys(resource.get("spec") or {})) & set(stream_keys(spec)))
+
+
+def destination_named(
+    resource: Mapping[str, Any], ref_name: str | None, ref: Mapping[str, Any] | None
+) -> int | None:
+    """The index in ``spec.destinations`` of the destination called ``ref_name``, or (``ref``)
+    publishing to the same stream (spelling-insensitive); None when none is."""
+    listed = destinations_of(resource.get("spec") or {})[1:]
+    key = stream_key(ref) if ref is not None else None
+    for index, destination in enumerate(listed):
+        if ref_name is not None and destination.get("name") == ref_name:
+            return index
+        if key is not None and stream_key(destination) == key:
+            return index
+    return None
+
+
+def push_views(resource: Mapping[str, Any]) -> list[JSON]:
+    """A call's destinations as push objects: rtmpUrl/rtmpStream first (``primary``), then
+    ``spec.destinations`` in order, each with what ``status.destinations`` reports of it.
+
+    Never a stream key: the URL loses its credentials, the key shows as ``***``. The bridge
+    reports a destination under its name (``destinations[].name``), the first one as id 0;
+    an unnamed one is matched by its redacted URL, in order. A destination the bridge has not
+    reported yet (just added, or left out by the operator: its Warning event says why) is
+    PENDING with nothing sent.
+    """
+    spec = resource.get("spec") or {}
+    status = read_status(resource.get("status"))
+    reported = list(status.destinations)
+    call_id = call_id_of(resource)
+
+    def take(match: Any) -> Mapping[str, Any]:
+        for block in reported:
+            if match(block):
+                reported.remove(block)
+                return block
+        return {}
+
+    views = []
+    for index, destination in enumerate(destinations_of(spec)):
+        url = str(destination.get("rtmpUrl") or "")
+        shown = redacted_publish_url(url)
+        name = destination.get("name") if index else None
+        if index == 0:
+            block = take(lambda b: b.get("id") == 0)
+        elif name:
+            block = take(lambda b, n=name: b.get("name") == n and b.get("id") != 0)
+        else:
+            block = take(
+                lambda b, u=shown: not b.get("name") and b.get("url") == u and b.get("id") != 0
+            )
+        views.append(
+            {
+                "callId": call_id,
+                "name": name,
+                "primary": index == 0,
+                "rtmpUrl": redact_url(url),
+                "url": shown,
+                "profile": destination.get("profile") or DEFAULT_PROFILE,
+                "state": block.get("state") or StreamState.PENDING.value,
+                "bytesSent": block.get("bytesSent", 0),
+                "reconnects": block.get("reconnects", 0),
+                "failure": block.get("failure"),
+            }
+        )
+    return views
 
 
 def call_view(resource: Mapping[str, Any]) -> JSON:

@@ -1,10 +1,11 @@
 """The OpenAPI 3.1 document of the REST API, served at ``/rest-api/openapi.json``.
 
-The startup body's schema is written from the spec's field table (``siprtmp_contract.fields``,
-which the CRD is generated from too): its names, types, bounds, patterns and descriptions, in the
-forms the seed's clients send (``_as_sent``). So the document cannot list a field the API
-refuses, miss one it accepts or describe one otherwise than the CRD does. What only the API has
-(its other bodies, the call object, what it does with a field beyond the spec) is declared here.
+The startup and push bodies' schemas are written from the spec's field table
+(``siprtmp_contract.fields``, which the CRD is generated from too): its names, types, bounds,
+patterns and descriptions, in the forms the seed's clients send (``_as_sent``). So the document
+cannot list a field the API refuses, miss one it accepts or describe one otherwise than the CRD
+does. What only the API has (its other bodies, the call and push objects, what it does with a
+field beyond the spec) is declared here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from siprtmp_contract.dtmf import (
     SEQUENCE_PATTERN,
     DtmfMethod,
 )
-from siprtmp_contract.fields import SPEC, Field, json_schema
+from siprtmp_contract.fields import BY_PATH, SPEC, Field, json_schema
 from siprtmp_contract.states import (
     CallState,
     Phase,
@@ -28,6 +29,7 @@ from .bodies import (
     FIND_FIELDS,
     INTEGER_FIELDS,
     LIST_FIELDS,
+    PUSH_REF_FIELDS,
     SECRET_REFS,
 )
 
@@ -40,12 +42,19 @@ API_NOTES = {
     "which refuses rtmpStreamSecretRef.",
     "connection.sipPassword": "The API stores it in a Secret owned by the call's "
     "SipRtmpBridge (the resource gets sipPasswordSecretRef) and never echoes it.",
+    "destinations[].rtmpStream": "One live call per rtmpUrl/rtmpStream, over every call's "
+    "destinations (409 otherwise). Never shown in an answer or a log line.",
+    "destinations[].name": "Unique within the call (409 otherwise); generated "
+    "(push-<8 hex digits>) when not sent.",
 }
 DTMF_METHODS = [method.value for method in DtmfMethod]
 #: The fields the seed's clients send as strings too (bodies._typed converts them).
 _AS_STRING = {".".join(path) for path in (*BOOLEAN_FIELDS, *INTEGER_FIELDS, *LIST_FIELDS)}
 #: The startup body's required fields: the spec's, and rtmpStream (no rtmpStreamSecretRef).
 _REQUIRED = (*SPEC.required, "rtmpStream")
+_DESTINATION = BY_PATH["destinations"].items or SPEC
+#: Fields a body may not send empty: the required ones, a destination's too.
+_NOT_EMPTY = {*_REQUIRED, *(f"destinations[].{name}" for name in _DESTINATION.required)}
 
 
 def _in_body(field: Field) -> bool:
@@ -70,7 +79,7 @@ def _as_sent(field: Field, path: str, schema: JSON) -> JSON:
             schema["enum"] = [True, False, "true", "false"]
         elif "enum" in schema:
             schema["enum"] += [str(value) for value in schema["enum"]]
-    if path in _REQUIRED or field.type == "array" or path.endswith("[]"):
+    if path in _NOT_EMPTY or field.type == "array" or path.endswith("[]"):
         return schema
     if "enum" in schema:
         schema["enum"].append("")
@@ -97,6 +106,44 @@ def _startup_and_connection() -> tuple[JSON, JSON]:
         "required": list(_REQUIRED),
     }
     return startup, connection
+
+
+def _push() -> JSON:
+    """The push/startup body: the call's callId and one ``spec.destinations[]`` item."""
+    item = json_schema(_DESTINATION, _as_sent, _in_body, "destinations[]")
+    return {
+        **item,
+        "description": "A destination to add to a live call (one of its spec.destinations).",
+        "required": ["callId", *item["required"]],
+        "properties": {"callId": {"type": "string"}, **item["properties"]},
+    }
+
+
+def _push_view() -> JSON:
+    string_or_null = {"type": ["string", "null"]}
+    return {
+        "type": "object",
+        "description": "One destination of a call; its stream key is never shown.",
+        "properties": {
+            "callId": {"type": "string"},
+            "name": {**string_or_null, "description": "null for rtmpUrl/rtmpStream's"},
+            "primary": {
+                "type": "boolean",
+                "description": "The call's own rtmpUrl/rtmpStream (fixed for its life).",
+            },
+            "rtmpUrl": {"type": "string", "description": "Credentials removed."},
+            "url": {"type": "string", "description": "rtmpUrl/*** as status shows it."},
+            "profile": {"type": "string"},
+            "state": {
+                "enum": [s.value for s in StreamState],
+                "description": "As the bridge reports it; PENDING until it does.",
+            },
+            "bytesSent": {"type": "integer"},
+            "reconnects": {"type": "integer"},
+            "failure": string_or_null,
+            "terminating": {"type": "boolean", "description": "In push/terminate's answer."},
+        },
+    }
 
 
 def _call() -> JSON:
@@ -132,8 +179,10 @@ def _operation(summary: str, body: str | None, answer: JSON, errors: tuple[int, 
     texts = {
         400: "Malformed body; `field` names the offending field",
         401: "Missing or wrong bearer token",
-        404: "No such call",
-        409: "Conflict (callId exists, stream live, call not established)",
+        403: "A host off the operator's allowlist",
+        404: "No such call (or destination)",
+        409: "Conflict (callId exists, stream live, call not established or over, name taken, "
+        "no room for another destination)",
         502: "The bridge pod or the Kubernetes API did not answer",
     }
     for code in (400, 401, *errors):
@@ -153,6 +202,8 @@ def _operation(summary: str, body: str | None, answer: JSON, errors: tuple[int, 
 def openapi_document() -> JSON:
     startup, connection = _startup_and_connection()
     call = {"schema": {"$ref": f"{REF}Call"}}
+    push = {"schema": {"$ref": f"{REF}PushView"}}
+    pushes = {"schema": {"type": "array", "items": {"$ref": f"{REF}PushView"}}}
     calls = {"schema": {"type": "array", "items": {"$ref": f"{REF}Call"}}}
     call_ref = {
         "type": "object",
@@ -197,6 +248,16 @@ def openapi_document() -> JSON:
                         },
                     },
                 },
+                "Push": _push(),
+                "PushRef": {
+                    "type": "object",
+                    "required": ["callId"],
+                    "additionalProperties": False,
+                    "description": "A call's destination: by name, or by the rtmpUrl and "
+                    "rtmpStream it publishes to (push/find: callId alone lists them all).",
+                    "properties": {name: {"type": "string"} for name in PUSH_REF_FIELDS},
+                },
+                "PushView": _push_view(),
                 "Call": _call(),
                 "Error": {
                     "type": "object",
@@ -222,6 +283,21 @@ def openapi_document() -> JSON:
                 "Send DTMF (RFC 2833 or SIP INFO) into an established call",
                 "SendDtmf",
                 {"schema": {"type": "object"}},
+                (404, 409, 502),
+            ),
+            "/rest-api/push/startup": _operation(
+                "Publish a live call to one more destination (adds to spec.destinations)",
+                "Push",
+                push,
+                (403, 404, 409, 502),
+            ),
+            "/rest-api/push/find": _operation(
+                "A call's destinations, its rtmpUrl/rtmpStream first", "PushRef", pushes, (404,)
+            ),
+            "/rest-api/push/terminate": _operation(
+                "Stop publishing to a destination (removes it from spec.destinations)",
+                "PushRef",
+                push,
                 (404, 409, 502),
             ),
         },

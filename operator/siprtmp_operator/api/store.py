@@ -90,6 +90,28 @@ class CallStore:
         except UNANSWERED as exc:
             raise unanswered("storing the SIP password") from exc
 
+    def set_destinations(self, name: str, resource_version: str, destinations: list[JSON]) -> bool:
+        """Write a call's ``spec.destinations`` if the resource is still at ``resource_version``
+        (False when it changed meanwhile: read it again and decide again). The operator tells
+        the running bridge."""
+        patch = {
+            "metadata": {"resourceVersion": resource_version},
+            "spec": {"destinations": destinations},
+        }
+        try:
+            self.kube.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name, patch
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            if exc.status == 404:
+                raise ApiError(404, "callId: the call is gone", "callId") from exc
+            raise refusal(exc, "changing the call's destinations") from exc
+        except UNANSWERED as exc:
+            raise unanswered("changing the call's destinations") from exc
+        return True
+
     def delete_call(self, name: str) -> None:
         """Delete (the operator's finalizer hangs up first); gone already is fine."""
         try:

@@ -5,6 +5,7 @@
 // Relative to the page (/console/), so a proxy serving the API under a prefix that it strips
 // (an Ingress with a rewrite) still works.
 const API = "../rest-api/call/";
+const PUSH_API = "../rest-api/push/";
 const POLL_MS = 1000;
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -18,8 +19,8 @@ function say(text, isError = false) {
   message.className = isError ? "error" : "";
 }
 
-async function call(name, body) {
-  const response = await fetch(API + name, {
+async function call(name, body, base = API) {
+  const response = await fetch(base + name, {
     method: "POST",
     headers: { "Content-Type": "application/json", Authorization: "Bearer " + token() },
     body: JSON.stringify(body || {}),
@@ -121,8 +122,102 @@ function newRow(view) {
     }
   });
   actions.appendChild(hangup);
-  row.append(dtmf, actions);
+  const more = document.createElement("td");
+  const show = document.createElement("button");
+  show.className = "show-destinations";
+  show.textContent = "Destinations";
+  show.addEventListener("click", () => showDestinations(view.callId));
+  more.appendChild(show);
+  row.append(dtmf, actions, more);
   return row;
+}
+
+// -- a call's destinations (push/find, push/startup, push/terminate) --------------------------
+
+let shownCall = null;
+
+function showDestinations(callId) {
+  shownCall = callId;
+  $("#destinations-call").textContent = callId;
+  $("#destinations-section").hidden = false;
+  $("#destinations tbody").replaceChildren();
+  refreshDestinations();
+}
+
+// A row per destination, keyed by its name (the call's own rtmpUrl/rtmpStream: "primary").
+function destinationRow(view) {
+  const key = view.primary ? "primary" : view.name || "unnamed:" + view.url;
+  const body = $("#destinations tbody");
+  let row = body.querySelector(`tr[data-destination="${CSS.escape(key)}"]`);
+  if (row) return row;
+  row = document.createElement("tr");
+  row.dataset.destination = key;
+  for (const cls of ["destination-name", "destination-url", "destination-profile", "destination-state", "destination-bytes"]) {
+    const td = document.createElement("td");
+    td.className = cls;
+    row.appendChild(td);
+  }
+  const actions = document.createElement("td");
+  const remove = document.createElement("button");
+  remove.className = "push-remove hangup";
+  remove.textContent = "Remove";
+  // The call's own destination is its for life; one without a name needs its key to be named.
+  remove.disabled = view.primary || !view.name;
+  remove.title = view.primary ? "The call's own rtmpUrl/rtmpStream: hang up the call instead" : "";
+  remove.addEventListener("click", async () => {
+    remove.disabled = true;
+    try {
+      await call("terminate", { callId: shownCall, name: view.name }, PUSH_API);
+      say("Destination " + view.name + " removed from " + shownCall);
+      refreshDestinations();
+    } catch (error) {
+      remove.disabled = false;
+      say(error.message, true);
+    }
+  });
+  actions.appendChild(remove);
+  row.appendChild(actions);
+  body.appendChild(row);
+  return row;
+}
+
+function renderDestinations(views) {
+  const seen = new Set();
+  for (const view of views) {
+    const row = destinationRow(view);
+    seen.add(row.dataset.destination);
+    cell(row, "destination-name", view.primary ? "(the call's own)" : view.name);
+    cell(row, "destination-url", view.url);
+    cell(row, "destination-profile", view.profile);
+    cell(row, "destination-state", view.state, true);
+    cell(row, "destination-bytes", view.bytesSent);
+  }
+  for (const row of [...$("#destinations tbody").rows]) {
+    if (!seen.has(row.dataset.destination)) row.remove();
+  }
+}
+
+async function refreshDestinations() {
+  if (!shownCall) return;
+  const callId = shownCall;
+  try {
+    const views = await call("find", { callId }, PUSH_API);
+    if (callId === shownCall) renderDestinations(views);
+  } catch (error) {
+    if (error.status === 404 && callId === shownCall) {
+      shownCall = null;
+      $("#destinations-section").hidden = true;
+    }
+  }
+}
+
+function pushBody(form) {
+  const body = { callId: shownCall };
+  for (const input of form.querySelectorAll("input[name], select[name]")) {
+    const value = input.value.trim();
+    if (value !== "") body[input.name] = value;
+  }
+  return body;
 }
 
 function render(views) {
@@ -157,6 +252,7 @@ async function poll() {
   if (token()) {
     try {
       render(await call("find_all"));
+      await refreshDestinations();
     } catch (error) {
       if (error.status === 401) say("The API refused the token: enter the right one.", true);
       else say("Cannot list calls: " + error.message, true);
@@ -182,6 +278,21 @@ document.addEventListener("DOMContentLoaded", () => {
       say("Call " + view.callId + " started: " + view.status + " / " + view.streamStatus);
     } catch (error) {
       markInvalid(form, error.field);
+      say(error.message, true);
+    }
+  });
+  const pushForm = $("#push-form");
+  pushForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const view = await call("startup", pushBody(pushForm), PUSH_API);
+      markInvalid(pushForm, null);
+      pushForm.elements.rtmpStream.value = ""; // the key is in the resource now, not the page
+      pushForm.elements.name.value = "";
+      say("Destination " + view.name + " added to " + view.callId + ": " + view.url);
+      refreshDestinations();
+    } catch (error) {
+      markInvalid(pushForm, error.field);
       say(error.message, true);
     }
   });

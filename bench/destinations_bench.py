@@ -1,0 +1,89 @@
+"""The destinations run of the benchmark: the same audio call published to 1, 2 and 3
+destinations (streams on nginx-rtmp, each on a connection of its own). The call is encoded
+once, so each extra destination should cost a small fraction of the call (issue's target:
+under 0.1x of one audio call's CPU each). Every destination's recording is checked for the tone.
+
+    .venv/bin/python -m bench.destinations_bench --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from bench.bridge_bench import (
+    FREQUENCY,
+    ProcessWatch,
+    Usage,
+    bridge_spec,
+    compile_bridge,
+    start_bridge,
+    tone_peer,
+)
+from siprtmp_bridge.demo.ports import free_port
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.recording import measure_recording
+from tests.support.rtp_pcap import PCMU, make_tone_pcap
+
+COUNTS = (1, 2, 3)
+
+
+def destinations_run(
+    workdir: Path, rtmp: NginxRtmp, pcap: Path, seconds: float, count: int
+) -> Usage:
+    """One call to ``count`` destinations; every recording must hold (almost) all the tone."""
+    peer = tone_peer(workdir, pcap, seconds)
+    names = [f"fan{count}-{index}" for index in range(count)]
+    spec = bridge_spec(peer, rtmp, names[0], 64000)
+    spec["destinations"] = [{"rtmpUrl": rtmp.url, "rtmpStream": name} for name in names[1:]]
+    process = start_bridge(workdir, spec, names[0])
+    usage = ProcessWatch(process.pid).wait(process)
+    peer.wait(10)
+    for name in names:
+        (recording,) = rtmp.recordings_of(name)
+        tone = measure_recording(recording)
+        assert abs(tone.frequency_hz - FREQUENCY) < 5, (name, tone)
+        assert tone.tone_seconds >= 0.98 * seconds, (name, tone)
+    return usage
+
+
+def report(seconds: float, workdir: Path, rtmp: NginxRtmp) -> None:
+    pcap = make_tone_pcap(workdir / "fan.pcap", PCMU, FREQUENCY, seconds)
+    usages = {count: destinations_run(workdir, rtmp, pcap, seconds, count) for count in COUNTS}
+    one = usages[1]
+    print(f"one {seconds:g} s call to several destinations (encoded once)")
+    for count, usage in usages.items():
+        line = (
+            f"  {count} destination(s): {usage.cpu_seconds:.2f} CPU-s, "
+            f"{usage.steady_cpu_per_minute:.2f} CPU-s per minute running, "
+            f"peak RSS {usage.peak_rss_mib:.1f} MiB"
+        )
+        if count > 1:
+            each = (usage.cpu_seconds - one.cpu_seconds) / (count - 1) / one.cpu_seconds
+            running = (
+                (usage.steady_cpu_per_minute - one.steady_cpu_per_minute)
+                / (count - 1)
+                / one.steady_cpu_per_minute
+            )
+            line += f"; each extra {each:.3f}x the call ({running:.3f}x running)"
+        print(line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="siprtmp-bench-") as directory:
+        workdir = Path(directory)
+        rtmp = NginxRtmp(workdir / "nginx", free_port()).start()
+        compile_bridge()
+        try:
+            report(arguments.seconds, workdir, rtmp)
+        finally:
+            rtmp.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
