@@ -31,6 +31,7 @@ from enum import Enum
 
 from siprtmp_bridge.dtmf import ANSWER_SETTLE_SECONDS, DtmfRequest, DueKey, refusal
 from siprtmp_bridge.limits import CallClock, limit_reached
+from siprtmp_bridge.rtmp.connect import CONNECT_TIMEOUT_SECONDS
 from siprtmp_bridge.rtp.srtp import require_refused
 from siprtmp_bridge.sip.events import (
     CallEnded,
@@ -60,9 +61,12 @@ from siprtmp_contract.outcome import (
 from siprtmp_contract.spec import BridgeSpec
 from siprtmp_contract.states import CallState
 
-#: The publisher gives up after its reconnect budget; a connect blocked in the kernel does not,
-#: so the wait for the first connection ends this much later on the bridge's own clock.
-CONNECT_MARGIN_SECONDS = 1.0
+#: The publisher gives up after its reconnect budget, but its last attempt may begin just before
+#: the budget ends and run a whole attempt's bound (and the RTMPS relay's 1 s to answer): the
+#: wait for the first connection ends this much later on the bridge's own clock, so the
+#: publisher's own verdict ("certificate … not trusted") is what the call ends with. A connect
+#: blocked in the kernel is still ended by it.
+CONNECT_MARGIN_SECONDS = CONNECT_TIMEOUT_SECONDS + 1.0
 
 
 class Stage(Enum):

@@ -43,6 +43,7 @@ from siprtmp_bridge.lifecycle import (
     begin,
     step,
 )
+from siprtmp_bridge.rtmp.connect import CONNECT_TIMEOUT_SECONDS
 from siprtmp_bridge.sip.events import (
     CallEnded,
     CallMediaChanged,
@@ -161,6 +162,16 @@ def test_a_connect_blocked_in_the_kernel_is_given_up_on_the_bridges_own_clock() 
         ExitCode.RTMP_FAILED,
         "cannot publish to rtmp://127.0.0.1/live/***: no connection",
     )
+
+
+def test_the_publishers_last_attempt_past_its_budget_is_waited_for() -> None:
+    """An attempt begun just before the budget ends runs its whole bound: the call ends with the
+    publisher's own reason (an untrusted certificate), not the bridge's "no connection"."""
+    late = SPEC.timeouts.rtmp_reconnect_seconds + CONNECT_TIMEOUT_SECONDS + 0.5
+    life, _ = feed(begin(SPEC, 0.0), (late, Tick()))
+    assert life.stage is Stage.CONNECTING
+    life, _ = feed(life, (late, StreamFailed("certificate of 127.0.0.1:1935 not trusted")))
+    assert life.outcome is not None and "not trusted" in life.outcome.message
 
 
 REGISTERING_SPEC = replace(

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from siprtmp_bridge.rtmp.connect import with_address
+from siprtmp_bridge.rtmp.connect import CONNECT_TIMEOUT_SECONDS, with_address
 from siprtmp_bridge.rtmp.resolve import Resolver, addresses_of, needs_resolution
-from siprtmp_bridge.rtmp.rtmps_relay import CONNECT_TIMEOUT_SECONDS, connect_arguments
+from siprtmp_bridge.rtmp.rtmps_relay import connect_arguments
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,10 @@ from urllib.parse import urlsplit
 
 from siprtmp_contract.urls import rtmp_port
 
+#: How long one attempt to reach the RTMP server may take (TCP, TLS, the RTMP handshake): the
+#: publisher's and the RTMPS relay's bound alike.
+CONNECT_TIMEOUT_SECONDS = 5.0
+
 #: RTMP's handshake packets (C1, C2 from the client; S1, S2 from the server) after the
 #: one-byte version (C0, S0).
 HANDSHAKE_PACKET_BYTES = 1536

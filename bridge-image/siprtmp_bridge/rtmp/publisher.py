@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import av
 
 from siprtmp_bridge.rtmp.backoff import backoff_delay
+from siprtmp_bridge.rtmp.connect import CONNECT_TIMEOUT_SECONDS
 from siprtmp_bridge.rtmp.flv import VideoTrackGate
 from siprtmp_bridge.rtmp.route import RtmpRoute
 from siprtmp_bridge.rtmp.stall import limit_stalls, socket_inodes
@@ -31,8 +32,6 @@ from siprtmp_bridge.supervision import Supervisor
 from siprtmp_contract.states import StreamState
 from siprtmp_contract.urls import rtmp_port
 
-#: How long one attempt may wait for the RTMP server to accept a TCP connection.
-CONNECT_TIMEOUT_SECONDS = 5.0
 # The queue holds one burst of packets per item (what the encoder made of one pipeline read,
 # 500 ms; one item rather than one per packet wakes this thread twice a second, not 47) and one
 # item per video frame, all in one queue. Audio alone fills it in 20 bursts of 0.5 s, 10 s

@@ -32,7 +32,7 @@ import signal
 import ssl
 import sys
 
-from siprtmp_bridge.rtmp.connect import HANDSHAKE_BYTES, PublisherStream
+from siprtmp_bridge.rtmp.connect import CONNECT_TIMEOUT_SECONDS, HANDSHAKE_BYTES, PublisherStream
 from siprtmp_bridge.rtmp.rtmps_protocol import (
     ADDRESS_SEPARATOR,
     CLOSE_TIMEOUT_SECONDS,
@@ -43,8 +43,6 @@ from siprtmp_bridge.rtmp.rtmps_protocol import (
 )
 from siprtmp_bridge.rtmp.stall import set_stall_limit
 
-#: A TCP connect and TLS handshake with the server, together, at most.
-CONNECT_TIMEOUT_SECONDS = 5.0
 #: The server's part of the RTMP handshake (S0, S1, S2), and then the whole set-up (connect,
 #: publish) up to the publisher's first media. FFmpeg waits for the server throughout, in a call
 #: that holds the bridge's GIL, so a server that accepts and then stalls costs this long.
