@@ -4,8 +4,9 @@ Every handler is a module-level function; ``registry`` registers them into a fre
 registry (the reconcile timer's interval is a setting, known only once the settings are read),
 and ``operate`` runs the operator with it. Process state (the settings, the API client, the
 probes, the port-slot reservations, the per-bridge locks, the HTTP servers) lives in kopf's
-memo, an ``OperatorMemo``: the CLI seeds it with the settings, ``startup`` fills in the rest, and
-kopf hands every resource's handlers a shallow copy, so all of them share those objects.
+memo, an ``OperatorMemo``: ``operate`` seeds it with the settings, the API client and the
+probes, ``startup`` fills in the rest, and kopf hands every resource's handlers a shallow
+copy, so all of them share those objects.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import os
 import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +30,7 @@ from siprtmp_contract.outcome import Reason
 from . import GROUP, PLURAL, VERSION
 from .api import app as api_app
 from .kube import Kube, PodRefusedError, load_config
+from .leader import Elector, default_identity
 from .livestatus import fetch, status_url
 from .metrics import (
     PHASE_TRACKER,
@@ -96,8 +99,8 @@ class BridgeLocks:
 
 
 class OperatorMemo(kopf.Memo):
-    """kopf's memo, typed: what every handler shares. ``settings`` comes from the CLI, the rest
-    from ``startup``."""
+    """kopf's memo, typed: what every handler shares. ``settings``, ``kube``, ``probes`` and
+    the probes server come from ``operate``, the rest from ``startup``."""
 
     settings: Settings
     kube: Kube
@@ -106,7 +109,6 @@ class OperatorMemo(kopf.Memo):
     locks: BridgeLocks
     #: The probes/metrics server, then the REST API when enabled: stopped in reverse.
     servers: list[web.AppRunner]
-    api_check: asyncio.Task[None]
 
 
 def kopf_settings(workers: int = 16, request_timeout: float = 10.0) -> kopf.OperatorSettings:
@@ -150,27 +152,19 @@ def login(**kwargs: Any) -> Any:
 
 
 async def startup(memo: OperatorMemo, **_: Any) -> None:
-    """Create the shared state, start the probes server (and the REST API), then turn ready."""
+    """Create the reconciling's shared state (and start the REST API), then turn ready."""
     settings = memo.settings
-    load_config()
-    memo.kube = Kube(pool_size=settings.workers + 4, timeout=settings.kube_request_timeout_seconds)
-    memo.probes = Probes()
     memo.slots = SlotReservations()
     memo.locks = BridgeLocks()
-    memo.servers = [await start_probes(memo.probes, settings.http_host, settings.http_port)]
     if settings.api_enabled:
         memo.servers.append(await api_app.start(settings, memo.kube))
-    memo.api_check = asyncio.create_task(keep_checking_api(memo.probes, memo.kube.api_answers))
     memo.probes.started = True
 
 
 async def cleanup(memo: OperatorMemo, **_: Any) -> None:
-    if "probes" in memo:
-        memo.probes.started = False
-    if "api_check" in memo:
-        memo.api_check.cancel()
-    for runner in reversed(memo.get("servers", [])):
-        await runner.cleanup()
+    """Stop the REST API (the probes server outlives kopf: ``operate`` stops it)."""
+    while len(memo.servers) > 1:
+        await memo.servers.pop().cleanup()
 
 
 # --- indices -----------------------------------------------------------------------------
@@ -463,13 +457,71 @@ def registry(settings: Settings) -> kopf.OperatorRegistry:
     return reg
 
 
+#: The exit code of a replica that lost the Lease (the kubelet restarts it as a standby).
+LOST_LEASE_EXIT = 3
+
+
 async def operate(settings: Settings, namespaces: Sequence[str]) -> None:
-    """Run the operator until it is stopped: over ``namespaces``, or cluster-wide when empty."""
-    await kopf.operator(
-        registry=registry(settings),
-        settings=kopf_settings(settings.workers, settings.kube_request_timeout_seconds),
-        memo=OperatorMemo(settings=settings),
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        standalone=True,
+    """Run the operator until it is stopped: over ``namespaces``, or cluster-wide when empty.
+
+    The probes server answers from the start; with ``leader_election`` the kopf operator (the
+    handlers and the REST API) runs only while this replica holds the Lease. A holder that
+    loses it exits at once, before a standby may take over, so two never reconcile together.
+    """
+    load_config()
+    kube = Kube(pool_size=settings.workers + 4, timeout=settings.kube_request_timeout_seconds)
+    probes = Probes()
+    memo = OperatorMemo(settings=settings, kube=kube, probes=probes)
+    memo.servers = [await start_probes(probes, settings.http_host, settings.http_port)]
+    api_check = asyncio.create_task(keep_checking_api(probes, kube.api_answers))
+
+    def run() -> Coroutine[Any, Any, None]:
+        return kopf.operator(
+            registry=registry(settings),
+            settings=kopf_settings(settings.workers, settings.kube_request_timeout_seconds),
+            memo=memo,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            standalone=True,
+        )
+
+    try:
+        if settings.leader_election:
+            await _lead(settings, kube, probes, run)
+        else:
+            await run()
+    finally:
+        api_check.cancel()
+        for runner in reversed(memo.servers):
+            await runner.cleanup()
+
+
+async def _lead(
+    settings: Settings, kube: Kube, probes: Probes, run: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Stand by until the Lease is ours, then ``run`` while it stays ours."""
+    elector = Elector(
+        kube.api,
+        settings.lease_namespace,
+        settings.lease_name,
+        default_identity(settings.pod_name),
+        duration_seconds=settings.lease_duration_seconds,
+        renew_seconds=settings.lease_renew_seconds,
+        label_pods=bool(settings.pod_name),
     )
+    await elector.stand_by()
+
+    def standing_by() -> None:
+        probes.started = True  # a standby is up: ready once the API server answers
+
+    await elector.acquire(standing_by)
+    operator = asyncio.create_task(run())
+    holding = asyncio.create_task(elector.hold())
+    await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
+    if holding.done():
+        log.critical("lost the Lease: stopping at once (exit %d)", LOST_LEASE_EXIT)
+        logging.shutdown()
+        os._exit(LOST_LEASE_EXIT)  # no graceful stop: a step still running must not write
+    holding.cancel()
+    await elector.release()
+    await operator  # re-raises what stopped it
