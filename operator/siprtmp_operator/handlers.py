@@ -21,11 +21,13 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 import kopf
 from aiohttp import web
 from prometheus_client import Histogram
 
 from siprtmp_contract.outcome import Reason
+from siprtmp_contract.states import Phase
 
 from . import GROUP, PLURAL, VERSION
 from .api import app as api_app
@@ -109,6 +111,8 @@ class OperatorMemo(kopf.Memo):
     locks: BridgeLocks
     #: The probes/metrics server, then the REST API when enabled: stopped in reverse.
     servers: list[web.AppRunner]
+    #: The bound on kopf's connections to the API server (``login``).
+    kopf_connections: int
 
 
 def kopf_settings(workers: int = 16, request_timeout: float = 10.0) -> kopf.OperatorSettings:
@@ -143,12 +147,33 @@ def kopf_settings(workers: int = 16, request_timeout: float = 10.0) -> kopf.Oper
 # --- process lifecycle -------------------------------------------------------------------
 
 
-def login(**kwargs: Any) -> Any:
-    # The client library's loader, as kube.load_config uses: in a pod it finds the API
-    # server from KUBERNETES_SERVICE_HOST/PORT, as client-go does. kopf's own service-account
-    # login dials kubernetes.default.svc, which fails wherever cluster DNS is missing or
-    # slow to start (found on the real-node tier: the operator never reached the API).
-    return kopf.login_via_client(**kwargs)
+async def login(memo: OperatorMemo, **kwargs: Any) -> kopf.AiohttpSession | None:
+    """kopf's connection to the API server, with a bounded pool.
+
+    The credentials come from the client library's loader, as kube.load_config uses: in a pod
+    it finds the API server from KUBERNETES_SERVICE_HOST/PORT, as client-go does (kopf's own
+    service-account login dials kubernetes.default.svc, which fails wherever cluster DNS is
+    missing or slow to start: found on the real-node tier). kopf's own session has no bound on
+    its connections: when a thousand bridges change phase at once it opens one TLS connection
+    per status patch and Event. Ours holds the watch streams (``memo.kopf_connections`` counts
+    them in) and as many more as reconcile steps run at once; the others wait their turn.
+    """
+    info = kopf.login_via_client(**kwargs)
+    if info is None:
+        return None
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=memo.kopf_connections, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        auth=info.as_aiohttp_basic_auth(),
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+        aiohttp_session=session,
+    )
 
 
 async def startup(memo: OperatorMemo, **_: Any) -> None:
@@ -201,6 +226,12 @@ def port_slots(*, status: kopf.Status, uid: str, **_: Any) -> Any:
 
 
 # --- reconcile ---------------------------------------------------------------------------
+
+
+def streaming(status: Mapping[str, Any]) -> bool:
+    """Whether a bridge is reconciled at the Streaming cadence: it reported Streaming, and its
+    changes reach the status through its /status read (``streaming_poll_interval_seconds``)."""
+    return read_status(status).phase == Phase.STREAMING
 
 
 def _observe_since_creation(metric: Histogram, created: str | None, now: datetime) -> None:
@@ -450,9 +481,23 @@ def registry(settings: Settings) -> kopf.OperatorRegistry:
     )
     kopf.index(*BRIDGES, id="bridges_by_stream", registry=reg)(bridges_by_stream)
     kopf.index(*BRIDGES, id="port_slots", registry=reg)(port_slots)
-    kopf.timer(*BRIDGES, id="reconcile", interval=settings.poll_interval_seconds, registry=reg)(
-        reconcile
-    )
+    # Exactly one of the two timers runs for a bridge (their filters are complementary, and
+    # kopf starts and stops a timer as its filter turns): a Streaming bridge is read at the
+    # slower cadence, every other one at the poll interval.
+    kopf.timer(
+        *BRIDGES,
+        id="reconcile",
+        interval=settings.poll_interval_seconds,
+        when=lambda status, **_: not streaming(status),
+        registry=reg,
+    )(reconcile)
+    kopf.timer(
+        *BRIDGES,
+        id="reconcile-streaming",
+        interval=settings.streaming_poll_interval_seconds,
+        when=lambda status, **_: streaming(status),
+        registry=reg,
+    )(reconcile)
     kopf.on.delete(*BRIDGES, id="stop", registry=reg)(stop)
     return reg
 
@@ -472,6 +517,8 @@ async def operate(settings: Settings, namespaces: Sequence[str]) -> None:
     kube = Kube(pool_size=settings.workers + 4, timeout=settings.kube_request_timeout_seconds)
     probes = Probes()
     memo = OperatorMemo(settings=settings, kube=kube, probes=probes)
+    # A watch stream per resource kind (two) per namespace, and one connection per worker.
+    memo.kopf_connections = settings.workers + 2 * max(1, len(namespaces))
     memo.servers = [await start_probes(probes, settings.http_host, settings.http_port)]
     api_check = asyncio.create_task(keep_checking_api(probes, kube.api_answers))
 

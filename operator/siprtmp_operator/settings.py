@@ -207,6 +207,12 @@ class Settings:
     poll_interval_seconds: float = setting(
         2.0, "how often each bridge is reconciled", chart="policies.pollIntervalSeconds"
     )
+    streaming_poll_interval_seconds: float = setting(
+        4.0,
+        "how often a `Streaming` bridge is reconciled (its /status read): what it reports shows "
+        "in the status within this long; bridges in every other phase go by the poll interval",
+        chart="policies.streamingPollIntervalSeconds",
+    )
     status_timeout_seconds: float = setting(1.0, "timeout of one read of a bridge's /status")
     bridge_unreachable_seconds: float = setting(
         15.0,
@@ -338,8 +344,8 @@ class Settings:
             raise ValueError("host port range is smaller than one window")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
-        if self.poll_interval_seconds <= 0:
-            raise ValueError("poll interval must be positive")
+        if self.poll_interval_seconds <= 0 or self.streaming_poll_interval_seconds <= 0:
+            raise ValueError("poll intervals must be positive")
         if not 0 < self.bridge_unreachable_seconds <= self.bridge_lost_seconds:
             raise ValueError("a bridge must be shown unreachable before it is declared lost")
         if self.kube_request_timeout_seconds <= 0:
