@@ -139,15 +139,16 @@ def statuses(c: Cluster) -> dict[str, dict[str, Any]]:
 def seen_when(
     c: Cluster, names: set[str], pred: Callable[[dict[str, Any]], bool], what: str
 ) -> dict[str, float]:
-    """When (monotonic, to the list's 0.5 s) each of ``names`` was first seen satisfying
-    ``pred``."""
+    """When (monotonic) each of ``names`` was first seen satisfying ``pred``: the time a list
+    returned, so at most one list period (0.5 s and the list itself) after it happened."""
     seen: dict[str, float] = {}
     deadline = time.monotonic() + 600
     while len(seen) < len(names):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: {len(seen)} of {len(names)} after 600 s")
+        listed = statuses(c)
         now = time.monotonic()
-        for name, st in statuses(c).items():
+        for name, st in listed.items():
             if name in names and name not in seen and pred(st):
                 seen[name] = now
         time.sleep(0.5)
