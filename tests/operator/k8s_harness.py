@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -379,6 +380,12 @@ def _http_ok(url: str) -> bool:
             return bool(resp.status == 200)
     except OSError:
         return False
+
+
+def rbac_refusals(log: str) -> list[str]:
+    """The API server's RBAC refusals quoted in ``log`` (``... is forbidden: User "..." cannot
+    ...``); admission refusals are not among them."""
+    return re.findall(r'forbidden: User "[^"]*" cannot [^\n]*', log)
 
 
 def helm(*args: str) -> str:

@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from siprtmp_operator.settings import Settings
 from tests.operator.conftest import render_chart, running_cluster
-from tests.operator.k8s_harness import REPO, deployment_env, helm, wait_for
+from tests.operator.k8s_harness import REPO, deployment_env, helm, rbac_refusals, wait_for
 from tests.operator.test_operator_builders import SPEC, make_pod
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def test_namespaced_install_reconciles_only_its_namespace(tmp_path: Path) -> Non
             kubernetes.client.CoreV1Api(op).list_namespaced_pod("team-b")
         assert info.value.status == 403
         # Nothing the operator tried was refused by RBAC.
-        assert "forbidden" not in c.operator.log_text().lower()
+        assert rbac_refusals(c.operator.log_text()) == []
 
 
 def test_cluster_fixture_sanity(cluster: Cluster) -> None:
