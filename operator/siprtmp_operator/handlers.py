@@ -4,8 +4,9 @@ Every handler is a module-level function; ``registry`` registers them into a fre
 registry (the reconcile timer's interval is a setting, known only once the settings are read),
 and ``operate`` runs the operator with it. Process state (the settings, the API client, the
 probes, the port-slot reservations, the per-bridge locks, the HTTP servers) lives in kopf's
-memo, an ``OperatorMemo``: the CLI seeds it with the settings, ``startup`` fills in the rest, and
-kopf hands every resource's handlers a shallow copy, so all of them share those objects.
+memo, an ``OperatorMemo``: ``operate`` seeds it with the settings, the API client and the
+probes, ``startup`` fills in the rest, and kopf hands every resource's handlers a shallow
+copy, so all of them share those objects.
 """
 
 from __future__ import annotations
@@ -13,22 +14,26 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import os
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 import kopf
 from aiohttp import web
 from prometheus_client import Histogram
 
 from siprtmp_contract.outcome import Reason
+from siprtmp_contract.states import Phase
 
 from . import GROUP, PLURAL, VERSION
 from .api import app as api_app
 from .destinations import SEND_TIMEOUT_SECONDS, live_destinations
 from .kube import Kube, PodRefusedError, load_config
+from .leader import Elector, default_identity
 from .livestatus import bridge_url, fetch, post, status_url
 from .metrics import (
     PHASE_TRACKER,
@@ -97,8 +102,8 @@ class BridgeLocks:
 
 
 class OperatorMemo(kopf.Memo):
-    """kopf's memo, typed: what every handler shares. ``settings`` comes from the CLI, the rest
-    from ``startup``."""
+    """kopf's memo, typed: what every handler shares. ``settings``, ``kube``, ``probes`` and
+    the probes server come from ``operate``, the rest from ``startup``."""
 
     settings: Settings
     kube: Kube
@@ -110,7 +115,8 @@ class OperatorMemo(kopf.Memo):
     destinations_sent: dict[str, JSON]
     #: The probes/metrics server, then the REST API when enabled: stopped in reverse.
     servers: list[web.AppRunner]
-    api_check: asyncio.Task[None]
+    #: The bound on kopf's connections to the API server (``login``).
+    kopf_connections: int
 
 
 def kopf_settings(workers: int = 16, request_timeout: float = 10.0) -> kopf.OperatorSettings:
@@ -145,37 +151,50 @@ def kopf_settings(workers: int = 16, request_timeout: float = 10.0) -> kopf.Oper
 # --- process lifecycle -------------------------------------------------------------------
 
 
-def login(**kwargs: Any) -> Any:
-    # The client library's loader, as kube.load_config uses: in a pod it finds the API
-    # server from KUBERNETES_SERVICE_HOST/PORT, as client-go does. kopf's own service-account
-    # login dials kubernetes.default.svc, which fails wherever cluster DNS is missing or
-    # slow to start (found on the real-node tier: the operator never reached the API).
-    return kopf.login_via_client(**kwargs)
+async def login(memo: OperatorMemo, **kwargs: Any) -> kopf.AiohttpSession | None:
+    """kopf's connection to the API server, with a bounded pool.
+
+    The credentials come from the client library's loader, as kube.load_config uses: in a pod
+    it finds the API server from KUBERNETES_SERVICE_HOST/PORT, as client-go does (kopf's own
+    service-account login dials kubernetes.default.svc, which fails wherever cluster DNS is
+    missing or slow to start: found on the real-node tier). kopf's own session has no bound on
+    its connections: when a thousand bridges change phase at once it opens one TLS connection
+    per status patch and Event. Ours holds the watch streams (``memo.kopf_connections`` counts
+    them in) and as many more as reconcile steps run at once; the others wait their turn.
+    """
+    info = kopf.login_via_client(**kwargs)
+    if info is None:
+        return None
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=memo.kopf_connections, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        auth=info.as_aiohttp_basic_auth(),
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+        aiohttp_session=session,
+    )
 
 
 async def startup(memo: OperatorMemo, **_: Any) -> None:
-    """Create the shared state, start the probes server (and the REST API), then turn ready."""
+    """Create the reconciling's shared state (and start the REST API), then turn ready."""
     settings = memo.settings
-    load_config()
-    memo.kube = Kube(pool_size=settings.workers + 4, timeout=settings.kube_request_timeout_seconds)
-    memo.probes = Probes()
     memo.slots = SlotReservations()
     memo.locks = BridgeLocks()
     memo.destinations_sent = {}
-    memo.servers = [await start_probes(memo.probes, settings.http_host, settings.http_port)]
     if settings.api_enabled:
         memo.servers.append(await api_app.start(settings, memo.kube))
-    memo.api_check = asyncio.create_task(keep_checking_api(memo.probes, memo.kube.api_answers))
     memo.probes.started = True
 
 
 async def cleanup(memo: OperatorMemo, **_: Any) -> None:
-    if "probes" in memo:
-        memo.probes.started = False
-    if "api_check" in memo:
-        memo.api_check.cancel()
-    for runner in reversed(memo.get("servers", [])):
-        await runner.cleanup()
+    """Stop the REST API (the probes server outlives kopf: ``operate`` stops it)."""
+    while len(memo.servers) > 1:
+        await memo.servers.pop().cleanup()
 
 
 # --- indices -----------------------------------------------------------------------------
@@ -212,6 +231,12 @@ def port_slots(*, status: kopf.Status, uid: str, **_: Any) -> Any:
 
 
 # --- reconcile ---------------------------------------------------------------------------
+
+
+def streaming(status: Mapping[str, Any]) -> bool:
+    """Whether a bridge is reconciled at the Streaming cadence: it reported Streaming, and its
+    changes reach the status through its /status read (``streaming_poll_interval_seconds``)."""
+    return read_status(status).phase == Phase.STREAMING
 
 
 def _observe_since_creation(metric: Histogram, created: str | None, now: datetime) -> None:
@@ -493,20 +518,94 @@ def registry(settings: Settings) -> kopf.OperatorRegistry:
     )
     kopf.index(*BRIDGES, id="bridges_by_stream", registry=reg)(bridges_by_stream)
     kopf.index(*BRIDGES, id="port_slots", registry=reg)(port_slots)
-    kopf.timer(*BRIDGES, id="reconcile", interval=settings.poll_interval_seconds, registry=reg)(
-        reconcile
-    )
+    # Exactly one of the two timers runs for a bridge (their filters are complementary, and
+    # kopf starts and stops a timer as its filter turns): a Streaming bridge is read at the
+    # slower cadence, every other one at the poll interval.
+    kopf.timer(
+        *BRIDGES,
+        id="reconcile",
+        interval=settings.poll_interval_seconds,
+        when=lambda status, **_: not streaming(status),
+        registry=reg,
+    )(reconcile)
+    kopf.timer(
+        *BRIDGES,
+        id="reconcile-streaming",
+        interval=settings.streaming_poll_interval_seconds,
+        when=lambda status, **_: streaming(status),
+        registry=reg,
+    )(reconcile)
     kopf.on.delete(*BRIDGES, id="stop", registry=reg)(stop)
     return reg
 
 
+#: The exit code of a replica that lost the Lease (the kubelet restarts it as a standby).
+LOST_LEASE_EXIT = 3
+
+
 async def operate(settings: Settings, namespaces: Sequence[str]) -> None:
-    """Run the operator until it is stopped: over ``namespaces``, or cluster-wide when empty."""
-    await kopf.operator(
-        registry=registry(settings),
-        settings=kopf_settings(settings.workers, settings.kube_request_timeout_seconds),
-        memo=OperatorMemo(settings=settings),
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        standalone=True,
+    """Run the operator until it is stopped: over ``namespaces``, or cluster-wide when empty.
+
+    The probes server answers from the start; with ``leader_election`` the kopf operator (the
+    handlers and the REST API) runs only while this replica holds the Lease. A holder that
+    loses it exits at once, before a standby may take over, so two never reconcile together.
+    """
+    load_config()
+    kube = Kube(pool_size=settings.workers + 4, timeout=settings.kube_request_timeout_seconds)
+    probes = Probes()
+    memo = OperatorMemo(settings=settings, kube=kube, probes=probes)
+    # A watch stream per resource kind (two) per namespace, and one connection per worker.
+    memo.kopf_connections = settings.workers + 2 * max(1, len(namespaces))
+    memo.servers = [await start_probes(probes, settings.http_host, settings.http_port)]
+    api_check = asyncio.create_task(keep_checking_api(probes, kube.api_answers))
+
+    def run() -> Coroutine[Any, Any, None]:
+        return kopf.operator(
+            registry=registry(settings),
+            settings=kopf_settings(settings.workers, settings.kube_request_timeout_seconds),
+            memo=memo,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            standalone=True,
+        )
+
+    try:
+        if settings.leader_election:
+            await _lead(settings, kube, probes, run)
+        else:
+            await run()
+    finally:
+        api_check.cancel()
+        for runner in reversed(memo.servers):
+            await runner.cleanup()
+
+
+async def _lead(
+    settings: Settings, kube: Kube, probes: Probes, run: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Stand by until the Lease is ours, then ``run`` while it stays ours."""
+    elector = Elector(
+        kube.api,
+        settings.lease_namespace,
+        settings.lease_name,
+        default_identity(settings.pod_name),
+        duration_seconds=settings.lease_duration_seconds,
+        renew_seconds=settings.lease_renew_seconds,
+        label_pods=bool(settings.pod_name),
     )
+    await elector.stand_by()
+
+    def standing_by() -> None:
+        probes.started = True  # a standby is up: ready once the API server answers
+
+    await elector.acquire(standing_by)
+    operator = asyncio.create_task(run())
+    holding = asyncio.create_task(elector.hold())
+    await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
+    if holding.done():
+        log.critical("lost the Lease: stopping at once (exit %d)", LOST_LEASE_EXIT)
+        logging.shutdown()
+        os._exit(LOST_LEASE_EXIT)  # no graceful stop: a step still running must not write
+    holding.cancel()
+    await elector.release()
+    await operator  # re-raises what stopped it

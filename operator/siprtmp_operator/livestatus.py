@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -23,12 +25,25 @@ def status_url(obs: PodObservation, scheme: str, default_port: int) -> str | Non
 
 
 def fetch(url: str, timeout: float) -> dict[str, Any] | None:
-    """The document, or None when the bridge is not (yet) answering or answers garbage."""
+    """The document, or None when the bridge is not (yet) answering or answers garbage.
+
+    One GET on a fresh connection with ``http.client``: every bridge is read every few seconds,
+    and urllib's opener (built per call, proxies looked up in the environment each time) cost
+    more than the read itself; a pod address is never reached through a proxy either.
+    """
+    parts = urllib.parse.urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = kind(parts.hostname or "", parts.port, timeout=timeout)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            doc = json.loads(resp.read(65536))
-    except (OSError, urllib.error.URLError, ValueError):
+        conn.request("GET", parts.path or "/")
+        resp = conn.getresponse()
+        if resp.status != 200:
+            return None
+        doc = json.loads(resp.read(65536))
+    except (OSError, http.client.HTTPException, ValueError):
         return None
+    finally:
+        conn.close()
     return doc if isinstance(doc, dict) else None
 
 

@@ -27,6 +27,11 @@ DO_NOT_DISRUPT = {
 }
 #: The taints a node gets when it stops reporting; bridge pods tolerate them only briefly.
 NODE_LOST_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+#: On each operator replica's pod: ``active`` on the one holding the Lease (``leader``), which
+#: the REST API's Service selects; ``standby`` on the others.
+LABEL_OPERATOR_ROLE = f"{GROUP}/operator-role"
+ROLE_ACTIVE = "active"
+ROLE_STANDBY = "standby"
 CONTAINER_NAME = "bridge"
 STATUS_PORT_NAME = "status"
 

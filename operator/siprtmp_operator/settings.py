@@ -207,6 +207,12 @@ class Settings:
     poll_interval_seconds: float = setting(
         2.0, "how often each bridge is reconciled", chart="policies.pollIntervalSeconds"
     )
+    streaming_poll_interval_seconds: float = setting(
+        4.0,
+        "how often a `Streaming` bridge is reconciled (its /status read): what it reports shows "
+        "in the status within this long; bridges in every other phase go by the poll interval",
+        chart="policies.streamingPollIntervalSeconds",
+    )
     status_timeout_seconds: float = setting(1.0, "timeout of one read of a bridge's /status")
     bridge_unreachable_seconds: float = setting(
         15.0,
@@ -232,6 +238,37 @@ class Settings:
         (), "namespaces watched (comma-separated; empty: all)", chart="watchNamespaces"
     )
     workers: int = setting(16, "reconcile steps run at once", chart="policies.workers")
+
+    # Replicas: one active, the others standing by (leader.py).
+    leader_election: bool = setting(
+        False,
+        "run only while holding the Lease below (reconciling and the REST API), so replicas "
+        "stand by for one another; off: this process is the only operator",
+        chart="leaderElection.enabled",
+    )
+    lease_namespace: str = setting(
+        "default", "namespace of the Lease (and of the replicas' pods)", chart="the release's"
+    )
+    lease_name: str = setting(
+        "sip-rtmp-operator", "name of the Lease", chart="the release's full name"
+    )
+    lease_duration_seconds: float = setting(
+        8.0,
+        "how long a standby waits after the holder's last renewal before taking the Lease; the "
+        "holder stops once it has gone this long less one renewal interval without renewing",
+        chart="leaderElection.leaseDurationSeconds",
+    )
+    lease_renew_seconds: float = setting(
+        2.0,
+        "how often the holder renews the Lease and a standby looks at it",
+        chart="leaderElection.renewSeconds",
+    )
+    pod_name: str = setting(
+        "",
+        "this replica's pod: its name in the Lease, labelled `siprtmp.io/operator-role` active "
+        "or standby; empty: the host name and process id, no label",
+        chart="the pod's (downward API)",
+    )
 
     # The operator's own endpoints.
     http_host: str = setting("0.0.0.0", "address of the metrics and probes server")
@@ -307,8 +344,8 @@ class Settings:
             raise ValueError("host port range is smaller than one window")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
-        if self.poll_interval_seconds <= 0:
-            raise ValueError("poll interval must be positive")
+        if self.poll_interval_seconds <= 0 or self.streaming_poll_interval_seconds <= 0:
+            raise ValueError("poll intervals must be positive")
         if not 0 < self.bridge_unreachable_seconds <= self.bridge_lost_seconds:
             raise ValueError("a bridge must be shown unreachable before it is declared lost")
         if self.kube_request_timeout_seconds <= 0:
@@ -329,6 +366,11 @@ class Settings:
             raise ValueError("the REST API's limits must not be negative (0: no limit)")
         if self.api_rate_limit_per_minute and self.api_rate_limit_burst < 1:
             raise ValueError("the REST API's rate limit needs a burst of at least 1")
+        if (
+            self.lease_renew_seconds <= 0
+            or self.lease_duration_seconds < 2 * self.lease_renew_seconds
+        ):
+            raise ValueError("the Lease must last at least two renewal intervals")
         if self.api_enabled and self.api_port == self.http_port:
             raise ValueError("the REST API port must differ from the metrics port")
 

@@ -52,6 +52,7 @@ BRIDGE = [str(Path(sys.executable).parent / "sip-rtmp-bridge")]
 #: Timings shortened for tests; everything else comes from the chart's Deployment.
 TEST_ENV = {
     "SIPRTMP_POLL_INTERVAL_SECONDS": "0.3",
+    "SIPRTMP_STREAMING_POLL_INTERVAL_SECONDS": "0.6",
     "SIPRTMP_RETRY_BACKOFF_SECONDS": "0.5",
     "SIPRTMP_RETRY_BACKOFF_MAX_SECONDS": "2",
     "SIPRTMP_BRIDGE_TERMINATION_GRACE_SECONDS": "7",
@@ -295,9 +296,14 @@ def render_chart(*sets: str, release: str = RELEASE) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def running_cluster(
-    work: Path, chart_docs: list[dict[str, Any]], extra_env: dict[str, str] | None = None
+    work: Path,
+    chart_docs: list[dict[str, Any]],
+    extra_env: dict[str, str] | None = None,
+    *,
+    verbose: bool = True,
 ) -> Iterator[Cluster]:
-    """Control plane + CRD + chart objects + operator under the chart's ServiceAccount."""
+    """Control plane + CRD + chart objects + operator under the chart's ServiceAccount (logging
+    at debug level unless not ``verbose``)."""
     _require_binaries()
     cp = ControlPlane(work)
     operator: OperatorProcess | None = None
@@ -325,7 +331,7 @@ def running_cluster(
             "SIPRTMP_BRIDGE_STATUS_PORT": str(status_port),
             **(extra_env or {}),
         }
-        operator = OperatorProcess(work, sa_kubeconfig, env)
+        operator = OperatorProcess(work, sa_kubeconfig, env, verbose=verbose)
         operator.start()
         yield Cluster(cp, operator, status_port, chart_docs)
     finally:

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -344,6 +345,13 @@ class ControlPlane:
         with urllib.request.urlopen(req, timeout=10, context=self._admin_tls()) as resp:
             return json.loads(resp.read())
 
+    def metrics(self) -> str:
+        """The API server's /metrics (Prometheus text), read as the admin."""
+        req = urllib.request.Request(f"{self.server}/metrics")
+        with urllib.request.urlopen(req, timeout=10, context=self._admin_tls()) as resp:
+            text: str = resp.read().decode()
+            return text
+
     def _ready(self) -> bool:
         for proc in self.procs:
             if not proc.alive():
@@ -372,6 +380,12 @@ def _http_ok(url: str) -> bool:
             return bool(resp.status == 200)
     except OSError:
         return False
+
+
+def rbac_refusals(log: str) -> list[str]:
+    """The API server's RBAC refusals quoted in ``log`` (``... is forbidden: User "..." cannot
+    ...``); admission refusals are not among them."""
+    return re.findall(r'forbidden: User "[^"]*" cannot [^\n]*', log)
 
 
 def helm(*args: str) -> str:
@@ -448,8 +462,16 @@ def deployment_env(docs: list[dict[str, Any]]) -> dict[str, str]:
 class OperatorProcess:
     """``sip-rtmp-operator`` as a subprocess, restartable, with its /readyz and /metrics."""
 
-    def __init__(self, workdir: Path, kubeconfig_path: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        kubeconfig_path: Path,
+        env: Mapping[str, str],
+        *,
+        verbose: bool = True,
+    ) -> None:
         self.workdir = workdir
+        self.verbose = verbose
         self.kubeconfig = kubeconfig_path
         self.http_port = free_port()
         self.api_port = free_port()
@@ -479,7 +501,10 @@ class OperatorProcess:
         exe = shutil.which("sip-rtmp-operator", path=str(Path(sys.executable).parent))
         argv = [exe] if exe else [sys.executable, "-m", "siprtmp_operator.cli"]
         self.proc = Proc(
-            "operator", [*argv, "--verbose"], self.workdir / f"operator-{self.starts}.log", self.env
+            "operator",
+            [*argv, *(["--verbose"] if self.verbose else [])],
+            self.workdir / f"operator-{self.starts}.log",
+            self.env,
         )
         if wait_ready:
             wait_for("operator /readyz", self._ready, timeout=60, interval=0.2)

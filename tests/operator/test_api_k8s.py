@@ -26,7 +26,7 @@ from siprtmp_operator.api.manifests import resource_name, secret_name
 from siprtmp_operator.api.openapi import openapi_document
 from tests.operator.api_client import ApiClient
 from tests.operator.conftest import API_CORS_ORIGIN, API_MAX_CALLS, API_NAMESPACE
-from tests.operator.k8s_harness import wait_for
+from tests.operator.k8s_harness import rbac_refusals, wait_for
 
 if TYPE_CHECKING:
     from tests.operator.conftest import Cluster
@@ -503,7 +503,7 @@ def test_the_operator_identity_may_create_secrets_but_never_read_them(cluster: C
         assert allowed("create", "secrets", namespace)
         for verb in ("get", "list", "watch", "update", "patch", "delete"):
             assert not allowed(verb, "secrets", namespace), (verb, namespace)
-    assert "forbidden" not in cluster.operator.log_text().lower()
+    assert rbac_refusals(cluster.operator.log_text()) == []
 
 
 # -- pushes: a live call's further destinations ----------------------------------------------

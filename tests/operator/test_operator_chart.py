@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from siprtmp_operator.settings import Settings
 from tests.operator.conftest import render_chart, running_cluster
-from tests.operator.k8s_harness import REPO, deployment_env, helm, wait_for
+from tests.operator.k8s_harness import REPO, deployment_env, helm, rbac_refusals, wait_for
 from tests.operator.test_operator_builders import SPEC, make_pod
 
 if TYPE_CHECKING:
@@ -59,6 +59,9 @@ def test_default_render_is_cluster_wide_and_minimal() -> None:
             "ClusterRole/-",
             "ClusterRoleBinding/-",
             "Deployment/siprtmp-system",
+            "PodDisruptionBudget/siprtmp-system",
+            "Role/siprtmp-system",
+            "RoleBinding/siprtmp-system",
             "NetworkPolicy/siprtmp-system",
             "ValidatingAdmissionPolicy/-",
             "ValidatingAdmissionPolicyBinding/-",
@@ -79,12 +82,37 @@ def test_default_render_is_cluster_wide_and_minimal() -> None:
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert dep["spec"]["replicas"] == 1
+    # Two replicas, one active: the other stands by, on another node when there is one.
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate"
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    (pdb,) = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert pdb["spec"]["minAvailable"] == 1
+    # The election's rights: the one Lease, and the replicas' own pods, in their namespace.
+    (leader,) = [d for d in docs if d["kind"] == "Role"]
+    assert leader["metadata"]["namespace"] == "siprtmp-system"
+    granted = {(*r["resources"], *r["verbs"]): r.get("resourceNames") for r in leader["rules"]}
+    assert granted == {
+        ("leases", "create"): None,  # create cannot name its object
+        ("leases", "get", "update"): ["srb-sip-rtmp-operator"],
+        ("pods", "get", "patch"): None,
+    }
+    one = render_chart("replicaCount=1", "leaderElection.enabled=false")
+    (single,) = [d for d in one if d["kind"] == "Deployment"]
+    assert single["spec"]["replicas"] == 1 and single["spec"]["strategy"]["type"] == "Recreate"
+    assert not [d for d in one if d["kind"] in {"PodDisruptionBudget", "Role"}]
+    with pytest.raises(AssertionError, match="leaderElection"):
+        render_chart("leaderElection.enabled=false")
 
 
 def test_namespaced_render_uses_roles_only_in_watched_namespaces() -> None:
     docs = render_chart("watchNamespaces={team-a,team-b}")
-    roles = [d for d in docs if d["kind"] in {"Role", "RoleBinding"}]
+    roles = [
+        d
+        for d in docs
+        if d["kind"] in {"Role", "RoleBinding"} and d["metadata"]["name"] == "srb-sip-rtmp-operator"
+    ]
     assert sorted(d["metadata"]["namespace"] for d in roles) == [
         "team-a",
         "team-a",
@@ -137,7 +165,7 @@ def test_namespaced_install_reconciles_only_its_namespace(tmp_path: Path) -> Non
             kubernetes.client.CoreV1Api(op).list_namespaced_pod("team-b")
         assert info.value.status == 403
         # Nothing the operator tried was refused by RBAC.
-        assert "forbidden" not in c.operator.log_text().lower()
+        assert rbac_refusals(c.operator.log_text()) == []
 
 
 def test_cluster_fixture_sanity(cluster: Cluster) -> None:
