@@ -7,7 +7,6 @@ bridge's live status document over HTTP on the pod IP it wrote (a 127.0.0.N addr
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.error
 import urllib.request
@@ -388,7 +387,7 @@ def test_duplicate_stream_is_refused(cluster: Cluster, ns: str) -> None:
 
 def test_ttl_after_finished_deletes_bridge_and_pod(cluster: Cluster, ns: str) -> None:
     cluster.create_bridge(ns, "call-g", spec(ttlSecondsAfterFinished=1))
-    cluster.create_bridge(ns, "call-h", spec(rtmpStream="kept"))
+    cluster.create_bridge(ns, "call-h", spec())
     for name in ("call-g", "call-h"):
         cluster.wait_pod(ns, f"{name}-bridge-0")
         cluster.set_pod_terminated(ns, f"{name}-bridge-0", 0, "")
