@@ -248,16 +248,17 @@ def concurrent_run(
     waiter.join(seconds + 60)
     for peer in peers:
         peer.wait(10)
-    clean = 0
-    for name in names:
-        recordings = rtmp.recordings_of(name)
-        if len(recordings) != 1:
-            continue
-        tone = measure_recording(recordings[0])
-        # Clean: the right tone, and (almost) all of it: no dropouts or stalls.
-        if abs(tone.frequency_hz - FREQUENCY) < 5 and tone.tone_seconds >= 0.98 * seconds:
-            clean += 1
-    return clean, sum(cpu_seconds)
+    return sum(is_clean(rtmp, name, seconds) for name in names), sum(cpu_seconds)
+
+
+def is_clean(rtmp: NginxRtmp, stream: str, seconds: float) -> bool:
+    """Clean: one recording of ``stream``, the right tone, and (almost) all ``seconds`` of it:
+    no dropouts or stalls."""
+    recordings = rtmp.recordings_of(stream)
+    if len(recordings) != 1:
+        return False
+    tone = measure_recording(recordings[0])
+    return abs(tone.frequency_hz - FREQUENCY) < 5 and tone.tone_seconds >= 0.98 * seconds
 
 
 def main() -> int:

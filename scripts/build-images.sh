@@ -23,7 +23,19 @@ BASE_IMAGE="siprtmp/debian-python:bookworm"
 IMAGES=(siprtmp/bridge:dev siprtmp/operator:dev)
 WHEELS=bridge-image/wheels
 # The base's whole recipe: the image is labelled with its hash, so a change here rebuilds it.
-BASE_RECIPE=(--variant=minbase --include=python3,python3-venv,ca-certificates bookworm)
+# Only what the images run: the Essential packages (no apt: nothing is installed at run time),
+# Python, the CA bundle (RTMPS), passwd (the Dockerfiles' useradd) and libstdc++ (pjsua2's C++
+# wheel needs it; manylinux wheels never bundle it). /usr merged by mmdebstrap's hook, so
+# Debian's usrmerge package, and the whole Perl it pulls in, stay out. No documentation beyond the
+# copyright files, no manual pages, no translations.
+BASE_RECIPE=(
+    --variant=essential --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+    --include=python3,python3-venv,ca-certificates,passwd,libstdc++6
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
+    --dpkgopt='path-exclude=/usr/share/locale/*'
+    bookworm
+)
 recipe_hash="$(printf '%s\n' "${BASE_RECIPE[@]}" | sha256sum | cut -c1-16)"
 cold="${SIPRTMP_COLD_IMAGES:-0}"
 

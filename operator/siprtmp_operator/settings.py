@@ -65,10 +65,10 @@ class Settings:
         "", "priority class of the bridge pods", chart="bridge.priorityClassName"
     )
     bridge_cpu_request: str = setting(
-        "250m", "CPU request of each bridge pod", chart="bridge.resources.requests.cpu"
+        "50m", "CPU request of each bridge pod", chart="bridge.resources.requests.cpu"
     )
     bridge_memory_request: str = setting(
-        "128Mi", "memory request of each bridge pod", chart="bridge.resources.requests.memory"
+        "64Mi", "memory request of each bridge pod", chart="bridge.resources.requests.memory"
     )
     bridge_cpu_limit: str = setting(
         "1", "CPU limit of each bridge pod", chart="bridge.resources.limits.cpu"

@@ -8,19 +8,12 @@ never skips, when something is missing.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.node_harness import GATEWAY, Node, missing_node_parts
+from tests.e2e.node_harness import GATEWAY, Node, missing_node_parts, started_node
 from tests.e2e.release import Release
-from tests.operator.k8s_harness import ControlPlane, missing_binaries
-
-IMAGES = ("siprtmp/bridge:dev", "siprtmp/operator:dev")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -34,27 +27,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def node() -> Iterator[Node]:
-    missing = missing_binaries() + missing_node_parts()
+    missing = missing_node_parts()
     if missing:
         pytest.fail(f"missing for the real-node tier: {', '.join(missing)}")
-    keep = os.environ.get("SIPRTMP_E2E_KEEP_DIR")
-    workdir = Path(keep or tempfile.mkdtemp(prefix="siprtmp-node-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    cp = ControlPlane(workdir)
-    n = Node(cp, workdir)
-    try:
-        t0 = time.monotonic()
-        cp.start()
-        n.timings["control_plane_s"] = time.monotonic() - t0
-        n.start(images=IMAGES)
-        n.timings["total_start_s"] = time.monotonic() - t0
-        print(f"\nreal node up in {workdir}: {n.timings}")
-        yield n
-    finally:
-        n.stop()
-        cp.stop()
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with started_node(os.environ.get("SIPRTMP_E2E_KEEP_DIR")) as started:
+        yield started
 
 
 @pytest.fixture

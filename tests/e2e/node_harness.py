@@ -22,6 +22,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,13 @@ from tests.operator.k8s_harness import (
     bin_dir,
     free_port,
     kubeconfig,
+    missing_binaries,
     wait_for,
 )
 
 PAUSE_IMAGE = "docker.io/siprtmp/pause:dev"
+#: The project's images (scripts/build-images.sh), imported into the node.
+IMAGES = ("siprtmp/bridge:dev", "siprtmp/operator:dev")
 #: The API server reaches kubelet (logs, exec) at the node's Hostname address first; kubelet
 #: only listens on loopback and refuses a loopback --node-ip, so the node is named localhost.
 NODE_NAME = "localhost"
@@ -62,8 +66,9 @@ KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")
 
 
 def missing_node_parts() -> list[str]:
-    """What the node needs and this machine lacks."""
-    missing = [n for n in ("kubelet", "kubectl") if not os.access(bin_dir() / n, os.X_OK)]
+    """What the node (and the control plane it joins) needs and this machine lacks."""
+    missing = missing_binaries()
+    missing += [n for n in ("kubelet", "kubectl") if not os.access(bin_dir() / n, os.X_OK)]
     missing += [t for t in ("containerd", "ctr", "runc", "docker") if not shutil.which(t)]
     missing += [
         str(CNI_BIN / p) for p in ("bridge", "host-local", "loopback") if not (CNI_BIN / p).exists()
@@ -529,6 +534,30 @@ state = "{d / "state"}"
                     subprocess.run(["umount", str(ns)], capture_output=True, check=False)
                     with contextlib.suppress(OSError):
                         ns.unlink()
+
+
+@contextlib.contextmanager
+def started_node(keep_dir: str | None = None) -> Iterator[Node]:
+    """The control plane and a Node with the project's images, in a new work directory (or
+    ``keep_dir``, kept afterwards); everything stopped and removed on exit. What the tier's
+    session fixture and the node bench stand on; needs what missing_node_parts() names."""
+    workdir = Path(keep_dir or tempfile.mkdtemp(prefix="siprtmp-node-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    cp = ControlPlane(workdir)
+    node = Node(cp, workdir)
+    try:
+        t0 = time.monotonic()
+        cp.start()
+        node.timings["control_plane_s"] = time.monotonic() - t0
+        node.start(images=IMAGES)
+        node.timings["total_start_s"] = time.monotonic() - t0
+        print(f"\nreal node up in {workdir}: {node.timings}")
+        yield node
+    finally:
+        node.stop()
+        cp.stop()
+        if not keep_dir:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _kube_chains() -> set[tuple[str, str, str]]:

@@ -30,6 +30,8 @@ from tests.operator.k8s_harness import (
     wait_for,
 )
 from tests.support.certificates import self_signed
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.sipp import SippPeer
 
 OPERATOR_NAMESPACE = "siprtmp-system"
 RELEASE = "srb"
@@ -54,11 +56,29 @@ RTMPS_CA_CONFIG_MAP = "rtmps-ca"
 API_TOKEN = "e2e-token-" + "0123456789abcdef"
 
 
+def manifest(ns: str, name: str, peer: SippPeer, rtmp: NginxRtmp, **spec: Any) -> dict[str, Any]:
+    """A SipRtmpBridge as a user writes it: no NAT settings, the pod's own address in SDP."""
+    return {
+        "apiVersion": "siprtmp.io/v1alpha1",
+        "kind": "SipRtmpBridge",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "callee": peer.uri,
+            "rtmpUrl": rtmp.url,
+            "rtmpStream": name,
+            "hasAudio": False,
+            **spec,
+        },
+    }
+
+
 class Release:
     """One `helm install` of the chart on ``node``, and what the tests do with it."""
 
-    def __init__(self, node: Node, workdir: Path) -> None:
+    def __init__(self, node: Node, workdir: Path, values: tuple[str, ...] = ()) -> None:
+        """``values``: chart values (``key=value``) set after CHART_VALUES."""
         assert node.cp.api is not None
+        self.values = CHART_VALUES + values
         #: (cert, key) of the RTMPS test servers on the pods' gateway, and the pods' only CA.
         self.rtmps_certificate = self_signed(workdir, GATEWAY)
         self.node = node
@@ -75,7 +95,7 @@ class Release:
             *("create", "secret", "generic", "srb-api-token", "-n", OPERATOR_NAMESPACE),
             f"--from-literal=token={API_TOKEN}",
         )
-        sets = [a for kv in CHART_VALUES for a in ("--set", kv)]
+        sets = [a for kv in self.values for a in ("--set", kv)]
         helm(
             *("install", RELEASE, str(REPO / "helm"), "--namespace", OPERATOR_NAMESPACE),
             *("--create-namespace", "--kubeconfig", str(self.node.cp.admin_kubeconfig), *sets),

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
-from tests.e2e.release import OPERATOR_NAMESPACE, Release
+from tests.e2e.release import OPERATOR_NAMESPACE, Release, manifest
 from tests.operator.k8s_harness import plain, wait_for
 from tests.support.kamailio import Kamailio
 from tests.support.nginx_rtmp import NginxRtmp
@@ -36,22 +36,6 @@ _namespaces = itertools.count(1)
 def ns(release: Release, request: pytest.FixtureRequest) -> str:
     base = request.node.name.removeprefix("test_").replace("_", "-")[:40].strip("-")
     return release.namespace(f"{base}-{next(_namespaces)}")
-
-
-def manifest(ns: str, name: str, peer: SippPeer, rtmp: NginxRtmp, **spec: Any) -> dict[str, Any]:
-    """A SipRtmpBridge as a user writes it: no NAT settings, the pod's own address in SDP."""
-    return {
-        "apiVersion": "siprtmp.io/v1alpha1",
-        "kind": "SipRtmpBridge",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "callee": peer.uri,
-            "rtmpUrl": rtmp.url,
-            "rtmpStream": name,
-            "hasAudio": False,
-            **spec,
-        },
-    }
 
 
 def the_pod(release: Release, ns: str, name: str) -> dict[str, Any]:

@@ -238,6 +238,19 @@ def test_api_render_refuses_what_cannot_work() -> None:
     assert not [d for d in render_chart() if d["metadata"]["name"].endswith("-api")]
 
 
+def test_bridge_pods_get_the_measured_requests_by_default() -> None:
+    """The chart's bridge resources are the operator's defaults (docs/operator.md, "Sizing
+    bridge pods", says where they come from), and each bridge pod asks for them."""
+    chart = Settings.from_env(deployment_env(render_chart()))
+    defaults = Settings.from_env({})
+    resources = make_pod(chart)["spec"]["containers"][0]["resources"]
+    assert resources == make_pod(defaults)["spec"]["containers"][0]["resources"]
+    assert resources == {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi"},
+    }
+
+
 def test_rtmps_ca_bundle_reaches_the_bridge_pods_trust_store() -> None:
     """Chart value → operator setting → each bridge pod: the ConfigMap's bundle mounted
     read-only and named by SSL_CERT_FILE, which the bridge's RTMPS relay and its SIP TLS
