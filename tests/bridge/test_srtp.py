@@ -19,7 +19,7 @@ from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_window
 from tests.support.recording import measure_recording
 from tests.support.sipp import SippPeer
-from tests.support.video_recording import measure_video, tone_in
+from tests.support.video_recording import assert_picture_and_tone
 
 CALL_SECONDS = 6
 SUITE = "AES_CM_128_HMAC_SHA1_80"  # the first of baresip's offer, taken by pjsua too
@@ -135,11 +135,7 @@ def test_srtp_video_from_baresip_is_decrypted_and_published_with_its_audio(
     assert sent and all((int(row[0]) - 8 - 4 - AUTH_TAG) % 4 == 0 for row in sent), sent
 
     recording = rtmp_server.recordings_of("srtp-video")[-1]
-    picture = measure_video(recording)
-    assert picture.left_is_red and picture.right_is_blue, picture
-    assert picture.seconds > 5, picture
-    tone = tone_in(recording)
-    assert abs(tone.frequency_hz - 1000) < 10 and tone.audible_seconds > 5, tone
+    assert_picture_and_tone(recording)
 
 
 def test_require_against_baresip_without_srtp_fails_with_its_own_reason(

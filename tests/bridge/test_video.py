@@ -52,6 +52,7 @@ from tests.support.video_pcap import (
     write_call_pcap,
 )
 from tests.support.video_recording import (
+    assert_picture_and_tone,
     av_offset_seconds,
     frame_sources,
     measure_video,
@@ -750,11 +751,7 @@ def test_baresip_sending_h264_from_a_file_is_published_with_its_audio(
 
     recording = rtmp_server.recordings_of("baresip")[-1]
     assert sorted(s["codec_name"] for s in ffprobe(recording)["streams"]) == ["aac", "h264"]
-    picture = measure_video(recording)
-    assert picture.left_is_red and picture.right_is_blue, picture
-    assert picture.seconds > 5, picture
-    tone = tone_in(recording)
-    assert abs(tone.frequency_hz - 1000) < 10 and tone.audible_seconds > 5, tone
+    assert_picture_and_tone(recording)
 
 
 def test_baresip_which_sends_keyframes_only_when_asked_keeps_to_the_interval(

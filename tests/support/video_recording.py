@@ -95,6 +95,17 @@ def tone_in(path: Path) -> ToneTrack:
     )
 
 
+def assert_picture_and_tone(path: Path, seconds: float = 5.0) -> VideoMeasurement:
+    """The test camera's picture (red left, blue right) and its 1 kHz tone, each for more than
+    ``seconds``: what a far end sending tests/support's camera file puts on the stream."""
+    picture = measure_video(path)
+    assert picture.left_is_red and picture.right_is_blue, picture
+    assert picture.seconds > seconds, picture
+    tone = tone_in(path)
+    assert abs(tone.frequency_hz - 1000) < 10 and tone.audible_seconds > seconds, tone
+    return picture
+
+
 def marker_onsets(video: VideoMeasurement) -> list[float]:
     on = video.marker_on
     return [t for (_, was), (t, now) in itertools.pairwise(on) if now and not was]
