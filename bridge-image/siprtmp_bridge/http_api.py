@@ -4,8 +4,9 @@ POST /dtmf, through which the operator's REST API sends DTMF into the call, and 
 /destinations, through which the operator changes a live call's destinations (both with the
 bearer token the operator gave the pod, when it gave one: siprtmp_contract.pod.CONTROL_TOKEN_ENV).
 
-prometheus-client is imported on the first scrape, not at start: measured, it is about a quarter
-of the bridge's import time (≈ 0.05 CPU-s), and a bridge that nobody scrapes never needs it.
+prometheus-client is imported on the first scrape, not at start: it is a good part of the
+bridge's import time (docs/measurements.md, "Lazy imports"), and a bridge that nobody scrapes
+never needs it.
 """
 
 from __future__ import annotations

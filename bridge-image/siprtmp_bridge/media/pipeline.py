@@ -27,10 +27,9 @@ MAX_LAG_SECONDS = 0.3
 POLL_SECONDS = 0.05
 # After a read, let about four of the recorder's flushes (~125 ms each) gather in the FIFO
 # before the next. Each read wakes this thread and the publisher's and hands the GIL between
-# them, which costs more than the encoding it batches: 125 → 250 ms took the pipeline thread
-# from 11-13 to 9.5-10 CPU-ms/s, 250 → 500 ms from 8.2-9.1 to 6.4-6.8 and the publisher's from
-# 0.9-1.4 to 0.5-0.9 (three 30 s calls each). The stream's audio leaves up to that much later
-# (a CDN adds seconds); the first read is at once. The FIFO holds 2 s of audio at 16 kHz.
+# them, which costs more than the encoding it batches (docs/measurements.md, "Read the FIFO in
+# bursts"). The stream's audio leaves up to that much later (a CDN adds seconds); the first read
+# is at once. The FIFO holds 2 s of audio at 16 kHz.
 BATCH_SECONDS = 0.5
 THREAD_NAME = "media-pipeline"
 

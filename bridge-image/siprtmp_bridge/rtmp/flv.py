@@ -33,7 +33,7 @@ def extradata_of(packet: Any) -> bytes | None:
     return bytes(packet.get_sidedata(NEW_EXTRADATA))
 
 
-# Video that comes before the stream's first audio packet waits for it (about 0.3 s of it).
+# Video that comes before the stream's first audio packet waits for it (up to this many frames).
 HELD_PACKETS = 30
 
 

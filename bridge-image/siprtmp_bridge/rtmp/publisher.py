@@ -32,12 +32,11 @@ from siprtmp_bridge.supervision import Supervisor
 from siprtmp_contract.states import StreamState
 from siprtmp_contract.urls import rtmp_port
 
-# The queue holds one burst of packets per item (what the encoder made of one pipeline read,
-# 500 ms; one item rather than one per packet wakes this thread twice a second, not 47) and one
-# item per video frame, all in one queue. Audio alone fills it in 20 bursts of 0.5 s, 10 s
-# beyond what the connection takes; a call with video has room for 300 frames more, which its
-# audio shares: with 30 frames/s it fills in 10 s, with the slate's 10/s in about 27 s. Then the
-# oldest are dropped.
+# The queue holds one burst of packets per item (what the encoder made of one pipeline read:
+# one item rather than one per packet wakes this thread once a read, not once a packet) and one
+# item per video frame, all in one queue: QUEUE_BURSTS pipeline reads (BATCH_SECONDS each) of
+# audio beyond what the connection takes, and VIDEO_QUEUE_PACKETS frames more for a call with
+# video, which its audio shares. Then the oldest are dropped (counted: stream.droppedPackets).
 QUEUE_BURSTS = 20
 VIDEO_QUEUE_PACKETS = 300
 #: The stream counts as degraded for this long after the queue last dropped media.

@@ -7,8 +7,8 @@ the stream key). Python's default context verifies the chain and the host name a
 system's trust store (``SSL_CERT_FILE``/``SSL_CERT_DIR`` override it) and sends SNI.
 
 Why a process: PyAV holds the GIL while FFmpeg connects and handshakes, so a relay on threads of
-the bridge's own process could never answer it (tried: it deadlocks). Here the bridge waits for
-this process's answer with the GIL released, and only then lets FFmpeg connect.
+the bridge's own process could never answer it: the two would wait on each other. Here the
+bridge waits for this process's answer with the GIL released, and only then lets FFmpeg connect.
 
 Protocol (rtmp/rtmps_tunnel.py is the other end): one JSON line on stdin names the server
 (``{"host": ..., "port": ...}``; no stream key ever reaches this process), this process answers

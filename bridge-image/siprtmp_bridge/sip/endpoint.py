@@ -88,8 +88,9 @@ class SipEndpoint:
         media.noVad = True  # sendrecv sends real silence frames, not comfort-noise gaps
         media.ecTailLen = 0  # nothing is played back, so there is no echo to cancel
         # 3-4 give the conference bridge's resampler (8 kHz codecs → the 16 kHz clock) pjmedia's
-        # small filter instead of its large one: measured, it halves the clock thread's CPU, and
-        # the audio goes on to a 64 kb/s AAC encoder anyway. It also caps speex's complexity,
+        # small filter instead of its large one, at half the clock thread's CPU (measured:
+        # docs/measurements.md, "pjsua media quality 4"), and the audio goes on to an AAC
+        # encoder anyway. It also caps speex's complexity,
         # which only encodes the silence a sendrecv bridge sends.
         media.quality = 4
         self.endpoint.libInit(config)

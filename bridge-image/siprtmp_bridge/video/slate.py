@@ -1,7 +1,8 @@
 """A still picture as an H.264 track, for CDNs that refuse audio-only streams.
 
 It is encoded once per call (a loop of one keyframe interval: one keyframe and P-frames of a few
-bytes at 10 frames/s, a few kB, about 0.2 CPU-s of libx264 at start-up) and then sent over and
+bytes at 10 frames/s, a few kB; its cost is libx264's at start-up: docs/measurements.md, "The
+slate on an audio call") and then sent over and
 over: no encoder runs during the call. Its raw H.264 is also opened as an input, whose stream is
 the FLV track's template, so the stream has its video track from the first packet on. The
 picture is the built-in card or the user's image (``video.slate``), with a line of text

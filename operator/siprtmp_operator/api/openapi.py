@@ -216,8 +216,8 @@ def openapi_document() -> JSON:
         "info": {
             "title": "sip-rtmp-bridge REST API",
             "version": "v1",
-            "description": "The seed's call REST API over SipRtmpBridge resources: each call "
-            "is a resource in the API's namespace; statuses use the seed's names.",
+            "description": "The SIP-as-RTMP call REST API over SipRtmpBridge resources: each "
+            "call is a resource in the API's namespace; statuses use that API's names.",
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -1,4 +1,4 @@
-// The console: the seed's sip-as-rtmp.html, over the same REST API, from the API's own origin
+// The console: the SIP-as-RTMP web page (docs/glossary.md, "seed"), over the same REST API, from the API's own origin
 // (no CORS, no browser extension). The token stays in this tab's sessionStorage.
 "use strict";
 
