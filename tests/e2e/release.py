@@ -18,6 +18,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from siprtmp_operator import GROUP
+from siprtmp_operator.names import LABEL_OPERATOR_ROLE, ROLE_ACTIVE
 from tests.e2e.node_harness import GATEWAY, Node
 from tests.operator.api_client import ApiClient
 from tests.operator.k8s_harness import (
@@ -206,8 +207,13 @@ class Release:
         return [plain(self.api, p) for p in items]
 
     def ready_operator_pod(self) -> str | None:
+        """The Ready operator pod holding the Lease: the one that reconciles and serves the
+        REST API (it labels itself active; the chart runs a standby beside it)."""
         for pod in self.operator_pods():
             if pod["metadata"].get("deletionTimestamp"):
+                continue
+            labels = pod["metadata"].get("labels") or {}
+            if labels.get(LABEL_OPERATOR_ROLE) != ROLE_ACTIVE or not pod["status"].get("podIP"):
                 continue
             conditions = pod.get("status", {}).get("conditions") or []
             if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):

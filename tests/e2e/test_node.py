@@ -6,10 +6,11 @@ import time
 from typing import Any
 
 import kubernetes
+import yaml
 
 from tests.e2e.node_harness import Node
 from tests.e2e.release import Release
-from tests.operator.k8s_harness import apply_objects, wait_for
+from tests.operator.k8s_harness import REPO, apply_objects, wait_for
 
 
 def test_bridge_demo_pod_succeeds_on_the_real_node(node: Node) -> None:
@@ -53,8 +54,11 @@ def test_bridge_demo_pod_succeeds_on_the_real_node(node: Node) -> None:
 def test_chart_installs_and_the_operator_pod_becomes_ready(release: Release) -> None:
     """`helm install` of the real chart with the real image; the operator pod reaches the
     API server through the `kubernetes` Service address and turns Ready."""
-    (pod,) = [p for p in release.operator_pods() if not p["metadata"].get("deletionTimestamp")]
-    assert pod["spec"]["containers"][0]["image"] == "siprtmp/operator:dev"
-    # Ready: kubelet's readiness probe reached the operator's /readyz over the pod network.
-    assert release.ready_operator_pod() == pod["metadata"]["name"]
+    pods = [p for p in release.operator_pods() if not p["metadata"].get("deletionTimestamp")]
+    chart = yaml.safe_load((REPO / "helm" / "values.yaml").read_text())
+    assert len(pods) == chart["replicaCount"]  # the active replica and its standby
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {"siprtmp/operator:dev"}
+    # Ready: kubelet's readiness probe reached the active operator's /readyz over the pod network.
+    active = release.wait_operator_ready(timeout=60)
+    assert active in {p["metadata"]["name"] for p in pods}
     print(f"\noperator Ready {release.install_seconds:.1f}s after helm install")
