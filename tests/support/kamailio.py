@@ -3,10 +3,7 @@ anchoring the media in rtpengine (tests/support/rtpengine.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -14,6 +11,7 @@ from pathlib import Path
 from typing import Self
 
 from tests.support.certificates import self_signed
+from tests.support.processes import end_process_group
 
 MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 
@@ -228,15 +226,8 @@ class KamailioProcess:
 
     def stop(self) -> None:
         """End Kamailio and all its forked workers (the main process alone can leave some)."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(5)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        if self.process is not None:
+            end_process_group(self.process)
 
 
 class KamailioSbc(KamailioProcess):
