@@ -37,7 +37,7 @@ def logging_to_stderr(
     """Log to ``stream`` (stderr) through ``scrubber`` from ``level`` on, for as long as the
     context lasts; what was configured before comes back afterwards."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(ScrubbingFormatter(scrubber, FORMAT, DATE_FORMAT))
+    handler.setFormatter(ScrubbingFormatter(scrubber.text, FORMAT, DATE_FORMAT))
     root = logging.getLogger()
     previous_level, previous_hook = root.level, threading.excepthook
     root.addHandler(handler)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
@@ -160,11 +160,11 @@ class Scrubber:
 
 class ScrubbingFormatter(logging.Formatter):
     """Formats a record, traceback included, then masks every secret in the result (the
-    bridge's log and the operator's share it)."""
+    bridge's log, through its run's Scrubber, and the operator's, by the fields' shape)."""
 
-    def __init__(self, scrubber: Scrubber, fmt: str, datefmt: str | None = None) -> None:
+    def __init__(self, scrub: Callable[[str], str], fmt: str, datefmt: str | None = None) -> None:
         super().__init__(fmt, datefmt)
-        self.scrubber = scrubber
+        self.scrub = scrub
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.scrubber.text(super().format(record))
+        return self.scrub(super().format(record))

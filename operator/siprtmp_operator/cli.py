@@ -10,7 +10,7 @@ import sys
 from siprtmp_contract.redact import ScrubbingFormatter
 
 from .handlers import operate
-from .redaction import LOG_SCRUBBER
+from .redaction import mask_secret_fields
 from .settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     for handler in logging.getLogger().handlers:
-        handler.setFormatter(ScrubbingFormatter(LOG_SCRUBBER, LOG_FORMAT))
+        handler.setFormatter(ScrubbingFormatter(mask_secret_fields, LOG_FORMAT))
     for noisy in ("kubernetes.client.rest", "urllib3", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not args.verbose:

@@ -12,8 +12,9 @@ was read: a change in between, by the operator or another API replica, means rea
 deciding again); pushes to one call take turns within the API (a lock per call: one push's
 hanging Kubernetes request delays only that call's other pushes). The operator tells the call's
 bridge, which opens or closes that destination's connection. Its stream key is the body's
-secret: every answer and log line of a push is scrubbed of it (``PushRequest.scrubber``), and
-the bridge masks it from the moment it reads it.
+secret: every answer and log line of a push is scrubbed of it (``PushRequest.scrubber``), the
+operator's log masks it wherever a resource is printed (``redaction``), and the bridge masks it
+from the moment it reads it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from siprtmp_contract.states import (
 
 from .. import KIND, livestatus
 from ..policy import call_refusal
-from ..redaction import LOG_SCRUBBER
 from ..settings import Settings
 from ..status import LIVE_PHASES, observe_pod
 from ..statusmodel import read_status
@@ -228,7 +228,6 @@ class Calls:
         would be (allowlist 403, the stream live anywhere 409), and when the call is over (409),
         its list is full (409) or the name is taken (409)."""
         request = parse_push(body)
-        LOG_SCRUBBER.widen(request.parsed.secrets)  # before the resource (and kopf) has it
         return await _scrubbed(request.scrubber, self._push_startup(request))
 
     async def _push_startup(self, request: PushRequest) -> JSON:
