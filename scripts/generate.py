@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from siprtmp_contract.fields import SPEC, USER_PART, Adapt, Field, json_schema
-from siprtmp_contract.profiles import PROFILES, cel_rules
+from siprtmp_contract.profiles import PROFILES, cel_rules, destination_cel_rules
 from siprtmp_operator.settings import settings_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +77,7 @@ def crd() -> str:
         }
     )
     rules[""].extend(cel_rules())  # what each destination profile refuses
+    rules.setdefault("destinations[]", []).extend(destination_cel_rules())
     root = base["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     properties = root["properties"]
     status = properties.pop("status")
