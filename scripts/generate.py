@@ -166,12 +166,13 @@ def spec_tables() -> str:
 def profile_table() -> str:
     """docs/spec.md's table of destination profiles (siprtmp_contract.profiles)."""
     rows = [
-        "| `profile` | for | URL | video track | channels | keyframes at most | defaults |",
-        "|---|---|---|---|---|---|---|",
+        "| `profile` | for | URL | video track | channels | keyframes at most | slate's bitrate "
+        "| defaults |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for profile in PROFILES.values():
         defaults = ", ".join(f"`{path}: {value}`" for path, value in profile.defaults.items())
-        limit = profile.max_keyframe_seconds
+        limit, rate = profile.max_keyframe_seconds, profile.video_bitrate
         cells = (
             f"`{profile.name}`",
             profile.cdn,
@@ -179,6 +180,7 @@ def profile_table() -> str:
             "required (`whenAbsent: slate`)" if profile.video_track else "optional",
             " or ".join(map(str, profile.channels)),
             NOTHING if limit is None else f"{limit} s",
+            NOTHING if rate is None else f"constant, {rate // 1000} kb/s",
             defaults or "the fields' own",
         )
         rows.append(f"| {' | '.join(cells)} |")
