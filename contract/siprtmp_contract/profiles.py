@@ -63,12 +63,6 @@ class Profile:
     #: few kb/s, a still picture's P-frames being nearly empty).
     video_bitrate: int | None = None
 
-    @property
-    def keyframe_seconds(self) -> int | None:
-        """The keyframe interval the bridge aims at under this profile."""
-        value = self.defaults.get(KEYFRAME_FIELD, self.max_keyframe_seconds)
-        return None if value is None else int(value)
-
 
 #: Twitch's constant bitrate for the slate: its guidance's low end for a 360p picture (the
 #: slate's 640x360), most of it x264's filler on a still picture.
