@@ -240,7 +240,7 @@ class BridgeSpec:
     @property
     def destinations(self) -> tuple[Destination, ...]:
         """Every destination of the call: ``rtmpUrl/rtmpStream`` first, then ``destinations``."""
-        first = Destination(self.rtmp_url, self.rtmp_stream)
+        first = Destination(self.rtmp_url, self.rtmp_stream, self.profile)
         return (first, *self.more_destinations)
 
     @property

@@ -58,6 +58,7 @@ def test_defaults_combine_into_the_strictest() -> None:
 def test_a_destinations_profile_sets_the_calls_stream() -> None:
     spec = parse_resource_spec({**BASE, "destinations": [destination("youtube")]})
     assert spec.profile == "generic"  # the call's own destination names none
+    assert [d.profile for d in spec.destinations] == ["generic", "youtube"]
     assert (spec.video.slate, spec.audio.channels, spec.audio.bitrate) == (True, 2, 128000)
     assert spec.video.max_keyframe_interval_seconds == 4
     assert spec.video.slate_bitrate is None  # only Twitch asks for a constant bitrate
@@ -66,6 +67,7 @@ def test_a_destinations_profile_sets_the_calls_stream() -> None:
     )
     assert both.video.max_keyframe_interval_seconds == 2
     assert both.video.slate_bitrate == TWITCH_SLATE_BITRATE
+    assert [d.profile for d in both.destinations] == ["youtube", "twitch"]  # status shows them
     plain = parse_resource_spec({**BASE, "destinations": [destination("generic")]})
     assert (plain.video.slate, plain.audio.channels, plain.video.slate_bitrate) == (False, 1, None)
 
