@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from siprtmp_contract.fields import SPEC, USER_PART, Adapt, Field, json_schema
-from siprtmp_contract.profiles import PROFILES, cel_rules
+from siprtmp_contract.profiles import PROFILES, cel_rules, destination_cel_rules
 from siprtmp_operator.settings import settings_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +77,7 @@ def crd() -> str:
         }
     )
     rules[""].extend(cel_rules())  # what each destination profile refuses
+    rules.setdefault("destinations[]", []).extend(destination_cel_rules())
     root = base["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     properties = root["properties"]
     status = properties.pop("status")
@@ -165,12 +166,13 @@ def spec_tables() -> str:
 def profile_table() -> str:
     """docs/spec.md's table of destination profiles (siprtmp_contract.profiles)."""
     rows = [
-        "| `profile` | for | URL | video track | channels | keyframes at most | defaults |",
-        "|---|---|---|---|---|---|---|",
+        "| `profile` | for | URL | video track | channels | keyframes at most | slate's bitrate "
+        "| defaults |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for profile in PROFILES.values():
         defaults = ", ".join(f"`{path}: {value}`" for path, value in profile.defaults.items())
-        limit = profile.max_keyframe_seconds
+        limit, rate = profile.max_keyframe_seconds, profile.video_bitrate
         cells = (
             f"`{profile.name}`",
             profile.cdn,
@@ -178,6 +180,7 @@ def profile_table() -> str:
             "required (`whenAbsent: slate`)" if profile.video_track else "optional",
             " or ".join(map(str, profile.channels)),
             NOTHING if limit is None else f"{limit} s",
+            NOTHING if rate is None else f"constant, {rate // 1000} kb/s",
             defaults or "the fields' own",
         )
         rows.append(f"| {' | '.join(cells)} |")

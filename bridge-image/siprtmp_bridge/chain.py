@@ -44,12 +44,12 @@ def make_slate(spec: BridgeSpec) -> Slate | None:
         return None
     seconds = slate_keyframe_seconds(video.max_keyframe_interval_seconds)
     try:
-        return Slate(video.slate_text, video.slate_image, seconds)
+        return Slate(video.slate_text, video.slate_image, seconds, video.slate_bitrate)
     except (av.FFmpegError, OSError, StopIteration) as error:
         log.warning(
             "slate image %s unreadable (%s): the built-in card instead", video.slate_image, error
         )
-        return Slate(video.slate_text, None, seconds)
+        return Slate(video.slate_text, None, seconds, video.slate_bitrate)
 
 
 class MediaChain:

@@ -3,7 +3,9 @@
 The operator sends the resource's ``destinations`` whenever they change; the list is the whole
 set beside ``rtmpUrl/rtmpStream`` (which stays for the call's life), so a repeated or late
 request changes nothing. The new keys are secrets from the moment they are read: the run's
-Scrubber masks them before any publisher is opened.
+Scrubber masks them before any publisher is opened. The call's stream was fixed when it was
+placed, so a destination whose profile it breaks (a YouTube destination added to an audio-only
+call) is refused, and with it the change.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from typing import Any
 from siprtmp_bridge.reporter import StatusReporter
 from siprtmp_bridge.rtmp.fanout import Fanout
 from siprtmp_bridge.status import with_destinations
-from siprtmp_contract.redact import Scrubber
-from siprtmp_contract.spec import parse_destinations
+from siprtmp_contract.spec import BridgeSpec, check_live_destinations, parse_destinations
 
 #: How long a removed destination may take to send its queue and close.
 CLOSE_SECONDS = 1.5
@@ -30,9 +31,9 @@ class DestinationsChangeRefusedError(Exception):
 class DestinationControl:
     """Shared by the HTTP server (``change``) and the runner (``attach``/``detach``)."""
 
-    def __init__(self, reporter: StatusReporter, scrubber: Scrubber) -> None:
+    def __init__(self, reporter: StatusReporter, spec: BridgeSpec) -> None:
         self._reporter = reporter
-        self._scrubber = scrubber
+        self._spec = spec
         self._lock = threading.Lock()
         self._fanout: Fanout | None = None
 
@@ -50,7 +51,8 @@ class DestinationControl:
         first destination; the destinations' status after the change. SpecError names what
         is wrong with the list; DestinationsChangeRefusedError when the call takes none."""
         more = parse_destinations(listed, "destinations")
-        self._scrubber.widen(secret for d in more for secret in d.secrets)
+        self._spec.scrubber.widen(secret for d in more for secret in d.secrets)
+        check_live_destinations(self._spec, more, "destinations")
         with self._lock:
             fanout = self._fanout
             if fanout is None:

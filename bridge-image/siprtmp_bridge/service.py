@@ -59,7 +59,7 @@ def _serve(
     counters = MediaCounters()
     dtmf = DtmfQueue()
     supervisor = Supervisor()
-    destinations = DestinationControl(reporter, spec.scrubber)
+    destinations = DestinationControl(reporter, spec)
     # Out of the environment once read: child processes (the RTMPS relay) need not have it.
     token = os.environ.pop(CONTROL_TOKEN_ENV, None) or None
     server = None

@@ -353,7 +353,9 @@ DESTINATIONS = Field(
             Field(
                 "profile",
                 "string",
-                "the CDN whose rules this destination follows",
+                "this destination's CDN, as `profile` is the first's: its rules judge this "
+                "destination's `rtmpUrl` and the call's one stream, whose fields its defaults "
+                "fill (combined with every other profile the call names)",
                 default="generic",
                 enum=tuple(PROFILES),
             ),

@@ -33,7 +33,15 @@ from siprtmp_contract.fields import (
     canonical_codec,
     names,
 )
-from siprtmp_contract.profiles import PROFILES, Output, Profile, problem, with_defaults
+from siprtmp_contract.profiles import (
+    PROFILES,
+    Output,
+    Profile,
+    slate_bitrate,
+    stream_problem,
+    url_problem,
+    with_defaults,
+)
 from siprtmp_contract.redact import (
     Scrubber,
     key_parts,
@@ -143,6 +151,9 @@ class VideoSettings:
     #: The slate's line of text, and its picture (a file; None: the built-in card).
     slate_text: str = ""
     slate_image: str | None = None
+    #: The slate's constant bitrate in bits/s, which a profile among the call's asks for
+    #: (Twitch); None: x264's own rate control (a few kb/s for a still picture).
+    slate_bitrate: int | None = None
 
     @property
     def enabled(self) -> bool:
@@ -217,9 +228,19 @@ class BridgeSpec:
     more_destinations: tuple[Destination, ...] = ()
 
     @property
+    def output(self) -> Output:
+        """The stream the call makes, the same for each destination, as profiles judge it."""
+        return Output(
+            video_track=self.video.slate,
+            channels=self.audio.channels,
+            max_keyframe_seconds=self.video.max_keyframe_interval_seconds,
+            video_bitrate=self.video.slate_bitrate,
+        )
+
+    @property
     def destinations(self) -> tuple[Destination, ...]:
         """Every destination of the call: ``rtmpUrl/rtmpStream`` first, then ``destinations``."""
-        first = Destination(self.rtmp_url, self.rtmp_stream)
+        first = Destination(self.rtmp_url, self.rtmp_stream, self.profile)
         return (first, *self.more_destinations)
 
     @property
@@ -347,12 +368,13 @@ def _parse(
     keep: Callable[[Field], bool],
     slate_image: str | None,
 ) -> BridgeSpec:
-    """A canonical spec → the bridge's settings. The profile's defaults go in first; the
-    readers' checks come next, for their messages, then the profile's rules; the field table's
-    schema (``violation``) last, so that nothing the CRD refuses passes. What the readers check
-    beyond that schema is what the CRD's CEL rules check."""
+    """A canonical spec → the bridge's settings. The defaults of the profiles (the call's own
+    and its destinations') go in first; the readers' checks come next, for their messages,
+    then the profiles' rules; the field table's schema (``violation``) last, so that nothing
+    the CRD refuses passes. What the readers check beyond that schema is what the CRD's CEL
+    rules check."""
     profile = PROFILES[_Reader(document, "").choice("profile")]
-    document = with_defaults(profile, document)
+    document = with_defaults((profile, *_destination_profiles(document)), document)
     reader = _Reader(document, "")
     connection = _parse_connection(reader.mapping("connection"), password)
     call_id = reader.string("callId")
@@ -384,10 +406,13 @@ def _parse(
         more_destinations=parse_destinations(document.get("destinations"), "destinations"),
     )
     spec = _with_dtmf(spec, document)
-    spec = replace(spec, profile=profile.name)
-    found = profile_problem(profile, spec)
-    if found is not None:
-        raise SpecError(*found)
+    profiles = (profile, *(PROFILES[d.profile] for d in spec.more_destinations))
+    video = replace(spec.video, slate_bitrate=slate_bitrate(profiles))
+    spec = replace(spec, profile=profile.name, video=video)
+    url = url_problem(profile, spec.rtmp_url)
+    if url is not None:
+        raise SpecError("rtmpUrl", url)
+    _check_profiles_met(spec)
     for operator_field in ("maxRetries", "ttlSecondsAfterFinished", "podStartTimeoutSeconds"):
         reader.integer(operator_field)
     found = violation(document, keep)
@@ -663,14 +688,16 @@ def parse_destinations(value: Any, path: str) -> tuple[Destination, ...]:
         profile = item.get("profile")
         if profile is not None and (not isinstance(profile, str) or profile not in PROFILES):
             raise SpecError(reader.path("profile"), f"must be one of {', '.join(PROFILES)}")
-        found.append(
-            Destination(
-                _check_rtmp_url(reader.required_string("rtmpUrl"), reader.path("rtmpUrl")),
-                _check_stream(reader.required_string("rtmpStream"), reader.path("rtmpStream")),
-                profile or default("destinations[].profile"),
-                reader.string("name"),
-            )
+        destination = Destination(
+            _check_rtmp_url(reader.required_string("rtmpUrl"), reader.path("rtmpUrl")),
+            _check_stream(reader.required_string("rtmpStream"), reader.path("rtmpStream")),
+            profile or default("destinations[].profile"),
+            reader.string("name"),
         )
+        url = url_problem(PROFILES[destination.profile], destination.rtmp_url)
+        if url is not None:
+            raise SpecError(reader.path("rtmpUrl"), url)
+        found.append(destination)
     problem = violation(value, lambda _: True, BY_PATH["destinations"], path)
     if problem is not None:
         raise SpecError(*problem)
@@ -755,17 +782,42 @@ def _parse_video(reader: _Reader, slate_image: str | None) -> VideoSettings:
     return VideoSettings(reader.choice("mode"), reader.choice("whenAbsent"), interval, text, image)
 
 
-def profile_problem(profile: Profile, spec: BridgeSpec) -> tuple[str, str] | None:
-    """What ``profile``'s CDN would refuse in the stream ``spec`` makes (``profiles.problem``)."""
-    return problem(
-        profile,
-        Output(
-            rtmp_url=spec.rtmp_url,
-            video_track=spec.video.slate,
-            channels=spec.audio.channels,
-            max_keyframe_seconds=spec.video.max_keyframe_interval_seconds,
-        ),
-    )
+def _destination_profiles(document: Mapping[str, Any]) -> list[Profile]:
+    """The profiles ``destinations`` names, read leniently: a list or a profile that is wrong
+    is left to ``parse_destinations`` to refuse."""
+    listed = document.get("destinations")
+    items = listed if isinstance(listed, list) else []
+    named = (item.get("profile") for item in items if isinstance(item, Mapping))
+    return [PROFILES[name] for name in named if isinstance(name, str) and name in PROFILES]
+
+
+def _check_profiles_met(spec: BridgeSpec) -> None:
+    """The call's stream meets its profile and each destination's: a field the spec writes
+    against one of them is named (its default met them all, ``profiles.combined_defaults``)."""
+    named = [("", PROFILES[spec.profile])]
+    named += [
+        (f" (the profile of destinations[{index}])", PROFILES[destination.profile])
+        for index, destination in enumerate(spec.more_destinations)
+    ]
+    for whose, profile in named:
+        found = stream_problem(profile, spec.output)
+        if found is not None:
+            raise SpecError(found[0], f"{found[1]}{whose}")
+
+
+def check_live_destinations(spec: BridgeSpec, more: tuple[Destination, ...], path: str) -> None:
+    """Destinations added to a live call (``path`` is the list's name) take its stream as it
+    is, fixed when the call was placed: a destination whose profile it breaks is refused,
+    naming that destination's profile."""
+    for index, destination in enumerate(more):
+        found = stream_problem(PROFILES[destination.profile], spec.output)
+        if found is not None:
+            field_path, problem = found
+            raise SpecError(
+                f"{path}[{index}].profile",
+                f"is not met by this call's stream (fixed when the call was placed): "
+                f"{field_path} {problem}",
+            )
 
 
 def _with_dtmf(spec: BridgeSpec, document: Mapping[str, Any]) -> BridgeSpec:

@@ -6,7 +6,10 @@ to have, whole (POST /destinations on its status port, with the pod's control to
 differs from the last one the bridge took; the bridge opens and closes publishers to match.
 Left out of it, with a Warning event each: a destination whose host is off the operator's RTMP
 allowlist, and one whose stream another live bridge already publishes (``DuplicateStream``
-applies per destination; on a live call it drops the destination, not the call).
+applies per destination; on a live call it drops the destination, not the call). A list the
+bridge refuses (400: a destination whose profile the call's stream, fixed when it was placed,
+breaks) is reported once as a Warning and not resent until the list changes; the bridge goes on
+with the destinations it had.
 """
 
 from __future__ import annotations
@@ -70,3 +73,11 @@ def live_destinations(
         else:
             listed.append({k: destination[k] for k in SENT_FIELDS if k in destination})
     return LiveDestinations(tuple(listed), tuple(left_out))
+
+
+def refusal(answer: Mapping[str, Any]) -> tuple[str, str]:
+    """The Warning (reason, message) for a list the bridge refused with ``answer`` (its 400
+    body: one line naming the destination's field, no key in it)."""
+    error = answer.get("error")
+    shown = error if isinstance(error, str) and error else "no reason given"
+    return Reason.INVALID_SPEC, f"the bridge refused spec.destinations: {shown}"

@@ -31,7 +31,7 @@ from siprtmp_contract.states import Phase
 
 from . import GROUP, PLURAL, VERSION
 from .api import app as api_app
-from .destinations import SEND_TIMEOUT_SECONDS, live_destinations
+from .destinations import SEND_TIMEOUT_SECONDS, live_destinations, refusal
 from .kube import Kube, PodRefusedError, load_config
 from .leader import Elector, default_identity
 from .livestatus import bridge_url, fetch, post, status_url
@@ -366,7 +366,8 @@ def _send_destinations(
     logger: Logger,
 ) -> list[Event]:
     """Tell a running bridge its ``destinations`` when they differ from what it last took
-    (siprtmp_operator.destinations); Warning events for those left out, once per change."""
+    (siprtmp_operator.destinations); Warning events for those left out, or for a list the
+    bridge refused, once per change."""
     settings = memo.settings
     wanted = live_destinations(spec, settings.allowed_rtmp_hosts, published_by)
     if memo.destinations_sent.get(uid) == wanted.body:
@@ -375,6 +376,9 @@ def _send_destinations(
     if url is None:
         return []
     answer = post(url, wanted.body, SEND_TIMEOUT_SECONDS, obs.control_token)
+    if answer is not None and answer[0] == 400:
+        memo.destinations_sent[uid] = wanted.body  # the same list would be refused again
+        return [("Warning", *refusal(answer[1]))]
     if answer is None or answer[0] != 200:
         logger.warning("the bridge did not take its destinations: %s", answer)
         return []

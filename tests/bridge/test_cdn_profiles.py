@@ -11,13 +11,14 @@ from typing import Any
 
 import av
 import numpy as np
+import pytest
 
 from siprtmp_bridge.video.slate import TEXT_BAND_HEIGHT, TEXT_TOP
 from siprtmp_contract.outcome import ExitCode
 from siprtmp_contract.profiles import PROFILES
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
-from tests.support.cdn_rules import cdn_problems, keyframes
+from tests.support.cdn_rules import cdn_problems, keyframes, video_bitrates
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.recording import ffprobe
 from tests.support.silent_callee import SilentCallee
@@ -85,6 +86,10 @@ def test_youtube_profile_gives_an_audio_call_a_titled_slate_from_its_first_packe
 
     (recording,) = rtmp_server.recordings_of("youtube")
     assert cdn_problems(recording, PROFILES["youtube"]) == []
+    # x264's own rate control: the still picture takes a few kb/s, which Twitch's rule refuses.
+    assert any(
+        p.startswith("video not at a constant") for p in cdn_problems(recording, PROFILES["twitch"])
+    )
     found = keyframes(recording)
     assert found.first_video is not None and found.first_video < 0.3
     gaps = np.diff(found.times)
@@ -158,13 +163,59 @@ def test_a_generic_stream_stays_audio_only_mono_and_fails_a_cdns_rules(
     assert "1 channels" in " ".join(cdn_problems(recording, PROFILES["facebook"]))
 
 
+def test_a_twitch_destination_gives_the_call_a_constant_bitrate_slate(
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    """The call's own destination names no profile; its second one Twitch, whose rules the
+    stream, encoded once, then meets on both: a slate from the first packet, a keyframe every
+    2 s, and constant bitrate (every second's video near the profile's rate)."""
+    peer = tone_peer(7.0)
+    spec = call_spec(peer.uri, rtmp_server, "own")
+    spec["destinations"] = [
+        {"rtmpUrl": rtmp_server.url, "rtmpStream": "twitch", "profile": "twitch"}
+    ]
+    process = bridge(spec)
+    assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    assert "m=video" not in peer.messages()  # SIP as ever: the slate is the bridge's own
+    twitch = PROFILES["twitch"]
+    for stream in ("own", "twitch"):
+        (recording,) = rtmp_server.recordings_of(stream)
+        assert cdn_problems(recording, twitch) == [], stream
+        assert len(video_bitrates(recording)) >= 5  # the band held for whole seconds
+        gaps = np.diff(keyframes(recording).times)
+        assert len(gaps) >= 2 and np.allclose(gaps, 2.0, atol=0.2), gaps
+        probe = {s["codec_type"]: s for s in ffprobe(recording)["streams"]}
+        assert probe["audio"]["channels"] == 2  # the profile's default
+        assert audio_bitrate(recording) > 128000  # its 160 kb/s
+
+
+@pytest.mark.parametrize(
+    ("profiles", "line"),
+    [
+        ({"profile": "facebook"}, "spec.rtmpUrl: must be an rtmps:// URL for profile facebook"),
+        (
+            {
+                "destinations": [
+                    {"rtmpUrl": "rtmp://127.0.0.1/live", "rtmpStream": "b"},
+                    {"rtmpUrl": "rtmp://127.0.0.1/live", "rtmpStream": "c", "profile": "facebook"},
+                ]
+            },
+            "spec.destinations[1].rtmpUrl: must be an rtmps:// URL for profile facebook",
+        ),
+    ],
+)
 def test_facebook_with_rtmp_is_refused_before_anything_is_dialled(
     silent_callee: SilentCallee,
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
+    profiles: dict[str, Any],
+    line: str,
 ) -> None:
-    process = bridge(call_spec(silent_callee.uri, rtmp_server, "fb", profile="facebook"))
+    process = bridge(call_spec(silent_callee.uri, rtmp_server, "fb", **profiles))
     assert process.wait(20) == ExitCode.INVALID_SPEC
-    assert "spec.rtmpUrl: must be an rtmps:// URL for profile facebook" in process.stderr_text
+    assert line in process.stderr_text
     assert silent_callee.received_nothing()
     assert rtmp_server.recordings_of("fb") == []

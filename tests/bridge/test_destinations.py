@@ -184,6 +184,11 @@ def test_destinations_are_added_and_removed_on_a_live_call(
         status_port, "/destinations", {"destinations": [{"rtmpUrl": "http://x/y"}]}
     )
     assert refused == 400 and "destinations[0]" in problem["error"], problem
+    # The call's stream is audio-only, fixed when it was placed: YouTube's profile refused.
+    youtube = [{"rtmpUrl": second_server.url, "rtmpStream": "yt", "profile": "youtube"}]
+    refused, problem = post_json(status_port, "/destinations", {"destinations": youtube})
+    assert refused == 400, problem
+    assert problem["error"].startswith("spec.destinations[0].profile: is not met"), problem
     assert process.wait(30) == 0
     assert "hidden1" not in process.stderr_text + str(process.lines)
     (whole,) = rtmp_server.recordings_of("whole")

@@ -224,6 +224,29 @@ def test_patched_destinations_reach_the_running_bridge(
         )
         cluster.wait_bridge(ns, "fan", lambda o: states(o) == both[:1], "one destination", 20)
         assert "not-shown" not in json.dumps(cluster.bridge(ns, "fan"))
+        # YouTube's profile needs a video track, which this audio-only call, placed without
+        # one, does not have: the bridge refuses the list, the operator says so once.
+        youtube = [{"rtmpUrl": second.url, "rtmpStream": "yt", "profile": "youtube"}]
+        cluster.custom.patch_namespaced_custom_object(
+            "siprtmp.io",
+            "v1alpha1",
+            ns,
+            "siprtmpbridges",
+            "fan",
+            {"spec": {"destinations": youtube}},
+        )
+
+        def refusals() -> list[dict[str, Any]]:
+            events = cluster.events(ns, "fan")
+            return [e for e in events if "refused spec.destinations" in e["message"]]
+
+        (refused,) = wait_for("the refusal's event", refusals, timeout=20)
+        assert refused["reason"] == "InvalidSpec"
+        assert "spec.destinations[0].profile: is not met" in refused["message"], refused
+        time.sleep(2)  # further reconcile steps send nothing more
+        assert [e.get("count") or 1 for e in refusals()] == [1]
+        obj = cluster.bridge(ns, "fan")
+        assert obj is not None and states(obj) == both[:1]
         cluster.delete_bridge(ns, "fan")
         wait_for("bridge gone", lambda: cluster.bridge(ns, "fan") is None, timeout=30)
         assert peer.wait(10) == 0

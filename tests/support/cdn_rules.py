@@ -1,6 +1,7 @@
 """A recording judged by its destination profile's rules (siprtmp_contract.profiles, the table
 the parser and the CRD read), as the CDN's ingest would judge the stream: ffprobe for the
-tracks and their codecs, PyAV for where the keyframes fall."""
+tracks and their codecs, PyAV for where the keyframes fall and how many bytes of video each
+second holds."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ from tests.support.recording import ffprobe
 SLACK_SECONDS = 0.05
 #: The video track starts with the stream: its first frame within this of the first audio.
 FIRST_VIDEO_SECONDS = 0.3
+#: Constant bitrate: each whole second's video within this fraction of the profile's rate
+#: (a second holds 10 frames of the slate's 10/s, give or take one as the stream's clock
+#: places them; the loop's first frames fill the encoder's buffer, a tenth under the rate).
+CBR_BAND = 0.2
 
 
 @dataclass(frozen=True)
@@ -36,22 +41,48 @@ class Keyframes:
         return max(b - a for a, b in itertools.pairwise(marks))
 
 
-def keyframes(path: Path) -> Keyframes:
-    times: list[float] = []
-    first_video = first_audio = last_video = None
+@dataclass(frozen=True)
+class Packet:
+    kind: str  # "audio" or "video"
+    at: float  # its decoding time, in seconds
+    size: int  # bytes
+    keyframe: bool
+
+
+def packets(path: Path) -> list[Packet]:
     with av.open(str(path)) as container:
-        for packet in container.demux():
-            if packet.dts is None or packet.time_base is None or not packet.size:
-                continue
-            at = float(packet.dts * packet.time_base)
-            if packet.stream.type == "audio":
-                first_audio = at if first_audio is None else first_audio
-            elif packet.stream.type == "video":
-                first_video = at if first_video is None else first_video
-                last_video = at
-                if packet.is_keyframe:
-                    times.append(at)
-    return Keyframes(times, first_video, first_audio, last_video)
+        return [
+            Packet(p.stream.type, float(p.dts * p.time_base), p.size, p.is_keyframe)
+            for p in container.demux()
+            if p.dts is not None and p.time_base is not None and p.size
+        ]
+
+
+def keyframes(path: Path) -> Keyframes:
+    found = packets(path)
+    audio = [p.at for p in found if p.kind == "audio"]
+    video = [p for p in found if p.kind == "video"]
+    return Keyframes(
+        [p.at for p in video if p.keyframe],
+        video[0].at if video else None,
+        audio[0] if audio else None,
+        video[-1].at if video else None,
+    )
+
+
+def video_bitrates(path: Path) -> list[float]:
+    """Bits of video in each whole second of the track, from its first packet (the last,
+    partial second left out)."""
+    video = [p for p in packets(path) if p.kind == "video"]
+    if not video:
+        return []
+    start = video[0].at
+    seconds = [0.0] * int(video[-1].at - start)
+    for packet in video:
+        index = int(packet.at - start)
+        if index < len(seconds):
+            seconds[index] += packet.size * 8
+    return seconds
 
 
 def cdn_problems(path: Path, profile: Profile) -> list[str]:
@@ -89,4 +120,9 @@ def cdn_problems(path: Path, profile: Profile) -> list[str]:
         problems.append("no keyframe")
     elif limit is not None and longest > limit + SLACK_SECONDS:
         problems.append(f"keyframes {longest:.2f} s apart, more than {limit} s")
+    rate = profile.video_bitrate
+    if rate is not None:
+        off = [round(b) for b in video_bitrates(path) if abs(b - rate) > CBR_BAND * rate]
+        if off:
+            problems.append(f"video not at a constant {rate} b/s: seconds at {off} b/s")
     return problems

@@ -451,6 +451,7 @@ def test_a_push_body_becomes_a_destination_as_the_resource_holds_it() -> None:
         ({**PUSH, "rtmpStream": ""}, "rtmpStream"),
         ({**PUSH, "rtmpStream": "/leading"}, "rtmpStream"),
         ({**PUSH, "profile": "myspace"}, "profile"),
+        ({**PUSH, "profile": "facebook"}, "rtmpUrl"),  # Facebook takes rtmps:// only
         ({**PUSH, "name": "Not A Label"}, "name"),
         ({**PUSH, "colour": "red"}, "colour"),
         ({**PUSH, "rtmpStreamSecretRef": {"name": "a", "key": "b"}}, "rtmpStreamSecretRef"),

@@ -11,7 +11,7 @@ from siprtmp_bridge.rtmp.fanout import aggregate_state
 from siprtmp_contract.redact import Scrubber
 from siprtmp_contract.spec import SpecError, parse_destinations, parse_spec
 from siprtmp_contract.states import StreamState
-from siprtmp_operator.destinations import live_destinations
+from siprtmp_operator.destinations import live_destinations, refusal
 from siprtmp_operator.policy import stream_keys
 from siprtmp_operator.status import PodObservation, derive_status
 from siprtmp_operator.statusmodel import BridgeStatus
@@ -119,3 +119,12 @@ def test_a_destinations_name_is_read_and_sent_to_the_bridge() -> None:
     assert live_destinations({**BASE, "destinations": named}, (), lambda _: None).body == {
         "destinations": named
     }
+
+
+def test_a_list_the_bridge_refused_is_one_warning_quoting_its_line() -> None:
+    line = "spec.destinations[0].profile: is not met by this call's stream (…)"
+    assert refusal({"error": line}) == (
+        "InvalidSpec",
+        f"the bridge refused spec.destinations: {line}",
+    )
+    assert refusal({"error": 3})[1].endswith("no reason given")

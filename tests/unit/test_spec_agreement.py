@@ -42,6 +42,9 @@ BASE: dict[str, Any] = {
     "rtmpStream": "s",
 }
 SECRET = {"name": "sip", "key": "password"}
+#: Destinations of ACROSS's documents.
+GENERIC = {"rtmpUrl": "rtmp://127.0.0.1/b", "rtmpStream": "t"}
+FB = {"rtmpUrl": "rtmps://127.0.0.1/b", "rtmpStream": "f", "profile": "facebook"}
 DROP = object()
 
 #: What a field needs beside it to be taken at all (the CEL rules' companions), by the path of
@@ -213,6 +216,40 @@ ACROSS: list[dict[str, Any]] = [
     {**BASE, "profile": "twitch", "video": {"maxKeyframeIntervalSeconds": 3}},
     {**BASE, "profile": "twitch", "video": {"whenAbsent": "audioOnly"}, "audio": {"channels": 1}},
     {**BASE, "profile": "generic", "video": {"maxKeyframeIntervalSeconds": 60}},
+    # A destination's profile: its URL judged on its item, the call's stream on the spec.
+    {**BASE, "destinations": [FB]},
+    {**BASE, "destinations": [{**FB, "rtmpUrl": "rtmp://127.0.0.1/b"}]},
+    {**BASE, "destinations": [GENERIC, {**FB, "rtmpUrl": "rtmp://127.0.0.1/b"}]},
+    {**BASE, "destinations": [GENERIC, FB], "audio": {"channels": 1}},
+    {**BASE, "destinations": [GENERIC, FB], "audio": {"channels": 2}},
+    {**BASE, "destinations": [FB], "video": {"whenAbsent": "audioOnly"}},
+    {**BASE, "destinations": [FB], "video": {"maxKeyframeIntervalSeconds": 5}},
+    {**BASE, "destinations": [{**GENERIC, "profile": "youtube"}], "video": {"mode": "passthrough"}},
+    {
+        **BASE,
+        "destinations": [{**GENERIC, "profile": "youtube"}],
+        "video": {"whenAbsent": "audioOnly"},
+    },
+    {
+        **BASE,
+        "destinations": [{**GENERIC, "profile": "youtube"}],
+        "video": {"maxKeyframeIntervalSeconds": 5},
+    },
+    {**BASE, "destinations": [{**GENERIC, "profile": "twitch"}]},
+    {
+        **BASE,
+        "destinations": [{**GENERIC, "profile": "twitch"}],
+        "video": {"maxKeyframeIntervalSeconds": 3},
+    },
+    # Several profiles: their defaults combine into what meets all (a 2 s keyframe for both).
+    {**BASE, "profile": "youtube", "destinations": [{**GENERIC, "profile": "twitch"}, FB]},
+    {
+        **BASE,
+        "profile": "youtube",
+        "destinations": [{**GENERIC, "profile": "twitch"}],
+        "video": {"maxKeyframeIntervalSeconds": 4},
+    },
+    {**BASE, "destinations": [GENERIC], "video": {"whenAbsent": "audioOnly"}},
 ]
 
 

@@ -2,11 +2,12 @@
 
 It is encoded once per call (a loop of one keyframe interval: one keyframe and P-frames of a few
 bytes at 10 frames/s, a few kB; its cost is libx264's at start-up: docs/measurements.md, "The
-slate on an audio call") and then sent over and
-over: no encoder runs during the call. Its raw H.264 is also opened as an input, whose stream is
-the FLV track's template, so the stream has its video track from the first packet on. The
-picture is the built-in card or the user's image (``video.slate``), with a line of text
-(the call's title) across its lower part.
+slate on an audio call") and then sent over and over: no encoder runs during the call. Under a
+profile asking for constant bitrate (Twitch) the loop is encoded CBR: x264's filler data makes
+each frame its share of the rate. Its raw H.264 is also opened as an input, whose stream is the
+FLV track's template, so the stream has its video track from the first packet on. The picture
+is the built-in card or the user's image (``video.slate``), with a line of text (the call's
+title) across its lower part.
 """
 
 from __future__ import annotations
@@ -39,9 +40,24 @@ def slate_keyframe_seconds(max_keyframe_interval_seconds: int) -> int:
     return max(1, min(KEYFRAME_SECONDS, max_keyframe_interval_seconds))
 
 
-def encode_slate(picture: Any, keyframe_seconds: int = KEYFRAME_SECONDS) -> bytes:
+def x264_params(keyframe_seconds: int, bitrate: int | None) -> str:
+    """x264's settings: a fixed GOP; with ``bitrate`` (bits/s), constant bitrate as Twitch
+    asks (HRD CBR: the rate and its cap the same, a one-second buffer, filler data making up
+    what a still picture does not need), which the loop keeps since it repeats a CBR stretch
+    that starts and ends on a GOP."""
+    frames = FRAMES_PER_SECOND * keyframe_seconds
+    params = f"keyint={frames}:min-keyint={frames}:scenecut=0:repeat-headers=1"
+    if bitrate is None:
+        return params
+    kbps = bitrate // 1000
+    return f"{params}:nal-hrd=cbr:bitrate={kbps}:vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+
+
+def encode_slate(
+    picture: Any, keyframe_seconds: int = KEYFRAME_SECONDS, bitrate: int | None = None
+) -> bytes:
     """One keyframe interval of the picture as Annex B H.264 (baseline: every player decodes
-    it), a keyframe first."""
+    it), a keyframe first; at a constant ``bitrate`` (bits/s) when one is given."""
     frames = FRAMES_PER_SECOND * keyframe_seconds
     output = io.BytesIO()
     container: Any = av.open(output, "w", format="h264")
@@ -51,7 +67,7 @@ def encode_slate(picture: Any, keyframe_seconds: int = KEYFRAME_SECONDS) -> byte
         "preset": "veryfast",
         "tune": "stillimage",
         "profile": "baseline",
-        "x264-params": f"keyint={frames}:min-keyint={frames}:scenecut=0:repeat-headers=1",
+        "x264-params": x264_params(keyframe_seconds, bitrate),
     }
     for index in range(frames):
         picture.pts = index
@@ -123,9 +139,13 @@ class Slate:
     """The encoded loop, its frames, and the input stream the FLV track is modelled on."""
 
     def __init__(
-        self, text: str = "", image: str | None = None, keyframe_seconds: int = KEYFRAME_SECONDS
+        self,
+        text: str = "",
+        image: str | None = None,
+        keyframe_seconds: int = KEYFRAME_SECONDS,
+        bitrate: int | None = None,
     ) -> None:
-        encoded = encode_slate(slate_picture(text, image), keyframe_seconds)
+        encoded = encode_slate(slate_picture(text, image), keyframe_seconds, bitrate)
         container: Any = av.open(io.BytesIO(encoded), format="h264")
         self._input = container
         self.stream: Any = container.streams.video[0]
