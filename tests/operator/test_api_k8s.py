@@ -522,7 +522,10 @@ def test_push_adds_lists_and_removes_a_live_calls_destinations(
     """The seed successor's republishing calls over spec.destinations: the resource changes,
     the operator does the rest; no answer and no log line shows a key."""
     call_id, other_id = unique("pushed"), unique("other")
-    assert api.call("startup", seed_body(call_id, unique("main"))).status == 200
+    # A video track (the slate) lets the call take a YouTube destination; the other call is
+    # audio-only, as its stream stays.
+    slated = seed_body(call_id, unique("main"), video={"whenAbsent": "slate"})
+    assert api.call("startup", slated).status == 200
     other_stream = unique("other-main")
     assert api.call("startup", seed_body(other_id, other_stream)).status == 200
 
@@ -556,6 +559,9 @@ def test_push_adds_lists_and_removes_a_live_calls_destinations(
          "rtmpUrl"),
         ({"callId": call_id, "rtmpUrl": CDN, "rtmpStreamSecretRef": {"name": "a", "key": "b"}},
          400, "rtmpStreamSecretRef"),
+        # YouTube needs a video track, which an audio-only call's stream (fixed) lacks.
+        ({"callId": other_id, "rtmpUrl": CDN, "rtmpStream": "k6", "profile": "youtube"}, 400,
+         "profile"),
     ]  # fmt: skip
     for body, status, field in refusals:
         answer = push(api, "startup", body)

@@ -31,6 +31,12 @@ from typing import Any, TypeVar
 from siprtmp_contract.fields import MAX_DESTINATIONS
 from siprtmp_contract.outcome import Reason
 from siprtmp_contract.redact import Scrubber
+from siprtmp_contract.spec import (
+    Destination,
+    SpecError,
+    check_live_destinations,
+    parse_resource_spec,
+)
 from siprtmp_contract.states import (
     CallState,
     Phase,
@@ -265,6 +271,7 @@ class Calls:
                 field = "rtmpUrl" if refusal.field.startswith("destinations[") else refusal.field
                 status = REFUSAL_STATUS[refusal.reason]
                 raise ApiError(status, f"{field}: {refusal.message}", field)
+            _check_profile_is_met(spec, request.parsed)
             owner = next((c for c in calls if is_live(c) and publishes_to(c, wanted)), None)
             if owner is not None:
                 where = "this call" if owner is call else f"call {call_id_of(owner)!r}"
@@ -433,6 +440,21 @@ def _new_name(listed: list[JSON]) -> str:
     while (name := f"push-{secrets.token_hex(4)}") in taken:
         pass
     return name
+
+
+def _check_profile_is_met(spec: JSON, destination: Destination) -> None:
+    """A push whose profile the call's stream breaks is a 400 naming ``profile``: the stream was
+    fixed when the call was placed (the bridge refuses the same, ``check_live_destinations``).
+    The call's stream is read from its resource as it is now; a spec the parser cannot read
+    (an older version's resource) is left to the bridge."""
+    try:
+        placed = parse_resource_spec(spec)
+    except SpecError:
+        return
+    try:
+        check_live_destinations(placed, (destination,), "destinations")
+    except SpecError as error:
+        raise ApiError(400, f"profile: {error.problem}", "profile") from None
 
 
 async def _scrubbed(scrubber: Scrubber, work: Awaitable[T]) -> T:
