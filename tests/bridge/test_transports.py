@@ -1,8 +1,13 @@
-"""SIP over TCP to SIPp, and over TLS to Kamailio (Debian's SIPp has no TLS), each call's tone
-checked at the RTMP server."""
+"""SIP over TCP to SIPp, and over TLS 1.2 and 1.3 to Kamailio (Debian's SIPp has no TLS), each
+call's tone checked at the RTMP server."""
 
 from __future__ import annotations
 
+import re
+import signal
+import socket
+import ssl
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -99,13 +104,15 @@ def test_tls_verification_refuses_an_untrusted_certificate(
 @pytest.fixture
 def named_tls_proxy(
     tmp_path: Path, tone_peer: Callable[..., SippPeer]
-) -> Iterator[Callable[[str], tuple[Kamailio, SippPeer]]]:
-    """Kamailio over TLS 1.2 presenting a certificate issued for a name, and a SIPp far end:
-    trusting the certificate (SSL_CERT_FILE) trusts exactly that name."""
+) -> Iterator[Callable[..., tuple[Kamailio, SippPeer]]]:
+    """Kamailio over TLS ``version`` alone presenting a certificate issued for a name, and a
+    SIPp far end: trusting the certificate (SSL_CERT_FILE) trusts exactly that name."""
     started: list[tuple[Kamailio, SippPeer]] = []
 
-    def start(name: str) -> tuple[Kamailio, SippPeer]:
-        far_end = tone_peer(2.0)
+    def start(
+        name: str, version: str = "TLSv1.2", scenario: str = "uas_tone_hangup.xml"
+    ) -> tuple[Kamailio, SippPeer]:
+        far_end = tone_peer(2.0, scenario)
         proxy = Kamailio(
             tmp_path / f"kamailio-{name}",
             free_port(),
@@ -113,7 +120,7 @@ def named_tls_proxy(
             PASSWORD,
             far_end.port,
             tls_port=free_port(),
-            tls_method="TLSv1.2",
+            tls_method=version,
             tls_name=name,
         ).start()
         started.append((proxy, far_end))
@@ -125,32 +132,93 @@ def named_tls_proxy(
         far_end.stop()
 
 
+def refuses_tls_1_2(port: int) -> bool:
+    """Whether the port refuses a client that speaks TLS 1.2 at most, as pjsua's OpenSSL 1.0.2."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        with socket.create_connection(("127.0.0.1", port), 5) as raw, context.wrap_socket(raw):
+            return False
+    except ssl.SSLError:
+        return True
+
+
+@pytest.mark.parametrize("version", ["TLSv1.2", "TLSv1.3"])
 def test_a_certificate_trusted_through_ssl_cert_file_and_issued_for_the_name(
-    named_tls_proxy: Callable[[str], tuple[Kamailio, SippPeer]],
+    named_tls_proxy: Callable[..., tuple[Kamailio, SippPeer]],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
+    version: str,
 ) -> None:
     """The server's certificate is verified against SSL_CERT_FILE (the chart's CA bundle in a
-    pod, as for RTMPS), chain and name; the connection is TLS 1.2 (Kamailio's own log of it)."""
-    proxy, far_end = named_tls_proxy("localhost")
+    pod, as for RTMPS), chain and name; the connection is the one TLS version the server takes
+    (Kamailio's own log of it): 1.3 too, which pjsua's OpenSSL 1.0.2 lacks (sip/tls_relay.py)."""
+    proxy, far_end = named_tls_proxy("localhost", version)
+    assert refuses_tls_1_2(proxy.tls_port) == (version == "TLSv1.3")
     spec = tls_spec(proxy, rtmp_server, "tls-trusted", sipDomain="localhost")
     process = bridge(spec, env={"SSL_CERT_FILE": str(proxy.certificate)})
     assert process.wait(30) == 0, process.stderr_text[-2000:]
     assert f"AUTHORIZED INVITE {USER}" in proxy.text()
-    assert "TLS TLSv1.2\n" in proxy.text()
+    assert f"TLS {version}\n" in proxy.text()
     assert far_end.wait(10) == 0
     (recording,) = rtmp_server.recordings_of("tls-trusted")
     assert abs(measure_recording(recording).frequency_hz - 1000) < 5
 
 
+@pytest.mark.parametrize("version", ["TLSv1.2", "TLSv1.3"])
 def test_a_trusted_certificate_issued_for_another_name_is_refused(
-    named_tls_proxy: Callable[[str], tuple[Kamailio, SippPeer]],
+    named_tls_proxy: Callable[..., tuple[Kamailio, SippPeer]],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    version: str,
+) -> None:
+    proxy, _ = named_tls_proxy("sip.other-name.example", version)
+    spec = tls_spec(proxy, rtmp_server, "misnamed", sipDomain="localhost")
+    started = time.monotonic()
+    process = bridge(spec, env={"SSL_CERT_FILE": str(proxy.certificate)})
+    assert process.wait(30) == 8, process.stderr_text[-2000:]
+    assert time.monotonic() - started < 10  # refused at once, not after the setup timeout
+    assert process.final["reason"] == "Unreachable"
+    assert "AUTHORIZED" not in proxy.text()
+    assert (
+        f"SIP over TLS: certificate of localhost:{proxy.tls_port} not trusted: Hostname mismatch"
+        in process.stderr_text
+    )
+
+
+def test_over_tls_1_3_the_far_end_sees_the_bridge_and_not_its_relay(
+    named_tls_proxy: Callable[..., tuple[Kamailio, SippPeer]],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
 ) -> None:
-    proxy, _ = named_tls_proxy("sip.other-name.example")
-    spec = tls_spec(proxy, rtmp_server, "misnamed", sipDomain="localhost")
+    """What reaches a TLS 1.3-only proxy is what pjsua would have sent it directly: no Route
+    naming the relay, Via and Contact naming the address the connection comes from (a far end
+    that reuses connections finds it by them). The far end's 200 goes back on that connection,
+    and the bridge's ACK and BYE (it is stopped mid-call) take the proxy's Record-Route over
+    the same relay, TLS 1.3 again."""
+    proxy, far_end = named_tls_proxy("localhost", "TLSv1.3", "uas_tone_wait_bye.xml")
+    assert refuses_tls_1_2(proxy.tls_port)
+    spec = tls_spec(proxy, rtmp_server, "tls13-bye", sipDomain="localhost")
     process = bridge(spec, env={"SSL_CERT_FILE": str(proxy.certificate)})
-    assert process.wait(30) == 8, process.stderr_text[-2000:]
-    assert process.final["reason"] == "Unreachable"
-    assert "AUTHORIZED" not in proxy.text()
+    process.wait_for(lambda line: line.get("stream", {}).get("state") == "PUBLISHING", 15)
+    time.sleep(1.5)
+    process.signal(signal.SIGTERM)
+    assert process.wait(15) == 0, process.stderr_text[-2000:]
+    assert far_end.wait(10) == 0  # its scenario completes only when the bridge's BYE arrives
+    log = proxy.text()
+    assert "TLS TLSv1.2" not in log
+    invite = re.search(
+        r"TLS INVITE FROM 127\.0\.0\.1:(\d+) VIA SIP/2\.0/TLS 127\.0\.0\.1:(\d+);rport[^ ]* "
+        r"CONTACT <sip:tls-user@127\.0\.0\.1:(\d+);transport=TLS;ob> ROUTE <null>",
+        log,
+    )
+    assert invite is not None, log[-3000:]
+    assert invite.group(1) == invite.group(2) == invite.group(3)
+    bye = re.search(r"TLS BYE FROM 127\.0\.0\.1:(\d+) .* ROUTE <sip:127\.0\.0\.1:(\d+);", log)
+    assert bye is not None, log[-3000:]
+    assert bye.group(2) == str(proxy.tls_port)
+    assert "BYE sip:" in far_end.messages()
+    (recording,) = rtmp_server.recordings_of("tls13-bye")
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5
