@@ -204,7 +204,7 @@ class BridgeRunner:
             return
         self.endpoint.poll(self._poll_milliseconds())
         while self.events:
-            self._feed(self.events.pop(0))
+            self._feed(self.endpoint.explained(self.events.pop(0)))
 
     def _observed(self) -> list[Event]:
         """What the media side and the signals say that the call has not been told, in the

@@ -10,10 +10,12 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import pjsua2 as pj
 
+from siprtmp_bridge.sip.events import CallEnded, Registered, SipEvent
 from siprtmp_bridge.sip.tls_tunnel import SipTlsTunnel, first_hop
 from siprtmp_contract.spec import BridgeSpec
 
@@ -128,6 +130,19 @@ class SipEndpoint:
     def relay_route(self) -> str | None:
         """The SIP TLS relay's URI, for the account's route set; None without TLS."""
         return self.tls_tunnel.route if self.tls_tunnel is not None else None
+
+    def explained(self, event: SipEvent) -> SipEvent:
+        """The event, with the SIP TLS relay's reason for pjsua's when the first hop was never
+        reached (a certificate refused, say): pjsua saw only its loopback connection close."""
+        if self.tls_tunnel is None:
+            return event
+        unreached: CallEnded | Registered | None = None
+        if (isinstance(event, CallEnded) and not event.got_response) or (
+            isinstance(event, Registered) and not event.ok
+        ):
+            unreached = event
+        failure = self.tls_tunnel.failure() if unreached is not None else None
+        return replace(unreached, reason=failure) if unreached and failure else event
 
     def destroy(self) -> None:
         """Tear pjsua down; callers must have dropped every pjsua2 object they created first.

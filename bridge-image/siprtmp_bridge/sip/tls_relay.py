@@ -25,8 +25,9 @@ the far end as pjsua wrote them, and requests the far end sends on the connectio
 reach pjsua on the connection they belong to.
 
 Protocol with the bridge: one JSON line on stdin (``{"host", "port", "verify", "certificate",
-"key"}``), answered ``listening PORT`` on stdout; then ``error REASON`` on stdout whenever a
-connection to the first hop cannot be made (the bridge logs it). End of stdin ends the process.
+"key"}``), answered ``listening PORT`` on stdout; then, for each connection pjsua makes,
+``connected`` or ``error REASON`` (the first hop could not be reached: the bridge logs it and
+tells it for pjsua's reason). End of stdin ends the process.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 LISTENING = "listening"
+CONNECTED = "connected"
 ERROR = "error"
 #: A connection to the first hop, TLS handshake included, within this long.
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -226,6 +228,7 @@ class Relay:
             _answer(f"{ERROR} {failure_reason(self.host, self.port, error)}")
             writer.close()
             return
+        _answer(CONNECTED)
         leg = Leg(
             self.own_uri,
             host_port(writer.get_extra_info("peername")),

@@ -20,13 +20,16 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from siprtmp_bridge.sip.tls_relay import ERROR, LISTENING, relay_uri
+from siprtmp_bridge.sip.tls_relay import CONNECTED, ERROR, LISTENING, relay_uri
 from siprtmp_contract.spec import BridgeSpec
 
 log = logging.getLogger(__name__)
 
 #: Python's start-up and the relay's imports, and the key's making; not a network wait.
 START_TIMEOUT_SECONDS = 10.0
+#: How long ``failure`` waits for the relay's report: it writes it just before it closes
+#: pjsua's connection, and the report travels a pipe and a thread that pjsua does not wait for.
+REPORT_WAIT_SECONDS = 0.5
 _HOST_PORT = re.compile(r"sips?:(?:[^@;>]*@)?(\[[^\]]+\]|[^:;>?]+)(?::(\d+))?")
 
 
@@ -48,6 +51,8 @@ class SipTlsTunnel:
         self.certificate = self.directory / "cert.pem"
         self.key = self.directory / "key.pem"
         self._relay: subprocess.Popen[bytes] | None = None
+        self._reported = threading.Event()
+        self._failure: str | None = None
         try:
             _make_certificate(self.certificate, self.key)
             self.route = self._start(host, port, verify)
@@ -77,9 +82,28 @@ class SipTlsTunnel:
         if word != LISTENING or not local_port.isdigit():
             raise OSError(f"SIP TLS relay did not start: {answer!r}")
         threading.Thread(
-            target=_log_reports, args=(relay.stdout,), name="sip-tls-relay", daemon=True
+            target=self._log_reports, args=(relay.stdout,), name="sip-tls-relay", daemon=True
         ).start()
         return relay_uri(int(local_port))
+
+    def failure(self) -> str | None:
+        """Why the relay's last connection to the first hop failed, if it did (waiting a moment
+        for the first report, which may still be on its way): what pjsua, which saw only its
+        loopback connection close, cannot say."""
+        self._reported.wait(REPORT_WAIT_SECONDS)
+        return self._failure
+
+    def _log_reports(self, stream: IO[bytes]) -> None:
+        """The relay's reports: each ``error`` a warning of the bridge's log (scrubbed there),
+        the last one kept until a connection is made."""
+        for raw in stream:
+            word, _, reason = raw.decode(errors="replace").strip().partition(" ")
+            if word == ERROR:
+                log.warning("SIP over TLS: %s", reason)
+                self._failure = reason
+            elif word == CONNECTED:
+                self._failure = None
+            self._reported.set()
 
     def close(self) -> None:
         """End of stdin ends the relay; it is killed if it takes longer than a moment."""
@@ -135,11 +159,3 @@ def _read_line_within(stream: IO[bytes], timeout: float) -> str:
     if not lines:
         raise OSError(f"SIP TLS relay did not answer within {timeout:g} s")
     return lines[0].decode(errors="replace").strip()
-
-
-def _log_reports(stream: IO[bytes]) -> None:
-    """Each ``error`` the relay reports, as a warning of the bridge's log (scrubbed there)."""
-    for raw in stream:
-        word, _, reason = raw.decode(errors="replace").strip().partition(" ")
-        if word == ERROR:
-            log.warning("SIP over TLS: %s", reason)
