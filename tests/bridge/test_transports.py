@@ -225,3 +225,31 @@ def test_over_tls_1_3_the_far_end_sees_the_bridge_and_not_its_relay(
     assert "BYE sip:" in far_end.messages()
     (recording,) = rtmp_server.recordings_of("tls13-bye")
     assert abs(measure_recording(recording).frequency_hz - 1000) < 5
+
+
+def test_a_registered_call_over_tls_1_3(
+    named_tls_proxy: Callable[..., tuple[Kamailio, SippPeer]],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    """REGISTER (and the un-REGISTER at the end) take the relay too; every Contact the
+    registrar is given names the connection the bridge is reached on."""
+    proxy, far_end = named_tls_proxy("localhost", "TLSv1.3")
+    spec = tls_spec(
+        proxy, rtmp_server, "tls13-registered", sipDomain="localhost", sipRegisterRequired=True
+    )
+    process = bridge(spec, env={"SSL_CERT_FILE": str(proxy.certificate)})
+    assert process.wait(30) == 0, process.stderr_text[-2000:]
+    assert process.final["reason"] == "RemoteHangup"
+    log = proxy.text()
+    assert f"REGISTERED {USER}" in log
+    assert far_end.wait(10) == 0
+    sent = re.findall(
+        r"TLS (REGISTER|INVITE) FROM 127\.0\.0\.1:(\d+) .* "
+        r"CONTACT <sip:tls-user@127\.0\.0\.1:(\d+);",
+        log,
+    )
+    assert {method for method, _, _ in sent} == {"REGISTER", "INVITE"}
+    assert all(source == contact for _, source, contact in sent), sent
+    (recording,) = rtmp_server.recordings_of("tls13-registered")
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5
