@@ -57,6 +57,22 @@ def test_a_route_naming_anyone_else_first_is_left_alone() -> None:
     assert out.index(b"Route: <sip:proxy.example;lr>") < out.index(LEG.own_uri.encode())
 
 
+def test_only_pjsua_s_own_address_is_replaced() -> None:
+    """Another port that starts with pjsua's digits, or an address that ends with its, is not."""
+    response = message(
+        "SIP/2.0 200 OK",
+        "Via: SIP/2.0/TLS 127.0.0.1:510001;branch=z9hG4bK1, SIP/2.0/UDP 2127.0.0.1:51000",
+        "Contact: <sip:bridge@127.0.0.1:51000;transport=TLS>",
+        "CSeq: 2 BYE",
+    )
+    out = to_far_end(response, LEG)
+    assert (
+        b"Via: SIP/2.0/TLS 127.0.0.1:510001;branch=z9hG4bK1, SIP/2.0/UDP 2127.0.0.1:51000\r\n"
+        in out
+    )
+    assert b"Contact: <sip:bridge@10.1.2.3:47000;transport=TLS>\r\n" in out
+
+
 def test_keep_alives_pass_as_they_are() -> None:
     assert to_far_end(b"\r\n\r\n", LEG) == b"\r\n\r\n"
 

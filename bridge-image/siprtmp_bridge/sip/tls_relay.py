@@ -133,21 +133,18 @@ def to_far_end(message: bytes, leg: Leg) -> bytes:
     head, separator, body = message.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     is_response = message.startswith(b"SIP/2.0 ")  # a response has no Route to take off
-    for index in range(len(lines) - 1, 0, -1):
-        line = lines[index]
-        name = _header_name(line)
-        if name in (b"via", b"v", b"contact", b"m"):
-            lines[index] = line.replace(leg.pjsua_address, leg.bridge_address)
-    for index, line in enumerate(lines[1:], start=1):
-        if is_response or _header_name(line) != b"route":
-            continue
-        first, rest = _first_and_rest(line.partition(b":")[2])
-        if f"<{leg.own_uri}>".encode() == first.strip():
+    pjsua_address = re.compile(rb"(?<![\w.:\[])" + re.escape(leg.pjsua_address) + rb"(?!\d)")
+    for index, line in enumerate(lines):
+        if index and _header_name(line) in (b"via", b"v", b"contact", b"m"):
+            lines[index] = pjsua_address.sub(lambda _: leg.bridge_address, line)
+    routes = [i for i, line in enumerate(lines) if i and _header_name(line) == b"route"]
+    if routes and not is_response:
+        first, rest = _first_and_rest(lines[routes[0]].partition(b":")[2])
+        if first.strip() == f"<{leg.own_uri}>".encode():
             if rest.strip():
-                lines[index] = b"Route: " + rest.strip()
+                lines[routes[0]] = b"Route: " + rest.strip()
             else:
-                del lines[index]
-        break
+                del lines[routes[0]]
     return b"\r\n".join(lines) + separator + body
 
 
