@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
+from siprtmp_bridge.sip.tls_tunnel import SipTlsTunnel
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.kamailio import Kamailio
@@ -253,3 +254,76 @@ def test_a_registered_call_over_tls_1_3(
     assert all(source == contact for _, source, contact in sent), sent
     (recording,) = rtmp_server.recordings_of("tls13-registered")
     assert abs(measure_recording(recording).frequency_hz - 1000) < 5
+
+
+def test_through_an_outbound_proxy_over_tls_1_3_only_the_relay_s_route_is_taken_off(
+    named_tls_proxy: Callable[..., tuple[Kamailio, SippPeer]],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    """With ``sipOutboundProxy`` the relay dials the proxy (its name verified), and the proxy
+    gets its own Route as pjsua wrote it, the relay's no longer before it."""
+    proxy, far_end = named_tls_proxy("localhost", "TLSv1.3")
+    outbound = f"sip:localhost:{proxy.tls_port};transport=tls"
+    spec = tls_spec(
+        proxy, rtmp_server, "tls13-outbound", sipDomain="127.0.0.1", sipOutboundProxy=outbound
+    )
+    process = bridge(spec, env={"SSL_CERT_FILE": str(proxy.certificate)})
+    assert process.wait(30) == 0, process.stderr_text[-2000:]
+    assert far_end.wait(10) == 0
+    assert "TLS INVITE FROM 127.0.0.1:" in proxy.text()
+    assert f"ROUTE <{outbound};lr>\n" in proxy.text()
+    (recording,) = rtmp_server.recordings_of("tls13-outbound")
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5
+
+
+def test_a_first_hop_that_refuses_connections_ends_the_call_at_once(
+    rtmp_server: NginxRtmp, bridge: Callable[..., BridgeProcess]
+) -> None:
+    port = free_port()  # nothing listens there
+    spec = call_spec(
+        "bridge-test",
+        rtmp_server,
+        "tls-unreachable",
+        callSetupTimeoutSeconds=20,
+        connection={"sipDomain": "127.0.0.1", "sipPort": port, "sipTransport": "tls"},
+    )
+    started = time.monotonic()
+    process = bridge(spec)
+    assert process.wait(30) == 8, process.stderr_text[-2000:]
+    assert time.monotonic() - started < 10  # not the 20 s setup timeout
+    assert process.final["reason"] == "Unreachable"
+    assert f"connection to 127.0.0.1:{port} failed: Connection refused" in process.final["message"]
+
+
+def test_the_relay_s_loopback_leg_takes_only_the_run_s_certificate() -> None:
+    """Mutual TLS on loopback: a client without the run's certificate gets no connection (so
+    another process on a host-networked node cannot use the relay), and one that has it is
+    carried on (here to a port that refuses, which the relay reports)."""
+    port = free_port()
+    tunnel = SipTlsTunnel("127.0.0.1", port, verify=True)
+    try:
+        relay_port = int(tunnel.route.split(":")[2].split(";")[0])
+
+        def exchange(context: ssl.SSLContext) -> bytes:
+            """What the relay answers an OPTIONS with (nothing: it closes the connection)."""
+            with (
+                socket.create_connection(("127.0.0.1", relay_port), 5) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            ):
+                tls.sendall(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n")
+                try:
+                    return tls.recv(100)
+                except (ssl.SSLError, ConnectionResetError):
+                    return b""
+
+        stranger = ssl.create_default_context(cafile=str(tunnel.certificate))
+        assert exchange(stranger) == b""
+        assert tunnel.failure() is None  # the relay never dialled for it
+        member = ssl.create_default_context(cafile=str(tunnel.certificate))
+        member.load_cert_chain(str(tunnel.certificate), str(tunnel.key))
+        assert exchange(member) == b""
+        assert tunnel.failure() == f"connection to 127.0.0.1:{port} failed: Connection refused"
+    finally:
+        tunnel.close()
+    assert not tunnel.directory.exists()
