@@ -327,3 +327,36 @@ def test_the_relay_s_loopback_leg_takes_only_the_run_s_certificate() -> None:
     finally:
         tunnel.close()
     assert not tunnel.directory.exists()
+
+
+def test_a_registrar_past_the_relay_is_registered_with_by_pjsua_itself(
+    named_tls_proxy: Callable[..., tuple[Kamailio, SippPeer]],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    """The relay reaches one host, the callee's: a registrar elsewhere (here TLS 1.2) gets its
+    REGISTER from pjsua's own TLS, verified against the bundle as before, while the call goes
+    through the relay to a TLS 1.3-only proxy."""
+    registrar, _ = named_tls_proxy("localhost", "TLSv1.2")
+    proxy, far_end = named_tls_proxy("127.0.0.1", "TLSv1.3")
+    assert registrar.certificate is not None and proxy.certificate is not None
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(registrar.certificate.read_bytes() + proxy.certificate.read_bytes())
+    spec = tls_spec(
+        registrar,
+        rtmp_server,
+        "registrar-elsewhere",
+        sipDomain="localhost",
+        sipRegisterRequired=True,
+    )
+    spec["callee"] = f"sip:bridge-test@127.0.0.1:{proxy.tls_port};transport=tls"
+    process = bridge(spec, env={"SSL_CERT_FILE": str(bundle)})
+    assert process.wait(30) == 0, process.stderr_text[-2000:]
+    assert f"REGISTERED {USER}" in registrar.text()
+    assert "TLS TLSv1.2\n" in registrar.text()
+    assert f"AUTHORIZED INVITE {USER}" in proxy.text()
+    assert "TLS TLSv1.3\n" in proxy.text()
+    assert far_end.wait(10) == 0
+    (recording,) = rtmp_server.recordings_of("registrar-elsewhere")
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5

@@ -32,7 +32,7 @@ from siprtmp_bridge.sip.states import (
     local_sends,
     remote_sends,
 )
-from siprtmp_bridge.sip.tls_tunnel import first_hop
+from siprtmp_bridge.sip.tls_tunnel import registers_past_the_relay
 from siprtmp_contract.dtmf import DtmfMethod
 from siprtmp_contract.spec import BridgeSpec
 
@@ -90,11 +90,8 @@ def account_config(
         )
         config.regConfig.timeoutSec = 300
         config.regConfig.retryIntervalSec = 0
-        registrar = (connection.sip_domain, connection.port_or_default)
-        if relay_route and not connection.sip_outbound_proxy and registrar != first_hop(spec):
-            # The relay reaches the first hop only: a registrar elsewhere is sent its REGISTER
-            # by pjsua's own TLS (1.2 only).
-            config.regConfig.proxyUse = 0
+        if relay_route and registers_past_the_relay(spec):
+            config.regConfig.proxyUse = 0  # the registrar is not the relay's first hop
     proxies = [relay_route, connection.sip_outbound_proxy]
     if any(proxies):
         config.sipConfig.proxies = pj.StringVector([proxy for proxy in proxies if proxy])

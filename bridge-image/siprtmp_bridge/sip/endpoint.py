@@ -11,12 +11,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
 
 from siprtmp_bridge.sip.events import CallEnded, Registered, SipEvent
-from siprtmp_bridge.sip.tls_tunnel import SipTlsTunnel, first_hop
+from siprtmp_bridge.sip.tls_tunnel import (
+    SipTlsTunnel,
+    first_hop,
+    registers_past_the_relay,
+    trust_bundle,
+)
 from siprtmp_contract.spec import BridgeSpec
 
 TRANSPORT_TYPES = {
@@ -103,8 +109,8 @@ class SipEndpoint:
             transport.publicAddress = nat.public_address
         kind = self.spec.connection.sip_transport
         if kind == "tls":
-            # pjsua's TLS (OpenSSL 1.0.2: TLS 1.2 at most) reaches only the relay, which makes
-            # the connection to the far end (TLS 1.2 or 1.3, verified: sip/tls_relay.py). The
+            # pjsua's TLS (OpenSSL 1.0.2: TLS 1.2 at most) reaches the relay, which makes the
+            # connection to the first hop (TLS 1.2 or 1.3, verified: sip/tls_relay.py). The
             # loopback leg is verified both ways with the run's own certificate.
             connection = self.spec.connection
             self.tls_tunnel = SipTlsTunnel(
@@ -116,6 +122,12 @@ class SipEndpoint:
             tls.CaListFile = str(self.tls_tunnel.certificate)
             tls.certFile = str(self.tls_tunnel.certificate)
             tls.privKeyFile = str(self.tls_tunnel.key)
+            if registers_past_the_relay(self.spec):
+                # pjsua reaches that registrar itself, and verifies it as the spec says
+                # against the bundle, besides the relay against the run's certificate.
+                tls.verifyServer = connection.sip_tls_verify_server
+                if (bundle := trust_bundle(os.environ)) is not None:
+                    tls.CaListFile = str(self.tls_tunnel.trusting(Path(bundle)))
         self.endpoint.transportCreate(TRANSPORT_TYPES[kind], transport)
 
     def _set_codecs(self) -> None:

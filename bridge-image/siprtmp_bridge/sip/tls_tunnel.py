@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -27,10 +29,33 @@ log = logging.getLogger(__name__)
 
 #: Python's start-up and the relay's imports, and the key's making; not a network wait.
 START_TIMEOUT_SECONDS = 10.0
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 #: How long ``failure`` waits for the relay's report: it writes it just before it closes
 #: pjsua's connection, and the report travels a pipe and a thread that pjsua does not wait for.
 REPORT_WAIT_SECONDS = 0.5
 _HOST_PORT = re.compile(r"sips?:(?:[^@;>]*@)?(\[[^\]]+\]|[^:;>?]+)(?::(\d+))?")
+
+
+def registers_past_the_relay(spec: BridgeSpec) -> bool:
+    """Whether the REGISTER goes to a registrar that is not the first hop (no outbound proxy, a
+    callee on another host): the relay reaches one host, so pjsua sends that one itself, over
+    its own TLS (1.2 at most)."""
+    connection = spec.connection
+    registrar = (connection.sip_domain, connection.port_or_default)
+    return bool(
+        connection.sip_register_required
+        and not connection.sip_outbound_proxy
+        and registrar != first_hop(spec)
+    )
+
+
+def trust_bundle(environ: Mapping[str, str]) -> str | None:
+    """The CA bundle pjsua verifies a registrar it reaches itself against: ``SSL_CERT_FILE``
+    when it names a file (the chart's CA bundle), else the system's."""
+    for candidate in (environ.get("SSL_CERT_FILE") or "", SYSTEM_CA_BUNDLE):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
 
 
 def first_hop(spec: BridgeSpec) -> tuple[str, int]:
@@ -85,6 +110,13 @@ class SipTlsTunnel:
             target=self._log_reports, args=(relay.stdout,), name="sip-tls-relay", daemon=True
         ).start()
         return relay_uri(int(local_port))
+
+    def trusting(self, bundle: Path) -> Path:
+        """A CA file of the run's certificate and ``bundle``'s, for a pjsua that verifies both
+        the relay and a server it reaches itself."""
+        both = self.directory / "trusted.pem"
+        both.write_bytes(self.certificate.read_bytes() + b"\n" + bundle.read_bytes())
+        return both
 
     def failure(self) -> str | None:
         """Why the relay's last connection to the first hop failed, if it did (waiting a moment
