@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from siprtmp_bridge.sip.tls_relay import Leg, next_message, relay_uri, to_far_end, to_pjsua
-from siprtmp_bridge.sip.tls_tunnel import first_hop
+from siprtmp_bridge.sip.tls_tunnel import (
+    SYSTEM_CA_BUNDLE,
+    first_hop,
+    registers_past_the_relay,
+    trust_bundle,
+)
 from siprtmp_contract.spec import parse_spec
 
 LEG = Leg(relay_uri(40000), b"127.0.0.1:51000", b"10.1.2.3:47000")
@@ -161,3 +168,49 @@ def test_the_first_hop_is_the_outbound_proxy_else_the_callee_s_host(
         }
     )
     assert first_hop(spec) == hop
+
+
+@pytest.mark.parametrize(
+    ("connection", "callee", "past"),
+    [
+        ({"sipDomain": "pbx.example", "sipLogin": "u"}, "conf", False),
+        ({"sipDomain": "pbx.example", "sipLogin": "u"}, "sip:conf@pbx.example:5061", False),
+        ({"sipDomain": "reg.example", "sipLogin": "u"}, "sip:conf@pbx.example", True),
+        (
+            {"sipDomain": "reg.example", "sipLogin": "u", "sipOutboundProxy": "edge.example"},
+            "sip:conf@pbx.example",
+            False,
+        ),
+        (
+            {"sipDomain": "reg.example", "sipLogin": "u", "sipRegisterRequired": False},
+            "sip:conf@pbx.example",
+            False,
+        ),
+    ],
+    ids=["user part", "same host", "registrar elsewhere", "outbound proxy", "no REGISTER"],
+)
+def test_a_registrar_is_past_the_relay_only_when_it_is_not_the_first_hop(
+    connection: dict[str, object], callee: str, past: bool
+) -> None:
+    spec = parse_spec(
+        {
+            "callee": callee,
+            "rtmpUrl": "rtmp://cdn/live",
+            "rtmpStream": "s",
+            "connection": {
+                "sipTransport": "tls",
+                "sipPassword": "p",
+                "sipRegisterRequired": True,
+                **connection,
+            },
+        }
+    )
+    assert registers_past_the_relay(spec) is past
+
+
+def test_the_bundle_pjsua_verifies_a_registrar_against(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    assert trust_bundle({"SSL_CERT_FILE": str(bundle)}) == str(bundle)
+    missing = trust_bundle({"SSL_CERT_FILE": str(tmp_path / "none.pem")})
+    assert missing == (SYSTEM_CA_BUNDLE if Path(SYSTEM_CA_BUNDLE).is_file() else None)
