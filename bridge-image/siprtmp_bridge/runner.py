@@ -204,7 +204,7 @@ class BridgeRunner:
             return
         self.endpoint.poll(self._poll_milliseconds())
         while self.events:
-            self._feed(self.events.pop(0))
+            self._feed(self.endpoint.explained(self.events.pop(0)))
 
     def _observed(self) -> list[Event]:
         """What the media side and the signals say that the call has not been told, in the
@@ -308,7 +308,7 @@ class BridgeRunner:
             self.rtp_claim = RtpPortClaim(nat.bind_address, nat.rtp_port_min, nat.rtp_port_max)
         port = self.rtp_claim.port if self.rtp_claim is not None else None
         self.account = BridgeAccount(self.events.append)
-        self.account.create(account_config(self.spec, port))
+        self.account.create(account_config(self.spec, port, self.endpoint.relay_route))
 
     def _place_call(self, delayed_offer: bool) -> None:
         video = self.chain.video

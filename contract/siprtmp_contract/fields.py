@@ -251,7 +251,7 @@ CONNECTION = Field(
         Field(
             "sipTransport",
             "string",
-            "the transport of every SIP request",
+            "the transport of every SIP request (`tls`: TLS 1.2 or 1.3)",
             default="udp",
             crd_default=True,
             enum=("udp", "tcp", "tls"),
@@ -259,7 +259,8 @@ CONNECTION = Field(
         Field(
             "sipTlsVerifyServer",
             "boolean",
-            "verify the TLS server's certificate against the system CAs",
+            "verify the TLS server's certificate, chain and host name, against `SSL_CERT_FILE` "
+            "(the chart's CA bundle) or the system CAs",
             default=True,
             crd_default=True,
         ),

@@ -233,10 +233,9 @@ def build_pod(call: PodAttempt, *, control_token: str, spec_secret: str) -> JSON
         {"name": CONTROL_TOKEN_ENV, "value": control_token},
     ]
     if settings.bridge_ca_bundle_config_map and _verifies_tls_servers(spec):
-        # The bridge's RTMPS relay verifies with Python's ssl, which reads these two, and its
-        # SIP TLS with SSL_CERT_FILE. The
-        # directory is the mount's own (no hashed links in it): the bundle replaces the
-        # image's CAs rather than adding to them.
+        # The bridge's RTMPS and SIP TLS relays verify with Python's ssl, which reads these
+        # two. The directory is the mount's own (no hashed links in it): the bundle replaces
+        # the image's CAs rather than adding to them.
         mounts.append({"name": "ca-bundle", "mountPath": CA_BUNDLE_DIR, "readOnly": True})
         volumes.append(
             {

@@ -3,6 +3,7 @@ anchoring the media in rtpengine (tests/support/rtpengine.py)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -42,6 +43,7 @@ modparam("usrloc", "db_mode", 0)
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
     if (has_totag()) {{
+        {tls_log}
         if (loose_route() || is_method("ACK|BYE")) {{ t_relay(); }}
         exit;
     }}
@@ -77,6 +79,17 @@ request_route {{
 }}
 """
 
+
+# Kamailio 5.6 has no method for TLS 1.3 alone: its "SSLv23" leaves the versions to OpenSSL,
+# whose configuration (OPENSSL_CONF, this) then allows 1.3 only.
+TLS_1_3_ONLY = """openssl_conf = default_conf
+[default_conf]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = TLSv1.3
+"""
 
 TLS_CONFIG = """[server:default]
 method = {method}
@@ -156,8 +169,11 @@ SBC_FLAGS = "replace-origin replace-session-connection ICE=remove"
 class KamailioProcess:
     """One Kamailio running ``config`` (written to ``root``), answering SIP on UDP ``port``."""
 
-    def __init__(self, root: Path, host: str, port: int, config: str) -> None:
+    def __init__(
+        self, root: Path, host: str, port: int, config: str, env: dict[str, str] | None = None
+    ) -> None:
         self.root = root
+        self.env = env or {}
         self.host = host
         self.port = port
         root.mkdir(parents=True, exist_ok=True)
@@ -169,7 +185,11 @@ class KamailioProcess:
     def start(self) -> Self:
         assert shutil.which("kamailio"), "kamailio is not installed (scripts/test.sh installs it)"
         check = subprocess.run(
-            ["kamailio", "-c", "-f", str(self.config)], check=False, capture_output=True, text=True
+            ["kamailio", "-c", "-f", str(self.config)],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env},
         )
         assert check.returncode == 0, check.stderr[-3000:]
         with self.log.open("wb") as log:
@@ -190,6 +210,7 @@ class KamailioProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends every child
+                env={**os.environ, **self.env},
             )
         try:
             self._wait_until_answering()
@@ -259,19 +280,32 @@ class Kamailio(KamailioProcess):
     ) -> None:
         """``realm``: the one Kamailio challenges with; by default the request's domain (To's
         for REGISTER, From's for INVITE), as most registrars do. ``tls_method``: the TLS
-        versions the TLS port takes (Kamailio's words); ``tls_name``: the name or address its
-        self-signed certificate is issued for (``self.certificate``, to trust it)."""
+        versions the TLS port takes (Kamailio's words, or "TLSv1.3": that alone);
+        ``tls_name``: the name or address its self-signed certificate is issued for
+        (``self.certificate``, to trust it)."""
         self.tls_port = tls_port
         root.mkdir(parents=True, exist_ok=True)
         tls_listen = tls_module = tls_log = ""
+        env: dict[str, str] = {}
         #: The TLS port's certificate (its own CA: trust it with SSL_CERT_FILE).
         self.certificate: Path | None = None
         if tls_port is not None:
             self.certificate, _ = self_signed(root, tls_name)
-            (root / "tls.cfg").write_text(TLS_CONFIG.format(root=root, method=tls_method))
+            method = tls_method
+            if tls_method == "TLSv1.3":
+                method = "SSLv23"
+                (root / "openssl.cnf").write_text(TLS_1_3_ONLY)
+                env["OPENSSL_CONF"] = str(root / "openssl.cnf")
+            (root / "tls.cfg").write_text(TLS_CONFIG.format(root=root, method=method))
             tls_listen = f"enable_tls=yes\nlisten=tls:{host}:{tls_port}"
             tls_module = f'loadmodule "tls.so"\nmodparam("tls", "config", "{root}/tls.cfg")'
-            tls_log = 'if (proto == TLS) { xlog("L_NOTICE", "TLS $tls_version\\n"); }'
+            # What a TLS request looked like on arrival: its connection's version and source,
+            # and the headers that name the sender (Via, Contact) or its route (Route).
+            tls_log = (
+                'if (proto == TLS) { xlog("L_NOTICE", "TLS $tls_version\\n"); '
+                'xlog("L_NOTICE", "TLS $rm FROM $si:$sp VIA $hdr(Via) CONTACT $ct '
+                'ROUTE $hdr(Route)\\n"); }'
+            )
         super().__init__(
             root,
             host,
@@ -289,4 +323,5 @@ class Kamailio(KamailioProcess):
                 realm_of_to=realm or "$td",
                 realm_of_from=realm or "$fd",
             ),
+            env,
         )

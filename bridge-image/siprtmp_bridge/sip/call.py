@@ -32,6 +32,7 @@ from siprtmp_bridge.sip.states import (
     local_sends,
     remote_sends,
 )
+from siprtmp_bridge.sip.tls_tunnel import registers_past_the_relay
 from siprtmp_contract.dtmf import DtmfMethod
 from siprtmp_contract.spec import BridgeSpec
 
@@ -66,11 +67,14 @@ _SRTP_USE = {
 }
 
 
-def account_config(spec: BridgeSpec, rtp_port: int | None = None) -> Any:
+def account_config(
+    spec: BridgeSpec, rtp_port: int | None = None, relay_route: str | None = None
+) -> Any:
     """The pjsua2 account for the spec's connection: identity, registrar, proxy, credentials.
 
     ``rtp_port`` is a pair claimed for this bridge (``RtpPortClaim``); without one, pjsua picks
-    from the spec's window itself.
+    from the spec's window itself. ``relay_route``: the SIP TLS relay (sip/tls_relay.py), the
+    first proxy of every request, which the far end never sees.
     """
     connection, nat = spec.connection, spec.nat
     config = pj.AccountConfig()
@@ -86,8 +90,11 @@ def account_config(spec: BridgeSpec, rtp_port: int | None = None) -> Any:
         )
         config.regConfig.timeoutSec = 300
         config.regConfig.retryIntervalSec = 0
-    if connection.sip_outbound_proxy:
-        config.sipConfig.proxies = pj.StringVector([connection.sip_outbound_proxy])
+        if relay_route and registers_past_the_relay(spec):
+            config.regConfig.proxyUse = 0  # the registrar is not the relay's first hop
+    proxies = [relay_route, connection.sip_outbound_proxy]
+    if any(proxies):
+        config.sipConfig.proxies = pj.StringVector([proxy for proxy in proxies if proxy])
     if connection.sip_password is not None and connection.auth_user:
         config.sipConfig.authCreds.append(
             pj.AuthCredInfo(

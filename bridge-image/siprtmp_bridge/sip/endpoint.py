@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
 
+from siprtmp_bridge.sip.events import CallEnded, Registered, SipEvent
+from siprtmp_bridge.sip.tls_tunnel import (
+    SipTlsTunnel,
+    first_hop,
+    registers_past_the_relay,
+    trust_bundle,
+)
 from siprtmp_contract.spec import BridgeSpec
 
 TRANSPORT_TYPES = {
@@ -21,7 +30,6 @@ TRANSPORT_TYPES = {
     "tcp": pj.PJSIP_TRANSPORT_TCP,
     "tls": pj.PJSIP_TRANSPORT_TLS,
 }
-SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def codec_priorities(available: list[str], wanted: tuple[str, ...]) -> dict[str, int]:
@@ -32,15 +40,6 @@ def codec_priorities(available: list[str], wanted: tuple[str, ...]) -> dict[str,
             if codec_id.lower().startswith(name.lower() + "/"):
                 priorities[codec_id] = 255 - rank
     return priorities
-
-
-def sip_ca_bundle(environ: Mapping[str, str]) -> str | None:
-    """The CA bundle SIP servers' certificates are verified against: ``SSL_CERT_FILE`` when it
-    names a file (the chart's CA bundle, mounted as for RTMPS), else the system's."""
-    for candidate in (environ.get("SSL_CERT_FILE") or "", SYSTEM_CA_BUNDLE):
-        if candidate and os.path.isfile(candidate):
-            return candidate
-    return None
 
 
 @contextmanager
@@ -61,6 +60,8 @@ class SipEndpoint:
 
     def __init__(self, spec: BridgeSpec, clock_rate: int, log_level: int) -> None:
         self.spec = spec
+        #: The SIP TLS relay, for sipTransport tls: pjsua's first outbound proxy.
+        self.tls_tunnel: SipTlsTunnel | None = None
         self.endpoint: Any = pj.Endpoint()
         with stdout_to_stderr():
             # pjlib logs its start-up to stdout before any log config applies.
@@ -108,16 +109,25 @@ class SipEndpoint:
             transport.publicAddress = nat.public_address
         kind = self.spec.connection.sip_transport
         if kind == "tls":
+            # pjsua's TLS (OpenSSL 1.0.2: TLS 1.2 at most) reaches the relay, which makes the
+            # connection to the first hop (TLS 1.2 or 1.3, verified: sip/tls_relay.py). The
+            # loopback leg is verified both ways with the run's own certificate.
+            connection = self.spec.connection
+            self.tls_tunnel = SipTlsTunnel(
+                *first_hop(self.spec), verify=connection.sip_tls_verify_server
+            )
             tls = transport.tlsConfig
-            # TLS 1.2, and 1.3 wherever pjsua's OpenSSL has it; nothing older. (The
-            # pjsua2-python wheels link OpenSSL 1.0.2, which has no TLS 1.3: a server that
-            # speaks only 1.3 cannot be reached until they move on; docs/security.md.)
-            tls.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
-            verify = self.spec.connection.sip_tls_verify_server
-            tls.verifyServer = verify
-            trusted = sip_ca_bundle(os.environ)
-            if verify and trusted is not None:
-                tls.CaListFile = trusted
+            tls.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2
+            tls.verifyServer = True
+            tls.CaListFile = str(self.tls_tunnel.certificate)
+            tls.certFile = str(self.tls_tunnel.certificate)
+            tls.privKeyFile = str(self.tls_tunnel.key)
+            if registers_past_the_relay(self.spec):
+                # pjsua reaches that registrar itself, and verifies it as the spec says
+                # against the bundle, besides the relay against the run's certificate.
+                tls.verifyServer = connection.sip_tls_verify_server
+                if (bundle := trust_bundle(os.environ)) is not None:
+                    tls.CaListFile = str(self.tls_tunnel.trusting(Path(bundle)))
         self.endpoint.transportCreate(TRANSPORT_TYPES[kind], transport)
 
     def _set_codecs(self) -> None:
@@ -128,6 +138,29 @@ class SipEndpoint:
     def poll(self, milliseconds: int) -> None:
         self.endpoint.libHandleEvents(milliseconds)
 
+    @property
+    def relay_route(self) -> str | None:
+        """The SIP TLS relay's URI, for the account's route set; None without TLS."""
+        return self.tls_tunnel.route if self.tls_tunnel is not None else None
+
+    def explained(self, event: SipEvent) -> SipEvent:
+        """The event, with the SIP TLS relay's reason for pjsua's when the first hop was never
+        reached (a certificate refused, say): pjsua saw only its loopback connection close."""
+        if self.tls_tunnel is None:
+            return event
+        unreached: CallEnded | Registered | None = None
+        if (isinstance(event, CallEnded) and not event.got_response) or (
+            isinstance(event, Registered) and not event.ok
+        ):
+            unreached = event
+        failure = self.tls_tunnel.failure() if unreached is not None else None
+        return replace(unreached, reason=failure) if unreached and failure else event
+
     def destroy(self) -> None:
-        """Tear pjsua down; callers must have dropped every pjsua2 object they created first."""
-        self.endpoint.libDestroy()
+        """Tear pjsua down; callers must have dropped every pjsua2 object they created first.
+        The relay goes last: pjsua's last requests (a BYE, an un-REGISTER) pass through it."""
+        try:
+            self.endpoint.libDestroy()
+        finally:
+            if self.tls_tunnel is not None:
+                self.tls_tunnel.close()
