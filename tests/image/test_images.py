@@ -129,3 +129,21 @@ def test_rtmps_relay_runs_in_the_image_with_a_ca_bundle() -> None:
     listening, answer = relay.stdout.splitlines()
     assert listening.startswith("listening ")
     assert answer == "error connection to 127.0.0.1:1 failed: Connection refused"
+
+
+def test_sip_tls_relay_starts_in_the_image() -> None:
+    """SIP over TLS makes a per-run certificate with the openssl command and starts its relay:
+    both must work in the image as a pod runs it (read-only root, /tmp an emptyDir)."""
+    started = docker(
+        "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp",
+        "--entrypoint", "python", IMAGE, "-c",
+        "from siprtmp_bridge.sip.tls_tunnel import SipTlsTunnel\n"
+        "tunnel = SipTlsTunnel('127.0.0.1', 1, True)\n"
+        "print(tunnel.route)\n"
+        "print(tunnel.certificate.read_text().splitlines()[0])\n"
+        "tunnel.close()",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr[-2000:]
+    route, first_line = started.stdout.split()
+    assert route.startswith("sip:127.0.0.1:") and route.endswith(";transport=tls;lr"), route
+    assert first_line == "-----BEGIN CERTIFICATE-----", started.stdout
