@@ -391,7 +391,7 @@ def _send_destinations(
     """Tell a running bridge its ``destinations`` when they differ from what it last took
     (siprtmp_operator.destinations); Warning events for those left out, once per change."""
     settings = memo.settings
-    wanted = live_destinations(spec, settings.allowed_rtmp_hosts, published_by)
+    wanted = live_destinations(spec, settings.allowed_rtmp_hosts, published_by, obs.key_secrets)
     if memo.destinations_sent.get(uid) == wanted.body:
         return []
     url = bridge_url(obs, settings.status_scheme, settings.bridge_status_port, "/destinations")
