@@ -129,7 +129,10 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
-        meta = json.loads(answer.data)
+        try:
+            meta = json.loads(answer.data)
+        finally:
+            answer.release_conn()
         if not isinstance(meta, dict) or meta.get("kind") != "PartialObjectMetadata":
             raise ValueError("the API server did not answer with the Secret's metadata only")
         return dict((meta.get("metadata") or {}).get("labels") or {})

@@ -3,12 +3,15 @@ label) before each pod, under the chart's own ServiceAccount, on the real API se
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import TYPE_CHECKING, Any
 
 import kubernetes
 import pytest
 
 from siprtmp_contract.pod import BRIDGE_USABLE_LABEL
+from siprtmp_operator.kube import PARTIAL_METADATA, Kube
 from tests.operator.conftest import render_chart
 from tests.operator.k8s_harness import rbac_refusals, wait_for
 from tests.operator.test_operator_k8s import spec
@@ -124,6 +127,26 @@ def test_the_operator_may_get_secrets_and_do_nothing_else_with_them(cluster: Clu
     assert can_i(operator, "get", "any") and can_i(operator, "create", "any")
     for verb in ("list", "watch", "update", "patch", "delete"):
         assert not can_i(operator, verb, "any"), verb
+
+
+def test_the_operator_reads_a_secrets_labels_and_never_its_data(cluster: Cluster, ns: str) -> None:
+    """As the chart's ServiceAccount: the labels come back, the value does not."""
+    cluster.secret(ns, "cdn", "key", VALUE)
+    operator = kubernetes.client.CoreV1Api(
+        kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+            str(cluster.operator.kubeconfig)
+        )
+    )
+    kube = Kube()
+    kube.core = operator
+    assert kube.secret_labels(ns, "cdn") == {BRIDGE_USABLE_LABEL: "true"}
+    assert kube.secret_labels(ns, "absent") is None
+    answer: Any = operator.read_namespaced_secret(  # not preloaded: the raw answer
+        "cdn", ns, _headers={"Accept": PARTIAL_METADATA}, _preload_content=False
+    )
+    raw: bytes = answer.data
+    assert json.loads(raw)["kind"] == "PartialObjectMetadata" and "data" not in json.loads(raw)
+    assert VALUE.encode() not in raw and base64.b64encode(VALUE.encode()) not in raw
 
 
 def test_the_check_turned_off_grants_no_secret_read() -> None:
