@@ -108,6 +108,8 @@ def test_startup_creates_the_resource_and_a_secret_it_owns(
     assert base64.b64decode(secret.data["password"]).decode() == "MyPasswordPassword1"
     (owner,) = secret.metadata.owner_references or []
     assert (owner.kind, owner.name, owner.uid) == ("SipRtmpBridge", name, obj["metadata"]["uid"])
+    # Opted in, so the operator lets a bridge mount it (it is created just after the call).
+    assert (secret.metadata.labels or {}).get("siprtmp.io/bridge-usable") == "true"
 
     # The operator takes it from there: the bridge pod mounts that Secret.
     pod = cluster.wait_pod(API_NAMESPACE, f"{name}-bridge-0")
