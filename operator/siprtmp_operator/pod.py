@@ -54,7 +54,7 @@ from .names import (
     spec_secret_name,
 )
 from .networking import NetworkPlan
-from .policy import destinations_of
+from .policy import destination_key_refs
 from .settings import Settings
 
 JSON = dict[str, Any]
@@ -106,15 +106,7 @@ def _verifies_tls_servers(spec: Mapping[str, Any]) -> bool:
 def destination_key_secrets(spec: Mapping[str, Any]) -> tuple[str, ...]:
     """The Secrets ``destinations[].rtmpStreamSecretRef`` name, each once, sorted: the pod
     mounts each at ``STREAM_KEYS_DIR/<name>``. Fixed when the pod is created."""
-    return tuple(
-        sorted(
-            {
-                str(ref["name"])
-                for d in destinations_of(spec)[1:]
-                if isinstance(ref := d.get("rtmpStreamSecretRef"), Mapping) and ref.get("name")
-            }
-        )
-    )
+    return tuple(sorted({name for _, name in destination_key_refs(spec)}))
 
 
 def status_port(plan: NetworkPlan, settings: Settings) -> int:

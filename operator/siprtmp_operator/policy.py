@@ -155,20 +155,26 @@ def secret_refs(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """(field, Secret name) of every Secret a bridge of ``spec`` mounts: the SIP password's,
     the stream key's, each destination's key."""
     connection = spec.get("connection")
-    named: list[tuple[str, Any]] = [
-        (
-            "connection.sipPasswordSecretRef",
-            connection.get("sipPasswordSecretRef") if isinstance(connection, Mapping) else None,
-        ),
+    password = connection.get("sipPasswordSecretRef") if isinstance(connection, Mapping) else None
+    own = (
+        ("connection.sipPasswordSecretRef", password),
         ("rtmpStreamSecretRef", spec.get("rtmpStreamSecretRef")),
-    ]
-    named += [
+    )
+    return (*_named(own), *destination_key_refs(spec))
+
+
+def destination_key_refs(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(field, Secret name) of each destination's ``rtmpStreamSecretRef``."""
+    return _named(
         (f"destinations[{i}].rtmpStreamSecretRef", d.get("rtmpStreamSecretRef"))
         for i, d in enumerate(destinations_of(spec)[1:])
-    ]
+    )
+
+
+def _named(refs: Iterable[tuple[str, Any]]) -> tuple[tuple[str, str], ...]:
     return tuple(
         (field, str(ref["name"]))
-        for field, ref in named
+        for field, ref in refs
         if isinstance(ref, Mapping) and ref.get("name")
     )
 
