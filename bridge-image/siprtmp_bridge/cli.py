@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--rtmp-stream-file", type=Path, help="file holding the stream key (rtmpStreamSecretRef)"
     )
     run.add_argument(
+        "--stream-keys-dir",
+        type=Path,
+        help="where the Secrets of destinations[].rtmpStreamSecretRef are (NAME/KEY files)",
+    )
+    run.add_argument(
         "--slate-image-file",
         type=Path,
         help="the slate's picture, PNG or JPEG (video.slate.imageConfigMapRef)",
@@ -82,6 +87,7 @@ def run_command(arguments: argparse.Namespace) -> int:
             arguments.sip_password_file,
             arguments.rtmp_stream_file,
             arguments.slate_image_file,
+            arguments.stream_keys_dir,
         )
     except SpecError as error:
         with logging_to_stderr(Scrubber(), arguments.log_level):  # no spec: no secrets known

@@ -25,7 +25,7 @@ from siprtmp_bridge.status import initial_status
 from siprtmp_bridge.supervision import Supervisor
 from siprtmp_contract.outcome import ExitCode
 from siprtmp_contract.pod import CONTROL_TOKEN_ENV
-from siprtmp_contract.spec import BridgeSpec
+from siprtmp_contract.spec import BridgeSpec, mounted_keys
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _serve(
     counters = MediaCounters()
     dtmf = DtmfQueue()
     supervisor = Supervisor()
-    destinations = DestinationControl(reporter, spec)
+    destinations = DestinationControl(reporter, spec, mounted_keys(spec.stream_keys_dir))
     # Out of the environment once read: child processes (the RTMPS relay) need not have it.
     token = os.environ.pop(CONTROL_TOKEN_ENV, None) or None
     server = None

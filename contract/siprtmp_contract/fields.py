@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from siprtmp_contract.dtmf import MAX_DIGITS, SEQUENCE_PATTERN, DtmfMethod
@@ -347,10 +347,19 @@ DESTINATIONS = Field(
     items=Field(
         "destination",
         "object",
-        required=("rtmpUrl", "rtmpStream"),
+        required=("rtmpUrl",),
         fields=(
             RTMP_URL,
-            replace(RTMP_STREAM, shown_default="required"),
+            RTMP_STREAM,
+            _secret_ref(
+                "rtmpStreamSecretRef",
+                "`{name, key}` of a Secret in the same namespace holding this destination's "
+                "stream key, instead of `rtmpStream` (exactly one of the two): the operator "
+                "mounts the Secret in the bridge pod when it creates it, so a destination "
+                "added to a live call may name only a Secret one of the call's destinations "
+                "named then (others are left out, with a Warning event); not checked for "
+                "duplicate streams. Refused by the REST API",
+            ),
             Field(
                 "profile",
                 "string",

@@ -90,6 +90,9 @@ class Reason(StrEnum):
     DUPLICATE_STREAM = "DuplicateStream"
     NOT_ALLOWED = "NotAllowed"
     HOST_NETWORK_NOT_ALLOWED = "HostNetworkNotAllowed"
+    #: A Secret the spec names lacks the opt-in label (``pod.BRIDGE_USABLE_LABEL``) or does not
+    #: exist; the label does not appear by itself, so it is not redialled.
+    SECRET_NOT_USABLE = "SecretNotUsable"
     # Kubernetes' own, copied from the pod or its container.
     OOM_KILLED = "OOMKilled", (), True
     EVICTED = "Evicted", (), True

@@ -15,6 +15,17 @@ PASSWORD_FILE = f"{SECRET_DIR}/password"
 #: The user's stream key Secret (``rtmpStreamSecretRef``).
 STREAM_DIR = "/etc/siprtmp/stream"
 STREAM_FILE = f"{STREAM_DIR}/key"
+#: Where the Secrets ``destinations[].rtmpStreamSecretRef`` name are mounted, each whole in a
+#: directory of its name: a reference ``{name, key}`` is the file ``STREAM_KEYS_DIR/name/key``.
+#: Whole, so a destination added to a live call may use another key of a Secret already there.
+STREAM_KEYS_DIR = "/etc/siprtmp/keys"
+#: The label (and its value) a Secret must carry for a resource to name it in
+#: ``connection.sipPasswordSecretRef``, ``rtmpStreamSecretRef`` or a destination's
+#: ``rtmpStreamSecretRef``: the Secrets a bridge may use are opt-in, or an author who may not read
+#: Secrets could have any Secret of the namespace sent as a password or published as a key. The
+#: operator checks it (metadata only) before each pod; the REST API labels the Secrets it stores.
+BRIDGE_USABLE_LABEL = "siprtmp.io/bridge-usable"
+BRIDGE_USABLE_VALUE = "true"
 #: The slate's image ConfigMap (``video.slate.imageConfigMapRef``).
 SLATE_DIR = "/etc/siprtmp/slate"
 SLATE_IMAGE_FILE = f"{SLATE_DIR}/image"

@@ -226,6 +226,9 @@ class BridgeSpec:
     profile: str = default("profile")
     #: ``destinations``: published to beside ``rtmpUrl/rtmpStream``.
     more_destinations: tuple[Destination, ...] = ()
+    #: Where the Secrets of ``destinations[].rtmpStreamSecretRef`` are mounted (``mounted_keys``;
+    #: a live call's new destinations are read from there too). None: none may be named.
+    stream_keys_dir: Path | None = None
 
     @property
     def output(self) -> Output:
@@ -295,10 +298,12 @@ def load_spec_file(
     password_file: Path | None = None,
     stream_file: Path | None = None,
     slate_image_file: Path | None = None,
+    stream_keys_dir: Path | None = None,
 ) -> BridgeSpec:
     """Read a JSON or YAML spec (a resource's spec, a whole resource, or the seed's body), with
-    the SIP password and the stream key from the files their Secrets are mounted as, and the
-    slate's image from where its ConfigMap is mounted."""
+    the SIP password and the stream key from the files their Secrets are mounted as, the
+    destinations' keys from where theirs are (``stream_keys_dir``), and the slate's image from
+    where its ConfigMap is mounted."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -311,7 +316,37 @@ def load_spec_file(
         password=_secret_file(password_file, "connection.sipPasswordSecretRef", "password"),
         rtmp_stream=_secret_file(stream_file, "rtmpStreamSecretRef", "stream key"),
         slate_image=None if slate_image_file is None else str(slate_image_file),
+        stream_keys_dir=stream_keys_dir,
     )
+
+
+#: How a destination's ``rtmpStreamSecretRef`` becomes its key: (the field's path, the Secret's
+#: name, its key) → the stream key; SpecError names the field.
+KeyReader = Callable[[str, str, str], str]
+
+
+def mounted_keys(directory: Path | None) -> KeyReader:
+    """Keys read from where the operator mounts the destinations' Secrets (pod.STREAM_KEYS_DIR:
+    ``directory/name/key``)."""
+
+    def read(path: str, name: str, key: str) -> str:
+        if directory is None:
+            raise SpecError(
+                path, "is set but no stream keys directory was given (--stream-keys-dir)"
+            )
+        if "/" in name + key or name in {".", ".."} or key in {".", ".."}:
+            raise SpecError(path, "must name a Secret and one of its keys")
+        return _secret_file(directory / name / key, path, "stream key") or ""
+
+    return read
+
+
+#: Where no Secret of a destination is mounted: a reference fails, naming the field.
+NO_MOUNTED_KEYS = mounted_keys(None)
+
+
+def _unread_key(_path: str, _name: str, _key: str) -> str:
+    return UNREAD_STREAM_KEY
 
 
 def _secret_file(path: Path | None, field_path: str, what: str) -> str | None:
@@ -330,14 +365,24 @@ def parse_spec(
     password: str | None = None,
     rtmp_stream: str | None = None,
     slate_image: str | None = None,
+    stream_keys_dir: Path | None = None,
 ) -> BridgeSpec:
     """A bridge's own spec: a resource's spec or the seed's body, read as the REST API reads one
     (``normalise``), then as the resource; ``password`` and ``rtmp_stream`` come from mounted
     Secrets (``password`` wins over ``sipPassword``), ``slate_image`` is where the ConfigMap of
-    ``video.slate.imageConfigMapRef`` is mounted."""
+    ``video.slate.imageConfigMapRef`` is mounted, ``stream_keys_dir`` where the destinations'
+    Secrets are."""
     if not isinstance(document, Mapping):
         raise SpecError("", "must be a mapping of fields")
-    return _parse(normalise(document), password, rtmp_stream, lambda _: True, slate_image)
+    spec = _parse(
+        normalise(document),
+        password,
+        rtmp_stream,
+        lambda _: True,
+        slate_image,
+        mounted_keys(stream_keys_dir),
+    )
+    return replace(spec, stream_keys_dir=stream_keys_dir)
 
 
 #: What stands for a stream key and a password in Secrets when the operator reads a resource.
@@ -357,7 +402,12 @@ def parse_resource_spec(document: Any) -> BridgeSpec:
     has_password = isinstance(connection, Mapping) and connection.get("sipPasswordSecretRef")
     password = UNREAD_PASSWORD if has_password else None
     return _parse(
-        document, password, UNREAD_STREAM_KEY, lambda field: field.in_crd, UNREAD_SLATE_IMAGE
+        document,
+        password,
+        UNREAD_STREAM_KEY,
+        lambda field: field.in_crd,
+        UNREAD_SLATE_IMAGE,
+        _unread_key,
     )
 
 
@@ -367,6 +417,7 @@ def _parse(
     rtmp_stream: str | None,
     keep: Callable[[Field], bool],
     slate_image: str | None,
+    keys: KeyReader,
 ) -> BridgeSpec:
     """A canonical spec → the bridge's settings. The defaults of the profiles (the call's own
     and its destinations') go in first; the readers' checks come next, for their messages,
@@ -403,7 +454,7 @@ def _parse(
             max_duration_seconds=reader.optional_number("maxDurationSeconds"),
             rtmp_reconnect_seconds=reader.number("rtmpReconnectTimeoutSeconds"),
         ),
-        more_destinations=parse_destinations(document.get("destinations"), "destinations"),
+        more_destinations=parse_destinations(document.get("destinations"), "destinations", keys),
     )
     spec = _with_dtmf(spec, document)
     profiles = (profile, *(PROFILES[d.profile] for d in spec.more_destinations))
@@ -672,9 +723,12 @@ def _check_stream(stream: str, path: str = "rtmpStream") -> str:
     return stream
 
 
-def parse_destinations(value: Any, path: str) -> tuple[Destination, ...]:
+def parse_destinations(
+    value: Any, path: str, keys: KeyReader = NO_MOUNTED_KEYS
+) -> tuple[Destination, ...]:
     """A canonical ``destinations`` list (absent: none); each problem names the item
-    (``destinations[1].rtmpUrl``). The bridge's HTTP API reads a live call's list with it."""
+    (``destinations[1].rtmpUrl``). The bridge's HTTP API reads a live call's list with it.
+    A key named by ``rtmpStreamSecretRef`` comes from ``keys``."""
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -690,7 +744,7 @@ def parse_destinations(value: Any, path: str) -> tuple[Destination, ...]:
             raise SpecError(reader.path("profile"), f"must be one of {', '.join(PROFILES)}")
         destination = Destination(
             _check_rtmp_url(reader.required_string("rtmpUrl"), reader.path("rtmpUrl")),
-            _check_stream(reader.required_string("rtmpStream"), reader.path("rtmpStream")),
+            _destination_stream(reader, keys),
             profile or default("destinations[].profile"),
             reader.string("name"),
         )
@@ -702,6 +756,17 @@ def parse_destinations(value: Any, path: str) -> tuple[Destination, ...]:
     if problem is not None:
         raise SpecError(*problem)
     return tuple(found)
+
+
+def _destination_stream(reader: _Reader, keys: KeyReader) -> str:
+    """A destination's ``rtmpStream``, or the key its ``rtmpStreamSecretRef`` names."""
+    at, ref = reader.path("rtmpStreamSecretRef"), reader.data.get("rtmpStreamSecretRef")
+    if ref is None:
+        return _check_stream(reader.required_string("rtmpStream"), reader.path("rtmpStream"))
+    _check_secret_ref(at, ref)
+    if reader.string("rtmpStream"):
+        raise SpecError(at, "is an alternative to rtmpStream: give one of them")
+    return _check_stream(keys(at, str(ref["name"]), str(ref["key"])), at)
 
 
 def _parse_codecs(reader: _Reader) -> tuple[str, ...]:

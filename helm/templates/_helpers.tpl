@@ -50,10 +50,17 @@ app.kubernetes.io/component: operator
   resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete"]
 # Each pod's spec (it holds the stream key) goes into a Secret the operator creates; it never
-# reads, lists or changes Secrets.
+# lists or changes Secrets.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["create"]
+{{- if .Values.secrets.requireBridgeUsableLabel }}
+# The opt-in label of the Secrets a resource names, read as metadata only (a
+# PartialObjectMetadata GET); RBAC has no metadata-only verb, so this allows reading values.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -5,9 +5,11 @@ fields). On each reconcile step of a running bridge the operator sends the list 
 to have, whole (POST /destinations on its status port, with the pod's control token), when it
 differs from the last one the bridge took; the bridge opens and closes publishers to match.
 Left out of it, with a Warning event each: a destination whose host is off the operator's RTMP
-allowlist, and one whose stream another live bridge already publishes (``DuplicateStream``
-applies per destination; on a live call it drops the destination, not the call). A list the
-bridge refuses (400: a destination whose profile the call's stream, fixed when it was placed,
+allowlist, one whose stream another live bridge already publishes (``DuplicateStream``
+applies per destination; on a live call it drops the destination, not the call), and one whose
+``rtmpStreamSecretRef`` names a Secret the running pod does not mount (a pod's Secrets are fixed
+when it is created; the bridge reads a key from the Secrets it has, pod.STREAM_KEYS_DIR). A list
+the bridge refuses (400: a destination whose profile the call's stream, fixed when it was placed,
 breaks) is reported once as a Warning and not resent until the list changes; the bridge goes on
 with the destinations it had.
 """
@@ -29,7 +31,7 @@ JSON = dict[str, Any]
 #: (it sends its queue first).
 SEND_TIMEOUT_SECONDS = 5.0
 #: The fields of a destination the bridge takes (the CRD's, as the resource holds them).
-SENT_FIELDS = ("rtmpUrl", "rtmpStream", "profile", "name")
+SENT_FIELDS = ("rtmpUrl", "rtmpStream", "rtmpStreamSecretRef", "profile", "name")
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,11 @@ def live_destinations(
     spec: Mapping[str, Any],
     rtmp_hosts: tuple[str, ...],
     published_by: Callable[[str], str | None],
+    mounted: frozenset[str] = frozenset(),
 ) -> LiveDestinations:
     """The spec's ``destinations`` a running bridge is to publish to. ``published_by(key)``
-    names the live bridge that owns a stream (``policy.duplicate_owner``), None if none does."""
+    names the live bridge that owns a stream (``policy.duplicate_owner``), None if none does;
+    ``mounted`` are the Secrets its pod mounts for keys (``PodObservation.key_secrets``)."""
     listed: list[JSON] = []
     left_out: list[tuple[str, str]] = []
     for index, destination in enumerate(destinations_of(spec)[1:]):
@@ -59,7 +63,18 @@ def live_destinations(
         host = urlsplit(url).hostname or ""
         key = stream_key(destination)
         owner = published_by(key) if key is not None else None
-        if rtmp_hosts and not host_allowed(host, rtmp_hosts):
+        ref = destination.get("rtmpStreamSecretRef")
+        secret = str(ref.get("name") or "") if isinstance(ref, Mapping) else None
+        if secret is not None and secret not in mounted:
+            left_out.append(
+                (
+                    Reason.SECRET_NOT_USABLE,
+                    f"{shown}: rtmpStreamSecretRef names Secret {secret}, which the running pod "
+                    "does not mount (its Secrets are fixed when it is created: name one a "
+                    "destination named then, or give rtmpStream); not published",
+                )
+            )
+        elif rtmp_hosts and not host_allowed(host, rtmp_hosts):
             left_out.append(
                 (Reason.NOT_ALLOWED, f"{shown}: {host} is not an allowed RTMP host; not published")
             )

@@ -46,8 +46,16 @@ from .metrics import (
 from .names import FINALIZER, LABEL_BRIDGE_UID, LABEL_MANAGED_BY, MANAGED_BY, pod_name
 from .networking import PlacementWorld, bridges_per_node, needs_node
 from .pod import PodAttempt, build_pod, disruption_budget, spec_secret_manifest
-from .policy import BridgeRef, duplicate_owner, holder_shown, stream_keys
-from .reconcile import Event, Plan, not_created, place, plan_step, plan_stop
+from .policy import (
+    BridgeRef,
+    SecretProblem,
+    duplicate_owner,
+    holder_shown,
+    secret_problem,
+    secret_refs,
+    stream_keys,
+)
+from .reconcile import Event, Plan, awaits_pod, not_created, place, plan_step, plan_stop
 from .settings import Settings
 from .status import TERMINAL_PHASES, PodObservation, observe_pod
 from .statusmodel import BridgeStatus, read_status, status_patch
@@ -327,7 +335,8 @@ def _step(
     # Before a pod: DuplicateStream if any destination's stream is another live bridge's.
     duplicate = next(filter(None, map(published_by, stream_keys(spec))), None)
 
-    plan = plan_step(resource, obs, live, now, settings, duplicate_of=duplicate)
+    secret = _secret_problem(spec, namespace, memo) if awaits_pod(prev, name) else None
+    plan = plan_step(resource, obs, live, now, settings, duplicate_of=duplicate, secret=secret)
     if plan.delete_resource:
         logger.info("ttlSecondsAfterFinished elapsed: deleting %s/%s", namespace, name)
         kube.delete_bridge(namespace, name, uid)
@@ -357,6 +366,20 @@ def _step(
     _write(body=body, patch=patch, stored=stored, new=new, events=events, uid=uid)
 
 
+def _secret_problem(
+    spec: Mapping[str, Any], namespace: str, memo: OperatorMemo
+) -> SecretProblem | None:
+    """The first Secret the next pod would mount that a bridge may not use (its metadata read
+    for each one); None when all may be, or the operator's settings do not check."""
+    if not memo.settings.require_bridge_usable_secrets:
+        return None
+    for field, secret in secret_refs(spec):
+        problem = secret_problem(field, secret, memo.kube.secret_labels(namespace, secret))
+        if problem is not None:
+            return problem
+    return None
+
+
 def _send_destinations(
     obs: PodObservation,
     spec: Mapping[str, Any],
@@ -369,7 +392,7 @@ def _send_destinations(
     (siprtmp_operator.destinations); Warning events for those left out, or for a list the
     bridge refused, once per change."""
     settings = memo.settings
-    wanted = live_destinations(spec, settings.allowed_rtmp_hosts, published_by)
+    wanted = live_destinations(spec, settings.allowed_rtmp_hosts, published_by, obs.key_secrets)
     if memo.destinations_sent.get(uid) == wanted.body:
         return []
     url = bridge_url(obs, settings.status_scheme, settings.bridge_status_port, "/destinations")

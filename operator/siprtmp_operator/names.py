@@ -48,8 +48,8 @@ def disruption_budget_name(bridge_name: str) -> str:
 
 def spec_secret_name(pod: str, content: str) -> str:
     """The Secret holding a pod's spec, named after its content: the operator may only create
-    Secrets, never read or replace them, so an existing one (a step interrupted between the
-    Secret and the pod) is adopted only when its name says it holds the same spec."""
+    Secrets, never read their data or replace them, so an existing one (a step interrupted
+    between the Secret and the pod) is adopted only when its name says it holds the same spec."""
     return f"{pod}-spec-{hashlib.sha256(content.encode()).hexdigest()[:10]}"
 
 

@@ -30,6 +30,7 @@ from siprtmp_contract.pod import (
     SPEC_KEY,
     STREAM_DIR,
     STREAM_FILE,
+    STREAM_KEYS_DIR,
     TERMINATION_LOG,
 )
 from siprtmp_contract.profiles import DEFAULT_PROFILE
@@ -53,6 +54,7 @@ from .names import (
     spec_secret_name,
 )
 from .networking import NetworkPlan
+from .policy import destination_key_refs
 from .settings import Settings
 
 JSON = dict[str, Any]
@@ -99,6 +101,12 @@ def _verifies_tls_servers(spec: Mapping[str, Any]) -> bool:
     return verifies_rtmps(str(spec.get("rtmpUrl") or ""), rtmp_verify) or verifies_sip_tls(
         str(connection.get("sipTransport") or "udp"), sip_verify
     )
+
+
+def destination_key_secrets(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The Secrets ``destinations[].rtmpStreamSecretRef`` name, each once, sorted: the pod
+    mounts each at ``STREAM_KEYS_DIR/<name>``. Fixed when the pod is created."""
+    return tuple(sorted({name for _, name in destination_key_refs(spec)}))
 
 
 def status_port(plan: NetworkPlan, settings: Settings) -> int:
@@ -178,6 +186,9 @@ def build_pod(call: PodAttempt, *, control_token: str, spec_secret: str) -> JSON
         args += ["--sip-password-file", PASSWORD_FILE]
     if stream_ref:
         args += ["--rtmp-stream-file", STREAM_FILE]
+    key_secrets = destination_key_secrets(spec)
+    if key_secrets:
+        args += ["--stream-keys-dir", STREAM_KEYS_DIR]
     slate_ref = ((spec.get("video") or {}).get("slate") or {}).get("imageConfigMapRef")
     if slate_ref:
         args += ["--slate-image-file", SLATE_IMAGE_FILE]
@@ -214,6 +225,13 @@ def build_pod(call: PodAttempt, *, control_token: str, spec_secret: str) -> JSON
                     },
                 }
             )
+    for index, secret in enumerate(key_secrets):
+        # Whole (no items): every key of it is there, for a destination added later too.
+        volume = f"stream-keys-{index}"
+        mounts.append(
+            {"name": volume, "mountPath": f"{STREAM_KEYS_DIR}/{secret}", "readOnly": True}
+        )
+        volumes.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o440}})
     if slate_ref:
         mounts.append({"name": "slate-image", "mountPath": SLATE_DIR, "readOnly": True})
         volumes.append(

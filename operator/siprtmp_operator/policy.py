@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from siprtmp_contract.outcome import Reason
+from siprtmp_contract.pod import BRIDGE_USABLE_LABEL, BRIDGE_USABLE_VALUE
 from siprtmp_contract.spec import (
     SpecError,
     parse_resource_spec,
@@ -81,6 +82,7 @@ UNHEALING_START_CAUSES = frozenset(
         "CreateContainerConfigError",
         "CreateContainerError",
         Reason.POD_REJECTED.value,
+        Reason.SECRET_NOT_USABLE.value,
     }
 )
 
@@ -147,6 +149,59 @@ def stream_key(spec: Mapping[str, Any]) -> str | None:
         if path
         else f"{scheme}://{host}:{port}/{stream}"
     )
+
+
+def secret_refs(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(field, Secret name) of every Secret a bridge of ``spec`` mounts: the SIP password's,
+    the stream key's, each destination's key."""
+    connection = spec.get("connection")
+    password = connection.get("sipPasswordSecretRef") if isinstance(connection, Mapping) else None
+    own = (
+        ("connection.sipPasswordSecretRef", password),
+        ("rtmpStreamSecretRef", spec.get("rtmpStreamSecretRef")),
+    )
+    return (*_named(own), *destination_key_refs(spec))
+
+
+def destination_key_refs(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(field, Secret name) of each destination's ``rtmpStreamSecretRef``."""
+    return _named(
+        (f"destinations[{i}].rtmpStreamSecretRef", d.get("rtmpStreamSecretRef"))
+        for i, d in enumerate(destinations_of(spec)[1:])
+    )
+
+
+def _named(refs: Iterable[tuple[str, Any]]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (field, str(ref["name"]))
+        for field, ref in refs
+        if isinstance(ref, Mapping) and ref.get("name")
+    )
+
+
+@dataclass(frozen=True)
+class SecretProblem:
+    """Why a Secret the spec names may not be mounted; ``missing``: it does not exist (yet)."""
+
+    field: str
+    message: str
+    missing: bool
+
+
+def secret_problem(field: str, name: str, labels: Mapping[str, str] | None) -> SecretProblem | None:
+    """What is wrong with Secret ``name`` named by ``field``, given its labels (None: it does not
+    exist); None when a bridge may use it. The message names the field and the Secret, never
+    anything of its content."""
+    if labels is None:
+        return SecretProblem(field, f"spec.{field}: Secret {name} does not exist", missing=True)
+    if labels.get(BRIDGE_USABLE_LABEL) != BRIDGE_USABLE_VALUE:
+        return SecretProblem(
+            field,
+            f"spec.{field}: Secret {name} is not labelled {BRIDGE_USABLE_LABEL}="
+            f"{BRIDGE_USABLE_VALUE} (a bridge may use only Secrets that opt in)",
+            missing=False,
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .names import pod_name
 from .networking import NetworkPlan, PlacementWorld, plan_network
 from .policy import (
     RetryDecision,
+    SecretProblem,
     call_refusal,
     decide_retry,
     pod_start_timeout,
@@ -79,6 +80,12 @@ def _dtmf_events(prev: BridgeStatus, new: BridgeStatus) -> list[Event]:
     ]
 
 
+def awaits_pod(status: BridgeStatus, name: str) -> bool:
+    """Whether bridge ``name``'s current attempt has no pod yet: the next step may create one,
+    so what is checked before each pod (the Secrets it mounts) is read for it."""
+    return status.phase not in TERMINAL_PHASES and status.pod_name != pod_name(name, status.attempt)
+
+
 def plan_step(
     resource: Mapping[str, Any],
     pod: PodObservation | None,
@@ -87,6 +94,7 @@ def plan_step(
     settings: Settings,
     *,
     duplicate_of: str | None = None,
+    secret: SecretProblem | None = None,
 ) -> Plan:
     """Decide the next status and action for one bridge.
 
@@ -94,6 +102,9 @@ def plan_step(
     exist (never created, or gone). ``duplicate_of`` names the live bridge that already
     publishes the same stream (policy.holder_shown), checked only before the first dial. The
     message names neither the URL nor the key: it goes into status, an Event and REST answers.
+    ``secret`` is what is wrong with a Secret the pod would mount (read while ``awaits_pod``):
+    one that does not opt in fails the call; one that does not exist yet is waited for (the
+    REST API creates its call's Secret after the call) until podStartTimeoutSeconds.
     A plan that creates a pod goes through ``place`` before it is carried out.
     """
     meta = resource.get("metadata") or {}
@@ -116,12 +127,18 @@ def plan_step(
         remaining = ttl_remaining(spec, render_status(prev), settings, now)
         return done(prev, delete_resource=remaining is not None and remaining <= 0)
 
-    if prev.pod_name != current_pod:
+    if awaits_pod(prev, str(meta["name"])):
         # Checked before every pod, redials included: the settings may have changed.
         refusal = call_refusal(spec, settings)
         if refusal is not None:
             message = f"spec.{refusal.field}: {refusal.message}; no pod was created"
             failed = replace(prev, phase=Phase.FAILED, reason=refusal.reason, message=message)
+            return done(_finished(failed, now))
+        if secret is not None and not secret.missing:
+            message = f"{secret.message}; no pod was created"
+            failed = replace(
+                prev, phase=Phase.FAILED, reason=Reason.SECRET_NOT_USABLE, message=message
+            )
             return done(_finished(failed, now))
         if attempt == 0 and duplicate_of:
             message = (
@@ -137,7 +154,16 @@ def plan_step(
             return done(prev)
         # Waiting since an earlier step (no port window, creation refused): the clock runs on.
         waiting = replace(prev, pending_since=prev.pending_since or fmt(now))
+        if secret is not None:  # missing: waited for, as a pod waits for its mounts
+            waiting = replace(
+                waiting,
+                phase=Phase.PENDING,
+                reason=Reason.SECRET_NOT_USABLE,
+                message=f"{secret.message} (yet): waiting for it, no pod was created",
+            )
         timed_out = _start_deadline(waiting, spec, current_pod, now, settings)
+        if timed_out is None and secret is not None:
+            return done(waiting)
         if timed_out is None:
             creating = replace(
                 waiting,
@@ -149,7 +175,7 @@ def plan_step(
                 started_at=prev.started_at or fmt(now),
             )
             return done(creating, create_pod=attempt)
-        failed, cause, kill = timed_out, str(prev.reason), None
+        failed, cause, kill = timed_out, str(waiting.reason), None
     elif pod is None:
         # Our pod vanished (deleted by someone, evicted and garbage-collected): a failure.
         failed = replace(

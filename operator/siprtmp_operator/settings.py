@@ -179,6 +179,15 @@ class Settings:
         "RTMP hosts calls may publish to (as above; empty: any)",
         chart="policies.allowedRtmpHosts",
     )
+    require_bridge_usable_secrets: bool = setting(
+        True,
+        "whether a Secret a resource names (`connection.sipPasswordSecretRef`, "
+        "`rtmpStreamSecretRef`, a destination's) must carry the label "
+        '`siprtmp.io/bridge-usable: "true"`; the operator reads its metadata before each pod '
+        "(RBAC `get` on Secrets), and a call naming one without it fails SecretNotUsable. Off: "
+        "any Secret of the namespace may be named, and the operator has no Secret read right",
+        chart="secrets.requireBridgeUsableLabel",
+    )
     terminating_timeout_seconds: float = setting(
         90.0,
         "how long a deleted resource waits for its pods to stop before letting go (those still "

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from siprtmp_contract.outcome import Reason
-from siprtmp_contract.pod import CONTROL_TOKEN_ENV
+from siprtmp_contract.pod import CONTROL_TOKEN_ENV, STREAM_KEYS_DIR
 from siprtmp_contract.redact import MASK, redacted_publish_url
 from siprtmp_contract.states import ANSWERED_CALL_STATES, CallState, Phase, StreamState
 
@@ -66,6 +66,9 @@ class PodObservation:
     pod_message: str | None = None
     #: What the bridge asks of a POST /dtmf (dtmf.CONTROL_TOKEN_ENV in the container's env).
     control_token: str | None = field(default=None, repr=False)
+    #: The Secrets mounted for destinations' keys (each at ``STREAM_KEYS_DIR/<its name>``): a
+    #: destination added to the live call may name only these.
+    key_secrets: frozenset[str] = frozenset()
 
 
 def observe_pod(pod: Mapping[str, Any], container: str = "bridge") -> PodObservation:
@@ -75,6 +78,7 @@ def observe_pod(pod: Mapping[str, Any], container: str = "bridge") -> PodObserva
     st = pod.get("status") or {}
     port: int | None = None
     token: str | None = None
+    key_secrets: frozenset[str] = frozenset()
     for c in spec.get("containers") or []:
         if c.get("name") == container:
             for p in c.get("ports") or []:
@@ -83,6 +87,11 @@ def observe_pod(pod: Mapping[str, Any], container: str = "bridge") -> PodObserva
             for e in c.get("env") or []:
                 if e.get("name") == CONTROL_TOKEN_ENV:
                     token = e.get("value")
+            key_secrets = frozenset(
+                str(m["mountPath"]).removeprefix(f"{STREAM_KEYS_DIR}/")
+                for m in c.get("volumeMounts") or []
+                if str(m.get("mountPath") or "").startswith(f"{STREAM_KEYS_DIR}/")
+            )
     waiting_reason = waiting_message = terminated_reason = termination_message = None
     exit_code: int | None = None
     for cs in st.get("containerStatuses") or []:
@@ -102,6 +111,7 @@ def observe_pod(pod: Mapping[str, Any], container: str = "bridge") -> PodObserva
         pod_ip=st.get("podIP"),
         status_port=port,
         control_token=token,
+        key_secrets=key_secrets,
         deleting=bool(meta.get("deletionTimestamp")),
         deletion_at=meta.get("deletionTimestamp"),
         waiting_reason=waiting_reason,

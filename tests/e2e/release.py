@@ -17,6 +17,7 @@ import kubernetes
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from siprtmp_contract.pod import BRIDGE_USABLE_LABEL
 from siprtmp_operator import GROUP
 from siprtmp_operator.names import LABEL_OPERATOR_ROLE, ROLE_ACTIVE
 from tests.e2e.node_harness import GATEWAY, Node
@@ -152,6 +153,7 @@ class Release:
         self.kubectl(
             "create", "secret", "generic", name, "-n", ns, f"--from-literal=password={password}"
         )
+        self.kubectl("label", "secret", name, "-n", ns, f"{BRIDGE_USABLE_LABEL}=true")
         return {"name": name, "key": "password"}
 
     # reading ----------------------------------------------------------------------------

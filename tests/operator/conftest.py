@@ -21,6 +21,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from siprtmp_contract.pod import BRIDGE_USABLE_LABEL, BRIDGE_USABLE_VALUE
 from tests.operator.k8s_harness import (
     REPO,
     ControlPlane,
@@ -72,6 +73,10 @@ TEST_ENV = {
 }
 
 
+#: The Secret most test specs name (``connection.sipPasswordSecretRef``), usable by bridges.
+SIP_ACCOUNT = "sip-account"
+
+
 class Cluster:
     """What a test needs: admin API access, the running operator, and pod-status driving."""
 
@@ -98,6 +103,8 @@ class Cluster:
         return f"127.0.{n // 250}.{n % 250 + 2}"
 
     def namespace(self, name: str) -> str:
+        """Create namespace ``name`` with the SIP_ACCOUNT Secret the test specs name (a test of
+        its value, or of a Secret bridges may not use, replaces it)."""
         self.core.create_namespace(
             kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name))
         )
@@ -107,15 +114,22 @@ class Cluster:
             lambda: self.core.read_namespaced_service_account("default", name),
             timeout=30,
         )
+        self.secret(name, SIP_ACCOUNT, "password", "test-password")
         return name
 
-    def secret(self, ns: str, name: str, key: str, value: str) -> None:
-        self.core.create_namespaced_secret(
-            ns,
-            kubernetes.client.V1Secret(
-                metadata=kubernetes.client.V1ObjectMeta(name=name), string_data={key: value}
-            ),
+    def secret(self, ns: str, name: str, key: str, value: str, *, usable: bool = True) -> None:
+        """Create (or replace) Secret ``name``; ``usable``: labelled for bridges to mount."""
+        labels = {BRIDGE_USABLE_LABEL: BRIDGE_USABLE_VALUE} if usable else None
+        body = kubernetes.client.V1Secret(
+            metadata=kubernetes.client.V1ObjectMeta(name=name, labels=labels),
+            string_data={key: value},
         )
+        try:
+            self.core.create_namespaced_secret(ns, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            self.core.replace_namespaced_secret(name, ns, body)
 
     def handed_spec(self, ns: str, pod: dict[str, Any]) -> dict[str, Any]:
         """The spec the pod's bridge reads: the key of the Secret its ``spec`` volume mounts."""

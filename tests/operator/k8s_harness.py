@@ -580,8 +580,8 @@ def status_server(host: str, port: int) -> Iterator[StatusServer]:
 class LocalKubelet:
     """Plays the kubelet for one bridge pod: runs its container locally, reports back.
 
-    Reads the pod the operator created, materialises its mounted files (the spec from the pod's
-    annotation, the password from the Secret) into a temporary directory, runs the container's
+    Reads the pod the operator created, materialises its mounted files (the spec, the password,
+    the stream keys: each from its Secret) into a temporary directory, runs the container's
     command with those paths and with the status server bound to the pod IP it chose (a
     127.0.0.N address), writes the pod Running, then Succeeded/Failed with the exit code and
     the termination log as the termination message. A pod marked for deletion gets SIGTERM, and
@@ -620,12 +620,28 @@ class LocalKubelet:
             if source is None:
                 continue
             secret = self.core.read_namespaced_secret(source["secretName"], self.ns)
+            data = secret.data or {}
+            if "items" not in source:  # the whole Secret, under the mount path as given
+                mounted = self.dir / "mounts" / mount["mountPath"].lstrip("/")
+                mounted.mkdir(parents=True, exist_ok=True)
+                for key, value in data.items():
+                    (mounted / key).write_bytes(base64.b64decode(value))
+                continue
             for item in source["items"]:
                 local = self.dir / mount["name"] / item["path"]
                 local.parent.mkdir(exist_ok=True)
-                local.write_bytes(base64.b64decode((secret.data or {})[item["key"]]))
+                local.write_bytes(base64.b64decode(data[item["key"]]))
                 files[f"{mount['mountPath']}/{item['path']}"] = local
-        args = [str(files.get(a, a)) for a in container["args"]]
+        # A directory argument holding whole-Secret mounts (--stream-keys-dir) is theirs too.
+        whole = self.dir / "mounts"
+
+        def mapped(arg: str) -> str:
+            if arg in files:
+                return str(files[arg])
+            under = whole / arg.lstrip("/")
+            return str(under) if arg.startswith("/") and under.is_dir() else arg
+
+        args = [mapped(a) for a in container["args"]]
         args[args.index("--status-host") + 1] = self.ip
         return [*self.command, *args]
 

@@ -108,6 +108,8 @@ def test_startup_creates_the_resource_and_a_secret_it_owns(
     assert base64.b64decode(secret.data["password"]).decode() == "MyPasswordPassword1"
     (owner,) = secret.metadata.owner_references or []
     assert (owner.kind, owner.name, owner.uid) == ("SipRtmpBridge", name, obj["metadata"]["uid"])
+    # Opted in, so the operator lets a bridge mount it (it is created just after the call).
+    assert (secret.metadata.labels or {}).get("siprtmp.io/bridge-usable") == "true"
 
     # The operator takes it from there: the bridge pod mounts that Secret.
     pod = cluster.wait_pod(API_NAMESPACE, f"{name}-bridge-0")
@@ -483,7 +485,9 @@ def test_fuzzed_startup_bodies_get_an_answer_naming_the_field(
         assert api.call("terminate", {"callId": call_id}).status == 200
 
 
-def test_the_operator_identity_may_create_secrets_but_never_read_them(cluster: Cluster) -> None:
+def test_the_operator_identity_may_create_secrets_and_get_never_list_or_change_them(
+    cluster: Cluster,
+) -> None:
     review = kubernetes.client.AuthorizationV1Api(cluster.api)
     sa = "system:serviceaccount:siprtmp-system:srb-sip-rtmp-operator"
 
@@ -497,11 +501,14 @@ def test_the_operator_identity_may_create_secrets_but_never_read_them(cluster: C
         status = review.create_subject_access_review(body).status
         return bool(status and status.allowed)
 
-    # Created wherever a call's pod goes (its spec and the API's passwords); never read back,
-    # changed or removed (the garbage collector removes them with their SipRtmpBridge).
+    # Created wherever a call's pod goes (its spec and the API's passwords); got only for the
+    # opt-in label of those a resource names (as metadata: tests/operator/
+    # test_operator_secrets.py); never listed, changed or removed (the garbage collector removes
+    # them with their SipRtmpBridge).
     for namespace in (API_NAMESPACE, "default"):
         assert allowed("create", "secrets", namespace)
-        for verb in ("get", "list", "watch", "update", "patch", "delete"):
+        assert allowed("get", "secrets", namespace)
+        for verb in ("list", "watch", "update", "patch", "delete"):
             assert not allowed(verb, "secrets", namespace), (verb, namespace)
     assert rbac_refusals(cluster.operator.log_text()) == []
 

@@ -16,6 +16,7 @@ from siprtmp_operator.settings import Settings
 from tests.operator.conftest import render_chart, running_cluster
 from tests.operator.k8s_harness import REPO, deployment_env, helm, rbac_refusals, wait_for
 from tests.operator.test_operator_builders import SPEC, make_pod
+from tests.operator.test_operator_secrets import can_i
 
 if TYPE_CHECKING:
     from tests.operator.conftest import Cluster
@@ -70,11 +71,12 @@ def test_default_render_is_cluster_wide_and_minimal() -> None:
     rules = [d for d in docs if d["kind"] == "ClusterRole"]
     resources = {r for role in rules for rule in role["rules"] for r in rule["resources"]}
     assert "nodes" not in resources
-    # Secrets: created (each pod's spec), never read, listed or changed.
+    # Secrets: created (each pod's spec), got (the opt-in label, as metadata), never listed or
+    # changed.
     secret_rules = [
         rule for role in rules for rule in role["rules"] if "secrets" in rule["resources"]
     ]
-    assert [rule["verbs"] for rule in secret_rules] == [["create"]]
+    assert [rule["verbs"] for rule in secret_rules] == [["create"], ["get"]]
     assert all("*" not in rule["verbs"] for role in rules for rule in role["rules"])
     dep = next(d for d in docs if d["kind"] == "Deployment")
     pod = dep["spec"]["template"]["spec"]
@@ -164,6 +166,9 @@ def test_namespaced_install_reconciles_only_its_namespace(tmp_path: Path) -> Non
         with pytest.raises(ApiException) as info:
             kubernetes.client.CoreV1Api(op).list_namespaced_pod("team-b")
         assert info.value.status == 403
+        # Secrets' labels are read where it watches, nowhere else.
+        assert can_i(op, "get", "team-a") and not can_i(op, "get", "team-b")
+        assert not can_i(op, "list", "team-a")
         # Nothing the operator tried was refused by RBAC.
         assert rbac_refusals(c.operator.log_text()) == []
 

@@ -40,8 +40,7 @@ def gone(cluster: Cluster, ns: str, pod: str) -> bool:
 def test_a_pod_that_never_starts_fails_pod_start_timeout_and_is_removed(
     cluster: Cluster, ns: str
 ) -> None:
-    # SPEC's password Secret does not exist in ns: on a node this pod would wait in
-    # ContainerCreating for ever. Pending is all that matters to the deadline.
+    # No kubelet runs the pod: it stays Pending, all that matters to the deadline.
     cluster.create_bridge(ns, "never", spec(podStartTimeoutSeconds=2, maxRetries=1))
     cluster.wait_pod(ns, "never-bridge-0")
     # Waiting for room heals: the first timeout is redialled, the second is final.

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import kubernetes
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
+from siprtmp_contract.pod import BRIDGE_USABLE_LABEL
 from siprtmp_operator.livestatus import bridge_url, post
 from siprtmp_operator.status import observe_pod
 from tests.operator.conftest import run_pod
@@ -256,3 +258,95 @@ def test_patched_destinations_reach_the_running_bridge(
     tone = measure_recording(joined)
     assert abs(tone.frequency_hz - 1000) < 5
     assert tone.tone_seconds > 2.0
+
+
+def test_a_destinations_key_from_a_secret_is_published_and_shown_nowhere(
+    cluster: Cluster,
+    ns: str,
+    kubelets: list[LocalKubelet],
+    tmp_path: Path,
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+) -> None:
+    """Two destinations at creation, the second keyed by a Secret (mounted whole): both get the
+    tone, nginx sees the Secret's stream name. A live add may take another key of that Secret;
+    one naming a Secret the pod does not mount is left out with a Warning. The key is in no
+    status, Event, pod field or log line."""
+    second = NginxRtmp(tmp_path / "second-nginx", free_port()).start()
+    keys = {"second": "keyed-7Q3z?token=SEKRIT8842", "third": "later-5R2w?token=SEKRIT1193"}
+    #: Each key whole and its pieces: the stream name, the parameter's value.
+    secrets = [*keys.values(), "keyed-7Q3z", "SEKRIT8842", "later-5R2w", "SEKRIT1193"]
+    try:
+        labels = {BRIDGE_USABLE_LABEL: "true"}
+        cluster.core.create_namespaced_secret(
+            ns,
+            kubernetes.client.V1Secret(
+                metadata=kubernetes.client.V1ObjectMeta(name="cdn-keys", labels=labels),
+                string_data=keys,
+            ),
+        )
+        peer = tone_peer(20.0, "uas_tone_wait_bye.xml")
+        first = {
+            "rtmpUrl": second.url,
+            "rtmpStreamSecretRef": {"name": "cdn-keys", "key": "second"},
+        }
+        spec = bridge_spec(peer, rtmp_server, "one", destinations=[first])
+        place_call(cluster, kubelets, tmp_path, ns, "keyed", spec)
+        pod = cluster.wait_pod(ns, "keyed-bridge-0")
+        mounts = {m["mountPath"]: m["name"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        assert "/etc/siprtmp/keys/cdn-keys" in mounts
+
+        def states(obj: dict[str, Any]) -> list[tuple[str, str]]:
+            shown = obj["status"].get("destinations") or []
+            return [(d.get("url", ""), d.get("state", "")) for d in shown]
+
+        both = [(f"{rtmp_server.url}/***", "PUBLISHING"), (f"{second.url}/***", "PUBLISHING")]
+        cluster.wait_bridge(ns, "keyed", lambda o: states(o) == both, "two destinations", 20)
+        # Live: another key of the mounted Secret is published; an unmounted Secret is not.
+        added = [
+            first,
+            {"rtmpUrl": second.url, "rtmpStreamSecretRef": {"name": "cdn-keys", "key": "third"}},
+            {"rtmpUrl": rtmp_server.url, "rtmpStreamSecretRef": {"name": "other", "key": "k"}},
+        ]
+        cluster.custom.patch_namespaced_custom_object(
+            "siprtmp.io",
+            "v1alpha1",
+            ns,
+            "siprtmpbridges",
+            "keyed",
+            {"spec": {"destinations": added}},
+        )
+        three = [*both, (f"{second.url}/***", "PUBLISHING")]
+        cluster.wait_bridge(ns, "keyed", lambda o: states(o) == three, "three destinations", 20)
+        left_out = wait_for(
+            "a Warning for the unmounted Secret",
+            lambda: next(
+                (e for e in cluster.events(ns, "keyed") if e["reason"] == "SecretNotUsable"), None
+            ),
+        )
+        assert left_out["type"] == "Warning"
+        assert "spec.destinations[2]" in left_out["message"]
+        assert "Secret other, which the running pod does not mount" in left_out["message"]
+        time.sleep(3)
+        shown = json.dumps(
+            [
+                cluster.bridge(ns, "keyed"),
+                cluster.events(ns, "keyed"),
+                cluster.pod(ns, "keyed-bridge-0"),
+            ]
+        )
+        cluster.delete_bridge(ns, "keyed")
+        wait_for("bridge gone", lambda: cluster.bridge(ns, "keyed") is None, timeout=30)
+        assert peer.wait(10) == 0
+    finally:
+        second.stop()
+    printed = shown + (tmp_path / "keyed-bridge-0" / "bridge.log").read_text()
+    printed += (tmp_path / "keyed-bridge-0" / "termination-log").read_text()
+    printed += cluster.operator.log_text()
+    for secret in secrets:
+        assert secret not in printed, secret
+    for stream in ("keyed-7Q3z", "later-5R2w"):  # the stream names nginx saw: the keys
+        (recording,) = second.recordings_of(stream)
+        tone = measure_recording(recording)
+        assert abs(tone.frequency_hz - 1000) < 5
+        assert tone.tone_seconds > 2.5  # both were up for the 3 s wait at least

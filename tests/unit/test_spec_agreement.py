@@ -45,6 +45,7 @@ SECRET = {"name": "sip", "key": "password"}
 #: Destinations of ACROSS's documents.
 GENERIC = {"rtmpUrl": "rtmp://127.0.0.1/b", "rtmpStream": "t"}
 FB = {"rtmpUrl": "rtmps://127.0.0.1/b", "rtmpStream": "f", "profile": "facebook"}
+KEY = {"name": "c", "key": "k"}
 DROP = object()
 
 #: What a field needs beside it to be taken at all (the CEL rules' companions), by the path of
@@ -62,6 +63,9 @@ COMPANIONS: dict[str, dict[str, Any]] = {
     },
     # An item of a list of objects: the fields the item requires.
     "destinations[]": {"destinations[]": {"rtmpUrl": "rtmp://127.0.0.1/b", "rtmpStream": "t"}},
+    "destinations[].rtmpStreamSecretRef": {
+        "destinations[]": {"rtmpUrl": "rtmp://127.0.0.1/b", "rtmpStreamSecretRef": dict(KEY)}
+    },
     "nat.rtpPortMin": {"nat.rtpPortMax": 65535},
     "nat.rtpPortMax": {"nat.rtpPortMin": 1024},
     "networking.publicAddressSource": {"networking.mode": "HostNetwork"},
@@ -102,10 +106,15 @@ SAMPLES: dict[str, list[Any]] = {
         {"rtmpUrl": "rtmp://127.0.0.1/b"},
         {"rtmpStream": "t"},
         {"rtmpUrl": "rtmp://127.0.0.1/b", "rtmpStream": "t", "name": "x"},
+        {"rtmpUrl": "rtmp://127.0.0.1/b", "rtmpStreamSecretRef": KEY},
+        {"rtmpUrl": "rtmp://127.0.0.1/b", "rtmpStream": "t", "rtmpStreamSecretRef": KEY},
         "rtmp://127.0.0.1/b/t",
     ],
     "destinations[].rtmpUrl": ["rtmp://cdn.example.com/live", "rtmp://h", "http://h/live", "x"],
     "destinations[].rtmpStream": ["key?s=1", "/key", "a b"],
+    "destinations[].rtmpStreamSecretRef": [dict(KEY), {"name": "c"}, {"key": "k"}],
+    "destinations[].rtmpStreamSecretRef.name": ["cdn", "Cdn", "-a", "a.b-c"],
+    "destinations[].rtmpStreamSecretRef.key": ["stream", "a/b", ".k_1-2"],
     "destinations[].name": ["youtube-1", "a", "Main", "-a", "a_b", "a" * 63, "a" * 64],
     "dtmfAfterAnswer": ["W1234#", "w1a", "1" * 32, "1" * 33, "Ww", "12x", "1 2", "1\n"],
     "rtmpStreamSecretRef": [{"name": "c", "key": "k"}, {"name": "c"}],
@@ -163,6 +172,11 @@ SAMPLES: dict[str, list[Any]] = {
 ACROSS: list[dict[str, Any]] = [
     {**BASE, "rtmpStreamSecretRef": {"name": "c", "key": "k"}},
     {k: v for k, v in BASE.items() if k != "rtmpStream"},
+    {
+        **BASE,
+        "destinations": [{"rtmpUrl": "rtmp://h/l", "rtmpStream": "t", "rtmpStreamSecretRef": KEY}],
+    },
+    {**BASE, "destinations": [{"rtmpUrl": "rtmp://h/l"}]},
     {**BASE, "callee": "1000"},
     {**BASE, "callee": "1000", "connection": {"sipDomain": "pbx.example.com"}},
     {**BASE, "connection": {"sipRegisterRequired": True}},

@@ -54,7 +54,11 @@ SECRET_REFS = frozenset({"sipPasswordSecretRef", "rtmpStreamSecretRef"})
 FIND_FIELDS = ("callId", "callee", "rtmpUrl", "rtmpStream", "status", "streamStatus")
 
 #: A destination's fields, as ``spec.destinations[]`` has them (a push body carries them).
-DESTINATION_FIELDS = tuple(f.name for f in getattr(BY_PATH["destinations"].items, "fields", ()))
+DESTINATION_FIELDS = tuple(
+    f.name
+    for f in getattr(BY_PATH["destinations"].items, "fields", ())
+    if f.name not in SECRET_REFS
+)
 #: What identifies a destination in a push/terminate body: its name, or where it publishes.
 PUSH_REF_FIELDS = ("callId", "name", "rtmpUrl", "rtmpStream")
 
@@ -221,8 +225,8 @@ def _destination(item: Mapping[str, Any]) -> tuple[JSON, Destination]:
     if "rtmpStreamSecretRef" in item:
         raise bad_request(
             "rtmpStreamSecretRef",
-            "is not accepted by the API: send rtmpStream (a destination's Secret reference can "
-            "only be written into the resource when the call is created)",
+            "is not accepted by the API: send rtmpStream (a caller of the API names no Secret; "
+            "a destination's reference is written in the resource itself)",
         )
     canonical: JSON = normalise({"destinations": [dict(item)]}).get("destinations", [{}])[0]
     try:

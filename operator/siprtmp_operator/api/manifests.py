@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from siprtmp_contract.pod import BRIDGE_USABLE_LABEL, BRIDGE_USABLE_VALUE
 from siprtmp_contract.redact import redact_url, redacted_publish_url
 from siprtmp_contract.spec import default
 from siprtmp_contract.states import (
@@ -73,7 +74,8 @@ def bridge_manifest(namespace: str, request: StartupRequest) -> JSON:
 
 
 def password_secret(bridge: Mapping[str, Any], password: str) -> JSON:
-    """The Secret holding the SIP password, owned by the bridge: deleting the call deletes it."""
+    """The Secret holding the SIP password, owned by the bridge: deleting the call deletes it.
+    Labelled usable by a bridge: the resource names it in ``sipPasswordSecretRef``."""
     meta = bridge["metadata"]
     return {
         "apiVersion": "v1",
@@ -82,7 +84,11 @@ def password_secret(bridge: Mapping[str, Any], password: str) -> JSON:
         "metadata": {
             "name": secret_name(meta["name"]),
             "namespace": meta["namespace"],
-            "labels": {LABEL_CREATED_BY: CREATED_BY, LABEL_MANAGED_BY: MANAGED_BY},
+            "labels": {
+                LABEL_CREATED_BY: CREATED_BY,
+                LABEL_MANAGED_BY: MANAGED_BY,
+                BRIDGE_USABLE_LABEL: BRIDGE_USABLE_VALUE,
+            },
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,

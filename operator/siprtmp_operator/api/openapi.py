@@ -53,8 +53,10 @@ _AS_STRING = {".".join(path) for path in (*BOOLEAN_FIELDS, *INTEGER_FIELDS, *LIS
 #: The startup body's required fields: the spec's, and rtmpStream (no rtmpStreamSecretRef).
 _REQUIRED = (*SPEC.required, "rtmpStream")
 _DESTINATION = BY_PATH["destinations"].items or SPEC
+#: A destination's required fields in a body: the resource's, and rtmpStream (as above).
+_DESTINATION_REQUIRED = (*_DESTINATION.required, "rtmpStream")
 #: Fields a body may not send empty: the required ones, a destination's too.
-_NOT_EMPTY = {*_REQUIRED, *(f"destinations[].{name}" for name in _DESTINATION.required)}
+_NOT_EMPTY = {*_REQUIRED, *(f"destinations[].{name}" for name in _DESTINATION_REQUIRED)}
 
 
 def _in_body(field: Field) -> bool:
@@ -114,7 +116,7 @@ def _push() -> JSON:
     return {
         **item,
         "description": "A destination to add to a live call (one of its spec.destinations).",
-        "required": ["callId", *item["required"]],
+        "required": ["callId", *_DESTINATION_REQUIRED],
         "properties": {"callId": {"type": "string"}, **item["properties"]},
     }
 
