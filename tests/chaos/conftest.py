@@ -21,6 +21,9 @@ from tests.support.sipp import SippPeer
 #: the bridge's SIP port comes from, so that signalling crosses unimpaired.
 RTP_PORTS = (20000, 20099)
 SIPP_MEDIA_PORT = 6000
+#: The far end's keyframe interval (1 s) and a frame's time: the longest a picture may freeze.
+MAX_FROZEN_SECONDS = 1.1
+MAX_AV_OFFSET_SECONDS = 0.08
 
 
 @dataclass

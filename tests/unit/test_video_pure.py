@@ -66,6 +66,28 @@ def test_timeline_reanchors_on_a_timestamp_jump_and_stays_monotonic() -> None:
     assert timeline.place(5_003_000, 1.13) == 1121
 
 
+def test_timeline_keeps_the_frames_offset_from_their_arrival_across_a_new_numbering() -> None:
+    timeline = VideoTimeline()
+    # The first frame met the least delay; the next 200 arrive 100 ms after their place, the
+    # last of them 80 ms later still (handed on late: the frame after it was lost).
+    assert timeline.place(0, 1.0) == 1000
+    placed = [timeline.place(3600 * i, 1.1 + 0.04 * i) for i in range(1, 201)]
+    assert placed == [1000 + 40 * i for i in range(1, 201)]
+    assert timeline.place(3600 * 201, 1.1 + 0.04 * 201 + 0.08) == 1000 + 40 * 201
+    # A new SSRC, its timestamps 2^31 ticks off, arriving 2 frames on: placed about 100 ms
+    # before its arrival as the frames before it were (not 180 ms, as the latest was).
+    arrival = 1.1 + 0.04 * 203
+    first_new = timeline.place(2**31, arrival)
+    assert timeline.reanchors == 1
+    assert abs(first_new - (arrival - 0.1) * 1000) <= 3, first_new
+    assert timeline.place(2**31 + 3600, arrival + 0.04) == first_new + 40
+    # Drift is another matter: arrivals falling behind their timestamps, 30 ms a frame, are
+    # anchored afresh at their arrival once they are ``max_drift`` behind.
+    drifting = VideoTimeline(max_drift=0.05)
+    assert [drifting.place(3600 * i, 1.0 + 0.07 * i) for i in range(3)] == [1000, 1040, 1140]
+    assert drifting.reanchors == 1
+
+
 def test_timeline_adds_the_delay_after_anchoring_so_that_a_growing_delay_is_followed() -> None:
     timeline = VideoTimeline()
     assert timeline.place(0, 1.0, 0.09) == 1090
