@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import socket
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +232,39 @@ def test_keyframe_request_waits_for_the_far_ends_ssrc_and_leaves_from_the_answer
         finally:
             relay.close()
         sender.request_keyframe()  # after the call: dropped, no error
+
+
+def test_a_new_ssrc_is_not_timed_by_the_old_ones_sender_reports() -> None:
+    """An SBC's failover or an MCU's switch changes the SSRC with no re-INVITE: the new
+    source's timestamps have their own base, so the old source's clock is dropped."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as far_end:
+        far_end.bind(("127.0.0.1", 0))
+        claim = RtpPortClaim("127.0.0.1", 40000, 40998)
+        rtp_port = claim.port
+        relay = VideoRelay(
+            claim, far_end.getsockname(), lambda ssrc: None, lambda: None, Supervisor()
+        )
+        relay.start()
+
+        def rtp(ssrc: int, timestamp: int) -> bytes:
+            return struct.pack("!BBHII", 0x80, 96, 1, timestamp, ssrc) + b"frame"
+
+        def until(done: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 2.0
+            while not done() and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+        try:
+            far_end.sendto(rtp(0xA, 90_000), ("127.0.0.1", rtp_port))
+            until(lambda: relay.ssrc == 0xA)
+            far_end.sendto(sender_report_packet(0xA, 1000, 90_000), ("127.0.0.1", rtp_port + 1))
+            until(lambda: relay.capture_time(0) is not None)
+            assert relay.capture_time(0) is not None
+            far_end.sendto(rtp(0xB, 7), ("127.0.0.1", rtp_port))
+            until(lambda: relay.ssrc == 0xB)
+            assert relay.ssrc == 0xB and relay.capture_time(0) is None
+        finally:
+            relay.close()
 
 
 def _packet(data: bytes, keyframe: bool) -> Any:
