@@ -61,14 +61,13 @@ class ProcessWatch:
         self._thread.start()
 
     def _run(self) -> None:
-        ticks = os.sysconf("SC_CLK_TCK")
         while not self._stop.wait(0.2):
             try:
                 status = (self.proc / "status").read_text()
-                fields = (self.proc / "stat").read_text().rsplit(")", 1)[1].split()
+                cpu = cpu_seconds(self.proc)
             except OSError:
                 return
-            self.samples.append((time.monotonic(), (int(fields[11]) + int(fields[12])) / ticks))
+            self.samples.append((time.monotonic(), cpu))
             for line in status.splitlines():
                 if line.startswith("VmHWM:"):
                     self.peak_kib = max(self.peak_kib, int(line.split()[1]))
@@ -91,6 +90,13 @@ class ProcessWatch:
         return Usage(
             cpu_seconds, self.peak_kib / 1024, process.returncode, self.steady_cpu_per_minute()
         )
+
+
+def cpu_seconds(proc: Path) -> float:
+    """User + system CPU-seconds of the process at ``proc`` (/proc/PID) so far; OSError once
+    it has gone."""
+    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reap(process: subprocess.Popen[bytes]) -> float:

@@ -3,6 +3,7 @@ the bridge and nginx-rtmp in the near one, SIPp in the far one."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,11 @@ from tests.support.sipp import SippPeer
 #: the bridge's SIP port comes from, so that signalling crosses unimpaired.
 RTP_PORTS = (20000, 20099)
 SIPP_MEDIA_PORT = 6000
+#: The far end's keyframe interval (1 s) and a frame's time: the longest a picture may freeze.
+MAX_FROZEN_SECONDS = 1.1
+MAX_AV_OFFSET_SECONDS = 0.08
+#: An AAC frame lasts 21.3 ms at 48 kHz: a longer step between audio packets is a glitch.
+MAX_STEP_MS = 100
 
 
 @dataclass
@@ -92,3 +98,12 @@ def chaos_call(
 def impairment(**settings: Any) -> Impairment:
     """An impairment of the bridge's RTP ports."""
     return Impairment(ports=RTP_PORTS, **settings)
+
+
+def assert_steady(times: list[int], what: str, longest_ms: float = MAX_STEP_MS) -> None:
+    """Timestamps (ms) that never go back nor step further than ``longest_ms``."""
+    steps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert steps and all(0 <= step <= longest_ms for step in steps), (
+        what,
+        [(at, step) for at, step in zip(times, steps, strict=False) if not 0 <= step <= longest_ms],
+    )

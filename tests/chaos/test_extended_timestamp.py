@@ -4,10 +4,10 @@ near it (rtmp/publisher.py's test-only start offset), so the crossing takes seco
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 from siprtmp_bridge.rtmp.publisher import STREAM_START_ENV
+from tests.chaos.conftest import MAX_STEP_MS, assert_steady
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.nginx_rtmp import NginxRtmp
@@ -17,20 +17,6 @@ from tests.support.sipp import SippPeer
 
 BOUNDARY_MS = 0xFFFFFF  # 16777215 ms = 4 h 39 m 37 s
 START_MS = BOUNDARY_MS - 4000
-#: An AAC frame lasts 21.3 ms at 48 kHz: a step between packets larger than this is a glitch.
-MAX_STEP_MS = 100
-
-
-def assert_steady(times: list[int], what: str) -> None:
-    steps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert steps and all(0 <= step <= MAX_STEP_MS for step in steps), (
-        what,
-        [
-            (at, step)
-            for at, step in zip(times, steps, strict=False)
-            if not 0 <= step <= MAX_STEP_MS
-        ],
-    )
 
 
 def test_the_stream_crosses_the_extended_timestamp_boundary_without_a_glitch(

@@ -7,7 +7,13 @@ import itertools
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.chaos.conftest import RTP_PORTS, ChaosCall, impairment
+from tests.chaos.conftest import (
+    MAX_AV_OFFSET_SECONDS,
+    MAX_FROZEN_SECONDS,
+    RTP_PORTS,
+    ChaosCall,
+    impairment,
+)
 from tests.support.bridge_process import BridgeProcess
 from tests.support.netem import NEAR_ADDRESS
 from tests.support.netem_wire import Impairment
@@ -20,9 +26,6 @@ from tests.support.video_recording import av_offset_seconds, measure_video
 #: Concealment covers a lost packet or two; the 20 ms envelope shows that as at most this.
 LONGEST_GAP_SECONDS = 0.06
 VIDEO_SECONDS = 8.0
-#: The far end's keyframe interval (1 s) and a frame's time: the longest a picture may freeze.
-MAX_FROZEN_SECONDS = 1.1
-MAX_AV_OFFSET_SECONDS = 0.08
 LOSSY = impairment(loss=0.05, delay_seconds=0.06, jitter_seconds=0.05, reorder=0.10)
 
 

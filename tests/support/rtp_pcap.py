@@ -62,6 +62,31 @@ class RtpSource:
     first_timestamp: int = 0
 
 
+def renumbered(packets: list[bytes], sources: tuple[RtpSource, ...]) -> list[bytes]:
+    """``packets`` (one stream, in sending order) renumbered by ``sources`` (ordered by
+    ``from_packet``): from each source's packet on, its SSRC, its sequence numbers counting up
+    from its first and its timestamps kept as far apart as the originals were."""
+    out = []
+    source: RtpSource | None = None
+    base = 0  # the original timestamp of the current source's first packet
+    for index, packet in enumerate(packets):
+        latest = next((s for s in reversed(sources) if s.from_packet <= index), None)
+        original: int = struct.unpack("!I", packet[4:8])[0]
+        if latest is not source:
+            source, base = latest, original
+        if source is None:
+            out.append(packet)
+            continue
+        header = struct.pack(
+            "!HII",
+            (source.first_sequence + index - source.from_packet) & 0xFFFF,
+            (source.first_timestamp + original - base) & 0xFFFFFFFF,
+            source.ssrc,
+        )
+        out.append(packet[:2] + header + packet[12:])
+    return out
+
+
 def rtp_audio_packets(
     codec: RtpCodec,
     payload: bytes,
@@ -71,25 +96,14 @@ def rtp_audio_packets(
 ) -> list[tuple[int, int, bytes]]:
     """(microseconds, destination port, RTP packet) of 20 ms packets carrying ``payload``;
     ``sources`` (ordered by ``from_packet``) renumber the stream from their packet on."""
-    packets = []
     step = codec.bytes_per_20ms
-    source = RtpSource(0, ssrc)
-    for index, offset in enumerate(range(0, len(payload) - step + 1, step)):
-        source = next((s for s in reversed(sources) if s.from_packet <= index), source)
-        nth = index - source.from_packet
-        rtp = (
-            struct.pack(
-                "!BBHII",
-                0x80,
-                codec.payload_type,
-                (source.first_sequence + nth) & 0xFFFF,
-                (source.first_timestamp + nth * codec.rtp_clock // 50) & 0xFFFFFFFF,
-                source.ssrc,
-            )
-            + payload[offset : offset + step]
-        )
-        packets.append((index * 20_000, port, rtp))
-    return packets
+    packets = [
+        struct.pack("!BBHII", 0x80, codec.payload_type, 0, index * codec.rtp_clock // 50, 0)
+        + payload[offset : offset + step]
+        for index, offset in enumerate(range(0, len(payload) - step + 1, step))
+    ]
+    numbered = renumbered(packets, (RtpSource(0, ssrc), *sources))
+    return [(index * 20_000, port, rtp) for index, rtp in enumerate(numbered)]
 
 
 #: A key as phones send it: 7 packets of a growing duration, then the final one 3 times with

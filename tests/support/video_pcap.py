@@ -24,7 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from tests.support.rtp_pcap import PCMU, encode_payload, rtp_audio_packets, tone_pcm, write_udp_pcap
+from tests.support.rtp_pcap import (
+    PCMU,
+    RtpSource,
+    encode_payload,
+    renumbered,
+    rtp_audio_packets,
+    tone_pcm,
+    write_udp_pcap,
+)
 
 WIDTH, HEIGHT, FPS = 320, 240, 25
 RED = (0xE0, 0x20, 0x20)
@@ -166,9 +174,12 @@ def write_call_pcap(
     drop_frames: frozenset[int] = frozenset(),
     video_send_delay: float = 0.0,
     sender_reports: bool = False,
+    sources: tuple[RtpSource, ...] = (),
 ) -> Path:
     """The blinking tone (PCMU) and the video in one pcap, each at its RTP timestamp's time;
-    the video frames numbered in ``drop_frames`` are left out (lost on the way).
+    the video frames numbered in ``drop_frames`` are left out (lost on the way). ``sources``
+    renumber the video (``renumbered``: a new SSRC, counters near their wrap) after its
+    packets were timed by FFmpeg's numbering.
 
     ``video_send_delay`` sends each frame that much after its capture, as a phone's encoder
     does; ``sender_reports`` adds the video's RTCP sender reports (on the video port + 1, every
@@ -181,7 +192,8 @@ def write_call_pcap(
     delay_micros = int(video_send_delay * 1_000_000)
     video_packets = []
     previous, within, frame = None, 0, -1
-    for packet in video.packets:
+    assert not (sources and sender_reports), "the reports would describe FFmpeg's numbering"
+    for packet, sent in zip(video.packets, renumbered(video.packets, sources), strict=True):
         timestamp = struct.unpack("!I", packet[4:8])[0]
         within = within + 1 if timestamp == previous else 0
         frame += 1 if timestamp != previous else 0
@@ -190,7 +202,7 @@ def write_call_pcap(
             continue
         micros = ((timestamp - first) & 0xFFFFFFFF) * 1_000_000 // 90_000
         # Packets of one frame share its timestamp: 0.1 ms apart, in sending order.
-        video_packets.append((micros + delay_micros + 100 * within, VIDEO_PORT, packet))
+        video_packets.append((micros + delay_micros + 100 * within, VIDEO_PORT, sent))
     reports = []
     if sender_reports:
         ssrc = struct.unpack("!I", video.packets[0][8:12])[0]
@@ -200,6 +212,17 @@ def write_call_pcap(
             reports.append((max(0, second * 1_000_000 - 50), VIDEO_PORT + 1, report))
     write_udp_pcap(path, audio + video_packets + reports)
     return path
+
+
+def frame_start(video: H264Rtp, frame: int) -> int:
+    """The index in ``video.packets`` of frame ``frame``'s first packet (frames counted from
+    0, told apart by their RTP timestamps)."""
+    starts = [
+        index
+        for index, packet in enumerate(video.packets)
+        if index == 0 or packet[4:8] != video.packets[index - 1][4:8]
+    ]
+    return starts[frame]
 
 
 def sender_report(ssrc: int, ntp_seconds: int, rtp_timestamp: int) -> bytes:

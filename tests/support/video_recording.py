@@ -111,17 +111,23 @@ def marker_onsets(video: VideoMeasurement) -> list[float]:
     return [t for (_, was), (t, now) in itertools.pairwise(on) if now and not was]
 
 
-def av_offset_seconds(path: Path) -> float:
-    """Median of (marker turns white minus nearest tone onset): positive when video is late."""
+def av_offsets(path: Path) -> list[tuple[float, float]]:
+    """(stream time, marker turns white minus the nearest tone onset) for each marker onset
+    with a tone onset near it: positive when video is late."""
     tone = tone_in(path)
     video = measure_video(path)
-    differences = []
+    offsets = []
     for onset in marker_onsets(video):
         nearest = min(tone.onsets, key=lambda t: abs(t - onset), default=None)
         if nearest is not None and abs(onset - nearest) < 0.45:
-            differences.append(onset - nearest)
-    assert len(differences) >= 3, (marker_onsets(video), tone.onsets)
-    return statistics.median(differences)
+            offsets.append((onset, onset - nearest))
+    assert len(offsets) >= 3, (marker_onsets(video), tone.onsets)
+    return offsets
+
+
+def av_offset_seconds(path: Path) -> float:
+    """The median of ``av_offsets``: the call's A/V offset."""
+    return statistics.median(offset for _, offset in av_offsets(path))
 
 
 def frame_sources(path: Path, slate_width: int) -> list[tuple[float, str]]:

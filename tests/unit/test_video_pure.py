@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import socket
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,28 @@ def test_timeline_reanchors_on_a_timestamp_jump_and_stays_monotonic() -> None:
     assert timeline.place(5_003_600, 1.12) == 1120
     # A small step back in timestamps still yields strictly increasing times.
     assert timeline.place(5_003_000, 1.13) == 1121
+
+
+def test_timeline_keeps_the_frames_offset_from_their_arrival_across_a_new_numbering() -> None:
+    timeline = VideoTimeline()
+    # The first frame met the least delay; the next 200 arrive 100 ms after their place, the
+    # last of them 80 ms later still (handed on late: the frame after it was lost).
+    assert timeline.place(0, 1.0) == 1000
+    placed = [timeline.place(3600 * i, 1.1 + 0.04 * i) for i in range(1, 201)]
+    assert placed == [1000 + 40 * i for i in range(1, 201)]
+    assert timeline.place(3600 * 201, 1.1 + 0.04 * 201 + 0.08) == 1000 + 40 * 201
+    # A new SSRC, its timestamps 2^31 ticks off, arriving 2 frames on: placed about 100 ms
+    # before its arrival as the frames before it were (not 180 ms, as the latest was).
+    arrival = 1.1 + 0.04 * 203
+    first_new = timeline.place(2**31, arrival)
+    assert timeline.reanchors == 1
+    assert abs(first_new - (arrival - 0.1) * 1000) <= 3, first_new
+    assert timeline.place(2**31 + 3600, arrival + 0.04) == first_new + 40
+    # Drift is another matter: arrivals falling behind their timestamps, 30 ms a frame, are
+    # anchored afresh at their arrival once they are ``max_drift`` behind.
+    drifting = VideoTimeline(max_drift=0.05)
+    assert [drifting.place(3600 * i, 1.0 + 0.07 * i) for i in range(3)] == [1000, 1040, 1140]
+    assert drifting.reanchors == 1
 
 
 def test_timeline_adds_the_delay_after_anchoring_so_that_a_growing_delay_is_followed() -> None:
@@ -208,6 +232,39 @@ def test_keyframe_request_waits_for_the_far_ends_ssrc_and_leaves_from_the_answer
         finally:
             relay.close()
         sender.request_keyframe()  # after the call: dropped, no error
+
+
+def test_a_new_ssrc_is_not_timed_by_the_old_ones_sender_reports() -> None:
+    """An SBC's failover or an MCU's switch changes the SSRC with no re-INVITE: the new
+    source's timestamps have their own base, so the old source's clock is dropped."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as far_end:
+        far_end.bind(("127.0.0.1", 0))
+        claim = RtpPortClaim("127.0.0.1", 40000, 40998)
+        rtp_port = claim.port
+        relay = VideoRelay(
+            claim, far_end.getsockname(), lambda ssrc: None, lambda: None, Supervisor()
+        )
+        relay.start()
+
+        def rtp(ssrc: int, timestamp: int) -> bytes:
+            return struct.pack("!BBHII", 0x80, 96, 1, timestamp, ssrc) + b"frame"
+
+        def until(done: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 2.0
+            while not done() and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+        try:
+            far_end.sendto(rtp(0xA, 90_000), ("127.0.0.1", rtp_port))
+            until(lambda: relay.ssrc == 0xA)
+            far_end.sendto(sender_report_packet(0xA, 1000, 90_000), ("127.0.0.1", rtp_port + 1))
+            until(lambda: relay.capture_time(0) is not None)
+            assert relay.capture_time(0) is not None
+            far_end.sendto(rtp(0xB, 7), ("127.0.0.1", rtp_port))
+            until(lambda: relay.ssrc == 0xB)
+            assert relay.ssrc == 0xB and relay.capture_time(0) is None
+        finally:
+            relay.close()
 
 
 def _packet(data: bytes, keyframe: bool) -> Any:

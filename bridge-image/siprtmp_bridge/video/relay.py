@@ -184,7 +184,9 @@ class VideoRelay:
             ssrc = rtp_ssrc(packet)
             if ssrc is not None:
                 if ssrc != self.ssrc:
-                    self.ssrc = ssrc
+                    # The old source's sender reports say nothing of the new one's clock:
+                    # its frames are placed by arrival until its own reports come.
+                    self.ssrc, self.capture_clock = ssrc, None
                     self.on_ssrc(ssrc)
                 if self.base_timestamp is None:
                     self.base_timestamp = struct.unpack("!I", packet[4:8])[0]

@@ -5,8 +5,13 @@ video frame is placed where audio arriving at the same moment is placed, so that
 end captured together plays together; from there on the frame's RTP timestamps space the frames
 (arrival times jitter, RTP timestamps do not). The frame that arrives earliest relative to its
 timestamp sets the anchor: it met the least queueing on the way. When the two disagree by more than
-``max_drift`` (the far end restarted its timestamps, a long gap, clock drift), the frame is
-anchored afresh.
+``max_drift`` (a long gap, clock drift), the frame is anchored afresh at its arrival. When the
+timestamps jump from one frame to the next (a new SSRC: an SBC's failover, an MCU switching
+speakers; a restarted sender), the new numbering says nothing of the old, but the path is the
+same: the new frames are placed as far before their arrival as the latest frames were (the
+median over ``LATENESS_FRAMES``: the frame just before a loss is handed on late, so the latest
+alone would mislead; a long mean would lag arrivals that drift), so that the A/V offset carries
+across the jump.
 
 Audio captured with a frame reaches the stream later than the frame's earliest possible arrival
 by more than a fixed path delay: pjsua's jitter buffer plays each packet out at one steady
@@ -19,9 +24,13 @@ frame the frames arrive on average (``ArrivalSpread``; the same network carries 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
 
 RTP_VIDEO_CLOCK = 90000
+#: Frames whose lateness places the first frame after a jump: a third of a second at 25 fps.
+LATENESS_FRAMES = 9
 
 
 @dataclass
@@ -32,6 +41,10 @@ class VideoTimeline:
     last_ms: int = -1
     offset_seconds: float = 0.0  # RTP-predicted place minus arrival-based place, latest frame
     reanchors: int = 0
+    #: Arrival minus RTP-predicted place of the latest frames.
+    lateness: deque[float] = field(default_factory=lambda: deque(maxlen=LATENESS_FRAMES))
+    last_pts: int | None = None
+    last_arrival: float = 0.0
 
     def place(self, pts: int, arrival_seconds: float, delay_seconds: float = 0.0) -> int:
         """Stream time (ms) of a frame with RTP-clock ``pts`` that arrived at ``arrival_seconds``
@@ -39,6 +52,10 @@ class VideoTimeline:
         anchor is found without the delay, so that a delay that grows is followed."""
         if self.anchor_pts is None:
             self._anchor(pts, arrival_seconds)
+        elif self._renumbered(pts, arrival_seconds):
+            self.reanchors += 1
+            self._anchor(pts, arrival_seconds - statistics.median(self.lateness or [0.0]))
+        self.last_pts, self.last_arrival = pts, arrival_seconds
         elapsed = (pts - self._anchor_pts) / RTP_VIDEO_CLOCK
         implied_anchor = arrival_seconds - elapsed
         if abs(implied_anchor - self.anchor_seconds) > self.max_drift:
@@ -49,9 +66,18 @@ class VideoTimeline:
             self.anchor_seconds = implied_anchor
         predicted = self.anchor_seconds + elapsed
         self.offset_seconds = predicted - arrival_seconds
+        self.lateness.append(-self.offset_seconds)
         milliseconds = max(round((predicted + delay_seconds) * 1000), self.last_ms + 1)
         self.last_ms = milliseconds
         return milliseconds
+
+    def _renumbered(self, pts: int, arrival_seconds: float) -> bool:
+        """Whether the timestamps stepped from the latest frame's by more than ``max_drift``
+        beyond what the arrivals stepped: a jump in the numbering, not drift."""
+        if self.last_pts is None:
+            return False
+        stepped = (pts - self.last_pts) / RTP_VIDEO_CLOCK
+        return abs(stepped - (arrival_seconds - self.last_arrival)) > self.max_drift
 
     @property
     def _anchor_pts(self) -> int:
