@@ -427,7 +427,7 @@ state = "{d / "state"}"
                     f"--root-ca-file={self.cp.pki / 'ca.crt'}",
                     # A node silent this long is NotReady (tainted, no new pods): shorter than
                     # the operator's BridgeLost deadline (45 s), so a lost bridge's redial is
-                    # not scheduled onto the node it was lost with (the default is 50 s).
+                    # not scheduled onto the node it was lost with (the default is 50 s in 1.34).
                     f"--node-monitor-grace-period={NODE_MONITOR_GRACE_SECONDS}s",
                     "--leader-elect=false",
                     "--secure-port=0",
