@@ -41,6 +41,7 @@ from tests.operator.k8s_harness import (
     free_port,
     kubeconfig,
     missing_binaries,
+    plain,
     wait_for,
 )
 
@@ -76,17 +77,23 @@ NODE_MONITOR_GRACE_SECONDS = 30
 
 @dataclass(frozen=True)
 class NodeNetwork:
-    """Where one node lives: its name, its pods' bridge and subnet, and, for a node of its own,
-    the network namespace its containerd and kubelet run in and its address on the link to the
-    host (its InternalIP, where kubelet listens; the node is named by it, so the API server
-    dials it without DNS)."""
+    """Where one node lives: its name, its pods' bridge and subnet, its address (InternalIP and
+    ExternalIP: what host-network pods use and advertise) and, for a node of its own, the
+    network namespace its containerd and kubelet run in (its address is then on the link to
+    the host, where its kubelet listens; the node is named by it, so the API server dials it
+    without DNS)."""
 
     name: str
     bridge: str
     pod_subnet: str
     gateway: str
+    address: str
     netns: str | None = None
-    address: str | None = None
+
+    @property
+    def kubelet_address(self) -> str:
+        """Where kubelet listens: loopback on the host (the node is named localhost)."""
+        return LOOPBACK if self.netns is None else self.address
 
     @property
     def host_link(self) -> str:
@@ -98,13 +105,17 @@ class NodeNetwork:
         return f"{self.netns}-n"
 
 
-#: The first node: kubelet and containerd in the host's namespace, kubelet on loopback.
-FIRST_NODE = NodeNetwork(NODE_NAME, BRIDGE, POD_SUBNET, GATEWAY)
+#: The first node: kubelet and containerd in the host's namespace, kubelet on loopback; its
+#: address is its pods' gateway, where the far ends listen.
+FIRST_NODE = NodeNetwork(NODE_NAME, BRIDGE, POD_SUBNET, GATEWAY, GATEWAY)
 #: The second node, in namespace srbe2e-b: its pods reach the far ends on the first node's
 #: gateway and the API server through the host, which routes between the two pod subnets.
 SECOND_NODE = NodeNetwork(
-    "10.244.255.2", "srbe2e1", "10.244.1.0/24", "10.244.1.1", "srbe2e-b", "10.244.255.2"
+    "10.244.255.2", "srbe2e1", "10.244.1.0/24", "10.244.1.1", "10.244.255.2", "srbe2e-b"
 )
+#: The taint kubelet registers with under an external cloud provider, until it initialises
+#: the node (here: the harness, which sets the node's addresses).
+UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
 
 
 def missing_node_parts() -> list[str]:
@@ -340,7 +351,7 @@ state = "{d / "state"}"
         alike log in there); the namespace routes the other pods and Services to the host and
         forwards for its pods. It has no default route: nothing leaves what the run made."""
         net = self.net
-        assert net.netns is not None and net.address is not None
+        assert net.netns is not None
         ns, host_end, node_end = net.netns, net.host_link, net.node_link
         _run(["ip", "netns", "add", ns])
         _run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", node_end])
@@ -449,7 +460,7 @@ state = "{d / "state"}"
         config = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
-            "address": self.net.address or LOOPBACK,
+            "address": self.net.kubelet_address,
             "port": self.kubelet_port,
             "readOnlyPort": 0,
             "healthzBindAddress": LOOPBACK,
@@ -518,7 +529,6 @@ state = "{d / "state"}"
     def start_kubelet(self) -> None:
         kc, cfg = self._kubelet_files()
         self._grant_node_role()
-        node_ip = [f"--node-ip={self.net.address}"] if self.net.address else []
         self.kubelet = Proc(
             "kubelet",
             self._in_netns(
@@ -529,13 +539,40 @@ state = "{d / "state"}"
                     f"--root-dir={self.dir / 'kubelet' / 'root'}",
                     f"--cert-dir={self.dir / 'kubelet' / 'pki'}",
                     f"--hostname-override={self.name}",
-                    *node_ip,
+                    f"--node-ip={self.net.address}",
+                    # The harness plays the cloud controller: it gives the node its ExternalIP,
+                    # which kubelet would otherwise overwrite with what it finds itself.
+                    "--cloud-provider=external",
                     "--v=2",
                 ]
             ),
             self.dir / "kubelet.log",
         )
+        wait_for("node registered", self._initialise, timeout=120, interval=0.5)
         wait_for("node Ready", self._node_ready, timeout=120, interval=0.5)
+
+    def _initialise(self) -> bool:
+        """What a cloud controller does for a new node: its addresses (InternalIP, ExternalIP,
+        Hostname, the API server dialling the last first) and the uninitialized taint lifted.
+        False until kubelet has registered the node."""
+        assert self.kubelet is not None and self.cp.api is not None
+        if not self.kubelet.alive():
+            raise AssertionError(f"kubelet exited:\n{self.kubelet.tail()}")
+        core = kubernetes.client.CoreV1Api(self.cp.api)
+        try:
+            node = core.read_node(self.name)
+        except ApiException:
+            return False
+        addresses = [
+            {"type": "InternalIP", "address": self.net.address},
+            {"type": "ExternalIP", "address": self.net.address},
+            {"type": "Hostname", "address": self.name},
+        ]
+        core.patch_node_status(self.name, {"status": {"addresses": addresses}})
+        taints = (plain(self.cp.api, node).get("spec") or {}).get("taints") or []
+        kept = [t for t in taints if t["key"] != UNINITIALIZED_TAINT]
+        core.patch_node(self.name, {"spec": {"taints": kept}})
+        return True
 
     def _node_ready(self) -> bool:
         assert self.kubelet is not None and self.cp.api is not None

@@ -66,6 +66,44 @@ def test_bridge_pods_spread_over_both_nodes_and_call_from_each(
     print(f"\nplacement: {placed}")
 
 
+def test_node_external_ip_calls_advertise_the_address_of_the_node_they_landed_on(
+    release: Release,
+    node: Node,
+    second_node: Node,
+    ns: str,
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+) -> None:
+    """HostNetwork with the node's ExternalIP: the operator places each pod on the node with
+    the fewest bridges and advertises that node's address; each pod has its own host-port
+    window, declared as host ports, and the far end's audio reaches it there."""
+    external = {node.name: node.net.address, second_node.name: second_node.net.address}
+    networking = {"mode": "HostNetwork", "publicAddressSource": "NodeExternalIP"}
+    peers = {name: tone_peer(8.0, wait_ms=60000) for name in ("edge-a", "edge-b")}
+    placed: dict[str, dict[str, Any]] = {}
+    for name, peer in peers.items():  # one after the other: the second sees the first's pod
+        release.apply(manifest(ns, name, peer, rtmp_server, networking=networking))
+        placed[name] = streaming_with_bytes(release, ns, name, 4000)["networking"]
+    assert {n["nodeName"] for n in placed.values()} == set(external), placed
+    assert placed["edge-a"]["portSlot"] != placed["edge-b"]["portSlot"], placed
+    for name, peer in peers.items():
+        net = placed[name]
+        assert net["publicAddress"] == external[net["nodeName"]], net
+        (pod,) = release.bridge_pods(ns, name)
+        assert pod["spec"]["nodeName"] == net["nodeName"]
+        assert pod["spec"]["hostNetwork"] is True
+        assert pod["status"]["podIP"] == external[net["nodeName"]]
+        host_ports = {p["hostPort"] for p in pod["spec"]["containers"][0]["ports"]}
+        assert {net["statusPort"], net["sipPort"]} <= host_ports, (net, host_ports)
+        status = release.wait_phase(ns, name, "Succeeded", timeout=60)
+        assert (status["reason"], status["exitCode"]) == ("RemoteHangup", 0), name
+        # The SDP the far end got names the node's address, and its audio arrived there.
+        assert f"c=IN IP4 {net['publicAddress']}" in peer.messages(), name
+        assert peer.wait(10) == 0
+        assert_tone(rtmp_server, name, 1000, 7.0)
+    print(f"\nNodeExternalIP placement: {placed}")
+
+
 @pytest.fixture
 def only_second_node(release: Release, node: Node) -> Iterator[None]:
     """The first node cordoned (no new pods) while a test places a pod; uncordoned after."""
