@@ -8,6 +8,9 @@ default route and no masquerading, so their traffic stays inside the namespaces 
 imported into containerd's k8s.io namespace; the sandbox image is built here from
 tests/e2e/pause (no registry is reachable).
 
+A second Node (``joined_node``) runs its containerd and kubelet in a network namespace of its
+own, joined to the host by a veth pair; the host routes between the two pod subnets.
+
 Needs root, cgroup v1 or v2, the binaries of scripts/build-k8s.sh and scripts/build-node.sh,
 and the Debian packages containerd, runc, containernetworking-plugins.
 """
@@ -379,16 +382,18 @@ state = "{d / "state"}"
             self._add_rule(
                 "filter", ["FORWARD", "-i", into, "-o", out, "-j", "ACCEPT"], insert=True
             )
-        # Pods of this node live in cgroups under their own root: a kubelet removes the pod
-        # cgroups it does not know of, so two kubelets must not share one.
+
+    def _make_cgroup_root(self, name: str) -> None:
+        """Cgroup NAME in every hierarchy, for a second kubelet's pods: a kubelet removes the pod
+        cgroups it does not know of, so two kubelets must not share `kubepods`."""
         for hierarchy in Path("/sys/fs/cgroup").iterdir():
             if not (hierarchy / "cgroup.procs").exists():
                 continue
-            root = hierarchy / ns
+            root = hierarchy / name
             root.mkdir(exist_ok=True)
-            for name in ("cpuset.cpus", "cpuset.mems"):  # cgroup v1: empty until copied
-                if (root / name).exists() and not (root / name).read_text().strip():
-                    (root / name).write_text((hierarchy / name).read_text())
+            for knob in ("cpuset.cpus", "cpuset.mems"):  # cgroup v1: empty until copied
+                if (root / knob).exists() and not (root / knob).read_text().strip():
+                    (root / knob).write_text((hierarchy / knob).read_text())
 
     def lose(self) -> None:
         """The node lost as a crashed host is: kubelet killed, its link cut (the host's routes
@@ -552,9 +557,9 @@ state = "{d / "state"}"
         wait_for("node Ready", self._node_ready, timeout=120, interval=0.5)
 
     def _initialise(self) -> bool:
-        """What a cloud controller does for a new node: its addresses (InternalIP, ExternalIP,
-        Hostname, the API server dialling the last first) and the uninitialized taint lifted.
-        False until kubelet has registered the node."""
+        """What a cloud controller does for a new node: its addresses set (InternalIP and
+        ExternalIP, the node's address; Hostname, which the API server dials first) and the
+        uninitialized taint lifted. False until kubelet has registered the node."""
         assert self.kubelet is not None and self.cp.api is not None
         if not self.kubelet.alive():
             raise AssertionError(f"kubelet exited:\n{self.kubelet.tail()}")
@@ -590,6 +595,8 @@ state = "{d / "state"}"
         t0 = time.monotonic()
         build_pause_image()
         self.expose_api_to_pods()
+        if self.net.netns is not None:
+            self._make_cgroup_root(self.net.netns)
         self.start_containerd()
         self.timings["containerd_start_s"] = time.monotonic() - t0
         t1 = time.monotonic()
