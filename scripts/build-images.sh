@@ -54,7 +54,15 @@ if ! docker info >/dev/null 2>&1; then
     for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
         if [ -s "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then rm -f "$pidfile"; fi
     done
-    (dockerd >>/var/log/siprtmp-dockerd.log 2>&1 &)
+    # The daemon outlives this script: it starts with every inherited descriptor above 2 closed,
+    # else it would hold for good whatever lock the caller took (`flock /tmp/siprtmp-node.lock`).
+    ( (
+        for fd in /proc/$BASHPID/fd/*; do
+            n="${fd##*/}"
+            if [ "$n" -gt 2 ]; then eval "exec $n>&-"; fi
+        done
+        exec dockerd >>/var/log/siprtmp-dockerd.log 2>&1
+    ) & )
     for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
     docker info >/dev/null 2>&1 || { tail -20 /var/log/siprtmp-dockerd.log >&2; exit 1; }
 fi

@@ -45,6 +45,7 @@ from .names import (
     ANNOTATION_PORT_SLOT,
     CONTAINER_NAME,
     DO_NOT_DISRUPT,
+    LABEL_BRIDGE,
     LABEL_BRIDGE_UID,
     NODE_LOST_TAINTS,
     STATUS_PORT_NAME,
@@ -333,6 +334,19 @@ def build_pod(call: PodAttempt, *, control_token: str, spec_secret: str) -> JSON
                 "tolerationSeconds": settings.bridge_node_toleration_seconds,
             }
             for taint in NODE_LOST_TAINTS
+        ],
+        # Calls spread over nodes (a preference: never a reason to leave a pod Pending), so a
+        # lost node drops as few of them as it can. The scheduler counts the bridge pods of the
+        # pod's own namespace.
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {
+                    "matchExpressions": [{"key": LABEL_BRIDGE, "operator": "Exists"}]
+                },
+            }
         ],
     }
     if settings.bridge_service_account:

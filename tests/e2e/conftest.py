@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.node_harness import GATEWAY, Node, missing_node_parts, started_node
+from tests.e2e.node_harness import GATEWAY, Node, joined_node, missing_node_parts, started_node
 from tests.e2e.release import Release
 
 
@@ -48,3 +48,12 @@ def release(node: Node, tmp_path_factory: pytest.TempPathFactory) -> Release:
     installed = Release(node, tmp_path_factory.mktemp("release"))
     installed.install()
     return installed
+
+
+@pytest.fixture(scope="session")
+def second_node(node: Node, release: Release) -> Iterator[Node]:
+    """A second node in its own network namespace, joined after the chart was installed (the
+    operator's pods stay on the first). Only the tests of test_two_nodes.py, the tier's last
+    file, ask for it: the tests before see one node."""
+    with joined_node(node) as joined:
+        yield joined

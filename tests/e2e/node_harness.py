@@ -8,6 +8,9 @@ default route and no masquerading, so their traffic stays inside the namespaces 
 imported into containerd's k8s.io namespace; the sandbox image is built here from
 tests/e2e/pause (no registry is reachable).
 
+A second Node (``joined_node``) runs its containerd and kubelet in a network namespace of its
+own, joined to the host by a veth pair; the host routes between the two pod subnets.
+
 Needs root, cgroup v1 or v2, the binaries of scripts/build-k8s.sh and scripts/build-node.sh,
 and the Debian packages containerd, runc, containernetworking-plugins.
 """
@@ -23,6 +26,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,7 @@ from tests.operator.k8s_harness import (
     free_port,
     kubeconfig,
     missing_binaries,
+    plain,
     wait_for,
 )
 
@@ -52,6 +57,12 @@ NODE_NAME = "localhost"
 POD_SUBNET = "10.244.0.0/24"
 BRIDGE = "srbe2e0"
 GATEWAY = "10.244.0.1"
+#: Every pod subnet and the link to the second node: pods route it to their gateway, and the
+#: host holds a blackhole route for it, so none of these addresses is ever sent off the machine
+#: (a node whose link is down included).
+POD_RANGE = "10.244.0.0/16"
+#: The second node's link to the host: a veth pair, this end in the host's namespace.
+HOST_LINK_ADDRESS = "10.244.255.1"
 #: The API server's `kubernetes` Service (--service-cluster-ip-range of the harness). There is
 #: no kube-proxy: one DNAT rule sends pods' 10.96.0.1:443 to the API server on loopback.
 API_SERVICE_IP = "10.96.0.1"
@@ -63,6 +74,51 @@ CNI_BIN = Path("/usr/lib/cni")
 HOST_PATHS = (Path("/var/lib/kubelet"), Path("/var/lib/cni"), Path("/var/log/containers"))
 #: iptables chains kubelet makes in the host namespace (no flag turns them off).
 KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")
+#: How long a node may stop reporting before the node lifecycle controller marks it NotReady.
+NODE_MONITOR_GRACE_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class NodeNetwork:
+    """Where one node lives: its name, its pods' bridge and subnet, its address (InternalIP and
+    ExternalIP: what host-network pods use and advertise) and, for a node of its own, the
+    network namespace its containerd and kubelet run in (its address is then on the link to
+    the host, where its kubelet listens; the node is named by it, so the API server dials it
+    without DNS)."""
+
+    name: str
+    bridge: str
+    pod_subnet: str
+    gateway: str
+    address: str
+    netns: str | None = None
+
+    @property
+    def kubelet_address(self) -> str:
+        """Where kubelet listens: loopback on the host (the node is named localhost)."""
+        return LOOPBACK if self.netns is None else self.address
+
+    @property
+    def host_link(self) -> str:
+        """The host's end of the veth pair to the node's namespace."""
+        return f"{self.netns}-h"
+
+    @property
+    def node_link(self) -> str:
+        return f"{self.netns}-n"
+
+
+#: The first node: kubelet and containerd in the host's namespace, kubelet on loopback; its
+#: address is its pods' gateway, where the far ends listen.
+FIRST_NODE = NodeNetwork(NODE_NAME, BRIDGE, POD_SUBNET, GATEWAY, GATEWAY)
+#: The second node, in namespace srbe2e-b: its pods reach the far ends on the first node's
+#: gateway and the API server through the host, which routes between the two pod subnets.
+SECOND_NODE = NodeNetwork(
+    "10.244.255.2", "srbe2e1", "10.244.1.0/24", "10.244.1.1", "10.244.255.2", "srbe2e-b"
+)
+#: The taint kubelet registers with under an external cloud provider, until it initialises
+#: the node (here: the harness, which sets the node's addresses).
+UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
 
 
 def missing_node_parts() -> list[str]:
@@ -124,12 +180,13 @@ def _node_cert(cp: ControlPlane, name: str, out: Path) -> tuple[Path, Path]:
 
 
 class Node:
-    """containerd + kubelet registered as node ``name`` with the control plane ``cp``."""
+    """containerd + kubelet registered as node ``net.name`` with the control plane ``cp``."""
 
-    def __init__(self, cp: ControlPlane, workdir: Path, name: str = NODE_NAME) -> None:
+    def __init__(self, cp: ControlPlane, workdir: Path, net: NodeNetwork = FIRST_NODE) -> None:
         self.cp = cp
         self.dir = workdir
-        self.name = name
+        self.net = net
+        self.name = net.name
         self.sock = workdir / "containerd" / "containerd.sock"
         self.containerd: Proc | None = None
         self.kubelet: Proc | None = None
@@ -155,7 +212,7 @@ class Node:
                     "plugins": [
                         {
                             "type": "bridge",
-                            "bridge": BRIDGE,
+                            "bridge": self.net.bridge,
                             # The bridge gets the gateway address (host ↔ pod), but pods get
                             # no default route and nothing is masqueraded: no way out.
                             "isGateway": True,
@@ -164,9 +221,12 @@ class Node:
                             "hairpinMode": True,
                             "ipam": {
                                 "type": "host-local",
-                                "ranges": [[{"subnet": POD_SUBNET, "gateway": GATEWAY}]],
-                                # The only route besides the pod subnet: Services.
-                                "routes": [{"dst": SERVICE_CIDR}],
+                                "ranges": [
+                                    [{"subnet": self.net.pod_subnet, "gateway": self.net.gateway}]
+                                ],
+                                # The only routes besides the pod subnet: Services, other
+                                # nodes' pods.
+                                "routes": [{"dst": SERVICE_CIDR}, {"dst": POD_RANGE}],
                                 "dataDir": str(cni / "ipam"),
                             },
                         }
@@ -217,6 +277,13 @@ state = "{d / "state"}"
         path.write_text(config)
         return path
 
+    def _in_netns(self, argv: list[str]) -> list[str]:
+        """``argv`` run in the node's network namespace (only that: the mounts, /sys and the
+        cgroup hierarchies stay the host's, unlike `ip netns exec`)."""
+        if self.net.netns is None:
+            return argv
+        return ["nsenter", f"--net=/var/run/netns/{self.net.netns}", "--", *argv]
+
     def ctr(self, *args: str, stdin: Any = None) -> str:
         return _run(["ctr", "--address", str(self.sock), "-n", "k8s.io", *args], stdin=stdin)
 
@@ -224,7 +291,7 @@ state = "{d / "state"}"
         config = self._containerd_config()
         self.containerd = Proc(
             "containerd",
-            ["containerd", "--config", str(config), "--log-level", "info"],
+            self._in_netns(["containerd", "--config", str(config), "--log-level", "info"]),
             self.dir / "containerd.log",
         )
 
@@ -252,6 +319,12 @@ state = "{d / "state"}"
     def expose_api_to_pods(self) -> None:
         """Pods reach the API server at 10.96.0.1:443: the bridge is made here (the CNI plugin
         adopts it) with route_localnet, so a DNAT to 127.0.0.1 is routable from it."""
+        if self.net.netns is not None:
+            self._link_to_host()
+            return
+        subprocess.run(
+            ["ip", "route", "add", "blackhole", POD_RANGE], capture_output=True, check=False
+        )
         ip = ["ip", "link", "add", BRIDGE, "type", "bridge"]
         subprocess.run(ip, capture_output=True, check=False)
         subprocess.run(
@@ -274,6 +347,62 @@ state = "{d / "state"}"
         self._add_rule(
             "filter", ["FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"], insert=True
         )
+
+    def _link_to_host(self) -> None:
+        """The node's namespace, joined to the host by a veth pair: the host routes the node's
+        pod subnet to it and DNATs 10.96.0.1:443 from it to the API server (kubelet and pods
+        alike log in there); the namespace routes the other pods and Services to the host and
+        forwards for its pods. It has no default route: nothing leaves what the run made."""
+        net = self.net
+        assert net.netns is not None
+        ns, host_end, node_end = net.netns, net.host_link, net.node_link
+        _run(["ip", "netns", "add", ns])
+        _run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", node_end])
+        _run(["ip", "link", "set", node_end, "netns", ns])
+        _run(["ip", "addr", "add", f"{HOST_LINK_ADDRESS}/30", "dev", host_end])
+        _run(["ip", "link", "set", host_end, "up"])
+        _run(["ip", "-n", ns, "addr", "add", f"{net.address}/30", "dev", node_end])
+        _run(["ip", "-n", ns, "link", "set", node_end, "up"])
+        _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        for dst in (POD_RANGE, SERVICE_CIDR):
+            _run(["ip", "-n", ns, "route", "add", dst, "via", HOST_LINK_ADDRESS])
+        _run(["ip", "route", "add", net.pod_subnet, "via", net.address])
+        _run(self._in_netns(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]))
+        Path(f"/proc/sys/net/ipv4/conf/{host_end}/route_localnet").write_text("1\n")
+        port = self.cp.server.rsplit(":", 1)[1]
+        self._add_rule(
+            "nat",
+            [
+                *("PREROUTING", "-i", host_end, "-d", API_SERVICE_IP),
+                *("-p", "tcp", "--dport", "443", "-j", "DNAT"),
+                *("--to-destination", f"{LOOPBACK}:{port}"),
+            ],
+        )
+        for into, out in ((BRIDGE, host_end), (host_end, BRIDGE)):
+            self._add_rule(
+                "filter", ["FORWARD", "-i", into, "-o", out, "-j", "ACCEPT"], insert=True
+            )
+
+    def _make_cgroup_root(self, name: str) -> None:
+        """Cgroup NAME in every hierarchy, for a second kubelet's pods: a kubelet removes the pod
+        cgroups it does not know of, so two kubelets must not share `kubepods`."""
+        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+            if not (hierarchy / "cgroup.procs").exists():
+                continue
+            root = hierarchy / name
+            root.mkdir(exist_ok=True)
+            for knob in ("cpuset.cpus", "cpuset.mems"):  # cgroup v1: empty until copied
+                if (root / knob).exists() and not (root / knob).read_text().strip():
+                    (root / knob).write_text((hierarchy / knob).read_text())
+
+    def lose(self) -> None:
+        """The node lost as a crashed host is: kubelet killed, its link cut (the host's routes
+        to it stay, so what is sent there is dropped, not refused or sent elsewhere). Its
+        containers run on, unseen."""
+        assert self.kubelet is not None and self.net.netns is not None
+        self.kubelet.popen.kill()
+        self.kubelet.popen.wait(10)
+        _run(["ip", "-n", self.net.netns, "link", "set", self.net.node_link, "down"])
 
     def _add_rule(self, table: str, rule: list[str], insert: bool = False) -> None:
         chain, *spec = rule
@@ -307,8 +436,15 @@ state = "{d / "state"}"
                     f"--kubeconfig={kc}",
                     # root-ca-cert-publisher: kube-root-ca.crt, which every pod's projected
                     # service-account volume needs before it can start.
-                    "--controllers=deployment,replicaset,nodelifecycle,root-ca-cert-publisher",
+                    # taint-eviction-controller: pods leave a lost node once their tolerations
+                    # of its not-ready/unreachable taints run out.
+                    "--controllers=deployment,replicaset,nodelifecycle,"
+                    "taint-eviction-controller,root-ca-cert-publisher",
                     f"--root-ca-file={self.cp.pki / 'ca.crt'}",
+                    # A node silent this long is NotReady (tainted, no new pods): shorter than
+                    # the operator's BridgeLost deadline (45 s), so a lost bridge's redial is
+                    # not scheduled onto the node it was lost with (the default is 50 s in 1.34).
+                    f"--node-monitor-grace-period={NODE_MONITOR_GRACE_SECONDS}s",
                     "--leader-elect=false",
                     "--secure-port=0",
                 ],
@@ -322,22 +458,22 @@ state = "{d / "state"}"
         k.mkdir(parents=True, exist_ok=True)
         crt, key = _node_cert(self.cp, self.name, k)
         kc = k / "kubelet.kubeconfig"
-        kc.write_text(
-            yaml.safe_dump(kubeconfig(self.cp.server, self.cp.pki / "ca.crt", cert=crt, key=key))
-        )
+        # A node in its own namespace reaches the API server as its pods do.
+        server = self.cp.server if self.net.netns is None else f"https://{API_SERVICE_IP}:443"
+        kc.write_text(yaml.safe_dump(kubeconfig(server, self.cp.pki / "ca.crt", cert=crt, key=key)))
         (k / "resolv.conf").write_text("")  # pods resolve nothing: no DNS traffic leaves
         config = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
-            "address": LOOPBACK,
+            "address": self.net.kubelet_address,
             "port": self.kubelet_port,
             "readOnlyPort": 0,
             "healthzBindAddress": LOOPBACK,
             "healthzPort": free_port(),
-            # The API server reaches kubelet (logs, exec) with no client certificate; only
-            # loopback can reach this port.
+            # Only the API server's client certificate (the test CA's) is let in: the second
+            # node's kubelet listens where its pods can reach it.
             "authentication": {
-                "anonymous": {"enabled": True},
+                "anonymous": {"enabled": False},
                 "webhook": {"enabled": False},
                 "x509": {"clientCAFile": str(self.cp.pki / "ca.crt")},
             },
@@ -366,6 +502,8 @@ state = "{d / "state"}"
             "fileCheckFrequency": "5s",
             "registerNode": True,
         }
+        if self.net.netns is not None:
+            config["cgroupRoot"] = f"/{self.net.netns}"
         cfg = k / "config.yaml"
         cfg.write_text(yaml.safe_dump(config))
         return kc, cfg
@@ -398,18 +536,48 @@ state = "{d / "state"}"
         self._grant_node_role()
         self.kubelet = Proc(
             "kubelet",
-            [
-                str(bin_dir() / "kubelet"),
-                f"--config={cfg}",
-                f"--kubeconfig={kc}",
-                f"--root-dir={self.dir / 'kubelet' / 'root'}",
-                f"--cert-dir={self.dir / 'kubelet' / 'pki'}",
-                f"--hostname-override={self.name}",
-                "--v=2",
-            ],
+            self._in_netns(
+                [
+                    str(bin_dir() / "kubelet"),
+                    f"--config={cfg}",
+                    f"--kubeconfig={kc}",
+                    f"--root-dir={self.dir / 'kubelet' / 'root'}",
+                    f"--cert-dir={self.dir / 'kubelet' / 'pki'}",
+                    f"--hostname-override={self.name}",
+                    f"--node-ip={self.net.address}",
+                    # The harness plays the cloud controller: it gives the node its ExternalIP,
+                    # which kubelet would otherwise overwrite with what it finds itself.
+                    "--cloud-provider=external",
+                    "--v=2",
+                ]
+            ),
             self.dir / "kubelet.log",
         )
+        wait_for("node registered", self._initialise, timeout=120, interval=0.5)
         wait_for("node Ready", self._node_ready, timeout=120, interval=0.5)
+
+    def _initialise(self) -> bool:
+        """What a cloud controller does for a new node: its addresses set (InternalIP and
+        ExternalIP, the node's address; Hostname, which the API server dials first) and the
+        uninitialized taint lifted. False until kubelet has registered the node."""
+        assert self.kubelet is not None and self.cp.api is not None
+        if not self.kubelet.alive():
+            raise AssertionError(f"kubelet exited:\n{self.kubelet.tail()}")
+        core = kubernetes.client.CoreV1Api(self.cp.api)
+        try:
+            node = core.read_node(self.name)
+        except ApiException:
+            return False
+        addresses = [
+            {"type": "InternalIP", "address": self.net.address},
+            {"type": "ExternalIP", "address": self.net.address},
+            {"type": "Hostname", "address": self.name},
+        ]
+        core.patch_node_status(self.name, {"status": {"addresses": addresses}})
+        taints = (plain(self.cp.api, node).get("spec") or {}).get("taints") or []
+        kept = [t for t in taints if t["key"] != UNINITIALIZED_TAINT]
+        core.patch_node(self.name, {"spec": {"taints": kept}})
+        return True
 
     def _node_ready(self) -> bool:
         assert self.kubelet is not None and self.cp.api is not None
@@ -427,6 +595,8 @@ state = "{d / "state"}"
         t0 = time.monotonic()
         build_pause_image()
         self.expose_api_to_pods()
+        if self.net.netns is not None:
+            self._make_cgroup_root(self.net.netns)
         self.start_containerd()
         self.timings["containerd_start_s"] = time.monotonic() - t0
         t1 = time.monotonic()
@@ -438,10 +608,12 @@ state = "{d / "state"}"
 
     # teardown ---------------------------------------------------------------------------
     def delete_all_pods(self, timeout: float = 60) -> None:
-        """Delete every pod through the API and wait for kubelet to tear them down."""
+        """Delete every pod of this node through the API and wait for kubelet to tear them
+        down."""
         assert self.cp.api is not None
         core = kubernetes.client.CoreV1Api(self.cp.api)
-        for pod in core.list_pod_for_all_namespaces().items:
+        mine = f"spec.nodeName={self.name}"
+        for pod in core.list_pod_for_all_namespaces(field_selector=mine).items:
             meta = pod.metadata
             if meta is None or not meta.name or not meta.namespace:
                 continue
@@ -475,10 +647,19 @@ state = "{d / "state"}"
             self.containerd.stop()
         self._kill_shims()
         self._unmount_all()
-        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+        if self.net.netns is None:
+            subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+            subprocess.run(
+                ["ip", "route", "del", "blackhole", POD_RANGE], capture_output=True, check=False
+            )
+        else:  # the pod bridge, the node's end of the link and its routes go with it
+            subprocess.run(["ip", "netns", "del", self.net.netns], capture_output=True, check=False)
+            subprocess.run(
+                ["ip", "link", "del", self.net.host_link], capture_output=True, check=False
+            )
         for table, rule in self.rules:
             subprocess.run(["iptables", "-t", table, "-D", *rule], capture_output=True, check=False)
-        _remove_cgroups("kubepods")
+        _remove_cgroups(self.net.netns or "kubepods")
         self._restore_host()
 
     def _restore_host(self) -> None:
@@ -558,6 +739,21 @@ def started_node(keep_dir: str | None = None) -> Iterator[Node]:
         cp.stop()
         if not keep_dir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def joined_node(first: Node, net: NodeNetwork = SECOND_NODE) -> Iterator[Node]:
+    """A second Node with the project's images, in ``net``'s network namespace, joined to
+    ``first``'s control plane; its state in a subdirectory of ``first``'s work directory."""
+    node = Node(first.cp, first.dir / f"node-{net.netns}", net)
+    try:
+        t0 = time.monotonic()
+        node.start(images=IMAGES)
+        node.timings["total_start_s"] = time.monotonic() - t0
+        print(f"\nsecond node {node.name} up: {node.timings}")
+        yield node
+    finally:
+        node.stop()
 
 
 def _kube_chains() -> set[tuple[str, str, str]]:

@@ -51,6 +51,9 @@ CHART_VALUES = (
     "api.enabled=true",
     "api.token.existingSecret=srb-api-token",
     "bridge.rtmpsCaBundle.configMap=rtmps-ca",
+    # Resources may ask for host networking with their node's ExternalIP (test_two_nodes.py).
+    "networking.allowHostNetwork=true",
+    "networking.allowNodeExternalIP=true",
 )
 #: The ConfigMap every namespace the tests make holds: the trust store of the bridge pods' RTMPS.
 RTMPS_CA_CONFIG_MAP = "rtmps-ca"

@@ -293,6 +293,9 @@ class ControlPlane:
                     f"--tls-cert-file={p / 'server.crt'}",
                     f"--tls-private-key-file={p / 'server.key'}",
                     f"--client-ca-file={p / 'ca.crt'}",
+                    # How it proves itself to a kubelet (logs, exec) of the real-node tier.
+                    f"--kubelet-client-certificate={p / 'admin.crt'}",
+                    f"--kubelet-client-key={p / 'admin.key'}",
                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                     f"--service-account-key-file={p / 'sa.pub'}",
                     f"--service-account-signing-key-file={p / 'sa.key'}",

@@ -28,7 +28,7 @@ rtmp {{
             record all;
             record_path {root}/recordings;
             record_unique on;
-            {on_publish}
+            {directives}
         }}
     }}
 }}
@@ -56,8 +56,12 @@ class NginxRtmp:
         on_publish: str | None = None,
         certificate: tuple[Path, Path] | None = None,
         wrapper: tuple[str, ...] = (),
+        drop_idle_publisher: int | None = None,
     ) -> None:
         """``on_publish``: a URL nginx-rtmp notifies of each publisher (support/publish_log.py).
+        ``drop_idle_publisher``: seconds after which a publisher that sends nothing is dropped (as
+        ingest servers do); by default nginx-rtmp keeps a vanished publisher's stream name taken
+        until its socket times out, refusing a new publisher of that name meanwhile.
         ``certificate``: (cert, key) the TLS port presents; a new self-signed one by default.
         ``wrapper``: a command nginx is run under, such as ``ip netns exec NS``."""
         self.wrapper = wrapper
@@ -76,6 +80,9 @@ class NginxRtmp:
             tls_server = TLS_SERVER.format(
                 tls_port=tls_port, certificate=self.certificate, key=key, port=port, host=host
             )
+        directives = [f"on_publish {on_publish};"] if on_publish else []
+        if drop_idle_publisher:
+            directives.append(f"drop_idle_publisher {drop_idle_publisher}s;")
         (root / "nginx.conf").write_text(
             CONFIG.format(
                 module=RTMP_MODULE,
@@ -84,7 +91,7 @@ class NginxRtmp:
                 port=port,
                 tls_module=tls_module,
                 tls_server=tls_server,
-                on_publish=f"on_publish {on_publish};" if on_publish else "",
+                directives=" ".join(directives),
             )
         )
         self.process: subprocess.Popen[bytes] | None = None

@@ -179,6 +179,16 @@ def test_bridge_pods_tolerate_a_lost_node_briefly_and_ask_not_to_be_disrupted() 
         for k in NODE_LOST_TAINTS
     ]
     assert pod["metadata"]["annotations"].items() >= DO_NOT_DISRUPT.items()
+    # Spread over nodes, softly: a lost node drops few calls, and no pod waits for a spread.
+    (spread,) = pod["spec"]["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["whenUnsatisfiable"], spread["maxSkew"]) == (
+        "kubernetes.io/hostname",
+        "ScheduleAnyway",
+        1,
+    )
+    assert spread["labelSelector"]["matchExpressions"] == [
+        {"key": "siprtmp.io/bridge", "operator": "Exists"}
+    ]
     budget = disruption_budget("b", "ns", "u")
     assert budget["spec"]["minAvailable"] == 1
     assert budget["spec"]["selector"] == {"matchLabels": {"siprtmp.io/bridge-uid": "u"}}
