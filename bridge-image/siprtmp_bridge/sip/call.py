@@ -24,6 +24,7 @@ from siprtmp_bridge.sip.events import (
     SipEvent,
     SrtpNegotiated,
 )
+from siprtmp_bridge.sip.sdp_text import whole_sdp
 from siprtmp_bridge.sip.states import (
     INV_CONFIRMED,
     INV_DISCONNECTED,
@@ -265,7 +266,7 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
 
     def onCallSdpCreated(self, prm: Any) -> None:  # noqa: N802
         """Let the video side turn pjsua's disabled video slot into a live answer (video/)."""
-        local, remote = str(prm.sdp.wholeSdp), str(prm.remSdp.wholeSdp)
+        local, remote = whole_sdp(prm.sdp), whole_sdp(prm.remSdp)
         if self.rewrite_sdp is not None:
             rewritten = self.rewrite_sdp(local, remote)
             if rewritten is not None:
