@@ -168,3 +168,57 @@ def test_allow_against_a_far_end_without_srtp_bridges_plain_rtp(
     (recording,) = rtmp_server.recordings_of("srtp-allow-plain")
     tone = measure_recording(recording)
     assert abs(tone.frequency_hz - 1000) < 10 and tone.tone_seconds > CALL_SECONDS - 2.5, tone
+
+
+def test_allow_against_baresip_requiring_srtp_offers_rtp_savp_after_the_488(
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    """``allow`` offers RTP/AVP with keys; baresip's ``srtp-mand`` answers 488. The bridge
+    offers RTP/SAVP once more in the same attempt: the call connects, the tone is decoded
+    through SRTP, the status shows the profile and suite, and the wire carries only SRTP."""
+    peer = baresip(None, CALL_SECONDS, mediaenc="srtp-mand")
+    low = free_udp_window(4)
+    spec = _srtp_spec(peer, rtmp_server, "srtp-allow", "allow", low)
+    capture_filter = f"udp port {peer.port} or udp portrange {low}-{low + 3}"
+    with LoopbackCapture(tmp_path / "call.pcap", capture_filter) as capture:
+        process = bridge(spec)
+        assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0, peer.text()[-3000:]
+    final = process.final
+    assert final["reason"] == "RemoteHangup", final
+    assert (final["call"]["rtpProfile"], final["call"]["srtpSuite"]) == ("RTP/SAVP", SUITE)
+
+    invites = capture.udp_payloads(f'sip.Method == "INVITE" && udp.dstport == {peer.port}')
+    profiles = [re.findall(r"^m=audio \d+ (\S+) ", i.decode(), re.MULTILINE) for i in invites]
+    assert profiles == [["RTP/AVP"], ["RTP/SAVP"]], profiles
+    (refusal,) = capture.fields(
+        f"sip.Status-Code >= 300 && udp.srcport == {peer.port}", "sip.Status-Code"
+    )
+    assert refusal == ["488"], refusal
+
+    (recording,) = rtmp_server.recordings_of("srtp-allow")
+    tone = measure_recording(recording)
+    assert abs(tone.frequency_hz - 1000) < 10, tone
+    assert tone.tone_seconds > CALL_SECONDS - 2.5, tone
+    # The second INVITE's RTP port is the window's next pair (pjsua moves on from the first).
+    audio = f"udp.port >= {low} && udp.port <= {low + 3} && !sip"
+    assert_no_clear_pcmu(capture.udp_payloads(audio))
+
+
+def test_disable_against_baresip_requiring_srtp_ends_rejected(
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    """``disable`` offers plain RTP/AVP only and never RTP/SAVP: baresip's 488 ends the call
+    ``Rejected`` (the far end's refusal, exit 4), with one INVITE."""
+    peer = baresip(None, 20, mediaenc="srtp-mand")
+    spec = _srtp_spec(peer, rtmp_server, "srtp-disable", "disable", free_udp_window(4))
+    process = bridge(spec)
+    assert process.wait(20) == 4, process.stderr_text[-3000:]
+    final = process.final
+    assert (final["reason"], final["call"]["sipStatusCode"]) == ("Rejected", 488), final
+    assert peer.text().count("INVITE sip:") == 1, peer.text()[-3000:]
