@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 from typing import Any
 
 import pjsua2
+
+log = logging.getLogger(__name__)
 
 #: No SDP is longer than the UDP datagram (or the TCP message pjsip accepts) that carried it.
 BUFFER_BYTES = 65536
@@ -22,8 +25,13 @@ BUFFER_BYTES = 65536
 
 @functools.cache
 def _printer() -> Any:
-    """pjmedia_sdp_print(session, buffer, size) -> length, or -1 when it does not fit."""
-    printer = ctypes.CDLL(pjsua2._pjsua2.__file__).pjmedia_sdp_print
+    """pjmedia_sdp_print(session, buffer, size) -> length, or -1 when it does not fit; None
+    when the library does not export it (then a long SDP stays empty, as pjsua2 gives it)."""
+    try:
+        printer = ctypes.CDLL(pjsua2._pjsua2.__file__).pjmedia_sdp_print
+    except (OSError, AttributeError) as error:
+        log.warning("SDPs over pjsua2's 1024 bytes cannot be read: %s", error)
+        return None
     printer.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
     printer.restype = ctypes.c_int
     return printer
@@ -34,8 +42,9 @@ def whole_sdp(session: Any) -> str:
     points at; "" when there is no session (pjsua makes an offer, nothing to answer)."""
     text = str(session.wholeSdp)
     pointer = session.pjSdpSession
-    if text or pointer is None:
+    printer = _printer() if not text and pointer is not None else None
+    if printer is None:
         return text
     buffer = ctypes.create_string_buffer(BUFFER_BYTES)
-    length = _printer()(int(pointer), buffer, BUFFER_BYTES)
+    length = printer(int(pointer), buffer, BUFFER_BYTES)
     return buffer.raw[:length].decode("utf-8", "replace") if length > 0 else ""
