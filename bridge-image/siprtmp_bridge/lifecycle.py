@@ -13,7 +13,8 @@ Stages, in order; any of them may end the run:
   the far end no call).
 - ``REGISTERING``: the REGISTER is out (``connection.sipRegisterRequired``).
 - ``DIALLING``: the INVITE is out; again with an audio offer when the far end refused the
-  delayed offer a call with video makes.
+  delayed offer a call with video makes, and again with an RTP/SAVP offer when, under
+  ``mediaEncryption: allow``, it refused the RTP/AVP one as a far end requiring SRTP does.
 - ``ANSWERED``: the far end answered; the call carries media and keys.
 - ``ENDING``: the outcome is decided and the hang-up sent; pjsua reporting the call gone ends it.
 - ``ENDED``: the outcome is final.
@@ -32,7 +33,7 @@ from enum import Enum
 from siprtmp_bridge.dtmf import ANSWER_SETTLE_SECONDS, DtmfRequest, DueKey, refusal
 from siprtmp_bridge.limits import CallClock, limit_reached
 from siprtmp_bridge.rtmp.connect import CONNECT_TIMEOUT_SECONDS
-from siprtmp_bridge.rtp.srtp import require_refused
+from siprtmp_bridge.rtp.srtp import refuses_plain_offer, require_refused
 from siprtmp_bridge.sip.events import (
     CallEnded,
     CallMediaChanged,
@@ -190,6 +191,15 @@ class Redial:
 
 
 @dataclass(frozen=True)
+class RedialWithSrtp:
+    """The far end refused the RTP/AVP offer (``status_code`` ``reason``) that ``allow`` makes:
+    call again offering RTP/SAVP, as ``require`` does, once."""
+
+    status_code: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class ReInviteForVideo:
     """A re-INVITE without SDP: the call that fell back to an audio offer is up."""
 
@@ -259,6 +269,7 @@ Action = (
     | Register
     | Dial
     | Redial
+    | RedialWithSrtp
     | ReInviteForVideo
     | ShowCall
     | ShowKeyReceived
@@ -293,6 +304,7 @@ class CallLife:
     shown: CallState = CallState.NEW  # the call state the status shows
     delayed_offer: bool = False
     fell_back: bool = False
+    srtp_offered: bool = False  # allow's INVITE offered RTP/SAVP after its RTP/AVP was refused
     stop_requested: bool = False
     worker_failure: str | None = None
     stream_failed: bool = False
@@ -340,8 +352,8 @@ def step(life: CallLife, event: Event, now: float) -> tuple[CallLife, Actions]:
             return _call_ended(life, event)
         case DtmfReceived(key):
             return life, (ShowKeyReceived(key),)
-        case SrtpNegotiated(suite):
-            return life, (ShowCall({"srtp_suite": suite}),)
+        case SrtpNegotiated(suite, profile):
+            return life, (ShowCall({"srtp_suite": suite, "rtp_profile": profile}),)
         case RtpCounted(packets):
             if life.answered and packets > life.rtp_packets:
                 return replace(life, rtp_packets=packets, last_rtp_at=now), ()
@@ -513,6 +525,16 @@ def _call_ended(life: CallLife, event: CallEnded) -> tuple[CallLife, Actions]:
             life, delayed_offer=False, fell_back=True, got_response=False, held_at_answer=None
         )
         return again, (Redial(event.status_code, event.reason),)
+    if (
+        life.stage is Stage.DIALLING
+        and life.spec.connection.media_encryption == "allow"
+        and not life.delayed_offer
+        and not life.srtp_offered
+        and not event.was_answered
+        and refuses_plain_offer(event.status_code)
+    ):
+        again = replace(life, srtp_offered=True, got_response=False, held_at_answer=None)
+        return again, (RedialWithSrtp(event.status_code, event.reason),)
     state = ended_state(event.status_code, event.was_answered)
     shown = ShowCall(
         {"state": state, "sip_status_code": event.status_code, "reason": event.reason or None}

@@ -46,6 +46,7 @@ from siprtmp_bridge.lifecycle import (
     PipelineFailed,
     QueueKeys,
     Redial,
+    RedialWithSrtp,
     RefuseKeys,
     Register,
     ReInviteForVideo,
@@ -136,6 +137,7 @@ class BridgeRunner:
         self.endpoint: SipEndpoint | None = None
         self.account: BridgeAccount | None = None
         self.rtp_claim: RtpPortClaim | None = None  # held from the account until the INVITE
+        self.account_rtp_port: int | None = None  # the account's first RTP port, if claimed
         self.call: BridgeCall | None = None
         self.recorder: Any = None
         self.silence_player: Any = None
@@ -249,6 +251,21 @@ class BridgeRunner:
                 if self.chain.video is not None:
                     self.chain.video.fell_back(status_code, reason)
                 self._place_call(delayed_offer=False)
+            case RedialWithSrtp(status_code, reason):
+                log.info(
+                    "RTP/AVP offer refused (%s %s); calling again offering RTP/SAVP",
+                    status_code,
+                    reason,
+                )
+                assert self.account is not None
+                config = account_config(
+                    self.spec,
+                    self.account_rtp_port,
+                    self.endpoint.relay_route,
+                    srtp_offered=True,
+                )
+                self.account.modify(config)
+                self._place_call(delayed_offer=False)
             case ReInviteForVideo():
                 self._reinvite_for_video()
             case ShowCall(changes):
@@ -307,6 +324,7 @@ class BridgeRunner:
         if nat.keep_alive_seconds > 0:
             self.rtp_claim = RtpPortClaim(nat.bind_address, nat.rtp_port_min, nat.rtp_port_max)
         port = self.rtp_claim.port if self.rtp_claim is not None else None
+        self.account_rtp_port = port
         self.account = BridgeAccount(self.events.append)
         self.account.create(account_config(self.spec, port, self.endpoint.relay_route))
 

@@ -36,6 +36,7 @@ class CallStatus:
     sip_call_id: str | None = None
     codec: str | None = None
     srtp_suite: str | None = None  # the audio's SRTP crypto suite; None: plain RTP
+    rtp_profile: str | None = None  # the audio m-line's RTP/AVP or RTP/SAVP; None: no SDP yet
     started_at: str | None = None
     established_at: str | None = None
     ended_at: str | None = None
@@ -185,6 +186,7 @@ def to_document(status: BridgeStatus) -> dict[str, Any]:
             "sipCallId": call.sip_call_id,
             "codec": call.codec,
             "srtpSuite": call.srtp_suite,
+            "rtpProfile": call.rtp_profile,
             "startedAt": call.started_at,
             "establishedAt": call.established_at,
             "endedAt": call.ended_at,

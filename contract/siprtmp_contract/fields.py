@@ -283,9 +283,11 @@ CONNECTION = Field(
             "whichever the far end answers, and answers a far end's RTP/SAVP offer (a video "
             "call's) with SRTP. `require`: the bridge offers RTP/SAVP and accepts nothing "
             "else; a far end that will not do SRTP ends the call with `SrtpRefused`, exit 4. "
-            "`disable`: plain RTP only, no `a=crypto` offered. A far end that insists on "
-            "RTP/SAVP in the bridge's offer (baresip's `srtp-mand`) needs `require`. The "
-            "negotiated suite is `status.call.srtpSuite`",
+            "`disable`: plain RTP only, no `a=crypto` offered. Under `allow`, a far end that "
+            "refuses the RTP/AVP offer with 488 or 606, as one requiring RTP/SAVP does "
+            "(baresip's `srtp-mand`), is called once more offering RTP/SAVP, within the same "
+            "set-up time. The negotiated suite is `status.call.srtpSuite`, the audio's "
+            "profile `status.call.rtpProfile`",
             default="allow",
             enum=("disable", "allow", "require"),
         ),

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
+from siprtmp_bridge.rtp.sdp import media_sections
 from tests.conftest import call_spec
 from tests.support.baresip import BaresipPeer, camera_file
 from tests.support.bridge_process import BridgeProcess
@@ -26,6 +27,7 @@ from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_window
 from tests.support.recording import ffprobe, measure_recording
 from tests.support.rtpengine import Rtpengine
+from tests.support.srtp_wire import assert_no_clear_h264, assert_no_clear_pcmu
 from tests.support.video_pcap import HEIGHT, WIDTH
 from tests.support.video_recording import assert_picture_and_tone
 
@@ -223,3 +225,59 @@ def test_srtp_audio_through_rtpengine(
     (recording,) = rtmp_server.recordings_of("sbc-srtp")
     tone = measure_recording(recording)
     assert abs(tone.frequency_hz - 1000) < 10 and tone.tone_seconds > 5, tone
+
+
+def test_srtp_video_through_rtpengine(
+    sbc: Sbc,
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    pcap_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """baresip requiring SRTP (``srtp-mand``) offers RTP/SAVP audio and H.264 in its 200 OK to
+    the bridge's delayed offer; rtpengine re-offers them with many more crypto lines and a DTLS
+    fingerprint. The bridge answers both m-lines with one key each in its ACK; the picture and
+    the tone are decoded from the recording, and both legs carry SRTP only."""
+    peer = baresip(camera_file(pcap_dir, 30), 10, mediaenc="srtp-mand")
+    bridge_ports = free_udp_window(4)
+    spec = through_sbc(
+        call_spec(peer.uri, rtmp_server, "sbc-srtp-video", video={"mode": "passthrough"}),
+        sbc,
+        bridge_ports,
+    )
+    with LoopbackCapture(tmp_path / "sbc.pcap", "udp") as capture:
+        process = bridge(spec)
+        assert process.wait(40) == 0, process.stderr_text[-3000:]
+        assert peer.wait(10) == 0, peer.text()[-3000:]
+    final = process.final
+    assert final["reason"] == "RemoteHangup", final
+    assert final["call"]["srtpSuite"] == "AES_CM_128_HMAC_SHA1_80", final["call"]
+    video = final["video"]
+    assert video["state"] == "RECEIVING" and video["frames"] > 40, video
+    assert video["srtpSuite"] == "AES_CM_128_HMAC_SHA1_80", video
+
+    (own,) = sip_bodies(capture, f"sip.Status-Code == 200 && udp.srcport == {peer.port}")
+    (offer,) = sip_bodies(capture, f"sip.Status-Code == 200 && udp.srcport == {sbc.proxy.port}")
+    (sent,) = sip_bodies(capture, f'sip.Method == "ACK" && udp.dstport == {sbc.proxy.port}')
+    assert len(offer) > 1024 and "a=fingerprint:" in offer, offer  # beyond pjsua2's print
+    for sdp in (offer, sent):
+        sections = media_sections(sdp)[1]
+        assert [lines[0].split()[2] for lines in sections] == ["RTP/SAVP"] * 2, sdp
+    for lines in media_sections(sent)[1]:  # one key each, of a suite among rtpengine's 12
+        assert sum(line.startswith("a=crypto:") for line in lines) == 1, sent
+    traffic = flows(capture)
+    assert_anchored(traffic, bridge_ports, False, peer, sbc)
+    assert_anchored(traffic, bridge_ports + 2, False, peer, sbc)
+    # SRTP on both legs: the bridge's (from rtpengine) and baresip's (to rtpengine).
+    peer_ports = media_ports(own)
+    assert_no_clear_pcmu(capture.udp_payloads(f"udp.port == {bridge_ports}"))
+    assert_no_clear_pcmu(capture.udp_payloads(f"udp.port == {peer_ports['audio']}"))
+    assert_no_clear_h264(capture.udp_payloads(f"udp.dstport == {bridge_ports + 2}"))
+    assert_no_clear_h264(capture.udp_payloads(f"udp.srcport == {peer_ports['video']}"))
+
+    recording = max(
+        rtmp_server.recordings_of("sbc-srtp-video"), key=lambda path: path.stat().st_size
+    )
+    picture = assert_picture_and_tone(recording)
+    assert (picture.width, picture.height) == (WIDTH, HEIGHT), picture

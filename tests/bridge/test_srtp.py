@@ -14,17 +14,16 @@ from siprtmp_bridge.rtp.sdp import media_sections
 from tests.conftest import call_spec
 from tests.support.baresip import BaresipPeer, camera_file
 from tests.support.bridge_process import BridgeProcess
-from tests.support.capture import LoopbackCapture, RtpPacket
+from tests.support.capture import LoopbackCapture
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.ports import free_udp_window
 from tests.support.recording import measure_recording
 from tests.support.sipp import SippPeer
+from tests.support.srtp_wire import AUTH_TAG, assert_no_clear_h264, assert_no_clear_pcmu
 from tests.support.video_recording import assert_picture_and_tone
 
 CALL_SECONDS = 6
 SUITE = "AES_CM_128_HMAC_SHA1_80"  # the first of baresip's offer, taken by pjsua too
-AUTH_TAG = 10  # bytes of HMAC-SHA1-80 after each SRTP payload
-PCMU_FRAME = 160  # 20 ms at 8 kHz
 
 
 def _srtp_spec(
@@ -34,25 +33,6 @@ def _srtp_spec(
     spec["connection"] = {"mediaEncryption": mode}
     spec["nat"] = {"bindAddress": "127.0.0.1", "rtpPortMin": low, "rtpPortMax": low + 3}
     return spec
-
-
-def _assert_no_clear_audio(packets: list[RtpPacket]) -> None:
-    """Every PCMU packet (both ways) is SRTP: 160 bytes of ciphertext plus the 80-bit tag, and
-    looks random. In clear, the 1 kHz tone is one µ-law period of 8 samples repeated (at most
-    8 distinct bytes) and the bridge's silence one byte value."""
-    audio = [p for p in packets if p.payload_type == 0]
-    assert len(audio) > 100, len(audio)
-    assert {len(p.payload) for p in audio} == {PCMU_FRAME + AUTH_TAG}, audio[:3]
-    assert min(len(set(p.payload)) for p in audio) > 60, audio[:3]
-
-
-def _rtp_payload(packet: bytes) -> bytes:
-    """What follows an RTP header (its CSRCs and extension too): tshark, reading the SDP in
-    the capture, would dissect an SRTP payload no further."""
-    start = 12 + 4 * (packet[0] & 0x0F)
-    if packet[0] & 0x10:  # a header extension: its length in 32-bit words
-        start += 4 + 4 * int.from_bytes(packet[start + 2 : start + 4], "big")
-    return packet[start:]
 
 
 def test_baresip_requiring_srtp_is_called_and_its_tone_published(
@@ -80,7 +60,7 @@ def test_baresip_requiring_srtp_is_called_and_its_tone_published(
     tone = measure_recording(recording)
     assert abs(tone.frequency_hz - 1000) < 10, tone
     assert tone.tone_seconds > CALL_SECONDS - 2.5, tone
-    _assert_no_clear_audio(capture.rtp(low))
+    assert_no_clear_pcmu(capture.udp_payloads(f"udp.port == {low}"))
 
 
 def test_srtp_video_from_baresip_is_decrypted_and_published_with_its_audio(
@@ -120,11 +100,7 @@ def test_srtp_video_from_baresip_is_decrypted_and_published_with_its_audio(
         assert sum(line.startswith(f"a=crypto:1 {SUITE} inline:") for line in lines) == 1, lines
 
     video_port = video["localPort"]
-    received = capture.udp_payloads(f"udp.dstport == {video_port}")
-    h264 = [_rtp_payload(packet) for packet in received if 96 <= packet[1] & 0x7F <= 127]
-    assert len(h264) > 40, len(h264)
-    # A clear H.264 payload starts with a NAL unit header, whose forbidden bit is 0.
-    assert sum(payload[0] >> 7 for payload in h264) > len(h264) / 4, h264[:3]
+    assert_no_clear_h264(capture.udp_payloads(f"udp.dstport == {video_port}"))
     # The bridge's keyframe requests and FFmpeg's reports leave as SRTCP: the E flag and
     # index word (4 bytes) and the 80-bit tag follow the RTCP, which never ends on them in clear.
     sent = capture.fields(
@@ -192,3 +168,57 @@ def test_allow_against_a_far_end_without_srtp_bridges_plain_rtp(
     (recording,) = rtmp_server.recordings_of("srtp-allow-plain")
     tone = measure_recording(recording)
     assert abs(tone.frequency_hz - 1000) < 10 and tone.tone_seconds > CALL_SECONDS - 2.5, tone
+
+
+def test_allow_against_baresip_requiring_srtp_offers_rtp_savp_after_the_488(
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    """``allow`` offers RTP/AVP with keys; baresip's ``srtp-mand`` answers 488. The bridge
+    offers RTP/SAVP once more in the same attempt: the call connects, the tone is decoded
+    through SRTP, the status shows the profile and suite, and the wire carries only SRTP."""
+    peer = baresip(None, CALL_SECONDS, mediaenc="srtp-mand")
+    low = free_udp_window(4)
+    spec = _srtp_spec(peer, rtmp_server, "srtp-allow", "allow", low)
+    capture_filter = f"udp port {peer.port} or udp portrange {low}-{low + 3}"
+    with LoopbackCapture(tmp_path / "call.pcap", capture_filter) as capture:
+        process = bridge(spec)
+        assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0, peer.text()[-3000:]
+    final = process.final
+    assert final["reason"] == "RemoteHangup", final
+    assert (final["call"]["rtpProfile"], final["call"]["srtpSuite"]) == ("RTP/SAVP", SUITE)
+
+    invites = capture.udp_payloads(f'sip.Method == "INVITE" && udp.dstport == {peer.port}')
+    profiles = [re.findall(r"^m=audio \d+ (\S+) ", i.decode(), re.MULTILINE) for i in invites]
+    assert profiles == [["RTP/AVP"], ["RTP/SAVP"]], profiles
+    (refusal,) = capture.fields(
+        f"sip.Status-Code >= 300 && udp.srcport == {peer.port}", "sip.Status-Code"
+    )
+    assert refusal == ["488"], refusal
+
+    (recording,) = rtmp_server.recordings_of("srtp-allow")
+    tone = measure_recording(recording)
+    assert abs(tone.frequency_hz - 1000) < 10, tone
+    assert tone.tone_seconds > CALL_SECONDS - 2.5, tone
+    # The second INVITE's RTP port is the window's next pair (pjsua moves on from the first).
+    audio = f"udp.port >= {low} && udp.port <= {low + 3} && !sip"
+    assert_no_clear_pcmu(capture.udp_payloads(audio))
+
+
+def test_disable_against_baresip_requiring_srtp_ends_rejected(
+    baresip: Callable[..., BaresipPeer],
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    """``disable`` offers plain RTP/AVP only and never RTP/SAVP: baresip's 488 ends the call
+    ``Rejected`` (the far end's refusal, exit 4), with one INVITE."""
+    peer = baresip(None, 20, mediaenc="srtp-mand")
+    spec = _srtp_spec(peer, rtmp_server, "srtp-disable", "disable", free_udp_window(4))
+    process = bridge(spec)
+    assert process.wait(20) == 4, process.stderr_text[-3000:]
+    final = process.final
+    assert (final["reason"], final["call"]["sipStatusCode"]) == ("Rejected", 488), final
+    assert peer.text().count("INVITE sip:") == 1, peer.text()[-3000:]

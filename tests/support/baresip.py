@@ -85,15 +85,22 @@ def config_text(
     return text
 
 
-def camera_file(directory: Path, seconds: float) -> Path:
-    """What baresip's camera gives: the test picture as H.264 in a file, which baresip decodes
-    and encodes again itself. Video only (the module's docstring says why)."""
-    path = directory / f"baresip-camera-{seconds:g}s.mkv"
+#: A moving picture (FFmpeg's testsrc2) for a camera whose encoder must spend its bitrate, as
+#: a phone's does on a face: the still test picture costs baresip's libx264 a few kb/s.
+BUSY_PICTURE = "testsrc2=s=320x240:r=25"
+
+
+def camera_file(directory: Path, seconds: float, picture: str | None = None) -> Path:
+    """What baresip's camera gives: the test picture (or another FFmpeg source, ``picture``)
+    as H.264 in a file, which baresip decodes and encodes again itself. Video only (the
+    module's docstring says why)."""
+    kind = "" if picture is None else f"-{picture.partition('=')[0]}"
+    path = directory / f"baresip-camera{kind}-{seconds:g}s.mkv"
     if not path.exists():
         subprocess.run(
             [
                 "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-                "-f", "lavfi", "-i", picture_filter(), "-t", str(seconds),
+                "-f", "lavfi", "-i", picture or picture_filter(), "-t", str(seconds),
                 "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", str(path),
             ],
             check=True,

@@ -25,6 +25,7 @@ from siprtmp_bridge.lifecycle import (
     PipelineFailed,
     QueueKeys,
     Redial,
+    RedialWithSrtp,
     RefuseKeys,
     Register,
     ReInviteForVideo,
@@ -446,15 +447,18 @@ def test_a_refused_delayed_offer_calls_again_with_audio_then_asks_for_video() ->
     assert (life.stage, life.got_response) == (Stage.DIALLING, False)
     life, actions = feed(life, (2.0, ANSWER))
     assert ReInviteForVideo() in actions
-    # Only once: a second refusal ends the call.
-    again, _ = feed(dialling(spec), (1.5, refused), (1.8, refused))
+    # Only once: a second refusal ends the call (under allow, once RTP/SAVP was offered too).
+    again, _ = feed(dialling(spec), (1.5, refused), (1.8, refused), (1.9, refused))
     assert again.stage is Stage.ENDED
     assert again.outcome is not None and again.outcome.reason == "Rejected"
 
 
 def test_an_audio_call_refused_with_488_is_not_called_again() -> None:
-    life, _ = feed(dialling(), (1.5, CallEnded(488, "Not Acceptable Here", True, False, False)))
+    spec = replace(SPEC, connection=replace(SPEC.connection, media_encryption="disable"))
+    refused = CallEnded(488, "Not Acceptable Here", True, False, False)
+    life, _ = feed(dialling(spec), (1.5, refused))
     assert life.stage is Stage.ENDED
+    assert life.outcome is not None and life.outcome.reason == "Rejected"
 
 
 # -- NAT keep-alive -------------------------------------------------------------------------
@@ -519,8 +523,56 @@ def test_keys_from_the_far_end_are_shown() -> None:
 
 
 def test_the_negotiated_srtp_suite_is_shown() -> None:
-    _, actions = feed(answered(), (3.0, SrtpNegotiated("AES_CM_128_HMAC_SHA1_80")))
-    assert actions == [ShowCall({"srtp_suite": "AES_CM_128_HMAC_SHA1_80"})]
+    negotiated = SrtpNegotiated("AES_CM_128_HMAC_SHA1_80", "RTP/SAVP")
+    _, actions = feed(answered(), (3.0, negotiated))
+    assert actions == [
+        ShowCall({"srtp_suite": "AES_CM_128_HMAC_SHA1_80", "rtp_profile": "RTP/SAVP"})
+    ]
+
+
+REFUSED = CallEnded(
+    488, "Not Acceptable Here", got_response=True, was_answered=False, bye_received=False
+)
+
+
+def test_allow_refused_offers_rtp_savp_once_within_the_same_attempt() -> None:
+    """A far end that requires SRTP answers allow's RTP/AVP offer 488: called again offering
+    RTP/SAVP, the set-up deadline still counted from the first INVITE; a second refusal ends
+    the call as the far end's refusal."""
+    life, actions = feed(dialling(), (1.5, REFUSED))
+    assert actions == [RedialWithSrtp(488, "Not Acceptable Here")]
+    assert (life.stage, life.placed_at, life.got_response) == (Stage.DIALLING, 1.0, False)
+    up, actions = feed(life, *at(2.0, ANSWER, MEDIA))
+    assert up.stage is Stage.ANSWERED and not any(isinstance(a, RedialWithSrtp) for a in actions)
+    again, actions = feed(life, (1.8, REFUSED))
+    assert actions == [ShowCall({"state": "FAILED", "sip_status_code": 488,
+                                 "reason": "Not Acceptable Here"})]  # fmt: skip
+    assert again.outcome is not None and again.outcome.reason == "Rejected"
+    early, _ = feed(life, (10.9, Tick()))  # call_setup_seconds=10 from the first INVITE at 1
+    late, _ = feed(early, (11.1, Tick()))
+    assert (early.stage, late.stage) == (Stage.DIALLING, Stage.ENDING)
+
+
+def test_allow_is_not_offered_again_after_an_answer_or_for_other_refusals() -> None:
+    busy = replace(REFUSED, status_code=486, reason="Busy Here")
+    life, actions = feed(dialling(), (1.5, busy))
+    assert life.stage is Stage.ENDED and not any(isinstance(a, RedialWithSrtp) for a in actions)
+    after_bye, actions = feed(answered(), (5.0, replace(REFUSED, was_answered=True)))
+    assert after_bye.stage is Stage.ENDED
+    assert not any(isinstance(a, RedialWithSrtp) for a in actions)
+
+
+def test_a_video_call_falls_back_to_audio_then_offers_rtp_savp() -> None:
+    """allow with video: the delayed offer refused, then the audio offer refused as a far end
+    requiring SRTP does: RTP/SAVP is offered, and video asked for once the call is up."""
+    spec = replace(SPEC, video=VideoSettings(mode="passthrough"))
+    life, actions = feed(dialling(spec), (1.5, REFUSED), (1.7, REFUSED))
+    assert actions == [
+        Redial(488, "Not Acceptable Here"),
+        RedialWithSrtp(488, "Not Acceptable Here"),
+    ]
+    _, actions = feed(life, (2.0, ANSWER))
+    assert ReInviteForVideo() in actions
 
 
 def test_require_refused_by_the_far_end_ends_srtp_refused_not_rejected() -> None:
@@ -530,6 +582,7 @@ def test_require_refused_by_the_far_end_ends_srtp_refused_not_rejected() -> None
     )
     life, _ = feed(dialling(spec), (2.0, refused))
     assert life.outcome is not None and life.outcome.reason == "SrtpRefused"
-    # The same answer under "allow" is an ordinary refusal.
-    life, _ = feed(dialling(), (2.0, refused))
+    # The same answer under "allow", to its RTP/AVP and then its RTP/SAVP offer, is an
+    # ordinary refusal.
+    life, _ = feed(dialling(), (2.0, refused), (2.5, refused))
     assert life.outcome is not None and life.outcome.reason != "SrtpRefused"

@@ -11,10 +11,12 @@ from siprtmp_bridge.rtp.srtp import (
     SUITES,
     Crypto,
     VideoKeys,
+    audio_profile,
     choose_crypto,
     negotiated_suite,
     new_crypto,
     parse_crypto,
+    refuses_plain_offer,
     require_refused,
     sdp_body,
     video_keys,
@@ -72,6 +74,16 @@ def test_the_negotiated_suite_is_the_one_the_answer_took_from_the_offer() -> Non
     assert negotiated_suite(offer, answer) == negotiated_suite(answer, offer) == "X"
     assert negotiated_suite(_sdp("RTP/AVP", f"1 X inline:{KEY_80}"), _sdp("RTP/AVP")) is None
     assert negotiated_suite("", answer) is None
+
+
+def test_the_audio_profile_is_the_far_ends_and_a_not_acceptable_refusal_may_be_srtps() -> None:
+    assert audio_profile(_sdp("RTP/SAVP", f"1 X inline:{KEY_80}")) == "RTP/SAVP"
+    assert audio_profile(_sdp("RTP/AVP", f"1 X inline:{KEY_80}")) == "RTP/AVP"
+    assert audio_profile("") is None
+    assert [code for code in (404, 415, 486, 488, 603, 606) if refuses_plain_offer(code)] == [
+        488,
+        606,
+    ]
 
 
 def test_the_sdp_of_a_sip_message_is_its_body_when_it_says_so() -> None:

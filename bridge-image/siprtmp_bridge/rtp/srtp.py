@@ -103,6 +103,20 @@ def negotiated_suite(local_sdp: str, remote_sdp: str) -> str | None:
     return next((s for value in answer if (s := _suite(value)) in offered), None)
 
 
+def audio_profile(remote_sdp: str) -> str | None:
+    """The audio's transport profile, ``RTP/AVP`` or ``RTP/SAVP``, as the far end's latest SDP
+    names it (an answer repeats its offer's); None before it sent one with live audio."""
+    audio = _audio(remote_sdp)
+    return audio[0] if audio is not None else None
+
+
+def refuses_plain_offer(status_code: int) -> bool:
+    """Whether a refusal of the bridge's RTP/AVP offer (with or without keys) may be one of SRTP
+    not offered as RTP/SAVP, as far ends that require SRTP answer (baresip's ``srtp-mand``:
+    488): under ``mediaEncryption: allow`` the bridge offers RTP/SAVP once more."""
+    return status_code in _NOT_ACCEPTABLE
+
+
 def sdp_body(message: str) -> str | None:
     """The SDP a SIP message carries (its Content-Type ``application/sdp``), else None."""
     head, separator, body = message.partition("\r\n\r\n")

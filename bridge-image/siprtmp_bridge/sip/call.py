@@ -14,7 +14,7 @@ from typing import Any
 import pjsua2 as pj
 
 from siprtmp_bridge.dtmf import KEY_DURATION_MS
-from siprtmp_bridge.rtp.srtp import negotiated_suite, sdp_body
+from siprtmp_bridge.rtp.srtp import audio_profile, negotiated_suite, sdp_body
 from siprtmp_bridge.sip.events import (
     CallEnded,
     CallMediaChanged,
@@ -24,6 +24,7 @@ from siprtmp_bridge.sip.events import (
     SipEvent,
     SrtpNegotiated,
 )
+from siprtmp_bridge.sip.sdp_text import whole_sdp
 from siprtmp_bridge.sip.states import (
     INV_CONFIRMED,
     INV_DISCONNECTED,
@@ -68,13 +69,17 @@ _SRTP_USE = {
 
 
 def account_config(
-    spec: BridgeSpec, rtp_port: int | None = None, relay_route: str | None = None
+    spec: BridgeSpec,
+    rtp_port: int | None = None,
+    relay_route: str | None = None,
+    srtp_offered: bool = False,
 ) -> Any:
     """The pjsua2 account for the spec's connection: identity, registrar, proxy, credentials.
 
     ``rtp_port`` is a pair claimed for this bridge (``RtpPortClaim``); without one, pjsua picks
     from the spec's window itself. ``relay_route``: the SIP TLS relay (sip/tls_relay.py), the
-    first proxy of every request, which the far end never sees.
+    first proxy of every request, which the far end never sees. ``srtp_offered``: offer RTP/SAVP
+    whatever ``mediaEncryption`` says (``allow``'s second INVITE, lifecycle.RedialWithSrtp).
     """
     connection, nat = spec.connection, spec.nat
     config = pj.AccountConfig()
@@ -115,7 +120,7 @@ def account_config(
         media.transportConfig.publicAddress = nat.public_address
     # RTCP on the RTP port (when the far end agrees) refreshes the NAT binding of the RTP port.
     media.rtcpMuxEnabled = True
-    media.srtpUse = _SRTP_USE[connection.media_encryption]
+    media.srtpUse = _SRTP_USE["require" if srtp_offered else connection.media_encryption]
     # SDES keys travel in the SDP over whatever transport the call uses (UDP and TCP too), as
     # trunks and softphones send them; keys only (no DTLS-SRTP, which needs no SDP keys).
     media.srtpSecureSignaling = 0
@@ -225,15 +230,17 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
         # The latest SDP each side sent: which SRTP suite the audio runs (srtp.py).
         self.local_sdp = ""
         self.remote_sdp = ""
-        self.srtp_suite: str | None = None
+        self.srtp = SrtpNegotiated(None)
 
     def _note_sdp(self, local: str | None = None, remote: str | None = None) -> None:
         self.local_sdp = local or self.local_sdp
         self.remote_sdp = remote or self.remote_sdp
-        suite = negotiated_suite(self.local_sdp, self.remote_sdp)
-        if suite != self.srtp_suite:
-            self.srtp_suite = suite
-            self.emit(SrtpNegotiated(suite))
+        srtp = SrtpNegotiated(
+            negotiated_suite(self.local_sdp, self.remote_sdp), audio_profile(self.remote_sdp)
+        )
+        if srtp != self.srtp:
+            self.srtp = srtp
+            self.emit(srtp)
 
     def onCallTsxState(self, prm: Any) -> None:  # noqa: N802
         """A response within the call (a re-INVITE's answer) may carry the far end's SDP."""
@@ -272,7 +279,7 @@ class BridgeCall(pj.Call):  # type: ignore[misc]
 
     def onCallSdpCreated(self, prm: Any) -> None:  # noqa: N802
         """Let the video side turn pjsua's disabled video slot into a live answer (video/)."""
-        local, remote = str(prm.sdp.wholeSdp), str(prm.remSdp.wholeSdp)
+        local, remote = whole_sdp(prm.sdp), whole_sdp(prm.remSdp)
         if self.rewrite_sdp is not None:
             rewritten = self.rewrite_sdp(local, remote)
             if rewritten is not None:

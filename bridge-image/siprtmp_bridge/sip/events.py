@@ -54,9 +54,11 @@ class DtmfReceived:
 
 @dataclass(frozen=True)
 class SrtpNegotiated:
-    """The audio's SRTP suite as the latest offer and answer have it; None: plain RTP."""
+    """The audio's SRTP suite as the latest offer and answer have it (None: plain RTP), and its
+    profile as the far end's SDP names it (``RTP/AVP`` carries keys too under ``allow``)."""
 
     suite: str | None
+    profile: str | None = None
 
 
 SipEvent = (
