@@ -15,6 +15,7 @@ import json
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,12 @@ def thread_cpu(proc: Path, ticks: int) -> dict[tuple[str, str], float]:
         fields = text.rsplit(")", 1)[1].split()
         result[(task.name, name)] = (int(fields[11]) + int(fields[12])) / ticks
     return result
+
+
+def spread(ratios: list[float]) -> str:
+    """Several runs' ratios as the median and the range: on a shared machine one run's figure
+    moves by more than the costs the benches compare."""
+    return f"median {statistics.median(ratios):.2f}x ({min(ratios):.2f} to {max(ratios):.2f}x)"
 
 
 def thread_line(usage: Usage) -> str:
