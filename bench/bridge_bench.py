@@ -15,6 +15,7 @@ import json
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,10 +45,14 @@ class Usage:
     # CPU-seconds per minute once running (from 5 s after start to 2 s before the end): what
     # a longer call costs per minute, without start-up (imports, pjsua, FFmpeg's probing).
     steady_cpu_per_minute: float
+    # CPU-ms per second of each thread (by name, threads of one name summed) over the same
+    # window: where the running cost goes (pjmedia's "media" and "clock", the pipeline...).
+    steady_threads: dict[str, float]
 
 
 class ProcessWatch:
-    """Samples a child's CPU time and own peak RSS (VmHWM) from /proc until it exits.
+    """Samples a child's CPU time (the whole process's and each thread's) and own peak RSS
+    (VmHWM) from /proc until it exits.
 
     wait4's ru_maxrss would also count the benchmark's own memory at fork (Linux keeps the
     forked image's high-water mark across exec)."""
@@ -56,6 +61,8 @@ class ProcessWatch:
         self.proc = Path(f"/proc/{pid}")
         self.peak_kib = 0
         self.samples: list[tuple[float, float]] = []  # (monotonic, CPU-seconds)
+        # (monotonic, {(tid, name): CPU-seconds}), taken with each of ``samples``.
+        self.thread_samples: list[tuple[float, dict[tuple[str, str], float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -67,20 +74,39 @@ class ProcessWatch:
                 cpu = cpu_seconds(self.proc)
             except OSError:
                 return
-            self.samples.append((time.monotonic(), cpu))
+            now = time.monotonic()
+            self.samples.append((now, cpu))
+            self.thread_samples.append((now, thread_cpu(self.proc)))
             for line in status.splitlines():
                 if line.startswith("VmHWM:"):
                     self.peak_kib = max(self.peak_kib, int(line.split()[1]))
 
-    def steady_cpu_per_minute(self) -> float:
+    def _window(self) -> tuple[int, int] | None:
+        """Indexes of the first and last sample from 5 s after start to 2 s before the end."""
         if not self.samples:
-            return float("nan")
+            return None
         start, end = self.samples[0][0] + 5.0, self.samples[-1][0] - 2.0
-        window = [sample for sample in self.samples if start <= sample[0] <= end]
-        if len(window) < 2:
+        inside = [i for i, (moment, _) in enumerate(self.samples) if start <= moment <= end]
+        return (inside[0], inside[-1]) if len(inside) >= 2 else None
+
+    def steady_cpu_per_minute(self) -> float:
+        window = self._window()
+        if window is None:
             return float("nan")
-        (t0, cpu0), (t1, cpu1) = window[0], window[-1]
+        (t0, cpu0), (t1, cpu1) = self.samples[window[0]], self.samples[window[1]]
         return (cpu1 - cpu0) / (t1 - t0) * 60
+
+    def steady_threads(self) -> dict[str, float]:
+        """CPU-ms/s per thread name over the steady window (threads alive at both ends)."""
+        window = self._window()
+        if window is None:
+            return {}
+        (t0, first), (t1, last) = self.thread_samples[window[0]], self.thread_samples[window[1]]
+        rates: dict[str, float] = {}
+        for key, cpu in last.items():
+            if key in first:
+                rates[key[1]] = rates.get(key[1], 0.0) + (cpu - first[key]) / (t1 - t0) * 1000
+        return dict(sorted(rates.items(), key=lambda item: -item[1]))
 
     def wait(self, process: subprocess.Popen[bytes]) -> Usage:
         """CPU from wait4, the rest from /proc."""
@@ -88,15 +114,47 @@ class ProcessWatch:
         self._stop.set()
         self._thread.join()
         return Usage(
-            cpu_seconds, self.peak_kib / 1024, process.returncode, self.steady_cpu_per_minute()
+            cpu_seconds,
+            self.peak_kib / 1024,
+            process.returncode,
+            self.steady_cpu_per_minute(),
+            self.steady_threads(),
         )
+
+
+def stat_cpu_seconds(stat: str) -> float:
+    """User + system CPU-seconds of a /proc ``stat`` line (a process's or a thread's)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(proc: Path) -> float:
     """User + system CPU-seconds of the process at ``proc`` (/proc/PID) so far; OSError once
     it has gone."""
-    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return stat_cpu_seconds((proc / "stat").read_text())
+
+
+def thread_cpu(proc: Path) -> dict[tuple[str, str], float]:
+    """CPU-seconds of each of a process's threads, keyed by (tid, name)."""
+    result: dict[tuple[str, str], float] = {}
+    for task in proc.glob("task/*"):
+        try:
+            text = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        result[(task.name, text[text.index("(") + 1 : text.rindex(")")])] = stat_cpu_seconds(text)
+    return result
+
+
+def spread(ratios: list[float]) -> str:
+    """Several runs' ratios as the median and the range: on a shared machine one run's figure
+    moves by more than the costs the benches compare."""
+    return f"median {statistics.median(ratios):.2f}x ({min(ratios):.2f} to {max(ratios):.2f}x)"
+
+
+def thread_line(usage: Usage) -> str:
+    """The steady per-thread split, CPU-ms/s, for a report."""
+    return ", ".join(f"{name} {rate:.1f}" for name, rate in usage.steady_threads.items())
 
 
 def reap(process: subprocess.Popen[bytes]) -> float:
@@ -313,6 +371,8 @@ def main() -> int:
                 f"({bridge.steady_cpu_per_minute / ffmpeg.steady_cpu_per_minute:.2f}x; "
                 "start-up excluded)"
             )
+            print(f"  threads (CPU-ms/s running): bridge {thread_line(bridge)}")
+            print(f"                              ffmpeg {thread_line(ffmpeg)}")
             print(f"  call audio published {latency_ms:.0f} ms after the answer")
             if not arguments.no_video:
                 from bench.video_bench import report  # it imports this module

@@ -3,7 +3,7 @@ destinations (streams on nginx-rtmp, each on a connection of its own). The call 
 once, so each extra destination should cost a small fraction of the call (issue's target:
 under 0.1x of one audio call's CPU each). Every destination's recording is checked for the tone.
 
-    .venv/bin/python -m bench.destinations_bench --seconds 60
+    .venv/bin/python -m bench.destinations_bench --seconds 60 --runs 3
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bench.bridge_bench import (
     Usage,
     bridge_spec,
     compile_bridge,
+    spread,
     start_bridge,
     tone_peer,
 )
@@ -30,11 +31,11 @@ COUNTS = (1, 2, 3)
 
 
 def destinations_run(
-    workdir: Path, rtmp: NginxRtmp, pcap: Path, seconds: float, count: int
+    workdir: Path, rtmp: NginxRtmp, pcap: Path, seconds: float, count: int, run: int
 ) -> Usage:
     """One call to ``count`` destinations; every recording must hold (almost) all the tone."""
     peer = tone_peer(workdir, pcap, seconds)
-    names = [f"fan{count}-{index}" for index in range(count)]
+    names = [f"fan{run}-{count}-{index}" for index in range(count)]
     spec = bridge_spec(peer, rtmp, names[0], 64000)
     spec["destinations"] = [{"rtmpUrl": rtmp.url, "rtmpStream": name} for name in names[1:]]
     process = start_bridge(workdir, spec, names[0])
@@ -48,11 +49,31 @@ def destinations_run(
     return usage
 
 
-def report(seconds: float, workdir: Path, rtmp: NginxRtmp) -> None:
+def report(seconds: float, workdir: Path, rtmp: NginxRtmp, runs: int = 1) -> None:
+    """Each run's calls; over several runs, each count's extra as the median and range."""
     pcap = make_tone_pcap(workdir / "fan.pcap", PCMU, FREQUENCY, seconds)
-    usages = {count: destinations_run(workdir, rtmp, pcap, seconds, count) for count in COUNTS}
-    one = usages[1]
     print(f"one {seconds:g} s call to several destinations (encoded once)")
+    extras: dict[int, list[tuple[float, float]]] = {count: [] for count in COUNTS[1:]}
+    for run in range(runs):
+        usages = {
+            count: destinations_run(workdir, rtmp, pcap, seconds, count, run) for count in COUNTS
+        }
+        if runs > 1:
+            print(f" run {run + 1}")
+        for count, extra in report_run(usages).items():
+            extras[count].append(extra)
+    if runs > 1:
+        for count, pairs in extras.items():
+            print(
+                f"  each extra of {count} over {runs} runs: {spread([p[0] for p in pairs])} the "
+                f"call, running {spread([p[1] for p in pairs])}"
+            )
+
+
+def report_run(usages: dict[int, Usage]) -> dict[int, tuple[float, float]]:
+    """Print one run; returns each count's extra per destination (whole call, running)."""
+    one = usages[1]
+    extras: dict[int, tuple[float, float]] = {}
     for count, usage in usages.items():
         line = (
             f"  {count} destination(s): {usage.cpu_seconds:.2f} CPU-s, "
@@ -67,19 +88,22 @@ def report(seconds: float, workdir: Path, rtmp: NginxRtmp) -> None:
                 / one.steady_cpu_per_minute
             )
             line += f"; each extra {each:.3f}x the call ({running:.3f}x running)"
+            extras[count] = (each, running)
         print(line)
+    return extras
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--runs", type=int, default=1, help="repetitions, then median and range")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="siprtmp-bench-") as directory:
         workdir = Path(directory)
         rtmp = NginxRtmp(workdir / "nginx", free_port()).start()
         compile_bridge()
         try:
-            report(arguments.seconds, workdir, rtmp)
+            report(arguments.seconds, workdir, rtmp, arguments.runs)
         finally:
             rtmp.stop()
     return 0

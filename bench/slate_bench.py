@@ -6,7 +6,7 @@ The same G.711 call runs four times: the bridge without and with the slate, FFmp
 with a looped picture. Reported: each run's CPU-seconds, the slate's extra as a share of one
 audio call (the target: under 0.2x), and the bridge's extra against FFmpeg's.
 
-    .venv/bin/python -m bench.slate_bench --seconds 30
+    .venv/bin/python -m bench.slate_bench --seconds 30 --runs 3
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bridge_bench import (
@@ -25,6 +26,7 @@ from bench.bridge_bench import (
     bridge_spec,
     compile_bridge,
     send_rtp,
+    spread,
     start_bridge,
     tone_peer,
 )
@@ -79,40 +81,77 @@ def ffmpeg_call(workdir: Path, rtmp: NginxRtmp, seconds: float, slate: bool) -> 
     return watch.wait(process)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    arguments = parser.parse_args()
-    seconds = arguments.seconds
-    with tempfile.TemporaryDirectory(prefix="siprtmp-bench-") as directory:
-        workdir = Path(directory)
-        rtmp = NginxRtmp(workdir / "nginx", free_port()).start()
-        compile_bridge()
-        try:
-            pcap = make_tone_pcap(workdir / "tone.pcap", PCMU, FREQUENCY, seconds)
-            audio = bridge_call(workdir, rtmp, pcap, seconds, slate=False)
-            slate = bridge_call(workdir, rtmp, pcap, seconds, slate=True)
-            ff_audio = ffmpeg_call(workdir, rtmp, seconds, slate=False)
-            ff_slate = ffmpeg_call(workdir, rtmp, seconds, slate=True)
-        finally:
-            rtmp.stop()
+@dataclass(frozen=True)
+class SlateRun:
+    """One run's four calls; the slate's extra as shares of the audio call."""
+
+    audio: Usage
+    slate: Usage
+    ff_audio: Usage
+    ff_slate: Usage
+
+    @property
+    def extra(self) -> float:
+        return (self.slate.cpu_seconds - self.audio.cpu_seconds) / self.audio.cpu_seconds
+
+    @property
+    def running_extra(self) -> float:
+        audio = self.audio.steady_cpu_per_minute
+        return (self.slate.steady_cpu_per_minute - audio) / audio
+
+
+def slate_run(workdir: Path, rtmp: NginxRtmp, pcap: Path, seconds: float) -> SlateRun:
+    return SlateRun(
+        bridge_call(workdir, rtmp, pcap, seconds, slate=False),
+        bridge_call(workdir, rtmp, pcap, seconds, slate=True),
+        ffmpeg_call(workdir, rtmp, seconds, slate=False),
+        ffmpeg_call(workdir, rtmp, seconds, slate=True),
+    )
+
+
+def report(run: SlateRun) -> None:
+    audio, slate, ff_audio, ff_slate = run.audio, run.slate, run.ff_audio, run.ff_slate
     extra = slate.cpu_seconds - audio.cpu_seconds
     ff_extra = ff_slate.cpu_seconds - ff_audio.cpu_seconds
-    print(f"one {seconds:g} s G.711 call, with and without the slate ({WIDTH}x{HEIGHT})")
     print(f"  bridge : audio {audio.cpu_seconds:.2f} CPU-s, with slate {slate.cpu_seconds:.2f}")
     print(
         f"  ffmpeg : audio {ff_audio.cpu_seconds:.2f} CPU-s, with slate {ff_slate.cpu_seconds:.2f}"
     )
     print(
-        f"  slate  : +{extra:.2f} CPU-s = {extra / audio.cpu_seconds:.2f}x of one audio call; "
+        f"  slate  : +{extra:.2f} CPU-s = {run.extra:.2f}x of one audio call; "
         f"FFmpeg's CLI +{ff_extra:.2f} CPU-s "
         f"(bridge/FFmpeg {extra / ff_extra if ff_extra > 0 else float('nan'):.2f}x)"
     )
     steady = slate.steady_cpu_per_minute - audio.steady_cpu_per_minute
     print(
         f"  running: +{steady:.2f} CPU-s per minute = "
-        f"{steady / audio.steady_cpu_per_minute:.2f}x of an audio call's (start-up excluded)"
+        f"{run.running_extra:.2f}x of an audio call's (start-up excluded)"
     )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--runs", type=int, default=1, help="repetitions, then median and range")
+    arguments = parser.parse_args()
+    seconds = arguments.seconds
+    print(f"one {seconds:g} s G.711 call, with and without the slate ({WIDTH}x{HEIGHT})")
+    runs: list[SlateRun] = []
+    with tempfile.TemporaryDirectory(prefix="siprtmp-bench-") as directory:
+        workdir = Path(directory)
+        rtmp = NginxRtmp(workdir / "nginx", free_port()).start()
+        compile_bridge()
+        try:
+            pcap = make_tone_pcap(workdir / "tone.pcap", PCMU, FREQUENCY, seconds)
+            for index in range(arguments.runs):
+                runs.append(slate_run(workdir, rtmp, pcap, seconds))
+                print(f" run {index + 1}")
+                report(runs[-1])
+        finally:
+            rtmp.stop()
+    if len(runs) > 1:
+        print(f"  the slate's extra over {len(runs)} runs: {spread([r.extra for r in runs])}")
+        print(f"                             running: {spread([r.running_extra for r in runs])}")
     return 0
 
 

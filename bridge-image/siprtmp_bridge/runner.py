@@ -257,7 +257,7 @@ class BridgeRunner:
                     status_code,
                     reason,
                 )
-                assert self.account is not None
+                assert self.account is not None and self.endpoint is not None
                 config = account_config(
                     self.spec,
                     self.account_rtp_port,

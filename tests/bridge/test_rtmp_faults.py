@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
-from siprtmp_bridge.media.pipeline import BATCH_SECONDS
+from siprtmp_bridge.rtmp.fanout import BURST_SECONDS
 from siprtmp_bridge.rtmp.publisher import queue_items
 from siprtmp_bridge.rtmp.stall import STALL_SECONDS
 from siprtmp_bridge.video.slate import FRAMES_PER_SECOND
@@ -75,7 +75,7 @@ def test_server_gone_for_good_with_video_drops_media_then_ends_rtmp_failed_in_bo
         sipp, tone_pcap("PCMU", FAR_END_SECONDS), "a=ptime:20", "none", int(FAR_END_SECONDS * 1000)
     )
     # Long enough for the queue to fill: the slate's frames and the audio's bursts.
-    fills_in = queue_items(video=True) / (FRAMES_PER_SECOND + 1 / BATCH_SECONDS)
+    fills_in = queue_items(video=True) / (FRAMES_PER_SECOND + 1 / BURST_SECONDS)
     budget = math.ceil(fills_in) + 3
     spec = video_spec(peer, rtmp_server, "gone", whenAbsent="slate")
     spec["rtmpReconnectTimeoutSeconds"] = budget

@@ -19,18 +19,15 @@ from pathlib import Path
 from siprtmp_bridge.media.clock import StreamPosition, silence_needed
 from siprtmp_bridge.media.encoder import AacEncoder
 from siprtmp_bridge.media.wav import WAV_HEADER_SIZE, WavHeaderError, parse_wav_header
-from siprtmp_bridge.rtmp.fanout import Fanout
+from siprtmp_bridge.rtmp.fanout import BURST_SECONDS, Fanout
 from siprtmp_bridge.supervision import Supervisor
 
 # The recorder flushes about every 40-120 ms; more lag than this means no audio is coming.
 MAX_LAG_SECONDS = 0.3
 POLL_SECONDS = 0.05
 # After a read, let about four of the recorder's flushes (~125 ms each) gather in the FIFO
-# before the next. Each read wakes this thread and the publisher's and hands the GIL between
-# them, which costs more than the encoding it batches (docs/measurements.md, "Read the FIFO in
-# bursts"). The stream's audio leaves up to that much later (a CDN adds seconds); the first read
-# is at once. The FIFO holds 2 s of audio at 16 kHz.
-BATCH_SECONDS = 0.5
+# before the next (one burst for the publisher, ``BURST_SECONDS``); the first read is at once.
+# The FIFO holds 2 s of audio at 16 kHz.
 THREAD_NAME = "media-pipeline"
 
 
@@ -87,11 +84,11 @@ class MediaPipeline:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._supervisor.beat(THREAD_NAME)  # at least every BATCH_SECONDS
+            self._supervisor.beat(THREAD_NAME)  # at least every BURST_SECONDS
             got_audio = self._read_available(POLL_SECONDS)
             self._fill_silence()
             if got_audio:
-                self._stop.wait(BATCH_SECONDS)
+                self._stop.wait(BURST_SECONDS)
         self._read_available(0)
         self.publisher.submit(self.encoder.flush())
         self._close_fifo()

@@ -32,6 +32,12 @@ from siprtmp_bridge.rtmp.publisher import RtmpPublisher, StateListener, thread_n
 from siprtmp_contract.spec import Destination
 from siprtmp_contract.states import StreamState
 
+#: How often a source hands the fanout a burst (the call's audio, the slate's frames). Each
+#: hand-off wakes each destination's publisher thread and passes the GIL between threads, which
+#: costs more than the media it carries (docs/measurements.md, "Read the FIFO in bursts", "The
+#: slate in bursts"); the stream's media leaves up to this much later (a CDN adds seconds).
+BURST_SECONDS = 0.5
+
 #: ``make(destination, thread name, listener, video template)``: a destination's publisher.
 PublisherFactory = Callable[[Destination, str, StateListener, Any], RtmpPublisher]
 

@@ -34,8 +34,8 @@ from siprtmp_contract.urls import rtmp_port
 
 # The queue holds one burst of packets per item (what the encoder made of one pipeline read:
 # one item rather than one per packet wakes this thread once a read, not once a packet) and one
-# item per video frame, all in one queue: QUEUE_BURSTS pipeline reads (BATCH_SECONDS each) of
-# audio beyond what the connection takes, and VIDEO_QUEUE_PACKETS frames more for a call with
+# item per video frame, all in one queue: QUEUE_BURSTS pipeline reads (``BURST_SECONDS`` each)
+# of audio beyond what the connection takes, and VIDEO_QUEUE_PACKETS frames more for a call with
 # video, which its audio shares. Then the oldest are dropped (counted: stream.droppedPackets).
 QUEUE_BURSTS = 20
 VIDEO_QUEUE_PACKETS = 300

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from siprtmp_bridge.rtmp.fanout import BURST_SECONDS
 from siprtmp_bridge.rtmp.flv import extradata_of, with_extradata
 from siprtmp_bridge.supervision import Supervisor
 from siprtmp_bridge.video.slate import FRAMES_PER_SECOND, Slate
@@ -71,19 +72,28 @@ class SlatedTrack:
             self.submit(packet)
 
     def _run(self) -> None:
+        """Every ``BURST_SECONDS``, the slate's frames due since the last round, each stamped
+        with its own moment: two wake-ups a second instead of ten (each costs this thread and
+        the publisher's more than the frame; docs/measurements.md, "The slate in bursts"). The
+        publisher, woken by the first frame, finds the others queued behind it. The first
+        frame, a keyframe, goes out at once."""
         interval = 1.0 / FRAMES_PER_SECOND
-        next_at = time.monotonic()
-        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
-            next_at += interval
-            now = time.monotonic()
+        next_at = time.monotonic()  # when the next slate frame is due
+        while not self._stop.is_set():
             self._supervisor.beat(THREAD_NAME)
+            now = time.monotonic()
+            due = []
+            while next_at <= now:
+                due.append(next_at)
+                next_at += interval
             with self._lock:
                 if self.live and now - self.live_last_at > self.live_timeout:
                     self.live = False
                     self.switches += 1
                     self.slate.sent = 0  # back to the slate at its keyframe
-                if self.live:
-                    continue
-                milliseconds = round(self.stream_seconds_at(now) * 1000)
-                self.submit(self.slate.next_packet(milliseconds))
-                self.slate_frames += 1
+                if not self.live:
+                    for moment in due:
+                        milliseconds = round(self.stream_seconds_at(moment) * 1000)
+                        self.submit(self.slate.next_packet(milliseconds))
+                    self.slate_frames += len(due)
+            self._stop.wait(BURST_SECONDS)
