@@ -137,6 +137,32 @@ def test_normal_offer_is_anchored_in_rtpengine(
     assert abs(tone.frequency_hz - 1000) < 10 and tone.tone_seconds > 5, tone
 
 
+def video_call_through_sbc(
+    sbc: Sbc,
+    peer: BaresipPeer,
+    rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+    stream: str,
+    tmp_path: Path,
+) -> tuple[dict[str, Any], LoopbackCapture, int]:
+    """A passthrough call to ``peer`` through the SBC, every UDP packet captured, that ended
+    with baresip's BYE and received the picture: (the final status, the capture, the bridge's
+    first RTP port: audio there, video two above)."""
+    bridge_ports = free_udp_window(4)
+    spec = through_sbc(
+        call_spec(peer.uri, rtmp_server, stream, video={"mode": "passthrough"}), sbc, bridge_ports
+    )
+    with LoopbackCapture(tmp_path / "sbc.pcap", "udp") as capture:
+        process = bridge(spec)
+        assert process.wait(40) == 0, process.stderr_text[-3000:]
+        assert peer.wait(10) == 0, peer.text()[-3000:]
+    final = process.final
+    assert final["reason"] == "RemoteHangup", final
+    video = final["video"]
+    assert video["state"] == "RECEIVING" and video["frames"] > 40, video
+    return final, capture, bridge_ports
+
+
 def test_delayed_offer_is_anchored_in_rtpengine(
     sbc: Sbc,
     baresip: Callable[..., BaresipPeer],
@@ -151,20 +177,9 @@ def test_delayed_offer_is_anchored_in_rtpengine(
     ACK too, audio and video reach the bridge from rtpengine alone, and the recording has the
     picture and the tone."""
     peer = baresip(camera_file(pcap_dir, 30), 10)
-    bridge_ports = free_udp_window(4)
-    spec = through_sbc(
-        call_spec(peer.uri, rtmp_server, "sbc-video", video={"mode": "passthrough"}),
-        sbc,
-        bridge_ports,
+    _, capture, bridge_ports = video_call_through_sbc(
+        sbc, peer, rtmp_server, bridge, "sbc-video", tmp_path
     )
-    with LoopbackCapture(tmp_path / "sbc.pcap", "udp") as capture:
-        process = bridge(spec)
-        assert process.wait(40) == 0, process.stderr_text[-3000:]
-        assert peer.wait(10) == 0, peer.text()[-3000:]
-    final = process.final
-    assert final["reason"] == "RemoteHangup", final
-    video = final["video"]
-    assert video["state"] == "RECEIVING" and video["frames"] > 40, video
 
     (invite,) = capture.udp_payloads(f'sip.Method == "INVITE" && udp.dstport == {sbc.proxy.port}')
     assert invite[-4:] == b"\r\n\r\n", invite  # the delayed offer: no body
@@ -240,21 +255,11 @@ def test_srtp_video_through_rtpengine(
     fingerprint. The bridge answers both m-lines with one key each in its ACK; the picture and
     the tone are decoded from the recording, and both legs carry SRTP only."""
     peer = baresip(camera_file(pcap_dir, 30), 10, mediaenc="srtp-mand")
-    bridge_ports = free_udp_window(4)
-    spec = through_sbc(
-        call_spec(peer.uri, rtmp_server, "sbc-srtp-video", video={"mode": "passthrough"}),
-        sbc,
-        bridge_ports,
+    final, capture, bridge_ports = video_call_through_sbc(
+        sbc, peer, rtmp_server, bridge, "sbc-srtp-video", tmp_path
     )
-    with LoopbackCapture(tmp_path / "sbc.pcap", "udp") as capture:
-        process = bridge(spec)
-        assert process.wait(40) == 0, process.stderr_text[-3000:]
-        assert peer.wait(10) == 0, peer.text()[-3000:]
-    final = process.final
-    assert final["reason"] == "RemoteHangup", final
     assert final["call"]["srtpSuite"] == "AES_CM_128_HMAC_SHA1_80", final["call"]
     video = final["video"]
-    assert video["state"] == "RECEIVING" and video["frames"] > 40, video
     assert video["srtpSuite"] == "AES_CM_128_HMAC_SHA1_80", video
 
     (own,) = sip_bodies(capture, f"sip.Status-Code == 200 && udp.srcport == {peer.port}")
