@@ -144,6 +144,6 @@ def test_sip_tls_relay_starts_in_the_image() -> None:
         "tunnel.close()",
     )  # fmt: skip
     assert started.returncode == 0, started.stderr[-2000:]
-    route, first_line = started.stdout.split()
+    route, first_line = started.stdout.splitlines()
     assert route.startswith("sip:127.0.0.1:") and route.endswith(";transport=tls;lr"), route
     assert first_line == "-----BEGIN CERTIFICATE-----", started.stdout
