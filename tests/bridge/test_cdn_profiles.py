@@ -192,6 +192,36 @@ def test_a_twitch_destination_gives_the_call_a_constant_bitrate_slate(
         assert audio_bitrate(recording) > 128000  # its 160 kb/s
 
 
+def test_one_call_to_facebook_youtube_and_its_own_server_meets_each_ones_rules(
+    tone_peer: Callable[..., SippPeer],
+    tls_rtmp_server: NginxRtmp,
+    bridge: Callable[..., BridgeProcess],
+) -> None:
+    """The restream case: the call's own server (generic), YouTube over RTMP and Facebook over
+    RTMPS (its own relay). Encoded once to the strictest of the three (Facebook's 2 s keyframes,
+    stereo, a slate), each recording is judged by its own destination's rules."""
+    peer = tone_peer(6.0)
+    server = tls_rtmp_server
+    spec = call_spec(peer.uri, server, "own")
+    spec["destinations"] = [
+        {"rtmpUrl": server.url, "rtmpStream": "youtube", "profile": "youtube"},
+        {"rtmpUrl": server.tls_url, "rtmpStream": "facebook?s_sc=K3Y#x", "profile": "facebook"},
+    ]
+    process = bridge(spec, env=server.trusting_env)
+    assert process.wait(30) == 0, process.stderr_text[-3000:]
+    assert peer.wait(10) == 0
+    assert "m=video" not in peer.messages()
+    assert [d["state"] for d in process.final["destinations"]] == ["UNPUBLISHED"] * 3
+    assert "K3Y" not in process.stderr_text + str(process.lines)
+    for stream, profile in (("own", "generic"), ("youtube", "youtube"), ("facebook", "facebook")):
+        (recording,) = server.recordings_of(stream)
+        assert cdn_problems(recording, PROFILES[profile]) == [], stream
+        gaps = np.diff(keyframes(recording).times)
+        assert len(gaps) >= 2 and np.allclose(gaps, 2.0, atol=0.2), (stream, gaps)
+        (left, right) = channel_tones(recording)
+        assert abs(left[0] - TONE_HZ) < 10 and abs(left[1] - right[1]) < 0.01 * left[1], stream
+
+
 @pytest.mark.parametrize(
     ("profiles", "line"),
     [

@@ -92,26 +92,33 @@ def test_both_destinations_record_the_tone_and_each_shows_its_status(
         assert_tone_without_gaps(recording, 4.5)
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["rtmp", "rtmps"])
 def test_a_black_holed_destination_fails_alone_while_the_other_records_on(
+    tls: bool,
     tone_peer: Callable[..., SippPeer],
     rtmp_server: NginxRtmp,
     bridge: Callable[..., BridgeProcess],
     tmp_path: Path,
 ) -> None:
     """The held destination stalls, reconnects and spends its budget; the stream stays
-    PUBLISHING, the other server's recording has no hole, the call ends normally."""
+    PUBLISHING, the other server's recording has no hole, the call ends normally. Over RTMPS
+    it is the destination's own relay whose connection stalls."""
     budget = 4
     seconds = 3 + STALL_SECONDS + budget + 6
     peer = tone_peer(seconds)
     with local_address() as host:
-        held = NginxRtmp(tmp_path / "held-nginx", free_port(), host=host).start()
+        held = NginxRtmp(
+            tmp_path / "held-nginx", free_port(), free_port() if tls else None, host
+        ).start()
         try:
             spec = call_spec(peer.uri, rtmp_server, "kept", rtmpReconnectTimeoutSeconds=budget)
-            spec["destinations"] = [{"rtmpUrl": held.url, "rtmpStream": "held"}]
-            process = bridge(spec)
+            spec["destinations"] = [
+                {"rtmpUrl": held.tls_url if tls else held.url, "rtmpStream": "held"}
+            ]
+            process = bridge(spec, env=held.trusting_env if tls else {})
             process.wait_for(states_are("PUBLISHING", "PUBLISHING"), 15)
             time.sleep(2)
-            with black_hole(host, held.port):
+            with black_hole(host, held.tls_port or held.port):
                 process.wait_for(states_are("PUBLISHING", "RECONNECTING"), STALL_SECONDS + 3)
                 failed = process.wait_for(states_are("PUBLISHING", "FAILED"), budget + 8)
                 assert failed["stream"]["state"] == "PUBLISHING"
