@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import os
 import secrets
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +33,7 @@ from siprtmp_contract.states import Phase
 
 from . import GROUP, PLURAL, VERSION
 from .api import app as api_app
-from .destinations import SEND_TIMEOUT_SECONDS, live_destinations, refusal
+from .destinations import SEND_TIMEOUT_SECONDS, LiveDestinations, live_destinations, refusal
 from .kube import Kube, PodRefusedError, load_config
 from .leader import Elector, default_identity
 from .livestatus import bridge_url, fetch, post, status_url
@@ -53,6 +55,7 @@ from .policy import (
     holder_shown,
     secret_problem,
     secret_refs,
+    stream_key,
     stream_keys,
 )
 from .reconcile import Event, Plan, awaits_pod, not_created, place, plan_step, plan_stop
@@ -118,9 +121,10 @@ class OperatorMemo(kopf.Memo):
     probes: Probes
     slots: SlotReservations
     locks: BridgeLocks
-    #: By bridge UID, the ``destinations`` body its running bridge last took (an operator
-    #: restarted sends it once more: the bridge's change is idempotent).
-    destinations_sent: dict[str, JSON]
+    #: By bridge UID, the ``destinations`` its running bridge last took and those then left
+    #: out, already reported (an operator restarted sends the list once more: the bridge's
+    #: change is idempotent).
+    destinations_sent: dict[str, LiveDestinations]
     #: The probes/metrics server, then the REST API when enabled: stopped in reverse.
     servers: list[web.AppRunner]
     #: The bound on kopf's connections to the API server (``login``).
@@ -227,7 +231,8 @@ def bridges_by_stream(
     *, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, namespace: str | None, **_: Any
 ) -> Any:
     ref = _ref(meta, read_status(status), namespace)
-    return {key: ref for key in stream_keys(spec)} or None
+    own = stream_key(spec)
+    return {key: replace(ref, own_stream=key == own) for key in stream_keys(spec)} or None
 
 
 def port_slots(*, status: kopf.Status, uid: str, **_: Any) -> Any:
@@ -328,8 +333,8 @@ def _step(
         live = fetch(url, settings.status_timeout_seconds) if url else None
     me = _ref(body.metadata, prev, namespace)
 
-    def published_by(key: str) -> str | None:
-        owner = duplicate_owner(me, streams_index.get(key, []))
+    def published_by(key: str, adding: bool = False) -> str | None:
+        owner = duplicate_owner(me, streams_index.get(key, []), adding=adding)
         return holder_shown(namespace, owner) if owner else None
 
     # Before a pod: DuplicateStream if any destination's stream is another live bridge's.
@@ -362,7 +367,8 @@ def _step(
         _observe_since_creation(TO_STREAMING, created, now)
     events = list(plan.events)
     if obs is not None and live is not None and new.phase not in TERMINAL_PHASES:
-        events += _send_destinations(obs, spec, uid, memo, published_by, logger)
+        adding = functools.partial(published_by, adding=True)
+        events += _send_destinations(obs, spec, uid, memo, adding, logger)
     _write(body=body, patch=patch, stored=stored, new=new, events=events, uid=uid)
 
 
@@ -389,24 +395,27 @@ def _send_destinations(
     logger: Logger,
 ) -> list[Event]:
     """Tell a running bridge its ``destinations`` when they differ from what it last took
-    (siprtmp_operator.destinations); Warning events for those left out, or for a list the
-    bridge refused, once per change."""
+    (siprtmp_operator.destinations); Warning events for a list the bridge refused, and for each
+    destination newly left out (a list left unchanged by one is still a change to report)."""
     settings = memo.settings
     wanted = live_destinations(spec, settings.allowed_rtmp_hosts, published_by, obs.key_secrets)
-    if memo.destinations_sent.get(uid) == wanted.body:
+    sent = memo.destinations_sent.get(uid)
+    if sent == wanted:
         return []
-    url = bridge_url(obs, settings.status_scheme, settings.bridge_status_port, "/destinations")
-    if url is None:
-        return []
-    answer = post(url, wanted.body, SEND_TIMEOUT_SECONDS, obs.control_token)
-    if answer is not None and answer[0] == 400:
-        memo.destinations_sent[uid] = wanted.body  # the same list would be refused again
-        return [("Warning", *refusal(answer[1]))]
-    if answer is None or answer[0] != 200:
-        logger.warning("the bridge did not take its destinations: %s", answer)
-        return []
-    memo.destinations_sent[uid] = wanted.body
-    return [("Warning", reason, message) for reason, message in wanted.left_out]
+    if sent is None or sent.body != wanted.body:
+        url = bridge_url(obs, settings.status_scheme, settings.bridge_status_port, "/destinations")
+        if url is None:
+            return []
+        answer = post(url, wanted.body, SEND_TIMEOUT_SECONDS, obs.control_token)
+        if answer is not None and answer[0] == 400:
+            memo.destinations_sent[uid] = wanted  # the same list would be refused again
+            return [("Warning", *refusal(answer[1]))]
+        if answer is None or answer[0] != 200:
+            logger.warning("the bridge did not take its destinations: %s", answer)
+            return []
+    memo.destinations_sent[uid] = wanted
+    reported = sent.left_out if sent is not None else ()
+    return [("Warning", *left) for left in wanted.left_out if left not in reported]
 
 
 def _create_pod(

@@ -214,6 +214,9 @@ class BridgeRef:
     created: str
     phase: str | None
     placed: bool
+    #: The stream is this bridge's own (``rtmpUrl``/``rtmpStream``, fixed for its call), not
+    #: one of its ``destinations``.
+    own_stream: bool = False
 
     @property
     def live(self) -> bool:
@@ -233,9 +236,19 @@ def holder_shown(namespace: str, owner: BridgeRef) -> str:
     return f"bridge {owner.name}"
 
 
-def duplicate_owner(me: BridgeRef, same_stream: Iterable[BridgeRef]) -> BridgeRef | None:
-    """The live bridge that owns the stream before ``me``, if any (the seed answered 409)."""
-    rivals = [b for b in same_stream if b.uid != me.uid and b.live and b.order < me.order]
+def duplicate_owner(
+    me: BridgeRef, same_stream: Iterable[BridgeRef], *, adding: bool = False
+) -> BridgeRef | None:
+    """The live bridge that owns the stream before ``me``, if any (the seed answered 409).
+
+    ``adding``: the stream is a destination added to ``me``'s running call. Then a live bridge
+    whose own stream it is owns it whatever their order, since that bridge has published it
+    from its start; between two ``destinations`` lists the order decides, as at creation."""
+    rivals = [
+        b
+        for b in same_stream
+        if b.uid != me.uid and b.live and (b.order < me.order or (adding and b.own_stream))
+    ]
     return min(rivals, key=lambda b: b.order) if rivals else None
 
 

@@ -541,6 +541,20 @@ def test_duplicate_owner_prefers_placed_then_older() -> None:
     assert duplicate_owner(older, [me, older]) is None
 
 
+def test_a_destination_added_to_a_live_call_yields_to_the_bridge_whose_own_stream_it_is() -> None:
+    """Placed first, the adding bridge would win by order and publish a stream a younger live
+    bridge has published since its start: it does not."""
+    adder = ref("adder", "2026-01-01T00:00:01Z", "Streaming", placed=True)
+    younger = ref("younger", "2026-01-01T00:00:09Z", "Streaming", placed=True)
+    own = replace(younger, own_stream=True)
+    assert duplicate_owner(adder, [adder, own], adding=True) == own
+    assert duplicate_owner(adder, [adder, own]) is None  # at creation the order decides
+    # Another list's destination, and a finished bridge's own stream: the order decides.
+    assert duplicate_owner(adder, [adder, younger], adding=True) is None
+    done = replace(own, phase="Succeeded")
+    assert duplicate_owner(adder, [adder, done], adding=True) is None
+
+
 # --- the reconcile plan ------------------------------------------------------------------
 
 

@@ -375,6 +375,15 @@ def test_duplicate_stream_is_refused(cluster: Cluster, ns: str) -> None:
     shown = [obj["status"]["message"], other["status"]["message"], *(e["message"] for e in events)]
     for text in shown:
         assert not [s for s in ("shared", "SEKRIT7731", "rtmp.example", ns) if s in text], text
+    # A call whose own stream is free but one of whose destinations is taken: refused alike.
+    listed = [{"rtmpUrl": SPEC["rtmpUrl"], "rtmpStream": shared}]
+    cluster.create_bridge(ns, "listing", spec(destinations=listed))
+    listing = cluster.wait_phase(ns, "listing", "Failed")
+    assert listing["status"]["reason"] == "DuplicateStream"
+    assert listing["status"]["message"].startswith(
+        "the stream is already published by bridge first;"
+    )
+    assert cluster.pod(ns, "listing-bridge-0") is None
     # A different stream on the same server is fine.
     cluster.create_bridge(ns, "third", spec())
     cluster.wait_pod(ns, "third-bridge-0")

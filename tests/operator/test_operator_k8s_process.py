@@ -260,6 +260,57 @@ def test_patched_destinations_reach_the_running_bridge(
     assert tone.tone_seconds > 2.0
 
 
+def test_a_destination_another_live_call_publishes_is_left_out(
+    cluster: Cluster,
+    ns: str,
+    kubelets: list[LocalKubelet],
+    tmp_path: Path,
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+) -> None:
+    """DuplicateStream per destination on a live call: the call placed first is given, as a
+    new destination, the stream a later call has published since its start. The operator
+    leaves it out with a Warning naming the field and the holder, and that stream keeps its
+    one publisher."""
+    first_peer = tone_peer(25.0, "uas_tone_wait_bye.xml")
+    place_call(cluster, kubelets, tmp_path, ns, "early", bridge_spec(first_peer, rtmp_server, "a"))
+    cluster.wait_phase(ns, "early", "Streaming")
+    second_peer = tone_peer(25.0, "uas_tone_wait_bye.xml")
+    held = "held?k=not-shown"
+    place_call(
+        cluster, kubelets, tmp_path, ns, "later", bridge_spec(second_peer, rtmp_server, held)
+    )
+    cluster.wait_phase(ns, "later", "Streaming")
+    taken = [{"rtmpUrl": rtmp_server.url, "rtmpStream": held}]
+    cluster.custom.patch_namespaced_custom_object(
+        "siprtmp.io", "v1alpha1", ns, "siprtmpbridges", "early", {"spec": {"destinations": taken}}
+    )
+
+    def duplicates() -> list[dict[str, Any]]:
+        return [e for e in cluster.events(ns, "early") if e["reason"] == "DuplicateStream"]
+
+    (warning,) = wait_for("the DuplicateStream warning", duplicates, timeout=20)
+    assert warning["type"] == "Warning"
+    assert warning["message"].startswith("spec.destinations[0] (rtmp://127.0.0.1:"), warning
+    assert "already published by bridge later; not published" in warning["message"]
+    assert "held" not in warning["message"] and "not-shown" not in warning["message"]
+    time.sleep(3)  # a list sent to the bridge would show as a second destination by now
+    early = cluster.bridge(ns, "early")
+    assert early is not None
+    status = early["status"]
+    assert status["phase"] == "Streaming" and len(status["destinations"]) == 1, status
+    for name in ("early", "later"):
+        cluster.delete_bridge(ns, name)
+    wait_for(
+        "both bridges gone",
+        lambda: cluster.bridge(ns, "early") is None and cluster.bridge(ns, "later") is None,
+        timeout=30,
+    )
+    assert first_peer.wait(10) == 0 and second_peer.wait(10) == 0
+    (recording,) = rtmp_server.recordings_of("held")  # one publisher, one recording
+    assert measure_recording(recording).tone_seconds > 3.0
+
+
 def test_a_destinations_key_from_a_secret_is_published_and_shown_nowhere(
     cluster: Cluster,
     ns: str,
