@@ -8,7 +8,9 @@ out, and no traffic leaves the namespaces this run created.
 
 from __future__ import annotations
 
+import base64
 import itertools
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
+from tests.bridge.test_cdn_profiles import slate_frames
 from tests.e2e.release import OPERATOR_NAMESPACE, Release, manifest
 from tests.operator.k8s_harness import plain, wait_for
 from tests.support.kamailio import Kamailio
@@ -148,6 +151,40 @@ def test_rtmps_with_the_charts_ca_bundle_verifies_and_publishes(
     finally:
         trusted.stop()
         stranger.stop()
+
+
+def test_the_slate_shows_the_users_image_from_a_configmap(
+    release: Release,
+    ns: str,
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+    tmp_path: Path,
+) -> None:
+    """An audio call under YouTube's profile with ``video.slate.imageConfigMapRef``: the real
+    kubelet mounts the ConfigMap's image in the pod, and the stream's pictures are its green."""
+    image = tmp_path / "card.png"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=0x20C040:s=320x180",
+         "-frames:v", "1", str(image)],
+        check=True,
+    )  # fmt: skip
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "slate", "namespace": ns},
+        "binaryData": {"card.png": base64.b64encode(image.read_bytes()).decode()},
+    }
+    peer = tone_peer(5.0)
+    slate = {"slate": {"imageConfigMapRef": {"name": "slate", "key": "card.png"}}}
+    release.apply(
+        config_map, manifest(ns, "carded", peer, rtmp_server, profile="youtube", video=slate)
+    )
+    status = release.wait_phase(ns, "carded", "Succeeded")
+    assert status["video"]["source"] == "slate", status["video"]
+    (recording,) = rtmp_server.recordings_of("carded")
+    picture = slate_frames(recording)[3]
+    red, green, blue = (int(picture[..., c].mean()) for c in range(3))
+    assert green > 150 and red < 70 and blue < 100, (red, green, blue)  # the user's green
 
 
 def test_rtmps_in_a_namespace_without_the_ca_bundle_fails_naming_the_certificate(
