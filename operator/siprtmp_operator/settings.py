@@ -317,6 +317,13 @@ class Settings:
     api_rate_limit_burst: int = setting(
         30, "REST API requests a client address may make at once", chart="api.rateLimit.burst"
     )
+    api_stream_keys_in_secrets: bool = setting(
+        False,
+        "store a startup's rtmpStream (the stream key) in the call's own Secret beside its SIP "
+        "password, out of the resource (which holds rtmpStreamSecretRef and a digest); the "
+        "call object then shows rtmpStream as ***. Off: the seed's answers, rtmpStream shown",
+        chart="api.streamKeysInSecrets",
+    )
     api_max_calls: int = setting(
         100,
         "calls the REST API keeps live at once in its namespace (0: no limit); past it a 429",

@@ -55,6 +55,21 @@ def slate_frames(path: Path) -> list[np.ndarray[Any, Any]]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
 
 
+def green_card(path: Path) -> Path:
+    """A user's slate image: a 320x180 PNG of one green (``assert_the_users_green``)."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=0x20C040:s=320x180",
+         "-frames:v", "1", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def assert_the_users_green(picture: np.ndarray[Any, Any]) -> None:
+    red, green, blue = (int(picture[..., c].mean()) for c in range(3))
+    assert green > 150 and red < 70 and blue < 100, (red, green, blue)
+
+
 def invite_sdp(peer: SippPeer) -> str:
     invite = peer.messages().split("INVITE sip:", 1)[1]
     return invite.split("\n\n", 1)[-1] if "\n\n" in invite else invite
@@ -116,12 +131,7 @@ def test_facebook_profile_over_rtmps_publishes_stereo_with_the_users_image(
     bridge: Callable[..., BridgeProcess],
     tmp_path: Path,
 ) -> None:
-    image = tmp_path / "card.png"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=0x20C040:s=320x180",
-         "-frames:v", "1", str(image)],
-        check=True,
-    )  # fmt: skip
+    image = green_card(tmp_path / "card.png")
     peer = tone_peer(4.0)
     spec = call_spec(
         peer.uri,
@@ -143,8 +153,7 @@ def test_facebook_profile_over_rtmps_publishes_stereo_with_the_users_image(
     assert abs(left[0] - TONE_HZ) < 10 and abs(left[1] - right[1]) < 0.01 * left[1]
     picture = slate_frames(recording)[3]
     assert picture.shape[:2] == (360, 640)
-    red, green, blue = (int(picture[..., c].mean()) for c in range(3))
-    assert green > 150 and red < 70 and blue < 100, (red, green, blue)  # the user's green
+    assert_the_users_green(picture)
 
 
 def test_a_generic_stream_stays_audio_only_mono_and_fails_a_cdns_rules(

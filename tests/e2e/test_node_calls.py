@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +19,8 @@ from typing import Any
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
-from tests.bridge.test_cdn_profiles import slate_frames
+from siprtmp_operator.api.manifests import secret_name
+from tests.bridge.test_cdn_profiles import assert_the_users_green, green_card, slate_frames
 from tests.e2e.release import OPERATOR_NAMESPACE, Release, manifest
 from tests.operator.k8s_harness import plain, wait_for
 from tests.support.kamailio import Kamailio
@@ -162,12 +162,7 @@ def test_the_slate_shows_the_users_image_from_a_configmap(
 ) -> None:
     """An audio call under YouTube's profile with ``video.slate.imageConfigMapRef``: the real
     kubelet mounts the ConfigMap's image in the pod, and the stream's pictures are its green."""
-    image = tmp_path / "card.png"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=0x20C040:s=320x180",
-         "-frames:v", "1", str(image)],
-        check=True,
-    )  # fmt: skip
+    image = green_card(tmp_path / "card.png")
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -182,9 +177,7 @@ def test_the_slate_shows_the_users_image_from_a_configmap(
     status = release.wait_phase(ns, "carded", "Succeeded")
     assert status["video"]["source"] == "slate", status["video"]
     (recording,) = rtmp_server.recordings_of("carded")
-    picture = slate_frames(recording)[3]
-    red, green, blue = (int(picture[..., c].mean()) for c in range(3))
-    assert green > 150 and red < 70 and blue < 100, (red, green, blue)  # the user's green
+    assert_the_users_green(slate_frames(recording)[3])
 
 
 def test_rtmps_in_a_namespace_without_the_ca_bundle_fails_naming_the_certificate(
@@ -370,7 +363,7 @@ def test_rest_api_of_the_chart_starts_finds_and_terminates_a_call(
 
     wait_for("the call ESTABLISHED and PUBLISHING for a while", live, timeout=60, interval=1)
     assert api.call("startup", body).status == 409  # that callId exists
-    secret = plain(release.api, release.core.read_namespaced_secret(f"{name}-sip", ns))
+    secret = plain(release.api, release.core.read_namespaced_secret(secret_name(name), ns))
     (owner,) = secret["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"]) == ("SipRtmpBridge", name)
     assert PASSWORD not in str(release.bridge(ns, name))

@@ -9,8 +9,10 @@ the audio at the RTMP server is decoded.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,10 +22,12 @@ import pytest
 
 from siprtmp_bridge.demo.ports import free_port
 from siprtmp_contract.pod import BRIDGE_USABLE_LABEL
+from siprtmp_operator.api.manifests import resource_name, secret_name
 from siprtmp_operator.livestatus import bridge_url, post
 from siprtmp_operator.status import observe_pod
-from tests.operator.conftest import run_pod
-from tests.operator.k8s_harness import LocalKubelet, wait_for
+from tests.operator.api_client import ApiClient
+from tests.operator.conftest import API_NAMESPACE, run_pod
+from tests.operator.k8s_harness import LocalKubelet, OperatorProcess, wait_for
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.recording import measure_recording
 from tests.support.sipp import SippPeer
@@ -401,3 +405,61 @@ def test_a_destinations_key_from_a_secret_is_published_and_shown_nowhere(
         tone = measure_recording(recording)
         assert abs(tone.frequency_hz - 1000) < 5
         assert tone.tone_seconds > 2.5  # both were up for the 3 s wait at least
+
+
+def test_the_rest_api_keeps_a_startups_stream_key_in_the_calls_secret(
+    cluster: Cluster,
+    kubelets: list[LocalKubelet],
+    tmp_path: Path,
+    tone_peer: Callable[..., SippPeer],
+    rtmp_server: NginxRtmp,
+) -> None:
+    """``api.streamKeysInSecrets``: a startup's key goes into the call's own Secret, the real
+    bridge reads it from there and publishes to it; the resource, the answers and the
+    operator's log never hold it, and the API still knows the stream by its digest (409 for a
+    second startup, find by rtmpStream)."""
+    key = "webinar?s_bl=1&s_sc=K3Y7731#f"
+    env = {
+        k: v
+        for k, v in cluster.operator.env.items()
+        if k.startswith("SIPRTMP_") and not k.endswith(("_HTTP_PORT", "_API_PORT"))
+    }
+    env["SIPRTMP_API_STREAM_KEYS_IN_SECRETS"] = "true"
+    mine = OperatorProcess(tmp_path, cluster.operator.kubeconfig, env)
+    cluster.operator.stop()  # one operator at a time reconciles the cluster
+    try:
+        mine.start()
+        api = ApiClient(mine.api_url)
+        peer = tone_peer(8.0)
+        body = bridge_spec(peer, rtmp_server, key)
+        body["connection"] = {"sipLogin": "bridge", "sipPassword": PASSWORD}
+        call_id = f"keyed-{uuid.uuid4().hex[:6]}"
+        answer = api.call("startup", {"callId": call_id, **body})
+        assert answer.status == 200, answer.body
+        assert answer.body["rtmpStream"] == "***"
+        name = resource_name(call_id)
+        obj = cluster.bridge(API_NAMESPACE, name)
+        assert obj is not None and "rtmpStream" not in obj["spec"]
+        ref = {"name": secret_name(name), "key": "rtmpStream"}
+        assert obj["spec"]["rtmpStreamSecretRef"] == ref
+        secret = cluster.core.read_namespaced_secret(secret_name(name), API_NAMESPACE)
+        assert secret.data is not None
+        assert base64.b64decode(secret.data["rtmpStream"]).decode() == key
+        run_pod(cluster, kubelets, tmp_path, API_NAMESPACE, f"{name}-bridge-0")
+        cluster.wait_phase(API_NAMESPACE, name, "Streaming")
+        again = api.call("startup", {**body, "callId": f"{call_id}-again"})
+        assert again.status == 409 and again.body["field"] == "rtmpStream", again.body
+        found = api.call("find", {"rtmpStream": key})
+        assert found.status == 200 and [c["callId"] for c in found.body] == [call_id]
+        assert api.call("find", {"rtmpStream": "webinar"}).status == 404
+        done = cluster.wait_phase(API_NAMESPACE, name, "Succeeded")
+        assert peer.wait(10) == 0
+        shown = json.dumps(done) + json.dumps(answer.body) + json.dumps(found.body)
+        shown += mine.log_text()
+        for part in (key, "K3Y7731", PASSWORD):
+            assert part not in shown, part
+    finally:
+        mine.stop()
+        cluster.operator.start()
+    (recording,) = rtmp_server.recordings_of("webinar")
+    assert abs(measure_recording(recording).frequency_hz - 1000) < 5

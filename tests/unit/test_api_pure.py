@@ -44,11 +44,13 @@ from siprtmp_operator.api.errors import ApiError
 from siprtmp_operator.api.manifests import (
     MAX_NAME,
     bridge_manifest,
+    call_secret,
     call_view,
-    password_secret,
+    matches,
     publishes_to,
     push_views,
     resource_name,
+    secret_name,
 )
 from siprtmp_operator.api.openapi import openapi_document
 from siprtmp_operator.settings import Settings
@@ -258,7 +260,8 @@ def test_secret_is_owned_by_the_bridge() -> None:
     request = parse_startup(SEED_BODY)
     bridge = bridge_manifest("calls", request)
     bridge["metadata"]["uid"] = "u-1"
-    secret = password_secret(bridge, "pw")
+    secret = call_secret(bridge, request)
+    assert secret is not None
     (owner,) = secret["metadata"]["ownerReferences"]
     assert owner == {
         "apiVersion": "siprtmp.io/v1alpha1",
@@ -267,8 +270,40 @@ def test_secret_is_owned_by_the_bridge() -> None:
         "uid": "u-1",
         "controller": True,
     }
-    assert secret["stringData"] == {"password": "pw"}
+    assert secret["stringData"] == {"password": SEED_BODY["connection"]["sipPassword"]}
     assert secret["metadata"]["namespace"] == "calls"
+
+
+def test_a_stream_key_kept_in_the_calls_secret_is_out_of_the_resource() -> None:
+    """``api.streamKeysInSecrets``: the key moves to the call's Secret; the resource names it
+    and carries its digest, by which a startup's 409 and a find still recognise the stream."""
+    key = "live_1234?s_sc=SEKRIT7731#f"
+    request = parse_startup({**SEED_BODY, "rtmpStream": key})
+    token = "a-token-of-the-api-0123"
+    bridge = bridge_manifest("calls", request, token)
+    bridge["metadata"]["uid"] = "u-1"
+    assert key not in json.dumps(bridge) and "SEKRIT7731" not in json.dumps(bridge)
+    name = secret_name(bridge["metadata"]["name"])
+    assert bridge["spec"]["rtmpStreamSecretRef"] == {"name": name, "key": "rtmpStream"}
+    secret = call_secret(bridge, request)
+    assert secret is not None and secret["metadata"]["name"] == name
+    assert secret["stringData"]["rtmpStream"] == key and "password" in secret["stringData"]
+    url = request.spec["rtmpUrl"]
+    spelled = url.replace("cdn.example.com", "CDN.example.com:1935")  # the same stream
+    assert publishes_to(bridge, {"rtmpUrl": spelled, "rtmpStream": key}, token)
+    assert not publishes_to(bridge, {"rtmpUrl": url, "rtmpStream": "another"}, token)
+    assert not publishes_to(bridge, {"rtmpUrl": url, "rtmpStream": key}, "another-token")
+    view = call_view(bridge)
+    assert view["rtmpStream"] == "***"
+    assert matches(bridge, view, {"rtmpStream": key}, token)
+    assert not matches(bridge, view, {"rtmpStream": "***"}, token)
+    assert not matches(bridge, view, {"rtmpStream": key, "callee": "2000"}, token)
+    # Off, the seed's answer: the key in the resource and shown.
+    plain = bridge_manifest("calls", request)
+    assert plain["spec"]["rtmpStream"] == key and call_view(plain)["rtmpStream"] == key
+    assert "siprtmp.io/stream-digest" not in plain["metadata"]["annotations"]
+    no_password = {**SEED_BODY, "callee": "sip:1000@pbx.example.com", "connection": {}}
+    assert call_secret(plain, parse_startup(no_password)) is None
 
 
 def test_call_view_uses_the_seed_status_names() -> None:
@@ -560,9 +595,12 @@ def test_push_views_match_the_bridges_report_by_name_and_never_show_a_key() -> N
 def test_a_stream_is_taken_by_any_destination_of_a_call() -> None:
     other = {"spec": {"rtmpUrl": "rtmp://a/live", "rtmpStream": "k", "destinations": [
         _named("x", "taken-key")]}}  # fmt: skip
-    assert publishes_to(other, _named(None, "taken-key", "rtmp://CDN.example.com:1935/live/"))
-    assert publishes_to(other, {"rtmpUrl": "rtmp://a/live", "rtmpStream": "k"})
-    assert not publishes_to(other, _named(None, "free-key"))
+    token = "t" * 16
+    assert publishes_to(
+        other, _named(None, "taken-key", "rtmp://CDN.example.com:1935/live/"), token
+    )
+    assert publishes_to(other, {"rtmpUrl": "rtmp://a/live", "rtmpStream": "k"}, token)
+    assert not publishes_to(other, _named(None, "free-key"), token)
 
 
 def test_openapi_push_bodies_are_the_destination_fields() -> None:

@@ -11,7 +11,8 @@ from typing import Any
 from siprtmp_contract.outcome import Reason
 from siprtmp_contract.pod import BRIDGE_USABLE_LABEL
 from siprtmp_contract.states import Phase
-from siprtmp_operator.api.manifests import password_secret
+from siprtmp_operator.api.bodies import StartupRequest
+from siprtmp_operator.api.manifests import call_secret
 from siprtmp_operator.policy import secret_problem, secret_refs
 from siprtmp_operator.reconcile import plan_step
 from siprtmp_operator.settings import Settings
@@ -61,9 +62,11 @@ def test_only_the_label_with_its_value_opts_in() -> None:
     assert missing.message == "spec.connection.sipPasswordSecretRef: Secret acct does not exist"
 
 
-def test_the_rest_apis_password_secret_opts_in() -> None:
-    bridge = {"metadata": {"name": "call-x", "namespace": "calls", "uid": "u"}}
-    assert password_secret(bridge, "pw")["metadata"]["labels"][BRIDGE_USABLE_LABEL] == "true"
+def test_the_rest_apis_call_secret_opts_in() -> None:
+    request = StartupRequest("x", {"rtmpStream": "k"}, "pw")
+    bridge = {"metadata": {"name": "call-x", "namespace": "calls", "uid": "u"}, "spec": {}}
+    secret = call_secret(bridge, request)
+    assert secret is not None and secret["metadata"]["labels"][BRIDGE_USABLE_LABEL] == "true"
 
 
 def test_an_unlabelled_secret_fails_the_call_without_a_pod() -> None:

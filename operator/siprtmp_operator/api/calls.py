@@ -61,11 +61,11 @@ from .errors import ApiError
 from .manifests import (
     bridge_manifest,
     call_id_of,
+    call_secret,
     call_view,
     destination_named,
     is_live,
     matches,
-    password_secret,
     publishes_to,
     push_views,
 )
@@ -157,14 +157,18 @@ class Calls:
         if refusal is not None:  # the operator would fail the call with refusal.reason
             status = REFUSAL_STATUS[refusal.reason]
             raise ApiError(status, f"{refusal.field}: {refusal.message}", refusal.field)
-        manifest = bridge_manifest(self.store.namespace, request)
+        token = self.settings.api_token
+        keys_digested_by = token if self.settings.api_stream_keys_in_secrets else ""
+        manifest = bridge_manifest(self.store.namespace, request, keys_digested_by)
         listed_at = self.placements.created
         listed = await asyncio.to_thread(self.store.list_calls)
         # From here to ``add``, no await: no other startup checks or adds in between.
         calls = self.placements.with_pending(listed, listed_at)
         if any(call_id_of(c) == request.call_id for c in calls):
             raise ApiError(409, f"callId: call {request.call_id!r} exists", "callId")
-        owner = next((c for c in calls if is_live(c) and publishes_to(c, request.spec)), None)
+        owner = next(
+            (c for c in calls if is_live(c) and publishes_to(c, request.spec, token)), None
+        )
         if owner is not None:
             raise ApiError(
                 409,
@@ -190,12 +194,12 @@ class Calls:
             self.placements.finish(placing, created=False)
             raise
         self.placements.finish(placing, created=True)
-        if request.password is not None:
+        secret = call_secret(created, request)
+        if secret is not None:
             try:
-                secret = password_secret(created, request.password)
                 await asyncio.to_thread(self.store.create_secret, secret)
             except ApiError:
-                # A call whose password is missing would only fail later, less clearly.
+                # A call whose password or key is missing would only fail later, less clearly.
                 await asyncio.to_thread(self.store.delete_call, created["metadata"]["name"])
                 raise
         log.info("REST API: call %s placed as %s", request.call_id, created["metadata"]["name"])
@@ -217,8 +221,9 @@ class Calls:
 
     async def find(self, body: Any) -> list[JSON]:
         filters = parse_find(body)
-        views = [call_view(c) for c in await asyncio.to_thread(self.store.list_calls)]
-        found = [v for v in views if matches(v, filters)]
+        token = self.settings.api_token
+        calls = await asyncio.to_thread(self.store.list_calls)
+        found = [v for c in calls if matches(c, v := call_view(c), filters, token)]
         if not found:
             raise ApiError(404, "no call matches", None)
         return found
@@ -272,7 +277,8 @@ class Calls:
                 status = REFUSAL_STATUS[refusal.reason]
                 raise ApiError(status, f"{field}: {refusal.message}", field)
             _check_profile_is_met(spec, request.parsed)
-            owner = next((c for c in calls if is_live(c) and publishes_to(c, wanted)), None)
+            token = self.settings.api_token
+            owner = next((c for c in calls if is_live(c) and publishes_to(c, wanted, token)), None)
             if owner is not None:
                 where = "this call" if owner is call else f"call {call_id_of(owner)!r}"
                 raise ApiError(
@@ -316,7 +322,7 @@ class Calls:
         views = push_views(call)
         if ref.name is None and ref.destination is None:
             return views
-        index = _index_of(call, ref)
+        index = _index_of(call, ref, self.settings.api_token)
         return [views[index + 1]]
 
     async def push_terminate(self, body: Any) -> JSON:
@@ -331,7 +337,7 @@ class Calls:
     async def _push_terminate_turn(self, ref: PushRef) -> JSON:
         for _ in range(PUSH_ATTEMPTS):
             call = await self._find_one(ref.call_id)
-            index = _index_of(call, ref)
+            index = _index_of(call, ref, self.settings.api_token)
             more = list((call.get("spec") or {}).get("destinations") or [])
             view = push_views(call)[index + 1]
             del more[index]
@@ -416,14 +422,13 @@ def _live_call(calls: list[JSON], call_id: str) -> JSON:
     return call
 
 
-def _index_of(call: JSON, ref: PushRef) -> int:
+def _index_of(call: JSON, ref: PushRef, token: str) -> int:
     """The index in ``spec.destinations`` of the destination ``ref`` names (404 when none)."""
     index = destination_named(call, ref.name, ref.destination)
     if index is not None:
         return index
-    if ref.destination is not None and publishes_to(
-        {"spec": call.get("spec") or {}}, ref.destination
-    ):
+    # Not one of its destinations (destination_named), so its own stream if any.
+    if ref.destination is not None and publishes_to(call, ref.destination, token):
         raise ApiError(
             409,
             "rtmpStream: that is the call's own rtmpUrl/rtmpStream, fixed for its life: "

@@ -1,13 +1,21 @@
-"""Pure builders: a startup request → the SipRtmpBridge and its password Secret; a resource → the
-seed's call object and its destinations' push objects.
+"""Pure builders: a startup request → the SipRtmpBridge and its own Secret (the SIP password,
+and with ``api.streamKeysInSecrets`` the stream key); a resource → the seed's call object and its
+destinations' push objects.
 
 Names are derived from the callId, so a second startup with the same callId collides in the API
 server itself (409 AlreadyExists), even between two API replicas.
+
+A key kept in the call's Secret is out of the resource, and the API never reads a Secret, so the
+resource carries instead its ``STREAM_DIGEST_ANNOTATION``: an HMAC of the stream (URL and key,
+normalised as ``stream_key`` does) under the API's token. The API compares a startup's stream and
+a find's ``rtmpStream`` with it; without the token, a reader of the resource learns nothing of a
+short or guessable key from it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -29,10 +37,15 @@ from ..statusmodel import read_status
 from .bodies import StartupRequest
 
 JSON = dict[str, Any]
+#: The keys of the call's own Secret.
 PASSWORD_KEY = "password"
+STREAM_KEY = "rtmpStream"
+#: What a call object shows for a key kept in the call's Secret.
+HIDDEN_KEY = "***"
 LABEL_CREATED_BY = "app.kubernetes.io/created-by"
 CREATED_BY = "sip-rtmp-rest-api"
 ANNOTATION_CALL_ID = "siprtmp.io/call-id"
+STREAM_DIGEST_ANNOTATION = "siprtmp.io/stream-digest"
 DEFAULT_PROFILE = default("destinations[].profile")
 #: The CRD limits names to 50 characters (the bridge pod is named ``NAME-bridge-N``).
 MAX_NAME = 50
@@ -49,17 +62,33 @@ def resource_name(call_id: str) -> str:
 
 
 def secret_name(bridge_name: str) -> str:
-    return f"{bridge_name}-sip"
+    return f"{bridge_name}-secrets"
 
 
-def bridge_manifest(namespace: str, request: StartupRequest) -> JSON:
-    """The SipRtmpBridge for a startup; the password is referenced, never embedded."""
+def stream_digest(token: str, spec: Mapping[str, Any]) -> str | None:
+    """The HMAC-SHA256 (hex) of the stream ``spec`` (or one destination) publishes to, under
+    ``token``; None when it names its key by a Secret reference."""
+    key = stream_key(spec)
+    if key is None:
+        return None
+    return hmac.new(token.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+def bridge_manifest(namespace: str, request: StartupRequest, keys_digested_by: str = "") -> JSON:
+    """The SipRtmpBridge for a startup; the password is referenced, never embedded. With
+    ``keys_digested_by`` (the API's token, when ``api.streamKeysInSecrets`` is on) the stream key
+    too: ``rtmpStreamSecretRef`` names the call's Secret, the digest annotation stands for it."""
     name = resource_name(request.call_id)
     spec: JSON = {**request.spec}
+    annotations = {ANNOTATION_CALL_ID: request.call_id}
     if request.password is not None:
         connection = dict(spec.get("connection") or {})
         connection["sipPasswordSecretRef"] = {"name": secret_name(name), "key": PASSWORD_KEY}
         spec["connection"] = connection
+    if keys_digested_by:
+        annotations[STREAM_DIGEST_ANNOTATION] = str(stream_digest(keys_digested_by, spec))
+        del spec["rtmpStream"]
+        spec["rtmpStreamSecretRef"] = {"name": secret_name(name), "key": STREAM_KEY}
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -67,15 +96,25 @@ def bridge_manifest(namespace: str, request: StartupRequest) -> JSON:
             "name": name,
             "namespace": namespace,
             "labels": {LABEL_CREATED_BY: CREATED_BY},
-            "annotations": {ANNOTATION_CALL_ID: request.call_id},
+            "annotations": annotations,
         },
         "spec": spec,
     }
 
 
-def password_secret(bridge: Mapping[str, Any], password: str) -> JSON:
-    """The Secret holding the SIP password, owned by the bridge: deleting the call deletes it.
-    Labelled usable by a bridge: the resource names it in ``sipPasswordSecretRef``."""
+def call_secret(bridge: Mapping[str, Any], request: StartupRequest) -> JSON | None:
+    """The Secret holding what ``bridge`` (made by ``bridge_manifest`` from ``request``)
+    references of it: the SIP password, the stream key; None when it references neither. Owned
+    by the bridge: deleting the call deletes it. Labelled usable by a bridge, as the resource
+    names it."""
+    spec = bridge["spec"]
+    data: dict[str, str] = {}
+    if request.password is not None:
+        data[PASSWORD_KEY] = request.password
+    if "rtmpStreamSecretRef" in spec:
+        data[STREAM_KEY] = str(request.spec["rtmpStream"])
+    if not data:
+        return None
     meta = bridge["metadata"]
     return {
         "apiVersion": "v1",
@@ -99,7 +138,7 @@ def password_secret(bridge: Mapping[str, Any], password: str) -> JSON:
                 }
             ],
         },
-        "stringData": {PASSWORD_KEY: password},
+        "stringData": data,
     }
 
 
@@ -114,10 +153,20 @@ def is_live(resource: Mapping[str, Any]) -> bool:
     return read_status(resource.get("status")).phase not in TERMINAL_PHASES
 
 
-def publishes_to(resource: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
+def publishes_to(resource: Mapping[str, Any], spec: Mapping[str, Any], token: str) -> bool:
     """Whether the resource publishes to any stream ``spec`` does (spelling-insensitive): its
-    rtmpUrl/rtmpStream or one of its destinations; ``spec`` may be one destination."""
-    return bool(set(stream_keys(resource.get("spec") or {})) & set(stream_keys(spec)))
+    rtmpUrl/rtmpStream, kept in its Secret (compared by digest under ``token``) or not, or one
+    of its destinations; ``spec`` may be one destination."""
+    if set(stream_keys(resource.get("spec") or {})) & set(stream_keys(spec)):
+        return True
+    digest = _stream_digest_of(resource)
+    return digest is not None and digest in {stream_digest(token, d) for d in destinations_of(spec)}
+
+
+def _stream_digest_of(resource: Mapping[str, Any]) -> str | None:
+    annotations = (resource.get("metadata") or {}).get("annotations") or {}
+    digest = annotations.get(STREAM_DIGEST_ANNOTATION)
+    return digest if isinstance(digest, str) else None
 
 
 def destination_named(
@@ -204,7 +253,7 @@ def call_view(resource: Mapping[str, Any]) -> JSON:
         "callId": call_id_of(resource),
         "callee": spec.get("callee"),
         "rtmpUrl": redact_url(str(spec.get("rtmpUrl") or "")),
-        "rtmpStream": spec.get("rtmpStream"),
+        "rtmpStream": HIDDEN_KEY if spec.get("rtmpStreamSecretRef") else spec.get("rtmpStream"),
         "hasAudio": spec.get("hasAudio", True),
         "hasVideo": spec.get("hasVideo", False),
         "status": status.call_state or CallState.NEW.value,
@@ -223,5 +272,19 @@ def call_view(resource: Mapping[str, Any]) -> JSON:
     }
 
 
-def matches(view: Mapping[str, Any], filters: Mapping[str, str]) -> bool:
-    return all(str(view.get(name)) == value for name, value in filters.items())
+def matches(
+    resource: Mapping[str, Any], view: Mapping[str, Any], filters: Mapping[str, str], token: str
+) -> bool:
+    """Whether the call object ``view`` of ``resource`` has every field ``filters`` asks for;
+    an ``rtmpStream`` shown as ``***`` is compared by its digest."""
+    hidden = view.get("rtmpStream") == HIDDEN_KEY and "rtmpStream" in filters
+    if hidden:
+        url = (resource.get("spec") or {}).get("rtmpUrl")
+        asked = {"rtmpUrl": url, "rtmpStream": filters["rtmpStream"]}
+        if _stream_digest_of(resource) != stream_digest(token, asked):
+            return False
+    return all(
+        str(view.get(name)) == value
+        for name, value in filters.items()
+        if not (hidden and name == "rtmpStream")
+    )

@@ -156,7 +156,11 @@ def _call() -> JSON:
             "callId": {"type": "string"},
             "callee": {"type": "string"},
             "rtmpUrl": {"type": "string", "description": "Credentials removed."},
-            "rtmpStream": {"type": "string"},
+            "rtmpStream": {
+                "type": "string",
+                "description": "As given; *** when the API keeps keys in the calls' Secrets "
+                "(api.streamKeysInSecrets).",
+            },
             "hasAudio": {"type": "boolean"},
             "hasVideo": {"type": "boolean"},
             "status": {"enum": [s.value for s in CallState], "description": "Call status."},
