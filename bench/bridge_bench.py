@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -158,7 +159,8 @@ def thread_line(usage: Usage) -> str:
 
 
 def reap(process: subprocess.Popen[bytes]) -> float:
-    """Wait for the child; its CPU-seconds from wait4 (children of the child are not counted)."""
+    """Wait for the child; its CPU-seconds from wait4, which counts those of the children it
+    has waited for (an RTMPS relay process) but not of any still running."""
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     return usage.ru_utime + usage.ru_stime
@@ -236,7 +238,10 @@ def bridge_spec(peer: SippPeer, rtmp: NginxRtmp, stream: str, bitrate: int) -> d
     }
 
 
-def start_bridge(workdir: Path, spec: dict[str, Any], name: str) -> subprocess.Popen[bytes]:
+def start_bridge(
+    workdir: Path, spec: dict[str, Any], name: str, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """The bridge for ``spec``; ``env`` added to this process's environment."""
     spec_path = workdir / f"{name}.json"
     spec_path.write_text(json.dumps(spec))
     executable = Path(sys.executable).parent / "sip-rtmp-bridge"
@@ -253,6 +258,7 @@ def start_bridge(workdir: Path, spec: dict[str, Any], name: str) -> subprocess.P
         ],
         stdout=(workdir / f"{name}.status").open("wb"),
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -2,8 +2,11 @@
 destinations (streams on nginx-rtmp, each on a connection of its own). The call is encoded
 once, so each extra destination should cost a small fraction of the call (issue's target:
 under 0.1x of one audio call's CPU each). Every destination's recording is checked for the tone.
+With ``--rtmps`` the extra destinations are RTMPS (nginx's TLS in front of the same server), each
+with its relay process: the whole call's figure counts the relays (the bridge waits for them),
+the running one does not.
 
-    .venv/bin/python -m bench.destinations_bench --seconds 60 --runs 3
+    .venv/bin/python -m bench.destinations_bench --seconds 60 --runs 3 [--rtmps]
 """
 
 from __future__ import annotations
@@ -33,12 +36,15 @@ COUNTS = (1, 2, 3)
 def destinations_run(
     workdir: Path, rtmp: NginxRtmp, pcap: Path, seconds: float, count: int, run: int
 ) -> Usage:
-    """One call to ``count`` destinations; every recording must hold (almost) all the tone."""
+    """One call to ``count`` destinations; every recording must hold (almost) all the tone.
+    The extra ones over RTMPS when ``rtmp`` has a TLS port."""
     peer = tone_peer(workdir, pcap, seconds)
     names = [f"fan{run}-{count}-{index}" for index in range(count)]
     spec = bridge_spec(peer, rtmp, names[0], 64000)
-    spec["destinations"] = [{"rtmpUrl": rtmp.url, "rtmpStream": name} for name in names[1:]]
-    process = start_bridge(workdir, spec, names[0])
+    url = rtmp.tls_url if rtmp.tls_port else rtmp.url
+    spec["destinations"] = [{"rtmpUrl": url, "rtmpStream": name} for name in names[1:]]
+    env = rtmp.trusting_env if rtmp.tls_port else None
+    process = start_bridge(workdir, spec, names[0], env)
     usage = ProcessWatch(process.pid).wait(process)
     peer.wait(10)
     for name in names:
@@ -52,7 +58,8 @@ def destinations_run(
 def report(seconds: float, workdir: Path, rtmp: NginxRtmp, runs: int = 1) -> None:
     """Each run's calls; over several runs, each count's extra as the median and range."""
     pcap = make_tone_pcap(workdir / "fan.pcap", PCMU, FREQUENCY, seconds)
-    print(f"one {seconds:g} s call to several destinations (encoded once)")
+    over = ", the extra ones over RTMPS" if rtmp.tls_port else ""
+    print(f"one {seconds:g} s call to several destinations (encoded once{over})")
     extras: dict[int, list[tuple[float, float]]] = {count: [] for count in COUNTS[1:]}
     for run in range(runs):
         usages = {
@@ -97,10 +104,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=1, help="repetitions, then median and range")
+    parser.add_argument("--rtmps", action="store_true", help="the extra destinations over RTMPS")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="siprtmp-bench-") as directory:
         workdir = Path(directory)
-        rtmp = NginxRtmp(workdir / "nginx", free_port()).start()
+        tls_port = free_port() if arguments.rtmps else None
+        rtmp = NginxRtmp(workdir / "nginx", free_port(), tls_port=tls_port).start()
         compile_bridge()
         try:
             report(arguments.seconds, workdir, rtmp, arguments.runs)
