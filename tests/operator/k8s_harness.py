@@ -528,6 +528,15 @@ class OperatorProcess:
             text: str = resp.read().decode()
             return text
 
+    @property
+    def settings_env(self) -> dict[str, str]:
+        """Its ``SIPRTMP_*`` settings without its own ports: for another operator run alike."""
+        return {
+            k: v
+            for k, v in self.env.items()
+            if k.startswith("SIPRTMP_") and not k.endswith(("_HTTP_PORT", "_API_PORT"))
+        }
+
     def log_text(self) -> str:
         return "\n".join(
             p.read_text(errors="replace") for p in sorted(self.workdir.glob("operator-*.log"))

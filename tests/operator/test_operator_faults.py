@@ -232,11 +232,7 @@ def test_an_api_server_that_stops_answering_delays_no_call_for_ever(
         kubeconfig = _proxied_kubeconfig(
             cluster.operator.kubeconfig, proxy.port, tmp_path / "proxied.kubeconfig"
         )
-        env = {
-            k: v
-            for k, v in cluster.operator.env.items()
-            if k.startswith("SIPRTMP_") and not k.endswith(("_HTTP_PORT", "_API_PORT"))
-        }
+        env = cluster.operator.settings_env
         env["SIPRTMP_KUBE_REQUEST_TIMEOUT_SECONDS"] = str(timeout)
         mine = OperatorProcess(tmp_path, kubeconfig, env)
         cluster.operator.stop()  # one operator at a time reconciles the cluster

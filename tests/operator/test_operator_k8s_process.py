@@ -419,11 +419,7 @@ def test_the_rest_api_keeps_a_startups_stream_key_in_the_calls_secret(
     operator's log never hold it, and the API still knows the stream by its digest (409 for a
     second startup, find by rtmpStream)."""
     key = "webinar?s_bl=1&s_sc=K3Y7731#f"
-    env = {
-        k: v
-        for k, v in cluster.operator.env.items()
-        if k.startswith("SIPRTMP_") and not k.endswith(("_HTTP_PORT", "_API_PORT"))
-    }
+    env = cluster.operator.settings_env
     env["SIPRTMP_API_STREAM_KEYS_IN_SECRETS"] = "true"
     mine = OperatorProcess(tmp_path, cluster.operator.kubeconfig, env)
     cluster.operator.stop()  # one operator at a time reconciles the cluster

@@ -37,11 +37,7 @@ class Replicas:
     def __init__(self, cluster: Cluster, tmp_path: Path) -> None:
         self.cluster = cluster
         self.coordination = kubernetes.client.CoordinationV1Api(cluster.api)
-        env = {
-            k: v
-            for k, v in cluster.operator.env.items()
-            if k.startswith("SIPRTMP_") and not k.endswith(("_HTTP_PORT", "_API_PORT"))
-        }
+        env = cluster.operator.settings_env
         assert env["SIPRTMP_LEADER_ELECTION"] == "true"  # as the chart sets it
         self.ops: dict[str, OperatorProcess] = {}
         for name in ("op-a", "op-b"):
