@@ -697,7 +697,10 @@ def test_a_resolution_change_mid_call_is_passed_on(
     offered = offer(both.fmtp)
     pcap = answered_pcap(pcap_dir / "call-h264-resize.pcap", offered, both)
     peer = video_far_end(sipp, pcap, offered.mline(), call_ms=6500)
-    process = bridge(video_spec(peer, rtmp_server, "resize"))
+    # The call ends about 3.5 s after the second keyframe: at the default 4 s interval the
+    # cadence request (due 3 s after a keyframe) would race the hang-up, so a longer one.
+    spec = video_spec(peer, rtmp_server, "resize", maxKeyframeIntervalSeconds=10)
+    process = bridge(spec)
 
     video = finished_call(process, peer)["video"]
     assert_acked(peer, offered)
