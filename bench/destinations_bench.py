@@ -2,9 +2,12 @@
 destinations (streams on nginx-rtmp, each on a connection of its own). The call is encoded
 once, so each extra destination should cost a small fraction of the call (issue's target:
 under 0.1x of one audio call's CPU each). Every destination's recording is checked for the tone.
-With ``--rtmps`` the extra destinations are RTMPS (nginx's TLS in front of the same server), each
-with its relay process: the whole call's figure counts the relays (the bridge waits for them),
-the running one does not.
+
+With ``--rtmps`` every destination is RTMPS (nginx's TLS in front of the same server), through
+the call's one relay process, and each run also makes the plain one-destination call that the
+costs are shares of: the first RTMPS destination's cost is then the relay's, an extra one's what
+it adds to that. The whole call's figure counts the relay (the bridge waits for it), the
+running one does not.
 
     .venv/bin/python -m bench.destinations_bench --seconds 60 --runs 3 [--rtmps]
 """
@@ -34,17 +37,16 @@ COUNTS = (1, 2, 3)
 
 
 def destinations_run(
-    workdir: Path, rtmp: NginxRtmp, pcap: Path, seconds: float, count: int, run: int
+    workdir: Path, rtmp: NginxRtmp, pcap: Path, seconds: float, count: int, label: str, tls: bool
 ) -> Usage:
-    """One call to ``count`` destinations; every recording must hold (almost) all the tone.
-    The extra ones over RTMPS when ``rtmp`` has a TLS port."""
+    """One call to ``count`` destinations, every one over RTMPS if ``tls``; every recording
+    must hold (almost) all the tone."""
     peer = tone_peer(workdir, pcap, seconds)
-    names = [f"fan{run}-{count}-{index}" for index in range(count)]
+    names = [f"{label}-{index}" for index in range(count)]
     spec = bridge_spec(peer, rtmp, names[0], 64000)
-    url = rtmp.tls_url if rtmp.tls_port else rtmp.url
+    spec["rtmpUrl"] = url = rtmp.tls_url if tls else rtmp.url
     spec["destinations"] = [{"rtmpUrl": url, "rtmpStream": name} for name in names[1:]]
-    env = rtmp.trusting_env if rtmp.tls_port else None
-    process = start_bridge(workdir, spec, names[0], env)
+    process = start_bridge(workdir, spec, names[0], rtmp.trusting_env if tls else None)
     usage = ProcessWatch(process.pid).wait(process)
     peer.wait(10)
     for name in names:
@@ -58,53 +60,71 @@ def destinations_run(
 def report(seconds: float, workdir: Path, rtmp: NginxRtmp, runs: int = 1) -> None:
     """Each run's calls; over several runs, each count's extra as the median and range."""
     pcap = make_tone_pcap(workdir / "fan.pcap", PCMU, FREQUENCY, seconds)
-    over = ", the extra ones over RTMPS" if rtmp.tls_port else ""
+    tls = rtmp.tls_port is not None
+    over = ", every destination over RTMPS" if tls else ""
     print(f"one {seconds:g} s call to several destinations (encoded once{over})")
-    extras: dict[int, list[tuple[float, float]]] = {count: [] for count in COUNTS[1:]}
+    extras: dict[int, list[tuple[float, float]]] = {count: [] for count in COUNTS}
     for run in range(runs):
         usages = {
-            count: destinations_run(workdir, rtmp, pcap, seconds, count, run) for count in COUNTS
+            count: destinations_run(workdir, rtmp, pcap, seconds, count, f"fan{run}-{count}", tls)
+            for count in COUNTS
         }
+        plain = (
+            destinations_run(workdir, rtmp, pcap, seconds, 1, f"fan{run}-plain", False)
+            if tls
+            else usages[1]
+        )
         if runs > 1:
             print(f" run {run + 1}")
-        for count, extra in report_run(usages).items():
+        for count, extra in report_run(usages, plain).items():
             extras[count].append(extra)
     if runs > 1:
         for count, pairs in extras.items():
+            if not pairs:  # the first destination is a share only when over RTMPS
+                continue
+            what = f"each extra of {count}" if count > 1 else "the first over RTMPS (the relay)"
             print(
-                f"  each extra of {count} over {runs} runs: {spread([p[0] for p in pairs])} the "
+                f"  {what} over {runs} runs: {spread([p[0] for p in pairs])} the "
                 f"call, running {spread([p[1] for p in pairs])}"
             )
 
 
-def report_run(usages: dict[int, Usage]) -> dict[int, tuple[float, float]]:
-    """Print one run; returns each count's extra per destination (whole call, running)."""
-    one = usages[1]
-    extras: dict[int, tuple[float, float]] = {}
+def report_run(usages: dict[int, Usage], plain: Usage) -> dict[int, tuple[float, float]]:
+    """Print one run; returns (whole call, running) as shares of ``plain``, the one-destination
+    call over RTMP: each count's extra destination over the one-destination call of its kind,
+    and with RTMPS (``plain`` is not ``usages[1]``) the first destination's over ``plain``."""
+    shares: dict[int, tuple[float, float]] = {}
+    if plain is not usages[1]:
+        print(f"  1 destination over RTMP: {describe(plain)}")
     for count, usage in usages.items():
-        line = (
-            f"  {count} destination(s): {usage.cpu_seconds:.2f} CPU-s, "
-            f"{usage.steady_cpu_per_minute:.2f} CPU-s per minute running, "
-            f"peak RSS {usage.peak_rss_mib:.1f} MiB"
-        )
-        if count > 1:
-            each = (usage.cpu_seconds - one.cpu_seconds) / (count - 1) / one.cpu_seconds
-            running = (
-                (usage.steady_cpu_per_minute - one.steady_cpu_per_minute)
-                / (count - 1)
-                / one.steady_cpu_per_minute
+        line = f"  {count} destination(s): {describe(usage)}"
+        base, extra = (usages[1], count - 1) if count > 1 else (plain, 1)
+        if extra and usage is not base:
+            shares[count] = (
+                (usage.cpu_seconds - base.cpu_seconds) / extra / plain.cpu_seconds,
+                (usage.steady_cpu_per_minute - base.steady_cpu_per_minute)
+                / extra
+                / plain.steady_cpu_per_minute,
             )
-            line += f"; each extra {each:.3f}x the call ({running:.3f}x running)"
-            extras[count] = (each, running)
+            each, running = shares[count]
+            what = "each extra" if count > 1 else "over RTMP"
+            line += f"; {what} {each:.3f}x the call ({running:.3f}x running)"
         print(line)
-    return extras
+    return shares
+
+
+def describe(usage: Usage) -> str:
+    return (
+        f"{usage.cpu_seconds:.2f} CPU-s, {usage.steady_cpu_per_minute:.2f} CPU-s per minute "
+        f"running, peak RSS {usage.peak_rss_mib:.1f} MiB"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=1, help="repetitions, then median and range")
-    parser.add_argument("--rtmps", action="store_true", help="the extra destinations over RTMPS")
+    parser.add_argument("--rtmps", action="store_true", help="every destination over RTMPS")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="siprtmp-bench-") as directory:
         workdir = Path(directory)

@@ -22,6 +22,7 @@ from tests.bridge.test_rtmp_faults import (
     metric,
     publishing,
 )
+from tests.bridge.test_rtmps import relays_of
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.http import http_get, post_json
@@ -102,7 +103,8 @@ def test_a_black_holed_destination_fails_alone_while_the_other_records_on(
 ) -> None:
     """The held destination stalls, reconnects and spends its budget; the stream stays
     PUBLISHING, the other server's recording has no hole, the call ends normally. Over RTMPS
-    it is the destination's own relay whose connection stalls."""
+    both destinations go through the call's one relay process, where only the held one's
+    connection stalls."""
     budget = 4
     seconds = 3 + STALL_SECONDS + budget + 6
     peer = tone_peer(seconds)
@@ -110,13 +112,22 @@ def test_a_black_holed_destination_fails_alone_while_the_other_records_on(
         held = NginxRtmp(
             tmp_path / "held-nginx", free_port(), free_port() if tls else None, host
         ).start()
+        kept = (
+            NginxRtmp(tmp_path / "kept-nginx", free_port(), free_port()).start()
+            if tls
+            else rtmp_server
+        )
         try:
-            spec = call_spec(peer.uri, rtmp_server, "kept", rtmpReconnectTimeoutSeconds=budget)
-            spec["destinations"] = [
-                {"rtmpUrl": held.tls_url if tls else held.url, "rtmpStream": "held"}
-            ]
-            process = bridge(spec, env=held.trusting_env if tls else {})
+            spec = call_spec(peer.uri, kept, "kept", rtmpReconnectTimeoutSeconds=budget)
+            spec["destinations"] = [{"rtmpUrl": held.url, "rtmpStream": "held"}]
+            env = {}
+            if tls:
+                spec["rtmpUrl"], spec["destinations"][0]["rtmpUrl"] = kept.tls_url, held.tls_url
+                env = trusting_both(tmp_path, held, kept)
+            process = bridge(spec, env=env)
             process.wait_for(states_are("PUBLISHING", "PUBLISHING"), 15)
+            assert process.process is not None
+            assert len(relays_of(process.process.pid)) == (1 if tls else 0)
             time.sleep(2)
             with black_hole(host, held.tls_port or held.port):
                 process.wait_for(states_are("PUBLISHING", "RECONNECTING"), STALL_SECONDS + 3)
@@ -126,16 +137,25 @@ def test_a_black_holed_destination_fails_alone_while_the_other_records_on(
                 assert process.wait(seconds + 10) == 0
         finally:
             held.stop()
+            if tls:
+                kept.stop()
     final = process.final
     assert final["reason"] == "RemoteHangup", final
     assert final["stream"]["state"] == "UNPUBLISHED"
     assert final["stream"]["reconnects"] == 0  # the stream itself never went off the air
-    kept, lost = final["destinations"]
-    assert (kept["state"], kept["reconnects"]) == ("UNPUBLISHED", 0)
+    kept_status, lost = final["destinations"]
+    assert (kept_status["state"], kept_status["reconnects"]) == ("UNPUBLISHED", 0)
     assert (lost["state"], lost["reconnects"]) == ("FAILED", 1)
     assert lost["failure"]
-    (recording,) = rtmp_server.recordings_of("kept")
+    (recording,) = kept.recordings_of("kept")
     assert_tone_without_gaps(recording, seconds - 1.5)
+
+
+def trusting_both(directory: Path, *servers: NginxRtmp) -> dict[str, str]:
+    """A bridge's environment trusting each of ``servers``' certificates."""
+    bundle = directory / "trusted.pem"
+    bundle.write_text("".join(s.certificate.read_text() for s in servers if s.certificate))
+    return {"SSL_CERT_FILE": str(bundle)}
 
 
 def test_every_destination_failed_ends_the_call_rtmp_failed(

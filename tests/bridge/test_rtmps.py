@@ -8,16 +8,19 @@ import os
 import signal
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from siprtmp_bridge.demo.ports import free_port
-from siprtmp_bridge.rtmp.rtmps_relay import SETUP_TIMEOUT_SECONDS
+from siprtmp_bridge.rtmp.rtmps_relay import SETUP_TIMEOUT_SECONDS, USAGE
 from siprtmp_bridge.rtmp.rtmps_tunnel import RtmpsTunnel
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
@@ -87,6 +90,122 @@ def test_rtmps_publishes_at_a_cdn_friendly_encoding(
     tone = measure_recording(recording)
     assert abs(tone.frequency_hz - 1000) < 5
     assert tone.tone_seconds > 2.8
+
+
+def test_a_calls_rtmps_destinations_share_one_relay_process(
+    tone_peer: Callable[..., SippPeer],
+    bridge: Callable[..., BridgeProcess],
+    tls_rtmp_server: NginxRtmp,
+    publish_log: PublishLog,
+) -> None:
+    """Two RTMPS destinations, one relay process (a process each cost Python's start-up and
+    its own wake-ups), each destination on its own verified connection and told its own
+    server's address; the relay ends with the call."""
+    peer = tone_peer(4.0)
+    spec = call_spec(peer.uri, tls_rtmp_server, "one", rtmpUrl=tls_rtmp_server.tls_url)
+    spec["destinations"] = [{"rtmpUrl": tls_rtmp_server.tls_url, "rtmpStream": "two"}]
+    process = bridge(spec, env=tls_rtmp_server.trusting_env)
+    process.wait_for(
+        lambda line: [d["state"] for d in line["destinations"]] == ["PUBLISHING", "PUBLISHING"],
+        15,
+    )
+    assert process.process is not None
+    relays = relays_of(process.process.pid)
+    assert len(relays) == 1
+    assert process.wait(30) == 0, process.stderr_text[-2000:]
+    assert gone(relays)
+    assert publish_log.tc_urls() == [tls_rtmp_server.tls_url] * 2
+    for stream in ("one", "two"):
+        (recording,) = tls_rtmp_server.recordings_of(stream)
+        tone = measure_recording(recording)
+        assert abs(tone.frequency_hz - 1000) < 5, stream
+        assert tone.tone_seconds > 3.0, (stream, tone)
+
+
+def test_a_killed_relay_is_started_again_and_every_destination_reconnects(
+    tone_peer: Callable[..., SippPeer],
+    bridge: Callable[..., BridgeProcess],
+    tls_rtmp_server: NginxRtmp,
+) -> None:
+    """The destinations share the relay's fate, and its recovery: each connection through it
+    fails, each publisher reconnects within its budget, the first to ask starts a new relay."""
+    peer = tone_peer(14.0)
+    spec = call_spec(peer.uri, tls_rtmp_server, "one", rtmpUrl=tls_rtmp_server.tls_url)
+    spec["destinations"] = [{"rtmpUrl": tls_rtmp_server.tls_url, "rtmpStream": "two"}]
+    process = bridge(spec, env=tls_rtmp_server.trusting_env)
+    process.wait_for(
+        lambda line: [d["state"] for d in line["destinations"]] == ["PUBLISHING", "PUBLISHING"],
+        15,
+    )
+    assert process.process is not None
+    (relay,) = relays_of(process.process.pid)
+    time.sleep(2)
+    os.kill(relay, signal.SIGKILL)
+    process.wait_for(
+        lambda line: (
+            [(d["state"], d["reconnects"]) for d in line["destinations"]] == [("PUBLISHING", 1)] * 2
+        ),
+        15,
+    )
+    (again,) = relays_of(process.process.pid)
+    assert again != relay
+    assert process.wait(30) == 0, process.stderr_text[-2000:]
+    assert [d["reconnects"] for d in process.final["destinations"]] == [1, 1]
+    for stream in ("one", "two"):
+        before, after = tls_rtmp_server.recordings_of(stream)
+        assert measure_recording(before).tone_seconds > 1.5, stream
+        assert measure_recording(after).tone_seconds > 5.0, stream
+
+
+def test_a_destination_that_ends_leaves_the_shared_relay_to_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A destination removed from a live call closes its tunnel while another publishes through
+    the same relay process: that one's stream goes on to its end, and the relay stops only
+    when the last tunnel closes."""
+    server = NginxRtmp(tmp_path / "nginx", free_port(), tls_port=free_port()).start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.certificate))
+    removed, kept = RtmpsTunnel(f"{server.tls_url}/removed"), RtmpsTunnel(f"{server.tls_url}/kept")
+    try:
+        first = _aac_output(removed.open(5))
+        second = _aac_output(kept.open(5))
+        relays = relays_of(os.getpid())
+        assert len(relays) == 1
+        _mux_tone(first, 0.5)
+        first.close()
+        removed.close()
+        assert relays_of(os.getpid()) == relays
+        _mux_tone(second, 2.0)
+        second.close()
+        kept.close()
+        assert gone(relays, timeout=1)
+    finally:
+        removed.close()
+        kept.close()
+        server.stop()
+    assert server.published() == ["removed", "kept"]
+    (recording,) = server.recordings_of("kept")
+    assert float(ffprobe(recording)["format"]["duration"]) > 1.8
+
+
+def _aac_output(url: str) -> av.container.OutputContainer:
+    container = av.open(url, mode="w", format="flv")
+    stream = container.add_stream("aac", rate=48000)
+    stream.layout = "mono"
+    container.start_encoding()
+    return container
+
+
+def _mux_tone(container: av.container.OutputContainer, seconds: float) -> None:
+    """``seconds`` of a 1 kHz tone, encoded and muxed as fast as FFmpeg takes it."""
+    (stream,) = container.streams.audio
+    samples = np.sin(2 * np.pi * 1000 * np.arange(int(48000 * seconds)) / 48000)
+    frame = av.AudioFrame.from_ndarray(
+        (samples * 8000).astype(np.int16).reshape(1, -1), format="s16", layout="mono"
+    )
+    frame.sample_rate = 48000
+    for packet in [*stream.encode(frame), *stream.encode(None)]:
+        container.mux(packet)
 
 
 @pytest.mark.parametrize(
@@ -210,6 +329,20 @@ def test_a_server_that_goes_quiet_during_set_up_costs_a_failed_attempt_not_a_fro
     assert elapsed < SETUP_TIMEOUT_SECONDS + 12
     assert process.final["reason"] == "RtmpFailed"
     assert silent_callee.received_nothing()
+
+
+def test_the_relay_started_by_hand_says_what_it_needs() -> None:
+    """Its stdin must be the socket the bridge hands destinations over: a pipe gets one line and
+    exit status 2, not a traceback."""
+    started = subprocess.run(
+        [sys.executable, "-P", "-m", RELAY_MODULE],
+        input="{}\n",
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert (started.returncode, started.stderr) == (2, USAGE + "\n")
 
 
 class QuietRtmpsServer:

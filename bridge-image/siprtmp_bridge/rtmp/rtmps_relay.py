@@ -10,16 +10,24 @@ Why a process: PyAV holds the GIL while FFmpeg connects and handshakes, so a rel
 the bridge's own process could never answer it: the two would wait on each other. Here the
 bridge waits for this process's answer with the GIL released, and only then lets FFmpeg connect.
 
-Protocol (rtmp/rtmps_tunnel.py is the other end): one JSON line on stdin names the server
-(``{"host": ..., "port": ...}``; no stream key ever reaches this process), this process answers
-``listening PORT``. Each ``connect SECONDS ADDRESS[,ADDRESS...]`` line then opens and verifies
-one TLS connection to the first of the server's addresses that takes it (the bridge resolved the
-name, rtmp/resolve.py; without addresses the host is dialled as named), answered ``ready`` or
-``error REASON``; the next connection FFmpeg makes to PORT is joined to it. The certificate is
-checked against the host name, which is also sent as SNI, whatever address is dialled. The
-``connect`` command's tcUrl is given back the server's own address (rtmp/connect.py), as
-FFmpeg would have sent it connecting directly.
-End of stdin ends the process.
+Why one process for all of a bridge's RTMPS destinations: a process costs Python's start-up,
+and each wake-up of its event loop costs more than the bytes it carries; a call's destinations
+are handed each burst at the same moment, so one wake-up here serves them all
+(docs/measurements.md, "Several destinations").
+
+Protocol (rtmp/rtmps_tunnel.py is the other end): stdin is a Unix socket. Each message on it
+carries one descriptor, a destination's own socket (the bridge keeps the other end), over which:
+one JSON line names the server (``{"host": ..., "port": ..., "tcUrlPrefix": ...}``; no stream
+key ever reaches this process), answered ``listening PORT``. Each ``connect SECONDS
+ADDRESS[,ADDRESS...]`` line then opens and verifies one TLS connection to the first of the
+server's addresses that takes it (the bridge resolved the name, rtmp/resolve.py; without
+addresses the host is dialled as named), answered ``ready`` or ``error REASON``; the next
+connection FFmpeg makes to PORT is joined to it. The certificate is checked against the host
+name, which is also sent as SNI, whatever address is dialled. The ``connect`` command's tcUrl is
+given back the server's own address (rtmp/connect.py), as FFmpeg would have sent it connecting
+directly. End of a destination's socket ends that destination: its connections get
+CLOSE_TIMEOUT_SECONDS to hand the server what is buffered, then this end closes too. End of
+stdin ends the process once its destinations have ended.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import ssl
 import sys
 
@@ -37,6 +46,8 @@ from siprtmp_bridge.rtmp.rtmps_protocol import (
     ADDRESS_SEPARATOR,
     CLOSE_TIMEOUT_SECONDS,
     CONNECT,
+    DESCRIPTORS_PER_MESSAGE,
+    DESTINATION_END_SECONDS,
     ERROR,
     LISTENING,
     READY,
@@ -58,6 +69,7 @@ TRUST_HINT = (
     "or skip the check with rtmpTlsVerify: false"
 )
 _READ = 65536
+USAGE = "rtmps_relay: stdin must be a Unix socket; rtmp/rtmps_tunnel.py starts this process"
 
 
 class Relay:
@@ -72,9 +84,12 @@ class Relay:
         self._waiting: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        #: Set when the destination ends: connections still open end too.
+        self._ending = asyncio.Event()
 
     async def listen(self) -> int:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         port: int = server.sockets[0].getsockname()[1]
         self.local_prefix = f"rtmp://127.0.0.1:{port}"
         return port
@@ -149,12 +164,14 @@ class Relay:
             asyncio.create_task(_publisher_to_server(publisher, reader, server_writer)),
             asyncio.create_task(_server_to_publisher(server_reader, writer)),
             asyncio.create_task(_set_up_in_time(publisher)),
+            asyncio.create_task(self._ending.wait()),
         ]
         this = asyncio.current_task()
         assert this is not None
         self._connections.add(this)
         # Either side ending (FFmpeg closing the stream, the server dropping it, a stall or a
-        # timeout) ends both: FFmpeg then sees its connection fail and reconnects.
+        # timeout) ends both: FFmpeg then sees its connection fail and reconnects. So does the
+        # destination's end.
         await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
         for direction in directions:
             direction.cancel()
@@ -166,9 +183,20 @@ class Relay:
         self._connections.discard(this)
 
     async def finish(self) -> None:
-        """Let connections still open end of themselves, for a moment."""
+        """Let connections still open end of themselves, for a moment, then end them; no
+        longer listen. Takes at most DESTINATION_END_SECONDS."""
         if self._connections:
             await asyncio.wait(self._connections, timeout=CLOSE_TIMEOUT_SECONDS)
+        self._end()
+        if self._connections:  # each closes within CLOSE_TIMEOUT_SECONDS once told
+            await asyncio.wait(self._connections, timeout=CLOSE_TIMEOUT_SECONDS)
+
+    def _end(self) -> None:
+        """Nothing waits for FFmpeg any more, nothing listens, connections still open end."""
+        self._ending.set()
+        self._drop_waiting()
+        if self._server is not None:
+            self._server.close()
 
 
 async def _publisher_to_server(
@@ -221,13 +249,6 @@ async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
         await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_SECONDS)
 
 
-async def _commands() -> asyncio.StreamReader:
-    reader = asyncio.StreamReader()
-    loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    return reader
-
-
 def connect_arguments(arguments: str) -> tuple[float, list[str]]:
     """A ``connect`` command's timeout (at most CONNECT_TIMEOUT_SECONDS) and the addresses to
     dial, in order (none: the host as named)."""
@@ -236,24 +257,65 @@ def connect_arguments(arguments: str) -> tuple[float, list[str]]:
     return timeout, [address for address in addresses.split(ADDRESS_SEPARATOR) if address]
 
 
-def _answer(line: str) -> None:
-    sys.stdout.write(line.replace("\n", " ") + "\n")
-    sys.stdout.flush()
+async def _destination(channel: socket.socket, context: ssl.SSLContext) -> None:
+    """One destination, for as long as the bridge holds the other end of ``channel``."""
+    reader, writer = await asyncio.open_connection(sock=channel)
+    relay: Relay | None = None
+    try:
+        config = json.loads(await reader.readline())
+        relay = Relay(str(config["host"]), int(config["port"]), str(config["tcUrlPrefix"]), context)
+        await _answer(writer, f"{LISTENING} {await relay.listen()}")
+        while line := await reader.readline():
+            command, _, arguments = line.decode().strip().partition(" ")
+            if command == CONNECT:
+                await _answer(writer, await relay.prepare(*connect_arguments(arguments)))
+            else:
+                await _answer(writer, f"{ERROR} unknown command {command!r}")
+    except (OSError, ValueError, KeyError):
+        pass  # the bridge's end is gone or sent nonsense: this destination ends
+    finally:
+        if relay is not None:
+            await relay.finish()
+        writer.close()
+
+
+async def _answer(writer: asyncio.StreamWriter, line: str) -> None:
+    writer.write(line.replace("\n", " ").encode() + b"\n")
+    await writer.drain()
 
 
 async def _main() -> int:
-    commands = await _commands()
-    config = json.loads(await commands.readline())
+    try:
+        control = socket.socket(fileno=sys.stdin.fileno())
+    except OSError:
+        print(USAGE, file=sys.stderr)
+        return 2
     context = ssl.create_default_context()
-    relay = Relay(str(config["host"]), int(config["port"]), str(config["tcUrlPrefix"]), context)
-    _answer(f"{LISTENING} {await relay.listen()}")
-    while line := await commands.readline():
-        command, _, arguments = line.decode().strip().partition(" ")
-        if command == CONNECT:
-            _answer(await relay.prepare(*connect_arguments(arguments)))
-        else:
-            _answer(f"{ERROR} unknown command {command!r}")
-    await relay.finish()
+    control.setblocking(False)
+    loop = asyncio.get_running_loop()
+    ended = asyncio.Event()
+    destinations: set[asyncio.Task[None]] = set()
+
+    def receive() -> None:
+        try:
+            message, descriptors, _, _ = socket.recv_fds(control, 1, DESCRIPTORS_PER_MESSAGE)
+        except BlockingIOError:
+            return
+        except OSError:
+            message, descriptors = b"", []
+        for descriptor in descriptors:
+            task = loop.create_task(_destination(socket.socket(fileno=descriptor), context))
+            destinations.add(task)
+            task.add_done_callback(destinations.discard)
+        if not message and not descriptors:
+            loop.remove_reader(control)
+            ended.set()
+
+    loop.add_reader(control, receive)
+    await ended.wait()
+    # The bridge is done with every destination or gone (its ends of them closed with it).
+    if destinations:
+        await asyncio.wait(destinations, timeout=DESTINATION_END_SECONDS)
     return 0
 
 
