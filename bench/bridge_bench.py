@@ -109,6 +109,12 @@ class ProcessWatch:
                 rates[key[1]] = rates.get(key[1], 0.0) + (cpu - first[key]) / (t1 - t0) * 1000
         return dict(sorted(rates.items(), key=lambda item: -item[1]))
 
+    def until_gone(self) -> float:
+        """Waits for the process (not necessarily a child) to go; the CPU-seconds it had used
+        at the last sample."""
+        self._thread.join()
+        return self.samples[-1][1] if self.samples else 0.0
+
     def wait(self, process: subprocess.Popen[bytes]) -> Usage:
         """CPU from wait4, the rest from /proc."""
         cpu_seconds = reap(process)

@@ -22,11 +22,11 @@ from tests.bridge.test_rtmp_faults import (
     metric,
     publishing,
 )
-from tests.bridge.test_rtmps import relays_of
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.http import http_get, post_json
 from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.processes import relays_of
 from tests.support.recording import measure_recording, tone_gaps
 from tests.support.sipp import SippPeer
 

@@ -26,27 +26,13 @@ from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.certificates import self_signed
 from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.processes import RELAY_MODULE, relays_of
 from tests.support.publish_log import PublishLog
 from tests.support.recording import ffprobe, measure_recording
 from tests.support.silent_callee import SilentCallee
 from tests.support.sipp import SippPeer
 
 EXIT_RTMP = 7
-RELAY_MODULE = "siprtmp_bridge.rtmp.rtmps_relay"
-
-
-def relays_of(parent: int) -> set[int]:
-    """The RTMPS relay processes ``parent`` has running."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-            stat = (entry / "stat").read_text()
-        except (OSError, ValueError):
-            continue
-        if RELAY_MODULE.encode() in command and int(stat.rpartition(")")[2].split()[1]) == parent:
-            found.add(int(entry.name))
-    return found
 
 
 def gone(pids: set[int], timeout: float = 5) -> bool:

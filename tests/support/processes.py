@@ -1,4 +1,5 @@
-"""Peers run as process groups of their own, so a stop ends every process they forked."""
+"""Peers run as process groups of their own, so a stop ends every process they forked; the
+bridge's RTMPS relay found among the processes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import contextlib
 import os
 import signal
 import subprocess
+from pathlib import Path
+
+RELAY_MODULE = "siprtmp_bridge.rtmp.rtmps_relay"
 
 
 def end_process_group(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
@@ -19,3 +23,17 @@ def end_process_group(process: subprocess.Popen[bytes], grace: float = 5.0) -> N
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def relays_of(parent: int) -> set[int]:
+    """The RTMPS relay processes ``parent`` has running."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if RELAY_MODULE.encode() in command and int(stat.rpartition(")")[2].split()[1]) == parent:
+            found.add(int(entry.name))
+    return found
