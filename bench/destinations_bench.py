@@ -7,7 +7,9 @@ With ``--rtmps`` every destination is RTMPS (nginx's TLS in front of the same se
 the call's one relay process, and each run also makes the plain one-destination call that the
 costs are shares of: the first RTMPS destination's cost is then the relay's, an extra one's what
 it adds to that. The whole call's figure counts the relay (the bridge waits for it), the
-running one does not; the relay's own CPU is also sampled from /proc, and printed apart.
+running one does not; the relay's own CPU is also sampled from /proc, and printed apart. So
+are the publisher threads' (one per destination, by the name the kernel shows): an extra
+destination's running cost without the noise of the call's other threads.
 
     .venv/bin/python -m bench.destinations_bench --seconds 60 --runs 3 [--rtmps]
 """
@@ -30,6 +32,7 @@ from bench.bridge_bench import (
     tone_peer,
 )
 from siprtmp_bridge.demo.ports import free_port
+from siprtmp_bridge.rtmp.publisher import THREAD_NAME
 from tests.support.nginx_rtmp import NginxRtmp
 from tests.support.processes import relays_of
 from tests.support.recording import measure_recording
@@ -101,14 +104,22 @@ def report(seconds: float, workdir: Path, rtmp: NginxRtmp, runs: int = 1) -> Non
                 continue
             what = f"each extra of {count}" if count > 1 else "the first over RTMPS (the relay)"
             columns = zip(*all_shares, strict=True)
-            whole, running, relay = (spread(list(column)) for column in columns)
-            line = f"  {what} over {runs} runs: {whole} the call, running {running}"
+            whole, running, relay, publisher = (spread(list(column)) for column in columns)
+            line = (
+                f"  {what} over {runs} runs: {whole} the call, running {running} "
+                f"(publisher threads {publisher})"
+            )
             print(line + (f", the relay's share {relay}" if tls else ""))
 
 
 #: A destination's cost as shares of the plain one-destination call: whole call, the bridge's
-#: running CPU, the relay's CPU.
-Shares = tuple[float, float, float]
+#: running CPU, the relay's CPU (of the call's), the publisher threads' (of the running CPU).
+Shares = tuple[float, float, float, float]
+
+
+def publishers_cpu_ms(usage: Usage) -> float:
+    """CPU-ms/s of the call's publisher threads while running."""
+    return sum(rate for name, rate in usage.steady_threads.items() if name.startswith(THREAD_NAME))
 
 
 def report_run(calls: dict[int, tuple[Usage, float]], plain: Usage, tls: bool) -> dict[int, Shares]:
@@ -124,15 +135,21 @@ def report_run(calls: dict[int, tuple[Usage, float]], plain: Usage, tls: bool) -
             line += f", the relay {relay_cpu:.3f} CPU-s"
         (base, base_relay), extra = (calls[1], count - 1) if count > 1 else ((plain, 0.0), 1)
         if count > 1 or tls:
-            shares[count] = each, running, relay = (
+            shares[count] = each, running, relay, publisher = (
                 (usage.cpu_seconds - base.cpu_seconds) / extra / plain.cpu_seconds,
                 (usage.steady_cpu_per_minute - base.steady_cpu_per_minute)
                 / extra
                 / plain.steady_cpu_per_minute,
                 (relay_cpu - base_relay) / extra / plain.cpu_seconds,
+                (publishers_cpu_ms(usage) - publishers_cpu_ms(base))
+                / extra
+                / (plain.steady_cpu_per_minute / 60 * 1000),
             )
             what = "each extra" if count > 1 else "over RTMP"
-            line += f"; {what} {each:.3f}x the call ({running:.3f}x running, relay {relay:.3f}x)"
+            line += (
+                f"; {what} {each:.3f}x the call ({running:.3f}x running, "
+                f"publisher {publisher:.3f}x, relay {relay:.3f}x)"
+            )
         print(line)
     return shares
 
@@ -140,7 +157,8 @@ def report_run(calls: dict[int, tuple[Usage, float]], plain: Usage, tls: bool) -
 def describe(usage: Usage) -> str:
     return (
         f"{usage.cpu_seconds:.2f} CPU-s, {usage.steady_cpu_per_minute:.2f} CPU-s per minute "
-        f"running, peak RSS {usage.peak_rss_mib:.1f} MiB"
+        f"running (publishers {publishers_cpu_ms(usage):.2f} CPU-ms/s), "
+        f"peak RSS {usage.peak_rss_mib:.1f} MiB"
     )
 
 

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,23 @@ def test_health_is_a_failure_first_then_the_stalest_worker_beyond_the_bound() ->
     assert health_problem(100.0, {"a": 89.0}, None, 10.0) == "a: no progress for 11.0 s"
     assert health_problem(100.0, {"a": 99.0}, "a thread failed: X", 10.0) == "a thread failed: X"
     assert health_problem(100.0, {}, None, 10.0) is None  # nothing running: nothing to wait for
+
+
+@pytest.mark.parametrize(
+    ("name", "seen"),
+    [("rtmp-publisher", "rtmp-publisher"), ("rtmp-publisher-1", "rtmp-publisher-")],
+)
+def test_a_worker_thread_is_named_for_the_kernel_too(name: str, seen: str) -> None:
+    """What ``top -H`` and the benchmark read, cut to the kernel's 15 bytes."""
+    names: list[str] = []
+
+    def body() -> None:
+        names.append(Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text())
+
+    thread = threading.Thread(target=Supervisor().supervised(name, body))
+    thread.start()
+    thread.join(5)
+    assert names == [seen + "\n"]
 
 
 def test_a_worker_that_raises_is_recorded_reported_and_no_longer_watched(
