@@ -78,6 +78,21 @@ def test_rtmps_publishes_at_a_cdn_friendly_encoding(
     assert tone.tone_seconds > 2.8
 
 
+def publishing_twice(
+    peer: SippPeer, bridge: Callable[..., BridgeProcess], server: NginxRtmp
+) -> BridgeProcess:
+    """A call to ``peer`` published over RTMPS to ``server`` as "one" and "two", both on the
+    air."""
+    spec = call_spec(peer.uri, server, "one", rtmpUrl=server.tls_url)
+    spec["destinations"] = [{"rtmpUrl": server.tls_url, "rtmpStream": "two"}]
+    process = bridge(spec, env=server.trusting_env)
+    process.wait_for(
+        lambda line: [d["state"] for d in line["destinations"]] == ["PUBLISHING", "PUBLISHING"],
+        15,
+    )
+    return process
+
+
 def test_a_calls_rtmps_destinations_share_one_relay_process(
     tone_peer: Callable[..., SippPeer],
     bridge: Callable[..., BridgeProcess],
@@ -87,14 +102,7 @@ def test_a_calls_rtmps_destinations_share_one_relay_process(
     """Two RTMPS destinations, one relay process (a process each cost Python's start-up and
     its own wake-ups), each destination on its own verified connection and told its own
     server's address; the relay ends with the call."""
-    peer = tone_peer(4.0)
-    spec = call_spec(peer.uri, tls_rtmp_server, "one", rtmpUrl=tls_rtmp_server.tls_url)
-    spec["destinations"] = [{"rtmpUrl": tls_rtmp_server.tls_url, "rtmpStream": "two"}]
-    process = bridge(spec, env=tls_rtmp_server.trusting_env)
-    process.wait_for(
-        lambda line: [d["state"] for d in line["destinations"]] == ["PUBLISHING", "PUBLISHING"],
-        15,
-    )
+    process = publishing_twice(tone_peer(4.0), bridge, tls_rtmp_server)
     assert process.process is not None
     relays = relays_of(process.process.pid)
     assert len(relays) == 1
@@ -115,14 +123,7 @@ def test_a_killed_relay_is_started_again_and_every_destination_reconnects(
 ) -> None:
     """The destinations share the relay's fate, and its recovery: each connection through it
     fails, each publisher reconnects within its budget, the first to ask starts a new relay."""
-    peer = tone_peer(14.0)
-    spec = call_spec(peer.uri, tls_rtmp_server, "one", rtmpUrl=tls_rtmp_server.tls_url)
-    spec["destinations"] = [{"rtmpUrl": tls_rtmp_server.tls_url, "rtmpStream": "two"}]
-    process = bridge(spec, env=tls_rtmp_server.trusting_env)
-    process.wait_for(
-        lambda line: [d["state"] for d in line["destinations"]] == ["PUBLISHING", "PUBLISHING"],
-        15,
-    )
+    process = publishing_twice(tone_peer(14.0), bridge, tls_rtmp_server)
     assert process.process is not None
     (relay,) = relays_of(process.process.pid)
     time.sleep(2)
