@@ -21,12 +21,12 @@ import pytest
 
 from siprtmp_bridge.demo.ports import free_port
 from siprtmp_bridge.rtmp.rtmps_relay import SETUP_TIMEOUT_SECONDS, USAGE
-from siprtmp_bridge.rtmp.rtmps_tunnel import RtmpsTunnel
+from siprtmp_bridge.rtmp.rtmps_tunnel import RELAY_MODULE, RtmpsTunnel
 from tests.conftest import call_spec
 from tests.support.bridge_process import BridgeProcess
 from tests.support.certificates import self_signed
 from tests.support.nginx_rtmp import NginxRtmp
-from tests.support.processes import RELAY_MODULE, relays_of
+from tests.support.processes import relays_of
 from tests.support.publish_log import PublishLog
 from tests.support.recording import ffprobe, measure_recording
 from tests.support.silent_callee import SilentCallee

@@ -9,7 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-RELAY_MODULE = "siprtmp_bridge.rtmp.rtmps_relay"
+from siprtmp_bridge.rtmp.rtmps_tunnel import RELAY_MODULE
 
 
 def end_process_group(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:

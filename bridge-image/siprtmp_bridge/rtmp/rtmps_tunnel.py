@@ -41,6 +41,8 @@ from siprtmp_contract.urls import rtmp_port
 START_TIMEOUT_SECONDS = 10.0
 #: Beyond the connect timeout the relay is given, for its answer to come back.
 ANSWER_MARGIN_SECONDS = 1.0
+#: The relay, as ``python -m`` runs it.
+RELAY_MODULE = "siprtmp_bridge.rtmp.rtmps_relay"
 
 
 class RelayProcess:
@@ -55,7 +57,7 @@ class RelayProcess:
             # the stream; the relay comes from the installed package. Its stdout is not the
             # bridge's (that carries the status lines).
             self.process = subprocess.Popen(
-                [sys.executable, "-P", "-m", "siprtmp_bridge.rtmp.rtmps_relay"],
+                [sys.executable, "-P", "-m", RELAY_MODULE],
                 stdin=theirs.fileno(),
                 stdout=subprocess.DEVNULL,
             )
@@ -124,7 +126,7 @@ SHARED_RELAY = SharedRelay()
 class RtmpsTunnel:
     """One RTMPS destination's route through the shared relay."""
 
-    def __init__(self, url: str, relays: SharedRelay = SHARED_RELAY) -> None:
+    def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         self._server = {
             "host": parts.hostname or "",
@@ -135,7 +137,6 @@ class RtmpsTunnel:
         # included), on the relay's address; user:password stays for FFmpeg's RTMP logins.
         self._userinfo, _, self._after_authority = split_url(url)
         self._resolver = Resolver(parts.hostname or "", rtmp_port(parts))
-        self._relays = relays
         self._lock = threading.Lock()
         #: Held while the relay has this destination (both set, or neither).
         self._relay: RelayProcess | None = None
@@ -192,13 +193,13 @@ class RtmpsTunnel:
                 self._wait_for_end(channel, DESTINATION_END_SECONDS + ANSWER_MARGIN_SECONDS)
             channel.close()
         if relay is not None:
-            self._relays.release(relay)
+            SHARED_RELAY.release(relay)
 
     def _start(self) -> None:
         self._stop()
         self._pending = b""
         try:
-            self._relay = self._relays.acquire()
+            self._relay = SHARED_RELAY.acquire()
             self._channel = self._relay.channel()
         except OSError as error:
             self._stop()
